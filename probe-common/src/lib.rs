@@ -1,0 +1,279 @@
+//! The one wire type between the tcpchurn kernel program and its recorder, and the
+//! load-time configuration the recorder hands to the kernel program.
+//!
+//! The kernel program does not decode tracepoint records: it copies the raw record
+//! bytes and lets userspace decode them with the offsets read from tracefs. That keeps
+//! the kernel side independent of the record layout (which changed in 5.6 and in 6.10)
+//! and keeps every decoding decision in unit-tested userspace code.
+#![no_std]
+
+/// Bytes of the tracepoint record copied into each event, starting at record offset 8.
+///
+/// Bytes 0-7 of a BPF tracepoint context are a `pt_regs` pointer, not the common
+/// header (kernel-facts §4.1), so the copy starts after them. 80 bytes cover the largest
+/// record we read (`tcp:tcp_send_reset` ends at offset 88 on 6.18).
+pub const RECORD_BYTES: usize = 80;
+
+/// Offset of the first copied byte within the tracepoint record.
+pub const RECORD_START: usize = 8;
+
+/// Which tracepoint produced a [`KernelEvent`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `sock:inet_sock_set_state`.
+    StateChange = 1,
+    /// `tcp:tcp_send_reset`.
+    SendReset = 2,
+    /// `tcp:tcp_receive_reset`.
+    ReceiveReset = 3,
+    /// `sock:inet_sk_error_report`.
+    ErrorReport = 4,
+}
+
+impl EventKind {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::StateChange),
+            2 => Some(Self::SendReset),
+            3 => Some(Self::ReceiveReset),
+            4 => Some(Self::ErrorReport),
+            _ => None,
+        }
+    }
+}
+
+/// What the CPU was doing when the event fired, as seen by the softirq tracepoints.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecContext {
+    /// The CPU has not passed a softirq boundary since attach: we cannot tell.
+    Unknown = 0,
+    /// Task context: `current` is the task whose syscall (or lock release) ran this.
+    Task = 1,
+    /// Serving a softirq: `current` is whatever task was interrupted.
+    Softirq = 2,
+}
+
+impl ExecContext {
+    pub const fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Task,
+            2 => Self::Softirq,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One tracepoint hit, as the kernel program writes it into the ring buffer.
+///
+/// Fixed size and 8-byte aligned so `bpf_ringbuf_reserve` can hand it out directly.
+/// `pid_tgid` and `comm` are filled only when `context` is not [`ExecContext::Softirq`]:
+/// in softirq they belong to a bystander and must never reach the trace as an owner.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KernelEvent {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC.
+    pub ts_ns: u64,
+    /// `bpf_get_current_pid_tgid()`, or 0 in softirq.
+    pub pid_tgid: u64,
+    /// cgroup v2 id of the socket (`sk->sk_cgrp_data.cgroup->kn->id`), 0 if unknown.
+    pub cgroup_id: u64,
+    /// Network namespace inode of the socket (`sk->__sk_common.skc_net.net->ns.inum`),
+    /// 0 if unknown.
+    pub netns: u32,
+    /// CPU that ran the program; lets userspace pair an error report with the state
+    /// change that preceded it on the same CPU.
+    pub cpu: u16,
+    /// An [`EventKind`].
+    pub kind: u8,
+    /// An [`ExecContext`].
+    pub context: u8,
+    /// `bpf_get_current_comm()`, or zeroes in softirq.
+    pub comm: [u8; 16],
+    /// Tracepoint record bytes `[RECORD_START, RECORD_START + RECORD_BYTES)`.
+    pub record: [u8; RECORD_BYTES],
+}
+
+const _: () = assert!(size_of::<KernelEvent>() == 128);
+const _: () = assert!(align_of::<KernelEvent>() == 8);
+
+/// Per-CPU counters the kernel program keeps in its `COUNTERS` map.
+pub mod counter {
+    /// Events written to the ring buffer.
+    pub const SUBMITTED: u32 = 0;
+    /// Events lost because the ring buffer had no room (`bpf_ringbuf_reserve` failed).
+    pub const RING_FULL: u32 = 1;
+    /// Events lost because a kernel read failed (`bpf_probe_read_kernel`).
+    pub const READ_FAILED: u32 = 2;
+    /// Number of counters.
+    pub const COUNT: u32 = 3;
+}
+
+/// Where one field sits in the copied record bytes (tracefs offset minus
+/// [`RECORD_START`]), and how wide it is. A size of 0 means "this kernel has no such
+/// field".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub offset: u16,
+    pub size: u8,
+    /// 1 when the field is in network byte order (ports inside a `sockaddr`).
+    pub big_endian: u8,
+}
+
+impl FieldSpec {
+    pub const ABSENT: Self = Self {
+        offset: 0,
+        size: 0,
+        big_endian: 0,
+    };
+
+    pub const fn is_present(self) -> bool {
+        self.size != 0
+    }
+}
+
+/// The handful of record fields the kernel program itself must read to filter and to
+/// find the socket. Everything else is decoded in userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelFields {
+    /// The socket pointer (`skaddr`); absent for `inet_sk_error_report`.
+    pub skaddr: FieldSpec,
+    /// The packet pointer (`skbaddr`); only `tcp:tcp_send_reset` has one.
+    pub skbaddr: FieldSpec,
+    /// `protocol` (1 byte before 5.6, 2 bytes since); absent in `tcp:*` events.
+    pub protocol: FieldSpec,
+    /// Host-order source port, for the `--port` filter.
+    pub sport: FieldSpec,
+    /// Host-order destination port, for the `--port` filter.
+    pub dport: FieldSpec,
+    /// `error` of `inet_sk_error_report`: reports of error 0 are dropped in the kernel
+    /// (a failed `connect()` emits one after the real error, kernel-facts §3).
+    pub error: FieldSpec,
+}
+
+impl KernelFields {
+    pub const ABSENT: Self = Self {
+        skaddr: FieldSpec::ABSENT,
+        skbaddr: FieldSpec::ABSENT,
+        protocol: FieldSpec::ABSENT,
+        sport: FieldSpec::ABSENT,
+        dport: FieldSpec::ABSENT,
+        error: FieldSpec::ABSENT,
+    };
+}
+
+/// Offsets into kernel structures, read from `/sys/kernel/btf/vmlinux` at load time
+/// because Rust BPF programs have no CO-RE relocations. A zero `valid` means "unknown":
+/// the program then reports netns/cgroup as 0 instead of reading wrong memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockOffsets {
+    /// 1 when the offsets below were resolved.
+    pub netns_valid: u32,
+    /// 1 when the cgroup offsets below were resolved.
+    pub cgroup_valid: u32,
+    /// `offsetof(struct sock, __sk_common.skc_net)`.
+    pub sk_net: u32,
+    /// `offsetof(struct net, ns.inum)`.
+    pub net_inum: u32,
+    /// `offsetof(struct sock, sk_cgrp_data.cgroup)`.
+    pub sk_cgroup: u32,
+    /// `offsetof(struct cgroup, kn)`.
+    pub cgroup_kn: u32,
+    /// `offsetof(struct kernfs_node, id)`.
+    pub kn_id: u32,
+    /// `offsetof(struct sk_buff, dev)`, for the netns of resets sent without a socket.
+    pub skb_dev: u32,
+    /// `offsetof(struct net_device, nd_net)`.
+    pub dev_net: u32,
+    /// 1 when `skb_dev`/`dev_net` were resolved.
+    pub skb_valid: u32,
+}
+
+impl SockOffsets {
+    pub const UNKNOWN: Self = Self {
+        netns_valid: 0,
+        cgroup_valid: 0,
+        sk_net: 0,
+        net_inum: 0,
+        sk_cgroup: 0,
+        cgroup_kn: 0,
+        kn_id: 0,
+        skb_dev: 0,
+        dev_net: 0,
+        skb_valid: 0,
+    };
+}
+
+/// Filters applied in the kernel, so uninteresting traffic never costs ring space.
+/// Userspace applies the same filters again (some events carry no port or netns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelFilter {
+    /// Keep events whose source or destination port is one of these (0 = unused slot).
+    pub ports: [u16; MAX_FILTER_PORTS],
+    /// Keep events whose socket lives in one of these network namespaces (0 = unused).
+    pub netns: [u32; MAX_FILTER_NETNS],
+    /// Number of used entries in `ports`; 0 disables the port filter.
+    pub port_count: u32,
+    /// Number of used entries in `netns`; 0 disables the netns filter.
+    pub netns_count: u32,
+}
+
+impl KernelFilter {
+    pub const NONE: Self = Self {
+        ports: [0; MAX_FILTER_PORTS],
+        netns: [0; MAX_FILTER_NETNS],
+        port_count: 0,
+        netns_count: 0,
+    };
+}
+
+pub const MAX_FILTER_PORTS: usize = 8;
+pub const MAX_FILTER_NETNS: usize = 8;
+
+/// Everything the recorder configures in the kernel program at load time (one
+/// `.rodata` global, so the verifier sees every offset as a constant).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeConfig {
+    pub state_change: KernelFields,
+    pub send_reset: KernelFields,
+    pub receive_reset: KernelFields,
+    pub error_report: KernelFields,
+    pub sock: SockOffsets,
+    pub filter: KernelFilter,
+    /// Ring-buffer fill level (bytes) above which an event forces a consumer wake-up.
+    /// Below it, events are submitted without wake-ups and the recorder polls on a timer.
+    pub wakeup_threshold: u64,
+}
+
+impl ProbeConfig {
+    /// The configuration compiled into the object: every event kind disabled.
+    pub const DISABLED: Self = Self {
+        state_change: KernelFields::ABSENT,
+        send_reset: KernelFields::ABSENT,
+        receive_reset: KernelFields::ABSENT,
+        error_report: KernelFields::ABSENT,
+        sock: SockOffsets::UNKNOWN,
+        filter: KernelFilter::NONE,
+        wakeup_threshold: 0,
+    };
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are `#[repr(C)]`, built only from integers and arrays of
+    // integers, and have no implicit padding (checked by the size asserts below).
+    unsafe impl aya::Pod for super::KernelEvent {}
+    unsafe impl aya::Pod for super::ProbeConfig {}
+}
+
+const _: () = assert!(size_of::<FieldSpec>() == 4);
+const _: () = assert!(size_of::<KernelFields>() == 24);
+const _: () = assert!(size_of::<SockOffsets>() == 40);
+const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 24 + 40 + 56 + 8);

@@ -1,0 +1,655 @@
+//! Just enough of a BTF reader to find struct member offsets in the running kernel.
+//!
+//! Rust BPF programs get no CO-RE relocations, so the offsets of `struct sock` members
+//! the kernel program dereferences (netns, cgroup) are looked up here in
+//! `/sys/kernel/btf/vmlinux` and passed to the program as constants. A member that
+//! cannot be found means "unknown", never a guessed offset.
+
+use std::{collections::HashMap, fs, io, path::Path};
+
+use probe_common::SockOffsets;
+
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+const BTF_MAGIC: u16 = 0xeb9f;
+
+const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_FWD: u32 = 7;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_FLOAT: u32 = 16;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("not BTF data (bad magic {0:#06x})")]
+    BadMagic(u16),
+    #[error("BTF data is truncated or inconsistent: {0}")]
+    Truncated(&'static str),
+    #[error("unknown BTF kind {kind} at type {id}")]
+    UnknownKind { kind: u32, id: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Member {
+    name_off: u32,
+    type_id: u32,
+    /// Bit offset within the parent.
+    bit_offset: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Type {
+    name_off: u32,
+    kind: u32,
+    /// Size for INT/STRUCT/UNION/ENUM, referenced type for PTR/TYPEDEF/modifiers.
+    size_or_type: u32,
+    members: Vec<Member>,
+    /// Element type and length for arrays.
+    array_elem: u32,
+    array_len: u32,
+}
+
+/// Parsed BTF types and strings.
+#[derive(Debug)]
+pub struct Btf {
+    types: Vec<Type>,
+    strings: Vec<u8>,
+    /// Struct/union name → ids with that name (complete definitions first).
+    by_name: HashMap<String, Vec<u32>>,
+}
+
+/// Where a member sits and how big it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberOffset {
+    pub offset: u32,
+    pub size: u32,
+    pub is_pointer: bool,
+}
+
+fn u16_at(data: &[u8], at: usize) -> Result<u16, BtfError> {
+    data.get(at..at + 2)
+        .and_then(|b| b.try_into().ok())
+        .map(u16::from_le_bytes)
+        .ok_or(BtfError::Truncated("header"))
+}
+
+fn u32_at(data: &[u8], at: usize) -> Result<u32, BtfError> {
+    data.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(BtfError::Truncated("type section"))
+}
+
+impl Btf {
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        let data = fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&data)
+    }
+
+    /// Parses little-endian raw BTF (the format of `/sys/kernel/btf/vmlinux`).
+    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        let magic = u16_at(data, 0)?;
+        if magic != BTF_MAGIC {
+            return Err(BtfError::BadMagic(magic));
+        }
+        let hdr_len = u32_at(data, 4)? as usize;
+        let type_off = u32_at(data, 8)? as usize;
+        let type_len = u32_at(data, 12)? as usize;
+        let str_off = u32_at(data, 16)? as usize;
+        let str_len = u32_at(data, 20)? as usize;
+        let types_start = hdr_len
+            .checked_add(type_off)
+            .ok_or(BtfError::Truncated("type offset"))?;
+        let types_end = types_start
+            .checked_add(type_len)
+            .ok_or(BtfError::Truncated("type length"))?;
+        let str_start = hdr_len
+            .checked_add(str_off)
+            .ok_or(BtfError::Truncated("string offset"))?;
+        let str_end = str_start
+            .checked_add(str_len)
+            .ok_or(BtfError::Truncated("string length"))?;
+        let type_data = data
+            .get(types_start..types_end)
+            .ok_or(BtfError::Truncated("type section"))?;
+        let strings = data
+            .get(str_start..str_end)
+            .ok_or(BtfError::Truncated("string section"))?
+            .to_vec();
+
+        // Type id 0 is `void`.
+        let mut types = vec![Type {
+            name_off: 0,
+            kind: 0,
+            size_or_type: 0,
+            members: Vec::new(),
+            array_elem: 0,
+            array_len: 0,
+        }];
+        let mut at = 0;
+        while at < type_data.len() {
+            let name_off = u32_at(type_data, at)?;
+            let info = u32_at(type_data, at + 4)?;
+            let size_or_type = u32_at(type_data, at + 8)?;
+            at += 12;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
+            let mut members = Vec::new();
+            let mut array_elem = 0;
+            let mut array_len = 0;
+            match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => at += 4,
+                KIND_ARRAY => {
+                    array_elem = u32_at(type_data, at)?;
+                    array_len = u32_at(type_data, at + 8)?;
+                    at += 12;
+                }
+                KIND_STRUCT | KIND_UNION => {
+                    members.reserve(vlen);
+                    for _ in 0..vlen {
+                        let offset = u32_at(type_data, at + 8)?;
+                        members.push(Member {
+                            name_off: u32_at(type_data, at)?,
+                            type_id: u32_at(type_data, at + 4)?,
+                            // With kind_flag the top 8 bits hold the bitfield size.
+                            bit_offset: if kind_flag {
+                                offset & 0x00ff_ffff
+                            } else {
+                                offset
+                            },
+                        });
+                        at += 12;
+                    }
+                }
+                KIND_ENUM | KIND_FUNC_PROTO => at += 8 * vlen,
+                KIND_DATASEC | KIND_ENUM64 => at += 12 * vlen,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
+                _ => {
+                    return Err(BtfError::UnknownKind {
+                        kind,
+                        id: u32::try_from(types.len()).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            types.push(Type {
+                name_off,
+                kind,
+                size_or_type,
+                members,
+                array_elem,
+                array_len,
+            });
+        }
+        if at != type_data.len() {
+            return Err(BtfError::Truncated("last type runs past the type section"));
+        }
+
+        let mut btf = Self {
+            types,
+            strings,
+            by_name: HashMap::new(),
+        };
+        for (id, ty) in btf.types.iter().enumerate() {
+            if matches!(ty.kind, KIND_STRUCT | KIND_UNION) && ty.name_off != 0 {
+                let name = btf.name(ty.name_off).to_owned();
+                let id = u32::try_from(id).unwrap_or(u32::MAX);
+                btf.by_name.entry(name).or_default().push(id);
+            }
+        }
+        Ok(btf)
+    }
+
+    fn name(&self, offset: u32) -> &str {
+        let start = offset as usize;
+        let Some(rest) = self.strings.get(start..) else {
+            return "";
+        };
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    fn ty(&self, id: u32) -> Option<&Type> {
+        self.types.get(id as usize)
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn resolve(&self, mut id: u32) -> Option<u32> {
+        for _ in 0..32 {
+            let ty = self.ty(id)?;
+            match ty.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = ty.size_or_type;
+                }
+                _ => return Some(id),
+            }
+        }
+        None
+    }
+
+    fn size_of(&self, id: u32) -> Option<u32> {
+        let id = self.resolve(id)?;
+        let ty = self.ty(id)?;
+        match ty.kind {
+            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT => {
+                Some(ty.size_or_type)
+            }
+            KIND_PTR => Some(8),
+            KIND_ARRAY => self.size_of(ty.array_elem)?.checked_mul(ty.array_len),
+            _ => None,
+        }
+    }
+
+    /// Finds `name` among the members of struct/union `id`, looking through anonymous
+    /// members (`struct sock_common`'s unions, `sk_buff`'s `dev`).
+    fn find_member(&self, id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
+        if depth > 8 {
+            return None;
+        }
+        let ty = self.ty(self.resolve(id)?)?;
+        if !matches!(ty.kind, KIND_STRUCT | KIND_UNION) {
+            return None;
+        }
+        for member in &ty.members {
+            if member.name_off != 0 && self.name(member.name_off) == name {
+                return Some((member.bit_offset, member.type_id));
+            }
+        }
+        for member in ty.members.iter().filter(|m| m.name_off == 0) {
+            if let Some((bits, type_id)) = self.find_member(member.type_id, name, depth + 1) {
+                return Some((member.bit_offset + bits, type_id));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `path` (e.g. `["__sk_common", "skc_net", "net"]`) inside the
+    /// struct named `root`. Every step but the last must be an embedded struct/union.
+    pub fn member_offset(&self, root: &str, path: &[&str]) -> Option<MemberOffset> {
+        let candidates = self.by_name.get(root)?;
+        // A name can have a forward declaration or several definitions; take the
+        // first that has the whole path.
+        candidates.iter().find_map(|&id| {
+            let mut current = id;
+            let mut bits = 0;
+            for step in path {
+                let (offset, next) = self.find_member(current, step, 0)?;
+                bits += offset;
+                current = next;
+            }
+            if bits % 8 != 0 {
+                return None;
+            }
+            let resolved = self.resolve(current)?;
+            Some(MemberOffset {
+                offset: bits / 8,
+                size: self.size_of(resolved)?,
+                is_pointer: self.ty(resolved)?.kind == KIND_PTR,
+            })
+        })
+    }
+}
+
+/// What [`sock_offsets`] could and could not resolve, for the trace header and the
+/// "no BTF" warning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetReport {
+    pub offsets: SockOffsets,
+    /// Human-readable reasons for each part that stays unknown.
+    pub missing: Vec<String>,
+}
+
+fn pointer(btf: &Btf, root: &str, path: &[&str]) -> Result<u32, String> {
+    match btf.member_offset(root, path) {
+        Some(m) if m.is_pointer => Ok(m.offset),
+        Some(m) => Err(format!(
+            "struct {root}.{} is not a pointer (size {})",
+            path.join("."),
+            m.size
+        )),
+        None => Err(format!("struct {root} has no member {}", path.join("."))),
+    }
+}
+
+fn integer(btf: &Btf, root: &str, path: &[&str], size: u32) -> Result<u32, String> {
+    match btf.member_offset(root, path) {
+        Some(m) if m.size == size && !m.is_pointer => Ok(m.offset),
+        Some(m) => Err(format!(
+            "struct {root}.{} has size {}, expected {size}",
+            path.join("."),
+            m.size
+        )),
+        None => Err(format!("struct {root} has no member {}", path.join("."))),
+    }
+}
+
+/// Resolves every offset the kernel program needs. Parts that cannot be resolved stay
+/// marked invalid, so the program reports "unknown" instead of reading wrong memory.
+pub fn sock_offsets(btf: &Btf) -> OffsetReport {
+    let mut report = OffsetReport::default();
+    let offsets = &mut report.offsets;
+
+    match (
+        pointer(btf, "sock", &["__sk_common", "skc_net", "net"]),
+        integer(btf, "net", &["ns", "inum"], 4),
+    ) {
+        (Ok(sk_net), Ok(net_inum)) => {
+            offsets.sk_net = sk_net;
+            offsets.net_inum = net_inum;
+            offsets.netns_valid = 1;
+        }
+        (a, b) => report.missing.extend(
+            [a.err(), b.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("netns: {e}")),
+        ),
+    }
+
+    match (
+        pointer(btf, "sock", &["sk_cgrp_data", "cgroup"]),
+        pointer(btf, "cgroup", &["kn"]),
+        integer(btf, "kernfs_node", &["id"], 8),
+    ) {
+        (Ok(sk_cgroup), Ok(cgroup_kn), Ok(kn_id)) => {
+            offsets.sk_cgroup = sk_cgroup;
+            offsets.cgroup_kn = cgroup_kn;
+            offsets.kn_id = kn_id;
+            offsets.cgroup_valid = 1;
+        }
+        (a, b, c) => report.missing.extend(
+            [a.err(), b.err(), c.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("cgroup: {e}")),
+        ),
+    }
+
+    match (
+        pointer(btf, "sk_buff", &["dev"]),
+        pointer(btf, "net_device", &["nd_net", "net"]),
+    ) {
+        (Ok(skb_dev), Ok(dev_net)) => {
+            offsets.skb_dev = skb_dev;
+            offsets.dev_net = dev_net;
+            offsets.skb_valid = 1;
+        }
+        (a, b) => report.missing.extend(
+            [a.err(), b.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("netns of resets without a socket: {e}")),
+        ),
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds raw BTF by hand, the way the kernel lays it out.
+    #[derive(Default)]
+    struct Builder {
+        types: Vec<u8>,
+        strings: Vec<u8>,
+        next_id: u32,
+    }
+
+    impl Builder {
+        fn new() -> Self {
+            Self {
+                types: Vec::new(),
+                strings: vec![0],
+                next_id: 1,
+            }
+        }
+
+        fn string(&mut self, s: &str) -> u32 {
+            if s.is_empty() {
+                return 0;
+            }
+            let off = u32::try_from(self.strings.len()).unwrap();
+            self.strings.extend_from_slice(s.as_bytes());
+            self.strings.push(0);
+            off
+        }
+
+        fn header(
+            &mut self,
+            name: &str,
+            kind: u32,
+            vlen: u32,
+            kind_flag: bool,
+            size_or_type: u32,
+        ) -> u32 {
+            let name_off = self.string(name);
+            self.types.extend_from_slice(&name_off.to_le_bytes());
+            let info = (u32::from(kind_flag) << 31) | (kind << 24) | vlen;
+            self.types.extend_from_slice(&info.to_le_bytes());
+            self.types.extend_from_slice(&size_or_type.to_le_bytes());
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        }
+
+        fn int(&mut self, name: &str, size: u32) -> u32 {
+            let id = self.header(name, KIND_INT, 0, false, size);
+            self.types.extend_from_slice(&(size * 8).to_le_bytes());
+            id
+        }
+
+        fn ptr(&mut self, to: u32) -> u32 {
+            self.header("", KIND_PTR, 0, false, to)
+        }
+
+        fn composite(
+            &mut self,
+            kind: u32,
+            name: &str,
+            size: u32,
+            members: &[(&str, u32, u32)],
+            bitfields: bool,
+        ) -> u32 {
+            let id = self.header(
+                name,
+                kind,
+                u32::try_from(members.len()).unwrap(),
+                bitfields,
+                size,
+            );
+            for &(member, ty, bit_offset) in members {
+                let name_off = self.string(member);
+                self.types.extend_from_slice(&name_off.to_le_bytes());
+                self.types.extend_from_slice(&ty.to_le_bytes());
+                self.types.extend_from_slice(&bit_offset.to_le_bytes());
+            }
+            id
+        }
+
+        fn finish(self) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+            out.push(1);
+            out.push(0);
+            out.extend_from_slice(&24u32.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&u32::try_from(self.types.len()).unwrap().to_le_bytes());
+            out.extend_from_slice(&u32::try_from(self.types.len()).unwrap().to_le_bytes());
+            out.extend_from_slice(&u32::try_from(self.strings.len()).unwrap().to_le_bytes());
+            out.extend_from_slice(&self.types);
+            out.extend_from_slice(&self.strings);
+            out
+        }
+    }
+
+    /// A miniature of the 6.18 structures, with the anonymous unions that make naive
+    /// lookups fail.
+    fn kernel_like() -> Vec<u8> {
+        let mut b = Builder::new();
+        let u32_t = b.int("unsigned int", 4);
+        let u64_t = b.int("u64", 8);
+        let ns_common = b.composite(
+            KIND_STRUCT,
+            "ns_common",
+            24,
+            &[("stashed", u64_t, 0), ("inum", u32_t, 128)],
+            false,
+        );
+        let net = b.composite(
+            KIND_STRUCT,
+            "net",
+            256,
+            &[("passive", u32_t, 0), ("ns", ns_common, 1024)],
+            false,
+        );
+        let net_ptr = b.ptr(net);
+        let possible_net = b.composite(KIND_STRUCT, "", 8, &[("net", net_ptr, 0)], false);
+        let possible_net_t = b.header("possible_net_t", KIND_TYPEDEF, 0, false, possible_net);
+        let anon_union = b.composite(
+            KIND_UNION,
+            "",
+            8,
+            &[("skc_net", possible_net_t, 0), ("skc_other", u64_t, 0)],
+            false,
+        );
+        let sock_common = b.composite(
+            KIND_STRUCT,
+            "sock_common",
+            136,
+            &[("skc_daddr", u32_t, 0), ("", anon_union, 384)],
+            false,
+        );
+        let kernfs_node = b.composite(
+            KIND_STRUCT,
+            "kernfs_node",
+            128,
+            &[("count", u32_t, 0), ("id", u64_t, 640)],
+            false,
+        );
+        let kn_ptr = b.ptr(kernfs_node);
+        let cgroup = b.composite(
+            KIND_STRUCT,
+            "cgroup",
+            1024,
+            &[("self", u64_t, 0), ("kn", kn_ptr, 2048)],
+            false,
+        );
+        let cgroup_ptr = b.ptr(cgroup);
+        let cgrp_data = b.composite(
+            KIND_STRUCT,
+            "sock_cgroup_data",
+            16,
+            &[("cgroup", cgroup_ptr, 0), ("classid", u32_t, 64)],
+            false,
+        );
+        let flags = b.int("u8", 1);
+        b.composite(
+            KIND_STRUCT,
+            "sock",
+            1024,
+            &[
+                ("__sk_common", sock_common, 0),
+                ("sk_bits", flags, (3 << 24) | 1100 * 8),
+                ("sk_cgrp_data", cgrp_data, 5000 * 8),
+            ],
+            true,
+        );
+        b.finish()
+    }
+
+    #[test]
+    fn resolves_members_through_anonymous_unions_and_typedefs() {
+        let btf = Btf::parse(&kernel_like()).unwrap();
+        assert_eq!(
+            btf.member_offset("sock", &["__sk_common", "skc_net", "net"]),
+            Some(MemberOffset {
+                offset: 48,
+                size: 8,
+                is_pointer: true
+            })
+        );
+        assert_eq!(
+            btf.member_offset("net", &["ns", "inum"])
+                .map(|m| (m.offset, m.size)),
+            Some((144, 4))
+        );
+        assert_eq!(
+            btf.member_offset("sock", &["sk_cgrp_data", "cgroup"])
+                .map(|m| m.offset),
+            Some(5000)
+        );
+        assert_eq!(btf.member_offset("sock", &["no_such_member"]), None);
+        assert_eq!(btf.member_offset("no_such_struct", &["x"]), None);
+    }
+
+    #[test]
+    fn sock_offsets_reports_what_is_missing() {
+        let report = sock_offsets(&Btf::parse(&kernel_like()).unwrap());
+        assert_eq!(report.offsets.netns_valid, 1);
+        assert_eq!(report.offsets.sk_net, 48);
+        assert_eq!(report.offsets.net_inum, 144);
+        assert_eq!(report.offsets.cgroup_valid, 1);
+        assert_eq!(
+            (
+                report.offsets.sk_cgroup,
+                report.offsets.cgroup_kn,
+                report.offsets.kn_id
+            ),
+            (5000, 256, 80)
+        );
+        // The miniature has no sk_buff: that part is reported, not guessed.
+        assert_eq!(report.offsets.skb_valid, 0);
+        assert!(
+            report.missing.iter().any(|m| m.contains("sk_buff")),
+            "{:?}",
+            report.missing
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(matches!(
+            Btf::parse(b"nope"),
+            Err(BtfError::Truncated(_)) | Err(BtfError::BadMagic(_))
+        ));
+        assert!(matches!(Btf::parse(&[0u8; 32]), Err(BtfError::BadMagic(0))));
+        let mut data = kernel_like();
+        data.truncate(data.len() - 40);
+        assert!(Btf::parse(&data).is_err());
+    }
+
+    #[test]
+    fn reads_this_kernels_btf_when_present() {
+        let path = Path::new(VMLINUX);
+        if !path.exists() {
+            eprintln!("skipping: {VMLINUX} not present");
+            return;
+        }
+        let btf = Btf::from_file(path).unwrap();
+        let report = sock_offsets(&btf);
+        assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
+        assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);
+        assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
+    }
+}

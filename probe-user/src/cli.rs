@@ -1,0 +1,216 @@
+//! Command-line arguments, and their conversion into validated options.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpchurn",
+    version,
+    about = "Record TCP state transitions with eBPF; replay them to see who closes first, who loops, \
+             who holds TIME_WAIT and who leaks CLOSE_WAIT",
+    after_help = "Record during an outage (root):   tcpchurn record -o incident.trace\n\
+                  Replay anywhere (no root):       tcpchurn replay incident.trace"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach to the kernel and record every TCP state transition into a trace file
+    /// (needs root, or CAP_BPF and CAP_PERFMON). Stop with Ctrl-C.
+    Record(RecordArgs),
+    /// Read a trace file and print verdicts per connection and per client/server pair,
+    /// or every event (--events). Needs no privileges.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Trace file to write (created with mode 0600).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "tcpchurn.trace"
+    )]
+    pub output: PathBuf,
+    /// Overwrite FILE if it exists.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Stop after this long (e.g. 30, 30s, 5m); default: until Ctrl-C.
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Record only connections with this port at either end (repeatable, up to 8).
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Record only sockets in this network namespace: a name from `ip netns`, an inode
+    /// number, or a path like /proc/PID/ns/net (repeatable, up to 8).
+    #[arg(short = 'n', long = "netns", value_name = "NETNS")]
+    pub netns: Vec<String>,
+    /// Kernel ring-buffer size (power of two; K/M suffixes).
+    #[arg(long = "ring-size", value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
+    pub ring_size: u64,
+    /// How often recorded events are written and synced to disk.
+    #[arg(long = "flush-interval", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    /// Do not snapshot existing sockets (sock_diag) at start and end.
+    #[arg(long = "no-snapshot")]
+    pub no_snapshot: bool,
+    /// Start a new file (FILE.1, FILE.2, ...) when the current one reaches this size.
+    #[arg(short = 'C', long = "max-size", value_name = "BYTES", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// With --max-size: keep only the newest N files.
+    #[arg(short = 'W', long = "rotate", value_name = "N", requires = "max_size")]
+    pub rotate: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Trace file written by `tcpchurn record`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print every event in order (like tcpstates, with owners and connection ids).
+    #[arg(short = 'e', long)]
+    pub events: bool,
+    /// JSON output: one document for the verdict, one object per line with --events.
+    #[arg(short = 'j', long)]
+    pub json: bool,
+    /// Include every connection in the verdict (a trace can hold millions).
+    #[arg(long)]
+    pub connections: bool,
+    /// Only connections to this server: ADDR or ADDR:PORT.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub server: Option<String>,
+    /// Only connections from this client address.
+    #[arg(long, value_name = "ADDR")]
+    pub client: Option<String>,
+    /// Start at this offset into the trace (e.g. 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Stop at this offset into the trace.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub until: Option<Duration>,
+    /// A socket in CLOSE_WAIT for longer than this is reported as a leak.
+    #[arg(long = "close-wait", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub close_wait: Duration,
+    /// Colors in text output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 30s, 250ms, 5m)"))?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "us" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `4096`, `64K`, `16M`, `1G`, `16MiB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (try 16M, 512K)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` (use K, M or G)")),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn record_and_replay_parse() {
+        let cli = Cli::try_parse_from([
+            "tcpchurn", "record", "-o", "x.trace", "--port", "2181", "-d", "20s",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.ports, vec![2181]);
+        assert_eq!(args.duration, Some(Duration::from_secs(20)));
+        assert_eq!(args.ring_size, 16 << 20);
+        let cli =
+            Cli::try_parse_from(["tcpchurn", "replay", "x.trace", "--events", "--json"]).unwrap();
+        let Command::Replay(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.events && args.json);
+        assert!(Cli::try_parse_from(["tcpchurn", "record", "--rotate", "3"]).is_err());
+        assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
+    }
+}

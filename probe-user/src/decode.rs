@@ -1,0 +1,466 @@
+//! Turns the raw bytes of one ring-buffer entry into a typed observation, using the
+//! record layouts read from tracefs. Pure: the recorder and the unit tests feed it
+//! bytes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use probe_common::{EventKind, ExecContext, KernelEvent};
+
+use crate::{
+    model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpState},
+    tracefs::{Layouts, ResetAddrs, TupleFields},
+};
+
+const AF_INET: u64 = 2;
+const AF_INET6: u64 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("ring-buffer entry of {0} bytes, expected {len}", len = size_of::<KernelEvent>())]
+    Size(usize),
+    #[error("unknown event kind {0}")]
+    Kind(u8),
+    #[error("event kind {0:?} arrived but its layout is unknown")]
+    NoLayout(EventKind),
+    #[error("invalid TCP state {0}")]
+    State(u64),
+    #[error("unknown address family {0}")]
+    Family(u64),
+    #[error("field outside the copied record")]
+    Field,
+}
+
+/// What one tracepoint hit says, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observation {
+    StateChange {
+        skaddr: u64,
+        old: TcpState,
+        new: TcpState,
+        tuple: SocketTuple,
+    },
+    SendReset {
+        /// 0 when the kernel had no socket for the packet (connection refused, or a
+        /// stray segment).
+        skaddr: u64,
+        state: Option<TcpState>,
+        reason: ResetReason,
+        /// `local` is this host's side.
+        tuple: SocketTuple,
+    },
+    ReceiveReset {
+        skaddr: u64,
+        tuple: SocketTuple,
+    },
+    ErrorReport {
+        errno: i32,
+        tuple: SocketTuple,
+    },
+}
+
+/// A decoded kernel event with its context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Kernel CLOCK_MONOTONIC.
+    pub ts_ns: u64,
+    pub cpu: u32,
+    pub context: ExecContext,
+    /// `None` in softirq, and for the idle task.
+    pub task: Option<Task>,
+    pub scope: Scope,
+    pub observation: Observation,
+}
+
+/// Reads a [`KernelEvent`] out of ring-buffer bytes without trusting their alignment.
+pub fn kernel_event(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    if bytes.len() != size_of::<KernelEvent>() {
+        return Err(DecodeError::Size(bytes.len()));
+    }
+    // SAFETY: the length matches, every bit pattern is a valid KernelEvent (integers
+    // and byte arrays only), and read_unaligned copes with any alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<KernelEvent>()) })
+}
+
+pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
+    decode_event(&kernel_event(bytes)?, layouts)
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    // A dual-stack socket talking to an IPv4 peer reports v4-mapped addresses; the
+    // peer's socket reports plain IPv4. Canonical form lets both ends meet.
+    ip.to_canonical()
+}
+
+fn tuple_from(record: &[u8], fields: &TupleFields) -> Result<SocketTuple, DecodeError> {
+    let read16 = |f: crate::tracefs::Field| f.read_bytes::<16>(record).ok_or(DecodeError::Field);
+    let read4 = |f: crate::tracefs::Field| f.read_bytes::<4>(record).ok_or(DecodeError::Field);
+    let sport = fields.sport.read_uint(record).ok_or(DecodeError::Field)? as u16;
+    let dport = fields.dport.read_uint(record).ok_or(DecodeError::Field)? as u16;
+    let family = match fields.family {
+        Some(field) => field.read_uint(record).ok_or(DecodeError::Field)?,
+        // tcp:* events before 5.12 have no family: the v6 fields are v4-mapped for
+        // IPv4 sockets.
+        None => {
+            let saddr_v6 = Ipv6Addr::from(read16(fields.saddr_v6)?);
+            if saddr_v6.to_ipv4_mapped().is_some() {
+                AF_INET
+            } else {
+                AF_INET6
+            }
+        }
+    };
+    let (local, remote) = match family {
+        AF_INET => (
+            IpAddr::V4(Ipv4Addr::from(read4(fields.saddr)?)),
+            IpAddr::V4(Ipv4Addr::from(read4(fields.daddr)?)),
+        ),
+        // For AF_INET6 the 4-byte fields hold 127.0.0.6 after connect(): only the v6
+        // fields are meaningful (kernel-facts §4.2).
+        AF_INET6 => (
+            IpAddr::V6(Ipv6Addr::from(read16(fields.saddr_v6)?)),
+            IpAddr::V6(Ipv6Addr::from(read16(fields.daddr_v6)?)),
+        ),
+        other => return Err(DecodeError::Family(other)),
+    };
+    Ok(SocketTuple {
+        local: SocketAddr::new(canonical(local), sport),
+        remote: SocketAddr::new(canonical(remote), dport),
+    })
+}
+
+/// A `struct sockaddr_in`/`sockaddr_in6` as `tcp_send_reset` stores it (28 bytes).
+fn sockaddr(raw: &[u8; 28]) -> Result<SocketAddr, DecodeError> {
+    let family = u64::from(u16::from_ne_bytes([raw[0], raw[1]]));
+    let port = u16::from_be_bytes([raw[2], raw[3]]);
+    let ip = match family {
+        AF_INET => IpAddr::V4(Ipv4Addr::new(raw[4], raw[5], raw[6], raw[7])),
+        AF_INET6 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&raw[8..24]);
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+        other => return Err(DecodeError::Family(other)),
+    };
+    Ok(SocketAddr::new(canonical(ip), port))
+}
+
+fn state(value: u64) -> Result<TcpState, DecodeError> {
+    u32::try_from(value)
+        .ok()
+        .and_then(TcpState::from_kernel)
+        .ok_or(DecodeError::State(value))
+}
+
+pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, DecodeError> {
+    let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
+    let record = &event.record[..];
+    let field = |f: crate::tracefs::Field| f.read_uint(record).ok_or(DecodeError::Field);
+    let observation = match kind {
+        EventKind::StateChange => {
+            let layout = &layouts.state_change;
+            Observation::StateChange {
+                skaddr: field(layout.skaddr)?,
+                old: state(field(layout.oldstate)?)?,
+                new: state(field(layout.newstate)?)?,
+                tuple: tuple_from(record, &layout.tuple)?,
+            }
+        }
+        EventKind::SendReset => {
+            let layout = layouts
+                .send_reset
+                .as_ref()
+                .ok_or(DecodeError::NoLayout(kind))?;
+            let tuple = match layout.addrs {
+                ResetAddrs::Sockaddr { saddr, daddr } => SocketTuple {
+                    local: sockaddr(&saddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
+                    remote: sockaddr(&daddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
+                },
+                ResetAddrs::Split(fields) => tuple_from(record, &fields)?,
+            };
+            let state = match layout.state.map(field).transpose()? {
+                None | Some(0) => None,
+                Some(s) => Some(state(s)?),
+            };
+            let reason = layout.reason.map(field).transpose()?.unwrap_or(0);
+            Observation::SendReset {
+                skaddr: field(layout.skaddr)?,
+                state,
+                reason: ResetReason(u32::try_from(reason).unwrap_or(u32::MAX)),
+                tuple,
+            }
+        }
+        EventKind::ReceiveReset => {
+            let layout = layouts
+                .receive_reset
+                .as_ref()
+                .ok_or(DecodeError::NoLayout(kind))?;
+            Observation::ReceiveReset {
+                skaddr: field(layout.skaddr)?,
+                tuple: tuple_from(record, &layout.tuple)?,
+            }
+        }
+        EventKind::ErrorReport => {
+            let layout = layouts
+                .error_report
+                .as_ref()
+                .ok_or(DecodeError::NoLayout(kind))?;
+            let raw = field(layout.error)? as u32;
+            Observation::ErrorReport {
+                // The kernel reports a positive errno; be lenient about a negative one.
+                errno: (raw as i32).abs(),
+                tuple: tuple_from(record, &layout.tuple)?,
+            }
+        }
+    };
+    let context = ExecContext::from_u8(event.context);
+    let pid = (event.pid_tgid >> 32) as u32;
+    let tid = event.pid_tgid as u32;
+    // In softirq the kernel program leaves the task out; pid 0 (the idle task) is
+    // never a socket's owner either.
+    let task = (context != ExecContext::Softirq && pid != 0).then(|| Task {
+        pid,
+        tid,
+        comm: Comm::new(event.comm),
+    });
+    Ok(Decoded {
+        ts_ns: event.ts_ns,
+        cpu: u32::from(event.cpu),
+        context,
+        task,
+        scope: Scope {
+            netns: event.netns,
+            cgroup: event.cgroup_id,
+        },
+        observation,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use probe_common::{RECORD_BYTES, RECORD_START};
+
+    use super::*;
+    use crate::tracefs::{
+        ErrorReportLayout, FormatFile, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+    };
+
+    pub(crate) fn layouts_6_18() -> Layouts {
+        let parse = |text: &str| FormatFile::parse(text).unwrap();
+        Layouts {
+            state_change: StateChangeLayout::from_format(&parse(include_str!(
+                "testdata/inet_sock_set_state.6.18.format"
+            )))
+            .unwrap(),
+            send_reset: Some(
+                SendResetLayout::from_format(&parse(include_str!(
+                    "testdata/tcp_send_reset.6.18.format"
+                )))
+                .unwrap(),
+            ),
+            receive_reset: Some(
+                ReceiveResetLayout::from_format(&parse(include_str!(
+                    "testdata/tcp_receive_reset.6.18.format"
+                )))
+                .unwrap(),
+            ),
+            error_report: Some(
+                ErrorReportLayout::from_format(&parse(include_str!(
+                    "testdata/inet_sk_error_report.6.18.format"
+                )))
+                .unwrap(),
+            ),
+        }
+    }
+
+    /// Builds a raw event by writing values at tracefs offsets, the way the kernel does.
+    pub(crate) struct RawEvent(KernelEvent);
+
+    impl RawEvent {
+        pub(crate) fn new(kind: EventKind) -> Self {
+            Self(KernelEvent {
+                ts_ns: 1_000,
+                pid_tgid: (1234u64 << 32) | 1235,
+                cgroup_id: 7,
+                netns: 4_026_531_840,
+                cpu: 1,
+                kind: kind as u8,
+                context: ExecContext::Task as u8,
+                comm: *b"client\0\0\0\0\0\0\0\0\0\0",
+                record: [0; RECORD_BYTES],
+            })
+        }
+
+        pub(crate) fn put(mut self, tracefs_offset: usize, bytes: &[u8]) -> Self {
+            let at = tracefs_offset - RECORD_START;
+            self.0.record[at..at + bytes.len()].copy_from_slice(bytes);
+            self
+        }
+
+        pub(crate) fn context(mut self, context: ExecContext) -> Self {
+            self.0.context = context as u8;
+            if context == ExecContext::Softirq {
+                self.0.pid_tgid = 0;
+                self.0.comm = [0; 16];
+            }
+            self
+        }
+
+        pub(crate) fn bytes(&self) -> Vec<u8> {
+            // SAFETY: KernelEvent is plain old data.
+            unsafe {
+                std::slice::from_raw_parts(
+                    (&raw const self.0).cast::<u8>(),
+                    size_of::<KernelEvent>(),
+                )
+                .to_vec()
+            }
+        }
+    }
+
+    /// A 6.18 `inet_sock_set_state` record.
+    pub(crate) fn state_change_v4(
+        old: u32,
+        new: u32,
+        sport: u16,
+        dport: u16,
+        saddr: [u8; 4],
+        daddr: [u8; 4],
+    ) -> RawEvent {
+        RawEvent::new(EventKind::StateChange)
+            .put(8, &0xffff_8881_0000_1000u64.to_le_bytes())
+            .put(16, &old.to_le_bytes())
+            .put(20, &new.to_le_bytes())
+            .put(24, &sport.to_le_bytes())
+            .put(26, &dport.to_le_bytes())
+            .put(28, &2u16.to_le_bytes())
+            .put(30, &6u16.to_le_bytes())
+            .put(32, &saddr)
+            .put(36, &daddr)
+    }
+
+    #[test]
+    fn decodes_an_ipv4_state_change() {
+        let raw = state_change_v4(7, 2, 0, 2181, [10, 0, 0, 2], [10, 0, 0, 1]);
+        let decoded = decode(&raw.bytes(), &layouts_6_18()).unwrap();
+        assert_eq!(
+            decoded.observation,
+            Observation::StateChange {
+                skaddr: 0xffff_8881_0000_1000,
+                old: TcpState::Close,
+                new: TcpState::SynSent,
+                tuple: SocketTuple {
+                    local: "10.0.0.2:0".parse().unwrap(),
+                    remote: "10.0.0.1:2181".parse().unwrap(),
+                },
+            }
+        );
+        let task = decoded.task.unwrap();
+        assert_eq!(
+            (task.pid, task.tid, task.comm.as_str().as_ref()),
+            (1234, 1235, "client")
+        );
+        assert_eq!(decoded.scope.netns, 4_026_531_840);
+    }
+
+    #[test]
+    fn ipv6_ignores_the_127_0_0_6_artefact() {
+        let v6_local: Ipv6Addr = "fd00::2".parse().unwrap();
+        let v6_remote: Ipv6Addr = "fd00::1".parse().unwrap();
+        let raw = state_change_v4(2, 1, 40000, 80, [127, 0, 0, 6], [0; 4])
+            .put(28, &10u16.to_le_bytes())
+            .put(40, &v6_local.octets())
+            .put(56, &v6_remote.octets());
+        let Observation::StateChange { tuple, .. } =
+            decode(&raw.bytes(), &layouts_6_18()).unwrap().observation
+        else {
+            panic!()
+        };
+        assert_eq!(tuple.local, "[fd00::2]:40000".parse().unwrap());
+        assert_eq!(tuple.remote, "[fd00::1]:80".parse().unwrap());
+    }
+
+    #[test]
+    fn v4_mapped_addresses_become_ipv4() {
+        let mapped = Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped();
+        let raw = state_change_v4(10, 3, 80, 40000, [0; 4], [0; 4])
+            .put(28, &10u16.to_le_bytes())
+            .put(40, &mapped.octets())
+            .put(56, &Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped().octets());
+        let Observation::StateChange { tuple, .. } =
+            decode(&raw.bytes(), &layouts_6_18()).unwrap().observation
+        else {
+            panic!()
+        };
+        assert_eq!(tuple.local, "10.0.0.1:80".parse().unwrap());
+    }
+
+    #[test]
+    fn softirq_events_carry_no_task() {
+        let raw = state_change_v4(2, 1, 40000, 80, [10, 0, 0, 2], [10, 0, 0, 1])
+            .context(ExecContext::Softirq);
+        let decoded = decode(&raw.bytes(), &layouts_6_18()).unwrap();
+        assert_eq!(decoded.context, ExecContext::Softirq);
+        assert_eq!(decoded.task, None);
+    }
+
+    #[test]
+    fn decodes_a_send_reset_with_sockaddrs() {
+        let mut sin = [0u8; 28];
+        sin[..2].copy_from_slice(&2u16.to_ne_bytes());
+        sin[2..4].copy_from_slice(&2181u16.to_be_bytes());
+        sin[4..8].copy_from_slice(&[10, 0, 0, 1]);
+        let mut din = [0u8; 28];
+        din[..2].copy_from_slice(&2u16.to_ne_bytes());
+        din[2..4].copy_from_slice(&40000u16.to_be_bytes());
+        din[4..8].copy_from_slice(&[10, 0, 0, 2]);
+        let raw = RawEvent::new(EventKind::SendReset)
+            .put(16, &0u64.to_le_bytes())
+            .put(24, &0u32.to_le_bytes())
+            .put(28, &1u32.to_le_bytes())
+            .put(32, &sin)
+            .put(60, &din);
+        let decoded = decode(&raw.bytes(), &layouts_6_18()).unwrap();
+        assert_eq!(
+            decoded.observation,
+            Observation::SendReset {
+                skaddr: 0,
+                state: None,
+                reason: ResetReason::NO_SOCKET,
+                tuple: SocketTuple {
+                    local: "10.0.0.1:2181".parse().unwrap(),
+                    remote: "10.0.0.2:40000".parse().unwrap(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_an_error_report() {
+        let raw = RawEvent::new(EventKind::ErrorReport)
+            .put(8, &111i32.to_le_bytes())
+            .put(12, &40000u16.to_le_bytes())
+            .put(14, &80u16.to_le_bytes())
+            .put(16, &2u16.to_le_bytes())
+            .put(18, &6u16.to_le_bytes())
+            .put(20, &[10, 0, 0, 2])
+            .put(24, &[10, 0, 0, 1]);
+        let decoded = decode(&raw.bytes(), &layouts_6_18()).unwrap();
+        assert!(matches!(
+            decoded.observation,
+            Observation::ErrorReport { errno: 111, .. }
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let layouts = layouts_6_18();
+        assert_eq!(decode(&[0u8; 5], &layouts), Err(DecodeError::Size(5)));
+        let mut bytes = state_change_v4(7, 2, 0, 80, [0; 4], [0; 4]).bytes();
+        bytes[30] = 99; // kind
+        assert_eq!(decode(&bytes, &layouts), Err(DecodeError::Kind(99)));
+        let raw = state_change_v4(7, 42, 0, 80, [0; 4], [0; 4]);
+        assert_eq!(decode(&raw.bytes(), &layouts), Err(DecodeError::State(42)));
+        let raw = state_change_v4(7, 2, 0, 80, [0; 4], [0; 4]).put(28, &17u16.to_le_bytes());
+        assert_eq!(decode(&raw.bytes(), &layouts), Err(DecodeError::Family(17)));
+    }
+}

@@ -1,0 +1,293 @@
+//! Snapshot of existing TCP sockets in every network namespace the recorder can reach,
+//! through `sock_diag` netlink, with owners found through `/proc/*/fd`.
+//!
+//! The tracepoints only show changes: without this, a replay would not know about
+//! connections opened before the recording, nor about TIME_WAIT sockets (which no
+//! tracepoint reports, kernel-facts §1.3).
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs, io,
+    net::{IpAddr, SocketAddr},
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
+    path::{Path, PathBuf},
+};
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_sock_diag::{
+    SockDiagMessage,
+    constants::{AF_INET, AF_INET6, IPPROTO_TCP},
+    inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer},
+};
+use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
+
+use crate::{
+    model::{Comm, Scope, SocketTuple, Task, TcpState},
+    sockets::DiagSocket,
+};
+
+/// A network namespace and a path that opens it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    pub inode: u32,
+    pub path: PathBuf,
+}
+
+/// Every network namespace reachable through `/proc/*/ns/net` and `/run/netns/*`.
+pub fn namespaces() -> Vec<Namespace> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut add = |path: PathBuf| {
+        if let Ok(meta) = fs::metadata(&path)
+            && let Ok(inode) = u32::try_from(meta.ino())
+            && seen.insert(inode)
+        {
+            out.push(Namespace { inode, path });
+        }
+    };
+    add(PathBuf::from("/proc/self/ns/net"));
+    if let Ok(entries) = fs::read_dir("/run/netns") {
+        for entry in entries.flatten() {
+            add(entry.path());
+        }
+    }
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                add(entry.path().join("ns/net"));
+            }
+        }
+    }
+    out
+}
+
+/// Resolves `--netns` arguments: an inode number, a name under `/run/netns` (as `ip
+/// netns` creates), or a path such as `/proc/1234/ns/net`.
+pub fn resolve_namespace(spec: &str) -> io::Result<u32> {
+    if let Ok(inode) = spec.parse::<u32>() {
+        return Ok(inode);
+    }
+    let path = if spec.contains('/') {
+        PathBuf::from(spec)
+    } else {
+        Path::new("/run/netns").join(spec)
+    };
+    let meta = fs::metadata(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    u32::try_from(meta.ino()).map_err(|_| io::Error::other("namespace inode does not fit 32 bits"))
+}
+
+/// The inode of the recorder's own network namespace.
+pub fn own_namespace() -> Option<u32> {
+    fs::metadata("/proc/self/ns/net")
+        .ok()
+        .and_then(|m| u32::try_from(m.ino()).ok())
+}
+
+fn state(raw: u8) -> Option<TcpState> {
+    TcpState::from_kernel(u32::from(raw))
+}
+
+fn canonical(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.to_canonical(), port)
+}
+
+fn to_diag_socket(netns: u32, response: &InetResponse) -> Option<DiagSocket> {
+    let header = &response.header;
+    let id = &header.socket_id;
+    let timer_ms = match header.timer {
+        Some(Timer::Retransmit(d, _) | Timer::KeepAlive(d) | Timer::Probe(d)) => {
+            u32::try_from(d.as_millis()).ok()
+        }
+        _ => None,
+    };
+    Some(DiagSocket {
+        scope: Scope { netns, cgroup: 0 },
+        tuple: SocketTuple {
+            local: canonical(id.source_address, id.source_port),
+            remote: canonical(id.destination_address, id.destination_port),
+        },
+        state: state(header.state)?,
+        inode: header.inode,
+        uid: header.uid,
+        timer_ms,
+        owner: None,
+    })
+}
+
+/// Dumps all TCP sockets of the calling thread's network namespace.
+fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&NetlinkAddr::new(0, 0))?;
+    let mut out = Vec::new();
+    for family in [AF_INET, AF_INET6] {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut request = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::all(),
+                socket_id: if family == AF_INET {
+                    SocketId::new_v4()
+                } else {
+                    SocketId::new_v6()
+                },
+            })
+            .into(),
+        );
+        request.finalize();
+        let mut buf = vec![0u8; request.buffer_len()];
+        request.serialize(&mut buf);
+        socket.send(&buf, 0)?;
+
+        let mut receive = vec![0u8; 1 << 16];
+        'dump: loop {
+            let size = socket.recv(&mut &mut receive[..], 0)?;
+            if size == 0 {
+                break;
+            }
+            let mut offset = 0;
+            while offset < size {
+                let message =
+                    NetlinkMessage::<SockDiagMessage>::deserialize(&receive[offset..size])
+                        .map_err(|e| io::Error::other(format!("sock_diag reply: {e}")))?;
+                let len = message.header.length as usize;
+                match message.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                        out.extend(to_diag_socket(netns, &response));
+                    }
+                    NetlinkPayload::Done(_) => break 'dump,
+                    NetlinkPayload::Error(err) => {
+                        return Err(io::Error::other(format!("sock_diag error: {err:?}")));
+                    }
+                    _ => {}
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += len;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Dumps one namespace from a helper thread that joins it, so the recorder's own
+/// namespace is never changed.
+fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+    let file = fs::File::open(&ns.path)?;
+    let inode = ns.inode;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                // SAFETY: setns on a valid namespace fd, in a thread that exits afterwards.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                dump_current_namespace(inode)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("sock_diag thread panicked")))
+    })
+}
+
+/// Maps socket inodes to the process holding them, scanning `/proc/*/fd`.
+fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
+    let mut owners = HashMap::new();
+    if wanted.is_empty() {
+        return owners;
+    }
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return owners;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let mut comm = None;
+        for fd in fds.flatten() {
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !wanted.contains(&inode) || owners.contains_key(&inode) {
+                continue;
+            }
+            let comm = *comm.get_or_insert_with(|| {
+                let name = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                Comm::from_str_lossy(name.trim_end())
+            });
+            owners.insert(
+                inode,
+                Task {
+                    pid,
+                    tid: pid,
+                    comm,
+                },
+            );
+        }
+    }
+    owners
+}
+
+/// The result of a snapshot: sockets, and the namespaces that could not be read.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub sockets: Vec<DiagSocket>,
+    pub warnings: Vec<String>,
+}
+
+/// Snapshots every reachable namespace (or only `netns`, if not empty).
+pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    for ns in namespaces() {
+        if !netns.is_empty() && !netns.contains(&ns.inode) {
+            continue;
+        }
+        match dump_namespace(&ns) {
+            Ok(sockets) => snapshot.sockets.extend(sockets),
+            Err(err) => snapshot.warnings.push(format!(
+                "network namespace {} ({}): {err}",
+                ns.inode,
+                ns.path.display()
+            )),
+        }
+    }
+    if with_owners {
+        let wanted: HashSet<u32> = snapshot
+            .sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let owners = socket_owners(&wanted);
+        for socket in &mut snapshot.sockets {
+            socket.owner = owners.get(&socket.inode).copied();
+        }
+    }
+    snapshot
+}

@@ -1,0 +1,390 @@
+//! The only module that talks to aya and the kernel: load the program with this
+//! kernel's offsets, attach it, and hand out the ring buffer and loss counters.
+
+use std::path::Path;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use log::{debug, warn};
+use probe_common::{KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, counter};
+
+use crate::{
+    btf::{self, Btf},
+    trace::{SocketOffsetsInfo, TracepointStatus},
+    tracefs::{
+        ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+        Tracefs, TracefsError,
+    },
+};
+
+/// The compiled kernel program.
+static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    #[error("this kernel has no sock:inet_sock_set_state tracepoint (it appeared in Linux 4.16)")]
+    NoStateTracepoint,
+    #[error("this tcpchurn was built without its kernel program (AYA_BUILD_SKIP was set)")]
+    NoObject,
+    #[error("loading the kernel program failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("the kernel program has no {0}")]
+    Missing(&'static str),
+    #[error("{what}: {source}")]
+    Program {
+        what: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("{what}: {source}")]
+    Map {
+        what: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// How the kernel program is set up.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Ring-buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// Fill level above which events wake the reader.
+    pub wakeup_threshold: u64,
+    pub ports: Vec<u16>,
+    pub netns: Vec<u32>,
+}
+
+/// Per-CPU counters of the kernel program, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub submitted: u64,
+    pub ring_full: u64,
+    pub read_failed: u64,
+}
+
+/// A loaded and attached kernel program. Dropping it detaches every program.
+pub struct KernelProbe {
+    ebpf: Ebpf,
+    counters: PerCpuArray<MapData, u64>,
+    pub tracepoints: Vec<TracepointStatus>,
+    pub softirq_tracking: bool,
+    pub layouts: Layouts,
+    pub offsets: SocketOffsetsInfo,
+}
+
+impl std::fmt::Debug for KernelProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelProbe")
+            .field("tracepoints", &self.tracepoints)
+            .field("softirq_tracking", &self.softirq_tracking)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads this kernel's record layouts; the state-change tracepoint is mandatory.
+pub fn read_layouts(tracefs: &Tracefs) -> Result<(Layouts, Vec<TracepointStatus>), KernelError> {
+    let mut statuses = Vec::new();
+    let state_change = tracefs
+        .layout(
+            StateChangeLayout::TRACEPOINT,
+            StateChangeLayout::from_format,
+        )?
+        .ok_or(KernelError::NoStateTracepoint)?;
+
+    fn optional<T>(
+        tracefs: &Tracefs,
+        tracepoint: (&'static str, &'static str),
+        build: impl FnOnce(&crate::tracefs::FormatFile) -> Result<T, crate::tracefs::FormatError>,
+        statuses: &mut Vec<TracepointStatus>,
+    ) -> Option<T> {
+        let name = format!("{}:{}", tracepoint.0, tracepoint.1);
+        match tracefs.layout(tracepoint, build) {
+            Ok(Some(layout)) => Some(layout),
+            Ok(None) => {
+                statuses.push(TracepointStatus {
+                    name,
+                    attached: false,
+                    detail: Some("not available on this kernel".into()),
+                });
+                None
+            }
+            Err(err) => {
+                statuses.push(TracepointStatus {
+                    name,
+                    attached: false,
+                    detail: Some(format!("layout not understood: {err}")),
+                });
+                None
+            }
+        }
+    }
+    let layouts = Layouts {
+        state_change,
+        send_reset: optional(
+            tracefs,
+            SendResetLayout::TRACEPOINT,
+            SendResetLayout::from_format,
+            &mut statuses,
+        ),
+        receive_reset: optional(
+            tracefs,
+            ReceiveResetLayout::TRACEPOINT,
+            ReceiveResetLayout::from_format,
+            &mut statuses,
+        ),
+        error_report: optional(
+            tracefs,
+            ErrorReportLayout::TRACEPOINT,
+            ErrorReportLayout::from_format,
+            &mut statuses,
+        ),
+    };
+    Ok((layouts, statuses))
+}
+
+/// Resolves `struct sock` offsets from kernel BTF. Without BTF the recording goes on,
+/// with netns and cgroup unknown.
+pub fn socket_offsets(path: &Path) -> (probe_common::SockOffsets, SocketOffsetsInfo) {
+    match Btf::from_file(path) {
+        Ok(btf) => {
+            let report = btf::sock_offsets(&btf);
+            let info = SocketOffsetsInfo {
+                netns: report.offsets.netns_valid == 1,
+                cgroup: report.offsets.cgroup_valid == 1,
+                missing: report.missing,
+            };
+            (report.offsets, info)
+        }
+        Err(err) => (
+            probe_common::SockOffsets::UNKNOWN,
+            SocketOffsetsInfo {
+                netns: false,
+                cgroup: false,
+                missing: vec![format!(
+                    "no kernel BTF ({err}): network namespace and cgroup are not recorded"
+                )],
+            },
+        ),
+    }
+}
+
+fn kernel_filter(options: &ProbeOptions) -> KernelFilter {
+    let mut filter = KernelFilter::NONE;
+    for (slot, port) in filter
+        .ports
+        .iter_mut()
+        .zip(options.ports.iter().take(MAX_FILTER_PORTS))
+    {
+        *slot = *port;
+    }
+    for (slot, netns) in filter
+        .netns
+        .iter_mut()
+        .zip(options.netns.iter().take(MAX_FILTER_NETNS))
+    {
+        *slot = *netns;
+    }
+    filter.port_count = u32::try_from(options.ports.len().min(MAX_FILTER_PORTS)).unwrap_or(0);
+    filter.netns_count = u32::try_from(options.netns.len().min(MAX_FILTER_NETNS)).unwrap_or(0);
+    filter
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    program: &str,
+    (category, name): (&str, &str),
+) -> Result<(), KernelError> {
+    let what = format!("attaching {category}:{name}");
+    let tracepoint: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or(KernelError::Missing("program"))?
+        .try_into()
+        .map_err(|source| KernelError::Program {
+            what: what.clone(),
+            source,
+        })?;
+    tracepoint.load().map_err(|source| KernelError::Program {
+        what: format!("loading {program} (verifier)"),
+        source,
+    })?;
+    tracepoint
+        .attach(category, name)
+        .map_err(|source| KernelError::Program { what, source })?;
+    Ok(())
+}
+
+impl KernelProbe {
+    /// Loads the program with this kernel's layouts and offsets and attaches it.
+    /// Returns the probe and its ring buffer (owned separately so it can be polled
+    /// while the probe is detached at shutdown).
+    pub fn load(
+        tracefs: &Tracefs,
+        options: &ProbeOptions,
+        btf_path: &Path,
+    ) -> Result<(Self, RingBuf<MapData>), KernelError> {
+        if PROBE_OBJECT.is_empty() {
+            return Err(KernelError::NoObject);
+        }
+        let (layouts, mut tracepoints) = read_layouts(tracefs)?;
+        let (sock, offsets) = socket_offsets(btf_path);
+        let config = ProbeConfig {
+            state_change: layouts.state_change.kernel_fields(),
+            send_reset: layouts
+                .send_reset
+                .map(|l| l.kernel_fields())
+                .unwrap_or_default(),
+            receive_reset: layouts
+                .receive_reset
+                .map(|l| l.kernel_fields())
+                .unwrap_or_default(),
+            error_report: layouts
+                .error_report
+                .map(|l| l.kernel_fields())
+                .unwrap_or_default(),
+            sock,
+            filter: kernel_filter(options),
+            wakeup_threshold: options.wakeup_threshold,
+        };
+        debug!("kernel program config: {config:?}");
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", options.ring_bytes)
+            .load(PROBE_OBJECT)?;
+
+        // Softirq tracking first, so that the execution context is known as early as
+        // possible once transitions start arriving.
+        let softirq_tracking = match attach(&mut ebpf, "softirq_entry", ("irq", "softirq_entry"))
+            .and_then(|()| attach(&mut ebpf, "softirq_exit", ("irq", "softirq_exit")))
+        {
+            Ok(()) => true,
+            Err(err) => {
+                warn!(
+                    "{err}; owners are then taken only from transitions that run in syscalls (connect, listen, close)"
+                );
+                false
+            }
+        };
+        tracepoints.push(TracepointStatus {
+            name: "irq:softirq_entry+softirq_exit".into(),
+            attached: softirq_tracking,
+            detail: (!softirq_tracking).then(|| "softirq tracking unavailable".into()),
+        });
+
+        let optional = [
+            (
+                "tcp_send_reset",
+                SendResetLayout::TRACEPOINT,
+                layouts.send_reset.is_some(),
+            ),
+            (
+                "tcp_receive_reset",
+                ReceiveResetLayout::TRACEPOINT,
+                layouts.receive_reset.is_some(),
+            ),
+            (
+                "inet_sk_error_report",
+                ErrorReportLayout::TRACEPOINT,
+                layouts.error_report.is_some(),
+            ),
+        ];
+        for (program, tracepoint, available) in optional {
+            if !available {
+                continue;
+            }
+            let name = format!("{}:{}", tracepoint.0, tracepoint.1);
+            match attach(&mut ebpf, program, tracepoint) {
+                Ok(()) => tracepoints.push(TracepointStatus {
+                    name,
+                    attached: true,
+                    detail: None,
+                }),
+                Err(err) => {
+                    warn!("{err}; recording without it");
+                    tracepoints.push(TracepointStatus {
+                        name,
+                        attached: false,
+                        detail: Some(err.to_string()),
+                    });
+                }
+            }
+        }
+        attach(
+            &mut ebpf,
+            "inet_sock_set_state",
+            StateChangeLayout::TRACEPOINT,
+        )?;
+        tracepoints.insert(
+            0,
+            TracepointStatus {
+                name: "sock:inet_sock_set_state".into(),
+                attached: true,
+                detail: None,
+            },
+        );
+
+        let ring = RingBuf::try_from(
+            ebpf.take_map("EVENTS")
+                .ok_or(KernelError::Missing("EVENTS map"))?,
+        )
+        .map_err(|source| KernelError::Map {
+            what: "EVENTS ring buffer",
+            source,
+        })?;
+        let counters = PerCpuArray::try_from(
+            ebpf.take_map("COUNTERS")
+                .ok_or(KernelError::Missing("COUNTERS map"))?,
+        )
+        .map_err(|source| KernelError::Map {
+            what: "COUNTERS map",
+            source,
+        })?;
+        Ok((
+            Self {
+                ebpf,
+                counters,
+                tracepoints,
+                softirq_tracking,
+                layouts,
+                offsets,
+            },
+            ring,
+        ))
+    }
+
+    /// Sums the per-CPU counters.
+    pub fn counters(&self) -> Result<KernelCounters, KernelError> {
+        read_counters(&self.counters)
+    }
+
+    /// Detaches every program now (dropping the probe does the same).
+    pub fn detach(self) -> PerCpuArray<MapData, u64> {
+        drop(self.ebpf);
+        self.counters
+    }
+}
+
+/// Sums per-CPU counters from an already detached probe.
+pub fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCounters, KernelError> {
+    let sum = |index: u32| -> Result<u64, KernelError> {
+        Ok(counters
+            .get(&index, 0)
+            .map_err(|source| KernelError::Map {
+                what: "reading COUNTERS",
+                source,
+            })?
+            .iter()
+            .sum())
+    };
+    Ok(KernelCounters {
+        submitted: sum(counter::SUBMITTED)?,
+        ring_full: sum(counter::RING_FULL)?,
+        read_failed: sum(counter::READ_FAILED)?,
+    })
+}

@@ -1,0 +1,28 @@
+//! The `tcpchurn` binary: parse, run, map errors to exit codes.
+
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+};
+
+use clap::Parser as _;
+use tcpchurn::{cli::Cli, replay::is_broken_pipe};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let result = tcpchurn::run(&cli, &mut out, &mut err).and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _written = writeln!(err, "tcpchurn: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The plain values that flow from the kernel decoder through the trace file into the
+//! analysis. Nothing here knows about aya, files or output formats.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+};
+
+pub use probe_common::ExecContext;
+
+/// A TCP state with its Linux number (`include/net/tcp_states.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum TcpState {
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    Listen = 10,
+    Closing = 11,
+    NewSynRecv = 12,
+}
+
+impl TcpState {
+    pub const fn from_kernel(value: u32) -> Option<Self> {
+        Some(match value {
+            1 => Self::Established,
+            2 => Self::SynSent,
+            3 => Self::SynRecv,
+            4 => Self::FinWait1,
+            5 => Self::FinWait2,
+            6 => Self::TimeWait,
+            7 => Self::Close,
+            8 => Self::CloseWait,
+            9 => Self::LastAck,
+            10 => Self::Listen,
+            11 => Self::Closing,
+            12 => Self::NewSynRecv,
+            _ => return None,
+        })
+    }
+
+    /// The name `ss`, tcpstates and the kernel's tracepoint print format use (without
+    /// the `TCP_` prefix).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Established => "ESTABLISHED",
+            Self::SynSent => "SYN_SENT",
+            Self::SynRecv => "SYN_RECV",
+            Self::FinWait1 => "FIN_WAIT1",
+            Self::FinWait2 => "FIN_WAIT2",
+            Self::TimeWait => "TIME_WAIT",
+            Self::Close => "CLOSE",
+            Self::CloseWait => "CLOSE_WAIT",
+            Self::LastAck => "LAST_ACK",
+            Self::Listen => "LISTEN",
+            Self::Closing => "CLOSING",
+            Self::NewSynRecv => "NEW_SYN_RECV",
+        }
+    }
+
+    /// True for transitions that the kernel only ever performs inside a syscall on the
+    /// socket (kernel-facts §2.1, §2.3 rule 1). Used to attribute events that fired on a
+    /// CPU whose softirq state is not yet known.
+    pub const fn is_syscall_only(old: Self, new: Self) -> bool {
+        matches!(
+            (old, new),
+            (Self::Close, Self::SynSent)
+                | (Self::Close, Self::Listen)
+                | (Self::Established, Self::FinWait1)
+                | (Self::SynRecv, Self::FinWait1)
+                | (Self::CloseWait, Self::LastAck)
+                | (Self::FinWait2, Self::FinWait2)
+                | (Self::Listen, Self::Close)
+        )
+    }
+}
+
+impl fmt::Display for TcpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A process name as the kernel keeps it: at most 15 bytes, NUL padded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Comm([u8; 16]);
+
+impl Comm {
+    pub fn new(raw: [u8; 16]) -> Self {
+        Self(raw)
+    }
+
+    pub fn from_str_lossy(name: &str) -> Self {
+        let mut raw = [0u8; 16];
+        let bytes = name.as_bytes();
+        let len = bytes.len().min(15);
+        raw[..len].copy_from_slice(&bytes[..len]);
+        Self(raw)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        &self.0[..len]
+    }
+
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl fmt::Display for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.as_str())
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// A task as `bpf_get_current_pid_tgid()`/`bpf_get_current_comm()` saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Task {
+    /// The process id (kernel tgid).
+    pub pid: u32,
+    /// The thread id (kernel pid).
+    pub tid: u32,
+    pub comm: Comm,
+}
+
+/// Where a socket lives: its network namespace and cgroup, both read from the socket
+/// itself (never from `current`, which is wrong in softirq). 0 means unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub netns: u32,
+    pub cgroup: u64,
+}
+
+/// The local and remote ends of a socket, as that socket sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SocketTuple {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+impl SocketTuple {
+    pub const UNSPECIFIED: Self = Self {
+        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+    };
+
+    pub fn is_ipv6(&self) -> bool {
+        self.local.is_ipv6()
+    }
+
+    /// The same connection seen from the other end.
+    pub fn reversed(&self) -> Self {
+        Self {
+            local: self.remote,
+            remote: self.local,
+        }
+    }
+}
+
+/// A trace-wide connection id. Socket addresses (`skaddr`) are reused within
+/// milliseconds; this id is not: the recorder hands out a new one for every socket
+/// lifetime (and for every reconnect on the same socket).
+pub type ConnId = u64;
+
+/// One socket lifetime as the trace knows it at the point of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub id: ConnId,
+    pub scope: Scope,
+    pub tuple: SocketTuple,
+}
+
+/// One TCP state change of one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// Nanoseconds since the trace started.
+    pub ts_ns: u64,
+    pub conn: Conn,
+    pub old: TcpState,
+    pub new: TcpState,
+    pub context: ExecContext,
+    /// The task that was current, recorded only outside softirq. Whether it owns the
+    /// socket is decided by [`crate::owner::OwnerTracker`], not here.
+    pub task: Option<Task>,
+}
+
+/// Why the kernel sent an RST (`enum sk_rst_reason`, 6.10+).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResetReason(pub u32);
+
+impl ResetReason {
+    pub const NOT_SPECIFIED: Self = Self(0);
+    pub const NO_SOCKET: Self = Self(1);
+    pub const TCP_TIMEWAIT_SOCKET: Self = Self(9);
+    pub const TCP_ABORT_ON_CLOSE: Self = Self(11);
+    pub const TCP_ABORT_ON_LINGER: Self = Self(12);
+    pub const TCP_STATE: Self = Self(14);
+
+    /// The kernel's name for the reason (from the 6.18 format file).
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 26] = [
+            "NOT_SPECIFIED",
+            "NO_SOCKET",
+            "TCP_INVALID_ACK_SEQUENCE",
+            "TCP_RFC7323_PAWS",
+            "TCP_TOO_OLD_ACK",
+            "TCP_ACK_UNSENT_DATA",
+            "TCP_FLAGS",
+            "TCP_OLD_ACK",
+            "TCP_ABORT_ON_DATA",
+            "TCP_TIMEWAIT_SOCKET",
+            "INVALID_SYN",
+            "TCP_ABORT_ON_CLOSE",
+            "TCP_ABORT_ON_LINGER",
+            "TCP_ABORT_ON_MEMORY",
+            "TCP_STATE",
+            "TCP_KEEPALIVE_TIMEOUT",
+            "TCP_DISCONNECT_WITH_DATA",
+            "MPTCP_RST_EUNSPEC",
+            "MPTCP_RST_EMPTCP",
+            "MPTCP_RST_ERESOURCE",
+            "MPTCP_RST_EPROHIBIT",
+            "MPTCP_RST_EWQ2BIG",
+            "MPTCP_RST_EBADPERF",
+            "MPTCP_RST_EMIDDLEBOX",
+            "ERROR",
+            "MAX",
+        ];
+        NAMES.get(self.0 as usize).copied().unwrap_or("UNKNOWN")
+    }
+}
+
+/// The socket an RST or error report belongs to: a traced connection when the recorder
+/// could match it, otherwise only the addresses the kernel reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketRef {
+    Conn(Conn),
+    /// No traced socket: for a sent RST, `tuple.local` is our side (the kernel swaps the
+    /// packet's addresses); `scope.netns` may still be known from the packet's device.
+    Unmatched {
+        scope: Scope,
+        tuple: SocketTuple,
+    },
+}
+
+/// `tcp:tcp_send_reset`: this host sent an RST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResetSent {
+    pub ts_ns: u64,
+    pub socket: SocketRef,
+    /// Socket state when the RST went out (`None` when the kernel reported 0: no
+    /// socket). For local aborts the socket is already CLOSE (kernel-facts §3).
+    pub state: Option<TcpState>,
+    pub reason: ResetReason,
+    pub context: ExecContext,
+    pub task: Option<Task>,
+}
+
+/// `tcp:tcp_receive_reset`: the peer reset this socket (fires before the state change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResetReceived {
+    pub ts_ns: u64,
+    pub conn: Conn,
+    pub context: ExecContext,
+    pub task: Option<Task>,
+}
+
+/// `sock:inet_sk_error_report`: the errno the application will get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketError {
+    pub ts_ns: u64,
+    pub socket: SocketRef,
+    /// Positive errno: 111 ECONNREFUSED, 110 ETIMEDOUT, 104 ECONNRESET, 32 EPIPE...
+    pub errno: i32,
+    pub context: ExecContext,
+    pub task: Option<Task>,
+}
+
+/// Why events were lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GapCause {
+    /// The ring buffer was full (`bpf_ringbuf_reserve` failed).
+    RingFull,
+    /// The kernel program could not read the tracepoint record.
+    ReadFailed,
+    /// The recorder could not decode an event it received.
+    DecodeFailed,
+    /// Part of the trace file was unreadable (replay-side).
+    CorruptBlock,
+}
+
+impl GapCause {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::RingFull => "ring_full",
+            Self::ReadFailed => "read_failed",
+            Self::DecodeFailed => "decode_failed",
+            Self::CorruptBlock => "corrupt_block",
+        }
+    }
+}
+
+/// Events that are missing from the trace, somewhere in `[from_ns, to_ns]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub from_ns: u64,
+    pub to_ns: u64,
+    pub lost: u64,
+    /// The CPU whose events were lost, when known.
+    pub cpu: Option<u32>,
+    pub cause: GapCause,
+}
+
+/// A socket that existed when recording started (from `sock_diag`), so a replay knows
+/// the state of connections opened before the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotSocket {
+    /// Nanoseconds since trace start at which the snapshot was taken (≤ 0 is folded to 0).
+    pub ts_ns: u64,
+    pub conn: Conn,
+    pub state: TcpState,
+    /// The owning process found through `/proc/*/fd`, if any (TIME_WAIT sockets and
+    /// sockets held only by the kernel have none).
+    pub owner: Option<Task>,
+    /// Socket inode (0 for TIME_WAIT).
+    pub inode: u32,
+    pub uid: u32,
+    /// For TIME_WAIT and sockets with a pending timer: milliseconds until it fires.
+    pub timer_ms: Option<u32>,
+    /// True when this entry comes from the snapshot taken at the end of the recording
+    /// (the ground truth for TIME_WAIT, which no tracepoint reports).
+    pub at_end: bool,
+}
+
+/// Everything a trace file holds, in file order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    Snapshot(SnapshotSocket),
+    Transition(Transition),
+    ResetSent(ResetSent),
+    ResetReceived(ResetReceived),
+    SocketError(SocketError),
+    Lost(Gap),
+}
+
+impl TraceEvent {
+    pub const fn ts_ns(&self) -> u64 {
+        match self {
+            Self::Snapshot(s) => s.ts_ns,
+            Self::Transition(t) => t.ts_ns,
+            Self::ResetSent(r) => r.ts_ns,
+            Self::ResetReceived(r) => r.ts_ns,
+            Self::SocketError(e) => e.ts_ns,
+            Self::Lost(g) => g.to_ns,
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Who owns a socket at each event: correct, or explicitly unknown.
+//!
+//! The rule (see `docs/attribution.md` and kernel-facts §2):
+//! 1. An event that ran in task context (the kernel program saw no softirq in progress
+//!    on that CPU) ran in a syscall on the socket, or in the socket-lock owner
+//!    processing its backlog: that task is the owner, and it is remembered for the
+//!    socket.
+//! 2. On a CPU whose softirq state was not yet known (the first instants after
+//!    attach), only transitions the kernel performs exclusively inside syscalls
+//!    (connect, listen, close, shutdown) are trusted.
+//! 3. Everything else (softirq: handshakes, received FINs and RSTs, timers) gets the
+//!    socket's remembered owner; a passively opened socket that has not yet made a
+//!    syscall gets the owner of its listener (netns, port), when exactly one process
+//!    listens there.
+//! 4. Otherwise the owner is unknown. The task that happened to be interrupted
+//!    (ksoftirqd, swapper, the peer process on loopback) is never reported.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::model::{Conn, ConnId, ExecContext, SnapshotSocket, Task, TcpState, Transition};
+
+/// How an owner was determined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OwnerSource {
+    /// The task ran this transition itself (a syscall on the socket).
+    Task,
+    /// Carried from an earlier syscall on the same socket.
+    Socket,
+    /// Inherited from the listening socket, before the accepted socket's own first
+    /// syscall.
+    Listener,
+    /// From `/proc/*/fd` when the start snapshot was taken.
+    Snapshot,
+}
+
+impl OwnerSource {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Socket => "socket",
+            Self::Listener => "listener",
+            Self::Snapshot => "snapshot",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub task: Task,
+    pub source: OwnerSource,
+}
+
+/// How long a closed socket's owner is kept for resets and errors that follow it.
+const CLOSED_RETENTION_NS: u64 = 5_000_000_000;
+
+#[derive(Clone, Debug, Default)]
+struct ListenerOwners {
+    /// One entry per listening socket on this (netns, port): SO_REUSEPORT allows many.
+    sockets: Vec<(ConnId, Option<Task>)>,
+}
+
+impl ListenerOwners {
+    /// The owner only when every listener belongs to the same process.
+    fn unique(&self) -> Option<Task> {
+        let mut owners = self.sockets.iter().map(|(_, task)| *task);
+        let first = owners.next()??;
+        owners
+            .all(|t| t.is_some_and(|t| t.pid == first.pid))
+            .then_some(first)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct OwnerTracker {
+    sockets: HashMap<ConnId, Owner>,
+    listeners: HashMap<(u32, u16), ListenerOwners>,
+    closed: VecDeque<(u64, ConnId)>,
+}
+
+impl OwnerTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sockets whose owner is currently remembered.
+    pub fn tracked(&self) -> usize {
+        self.sockets.len()
+    }
+
+    fn listener_key(conn: &Conn) -> (u32, u16) {
+        (conn.scope.netns, conn.tuple.local.port())
+    }
+
+    fn add_listener(&mut self, conn: &Conn, task: Option<Task>) {
+        let entry = self.listeners.entry(Self::listener_key(conn)).or_default();
+        entry.sockets.retain(|(id, _)| *id != conn.id);
+        entry.sockets.push((conn.id, task));
+    }
+
+    fn remove_listener(&mut self, conn: &Conn) {
+        let key = Self::listener_key(conn);
+        if let Some(entry) = self.listeners.get_mut(&key) {
+            entry.sockets.retain(|(id, _)| *id != conn.id);
+            if entry.sockets.is_empty() {
+                self.listeners.remove(&key);
+            }
+        }
+    }
+
+    /// Learns owners from the start snapshot (`/proc/*/fd`), notably the listeners of
+    /// servers that were running before the recording.
+    pub fn on_snapshot(&mut self, socket: &SnapshotSocket) {
+        if socket.at_end {
+            return;
+        }
+        if socket.state == TcpState::Listen {
+            self.add_listener(&socket.conn, socket.owner);
+        }
+        if let Some(task) = socket.owner {
+            self.sockets.insert(
+                socket.conn.id,
+                Owner {
+                    task,
+                    source: OwnerSource::Snapshot,
+                },
+            );
+        }
+    }
+
+    fn trusted(context: ExecContext, task: Option<Task>, syscall_only: bool) -> Option<Task> {
+        match context {
+            ExecContext::Task => task,
+            ExecContext::Unknown if syscall_only => task,
+            _ => None,
+        }
+    }
+
+    /// The owner for a transition, updating what is known about the socket.
+    pub fn on_transition(&mut self, t: &Transition) -> Option<Owner> {
+        self.expire(t.ts_ns);
+        let syscall_only = TcpState::is_syscall_only(t.old, t.new);
+        let owner = if let Some(task) = Self::trusted(t.context, t.task, syscall_only) {
+            self.sockets.insert(
+                t.conn.id,
+                Owner {
+                    task,
+                    source: OwnerSource::Socket,
+                },
+            );
+            Some(Owner {
+                task,
+                source: OwnerSource::Task,
+            })
+        } else if t.old == TcpState::Listen && t.new == TcpState::SynRecv {
+            // A new child socket: it belongs to whoever listens, until it makes a syscall.
+            let inherited = self
+                .listeners
+                .get(&Self::listener_key(&t.conn))
+                .and_then(ListenerOwners::unique)
+                .map(|task| Owner {
+                    task,
+                    source: OwnerSource::Listener,
+                });
+            match inherited {
+                Some(owner) => self.sockets.insert(t.conn.id, owner),
+                None => self.sockets.remove(&t.conn.id),
+            };
+            inherited
+        } else {
+            self.sockets.get(&t.conn.id).copied()
+        };
+
+        match (t.old, t.new) {
+            (_, TcpState::Listen) => self.add_listener(&t.conn, owner.map(|o| o.task)),
+            (TcpState::Listen, TcpState::Close) => self.remove_listener(&t.conn),
+            _ => {}
+        }
+        if t.new == TcpState::Close {
+            self.closed.push_back((t.ts_ns, t.conn.id));
+        }
+        owner
+    }
+
+    /// The owner for a reset or error event on a known connection.
+    pub fn on_socket_event(
+        &mut self,
+        conn: &Conn,
+        context: ExecContext,
+        task: Option<Task>,
+    ) -> Option<Owner> {
+        match Self::trusted(context, task, false) {
+            Some(task) => Some(Owner {
+                task,
+                source: OwnerSource::Task,
+            }),
+            None => self.sockets.get(&conn.id).copied(),
+        }
+    }
+
+    /// The owner a connection is known to have, without an event.
+    pub fn owner_of(&self, conn: ConnId) -> Option<Owner> {
+        self.sockets.get(&conn).copied()
+    }
+
+    fn expire(&mut self, now_ns: u64) {
+        while let Some(&(closed_at, id)) = self.closed.front() {
+            if now_ns.saturating_sub(closed_at) < CLOSED_RETENTION_NS {
+                break;
+            }
+            self.closed.pop_front();
+            self.sockets.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Comm, Scope, SocketTuple};
+
+    fn task(pid: u32, comm: &str) -> Task {
+        Task {
+            pid,
+            tid: pid,
+            comm: Comm::from_str_lossy(comm),
+        }
+    }
+
+    fn conn(id: ConnId, local: &str, remote: &str) -> Conn {
+        Conn {
+            id,
+            scope: Scope {
+                netns: 1,
+                cgroup: 0,
+            },
+            tuple: SocketTuple {
+                local: local.parse().unwrap(),
+                remote: remote.parse().unwrap(),
+            },
+        }
+    }
+
+    fn step(
+        tracker: &mut OwnerTracker,
+        ts_ns: u64,
+        conn: Conn,
+        (old, new): (TcpState, TcpState),
+        context: ExecContext,
+        task: Option<Task>,
+    ) -> Option<Owner> {
+        tracker.on_transition(&Transition {
+            ts_ns,
+            conn,
+            old,
+            new,
+            context,
+            task,
+        })
+    }
+
+    #[test]
+    fn loopback_bystanders_are_never_owners() {
+        use ExecContext::*;
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        let server = task(100, "server");
+        let client = task(200, "client");
+        let listener = conn(1, "127.0.0.1:80", "0.0.0.0:0");
+        let active = conn(2, "127.0.0.1:40000", "127.0.0.1:80");
+        let child = conn(3, "127.0.0.1:80", "127.0.0.1:40000");
+
+        let o = step(
+            &mut tracker,
+            1,
+            listener,
+            (Close, Listen),
+            Task,
+            Some(server),
+        )
+        .unwrap();
+        assert_eq!((o.task.pid, o.source), (100, OwnerSource::Task));
+        let o = step(
+            &mut tracker,
+            2,
+            active,
+            (Close, SynSent),
+            Task,
+            Some(client),
+        )
+        .unwrap();
+        assert_eq!((o.task.pid, o.source), (200, OwnerSource::Task));
+        // On loopback the server child's handshake runs in the client's softirq: the
+        // kernel program reported softirq, so the child inherits the listener's owner.
+        let o = step(&mut tracker, 3, child, (Listen, SynRecv), Softirq, None).unwrap();
+        assert_eq!((o.task.pid, o.source), (100, OwnerSource::Listener));
+        let o = step(
+            &mut tracker,
+            4,
+            child,
+            (SynRecv, Established),
+            Softirq,
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.task.pid, 100);
+        let o = step(
+            &mut tracker,
+            5,
+            active,
+            (SynSent, Established),
+            Softirq,
+            None,
+        )
+        .unwrap();
+        assert_eq!((o.task.pid, o.source), (200, OwnerSource::Socket));
+        // The server closes in its own syscall...
+        let o = step(
+            &mut tracker,
+            6,
+            child,
+            (Established, FinWait1),
+            Task,
+            Some(server),
+        )
+        .unwrap();
+        assert_eq!((o.task.pid, o.source), (100, OwnerSource::Task));
+        // ...and the client's CLOSE_WAIT runs in the server's context on loopback.
+        let o = step(
+            &mut tracker,
+            7,
+            active,
+            (Established, CloseWait),
+            Softirq,
+            None,
+        )
+        .unwrap();
+        assert_eq!(o.task.pid, 200);
+    }
+
+    #[test]
+    fn unknown_context_trusts_only_syscall_transitions() {
+        use ExecContext::*;
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        let c = conn(1, "10.0.0.2:40000", "10.0.0.1:80");
+        let bystander = Some(task(7, "ksoftirqd/0"));
+        assert_eq!(
+            step(
+                &mut tracker,
+                1,
+                c,
+                (SynSent, Established),
+                Unknown,
+                bystander
+            ),
+            None
+        );
+        let o = step(
+            &mut tracker,
+            2,
+            c,
+            (Established, FinWait1),
+            Unknown,
+            Some(task(300, "app")),
+        )
+        .unwrap();
+        assert_eq!(o.task.pid, 300);
+        let o = step(&mut tracker, 3, c, (FinWait1, FinWait2), Unknown, bystander).unwrap();
+        assert_eq!((o.task.pid, o.source), (300, OwnerSource::Socket));
+    }
+
+    #[test]
+    fn ambiguous_listeners_give_no_owner() {
+        use ExecContext::*;
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        step(
+            &mut tracker,
+            1,
+            conn(1, "0.0.0.0:80", "0.0.0.0:0"),
+            (Close, Listen),
+            Task,
+            Some(task(1, "a")),
+        );
+        step(
+            &mut tracker,
+            2,
+            conn(2, "0.0.0.0:80", "0.0.0.0:0"),
+            (Close, Listen),
+            Task,
+            Some(task(2, "b")),
+        );
+        let child = conn(3, "10.0.0.1:80", "10.0.0.2:5000");
+        assert_eq!(
+            step(&mut tracker, 3, child, (Listen, SynRecv), Softirq, None),
+            None
+        );
+        // One of them closes: the other is now the only listener.
+        step(
+            &mut tracker,
+            4,
+            conn(1, "0.0.0.0:80", "0.0.0.0:0"),
+            (Listen, Close),
+            Task,
+            Some(task(1, "a")),
+        );
+        let child = conn(4, "10.0.0.1:80", "10.0.0.2:5001");
+        assert_eq!(
+            step(&mut tracker, 5, child, (Listen, SynRecv), Softirq, None)
+                .unwrap()
+                .task
+                .pid,
+            2
+        );
+    }
+
+    #[test]
+    fn snapshot_listeners_give_owners_to_later_children() {
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        let listener = conn(1, "0.0.0.0:2181", "0.0.0.0:0");
+        tracker.on_snapshot(&SnapshotSocket {
+            ts_ns: 0,
+            conn: listener,
+            state: Listen,
+            owner: Some(task(42, "java")),
+            inode: 1,
+            uid: 0,
+            timer_ms: None,
+            at_end: false,
+        });
+        let child = conn(2, "10.0.0.1:2181", "10.0.0.2:5000");
+        let o = step(
+            &mut tracker,
+            1,
+            child,
+            (Listen, SynRecv),
+            ExecContext::Softirq,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.task.comm.as_str().as_ref(), o.source),
+            ("java", OwnerSource::Listener)
+        );
+    }
+
+    #[test]
+    fn closed_sockets_are_forgotten_after_a_while() {
+        use ExecContext::*;
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        let c = conn(1, "10.0.0.2:40000", "10.0.0.1:80");
+        step(
+            &mut tracker,
+            1,
+            c,
+            (Close, SynSent),
+            Task,
+            Some(task(1, "a")),
+        );
+        step(&mut tracker, 2, c, (SynSent, Close), Softirq, None);
+        assert_eq!(tracker.tracked(), 1);
+        step(
+            &mut tracker,
+            10_000_000_000,
+            conn(2, "10.0.0.2:1", "10.0.0.1:80"),
+            (Close, SynSent),
+            Task,
+            Some(task(1, "a")),
+        );
+        assert_eq!(tracker.owner_of(1), None);
+    }
+}

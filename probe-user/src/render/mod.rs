@@ -1,0 +1,3 @@
+//! Rendering: pure functions from values to text or JSON on any `io::Write`.
+
+pub mod events;

@@ -1,0 +1,590 @@
+//! The recorder's view of live kernel sockets: turns decoded kernel events (keyed by a
+//! reusable socket address) into trace events (keyed by connection ids that are
+//! unique for the whole trace).
+//!
+//! Kernel facts this rests on:
+//! - `skaddr` is reused within milliseconds, and a socket can `connect()` again after
+//!   CLOSE, so a new connection starts at every transition out of CLOSE and at every
+//!   child socket's LISTEN→SYN_RECV, whatever the address was used for before.
+//! - CLOSE→SYN_SENT carries source port 0 (the port is picked after the tracepoint);
+//!   before 6.15 a child's LISTEN→SYN_RECV carries no peer. The most complete tuple
+//!   seen for a socket is kept.
+//! - RSTs sent on a local abort are traced after the socket is already CLOSE, and
+//!   `inet_sk_error_report` has no socket pointer: a closed socket stays matchable for a
+//!   short grace period, and error reports are paired with the last socket event on
+//!   the same CPU.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use crate::{
+    decode::{Decoded, Observation},
+    model::{
+        Conn, ConnId, ResetReceived, ResetSent, Scope, SnapshotSocket, SocketError, SocketRef,
+        SocketTuple, TcpState, TraceEvent, Transition,
+    },
+    trace::Filters,
+};
+
+/// How long a closed socket stays matchable for resets and error reports that the
+/// kernel emits right after the state change.
+const CLOSED_GRACE_NS: u64 = 2_000_000_000;
+
+#[derive(Clone, Copy, Debug)]
+struct LiveSocket {
+    conn: Conn,
+    state: Option<TcpState>,
+    /// Monotonic time it went to CLOSE.
+    closed_at: Option<u64>,
+}
+
+/// A socket found by `sock_diag` when recording started (or stopped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiagSocket {
+    pub scope: Scope,
+    pub tuple: SocketTuple,
+    pub state: TcpState,
+    pub inode: u32,
+    pub uid: u32,
+    pub timer_ms: Option<u32>,
+    pub owner: Option<crate::model::Task>,
+}
+
+#[derive(Debug)]
+pub struct SocketTable {
+    start_monotonic_ns: u64,
+    next_id: ConnId,
+    live: HashMap<u64, LiveSocket>,
+    /// Sockets from the start snapshot not yet seen in an event, by (netns, tuple).
+    preexisting: HashMap<(u32, SocketTuple), ConnId>,
+    /// Per CPU: the socket of the last event that had one.
+    last_on_cpu: Vec<u64>,
+    filters: Filters,
+    connections: u64,
+}
+
+fn completeness(tuple: &SocketTuple) -> u8 {
+    u8::from(!tuple.local.ip().is_unspecified())
+        + u8::from(tuple.local.port() != 0)
+        + u8::from(!tuple.remote.ip().is_unspecified())
+        + u8::from(tuple.remote.port() != 0)
+}
+
+impl SocketTable {
+    pub fn new(start_monotonic_ns: u64, filters: Filters) -> Self {
+        Self {
+            start_monotonic_ns,
+            next_id: 1,
+            live: HashMap::new(),
+            preexisting: HashMap::new(),
+            last_on_cpu: Vec::new(),
+            filters,
+            connections: 0,
+        }
+    }
+
+    /// Connections (socket lifetimes) handed an id so far.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    /// Sockets currently tracked (live, or closed within the grace period).
+    pub fn tracked(&self) -> usize {
+        self.live.len()
+    }
+
+    fn rel(&self, monotonic_ns: u64) -> u64 {
+        monotonic_ns.saturating_sub(self.start_monotonic_ns)
+    }
+
+    fn new_conn(&mut self, scope: Scope, tuple: SocketTuple) -> Conn {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.connections += 1;
+        Conn { id, scope, tuple }
+    }
+
+    fn keep(&self, conn: &Conn) -> bool {
+        let ports_ok = self.filters.ports.is_empty()
+            || self
+                .filters
+                .ports
+                .iter()
+                .any(|&p| p == conn.tuple.local.port() || p == conn.tuple.remote.port());
+        let netns_ok =
+            self.filters.netns.is_empty() || self.filters.netns.contains(&conn.scope.netns);
+        ports_ok && netns_ok
+    }
+
+    fn keep_unmatched(&self, scope: &Scope, tuple: &SocketTuple) -> bool {
+        self.keep(&Conn {
+            id: 0,
+            scope: *scope,
+            tuple: *tuple,
+        })
+    }
+
+    /// Gives the sockets of a `sock_diag` snapshot their connection ids and returns them
+    /// as trace events. Start-of-trace sockets are remembered so that their later
+    /// events continue the same connection.
+    pub fn snapshot(
+        &mut self,
+        ts_monotonic_ns: u64,
+        sockets: &[DiagSocket],
+        at_end: bool,
+    ) -> Vec<TraceEvent> {
+        let ts_ns = self.rel(ts_monotonic_ns);
+        let mut out = Vec::with_capacity(sockets.len());
+        // At the end, a socket continues the connection the trace knows, when one matches.
+        let known: HashMap<(u32, SocketTuple), Conn> = if at_end {
+            self.live
+                .values()
+                .filter(|l| l.closed_at.is_none())
+                .map(|l| ((l.conn.scope.netns, l.conn.tuple), l.conn))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        for socket in sockets {
+            let conn = if at_end {
+                match known.get(&(socket.scope.netns, socket.tuple)) {
+                    Some(conn) => *conn,
+                    None => self.new_conn(socket.scope, socket.tuple),
+                }
+            } else {
+                let conn = self.new_conn(socket.scope, socket.tuple);
+                if socket.state != TcpState::TimeWait {
+                    self.preexisting
+                        .insert((socket.scope.netns, socket.tuple), conn.id);
+                }
+                conn
+            };
+            if !self.keep(&conn) {
+                continue;
+            }
+            out.push(TraceEvent::Snapshot(SnapshotSocket {
+                ts_ns,
+                conn,
+                state: socket.state,
+                owner: socket.owner,
+                inode: socket.inode,
+                uid: socket.uid,
+                timer_ms: socket.timer_ms,
+                at_end,
+            }));
+        }
+        out
+    }
+
+    /// The connection an event on `skaddr` belongs to; `starts_new` forces a new one.
+    fn conn_for(
+        &mut self,
+        skaddr: u64,
+        scope: Scope,
+        tuple: SocketTuple,
+        starts_new: bool,
+    ) -> Conn {
+        if let Some(socket) = self.live.get_mut(&skaddr)
+            && !starts_new
+            && socket.closed_at.is_none()
+        {
+            if completeness(&tuple) > completeness(&socket.conn.tuple) {
+                socket.conn.tuple = tuple;
+            }
+            if socket.conn.scope.netns == 0 {
+                socket.conn.scope = scope;
+            }
+            return socket.conn;
+        }
+        let conn = match self.preexisting.remove(&(scope.netns, tuple)) {
+            Some(id) if !starts_new => Conn { id, scope, tuple },
+            _ => self.new_conn(scope, tuple),
+        };
+        self.live.insert(
+            skaddr,
+            LiveSocket {
+                conn,
+                state: None,
+                closed_at: None,
+            },
+        );
+        conn
+    }
+
+    /// A socket event that follows a state change (reset, error): the live or
+    /// just-closed connection on `skaddr`, if any.
+    fn known(&self, skaddr: u64) -> Option<Conn> {
+        self.live.get(&skaddr).map(|s| s.conn)
+    }
+
+    fn note_cpu(&mut self, cpu: u32, skaddr: u64) {
+        let cpu = cpu as usize;
+        if cpu >= self.last_on_cpu.len() {
+            self.last_on_cpu.resize(cpu + 1, 0);
+        }
+        self.last_on_cpu[cpu] = skaddr;
+    }
+
+    /// Turns one decoded kernel event into a trace event; `None` when filtered out.
+    pub fn observe(&mut self, event: &Decoded) -> Option<TraceEvent> {
+        let ts_ns = self.rel(event.ts_ns);
+        let out = match event.observation {
+            Observation::StateChange {
+                skaddr,
+                old,
+                new,
+                tuple,
+            } => {
+                let starts_new =
+                    old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
+                let conn = self.conn_for(skaddr, event.scope, tuple, starts_new);
+                if let Some(socket) = self.live.get_mut(&skaddr) {
+                    socket.state = Some(new);
+                    if new == TcpState::Close {
+                        socket.closed_at = Some(event.ts_ns);
+                    }
+                }
+                self.note_cpu(event.cpu, skaddr);
+                self.keep(&conn)
+                    .then_some(TraceEvent::Transition(Transition {
+                        ts_ns,
+                        conn,
+                        old,
+                        new,
+                        context: event.context,
+                        task: event.task,
+                    }))
+            }
+            Observation::SendReset {
+                skaddr,
+                state,
+                reason,
+                tuple,
+            } => {
+                let socket = match (skaddr != 0).then(|| self.known(skaddr)).flatten() {
+                    Some(conn) => {
+                        self.note_cpu(event.cpu, skaddr);
+                        SocketRef::Conn(conn)
+                    }
+                    None => SocketRef::Unmatched {
+                        scope: event.scope,
+                        tuple,
+                    },
+                };
+                let keep = match &socket {
+                    SocketRef::Conn(conn) => self.keep(conn),
+                    SocketRef::Unmatched { scope, tuple } => self.keep_unmatched(scope, tuple),
+                };
+                keep.then_some(TraceEvent::ResetSent(ResetSent {
+                    ts_ns,
+                    socket,
+                    state,
+                    reason,
+                    context: event.context,
+                    task: event.task,
+                }))
+            }
+            Observation::ReceiveReset { skaddr, tuple } => {
+                let conn = self.conn_for(skaddr, event.scope, tuple, false);
+                self.note_cpu(event.cpu, skaddr);
+                self.keep(&conn)
+                    .then_some(TraceEvent::ResetReceived(ResetReceived {
+                        ts_ns,
+                        conn,
+                        context: event.context,
+                        task: event.task,
+                    }))
+            }
+            Observation::ErrorReport { errno, tuple } => {
+                let socket = self.match_error(event.cpu, &tuple).map_or(
+                    SocketRef::Unmatched {
+                        scope: event.scope,
+                        tuple,
+                    },
+                    SocketRef::Conn,
+                );
+                let keep = match &socket {
+                    SocketRef::Conn(conn) => self.keep(conn),
+                    SocketRef::Unmatched { scope, tuple } => self.keep_unmatched(scope, tuple),
+                };
+                keep.then_some(TraceEvent::SocketError(SocketError {
+                    ts_ns,
+                    socket,
+                    errno,
+                    context: event.context,
+                    task: event.task,
+                }))
+            }
+        };
+        out
+    }
+
+    /// An error report names no socket: it belongs to the socket whose state just
+    /// changed on the same CPU, if the ports agree (the peer port may already be 0
+    /// after `tcp_disconnect`, kernel-facts §3).
+    fn match_error(&self, cpu: u32, tuple: &SocketTuple) -> Option<Conn> {
+        let skaddr = *self.last_on_cpu.get(cpu as usize)?;
+        let conn = self.known(skaddr)?;
+        let same_port = |a: SocketAddr, b: SocketAddr| a.port() == b.port() || b.port() == 0;
+        (conn.tuple.local.port() == tuple.local.port()
+            && same_port(conn.tuple.remote, tuple.remote))
+        .then_some(conn)
+    }
+
+    /// Forgets sockets closed longer ago than the grace period.
+    pub fn sweep(&mut self, now_monotonic_ns: u64) {
+        self.live.retain(|_, socket| {
+            socket
+                .closed_at
+                .is_none_or(|closed| now_monotonic_ns.saturating_sub(closed) < CLOSED_GRACE_NS)
+        });
+    }
+
+    /// Live (not closed) connections with their last known state, for the carry-over
+    /// snapshot at the start of a rotated file.
+    pub fn live_connections(&self) -> impl Iterator<Item = (Conn, Option<TcpState>)> + '_ {
+        self.live
+            .values()
+            .filter(|s| s.closed_at.is_none())
+            .map(|s| (s.conn, s.state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use probe_common::ExecContext;
+
+    use super::*;
+    use crate::model::{ResetReason, Task};
+
+    const START: u64 = 1_000_000;
+
+    fn tuple(local: &str, remote: &str) -> SocketTuple {
+        SocketTuple {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        }
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            netns: 4_026_531_840,
+            cgroup: 1,
+        }
+    }
+
+    fn state(
+        ts: u64,
+        cpu: u32,
+        skaddr: u64,
+        old: TcpState,
+        new: TcpState,
+        t: SocketTuple,
+    ) -> Decoded {
+        Decoded {
+            ts_ns: START + ts,
+            cpu,
+            context: ExecContext::Softirq,
+            task: None,
+            scope: scope(),
+            observation: Observation::StateChange {
+                skaddr,
+                old,
+                new,
+                tuple: t,
+            },
+        }
+    }
+
+    fn transition(event: Option<TraceEvent>) -> Transition {
+        match event {
+            Some(TraceEvent::Transition(t)) => t,
+            other => panic!("expected a transition, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reused_socket_address_gets_a_new_connection_id() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        let t = tuple("10.0.0.2:40000", "10.0.0.1:80");
+        let a = transition(table.observe(&state(1, 0, 0xa, Close, SynSent, t)));
+        let b = transition(table.observe(&state(2, 0, 0xa, SynSent, Close, t)));
+        let c = transition(table.observe(&state(3, 0, 0xa, Close, SynSent, t)));
+        assert_eq!(a.conn.id, b.conn.id);
+        assert_ne!(b.conn.id, c.conn.id);
+        assert_eq!(a.ts_ns, 1);
+        // A child socket on an address another socket just used is new too.
+        let child = transition(table.observe(&state(4, 0, 0xa, Listen, SynRecv, t.reversed())));
+        assert_ne!(child.conn.id, c.conn.id);
+        assert_eq!(table.connections(), 3);
+    }
+
+    #[test]
+    fn the_source_port_is_completed_after_syn_sent() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        let syn = transition(table.observe(&state(
+            1,
+            0,
+            0xb,
+            Close,
+            SynSent,
+            tuple("10.0.0.2:0", "10.0.0.1:80"),
+        )));
+        let est = transition(table.observe(&state(
+            2,
+            0,
+            0xb,
+            SynSent,
+            Established,
+            tuple("10.0.0.2:53970", "10.0.0.1:80"),
+        )));
+        assert_eq!(syn.conn.id, est.conn.id);
+        assert_eq!(syn.conn.tuple.local.port(), 0);
+        assert_eq!(est.conn.tuple.local.port(), 53970);
+        // A later event with a zeroed port does not undo it.
+        let close = transition(table.observe(&state(
+            3,
+            0,
+            0xb,
+            Established,
+            Close,
+            tuple("10.0.0.2:0", "10.0.0.1:80"),
+        )));
+        assert_eq!(close.conn.tuple.local.port(), 53970);
+    }
+
+    #[test]
+    fn resets_after_close_and_error_reports_find_their_connection() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        let t = tuple("10.0.0.1:2181", "10.0.0.2:40000");
+        let closed = transition(table.observe(&state(1, 1, 0xc, Established, Close, t)));
+        let reset = table
+            .observe(&Decoded {
+                observation: Observation::SendReset {
+                    skaddr: 0xc,
+                    state: Some(Close),
+                    reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                    tuple: t,
+                },
+                ..state(2, 1, 0, Close, Close, t)
+            })
+            .unwrap();
+        let TraceEvent::ResetSent(reset) = reset else {
+            panic!()
+        };
+        assert_eq!(reset.socket, SocketRef::Conn(closed.conn));
+        let error = table
+            .observe(&Decoded {
+                observation: Observation::ErrorReport {
+                    errno: 104,
+                    tuple: tuple("10.0.0.1:2181", "10.0.0.2:0"),
+                },
+                ..state(3, 1, 0, Close, Close, t)
+            })
+            .unwrap();
+        let TraceEvent::SocketError(error) = error else {
+            panic!()
+        };
+        assert_eq!(error.socket, SocketRef::Conn(closed.conn));
+        // On another CPU the report cannot be paired.
+        let error = table
+            .observe(&Decoded {
+                observation: Observation::ErrorReport {
+                    errno: 104,
+                    tuple: t,
+                },
+                ..state(4, 0, 0, Close, Close, t)
+            })
+            .unwrap();
+        let TraceEvent::SocketError(error) = error else {
+            panic!()
+        };
+        assert!(matches!(error.socket, SocketRef::Unmatched { .. }));
+        // After the grace period the closed socket is forgotten.
+        table.sweep(START + 10_000_000_000);
+        assert_eq!(table.tracked(), 0);
+    }
+
+    #[test]
+    fn snapshot_connections_continue_in_later_events() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        let t = tuple("10.0.0.1:2181", "10.0.0.2:40000");
+        let owner = Task {
+            pid: 9,
+            tid: 9,
+            comm: crate::model::Comm::from_str_lossy("java"),
+        };
+        let snap = table.snapshot(
+            START,
+            &[DiagSocket {
+                scope: scope(),
+                tuple: t,
+                state: Established,
+                inode: 77,
+                uid: 0,
+                timer_ms: None,
+                owner: Some(owner),
+            }],
+            false,
+        );
+        let TraceEvent::Snapshot(s) = snap[0] else {
+            panic!()
+        };
+        let later = transition(table.observe(&state(5, 0, 0xd, Established, CloseWait, t)));
+        assert_eq!(later.conn.id, s.conn.id);
+    }
+
+    #[test]
+    fn userspace_filters_apply_to_the_completed_tuple() {
+        use TcpState::*;
+        let filters = Filters {
+            ports: vec![80],
+            netns: vec![],
+        };
+        let mut table = SocketTable::new(START, filters);
+        assert!(
+            table
+                .observe(&state(
+                    1,
+                    0,
+                    0xe,
+                    Close,
+                    SynSent,
+                    tuple("10.0.0.2:0", "10.0.0.1:80")
+                ))
+                .is_some()
+        );
+        assert!(
+            table
+                .observe(&state(
+                    2,
+                    0,
+                    0xf,
+                    Close,
+                    SynSent,
+                    tuple("10.0.0.2:0", "10.0.0.1:443")
+                ))
+                .is_none()
+        );
+        let filters = Filters {
+            ports: vec![],
+            netns: vec![1],
+        };
+        let mut table = SocketTable::new(START, filters);
+        assert!(
+            table
+                .observe(&state(
+                    1,
+                    0,
+                    0xe,
+                    Close,
+                    SynSent,
+                    tuple("10.0.0.2:0", "10.0.0.1:80")
+                ))
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,803 @@
+//! The payload of a `Records` block: small per-block dictionaries, then one compact
+//! record per event.
+//!
+//! ```text
+//! payload  := defs_len:u32le defs records
+//! defs     := n:var scope{n}   n:var task{n}   n:var conn{n}
+//! scope    := netns:var cgroup:var
+//! task     := pid:var tid:var comm_len:u8 comm
+//! conn     := id_delta:zigzag scope_index:var tuple
+//! tuple    := family:u8(4|6) local_addr(4|16) local_port:u16be remote_addr remote_port:u16be
+//! record   := tag:u8 dt:zigzag ...          (dt: ns since the previous record's time)
+//! ```
+//!
+//! Each block is self-contained: a connection that appears in several blocks is
+//! defined again in each (with its latest tuple), so a damaged block loses only its own
+//! events and a reader never needs more than the current block's dictionaries.
+//! Because the definitions are written when the block is closed, a connect whose
+//! `SYN_SENT` event carried source port 0 gets its real port in the same block.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
+
+use crate::{
+    model::{
+        Comm, Conn, ConnId, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent,
+        Scope, SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
+        Transition,
+    },
+    trace::varint::{Cursor, put_i64, put_u64},
+};
+
+const TAG_TRANSITION: u8 = 1;
+const TAG_RESET_SENT: u8 = 2;
+const TAG_RESET_RECEIVED: u8 = 3;
+const TAG_SOCKET_ERROR: u8 = 4;
+const TAG_GAP: u8 = 5;
+const TAG_SNAPSHOT: u8 = 6;
+
+const SNAPSHOT_AT_END: u8 = 1;
+
+/// Collects events into one `Records` block.
+#[derive(Debug, Default)]
+pub struct RecordsEncoder {
+    scopes: HashMap<Scope, u32>,
+    scope_list: Vec<Scope>,
+    tasks: HashMap<Task, u32>,
+    task_list: Vec<Task>,
+    conns: HashMap<ConnId, u32>,
+    conn_list: Vec<Conn>,
+    body: Vec<u8>,
+    first_ts: Option<u64>,
+    last_ts: u64,
+    records: u32,
+}
+
+impl RecordsEncoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn records(&self) -> u32 {
+        self.records
+    }
+
+    /// Approximate encoded size so far.
+    pub fn encoded_len(&self) -> usize {
+        self.body.len() + self.conn_list.len() * 20 + self.task_list.len() * 24
+    }
+
+    fn scope_index(&mut self, scope: Scope) -> u32 {
+        let next = u32::try_from(self.scope_list.len()).unwrap_or(u32::MAX);
+        *self.scopes.entry(scope).or_insert_with(|| {
+            self.scope_list.push(scope);
+            next
+        })
+    }
+
+    fn conn_index(&mut self, conn: &Conn) -> u32 {
+        if let Some(&index) = self.conns.get(&conn.id) {
+            // The latest tuple wins: it fixes the source port of a SYN_SENT seen earlier.
+            self.conn_list[index as usize] = *conn;
+            return index;
+        }
+        let index = u32::try_from(self.conn_list.len()).unwrap_or(u32::MAX);
+        self.conns.insert(conn.id, index);
+        self.conn_list.push(*conn);
+        index
+    }
+
+    /// `(task index + 1) << 2 | context`, 0 task meaning none.
+    fn actor(&mut self, context: ExecContext, task: Option<&Task>) -> u64 {
+        let task_ref = match task {
+            Some(task) => {
+                let next = u32::try_from(self.task_list.len()).unwrap_or(u32::MAX);
+                let index = *self.tasks.entry(*task).or_insert_with(|| {
+                    self.task_list.push(*task);
+                    next
+                });
+                u64::from(index) + 1
+            }
+            None => 0,
+        };
+        (task_ref << 2) | context as u64
+    }
+
+    fn begin(&mut self, tag: u8, ts_ns: u64) {
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts_ns);
+            self.last_ts = ts_ns;
+        }
+        self.body.push(tag);
+        put_i64(&mut self.body, ts_ns.wrapping_sub(self.last_ts) as i64);
+        self.last_ts = ts_ns;
+        self.records += 1;
+    }
+
+    fn socket_ref(&mut self, socket: &SocketRef) {
+        match socket {
+            SocketRef::Conn(conn) => {
+                let index = self.conn_index(conn);
+                put_u64(&mut self.body, u64::from(index) + 1);
+            }
+            SocketRef::Unmatched { scope, tuple } => {
+                let scope = self.scope_index(*scope);
+                put_u64(&mut self.body, 0);
+                put_u64(&mut self.body, u64::from(scope));
+                put_tuple(&mut self.body, tuple);
+            }
+        }
+    }
+
+    pub fn push(&mut self, event: &TraceEvent) {
+        match event {
+            TraceEvent::Transition(t) => {
+                self.begin(TAG_TRANSITION, t.ts_ns);
+                let conn = self.conn_index(&t.conn);
+                put_u64(&mut self.body, u64::from(conn));
+                self.body.push(((t.old as u8) << 4) | t.new as u8);
+                let actor = self.actor(t.context, t.task.as_ref());
+                put_u64(&mut self.body, actor);
+            }
+            TraceEvent::ResetSent(r) => {
+                self.begin(TAG_RESET_SENT, r.ts_ns);
+                self.socket_ref(&r.socket);
+                self.body.push(r.state.map_or(0, |s| s as u8));
+                put_u64(&mut self.body, u64::from(r.reason.0));
+                let actor = self.actor(r.context, r.task.as_ref());
+                put_u64(&mut self.body, actor);
+            }
+            TraceEvent::ResetReceived(r) => {
+                self.begin(TAG_RESET_RECEIVED, r.ts_ns);
+                let conn = self.conn_index(&r.conn);
+                put_u64(&mut self.body, u64::from(conn));
+                let actor = self.actor(r.context, r.task.as_ref());
+                put_u64(&mut self.body, actor);
+            }
+            TraceEvent::SocketError(e) => {
+                self.begin(TAG_SOCKET_ERROR, e.ts_ns);
+                self.socket_ref(&e.socket);
+                put_i64(&mut self.body, i64::from(e.errno));
+                let actor = self.actor(e.context, e.task.as_ref());
+                put_u64(&mut self.body, actor);
+            }
+            TraceEvent::Lost(gap) => {
+                self.begin(TAG_GAP, gap.to_ns);
+                put_u64(&mut self.body, gap.to_ns.saturating_sub(gap.from_ns));
+                put_u64(&mut self.body, gap.lost);
+                put_u64(&mut self.body, gap.cpu.map_or(0, |c| u64::from(c) + 1));
+                self.body.push(match gap.cause {
+                    GapCause::RingFull => 1,
+                    GapCause::ReadFailed => 2,
+                    GapCause::DecodeFailed => 3,
+                    GapCause::CorruptBlock => 4,
+                });
+            }
+            TraceEvent::Snapshot(s) => {
+                self.begin(TAG_SNAPSHOT, s.ts_ns);
+                let conn = self.conn_index(&s.conn);
+                put_u64(&mut self.body, u64::from(conn));
+                self.body.push(s.state as u8);
+                self.body.push(if s.at_end { SNAPSHOT_AT_END } else { 0 });
+                let owner = self.actor(ExecContext::Task, s.owner.as_ref());
+                put_u64(&mut self.body, owner);
+                put_u64(&mut self.body, u64::from(s.inode));
+                put_u64(&mut self.body, u64::from(s.uid));
+                put_u64(&mut self.body, s.timer_ms.map_or(0, |ms| u64::from(ms) + 1));
+            }
+        }
+    }
+
+    /// Encodes the block payload and resets the encoder for the next block.
+    /// Returns `(payload, records, first_ts_ns)`, or `None` when empty.
+    pub fn finish(&mut self) -> Option<(Vec<u8>, u32, u64)> {
+        if self.records == 0 {
+            return None;
+        }
+        // Scopes referenced only by connections are added now.
+        let conns = std::mem::take(&mut self.conn_list);
+        let conn_scopes: Vec<u32> = conns.iter().map(|c| self.scope_index(c.scope)).collect();
+
+        let mut defs = Vec::with_capacity(conns.len() * 20 + self.task_list.len() * 24);
+        put_u64(&mut defs, self.scope_list.len() as u64);
+        for scope in &self.scope_list {
+            put_u64(&mut defs, u64::from(scope.netns));
+            put_u64(&mut defs, scope.cgroup);
+        }
+        put_u64(&mut defs, self.task_list.len() as u64);
+        for task in &self.task_list {
+            put_u64(&mut defs, u64::from(task.pid));
+            put_u64(&mut defs, u64::from(task.tid));
+            let comm = task.comm.as_bytes();
+            defs.push(u8::try_from(comm.len()).unwrap_or(0));
+            defs.extend_from_slice(comm);
+        }
+        put_u64(&mut defs, conns.len() as u64);
+        let mut previous: ConnId = 0;
+        for (conn, scope) in conns.iter().zip(conn_scopes) {
+            put_i64(&mut defs, conn.id.wrapping_sub(previous) as i64);
+            previous = conn.id;
+            put_u64(&mut defs, u64::from(scope));
+            put_tuple(&mut defs, &conn.tuple);
+        }
+
+        let mut payload = Vec::with_capacity(4 + defs.len() + self.body.len());
+        payload.extend_from_slice(&u32::try_from(defs.len()).unwrap_or(u32::MAX).to_le_bytes());
+        payload.extend_from_slice(&defs);
+        payload.extend_from_slice(&self.body);
+        let result = (payload, self.records, self.first_ts.unwrap_or(0));
+        *self = Self {
+            body: Vec::with_capacity(self.body.capacity()),
+            ..Self::default()
+        };
+        Some(result)
+    }
+}
+
+fn put_tuple(out: &mut Vec<u8>, tuple: &SocketTuple) {
+    match (tuple.local.ip(), tuple.remote.ip()) {
+        (IpAddr::V4(local), IpAddr::V4(remote)) => {
+            out.push(4);
+            out.extend_from_slice(&local.octets());
+            out.extend_from_slice(&tuple.local.port().to_be_bytes());
+            out.extend_from_slice(&remote.octets());
+            out.extend_from_slice(&tuple.remote.port().to_be_bytes());
+        }
+        (local, remote) => {
+            let v6 = |ip: IpAddr| match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            out.push(6);
+            out.extend_from_slice(&v6(local).octets());
+            out.extend_from_slice(&tuple.local.port().to_be_bytes());
+            out.extend_from_slice(&v6(remote).octets());
+            out.extend_from_slice(&tuple.remote.port().to_be_bytes());
+        }
+    }
+}
+
+/// Why a `Records` payload could not be decoded (the reader turns this into a gap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable record data at payload byte {offset}: {reason}")]
+pub struct RecordsError {
+    pub offset: usize,
+    pub reason: &'static str,
+}
+
+/// Decodes one `Records` payload, one event at a time.
+#[derive(Debug)]
+pub struct RecordsDecoder {
+    payload: Vec<u8>,
+    pos: usize,
+    scopes: Vec<Scope>,
+    tasks: Vec<Task>,
+    conns: Vec<Conn>,
+    ts: u64,
+}
+
+fn get_tuple(cursor: &mut Cursor<'_>) -> Option<SocketTuple> {
+    let family = cursor.u8()?;
+    let (local, remote) = match family {
+        4 => {
+            let local = Ipv4Addr::from(cursor.array::<4>()?);
+            let local_port = cursor.u16_be()?;
+            let remote = Ipv4Addr::from(cursor.array::<4>()?);
+            let remote_port = cursor.u16_be()?;
+            (
+                SocketAddr::new(IpAddr::V4(local), local_port),
+                SocketAddr::new(IpAddr::V4(remote), remote_port),
+            )
+        }
+        6 => {
+            let local = Ipv6Addr::from(cursor.array::<16>()?);
+            let local_port = cursor.u16_be()?;
+            let remote = Ipv6Addr::from(cursor.array::<16>()?);
+            let remote_port = cursor.u16_be()?;
+            (
+                SocketAddr::new(IpAddr::V6(local), local_port),
+                SocketAddr::new(IpAddr::V6(remote), remote_port),
+            )
+        }
+        _ => return None,
+    };
+    Some(SocketTuple { local, remote })
+}
+
+/// Bounds a count read from the file by what the remaining bytes could hold, so a
+/// corrupt count cannot trigger a huge allocation.
+fn bounded_count(cursor: &mut Cursor<'_>, remaining: usize, min_entry: usize) -> Option<usize> {
+    let count = usize::try_from(cursor.var_u64()?).ok()?;
+    (count <= remaining / min_entry.max(1)).then_some(count)
+}
+
+impl RecordsDecoder {
+    pub fn new(payload: Vec<u8>, first_ts_ns: u64) -> Result<Self, RecordsError> {
+        let fail = |offset, reason| RecordsError { offset, reason };
+        let mut cursor = Cursor::new(&payload);
+        let defs_len = cursor.u32_le().ok_or(fail(0, "short payload"))? as usize;
+        let defs = cursor
+            .bytes(defs_len)
+            .ok_or(fail(4, "definitions run past the block"))?;
+        let body_start = 4 + defs_len;
+        let mut defs = Cursor::new(defs);
+
+        let n = bounded_count(&mut defs, defs_len, 2).ok_or(fail(4, "bad scope count"))?;
+        let mut scopes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let netns = defs
+                .var_u32()
+                .ok_or(fail(4 + defs.position(), "bad scope"))?;
+            let cgroup = defs
+                .var_u64()
+                .ok_or(fail(4 + defs.position(), "bad scope"))?;
+            scopes.push(Scope { netns, cgroup });
+        }
+        let n = bounded_count(&mut defs, defs_len, 3)
+            .ok_or(fail(4 + defs.position(), "bad task count"))?;
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = 4 + defs.position();
+            let pid = defs.var_u32().ok_or(fail(at, "bad task"))?;
+            let tid = defs.var_u32().ok_or(fail(at, "bad task"))?;
+            let len = defs.u8().ok_or(fail(at, "bad task"))? as usize;
+            let name = defs.bytes(len).ok_or(fail(at, "bad task name"))?;
+            if len > 16 {
+                return Err(fail(at, "task name longer than 16 bytes"));
+            }
+            let mut raw = [0u8; 16];
+            raw[..len].copy_from_slice(name);
+            tasks.push(Task {
+                pid,
+                tid,
+                comm: Comm::new(raw),
+            });
+        }
+        let n = bounded_count(&mut defs, defs_len, 14)
+            .ok_or(fail(4 + defs.position(), "bad connection count"))?;
+        let mut conns = Vec::with_capacity(n);
+        let mut previous: ConnId = 0;
+        for _ in 0..n {
+            let at = 4 + defs.position();
+            let delta = defs.var_i64().ok_or(fail(at, "bad connection"))?;
+            let id = previous.wrapping_add(delta as u64);
+            previous = id;
+            let scope = defs.var_u32().ok_or(fail(at, "bad connection"))?;
+            let scope = *scopes
+                .get(scope as usize)
+                .ok_or(fail(at, "connection names an unknown scope"))?;
+            let tuple = get_tuple(&mut defs).ok_or(fail(at, "bad connection addresses"))?;
+            conns.push(Conn { id, scope, tuple });
+        }
+        Ok(Self {
+            payload,
+            pos: body_start,
+            scopes,
+            tasks,
+            conns,
+            ts: first_ts_ns,
+        })
+    }
+
+    fn actor(&self, raw: u64) -> Option<(ExecContext, Option<Task>)> {
+        let context = ExecContext::from_u8((raw & 3) as u8);
+        let task = match raw >> 2 {
+            0 => None,
+            n => Some(*self.tasks.get(usize::try_from(n - 1).ok()?)?),
+        };
+        Some((context, task))
+    }
+
+    fn conn(&self, index: u64) -> Option<Conn> {
+        self.conns.get(usize::try_from(index).ok()?).copied()
+    }
+
+    fn socket_ref(&self, cursor: &mut Cursor<'_>) -> Option<SocketRef> {
+        match cursor.var_u64()? {
+            0 => {
+                let scope = *self.scopes.get(cursor.var_u32()? as usize)?;
+                let tuple = get_tuple(cursor)?;
+                Some(SocketRef::Unmatched { scope, tuple })
+            }
+            n => Some(SocketRef::Conn(self.conn(n - 1)?)),
+        }
+    }
+
+    /// The next event, `None` at the end of the block.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a fallible iterator reads better with explicit errors"
+    )]
+    pub fn next(&mut self) -> Option<Result<TraceEvent, RecordsError>> {
+        if self.pos >= self.payload.len() {
+            return None;
+        }
+        let start = self.pos;
+        let mut cursor = Cursor::new(&self.payload[start..]);
+        let result = self.decode_one(&mut cursor).ok_or(RecordsError {
+            offset: start,
+            reason: "truncated or malformed record",
+        });
+        let consumed = cursor.position();
+        match result {
+            Ok(event) => {
+                self.pos = start + consumed;
+                self.ts = event.ts_ns();
+                Some(Ok(event))
+            }
+            Err(err) => {
+                // Nothing after a bad record can be trusted: stop this block.
+                self.pos = self.payload.len();
+                Some(Err(err))
+            }
+        }
+    }
+
+    fn decode_one(&self, cursor: &mut Cursor<'_>) -> Option<TraceEvent> {
+        let tag = cursor.u8()?;
+        let dt = cursor.var_i64()?;
+        let ts_ns = self.ts.wrapping_add(dt as u64);
+        let event = match tag {
+            TAG_TRANSITION => {
+                let conn = self.conn(cursor.var_u64()?)?;
+                let states = cursor.u8()?;
+                let old = TcpState::from_kernel(u32::from(states >> 4))?;
+                let new = TcpState::from_kernel(u32::from(states & 0xf))?;
+                let (context, task) = self.actor(cursor.var_u64()?)?;
+                TraceEvent::Transition(Transition {
+                    ts_ns,
+                    conn,
+                    old,
+                    new,
+                    context,
+                    task,
+                })
+            }
+            TAG_RESET_SENT => {
+                let socket = self.socket_ref(cursor)?;
+                let state = match cursor.u8()? {
+                    0 => None,
+                    s => Some(TcpState::from_kernel(u32::from(s))?),
+                };
+                let reason = ResetReason(cursor.var_u32()?);
+                let (context, task) = self.actor(cursor.var_u64()?)?;
+                TraceEvent::ResetSent(ResetSent {
+                    ts_ns,
+                    socket,
+                    state,
+                    reason,
+                    context,
+                    task,
+                })
+            }
+            TAG_RESET_RECEIVED => {
+                let conn = self.conn(cursor.var_u64()?)?;
+                let (context, task) = self.actor(cursor.var_u64()?)?;
+                TraceEvent::ResetReceived(ResetReceived {
+                    ts_ns,
+                    conn,
+                    context,
+                    task,
+                })
+            }
+            TAG_SOCKET_ERROR => {
+                let socket = self.socket_ref(cursor)?;
+                let errno = i32::try_from(cursor.var_i64()?).ok()?;
+                let (context, task) = self.actor(cursor.var_u64()?)?;
+                TraceEvent::SocketError(SocketError {
+                    ts_ns,
+                    socket,
+                    errno,
+                    context,
+                    task,
+                })
+            }
+            TAG_GAP => {
+                let span = cursor.var_u64()?;
+                let lost = cursor.var_u64()?;
+                let cpu = match cursor.var_u64()? {
+                    0 => None,
+                    n => Some(u32::try_from(n - 1).ok()?),
+                };
+                let cause = match cursor.u8()? {
+                    1 => GapCause::RingFull,
+                    2 => GapCause::ReadFailed,
+                    3 => GapCause::DecodeFailed,
+                    4 => GapCause::CorruptBlock,
+                    _ => return None,
+                };
+                TraceEvent::Lost(Gap {
+                    from_ns: ts_ns.saturating_sub(span),
+                    to_ns: ts_ns,
+                    lost,
+                    cpu,
+                    cause,
+                })
+            }
+            TAG_SNAPSHOT => {
+                let conn = self.conn(cursor.var_u64()?)?;
+                let state = TcpState::from_kernel(u32::from(cursor.u8()?))?;
+                let flags = cursor.u8()?;
+                let (_, owner) = self.actor(cursor.var_u64()?)?;
+                let inode = cursor.var_u32()?;
+                let uid = cursor.var_u32()?;
+                let timer_ms = match cursor.var_u64()? {
+                    0 => None,
+                    n => Some(u32::try_from(n - 1).ok()?),
+                };
+                TraceEvent::Snapshot(SnapshotSocket {
+                    ts_ns,
+                    conn,
+                    state,
+                    owner,
+                    inode,
+                    uid,
+                    timer_ms,
+                    at_end: flags & SNAPSHOT_AT_END != 0,
+                })
+            }
+            _ => return None,
+        };
+        Some(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn v4(local: &str, remote: &str) -> SocketTuple {
+        SocketTuple {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        }
+    }
+
+    fn task(pid: u32, comm: &str) -> Task {
+        Task {
+            pid,
+            tid: pid + 1,
+            comm: Comm::from_str_lossy(comm),
+        }
+    }
+
+    fn sample_events() -> Vec<TraceEvent> {
+        let scope = Scope {
+            netns: 4_026_532_177,
+            cgroup: 25,
+        };
+        let client = Conn {
+            id: 7,
+            scope,
+            tuple: v4("10.0.0.2:40001", "10.0.0.1:2181"),
+        };
+        let server = Conn {
+            id: 8,
+            scope: Scope {
+                netns: 4_026_532_300,
+                cgroup: 1,
+            },
+            tuple: v4("10.0.0.1:2181", "10.0.0.2:40001"),
+        };
+        let v6 = Conn {
+            id: 1_000_000,
+            scope,
+            tuple: SocketTuple {
+                local: "[fd00::2]:5000".parse().unwrap(),
+                remote: "[fd00::1]:80".parse().unwrap(),
+            },
+        };
+        vec![
+            TraceEvent::Snapshot(SnapshotSocket {
+                ts_ns: 0,
+                conn: v6,
+                state: TcpState::Established,
+                owner: Some(task(42, "nginx")),
+                inode: 123,
+                uid: 0,
+                timer_ms: None,
+                at_end: false,
+            }),
+            TraceEvent::Transition(Transition {
+                ts_ns: 1_000,
+                conn: client,
+                old: TcpState::Close,
+                new: TcpState::SynSent,
+                context: ExecContext::Task,
+                task: Some(task(100, "zkCli")),
+            }),
+            TraceEvent::Transition(Transition {
+                ts_ns: 900,
+                conn: server,
+                old: TcpState::Listen,
+                new: TcpState::SynRecv,
+                context: ExecContext::Softirq,
+                task: None,
+            }),
+            TraceEvent::ResetSent(ResetSent {
+                ts_ns: 5_000,
+                socket: SocketRef::Conn(server),
+                state: Some(TcpState::Close),
+                reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                context: ExecContext::Task,
+                task: Some(task(200, "java")),
+            }),
+            TraceEvent::ResetReceived(ResetReceived {
+                ts_ns: 5_100,
+                conn: client,
+                context: ExecContext::Softirq,
+                task: None,
+            }),
+            TraceEvent::SocketError(SocketError {
+                ts_ns: 5_200,
+                socket: SocketRef::Unmatched {
+                    scope: Scope::default(),
+                    tuple: v4("10.0.0.2:40001", "10.0.0.1:2181"),
+                },
+                errno: 104,
+                context: ExecContext::Unknown,
+                task: Some(task(100, "zkCli")),
+            }),
+            TraceEvent::Lost(Gap {
+                from_ns: 4_000,
+                to_ns: 6_000,
+                lost: 17,
+                cpu: Some(1),
+                cause: GapCause::RingFull,
+            }),
+            TraceEvent::Snapshot(SnapshotSocket {
+                ts_ns: 9_000,
+                conn: server,
+                state: TcpState::TimeWait,
+                owner: None,
+                inode: 0,
+                uid: 0,
+                timer_ms: Some(59_000),
+                at_end: true,
+            }),
+        ]
+    }
+
+    fn round_trip(events: &[TraceEvent]) -> Vec<TraceEvent> {
+        let mut encoder = RecordsEncoder::new();
+        for event in events {
+            encoder.push(event);
+        }
+        let (payload, records, first_ts) = encoder.finish().unwrap();
+        assert_eq!(records as usize, events.len());
+        let mut decoder = RecordsDecoder::new(payload, first_ts).unwrap();
+        let mut out = Vec::new();
+        while let Some(event) = decoder.next() {
+            out.push(event.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn every_record_kind_round_trips() {
+        let events = sample_events();
+        assert_eq!(round_trip(&events), events);
+    }
+
+    #[test]
+    fn the_latest_tuple_of_a_connection_wins_within_a_block() {
+        let scope = Scope::default();
+        let syn_sent = Conn {
+            id: 1,
+            scope,
+            tuple: v4("10.0.0.2:0", "10.0.0.1:80"),
+        };
+        let established = Conn {
+            tuple: v4("10.0.0.2:53970", "10.0.0.1:80"),
+            ..syn_sent
+        };
+        let events = [
+            TraceEvent::Transition(Transition {
+                ts_ns: 1,
+                conn: syn_sent,
+                old: TcpState::Close,
+                new: TcpState::SynSent,
+                context: ExecContext::Task,
+                task: None,
+            }),
+            TraceEvent::Transition(Transition {
+                ts_ns: 2,
+                conn: established,
+                old: TcpState::SynSent,
+                new: TcpState::Established,
+                context: ExecContext::Softirq,
+                task: None,
+            }),
+        ];
+        for event in round_trip(&events) {
+            let TraceEvent::Transition(t) = event else {
+                unreachable!()
+            };
+            assert_eq!(t.conn.tuple.local.port(), 53970);
+        }
+    }
+
+    #[test]
+    fn encoder_resets_between_blocks() {
+        let mut encoder = RecordsEncoder::new();
+        assert!(encoder.finish().is_none());
+        for event in sample_events() {
+            encoder.push(&event);
+        }
+        assert!(encoder.finish().is_some());
+        assert_eq!(encoder.records(), 0);
+        assert!(encoder.finish().is_none());
+    }
+
+    #[test]
+    fn every_truncation_fails_cleanly() {
+        let mut encoder = RecordsEncoder::new();
+        for event in sample_events() {
+            encoder.push(&event);
+        }
+        let (payload, _, first_ts) = encoder.finish().unwrap();
+        for len in 0..payload.len() {
+            if let Ok(mut decoder) = RecordsDecoder::new(payload[..len].to_vec(), first_ts) {
+                while let Some(event) = decoder.next() {
+                    if event.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_churned_connection_costs_few_bytes_per_event() {
+        // Ten transitions per connection, the loopback pattern of client + server.
+        let mut encoder = RecordsEncoder::new();
+        let scope = Scope {
+            netns: 4_026_531_840,
+            cgroup: 1,
+        };
+        let mut ts = 0;
+        let mut events = 0u32;
+        for i in 0..1000u64 {
+            let port = 30_000 + u16::try_from(i).unwrap();
+            let client = Conn {
+                id: 2 * i,
+                scope,
+                tuple: v4(&format!("127.0.0.1:{port}"), "127.0.0.1:8080"),
+            };
+            let server = Conn {
+                id: 2 * i + 1,
+                scope,
+                tuple: client.tuple.reversed(),
+            };
+            use TcpState::*;
+            for (conn, old, new) in [
+                (client, Close, SynSent),
+                (server, Listen, SynRecv),
+                (server, SynRecv, Established),
+                (client, SynSent, Established),
+                (client, Established, FinWait1),
+                (server, Established, CloseWait),
+                (client, FinWait1, FinWait2),
+                (server, CloseWait, LastAck),
+                (client, FinWait2, Close),
+                (server, LastAck, Close),
+            ] {
+                ts += 2_000;
+                events += 1;
+                encoder.push(&TraceEvent::Transition(Transition {
+                    ts_ns: ts,
+                    conn,
+                    old,
+                    new,
+                    context: ExecContext::Softirq,
+                    task: None,
+                }));
+            }
+        }
+        let (payload, _, _) = encoder.finish().unwrap();
+        let per_event = payload.len() as f64 / f64::from(events);
+        assert!(per_event < 10.0, "{per_event} bytes per event");
+    }
+}
