@@ -570,7 +570,7 @@ mod tests {
             1024,
             &[
                 ("__sk_common", sock_common, 0),
-                ("sk_bits", flags, (3 << 24) | 1100 * 8),
+                ("sk_bits", flags, (3 << 24) | (1100 * 8)),
                 ("sk_cgrp_data", cgrp_data, 5000 * 8),
             ],
             true,

@@ -165,7 +165,7 @@ mod tests {
     fn temp_dir(name: &str) -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("tcpchurn-preflight-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let _fresh = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
     }

@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use log::{info, warn};
+use log::warn;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -526,7 +526,12 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         }
         recording.snapshot(monotonic_now(), &snapshot.sockets, false);
     }
-    info!("recording to {}", options.output.display());
+    // The line tests and scripts wait for: from here on, every transition is recorded.
+    let _written = writeln!(
+        io::stderr(),
+        "tcpchurn: recording to {} (Ctrl-C to stop)",
+        options.output.display()
+    );
 
     // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
     // long as the AsyncFd owns the ring buffer.

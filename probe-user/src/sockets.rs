@@ -227,7 +227,7 @@ impl SocketTable {
     /// Turns one decoded kernel event into a trace event; `None` when filtered out.
     pub fn observe(&mut self, event: &Decoded) -> Option<TraceEvent> {
         let ts_ns = self.rel(event.ts_ns);
-        let out = match event.observation {
+        match event.observation {
             Observation::StateChange {
                 skaddr,
                 old,
@@ -314,8 +314,7 @@ impl SocketTable {
                     task: event.task,
                 }))
             }
-        };
-        out
+        }
     }
 
     /// An error report names no socket: it belongs to the socket whose state just

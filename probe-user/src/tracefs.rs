@@ -95,7 +95,7 @@ impl FormatFile {
     }
 }
 
-/// `field:__u8 saddr[4];	offset:32;	size:4;	signed:0;` → ("saddr", ...).
+/// `field:__u8 saddr[4]; offset:32; size:4; signed:0;` → ("saddr", ...).
 fn parse_field_line(line: &str) -> Option<(String, FormatField)> {
     let mut parts = line.split(';').map(str::trim).filter(|p| !p.is_empty());
     let decl = parts.next()?.strip_prefix("field:")?.trim();

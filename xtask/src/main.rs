@@ -1,1 +1,34 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
+
+mod lint;
+mod run;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "tcpchurn project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install what building and testing need (LLVM 22, bpf-linker 0.13, nightly
+    /// rust-src, iproute2); idempotent and fast when everything is there.
+    Setup(setup::SetupArgs),
+    /// Formatting and clippy checks (warnings are errors).
+    Lint,
+    /// Setup, lint, unit tests, then the privileged tests (root; in CI a skip fails).
+    Test(test::TestArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Setup(args) => setup::setup(&args),
+        Command::Lint => lint::lint(),
+        Command::Test(args) => test::test(&args),
+    }
+}

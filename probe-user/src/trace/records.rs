@@ -56,10 +56,6 @@ pub struct RecordsEncoder {
 }
 
 impl RecordsEncoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     pub fn records(&self) -> u32 {
         self.records
     }
@@ -406,10 +402,6 @@ impl RecordsDecoder {
     }
 
     /// The next event, `None` at the end of the block.
-    #[expect(
-        clippy::should_implement_trait,
-        reason = "a fallible iterator reads better with explicit errors"
-    )]
     pub fn next(&mut self) -> Option<Result<TraceEvent, RecordsError>> {
         if self.pos >= self.payload.len() {
             return None;
@@ -661,7 +653,7 @@ mod tests {
     }
 
     fn round_trip(events: &[TraceEvent]) -> Vec<TraceEvent> {
-        let mut encoder = RecordsEncoder::new();
+        let mut encoder = RecordsEncoder::default();
         for event in events {
             encoder.push(event);
         }
@@ -721,7 +713,7 @@ mod tests {
 
     #[test]
     fn encoder_resets_between_blocks() {
-        let mut encoder = RecordsEncoder::new();
+        let mut encoder = RecordsEncoder::default();
         assert!(encoder.finish().is_none());
         for event in sample_events() {
             encoder.push(&event);
@@ -733,7 +725,7 @@ mod tests {
 
     #[test]
     fn every_truncation_fails_cleanly() {
-        let mut encoder = RecordsEncoder::new();
+        let mut encoder = RecordsEncoder::default();
         for event in sample_events() {
             encoder.push(&event);
         }
@@ -752,7 +744,7 @@ mod tests {
     #[test]
     fn a_churned_connection_costs_few_bytes_per_event() {
         // Ten transitions per connection, the loopback pattern of client + server.
-        let mut encoder = RecordsEncoder::new();
+        let mut encoder = RecordsEncoder::default();
         let scope = Scope {
             netns: 4_026_531_840,
             cgroup: 1,

@@ -14,7 +14,7 @@ use crate::{
 /// Turns events into complete, framed blocks. It does no I/O, so the recorder can
 /// hand finished blocks to a writer thread and never block its ring-buffer reader on
 /// the disk.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TraceEncoder {
     records: RecordsEncoder,
     total_records: u64,
@@ -22,10 +22,7 @@ pub struct TraceEncoder {
 
 impl TraceEncoder {
     pub fn new() -> Self {
-        Self {
-            records: RecordsEncoder::new(),
-            total_records: 0,
-        }
+        Self::default()
     }
 
     /// The file header and the meta block: the first bytes of every trace file.

@@ -1,0 +1,259 @@
+//! A TCP peer for the integration tests and demos: a server or a client that behaves
+//! in one chosen way (closes first, waits for the peer, resets, never closes...), in
+//! its own process so that tests know its pid.
+//!
+//! It prints one line per step on stdout (`listening`, `accepted`, `connected`,
+//! `refused`, `closed`, `done`) so that tests can synchronise with it.
+
+use std::{
+    io::{self, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
+    thread,
+    time::Duration,
+};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Behaviour {
+    /// Wait for the peer to close (read to EOF), then close.
+    WaitPeer,
+    /// Close right away (sends FIN first).
+    Close,
+    /// Abort with SO_LINGER {1, 0}: an RST instead of a FIN.
+    Reset,
+    /// Never close: the socket stays open until the process exits (a CLOSE_WAIT leak
+    /// once the peer closes).
+    Hold,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    Server {
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Connections to accept before exiting (0: forever).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long, value_enum, default_value_t = Behaviour::WaitPeer)]
+        behaviour: Behaviour,
+        /// Keep at most this many connections open; reset the rest at once (like
+        /// ZooKeeper's maxClientCnxns).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Milliseconds to wait after accepting before acting.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
+    Client {
+        #[arg(long)]
+        connect: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long, value_enum, default_value_t = Behaviour::Close)]
+        behaviour: Behaviour,
+        /// Milliseconds between connections.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Milliseconds to wait after connecting before acting.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
+}
+
+fn say(line: &str) {
+    let mut out = io::stdout().lock();
+    let _written = writeln!(out, "{line}");
+    let _flushed = out.flush();
+}
+
+fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid fd and a correctly sized linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            u32::try_from(size_of::<libc::linger>()).unwrap_or(8),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn read_to_eof(stream: &mut TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Acts on one connected socket; returns a socket to keep alive, if any.
+fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
+    match behaviour {
+        Behaviour::WaitPeer => {
+            if let Err(e) = read_to_eof(&mut stream) {
+                say(&format!("error {}", e.raw_os_error().unwrap_or(0)));
+            }
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Close => {
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Reset => {
+            if let Err(e) = set_linger_zero(&stream) {
+                say(&format!("error linger {e}"));
+            }
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Hold => Some(stream),
+    }
+}
+
+fn server(
+    listen: SocketAddr,
+    count: u32,
+    behaviour: Behaviour,
+    limit: Option<usize>,
+    delay: Duration,
+) -> io::Result<()> {
+    let listener = TcpListener::bind(listen)?;
+    say(&format!("listening {}", listener.local_addr()?));
+    let mut held: Vec<TcpStream> = Vec::new();
+    let mut accepted = 0;
+    while count == 0 || accepted < count {
+        let (stream, peer) = listener.accept()?;
+        accepted += 1;
+        say(&format!("accepted {peer}"));
+        if let Some(limit) = limit {
+            // A well-behaved limited server closes connections its clients left, which
+            // frees their slots; without a limit, `hold` leaks them on purpose.
+            held.retain(|s| !peer_closed(s));
+            if held.len() < limit {
+                thread::sleep(delay);
+                held.extend(act(stream, behaviour));
+                continue;
+            }
+            // Over the limit: accept, then reset at once, as ZooKeeper does.
+            let _none = act(stream, Behaviour::Reset);
+            continue;
+        }
+        thread::sleep(delay);
+        if let Some(stream) = act(stream, behaviour) {
+            held.push(stream);
+        }
+    }
+    say("done");
+    if behaviour == Behaviour::Hold {
+        // Keep the leaked sockets until killed.
+        loop {
+            thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    Ok(())
+}
+
+/// True when the peer has closed its side (a non-blocking read returns 0).
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let closed = matches!(stream.peek(&mut [0u8; 1]), Ok(0));
+    let _restored = stream.set_nonblocking(false);
+    closed
+}
+
+fn client(
+    connect: SocketAddr,
+    count: u32,
+    behaviour: Behaviour,
+    interval: Duration,
+    delay: Duration,
+) {
+    let mut held = Vec::new();
+    for i in 0..count {
+        if i > 0 {
+            thread::sleep(interval);
+        }
+        match TcpStream::connect(connect) {
+            Ok(stream) => {
+                let local = stream
+                    .local_addr()
+                    .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+                say(&format!("connected {local}"));
+                thread::sleep(delay);
+                held.extend(act(stream, behaviour));
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => say("refused"),
+            Err(e) => say(&format!("error {}", e.raw_os_error().unwrap_or(0))),
+        }
+    }
+    say("done");
+    if behaviour == Behaviour::Hold {
+        loop {
+            thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+fn main() {
+    match Cli::parse().role {
+        Role::Server {
+            listen,
+            count,
+            behaviour,
+            limit,
+            delay_ms,
+        } => {
+            if let Err(e) = server(
+                listen,
+                count,
+                behaviour,
+                limit,
+                Duration::from_millis(delay_ms),
+            ) {
+                say(&format!("error {e}"));
+                std::process::exit(1);
+            }
+        }
+        Role::Client {
+            connect,
+            count,
+            behaviour,
+            interval_ms,
+            delay_ms,
+        } => client(
+            connect,
+            count,
+            behaviour,
+            Duration::from_millis(interval_ms),
+            Duration::from_millis(delay_ms),
+        ),
+    }
+}

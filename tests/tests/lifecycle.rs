@@ -1,0 +1,323 @@
+//! Exact transition sequences and owners on both ends of real connections, recorded
+//! by the real kernel program: between two namespaces over veth, and over loopback
+//! inside one namespace, where the kernel runs the receiving side's softirq in the
+//! *sender's* context (kernel-facts §2.1).
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step must fail the test loudly"
+)]
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde_json::Value;
+use tcpchurn_tests::{
+    Netns, Peer, Recorder, Scratch, Topology, conns_where, replay_events, require_root,
+    transitions_of,
+};
+
+const PORT: u16 = 4181;
+
+/// Where the two peers run.
+enum Layout {
+    /// Server and client in two namespaces joined by a veth pair.
+    Veth(Topology),
+    /// Both in one namespace, over loopback.
+    Loopback(Netns),
+}
+
+impl Layout {
+    fn new(veth: bool, tag: &str) -> Self {
+        if veth {
+            Self::Veth(Topology::new(tag))
+        } else {
+            Self::Loopback(Netns::new(tag))
+        }
+    }
+
+    fn server_ns(&self) -> &Netns {
+        match self {
+            Self::Veth(t) => &t.server,
+            Self::Loopback(ns) => ns,
+        }
+    }
+
+    fn client_ns(&self) -> &Netns {
+        match self {
+            Self::Veth(t) => &t.client,
+            Self::Loopback(ns) => ns,
+        }
+    }
+
+    fn addrs(&self, v6: bool) -> (IpAddr, IpAddr) {
+        match (self, v6) {
+            (Self::Veth(t), false) => (t.server_v4.into(), t.client_v4.into()),
+            (Self::Veth(t), true) => (t.server_v6.into(), t.client_v6.into()),
+            (Self::Loopback(_), false) => {
+                ("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap())
+            }
+            (Self::Loopback(_), true) => ("::1".parse().unwrap(), "::1".parse().unwrap()),
+        }
+    }
+
+    fn netns_args(&self) -> Vec<String> {
+        match self {
+            Self::Veth(t) => t.netns_args(),
+            Self::Loopback(ns) => vec!["--netns".into(), ns.name.clone()],
+        }
+    }
+}
+
+/// What one recorded connection looked like.
+struct Run {
+    events: Vec<Value>,
+    server_pid: u32,
+    client_pid: u32,
+    client_conn: Option<u64>,
+    server_conn: Option<u64>,
+    client_port: Option<u16>,
+    server_netns: u32,
+    client_netns: u32,
+}
+
+fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, listen: bool) -> Run {
+    let layout = Layout::new(veth, "lc");
+    let scratch = Scratch::new("lifecycle");
+    let (server_ip, client_ip) = layout.addrs(v6);
+    let server_addr = SocketAddr::new(server_ip, PORT).to_string();
+    let recorder = Recorder::start(&scratch.path("t.trace"), &layout.netns_args());
+
+    let server = listen.then(|| {
+        Peer::server(
+            Some(layout.server_ns()),
+            &[
+                "--listen",
+                &server_addr,
+                "--count",
+                "1",
+                "--behaviour",
+                server_behaviour,
+            ],
+        )
+    });
+    let mut client = Peer::client(
+        Some(layout.client_ns()),
+        &["--connect", &server_addr, "--behaviour", client_behaviour],
+    );
+    let client_pid = client.pid();
+    let first = client.out.wait_for("", std::time::Duration::from_secs(10));
+    let client_port = first
+        .strip_prefix("connected ")
+        .map(|a| a.parse::<SocketAddr>().unwrap().port());
+    client.wait();
+    let server_pid = server.map_or(0, |s| {
+        let pid = s.pid();
+        s.wait();
+        pid
+    });
+    let recorded = recorder.stop();
+    assert!(
+        recorded.status.success(),
+        "recorder failed: {:?}",
+        recorded.stderr
+    );
+
+    let events = replay_events(&recorded.path);
+    let ip = |e: &Value, key: &str| e[key].as_str().unwrap().parse::<IpAddr>().unwrap();
+    let client_conns = conns_where(&events, |e| {
+        ip(e, "laddr") == client_ip && ip(e, "raddr") == server_ip && e["rport"] == PORT
+    });
+    let server_conns = conns_where(&events, |e| {
+        ip(e, "laddr") == server_ip && e["lport"] == PORT && ip(e, "raddr") == client_ip
+    });
+    assert!(
+        client_conns.len() <= 1,
+        "several client connections: {client_conns:?}"
+    );
+    assert!(
+        server_conns.len() <= 1,
+        "several server connections: {server_conns:?}"
+    );
+    Run {
+        events,
+        server_pid,
+        client_pid,
+        client_conn: client_conns.first().copied(),
+        server_conn: server_conns.first().copied(),
+        client_port,
+        server_netns: layout.server_ns().inode,
+        client_netns: layout.client_ns().inode,
+    }
+}
+
+fn assert_owner(run: &Run, conn: u64, pid: u32, side: &str) {
+    for event in run
+        .events
+        .iter()
+        .filter(|e| e["conn"] == conn && e["kind"] != "snapshot")
+    {
+        assert_eq!(
+            event["pid"], pid,
+            "{side} event with the wrong owner: {event}"
+        );
+        assert_eq!(
+            event["comm"], "tcpchurn-peer",
+            "{side} event with the wrong comm: {event}"
+        );
+    }
+}
+
+fn assert_pair(run: &Run, client: &[&str], server: &[&str]) {
+    let client_conn = run.client_conn.expect("no client connection recorded");
+    let server_conn = run.server_conn.expect("no server connection recorded");
+    assert_eq!(
+        transitions_of(&run.events, client_conn),
+        client,
+        "client transitions"
+    );
+    assert_eq!(
+        transitions_of(&run.events, server_conn),
+        server,
+        "server transitions"
+    );
+    assert_owner(run, client_conn, run.client_pid, "client");
+    assert_owner(run, server_conn, run.server_pid, "server");
+    // The connect's SYN_SENT fired with source port 0; the trace shows the real one.
+    let syn_sent = run
+        .events
+        .iter()
+        .find(|e| e["conn"] == client_conn && e["new"] == "SYN_SENT")
+        .unwrap();
+    assert_eq!(
+        syn_sent["lport"].as_u64(),
+        run.client_port.map(u64::from),
+        "{syn_sent}"
+    );
+    for event in run.events.iter().filter(|e| e["conn"] == client_conn) {
+        assert_eq!(event["netns"], run.client_netns, "{event}");
+    }
+    for event in run.events.iter().filter(|e| e["conn"] == server_conn) {
+        assert_eq!(event["netns"], run.server_netns, "{event}");
+    }
+}
+
+const ACTIVE_CLOSE: [&str; 5] = [
+    "CLOSE->SYN_SENT",
+    "SYN_SENT->ESTABLISHED",
+    "ESTABLISHED->FIN_WAIT1",
+    "FIN_WAIT1->FIN_WAIT2",
+    "FIN_WAIT2->CLOSE",
+];
+const PASSIVE_CLOSE_SERVER: [&str; 5] = [
+    "LISTEN->SYN_RECV",
+    "SYN_RECV->ESTABLISHED",
+    "ESTABLISHED->CLOSE_WAIT",
+    "CLOSE_WAIT->LAST_ACK",
+    "LAST_ACK->CLOSE",
+];
+const PASSIVE_CLOSE_CLIENT: [&str; 5] = [
+    "CLOSE->SYN_SENT",
+    "SYN_SENT->ESTABLISHED",
+    "ESTABLISHED->CLOSE_WAIT",
+    "CLOSE_WAIT->LAST_ACK",
+    "LAST_ACK->CLOSE",
+];
+const ACTIVE_CLOSE_SERVER: [&str; 5] = [
+    "LISTEN->SYN_RECV",
+    "SYN_RECV->ESTABLISHED",
+    "ESTABLISHED->FIN_WAIT1",
+    "FIN_WAIT1->FIN_WAIT2",
+    "FIN_WAIT2->CLOSE",
+];
+
+fn client_closes_first(veth: bool, v6: bool) {
+    let run = run(veth, v6, "wait-peer", "close", true);
+    assert_pair(&run, &ACTIVE_CLOSE, &PASSIVE_CLOSE_SERVER);
+}
+
+fn server_closes_first(veth: bool, v6: bool) {
+    let run = run(veth, v6, "close", "wait-peer", true);
+    assert_pair(&run, &PASSIVE_CLOSE_CLIENT, &ACTIVE_CLOSE_SERVER);
+}
+
+fn server_resets(veth: bool, v6: bool) {
+    let run = run(veth, v6, "reset", "wait-peer", true);
+    assert_pair(
+        &run,
+        &[
+            "CLOSE->SYN_SENT",
+            "SYN_SENT->ESTABLISHED",
+            "ESTABLISHED->CLOSE",
+        ],
+        &[
+            "LISTEN->SYN_RECV",
+            "SYN_RECV->ESTABLISHED",
+            "ESTABLISHED->CLOSE",
+        ],
+    );
+    let (client, server) = (run.client_conn.unwrap(), run.server_conn.unwrap());
+    let find = |kind: &str, conn: u64| {
+        run.events
+            .iter()
+            .find(|e| e["kind"] == kind && e["conn"] == conn)
+    };
+    let sent = find("reset_sent", server).expect("no RST sent by the server");
+    assert_eq!(sent["reason"], "TCP_STATE", "{sent}");
+    assert_eq!(sent["pid"], run.server_pid, "{sent}");
+    let received = find("reset_received", client).expect("no RST received by the client");
+    assert_eq!(received["pid"], run.client_pid, "{received}");
+    let error = find("socket_error", client).expect("no error reported to the client");
+    assert_eq!(error["error"], "ECONNRESET", "{error}");
+}
+
+fn connect_refused(veth: bool, v6: bool) {
+    let run = run(veth, v6, "", "close", false);
+    let client = run.client_conn.expect("no client connection");
+    assert_eq!(
+        transitions_of(&run.events, client),
+        ["CLOSE->SYN_SENT", "SYN_SENT->CLOSE"]
+    );
+    assert_owner(&run, client, run.client_pid, "client");
+    let error = run
+        .events
+        .iter()
+        .find(|e| e["kind"] == "socket_error" && e["conn"] == client)
+        .expect("no error report");
+    assert_eq!(error["error"], "ECONNREFUSED");
+    // The refusing host sent an RST without a socket, in the server's namespace.
+    let reset = run
+        .events
+        .iter()
+        .find(|e| e["kind"] == "reset_sent" && e["reason"] == "NO_SOCKET")
+        .expect("no RST from the refusing host");
+    assert!(reset["conn"].is_null());
+    assert_eq!(reset["netns"], run.server_netns, "{reset}");
+    assert_eq!(reset["lport"], PORT, "{reset}");
+}
+
+macro_rules! scenarios {
+    ($($name:ident: $body:ident($veth:expr, $v6:expr);)*) => {$(
+        #[test]
+        fn $name() {
+            if require_root(stringify!($name)) {
+                $body($veth, $v6);
+            }
+        }
+    )*};
+}
+
+scenarios! {
+    veth_client_closes_first: client_closes_first(true, false);
+    veth_server_closes_first: server_closes_first(true, false);
+    veth_server_resets: server_resets(true, false);
+    veth_connect_refused: connect_refused(true, false);
+    veth_ipv6_client_closes_first: client_closes_first(true, true);
+    veth_ipv6_server_closes_first: server_closes_first(true, true);
+    veth_ipv6_server_resets: server_resets(true, true);
+    veth_ipv6_connect_refused: connect_refused(true, true);
+    loopback_client_closes_first: client_closes_first(false, false);
+    loopback_server_closes_first: server_closes_first(false, false);
+    loopback_server_resets: server_resets(false, false);
+    loopback_connect_refused: connect_refused(false, false);
+    loopback_ipv6_client_closes_first: client_closes_first(false, true);
+    loopback_ipv6_server_resets: server_resets(false, true);
+}

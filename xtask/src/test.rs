@@ -1,0 +1,87 @@
+//! `cargo xtask test`: what CI runs. Setup, lint, unit tests, then the privileged
+//! tests against the real kernel. Under `CI=true` the privileged tests must run: not
+//! being root is a failure, not a skip.
+
+use anyhow::bail;
+
+use crate::{
+    lint::lint,
+    run::{cargo, in_ci, is_root, run, workspace_root},
+    setup::{SetupArgs, setup},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Skip `xtask setup`.
+    #[arg(long)]
+    pub no_setup: bool,
+    /// Skip formatting and clippy.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Run only the unit tests.
+    #[arg(long, conflicts_with = "privileged_only")]
+    pub unit_only: bool,
+    /// Run only the privileged tests.
+    #[arg(long)]
+    pub privileged_only: bool,
+    /// Only privileged tests whose name contains this.
+    pub filter: Option<String>,
+}
+
+/// Builds the release `tcpchurn` and returns its path.
+pub fn build_tcpchurn() -> anyhow::Result<std::path::PathBuf> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "probe-user",
+        "--bin",
+        "tcpchurn",
+    ]))?;
+    Ok(workspace_root().join("target/release/tcpchurn"))
+}
+
+pub fn test(args: &TestArgs) -> anyhow::Result<()> {
+    if !args.no_setup {
+        setup(&SetupArgs {
+            zookeeper: is_root(),
+        })?;
+    }
+    if !args.no_lint && !args.privileged_only {
+        lint()?;
+    }
+    if !args.privileged_only {
+        run(cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "probe-ebpf",
+            "--exclude",
+            "tcpchurn-tests",
+        ]))?;
+    }
+    if args.unit_only {
+        return Ok(());
+    }
+    if !is_root() {
+        let reason = "the privileged tests need root (eBPF, network namespaces)";
+        if in_ci() {
+            bail!("{reason}, and CI=true: a skipped privileged test is a failed one");
+        }
+        eprintln!("xtask: SKIPPED privileged tests: {reason}; run `cargo xtask test` as root");
+        return Ok(());
+    }
+    let tcpchurn = build_tcpchurn()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "-p", "tcpchurn-tests", "--"])
+        // The tests share one kernel: run them one at a time.
+        .args(["--test-threads=1"])
+        .env("TCPCHURN_BIN", &tcpchurn)
+        .env("RUST_BACKTRACE", "1");
+    if let Some(filter) = &args.filter {
+        cmd.arg(filter);
+    }
+    run(&mut cmd)?;
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}
