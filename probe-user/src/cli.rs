@@ -66,6 +66,17 @@ pub struct RecordArgs {
     /// With --max-size: keep only the newest N files.
     #[arg(short = 'W', long = "rotate", value_name = "N", requires = "max_size")]
     pub rotate: Option<u32>,
+    /// Kernel BTF to read struct offsets from (e.g. a file from BTFHub on a kernel
+    /// without /sys/kernel/btf/vmlinux).
+    #[arg(long, value_name = "FILE", default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
+    /// How often the ring buffer is drained when no wake-up came (testing knob).
+    #[arg(long = "poll-interval", value_name = "DURATION", default_value = "20ms", value_parser = parse_duration, hide = true)]
+    pub poll_interval: Duration,
+    /// Ring fill level in bytes that wakes the reader early; 0 = a quarter of the ring
+    /// (testing knob).
+    #[arg(long = "wakeup-bytes", value_name = "BYTES", default_value = "0", value_parser = parse_size, hide = true)]
+    pub wakeup_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -60,12 +60,22 @@ pub struct ProbeOptions {
     pub netns: Vec<u32>,
 }
 
-/// Per-CPU counters of the kernel program, summed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The kernel program's counters, one value per possible CPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
-    pub submitted: u64,
-    pub ring_full: u64,
-    pub read_failed: u64,
+    pub submitted: Vec<u64>,
+    pub ring_full: Vec<u64>,
+    pub read_failed: Vec<u64>,
+}
+
+impl KernelCounters {
+    pub fn submitted_total(&self) -> u64 {
+        self.submitted.iter().sum()
+    }
+
+    pub fn lost_total(&self) -> u64 {
+        self.ring_full.iter().sum::<u64>() + self.read_failed.iter().sum::<u64>()
+    }
 }
 
 /// A loaded and attached kernel program. Dropping it detaches every program.
@@ -358,7 +368,7 @@ impl KernelProbe {
         ))
     }
 
-    /// Sums the per-CPU counters.
+    /// Reads the per-CPU counters.
     pub fn counters(&self) -> Result<KernelCounters, KernelError> {
         read_counters(&self.counters)
     }
@@ -370,9 +380,9 @@ impl KernelProbe {
     }
 }
 
-/// Sums per-CPU counters from an already detached probe.
+/// Reads the per-CPU counters (also from an already detached probe).
 pub fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCounters, KernelError> {
-    let sum = |index: u32| -> Result<u64, KernelError> {
+    let per_cpu = |index: u32| -> Result<Vec<u64>, KernelError> {
         Ok(counters
             .get(&index, 0)
             .map_err(|source| KernelError::Map {
@@ -380,11 +390,12 @@ pub fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCount
                 source,
             })?
             .iter()
-            .sum())
+            .copied()
+            .collect())
     };
     Ok(KernelCounters {
-        submitted: sum(counter::SUBMITTED)?,
-        ring_full: sum(counter::RING_FULL)?,
-        read_failed: sum(counter::READ_FAILED)?,
+        submitted: per_cpu(counter::SUBMITTED)?,
+        ring_full: per_cpu(counter::RING_FULL)?,
+        read_failed: per_cpu(counter::READ_FAILED)?,
     })
 }

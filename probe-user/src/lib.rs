@@ -54,6 +54,9 @@ fn record_options(args: &RecordArgs) -> anyhow::Result<record::RecordOptions> {
         snapshot: !args.no_snapshot,
         max_size: args.max_size,
         rotate: args.rotate,
+        btf: args.btf.clone(),
+        poll_interval: args.poll_interval.max(std::time::Duration::from_millis(1)),
+        wakeup_bytes: args.wakeup_bytes,
         ..record::RecordOptions::default()
     })
 }

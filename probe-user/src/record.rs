@@ -52,6 +52,10 @@ pub struct RecordOptions {
     pub max_size: Option<u64>,
     /// Keep at most this many files when rotating (oldest are removed).
     pub rotate: Option<u32>,
+    /// Kernel BTF file for struct offsets.
+    pub btf: PathBuf,
+    /// Ring fill level that wakes the reader early (0: a quarter of the ring).
+    pub wakeup_bytes: u64,
 }
 
 impl Default for RecordOptions {
@@ -68,6 +72,8 @@ impl Default for RecordOptions {
             snapshot: true,
             max_size: None,
             rotate: None,
+            btf: PathBuf::from(btf::VMLINUX),
+            wakeup_bytes: 0,
         }
     }
 }
@@ -237,35 +243,36 @@ impl Recording {
         }
     }
 
-    /// Records gaps for everything the kernel (or the decoder) lost since the last call.
+    /// Records gaps for everything the kernel (or the decoder) lost since the last call,
+    /// one per CPU and cause, so a replay can say where its verdicts may be incomplete.
     pub fn account(&mut self, counters: KernelCounters, monotonic_ns: u64) {
         let now = monotonic_ns.saturating_sub(self.start_monotonic_ns);
         let from = self.counters_at_ns;
-        let mut gap = |lost: u64, cause: GapCause| {
-            if lost > 0 {
-                self.encoder.push(&TraceEvent::Lost(Gap {
-                    from_ns: from,
-                    to_ns: now,
-                    lost,
-                    cpu: None,
-                    cause,
-                }));
+        let mut gaps = Vec::new();
+        for (new, old, cause) in [
+            (&counters.ring_full, &self.counters.ring_full, GapCause::RingFull),
+            (&counters.read_failed, &self.counters.read_failed, GapCause::ReadFailed),
+        ] {
+            for (cpu, &count) in new.iter().enumerate() {
+                let lost = count.saturating_sub(old.get(cpu).copied().unwrap_or(0));
+                if lost > 0 {
+                    gaps.push((lost, u32::try_from(cpu).ok(), cause));
+                }
             }
-        };
-        gap(
-            counters.ring_full.saturating_sub(self.counters.ring_full),
-            GapCause::RingFull,
-        );
-        gap(
-            counters
-                .read_failed
-                .saturating_sub(self.counters.read_failed),
-            GapCause::ReadFailed,
-        );
-        gap(
-            self.decode_failed - self.decode_failed_reported,
-            GapCause::DecodeFailed,
-        );
+        }
+        let undecodable = self.decode_failed - self.decode_failed_reported;
+        if undecodable > 0 {
+            gaps.push((undecodable, None, GapCause::DecodeFailed));
+        }
+        for (lost, cpu, cause) in gaps {
+            self.encoder.push(&TraceEvent::Lost(Gap {
+                from_ns: from,
+                to_ns: now,
+                lost,
+                cpu,
+                cause,
+            }));
+        }
         self.decode_failed_reported = self.decode_failed;
         self.counters = counters;
         self.counters_at_ns = now;
@@ -286,10 +293,10 @@ impl Recording {
             stop_reason: stop_reason.to_owned(),
             records: self.encoder.total_records(),
             connections: self.table.connections(),
-            lost_ring_full: self.counters.ring_full,
-            lost_read_failed: self.counters.read_failed,
+            lost_ring_full: self.counters.ring_full.iter().sum(),
+            lost_read_failed: self.counters.read_failed.iter().sum(),
             lost_decode_failed: self.decode_failed,
-            kernel_submitted: self.counters.submitted,
+            kernel_submitted: self.counters.submitted_total(),
             bytes,
             next_part: None,
         }
@@ -463,13 +470,17 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
 
     let probe_options = ProbeOptions {
         ring_bytes: options.ring_bytes,
-        wakeup_threshold: u64::from(options.ring_bytes / 4),
+        wakeup_threshold: if options.wakeup_bytes == 0 {
+            u64::from(options.ring_bytes / 4)
+        } else {
+            options.wakeup_bytes
+        },
         ports: options.ports.clone(),
         netns: options.netns.clone(),
     };
     let (start_mono, start_wall) = clock_pair();
     let started = Instant::now();
-    let (probe, ring) = match KernelProbe::load(tracefs, &probe_options, Path::new(btf::VMLINUX)) {
+    let (probe, ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
         Ok(loaded) => loaded,
         Err(err) => {
             drop(file);
@@ -479,6 +490,16 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     };
     for missing in &probe.offsets.missing {
         warn!("{missing}");
+    }
+    if !options.netns.is_empty() && !probe.offsets.netns {
+        drop(probe);
+        drop(file);
+        let _removed = std::fs::remove_file(&options.output);
+        anyhow::bail!(
+            "--netns needs each socket's network namespace, which needs kernel BTF ({} could not be used); \
+             record without --netns, or pass --btf FILE",
+            options.btf.display()
+        );
     }
     let (hostname, kernel, machine) = uname();
     let filters = Filters {
@@ -628,7 +649,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     drain(ring.get_mut(), &mut recording);
     let final_counters = crate::kernel::read_counters(&counters).unwrap_or_default();
     let now = monotonic_now();
-    recording.account(final_counters, now);
+    recording.account(final_counters.clone(), now);
     if options.snapshot && matches!(stop, Stop::Interrupted | Stop::Terminated | Stop::Duration) {
         let snapshot = diag::snapshot(&options.netns, false);
         recording.snapshot(now, &snapshot.sockets, true);
@@ -650,11 +671,11 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         records: recording.records(),
         transitions: recording.transitions(),
         connections: recording.connections(),
-        lost: final_counters.ring_full + final_counters.read_failed,
+        lost: final_counters.lost_total() + recording.decode_failed,
         bytes: bytes_done + written.as_ref().copied().unwrap_or(0),
         duration: started.elapsed(),
         stop_reason: stop.reason(),
-        kernel_submitted: final_counters.submitted,
+        kernel_submitted: final_counters.submitted_total(),
     };
     match (written, &stop) {
         (Err(err), _) => Err(anyhow::anyhow!(

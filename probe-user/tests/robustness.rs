@@ -1,0 +1,306 @@
+//! Any byte sequence is a valid input to `replay`: mutated and random traces must give
+//! an error or a partial replay, never a panic, a hang or an unbounded allocation.
+//!
+//! A deterministic property test (fixed seeds, so a failure reproduces), plus the
+//! regression corpus in `tests/corpus/` (inputs that once broke something: each must
+//! keep replaying without a panic).
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step must fail the test loudly"
+)]
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use tcpchurn::{
+    cli::ColorChoice,
+    model::{
+        Comm, Conn, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent, Scope, SnapshotSocket,
+        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+    },
+    replay::{EndpointFilter, ReplayOptions, write_events},
+    report::write_report,
+    trace::{TraceEnd, TraceMeta, TraceReader, TraceWriter},
+};
+
+/// xorshift64*: small, deterministic, good enough to pick mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap()
+    }
+}
+
+fn tuple(local: &str, remote: &str) -> SocketTuple {
+    SocketTuple {
+        local: local.parse::<SocketAddr>().unwrap(),
+        remote: remote.parse::<SocketAddr>().unwrap(),
+    }
+}
+
+/// A trace with every record kind, several blocks, both ends of connections.
+fn valid_trace() -> Vec<u8> {
+    let meta = TraceMeta {
+        tool: "tcpchurn".into(),
+        hostname: "fuzz".into(),
+        kernel: "6.18.44".into(),
+        ..TraceMeta::default()
+    };
+    let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap().with_block_records(37);
+    let scope = Scope { netns: 4_026_532_177, cgroup: 9 };
+    let task = |pid: u32, comm: &str| Task {
+        pid,
+        tid: pid,
+        comm: Comm::from_str_lossy(comm),
+    };
+    let listener = Conn {
+        id: 1,
+        scope,
+        tuple: tuple("10.0.0.1:2181", "0.0.0.0:0"),
+    };
+    writer
+        .push(&TraceEvent::Snapshot(SnapshotSocket {
+            ts_ns: 0,
+            conn: listener,
+            state: TcpState::Listen,
+            owner: Some(task(10, "java")),
+            inode: 5,
+            uid: 0,
+            timer_ms: None,
+            at_end: false,
+        }))
+        .unwrap();
+    let mut ts = 1_000;
+    for i in 0..60u64 {
+        let port = 40_000 + u16::try_from(i).unwrap();
+        let client = Conn {
+            id: 2 + 2 * i,
+            scope,
+            tuple: tuple(&format!("10.0.0.2:{port}"), "10.0.0.1:2181"),
+        };
+        let server = Conn {
+            id: 3 + 2 * i,
+            scope: Scope { netns: 4_026_532_300, cgroup: 1 },
+            tuple: client.tuple.reversed(),
+        };
+        let step = |ts: &mut u64| {
+            *ts += 1_500;
+            *ts
+        };
+        use TcpState::*;
+        for (conn, old, new, context, actor) in [
+            (client, Close, SynSent, ExecContext::Task, Some(task(20, "client"))),
+            (server, Listen, SynRecv, ExecContext::Softirq, None),
+            (server, SynRecv, Established, ExecContext::Softirq, None),
+            (client, SynSent, Established, ExecContext::Softirq, None),
+            (server, Established, Close, ExecContext::Task, Some(task(10, "java"))),
+        ] {
+            writer
+                .push(&TraceEvent::Transition(Transition {
+                    ts_ns: step(&mut ts),
+                    conn,
+                    old,
+                    new,
+                    context,
+                    task: actor,
+                }))
+                .unwrap();
+        }
+        writer
+            .push(&TraceEvent::ResetSent(ResetSent {
+                ts_ns: step(&mut ts),
+                socket: SocketRef::Conn(server),
+                state: Some(Close),
+                reason: ResetReason::TCP_STATE,
+                context: ExecContext::Task,
+                task: Some(task(10, "java")),
+            }))
+            .unwrap();
+        writer
+            .push(&TraceEvent::ResetReceived(ResetReceived {
+                ts_ns: step(&mut ts),
+                conn: client,
+                context: ExecContext::Softirq,
+                task: None,
+            }))
+            .unwrap();
+        writer
+            .push(&TraceEvent::Transition(Transition {
+                ts_ns: step(&mut ts),
+                conn: client,
+                old: Established,
+                new: Close,
+                context: ExecContext::Softirq,
+                task: None,
+            }))
+            .unwrap();
+        writer
+            .push(&TraceEvent::SocketError(SocketError {
+                ts_ns: step(&mut ts),
+                socket: if i % 2 == 0 {
+                    SocketRef::Conn(client)
+                } else {
+                    SocketRef::Unmatched {
+                        scope: Scope::default(),
+                        tuple: client.tuple,
+                    }
+                },
+                errno: 104,
+                context: ExecContext::Softirq,
+                task: None,
+            }))
+            .unwrap();
+        if i % 20 == 7 {
+            writer
+                .push(&TraceEvent::Lost(Gap {
+                    from_ns: ts - 500,
+                    to_ns: ts,
+                    lost: 3,
+                    cpu: Some(1),
+                    cause: GapCause::RingFull,
+                }))
+                .unwrap();
+        }
+    }
+    writer
+        .finish(&TraceEnd {
+            end_ns: ts + 1,
+            stop_reason: "interrupted".into(),
+            ..TraceEnd::default()
+        })
+        .unwrap()
+}
+
+fn options(events: bool, json: bool) -> ReplayOptions {
+    ReplayOptions {
+        file: "fuzz.trace".into(),
+        events,
+        json,
+        connections: true,
+        filter: EndpointFilter::default(),
+        since: None,
+        until: None,
+        close_wait: Duration::from_secs(5),
+        color: ColorChoice::Never,
+    }
+}
+
+/// Replays `bytes` every way `replay` can; errors are fine, panics and hangs are not.
+fn replay_every_way(bytes: &[u8]) {
+    let started = Instant::now();
+    for (events, json) in [(true, true), (true, false), (false, true), (false, false)] {
+        let Ok(mut reader) = TraceReader::open(bytes) else {
+            return;
+        };
+        let mut out = Vec::new();
+        let _result = if events {
+            write_events(&mut reader, &options(events, json), &mut out)
+        } else {
+            write_report(&mut reader, &options(events, json), &mut out)
+        };
+        let _damage = reader.damage().len();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "replay of {} bytes took {:?}",
+        bytes.len(),
+        started.elapsed()
+    );
+}
+
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut bytes = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        if bytes.is_empty() {
+            break;
+        }
+        match rng.below(6) {
+            0 => {
+                let at = rng.below(bytes.len());
+                bytes[at] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let at = rng.below(bytes.len());
+                bytes[at] = u8::try_from(rng.below(256)).unwrap();
+            }
+            2 => bytes.truncate(rng.below(bytes.len())),
+            3 => {
+                let from = rng.below(bytes.len());
+                let len = rng.below(64).min(bytes.len() - from);
+                let chunk = bytes[from..from + len].to_vec();
+                let at = rng.below(bytes.len());
+                bytes.splice(at..at, chunk);
+            }
+            4 => {
+                let at = rng.below(bytes.len());
+                let garbage: Vec<u8> = (0..rng.below(40)).map(|_| u8::try_from(rng.below(256)).unwrap()).collect();
+                bytes.splice(at..at, garbage);
+            }
+            _ => {
+                // Large varints and counts where small ones were.
+                let at = rng.below(bytes.len());
+                for byte in bytes.iter_mut().skip(at).take(rng.below(10)) {
+                    *byte |= 0x80;
+                }
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn the_valid_trace_replays_completely() {
+    let bytes = valid_trace();
+    let mut reader = TraceReader::open(&bytes[..]).unwrap();
+    let events = reader.collect_events().unwrap();
+    assert_eq!(events.len(), 1 + 60 * 9 + 3);
+    assert!(reader.damage().is_empty());
+    assert!(reader.end().is_some());
+}
+
+#[test]
+fn mutated_traces_never_panic() {
+    let valid = valid_trace();
+    let mut rng = Rng(0x5eed_0001);
+    for _ in 0..3_000 {
+        replay_every_way(&mutate(&mut rng, &valid));
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut rng = Rng(0x5eed_0002);
+    let header = &valid_trace()[..16];
+    for round in 0..2_000 {
+        let len = rng.below(4096);
+        let mut bytes: Vec<u8> = (0..len).map(|_| u8::try_from(rng.below(256)).unwrap()).collect();
+        if round % 2 == 0 {
+            // Past the magic, so the block parser is exercised too.
+            bytes.splice(0..0, header.iter().copied());
+        }
+        replay_every_way(&bytes);
+    }
+}
+
+#[test]
+fn the_regression_corpus_replays_without_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        replay_every_way(&std::fs::read(&path).unwrap());
+    }
+}
