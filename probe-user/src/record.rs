@@ -536,7 +536,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     };
     let (start_mono, start_wall) = clock_pair();
     let started = Instant::now();
-    let (probe, ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
+    let (mut probe, ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
         Ok(loaded) => loaded,
         Err(err) => {
             drop(file);
@@ -562,6 +562,8 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         ports: options.ports.clone(),
         netns: options.netns.clone(),
     };
+    let (tracepoints, softirq_tracking, socket_offsets) =
+        (probe.tracepoints.clone(), probe.softirq_tracking, probe.offsets.clone());
     let meta = |part: u32| TraceMeta {
         tool: "tcpchurn".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -574,11 +576,9 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         start_monotonic_ns: start_mono,
         start_unix_ns: start_wall,
         filters: filters.clone(),
-        tracepoints: probe.tracepoints.clone(),
-        attribution: Attribution {
-            softirq_tracking: probe.softirq_tracking,
-        },
-        socket_offsets: probe.offsets.clone(),
+        tracepoints: tracepoints.clone(),
+        attribution: Attribution { softirq_tracking },
+        socket_offsets: socket_offsets.clone(),
         recorder: RecorderInfo {
             pid: std::process::id(),
             ring_bytes: u64::from(options.ring_bytes),
@@ -663,6 +663,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
             _ = poll.tick() => drain(ring.get_mut(), &mut recording),
             _ = flush.tick() => {
                 drain(ring.get_mut(), &mut recording);
+                probe.flush_logs();
                 match probe.counters() {
                     Ok(counters) => recording.account(counters, monotonic_now()),
                     Err(err) => warn!("{err}"),
