@@ -219,7 +219,10 @@ mod probe {
         if copied.is_err() {
             // Should never happen (the record is in the perf trace buffer): worth a log
             // line in the recorder, which also counts it as a gap.
-            warn!(ctx, "could not read a tracepoint record (event kind {})", kind as u8);
+            warn!(
+                ctx,
+                "could not read a tracepoint record (event kind {})", kind as u8
+            );
             bump(counter::READ_FAILED);
             return;
         }

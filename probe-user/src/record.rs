@@ -562,8 +562,11 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         ports: options.ports.clone(),
         netns: options.netns.clone(),
     };
-    let (tracepoints, softirq_tracking, socket_offsets) =
-        (probe.tracepoints.clone(), probe.softirq_tracking, probe.offsets.clone());
+    let (tracepoints, softirq_tracking, socket_offsets) = (
+        probe.tracepoints.clone(),
+        probe.softirq_tracking,
+        probe.offsets.clone(),
+    );
     let meta = |part: u32| TraceMeta {
         tool: "tcpchurn".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
