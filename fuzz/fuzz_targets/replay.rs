@@ -26,6 +26,7 @@ fn options(events: bool, json: bool) -> ReplayOptions {
         until: None,
         close_wait: Duration::from_secs(5),
         color: ColorChoice::Never,
+        relative_time: false,
     }
 }
 
