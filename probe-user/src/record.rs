@@ -505,6 +505,7 @@ fn stop_signals() -> io::Result<watch::Receiver<Option<Stop>>> {
 /// Records until stopped. Errors before attaching leave no kernel state and no file.
 pub fn record(options: &RecordOptions) -> anyhow::Result<RecordSummary> {
     preflight::check_privileges()?;
+    preflight::check_kernel(&uname().1)?;
     preflight::check_output(&options.output, options.force)?;
     if !options.ring_bytes.is_power_of_two() || options.ring_bytes < 4096 {
         anyhow::bail!(
