@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
 
+mod bench;
 mod lint;
 mod run;
 mod setup;
@@ -23,6 +24,8 @@ enum Command {
     Lint,
     /// Setup, lint, unit tests, then the privileged tests (root; in CI a skip fails).
     Test(test::TestArgs),
+    /// Churn benchmark: tracing overhead, losses, bytes/event, replay speed (root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(args) => setup::setup(&args),
         Command::Lint => lint::lint(),
         Command::Test(args) => test::test(&args),
+        Command::Bench(args) => bench::bench(&args),
     }
 }

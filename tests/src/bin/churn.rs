@@ -1,0 +1,270 @@
+//! Churn load generator for `cargo xtask bench`: N client/server pairs over loopback,
+//! each connection opened, one small request/response exchange, closed, as fast as
+//! possible for a fixed time.
+//!
+//! Every pair has its own listening port (`--port`, `--port + 1`, ...), one server
+//! thread and one client thread. With `--close client` the client closes first (it
+//! holds TIME_WAIT); with `--close server` the server closes first.
+//!
+//! On loopback each completed connection makes exactly ten `inet_sock_set_state`
+//! transitions (kernel-facts §1.2), five per end:
+//! - the closing end: CLOSE->SYN_SENT or LISTEN->SYN_RECV, ->ESTABLISHED,
+//!   ESTABLISHED->FIN_WAIT1, FIN_WAIT1->FIN_WAIT2, FIN_WAIT2->CLOSE;
+//! - the other end: ..., ->ESTABLISHED, ESTABLISHED->CLOSE_WAIT, CLOSE_WAIT->LAST_ACK,
+//!   LAST_ACK->CLOSE;
+//!
+//! plus CLOSE->LISTEN and LISTEN->CLOSE per listener. The generator prints one JSON
+//! object on stdout when it is done, with what it did, so that a tracer's output can
+//! be checked against it.
+
+use std::{
+    io::{self, Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Closer {
+    /// The client closes first (active close on the client, TIME_WAIT there).
+    Client,
+    /// The server closes first, right after its response.
+    Server,
+}
+
+impl Closer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "TCP churn load generator (loopback client/server pairs)")]
+struct Cli {
+    /// Client/server pairs (one listening port and two threads each).
+    #[arg(long, default_value_t = 2)]
+    pairs: u16,
+    /// How long to churn, in seconds (fractions allowed).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Which side closes first.
+    #[arg(long, value_enum, default_value_t = Closer::Client)]
+    close: Closer,
+    /// First listening port; pair i listens on PORT + i.
+    #[arg(long, default_value_t = 23_100)]
+    port: u16,
+    /// Stop each client after this many connections (0: only the duration counts).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+}
+
+const REQUEST: &[u8; 16] = b"churn request..\n";
+const RESPONSE: &[u8; 16] = b"churn response.\n";
+
+#[derive(Clone, Copy, Debug, Default)]
+struct ClientStats {
+    completed: u64,
+    connect_failed: u64,
+    exchange_failed: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct ServerStats {
+    accepted: u64,
+    failed: u64,
+}
+
+fn read_exact_or_eof(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Reads until the peer's FIN.
+fn wait_eof(stream: &mut TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn serve_one(mut stream: TcpStream, closer: Closer) -> io::Result<()> {
+    let mut request = [0u8; REQUEST.len()];
+    if !read_exact_or_eof(&mut stream, &mut request)? {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
+    }
+    stream.write_all(RESPONSE)?;
+    if closer == Closer::Client {
+        wait_eof(&mut stream)?;
+    }
+    drop(stream);
+    Ok(())
+}
+
+fn server(listener: &TcpListener, closer: Closer) -> ServerStats {
+    let mut stats = ServerStats::default();
+    // The main thread shuts the listener down when the clients are done, which makes
+    // accept() fail and ends the loop.
+    while let Ok((stream, _)) = listener.accept() {
+        stats.accepted += 1;
+        if serve_one(stream, closer).is_err() {
+            stats.failed += 1;
+        }
+    }
+    stats
+}
+
+fn exchange(mut stream: TcpStream, closer: Closer) -> io::Result<()> {
+    stream.write_all(REQUEST)?;
+    let mut response = [0u8; RESPONSE.len()];
+    if !read_exact_or_eof(&mut stream, &mut response)? {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no response"));
+    }
+    if closer == Closer::Server {
+        wait_eof(&mut stream)?;
+    }
+    drop(stream);
+    Ok(())
+}
+
+fn client(
+    target: SocketAddr,
+    closer: Closer,
+    stop: &AtomicBool,
+    count: u64,
+    deadline: Instant,
+) -> ClientStats {
+    let mut stats = ClientStats::default();
+    loop {
+        if stop.load(Ordering::Relaxed) || (count > 0 && stats.completed >= count) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        match TcpStream::connect(target) {
+            Ok(stream) => match exchange(stream, closer) {
+                Ok(()) => stats.completed += 1,
+                Err(_) => stats.exchange_failed += 1,
+            },
+            Err(_) => {
+                stats.connect_failed += 1;
+                if stats.connect_failed > 1000 && stats.completed == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    stats
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(cli.pairs > 0, "--pairs must be at least 1");
+    anyhow::ensure!(
+        cli.duration > 0.0 && cli.duration.is_finite(),
+        "--duration must be positive"
+    );
+    let closer = cli.close;
+    let listeners = (0..cli.pairs)
+        .map(|i| {
+            let port = cli
+                .port
+                .checked_add(i)
+                .ok_or_else(|| anyhow::anyhow!("port range overflows"))?;
+            let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+                .map_err(|e| anyhow::anyhow!("listening on port {port}: {e}"))?;
+            Ok(Arc::new(listener))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let servers: Vec<_> = listeners
+        .iter()
+        .map(|listener| {
+            let listener = Arc::clone(listener);
+            thread::spawn(move || server(&listener, closer))
+        })
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(cli.duration);
+    let clients: Vec<_> = listeners
+        .iter()
+        .map(|listener| {
+            let target = listener.local_addr();
+            let stop = Arc::clone(&stop);
+            let count = cli.count;
+            thread::spawn(move || match target {
+                Ok(target) => client(target, closer, &stop, count, deadline),
+                Err(_) => ClientStats::default(),
+            })
+        })
+        .collect();
+    let clients: Vec<ClientStats> = clients
+        .into_iter()
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+
+    // The clients are done; a server may still be closing its last connection. Then
+    // wake the accept() calls: shutdown() of a listener moves it LISTEN->CLOSE.
+    for listener in &listeners {
+        // SAFETY: shutdown on a valid listening fd.
+        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+    let servers: Vec<ServerStats> = servers
+        .into_iter()
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    drop(listeners);
+
+    let completed: u64 = clients.iter().map(|c| c.completed).sum();
+    let connect_failed: u64 = clients.iter().map(|c| c.connect_failed).sum();
+    let exchange_failed: u64 = clients.iter().map(|c| c.exchange_failed).sum();
+    let accepted: u64 = servers.iter().map(|s| s.accepted).sum();
+    let server_failed: u64 = servers.iter().map(|s| s.failed).sum();
+    let secs = elapsed.as_secs_f64();
+    let summary = serde_json::json!({
+        "pairs": cli.pairs,
+        "close": closer.name(),
+        "port": cli.port,
+        "elapsed_s": secs,
+        "completed": completed,
+        "connect_failed": connect_failed,
+        "exchange_failed": exchange_failed,
+        "accepted": accepted,
+        "server_failed": server_failed,
+        "conn_per_s": if secs > 0.0 { completed as f64 / secs } else { 0.0 },
+        "per_pair": clients.iter().map(|c| c.completed).collect::<Vec<_>>(),
+        // What a tracer should see: ten transitions per completed connection, two
+        // per listener (CLOSE->LISTEN, LISTEN->CLOSE).
+        "expected_transitions": completed * 10 + 2 * u64::from(cli.pairs),
+    });
+    let mut out = io::stdout().lock();
+    writeln!(out, "{summary}")?;
+    Ok(())
+}
