@@ -17,6 +17,12 @@ pub const RECORD_BYTES: usize = 80;
 /// Offset of the first copied byte within the tracepoint record.
 pub const RECORD_START: usize = 8;
 
+/// [`RECORD_BYTES`] as 8-byte words: the kernel program copies the record with one
+/// aligned load and one store per word.
+pub const RECORD_WORDS: usize = RECORD_BYTES / 8;
+
+const _: () = assert!(RECORD_BYTES.is_multiple_of(8) && RECORD_START.is_multiple_of(8));
+
 /// Which tracepoint produced a [`KernelEvent`].
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +158,12 @@ pub struct KernelFields {
     /// `error` of `inet_sk_error_report`: reports of error 0 are dropped in the kernel
     /// (a failed `connect()` emits one after the real error, kernel-facts §3).
     pub error: FieldSpec,
+    /// Record bytes (from [`RECORD_START`]) the kernel program copies: the end of the
+    /// last field the decoder reads, at most [`RECORD_BYTES`]. The program reads its
+    /// context directly, and the kernel refuses to attach a program that reads past
+    /// the end of a tracepoint's record; the rest of the event's record is zeroed.
+    pub copy_len: u16,
+    pub reserved: u16,
 }
 
 impl KernelFields {
@@ -162,6 +174,8 @@ impl KernelFields {
         sport: FieldSpec::ABSENT,
         dport: FieldSpec::ABSENT,
         error: FieldSpec::ABSENT,
+        copy_len: 0,
+        reserved: 0,
     };
 }
 
@@ -273,7 +287,7 @@ mod pod {
 }
 
 const _: () = assert!(size_of::<FieldSpec>() == 4);
-const _: () = assert!(size_of::<KernelFields>() == 24);
+const _: () = assert!(size_of::<KernelFields>() == 28);
 const _: () = assert!(size_of::<SockOffsets>() == 40);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 24 + 40 + 56 + 8);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 28 + 40 + 56 + 8);

@@ -6,7 +6,7 @@ use std::path::Path;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{RawTracePoint, TracePoint},
 };
 use log::{debug, warn};
 use probe_common::{KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, counter};
@@ -231,6 +231,27 @@ fn attach(
     Ok(())
 }
 
+/// Attaches a raw tracepoint program to the tracepoint of the same name.
+fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), KernelError> {
+    let what = format!("attaching raw tracepoint {name}");
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(KernelError::Missing("program"))?
+        .try_into()
+        .map_err(|source| KernelError::Program {
+            what: what.clone(),
+            source,
+        })?;
+    program.load().map_err(|source| KernelError::Program {
+        what: format!("loading {name} (verifier)"),
+        source,
+    })?;
+    program
+        .attach(name)
+        .map_err(|source| KernelError::Program { what, source })?;
+    Ok(())
+}
+
 impl KernelProbe {
     /// Loads the program with this kernel's layouts and offsets and attaches it.
     /// Returns the probe and its ring buffer (owned separately so it can be polled
@@ -272,8 +293,8 @@ impl KernelProbe {
 
         // Softirq tracking first, so that the execution context is known as early as
         // possible once transitions start arriving.
-        let softirq_tracking = match attach(&mut ebpf, "softirq_entry", ("irq", "softirq_entry"))
-            .and_then(|()| attach(&mut ebpf, "softirq_exit", ("irq", "softirq_exit")))
+        let softirq_tracking = match attach_raw(&mut ebpf, "softirq_entry")
+            .and_then(|()| attach_raw(&mut ebpf, "softirq_exit"))
         {
             Ok(()) => true,
             Err(err) => {

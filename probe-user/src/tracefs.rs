@@ -171,6 +171,33 @@ fn spec(field: Option<Field>) -> FieldSpec {
     field.map_or(FieldSpec::ABSENT, |f| f.kernel_spec(false))
 }
 
+/// How many record bytes the kernel program must copy for the decoder: up to the end
+/// of the last field it reads (every field was checked to end within RECORD_BYTES).
+fn copy_len(fields: &[Option<Field>]) -> u16 {
+    let end = fields
+        .iter()
+        .flatten()
+        .map(|f| f.offset + f.size)
+        .max()
+        .unwrap_or(0)
+        .min(RECORD_BYTES);
+    u16::try_from(end).unwrap_or(0)
+}
+
+impl TupleFields {
+    fn all(&self) -> [Option<Field>; 7] {
+        [
+            Some(self.sport),
+            Some(self.dport),
+            self.family,
+            Some(self.saddr),
+            Some(self.daddr),
+            Some(self.saddr_v6),
+            Some(self.daddr_v6),
+        ]
+    }
+}
+
 /// Looks fields up in one format file and checks they fit the copied record.
 struct Lookup<'a> {
     tracepoint: &'static str,
@@ -283,8 +310,20 @@ impl StateChangeLayout {
             protocol: spec(Some(self.protocol)),
             sport: spec(Some(self.tuple.sport)),
             dport: spec(Some(self.tuple.dport)),
+            copy_len: copy_len(&self.used()),
             ..KernelFields::ABSENT
         }
+    }
+
+    fn used(&self) -> Vec<Option<Field>> {
+        let mut fields = vec![
+            Some(self.skaddr),
+            Some(self.oldstate),
+            Some(self.newstate),
+            Some(self.protocol),
+        ];
+        fields.extend(self.tuple.all());
+        fields
     }
 }
 
@@ -350,11 +389,17 @@ impl SendResetLayout {
             ),
             ResetAddrs::Split(tuple) => (spec(Some(tuple.sport)), spec(Some(tuple.dport))),
         };
+        let mut used = vec![Some(self.skaddr), self.skbaddr, self.state, self.reason];
+        match self.addrs {
+            ResetAddrs::Sockaddr { saddr, daddr } => used.extend([Some(saddr), Some(daddr)]),
+            ResetAddrs::Split(tuple) => used.extend(tuple.all()),
+        }
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
             skbaddr: spec(self.skbaddr),
             sport,
             dport,
+            copy_len: copy_len(&used),
             ..KernelFields::ABSENT
         }
     }
@@ -382,10 +427,13 @@ impl ReceiveResetLayout {
     }
 
     pub fn kernel_fields(&self) -> KernelFields {
+        let mut used = vec![Some(self.skaddr)];
+        used.extend(self.tuple.all());
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
             sport: spec(Some(self.tuple.sport)),
             dport: spec(Some(self.tuple.dport)),
+            copy_len: copy_len(&used),
             ..KernelFields::ABSENT
         }
     }
@@ -415,11 +463,14 @@ impl ErrorReportLayout {
     }
 
     pub fn kernel_fields(&self) -> KernelFields {
+        let mut used = vec![Some(self.error), Some(self.protocol)];
+        used.extend(self.tuple.all());
         KernelFields {
             protocol: spec(Some(self.protocol)),
             sport: spec(Some(self.tuple.sport)),
             dport: spec(Some(self.tuple.dport)),
             error: spec(Some(self.error)),
+            copy_len: copy_len(&used),
             ..KernelFields::ABSENT
         }
     }
@@ -595,6 +646,9 @@ mod tests {
         assert_eq!(layout.tuple.daddr, field(36, 4));
         assert_eq!(layout.tuple.saddr_v6, field(40, 16));
         assert_eq!(layout.tuple.daddr_v6, field(56, 16));
+        // The kernel program copies up to the end of daddr_v6 (record byte 72), and no
+        // further: the kernel refuses a program that reads past the record.
+        assert_eq!(layout.kernel_fields().copy_len, 64);
     }
 
     #[test]
@@ -615,6 +669,8 @@ mod tests {
                 big_endian: 0
             }
         );
+        // The record ends at byte 71: a partial last word.
+        assert_eq!(kernel.copy_len, 63);
     }
 
     #[test]
@@ -642,6 +698,7 @@ mod tests {
             }
         );
         assert!(!kernel.protocol.is_present());
+        assert_eq!(kernel.copy_len, 80);
     }
 
     #[test]
@@ -679,6 +736,8 @@ mod tests {
         assert_eq!(error.protocol, field(18, 2));
         assert_eq!(error.tuple.daddr_v6, field(44, 16));
         assert!(error.kernel_fields().error.is_present());
+        assert_eq!(receive.kernel_fields().copy_len, 54);
+        assert_eq!(error.kernel_fields().copy_len, 52);
     }
 
     #[test]
