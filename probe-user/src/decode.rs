@@ -82,6 +82,15 @@ pub fn kernel_event(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
 }
 
 pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
+    // Ring-buffer records are 8-byte aligned: decode in place, without copying the
+    // event out of the ring first.
+    if bytes.len() == size_of::<KernelEvent>() && bytes.as_ptr().cast::<KernelEvent>().is_aligned()
+    {
+        // SAFETY: the length and alignment match, and every bit pattern is a valid
+        // KernelEvent (integers and byte arrays only).
+        let event = unsafe { &*bytes.as_ptr().cast::<KernelEvent>() };
+        return decode_event(event, layouts);
+    }
     decode_event(&kernel_event(bytes)?, layouts)
 }
 

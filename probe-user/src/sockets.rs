@@ -14,7 +14,12 @@
 //!   short grace period, and error reports are paired with the last socket event on
 //!   the same CPU.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{
+    collections::{HashMap, VecDeque, hash_map::Entry},
+    net::SocketAddr,
+};
+
+use rustc_hash::FxHashMap;
 
 use crate::{
     decode::{Decoded, Observation},
@@ -28,6 +33,13 @@ use crate::{
 /// How long a closed socket stays matchable for resets and error reports that the
 /// kernel emits right after the state change.
 const CLOSED_GRACE_NS: u64 = 2_000_000_000;
+
+/// Closed sockets are also forgotten once the trace itself (event time, not wall time)
+/// has moved this far past their close: the events that need them (an RST sent on a
+/// local abort, an error report) come from the same kernel call as the close,
+/// microseconds later, and a full churn closes tens of thousands of sockets per second,
+/// which a wall-clock grace alone would keep in memory.
+const CLOSED_EVICT_NS: u64 = 250_000_000;
 
 #[derive(Clone, Copy, Debug)]
 struct LiveSocket {
@@ -56,13 +68,15 @@ pub struct DiagSocket {
 pub struct SocketTable {
     start_monotonic_ns: u64,
     next_id: ConnId,
-    live: HashMap<u64, LiveSocket>,
+    live: FxHashMap<u64, LiveSocket>,
     /// Sockets from the start snapshot not yet seen in an event, by (netns, tuple).
-    preexisting: HashMap<(u32, SocketTuple), ConnId>,
+    preexisting: FxHashMap<(u32, SocketTuple), ConnId>,
     /// Per CPU: the socket of the last event that had one.
     last_on_cpu: Vec<u64>,
     filters: Filters,
     connections: u64,
+    /// Closed sockets in order of closing: `(closed_at, skaddr)`.
+    closed: VecDeque<(u64, u64)>,
 }
 
 fn completeness(tuple: &SocketTuple) -> u8 {
@@ -77,11 +91,12 @@ impl SocketTable {
         Self {
             start_monotonic_ns,
             next_id: 1,
-            live: HashMap::new(),
-            preexisting: HashMap::new(),
+            live: FxHashMap::default(),
+            preexisting: FxHashMap::default(),
             last_on_cpu: Vec::new(),
             filters,
             connections: 0,
+            closed: VecDeque::new(),
         }
     }
 
@@ -178,40 +193,64 @@ impl SocketTable {
         out
     }
 
-    /// The connection an event on `skaddr` belongs to; `starts_new` forces a new one.
+    /// The socket (and connection) an event on `skaddr` belongs to; `starts_new`
+    /// forces a new connection. One hash lookup on the common path.
     fn conn_for(
         &mut self,
         skaddr: u64,
         scope: Scope,
         tuple: SocketTuple,
         starts_new: bool,
-    ) -> Conn {
-        if let Some(socket) = self.live.get_mut(&skaddr)
-            && !starts_new
-            && socket.closed_at.is_none()
-        {
-            if completeness(&tuple) > completeness(&socket.conn.tuple) {
-                socket.conn.tuple = tuple;
+    ) -> &mut LiveSocket {
+        let Self {
+            live,
+            preexisting,
+            next_id,
+            connections,
+            ..
+        } = self;
+        let entry = match live.entry(skaddr) {
+            Entry::Occupied(entry) if !starts_new && entry.get().closed_at.is_none() => {
+                let socket = entry.into_mut();
+                if completeness(&tuple) > completeness(&socket.conn.tuple) {
+                    socket.conn.tuple = tuple;
+                }
+                if socket.conn.scope.netns == 0 {
+                    socket.conn.scope = scope;
+                }
+                return socket;
             }
-            if socket.conn.scope.netns == 0 {
-                socket.conn.scope = scope;
-            }
-            return socket.conn;
-        }
-        let conn = match self.preexisting.remove(&(scope.netns, tuple)) {
-            Some(id) if !starts_new => Conn { id, scope, tuple },
-            _ => self.new_conn(scope, tuple),
+            entry => entry,
         };
-        self.live.insert(
-            skaddr,
-            LiveSocket {
-                conn,
-                state: None,
-                owner: None,
-                closed_at: None,
-            },
-        );
-        conn
+        // A socket seen for the first time may be one of the start snapshot.
+        let preexisting = if preexisting.is_empty() {
+            None
+        } else {
+            preexisting.remove(&(scope.netns, tuple))
+        };
+        let conn = match preexisting {
+            Some(id) if !starts_new => Conn { id, scope, tuple },
+            _ => {
+                let id = *next_id;
+                *next_id += 1;
+                *connections += 1;
+                Conn { id, scope, tuple }
+            }
+        };
+        let socket = LiveSocket {
+            conn,
+            state: None,
+            owner: None,
+            closed_at: None,
+        };
+        match entry {
+            Entry::Occupied(entry) => {
+                let slot = entry.into_mut();
+                *slot = socket;
+                slot
+            }
+            Entry::Vacant(entry) => entry.insert(socket),
+        }
     }
 
     /// A socket event that follows a state change (reset, error): the live or
@@ -240,15 +279,19 @@ impl SocketTable {
             } => {
                 let starts_new =
                     old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
-                let conn = self.conn_for(skaddr, event.scope, tuple, starts_new);
-                if let Some(socket) = self.live.get_mut(&skaddr) {
-                    socket.state = Some(new);
-                    if event.context == ExecContext::Task && event.task.is_some() {
-                        socket.owner = event.task;
-                    }
-                    if new == TcpState::Close {
-                        socket.closed_at = Some(event.ts_ns);
-                    }
+                let socket = self.conn_for(skaddr, event.scope, tuple, starts_new);
+                socket.state = Some(new);
+                if event.context == ExecContext::Task && event.task.is_some() {
+                    socket.owner = event.task;
+                }
+                let closed = new == TcpState::Close;
+                if closed {
+                    socket.closed_at = Some(event.ts_ns);
+                }
+                let conn = socket.conn;
+                if closed {
+                    self.closed.push_back((event.ts_ns, skaddr));
+                    self.evict_closed(event.ts_ns);
                 }
                 self.note_cpu(event.cpu, skaddr);
                 self.keep(&conn)
@@ -291,7 +334,7 @@ impl SocketTable {
                 }))
             }
             Observation::ReceiveReset { skaddr, tuple } => {
-                let conn = self.conn_for(skaddr, event.scope, tuple, false);
+                let conn = self.conn_for(skaddr, event.scope, tuple, false).conn;
                 self.note_cpu(event.cpu, skaddr);
                 self.keep(&conn)
                     .then_some(TraceEvent::ResetReceived(ResetReceived {
@@ -334,6 +377,22 @@ impl SocketTable {
         (conn.tuple.local.port() == tuple.local.port()
             && same_port(conn.tuple.remote, tuple.remote))
         .then_some(conn)
+    }
+
+    /// Forgets sockets that closed more than [`CLOSED_EVICT_NS`] of trace time before
+    /// `ts_ns`, unless their address has been reused since.
+    fn evict_closed(&mut self, ts_ns: u64) {
+        while let Some(&(closed_at, skaddr)) = self.closed.front() {
+            if ts_ns.saturating_sub(closed_at) < CLOSED_EVICT_NS {
+                break;
+            }
+            self.closed.pop_front();
+            if let Entry::Occupied(entry) = self.live.entry(skaddr)
+                && entry.get().closed_at == Some(closed_at)
+            {
+                entry.remove();
+            }
+        }
     }
 
     /// Forgets sockets closed longer ago than the grace period.
@@ -423,6 +482,40 @@ mod tests {
         let child = transition(table.observe(&state(4, 0, 0xa, Listen, SynRecv, t.reversed())));
         assert_ne!(child.conn.id, c.conn.id);
         assert_eq!(table.connections(), 3);
+    }
+
+    #[test]
+    fn closed_sockets_are_forgotten_as_trace_time_passes() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        // 10,000 short connections, one every 100 us: 1 s of trace time.
+        for i in 0..10_000u64 {
+            let t = tuple(&format!("10.0.0.2:{}", 20_000 + i), "10.0.0.1:80");
+            let sk = 0x1000 + i * 64;
+            table.observe(&state(i * 100_000, 0, sk, Close, SynSent, t));
+            table.observe(&state(i * 100_000 + 50_000, 0, sk, SynSent, Close, t));
+        }
+        // Only the sockets closed within the last 250 ms of trace time remain.
+        assert!(table.tracked() <= 2_501, "{} tracked", table.tracked());
+        // A socket that just closed is still there for the reset that follows it.
+        let t = tuple("10.0.0.2:19999", "10.0.0.1:80");
+        let closed =
+            transition(table.observe(&state(2_000_000_000, 1, 0xdead_0000, Established, Close, t)));
+        let reset = table
+            .observe(&Decoded {
+                observation: Observation::SendReset {
+                    skaddr: 0xdead_0000,
+                    state: Some(Close),
+                    reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                    tuple: t,
+                },
+                ..state(2_000_000_010, 1, 0, Close, Close, t)
+            })
+            .unwrap();
+        let TraceEvent::ResetSent(reset) = reset else {
+            panic!()
+        };
+        assert_eq!(reset.socket, SocketRef::Conn(closed.conn));
     }
 
     #[test]

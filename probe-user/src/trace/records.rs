@@ -17,10 +17,9 @@
 //! Because the definitions are written when the block is closed, a connect whose
 //! `SYN_SENT` event carried source port 0 gets its real port in the same block.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use rustc_hash::FxHashMap;
 
 use crate::{
     model::{
@@ -43,11 +42,11 @@ const SNAPSHOT_AT_END: u8 = 1;
 /// Collects events into one `Records` block.
 #[derive(Debug, Default)]
 pub struct RecordsEncoder {
-    scopes: HashMap<Scope, u32>,
+    scopes: FxHashMap<Scope, u32>,
     scope_list: Vec<Scope>,
-    tasks: HashMap<Task, u32>,
+    tasks: FxHashMap<Task, u32>,
     task_list: Vec<Task>,
-    conns: HashMap<ConnId, u32>,
+    conns: FxHashMap<ConnId, u32>,
     conn_list: Vec<Conn>,
     body: Vec<u8>,
     first_ts: Option<u64>,
