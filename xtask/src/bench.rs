@@ -59,7 +59,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "client,server")]
     pub close: Vec<String>,
     /// `tcpchurn record` arguments of the second tcpchurn variant.
-    #[arg(long, default_value = "--ring-size 64M --flush-interval 250ms")]
+    #[arg(long, default_value = "--ring-size 4M")]
     pub alt_args: String,
     /// Leave out tcpstates and bpftrace even when installed.
     #[arg(long)]
@@ -138,7 +138,8 @@ fn spread_json(values: &[f64]) -> Value {
 // ---------------------------------------------------------------------------------
 // Processes.
 
-/// `wait4` on a child: exit status, CPU seconds (user + system), peak RSS in KiB.
+/// `wait4` on a child: exit status, CPU seconds (user + system), `ru_maxrss` in KiB
+/// (see [`PeakRss`] for why that is not the peak RSS of the program).
 fn wait4(pid: u32) -> anyhow::Result<(i32, f64, u64)> {
     let mut status = 0;
     // SAFETY: rusage is plain data, filled by wait4.
@@ -158,6 +159,40 @@ fn signal(pid: u32, sig: i32) {
     if let Ok(pid) = i32::try_from(pid) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Watches a child's `VmHWM` (peak RSS of the program it runs) until it exits.
+///
+/// `ru_maxrss` from `wait4` cannot be used: the kernel carries the high-water mark of
+/// the pre-exec address space over `exec`, so every child would report at least this
+/// benchmark's own RSS.
+struct PeakRss(thread::JoinHandle<u64>);
+
+impl PeakRss {
+    fn watch(pid: u32) -> Self {
+        Self(thread::spawn(move || {
+            let mut peak = 0u64;
+            loop {
+                let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|text| {
+                        text.lines()
+                            .find_map(|l| l.strip_prefix("VmHWM:"))
+                            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    });
+                match hwm {
+                    Some(kib) => peak = peak.max(kib),
+                    None => return peak,
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }))
+    }
+
+    /// The peak in KiB; call after the child was reaped.
+    fn kib(self) -> u64 {
+        self.0.join().unwrap_or(0)
     }
 }
 
@@ -599,6 +634,7 @@ impl Bench<'_> {
             .spawn()
             .context("starting tcpchurn record")?;
         let pid = child.id();
+        let peak = PeakRss::watch(pid);
         let mut err = LineReader::new(child.stderr.take().context("recorder stderr")?);
         if let Err(e) = err.wait_for("tcpchurn: recording to", Duration::from_secs(60)) {
             signal(pid, libc::SIGKILL);
@@ -608,7 +644,8 @@ impl Bench<'_> {
         let (churn, cpu_before, cpu_after, programs) =
             self.traced_churn(ns, mode, duration, pid, with_programs);
         signal(pid, libc::SIGINT);
-        let (status, cpu_total, maxrss) = wait4(pid)?;
+        let (status, cpu_total, _) = wait4(pid)?;
+        let maxrss = peak.kib();
         let stderr = err.rest();
         let churn = churn?;
         if status != 0 {
@@ -793,6 +830,7 @@ impl Bench<'_> {
         collect: impl FnOnce(&str) -> (u64, u64, u64),
     ) -> anyhow::Result<(ChurnOut, Option<TracerOut>)> {
         let pid = child.id();
+        let peak = PeakRss::watch(pid);
         if let Err(e) = wait_attached(pid, what) {
             signal(pid, libc::SIGKILL);
             let _reaped = wait4(pid);
@@ -801,7 +839,8 @@ impl Bench<'_> {
         let (churn, cpu_before, cpu_after, programs) =
             self.traced_churn(ns, mode, duration, pid, with_programs);
         signal(pid, libc::SIGINT);
-        let (_status, cpu_total, maxrss) = wait4(pid)?;
+        let (_status, cpu_total, _) = wait4(pid)?;
+        let maxrss = peak.kib();
         let churn = churn?;
         let (recorded, lost, bytes) = collect(what);
         Ok((
@@ -923,7 +962,9 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Measured> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting a replay")?;
-    let (status, cpu_s, maxrss_kib) = wait4(child.id())?;
+    let peak = PeakRss::watch(child.id());
+    let (status, cpu_s, _) = wait4(child.id())?;
+    let maxrss_kib = peak.kib();
     let wall_s = started.elapsed().as_secs_f64();
     if status != 0 {
         bail!("{cmd:?} exited with status {status}");
