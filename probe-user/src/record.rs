@@ -34,6 +34,11 @@ use crate::{
     tracefs::{Layouts, Tracefs},
 };
 
+/// A block is written early, before the flush interval is up, once this many bytes of
+/// records are pending: it bounds the recorder's memory at any event rate (a block is
+/// held a few times over while it is encoded, framed, queued and written).
+const BLOCK_TARGET_BYTES: usize = 1 << 20;
+
 /// Everything `tcpchurn record` can be told.
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
@@ -664,7 +669,17 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
                     Err(err) => break Stop::Error(format!("polling the ring buffer: {err}")),
                 }
             }
-            _ = poll.tick() => drain(ring.get_mut(), &mut recording),
+            _ = poll.tick() => {
+                drain(ring.get_mut(), &mut recording);
+                // At full churn a flush interval holds hundreds of thousands of events:
+                // close the block early rather than let the encoder grow.
+                if recording.pending_bytes() >= BLOCK_TARGET_BYTES
+                    && let Some(block) = recording.take_block()
+                    && !sink.send(block)
+                {
+                    break Stop::Error("the trace writer stopped".into());
+                }
+            }
             _ = flush.tick() => {
                 drain(ring.get_mut(), &mut recording);
                 probe.flush_logs();
