@@ -8,7 +8,7 @@ use probe_common::{EventKind, ExecContext, KernelEvent};
 
 use crate::{
     model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpState},
-    tracefs::{Layouts, ResetAddrs, TupleFields},
+    tracefs::{Field, Layouts, ResetAddrs, TupleFields},
 };
 
 const AF_INET: u64 = 2;
@@ -94,6 +94,20 @@ pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
     decode_event(&kernel_event(bytes)?, layouts)
 }
 
+/// [`Field::read_uint`] with fixed-size loads for the usual sizes: a variable-length
+/// copy is a `memcpy` call, and the recorder reads six of these per event.
+#[inline]
+fn uint(field: Field, record: &[u8]) -> Option<u64> {
+    let bytes = record.get(field.offset..field.offset + field.size)?;
+    Some(match *bytes {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => return field.read_uint(record),
+    })
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     // A dual-stack socket talking to an IPv4 peer reports v4-mapped addresses; the
     // peer's socket reports plain IPv4. Canonical form lets both ends meet.
@@ -101,12 +115,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 fn tuple_from(record: &[u8], fields: &TupleFields) -> Result<SocketTuple, DecodeError> {
-    let read16 = |f: crate::tracefs::Field| f.read_bytes::<16>(record).ok_or(DecodeError::Field);
-    let read4 = |f: crate::tracefs::Field| f.read_bytes::<4>(record).ok_or(DecodeError::Field);
-    let sport = fields.sport.read_uint(record).ok_or(DecodeError::Field)? as u16;
-    let dport = fields.dport.read_uint(record).ok_or(DecodeError::Field)? as u16;
+    let read16 = |f: Field| f.read_bytes::<16>(record).ok_or(DecodeError::Field);
+    let read4 = |f: Field| f.read_bytes::<4>(record).ok_or(DecodeError::Field);
+    let sport = uint(fields.sport, record).ok_or(DecodeError::Field)? as u16;
+    let dport = uint(fields.dport, record).ok_or(DecodeError::Field)? as u16;
     let family = match fields.family {
-        Some(field) => field.read_uint(record).ok_or(DecodeError::Field)?,
+        Some(field) => uint(field, record).ok_or(DecodeError::Field)?,
         // tcp:* events before 5.12 have no family: the v6 fields are v4-mapped for
         // IPv4 sockets.
         None => {
@@ -163,7 +177,7 @@ fn state(value: u64) -> Result<TcpState, DecodeError> {
 pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, DecodeError> {
     let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
     let record = &event.record[..];
-    let field = |f: crate::tracefs::Field| f.read_uint(record).ok_or(DecodeError::Field);
+    let field = |f: Field| uint(f, record).ok_or(DecodeError::Field);
     let observation = match kind {
         EventKind::StateChange => {
             let layout = &layouts.state_change;
