@@ -235,6 +235,27 @@ fn wait_attached(pid: u32, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tracing BPF programs loaded on the machine (other users' recorders, tests, demos).
+/// Called between runs, when no tracer of ours is running: every one of them runs on
+/// the churn's events too, in every variant alike.
+fn foreign_tracing_programs() -> usize {
+    let Some(text) = output("bpftool", &["prog", "show", "--json"]) else {
+        return 0;
+    };
+    let Ok(Value::Array(progs)) = serde_json::from_str::<Value>(&text) else {
+        return 0;
+    };
+    progs
+        .iter()
+        .filter(|p| {
+            matches!(
+                p["type"].as_str(),
+                Some("tracepoint" | "raw_tracepoint" | "kprobe" | "tracing" | "perf_event")
+            )
+        })
+        .count()
+}
+
 /// The ids of the BPF programs a process holds (from its fdinfo).
 fn bpf_prog_ids(pid: u32) -> Vec<u32> {
     let mut ids = Vec::new();
@@ -457,6 +478,8 @@ struct ChurnOut {
     conn_per_s: f64,
     expected: u64,
     failed: u64,
+    /// Tracing programs of others loaded at the start or end of the run.
+    foreign_tracers: usize,
 }
 
 impl ChurnOut {
@@ -471,6 +494,7 @@ impl ChurnOut {
             failed: v["connect_failed"].as_u64().unwrap_or(0)
                 + v["exchange_failed"].as_u64().unwrap_or(0)
                 + v["server_failed"].as_u64().unwrap_or(0),
+            foreign_tracers: 0,
         })
     }
 }
@@ -526,6 +550,7 @@ impl RunOut {
             "conn_per_s": self.churn.conn_per_s,
             "expected_events": self.churn.expected,
             "churn_failures": self.churn.failed,
+            "foreign_tracing_programs": self.churn.foreign_tracers,
             "tracer": tracer,
         })
     }
@@ -599,6 +624,7 @@ impl Bench<'_> {
         duration: f64,
         with_programs: bool,
     ) -> anyhow::Result<(ChurnOut, Option<TracerOut>)> {
+        let foreign_before = foreign_tracing_programs();
         let ns = self.netns()?;
         let result = match &variant.kind {
             Kind::Untraced => self.run_churn(&ns, mode, duration, None).map(|c| (c, None)),
@@ -610,7 +636,11 @@ impl Bench<'_> {
         // Namespace teardown (TIME_WAIT purge) runs in a kernel worker: let it finish
         // before the next run starts.
         thread::sleep(Duration::from_millis(700));
-        result
+        let foreign = foreign_before.max(foreign_tracing_programs());
+        result.map(|(mut churn, tracer)| {
+            churn.foreign_tracers = foreign;
+            (churn, tracer)
+        })
     }
 
     fn run_tcpchurn(
@@ -1108,6 +1138,20 @@ fn summarize(runs: &[RunOut], variants: &[Variant], modes: &[String]) -> Value {
                     json!(tracers.iter().map(|t| t.lost).sum::<u64>()),
                 );
                 entry.insert("cpu_pct_of_one_core".into(), spread_json(&cpu_pct));
+                let cross_checked: Vec<bool> = tracers
+                    .iter()
+                    .filter_map(|t| t.detail["kernel_submitted_matches_file"].as_bool())
+                    .collect();
+                if !cross_checked.is_empty() {
+                    entry.insert(
+                        "kernel_submitted_matches_file".into(),
+                        json!(format!(
+                            "{} of {} runs",
+                            cross_checked.iter().filter(|ok| **ok).count(),
+                            cross_checked.len()
+                        )),
+                    );
+                }
                 entry.insert("cpu_ns_per_event".into(), spread_json(&cpu_ns));
                 entry.insert(
                     "cpu_total_s".into(),
@@ -1196,6 +1240,21 @@ fn print_table(summary: &Value, variants: &[Variant]) {
                     .map_or("-".into(), |m| format!("{m:.1}")),
                 fmt_spread(&v["bytes_per_event"], 1, 1.0),
             );
+        }
+    }
+}
+
+fn print_cross_checks(summary: &Value, variants: &[Variant]) {
+    for (mode, per_variant) in summary.as_object().into_iter().flatten() {
+        for variant in variants {
+            if let Some(check) =
+                per_variant[&variant.name]["kernel_submitted_matches_file"].as_str()
+            {
+                println!(
+                    "{mode} closes, {}: kernel SUBMITTED counter == kernel events in the file in {check}",
+                    variant.name
+                );
+            }
         }
     }
 }
@@ -1492,9 +1551,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                     .run(variant, mode, args.duration, false)
                     .with_context(|| format!("{} ({mode} closes, round {round})", variant.name))?;
                 eprintln!(
-                    "bench: [{done}/{total}] {mode} closes, round {round}, {:<18} {:>8.0} conn/s{}",
+                    "bench: [{done}/{total}] {mode} closes, round {round}, {:<18} {:>8.0} conn/s{}{}",
                     variant.name,
                     churn.conn_per_s,
+                    if churn.foreign_tracers > 0 {
+                        format!(" (+{} foreign tracing programs)", churn.foreign_tracers)
+                    } else {
+                        String::new()
+                    },
                     tracer.as_ref().map_or(String::new(), |t| format!(
                         ", {} of {} events, {} lost, CPU {:.2} s, RSS {:.1} MiB, {:.2} B/event",
                         t.recorded,
@@ -1578,6 +1642,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ""
         }
     );
+    let polluted = runs.iter().filter(|r| r.churn.foreign_tracers > 0).count();
+    if polluted > 0 {
+        println!(
+            "note: {polluted} of {} runs had other users' tracing BPF programs loaded (recorders, tests): \
+             they tax the churn in every variant of those rounds, which compresses the ratios",
+            runs.len()
+        );
+    }
     for v in &validation {
         println!(
             "validation ({} closes): {} connections -> {} transitions expected, {} replayed; per-connection sequences {}: {}",
@@ -1593,6 +1665,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         println!("skipped: {s}");
     }
     print_table(&summary, &variants);
+    println!();
+    print_cross_checks(&summary, &variants);
     if !kernel_cost
         .as_object()
         .is_none_or(serde_json::Map::is_empty)
@@ -1636,6 +1710,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "skipped": skipped,
         },
         "validation": validation,
+        "runs_with_foreign_tracers": runs.iter().filter(|r| r.churn.foreign_tracers > 0).count(),
         "summary": summary,
         "kernel_cost": kernel_cost,
         "replay": replay,
