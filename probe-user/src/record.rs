@@ -203,7 +203,14 @@ pub struct Recording {
     transitions: u64,
     /// Records written before the current file (part) started.
     part_records_start: u64,
+    /// Blocks already closed (framed) but not yet taken, when a snapshot was too big
+    /// for one block.
+    ready: Vec<u8>,
 }
+
+/// A snapshot closes a block every this many sockets: encoded, a socket takes ~20
+/// bytes; pending in the encoder, several times more.
+const SNAPSHOT_BLOCK_RECORDS: usize = 16_384;
 
 impl Recording {
     pub fn new(layouts: Layouts, start_monotonic_ns: u64, filters: Filters) -> Self {
@@ -219,6 +226,7 @@ impl Recording {
             first_decode_error: None,
             transitions: 0,
             part_records_start: 0,
+            ready: Vec::new(),
         }
     }
 
@@ -246,9 +254,24 @@ impl Recording {
     }
 
     pub fn snapshot(&mut self, monotonic_ns: u64, sockets: &[DiagSocket], at_end: bool) {
-        for event in self.table.snapshot(monotonic_ns, sockets, at_end) {
-            self.push(&event);
-        }
+        // Straight into the encoder, a block at a time: the end snapshot can hold a
+        // TIME_WAIT socket for every connection of the last minute (131,072 per
+        // namespace by default).
+        let Self {
+            table,
+            encoder,
+            ready,
+            ..
+        } = self;
+        let mut pending = 0;
+        table.snapshot_each(monotonic_ns, sockets, at_end, |event| {
+            encoder.push(&event);
+            pending += 1;
+            if pending == SNAPSHOT_BLOCK_RECORDS {
+                pending = 0;
+                ready.extend(encoder.take_block().unwrap_or_default());
+            }
+        });
     }
 
     /// Records gaps for everything the kernel (or the decoder) lost since the last call,
@@ -295,12 +318,20 @@ impl Recording {
         self.table.sweep(monotonic_ns);
     }
 
+    /// The pending records as a closed block (after any blocks a big snapshot already
+    /// closed: framed blocks simply follow each other).
     pub fn take_block(&mut self) -> Option<Vec<u8>> {
-        self.encoder.take_block()
+        let block = self.encoder.take_block();
+        if self.ready.is_empty() {
+            return block;
+        }
+        let mut out = std::mem::take(&mut self.ready);
+        out.extend(block.unwrap_or_default());
+        Some(out)
     }
 
     pub fn pending_bytes(&self) -> usize {
-        self.encoder.pending_bytes()
+        self.encoder.pending_bytes() + self.ready.len()
     }
 
     pub fn end(&self, monotonic_ns: u64, stop_reason: &str, bytes: u64) -> TraceEnd {

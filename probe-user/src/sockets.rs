@@ -150,8 +150,22 @@ impl SocketTable {
         sockets: &[DiagSocket],
         at_end: bool,
     ) -> Vec<TraceEvent> {
-        let ts_ns = self.rel(ts_monotonic_ns);
         let mut out = Vec::with_capacity(sockets.len());
+        self.snapshot_each(ts_monotonic_ns, sockets, at_end, |event| out.push(event));
+        out
+    }
+
+    /// [`Self::snapshot`], handing each event to `emit` instead of collecting them: the
+    /// end snapshot of a busy host holds a TIME_WAIT socket per connection of the
+    /// last minute.
+    pub fn snapshot_each(
+        &mut self,
+        ts_monotonic_ns: u64,
+        sockets: &[DiagSocket],
+        at_end: bool,
+        mut emit: impl FnMut(TraceEvent),
+    ) {
+        let ts_ns = self.rel(ts_monotonic_ns);
         // At the end, a socket continues the connection the trace knows, when one matches.
         let known: HashMap<(u32, SocketTuple), Conn> = if at_end {
             self.live
@@ -179,7 +193,7 @@ impl SocketTable {
             if !self.keep(&conn) {
                 continue;
             }
-            out.push(TraceEvent::Snapshot(SnapshotSocket {
+            emit(TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns,
                 conn,
                 state: socket.state,
@@ -190,7 +204,6 @@ impl SocketTable {
                 at_end,
             }));
         }
-        out
     }
 
     /// The socket (and connection) an event on `skaddr` belongs to; `starts_new`
