@@ -1,9 +1,12 @@
 //! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
 
+mod demo;
 mod lint;
 mod run;
+mod scenario;
 mod setup;
 mod test;
+mod zookeeper;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +26,8 @@ enum Command {
     Lint,
     /// Setup, lint, unit tests, then the privileged tests (root; in CI a skip fails).
     Test(test::TestArgs),
+    /// Stage an incident in network namespaces, record it, print the verdict (root).
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(args) => setup::setup(&args),
         Command::Lint => lint::lint(),
         Command::Test(args) => test::test(&args),
+        Command::Demo(args) => demo::demo(&args),
     }
 }
