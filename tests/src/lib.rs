@@ -507,3 +507,16 @@ pub fn conns_where(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<u64> 
     }
     ids
 }
+
+impl Peer {
+    /// Any program as a peer (a Java process in a namespace, ...): its stdout is
+    /// followed line by line; stdin and stderr are as `cmd` sets them.
+    pub fn spawn_command(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let out = Lines::from_stdout(child.stdout.take().unwrap());
+        Self { child, out }
+    }
+}

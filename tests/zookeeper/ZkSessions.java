@@ -9,9 +9,19 @@
 //   started <pid>
 //   connected <handle> <session id>      (a session was established)
 //   disconnected <handle>                 (an established connection was lost)
+//   opened <handles>                      (every session has been started)
+//
+// The sessions are opened one after the other, each given up to 2 s to connect, as an
+// application initialising its registry clients would. Opened all at once, they can
+// all get in: ZooKeeper checks maxClientCnxns when it accepts a connection but counts
+// the connection only once its selector thread has registered it, so a burst of
+// connections passes the check together (seen with 3.8.0: 6 sessions for 4 slots).
 //
 // It is compiled at test time with the compiler module of the runtime
 // (java -m jdk.compiler/com.sun.tools.javac.Main), so a JRE without javac is enough.
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import org.apache.zookeeper.WatchedEvent;
 import org.apache.zookeeper.Watcher;
@@ -37,6 +47,7 @@ public final class ZkSessions {
         for (int i = 0; i < handles; i++) {
             final int handle = i;
             final ZooKeeper[] self = sessions;
+            final CountDownLatch connected = new CountDownLatch(1);
             Watcher watcher = (WatchedEvent event) -> {
                 if (event.getType() != Watcher.Event.EventType.None) {
                     return;
@@ -46,6 +57,7 @@ public final class ZkSessions {
                         ZooKeeper zk = self[handle];
                         long id = zk == null ? 0 : zk.getSessionId();
                         say("connected " + handle + " 0x" + Long.toHexString(id));
+                        connected.countDown();
                         break;
                     case Disconnected:
                         say("disconnected " + handle);
@@ -55,7 +67,10 @@ public final class ZkSessions {
                 }
             };
             sessions[i] = new ZooKeeper(connect, sessionTimeoutMs, watcher);
+            // A rejected session keeps trying in the background; go on after 2 s.
+            connected.await(2, TimeUnit.SECONDS);
         }
+        say("opened " + handles);
         // Keep the sessions until the process is killed, like an application would.
         Thread.currentThread().join();
     }

@@ -341,6 +341,33 @@ pub fn wait_listening(
     }
 }
 
+/// Waits until a line of the file `path` (a process's output) starts with `prefix`.
+pub fn wait_for_line(
+    path: &Path,
+    prefix: &str,
+    process: &mut Process,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        check_interrupted()?;
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().any(|line| line.starts_with(prefix)) {
+            return Ok(());
+        }
+        process.check_running()?;
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not print `{prefix}` within {} s (see {})",
+                process.name,
+                timeout.as_secs(),
+                path.display()
+            );
+        }
+        sleep(Duration::from_millis(100))?;
+    }
+}
+
 /// A running `tcpchurn record`.
 #[derive(Debug)]
 pub struct Recorder {

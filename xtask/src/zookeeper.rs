@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::scenario::{Process, Topology, command_output, wait_listening};
+use crate::scenario::{Process, Topology, command_output, wait_for_line, wait_listening};
 
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 /// The one SLF4J backend on the class path (see tests/zookeeper/README.md).
@@ -108,7 +108,10 @@ impl ZooKeeper {
         Ok(server)
     }
 
-    /// An application process with `handles` ZooKeeper sessions.
+    /// An application process with `handles` ZooKeeper sessions; returns once it has
+    /// started them all. Applications are started one after the other, as pods start:
+    /// a burst of connections can slip past maxClientCnxns (ZkSessions.java explains
+    /// the race).
     pub fn start_sessions(
         &self,
         topology: &Topology,
@@ -119,7 +122,10 @@ impl ZooKeeper {
         cmd.arg("ZkSessions")
             .arg(format!("{}:{PORT}", topology.server_ip))
             .arg(handles.to_string());
-        Process::spawn(name, cmd, &self.dir.join(format!("{name}.out")))
+        let out = self.dir.join(format!("{name}.out"));
+        let mut process = Process::spawn(name, cmd, &out)?;
+        wait_for_line(&out, "opened", &mut process, Duration::from_secs(30))?;
+        Ok(process)
     }
 
     /// ZooKeeper's own CLI (`zkCli.sh`), interactive: one session, kept while its
