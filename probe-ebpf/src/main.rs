@@ -20,6 +20,7 @@ mod probe {
         maps::{PerCpuArray, RingBuf},
         programs::TracePointContext,
     };
+    use aya_log_ebpf::warn;
     use probe_common::{
         EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields, MAX_FILTER_NETNS,
         MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, counter,
@@ -216,6 +217,12 @@ mod probe {
             bpf_probe_read_kernel_buf(ctx.as_ptr().cast::<u8>().add(RECORD_START), &mut record)
         };
         if copied.is_err() {
+            // Should never happen (the record is in the perf trace buffer): worth a log
+            // line in the recorder, which also counts it as a gap.
+            warn!(
+                ctx,
+                "could not read a tracepoint record (event kind {})", kind as u8
+            );
             bump(counter::READ_FAILED);
             return;
         }

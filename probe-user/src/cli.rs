@@ -119,6 +119,9 @@ pub struct ReplayArgs {
     /// Colors in text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// With --events: show seconds since the start instead of wall-clock time (UTC).
+    #[arg(short = 'r', long)]
+    pub relative: bool,
 }
 
 /// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`.

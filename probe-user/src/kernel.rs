@@ -81,6 +81,8 @@ impl KernelCounters {
 /// A loaded and attached kernel program. Dropping it detaches every program.
 pub struct KernelProbe {
     ebpf: Ebpf,
+    /// Forwards the kernel program's rare log lines (aya-log) to the `log` crate.
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     counters: PerCpuArray<MapData, u64>,
     pub tracepoints: Vec<TracepointStatus>,
     pub softirq_tracking: bool,
@@ -339,6 +341,13 @@ impl KernelProbe {
             },
         );
 
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(err) => {
+                debug!("kernel program logs unavailable: {err}");
+                None
+            }
+        };
         let ring = RingBuf::try_from(
             ebpf.take_map("EVENTS")
                 .ok_or(KernelError::Missing("EVENTS map"))?,
@@ -358,6 +367,7 @@ impl KernelProbe {
         Ok((
             Self {
                 ebpf,
+                logger,
                 counters,
                 tracepoints,
                 softirq_tracking,
@@ -373,8 +383,16 @@ impl KernelProbe {
         read_counters(&self.counters)
     }
 
+    /// Passes on what the kernel program logged since the last call.
+    pub fn flush_logs(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+
     /// Detaches every program now (dropping the probe does the same).
-    pub fn detach(self) -> PerCpuArray<MapData, u64> {
+    pub fn detach(mut self) -> PerCpuArray<MapData, u64> {
+        self.flush_logs();
         drop(self.ebpf);
         self.counters
     }

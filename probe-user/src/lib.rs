@@ -57,7 +57,6 @@ fn record_options(args: &RecordArgs) -> anyhow::Result<record::RecordOptions> {
         btf: args.btf.clone(),
         poll_interval: args.poll_interval.max(std::time::Duration::from_millis(1)),
         wakeup_bytes: args.wakeup_bytes,
-        ..record::RecordOptions::default()
     })
 }
 
@@ -86,6 +85,7 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         until: args.until,
         close_wait: args.close_wait,
         color: args.color,
+        relative_time: args.relative,
     })
 }
 

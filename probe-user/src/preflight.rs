@@ -29,6 +29,25 @@ pub enum PreflightError {
     NotAFile(PathBuf),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("tcpchurn needs Linux 5.8 or newer (for the BPF ring buffer); this kernel is {0}")]
+    KernelTooOld(String),
+}
+
+/// `(major, minor)` from a kernel release such as `6.18.44-fc-v595` or `5.4.0-150-generic`.
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Refuses kernels without the BPF ring buffer (5.8). An unparsable release is let
+/// through: loading then fails with the kernel's own error.
+pub fn check_kernel(release: &str) -> Result<(), PreflightError> {
+    match kernel_version(release) {
+        Some(version) if version < (5, 8) => Err(PreflightError::KernelTooOld(release.to_owned())),
+        _ => Ok(()),
+    }
 }
 
 /// The effective capability set from the text of `/proc/self/status`.
@@ -146,6 +165,21 @@ pub fn create_output(path: &Path, force: bool) -> Result<File, PreflightError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(kernel_version("6.18.44-fc-v595"), Some((6, 18)));
+        assert_eq!(kernel_version("5.4.0-150-generic"), Some((5, 4)));
+        assert_eq!(kernel_version("garbage"), None);
+        assert!(check_kernel("5.8.0").is_ok());
+        assert!(check_kernel("6.1.0-28-amd64").is_ok());
+        assert!(check_kernel("weird").is_ok());
+        let err = check_kernel("5.4.0-150-generic").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tcpchurn needs Linux 5.8 or newer (for the BPF ring buffer); this kernel is 5.4.0-150-generic"
+        );
+    }
 
     #[test]
     fn parses_capabilities() {

@@ -196,6 +196,8 @@ pub struct Recording {
     decode_failed_reported: u64,
     first_decode_error: Option<String>,
     transitions: u64,
+    /// Records written before the current file (part) started.
+    part_records_start: u64,
 }
 
 impl Recording {
@@ -211,6 +213,7 @@ impl Recording {
             decode_failed_reported: 0,
             first_decode_error: None,
             transitions: 0,
+            part_records_start: 0,
         }
     }
 
@@ -250,8 +253,16 @@ impl Recording {
         let from = self.counters_at_ns;
         let mut gaps = Vec::new();
         for (new, old, cause) in [
-            (&counters.ring_full, &self.counters.ring_full, GapCause::RingFull),
-            (&counters.read_failed, &self.counters.read_failed, GapCause::ReadFailed),
+            (
+                &counters.ring_full,
+                &self.counters.ring_full,
+                GapCause::RingFull,
+            ),
+            (
+                &counters.read_failed,
+                &self.counters.read_failed,
+                GapCause::ReadFailed,
+            ),
         ] {
             for (cpu, &count) in new.iter().enumerate() {
                 let lost = count.saturating_sub(old.get(cpu).copied().unwrap_or(0));
@@ -291,7 +302,7 @@ impl Recording {
         TraceEnd {
             end_ns: monotonic_ns.saturating_sub(self.start_monotonic_ns),
             stop_reason: stop_reason.to_owned(),
-            records: self.encoder.total_records(),
+            records: self.encoder.total_records() - self.part_records_start,
             connections: self.table.connections(),
             lost_ring_full: self.counters.ring_full.iter().sum(),
             lost_read_failed: self.counters.read_failed.iter().sum(),
@@ -399,6 +410,51 @@ fn part_path(base: &Path, index: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The files of a recording: one, or several with `--max-size` (tcpdump's `-C`/`-W`).
+struct Parts {
+    base: PathBuf,
+    index: u32,
+    files: Vec<PathBuf>,
+    keep: Option<u32>,
+    /// Bytes in the files already finished.
+    bytes_done: u64,
+}
+
+impl Parts {
+    fn current(&self) -> &Path {
+        self.files.last().map_or(&self.base, PathBuf::as_path)
+    }
+
+    /// Finishes the current file and continues in the next one, which starts with the
+    /// connections still open so that it replays on its own.
+    fn rotate(
+        &mut self,
+        sink: &mut Sink,
+        recording: &mut Recording,
+        start: impl Fn(u32) -> Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let next = part_path(&self.base, self.index + 1);
+        let file = preflight::create_output(&next, true)?;
+        let mut end = recording.end(monotonic_now(), "rotated", sink.sent);
+        end.next_part = Some(next.display().to_string());
+        sink.send(TraceEncoder::end_block(&end));
+        let finished = std::mem::replace(sink, Sink::start(file, start(self.index + 1))?);
+        self.bytes_done += finished
+            .finish()
+            .with_context(|| format!("writing {}", self.current().display()))?;
+        self.index += 1;
+        self.files.push(next);
+        if let Some(keep) = self.keep
+            && self.files.len() > keep as usize
+        {
+            let oldest = self.files.remove(0);
+            let _removed = std::fs::remove_file(&oldest);
+        }
+        recording.start_part(monotonic_now());
+        Ok(())
+    }
+}
+
 /// Why the main loop stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Stop {
@@ -449,6 +505,7 @@ fn stop_signals() -> io::Result<watch::Receiver<Option<Stop>>> {
 /// Records until stopped. Errors before attaching leave no kernel state and no file.
 pub fn record(options: &RecordOptions) -> anyhow::Result<RecordSummary> {
     preflight::check_privileges()?;
+    preflight::check_kernel(&uname().1)?;
     preflight::check_output(&options.output, options.force)?;
     if !options.ring_bytes.is_power_of_two() || options.ring_bytes < 4096 {
         anyhow::bail!(
@@ -480,7 +537,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     };
     let (start_mono, start_wall) = clock_pair();
     let started = Instant::now();
-    let (probe, ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
+    let (mut probe, ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
         Ok(loaded) => loaded,
         Err(err) => {
             drop(file);
@@ -506,6 +563,11 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         ports: options.ports.clone(),
         netns: options.netns.clone(),
     };
+    let (tracepoints, softirq_tracking, socket_offsets) = (
+        probe.tracepoints.clone(),
+        probe.softirq_tracking,
+        probe.offsets.clone(),
+    );
     let meta = |part: u32| TraceMeta {
         tool: "tcpchurn".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -518,11 +580,9 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         start_monotonic_ns: start_mono,
         start_unix_ns: start_wall,
         filters: filters.clone(),
-        tracepoints: probe.tracepoints.clone(),
-        attribution: Attribution {
-            softirq_tracking: probe.softirq_tracking,
-        },
-        socket_offsets: probe.offsets.clone(),
+        tracepoints: tracepoints.clone(),
+        attribution: Attribution { softirq_tracking },
+        socket_offsets: socket_offsets.clone(),
         recorder: RecorderInfo {
             pid: std::process::id(),
             ring_bytes: u64::from(options.ring_bytes),
@@ -565,9 +625,13 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     let mut flush = tokio::time::interval(options.flush_interval);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut files = vec![options.output.clone()];
-    let mut part = 0u32;
-    let mut bytes_done = 0u64;
+    let mut parts = Parts {
+        base: options.output.clone(),
+        index: 0,
+        files: vec![options.output.clone()],
+        keep: options.rotate,
+        bytes_done: 0,
+    };
 
     let drain = |ring: &mut RingBuf<MapData>, recording: &mut Recording| {
         while let Some(item) = ring.next() {
@@ -603,6 +667,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
             _ = poll.tick() => drain(ring.get_mut(), &mut recording),
             _ = flush.tick() => {
                 drain(ring.get_mut(), &mut recording);
+                probe.flush_logs();
                 match probe.counters() {
                     Ok(counters) => recording.account(counters, monotonic_now()),
                     Err(err) => warn!("{err}"),
@@ -617,28 +682,9 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
                 }
                 if let Some(max) = options.max_size
                     && sink.sent >= max
+                    && let Err(err) = parts.rotate(&mut sink, &mut recording, |index| TraceEncoder::start(&meta(index)))
                 {
-                    // Rotate: finish this file, continue in the next one.
-                    part += 1;
-                    let next = part_path(&options.output, part);
-                    let mut end = recording.end(monotonic_now(), "rotated", sink.sent);
-                    end.next_part = Some(next.display().to_string());
-                    sink.send(TraceEncoder::end_block(&end));
-                    bytes_done += match std::mem::replace(&mut sink, Sink::start(
-                        preflight::create_output(&next, true)?,
-                        TraceEncoder::start(&meta(part)),
-                    )?).finish() {
-                        Ok(bytes) => bytes,
-                        Err(err) => break Stop::Error(format!("writing {}: {err}", files[files.len() - 1].display())),
-                    };
-                    files.push(next);
-                    if let Some(keep) = options.rotate
-                        && files.len() > keep as usize
-                    {
-                        let old = files.remove(0);
-                        let _removed = std::fs::remove_file(&old);
-                    }
-                    recording.carry_over(monotonic_now());
+                    break Stop::Error(format!("{err:#}"));
                 }
             }
         }
@@ -667,12 +713,12 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     }
     let written = sink.finish();
     let summary = RecordSummary {
-        files,
+        files: parts.files.clone(),
         records: recording.records(),
         transitions: recording.transitions(),
         connections: recording.connections(),
         lost: final_counters.lost_total() + recording.decode_failed,
-        bytes: bytes_done + written.as_ref().copied().unwrap_or(0),
+        bytes: parts.bytes_done + written.as_ref().copied().unwrap_or(0),
         duration: started.elapsed(),
         stop_reason: stop.reason(),
         kernel_submitted: final_counters.submitted_total(),
@@ -680,7 +726,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     match (written, &stop) {
         (Err(err), _) => Err(anyhow::anyhow!(
             "writing {} failed: {err}; the file replays up to the last block written",
-            options.output.display()
+            parts.current().display()
         )),
         (Ok(_), Stop::Error(err)) => Err(anyhow::anyhow!("{err}")),
         (Ok(_), _) => Ok(summary),
@@ -688,18 +734,19 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
 }
 
 impl Recording {
-    /// At the start of a rotated file: the connections still open, so that the new
-    /// file replays on its own.
-    pub fn carry_over(&mut self, monotonic_ns: u64) {
+    /// At the start of a rotated file: the connections still open (with their owners),
+    /// so that the new file replays on its own.
+    pub fn start_part(&mut self, monotonic_ns: u64) {
         let ts_ns = monotonic_ns.saturating_sub(self.start_monotonic_ns);
+        self.part_records_start = self.encoder.total_records();
         let live: Vec<_> = self.table.live_connections().collect();
-        for (conn, state) in live {
+        for (conn, state, owner) in live {
             self.encoder
                 .push(&TraceEvent::Snapshot(crate::model::SnapshotSocket {
                     ts_ns,
                     conn,
                     state: state.unwrap_or(crate::model::TcpState::Established),
-                    owner: None,
+                    owner,
                     inode: 0,
                     uid: 0,
                     timer_ms: None,

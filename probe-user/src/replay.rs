@@ -74,6 +74,8 @@ pub struct ReplayOptions {
     pub until: Option<Duration>,
     pub close_wait: Duration,
     pub color: ColorChoice,
+    /// Text events show seconds since the start instead of wall-clock time.
+    pub relative_time: bool,
 }
 
 impl ReplayOptions {
@@ -145,8 +147,23 @@ pub fn write_events<R: Read>(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut tracker = OwnerTracker::new();
+    let meta = reader.meta();
+    let clock = if options.relative_time {
+        events::Clock::Relative
+    } else {
+        events::Clock::WallClock {
+            start_unix_ns: meta.start_unix_ns,
+        }
+    };
     if !options.json {
-        writeln!(out, "{}", events::TEXT_HEADER)?;
+        writeln!(
+            out,
+            "# {} ({}), recording started {}",
+            meta.hostname,
+            meta.kernel,
+            events::utc_datetime(meta.start_unix_ns)
+        )?;
+        writeln!(out, "{}", events::text_header(clock))?;
     }
     while let Some(event) = reader.next_event()? {
         // Attribution sees every event, filtered or not, so owners stay right.
@@ -162,7 +179,7 @@ pub fn write_events<R: Read>(
         if options.json {
             events::write_json(out, &event, owner.as_ref())?;
         } else {
-            events::write_text(out, &event, owner.as_ref())?;
+            events::write_text(out, &event, owner.as_ref(), clock)?;
         }
     }
     Ok(())

@@ -19,8 +19,8 @@ use std::{collections::HashMap, net::SocketAddr};
 use crate::{
     decode::{Decoded, Observation},
     model::{
-        Conn, ConnId, ResetReceived, ResetSent, Scope, SnapshotSocket, SocketError, SocketRef,
-        SocketTuple, TcpState, TraceEvent, Transition,
+        Conn, ConnId, ExecContext, ResetReceived, ResetSent, Scope, SnapshotSocket, SocketError,
+        SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
     },
     trace::Filters,
 };
@@ -33,6 +33,9 @@ const CLOSED_GRACE_NS: u64 = 2_000_000_000;
 struct LiveSocket {
     conn: Conn,
     state: Option<TcpState>,
+    /// The last task seen acting on the socket in task context: carried into the
+    /// snapshot that starts a rotated file, so owners survive rotation.
+    owner: Option<Task>,
     /// Monotonic time it went to CLOSE.
     closed_at: Option<u64>,
 }
@@ -46,7 +49,7 @@ pub struct DiagSocket {
     pub inode: u32,
     pub uid: u32,
     pub timer_ms: Option<u32>,
-    pub owner: Option<crate::model::Task>,
+    pub owner: Option<Task>,
 }
 
 #[derive(Debug)]
@@ -204,6 +207,7 @@ impl SocketTable {
             LiveSocket {
                 conn,
                 state: None,
+                owner: None,
                 closed_at: None,
             },
         );
@@ -239,6 +243,9 @@ impl SocketTable {
                 let conn = self.conn_for(skaddr, event.scope, tuple, starts_new);
                 if let Some(socket) = self.live.get_mut(&skaddr) {
                     socket.state = Some(new);
+                    if event.context == ExecContext::Task && event.task.is_some() {
+                        socket.owner = event.task;
+                    }
                     if new == TcpState::Close {
                         socket.closed_at = Some(event.ts_ns);
                     }
@@ -338,22 +345,22 @@ impl SocketTable {
         });
     }
 
-    /// Live (not closed) connections with their last known state, for the carry-over
-    /// snapshot at the start of a rotated file.
-    pub fn live_connections(&self) -> impl Iterator<Item = (Conn, Option<TcpState>)> + '_ {
+    /// Live (not closed) connections with their last known state and owner, for the
+    /// carry-over snapshot at the start of a rotated file.
+    pub fn live_connections(
+        &self,
+    ) -> impl Iterator<Item = (Conn, Option<TcpState>, Option<Task>)> + '_ {
         self.live
             .values()
             .filter(|s| s.closed_at.is_none())
-            .map(|s| (s.conn, s.state))
+            .map(|s| (s.conn, s.state, s.owner))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use probe_common::ExecContext;
-
     use super::*;
-    use crate::model::{ResetReason, Task};
+    use crate::model::ResetReason;
 
     const START: u64 = 1_000_000;
 

@@ -18,8 +18,9 @@ use std::{
 use tcpchurn::{
     cli::ColorChoice,
     model::{
-        Comm, Conn, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent, Scope, SnapshotSocket,
-        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+        Comm, Conn, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent, Scope,
+        SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
+        Transition,
     },
     replay::{EndpointFilter, ReplayOptions, write_events},
     report::write_report,
@@ -57,8 +58,13 @@ fn valid_trace() -> Vec<u8> {
         kernel: "6.18.44".into(),
         ..TraceMeta::default()
     };
-    let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap().with_block_records(37);
-    let scope = Scope { netns: 4_026_532_177, cgroup: 9 };
+    let mut writer = TraceWriter::new(Vec::new(), &meta)
+        .unwrap()
+        .with_block_records(37);
+    let scope = Scope {
+        netns: 4_026_532_177,
+        cgroup: 9,
+    };
     let task = |pid: u32, comm: &str| Task {
         pid,
         tid: pid,
@@ -91,7 +97,10 @@ fn valid_trace() -> Vec<u8> {
         };
         let server = Conn {
             id: 3 + 2 * i,
-            scope: Scope { netns: 4_026_532_300, cgroup: 1 },
+            scope: Scope {
+                netns: 4_026_532_300,
+                cgroup: 1,
+            },
             tuple: client.tuple.reversed(),
         };
         let step = |ts: &mut u64| {
@@ -100,11 +109,23 @@ fn valid_trace() -> Vec<u8> {
         };
         use TcpState::*;
         for (conn, old, new, context, actor) in [
-            (client, Close, SynSent, ExecContext::Task, Some(task(20, "client"))),
+            (
+                client,
+                Close,
+                SynSent,
+                ExecContext::Task,
+                Some(task(20, "client")),
+            ),
             (server, Listen, SynRecv, ExecContext::Softirq, None),
             (server, SynRecv, Established, ExecContext::Softirq, None),
             (client, SynSent, Established, ExecContext::Softirq, None),
-            (server, Established, Close, ExecContext::Task, Some(task(10, "java"))),
+            (
+                server,
+                Established,
+                Close,
+                ExecContext::Task,
+                Some(task(10, "java")),
+            ),
         ] {
             writer
                 .push(&TraceEvent::Transition(Transition {
@@ -193,6 +214,7 @@ fn options(events: bool, json: bool) -> ReplayOptions {
         until: None,
         close_wait: Duration::from_secs(5),
         color: ColorChoice::Never,
+        relative_time: false,
     }
 }
 
@@ -244,7 +266,9 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
             }
             4 => {
                 let at = rng.below(bytes.len());
-                let garbage: Vec<u8> = (0..rng.below(40)).map(|_| u8::try_from(rng.below(256)).unwrap()).collect();
+                let garbage: Vec<u8> = (0..rng.below(40))
+                    .map(|_| u8::try_from(rng.below(256)).unwrap())
+                    .collect();
                 bytes.splice(at..at, garbage);
             }
             _ => {
@@ -284,7 +308,9 @@ fn random_bytes_never_panic() {
     let header = &valid_trace()[..16];
     for round in 0..2_000 {
         let len = rng.below(4096);
-        let mut bytes: Vec<u8> = (0..len).map(|_| u8::try_from(rng.below(256)).unwrap()).collect();
+        let mut bytes: Vec<u8> = (0..len)
+            .map(|_| u8::try_from(rng.below(256)).unwrap())
+            .collect();
         if round % 2 == 0 {
             // Past the magic, so the block parser is exercised too.
             bytes.splice(0..0, header.iter().copied());

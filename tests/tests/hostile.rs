@@ -16,7 +16,9 @@ use std::{
 };
 
 use serde_json::Value;
-use tcpchurn_tests::{Netns, Peer, Recorder, Scratch, replay_events, require_root, tcpchurn, tcpchurn_bin};
+use tcpchurn_tests::{
+    Netns, Peer, Recorder, Scratch, replay_events, require_root, tcpchurn, tcpchurn_bin,
+};
 
 const PORT: u16 = 5181;
 
@@ -26,11 +28,25 @@ fn churn(ns: &Netns, count: u32) {
     let addr = format!("127.0.0.1:{PORT}");
     let server = Peer::server(
         Some(ns),
-        &["--listen", &addr, "--count", &count.to_string(), "--behaviour", "wait-peer"],
+        &[
+            "--listen",
+            &addr,
+            "--count",
+            &count.to_string(),
+            "--behaviour",
+            "wait-peer",
+        ],
     );
     let client = Peer::client(
         Some(ns),
-        &["--connect", &addr, "--count", &count.to_string(), "--behaviour", "close"],
+        &[
+            "--connect",
+            &addr,
+            "--count",
+            &count.to_string(),
+            "--behaviour",
+            "close",
+        ],
     );
     client.wait();
     server.wait();
@@ -76,7 +92,10 @@ fn orphaned_programs() -> Vec<String> {
         "softirq_entry",
         "softirq_exit",
     ];
-    let out = Command::new("bpftool").args(["prog", "show", "--json"]).output().unwrap();
+    let out = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .unwrap();
     let progs: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()));
     progs
         .as_array()
@@ -85,7 +104,9 @@ fn orphaned_programs() -> Vec<String> {
         .filter(|p| {
             let name = p["name"].as_str().unwrap_or("");
             // The kernel truncates program names to 15 characters.
-            names.iter().any(|n| n.starts_with(name) && !name.is_empty())
+            names
+                .iter()
+                .any(|n| n.starts_with(name) && !name.is_empty())
                 && p["pids"].as_array().is_none_or(Vec::is_empty)
         })
         .map(|p| p.to_string())
@@ -121,11 +142,24 @@ fn sigterm_stops_cleanly_and_leaves_nothing_behind() {
     let status = recorder.child.wait().unwrap();
     let stderr = recorder.err.rest().join("\n");
     assert!(status.success(), "{stderr}");
-    assert!(stderr.contains("recording stopped (terminated)"), "{stderr}");
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(
+        stderr.contains("recording stopped (terminated)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let (events, warnings) = replay_stderr(&path);
-    assert_eq!(count(&events, "transition"), transitions_for(3), "{events:?}");
-    assert!(warnings.is_empty(), "a clean stop must not look cut: {warnings}");
+    assert_eq!(
+        count(&events, "transition"),
+        transitions_for(3),
+        "{events:?}"
+    );
+    assert!(
+        warnings.is_empty(),
+        "a clean stop must not look cut: {warnings}"
+    );
     assert_no_leftovers();
 }
 
@@ -154,7 +188,11 @@ fn a_second_signal_exits_at_once_with_a_readable_file() {
         "unexpected exit {status:?}: {stderr}"
     );
     let (events, _) = replay_stderr(&path);
-    assert_eq!(count(&events, "transition"), transitions_for(3), "flushed events must survive");
+    assert_eq!(
+        count(&events, "transition"),
+        transitions_for(3),
+        "flushed events must survive"
+    );
     assert_no_leftovers();
 }
 
@@ -188,7 +226,14 @@ fn a_full_disk_stops_recording_with_an_error_and_the_file_replays() {
     let mount = scratch.path("small");
     fs::create_dir(&mount).unwrap();
     let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=128k", "tcpchurn-test", mount.to_str().unwrap()])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=128k",
+            "tcpchurn-test",
+            mount.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -211,14 +256,21 @@ fn a_full_disk_stops_recording_with_an_error_and_the_file_replays() {
         if let Some(status) = recorder.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the recorder kept running on a full disk");
+        assert!(
+            Instant::now() < deadline,
+            "the recorder kept running on a full disk"
+        );
         thread::sleep(Duration::from_millis(50));
     };
     let stderr = recorder.err.rest().join("\n");
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
     let (events, warnings) = replay_stderr(&path);
-    assert!(count(&events, "transition") > 1000, "only {} transitions", count(&events, "transition"));
+    assert!(
+        count(&events, "transition") > 1000,
+        "only {} transitions",
+        count(&events, "transition")
+    );
     assert!(warnings.contains("cut"), "{warnings}");
     assert_no_leftovers();
 }
@@ -233,7 +285,17 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
     let path = scratch.path("t.trace");
     let recorder = Recorder::start(
         &path,
-        &netns_args(&ns, &["--flush-interval", "50ms", "--max-size", "16K", "--rotate", "3"]),
+        &netns_args(
+            &ns,
+            &[
+                "--flush-interval",
+                "50ms",
+                "--max-size",
+                "16K",
+                "--rotate",
+                "3",
+            ],
+        ),
     );
     for _ in 0..4 {
         churn(&ns, 400);
@@ -244,14 +306,23 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
     let mut parts: Vec<_> = fs::read_dir(&scratch.0)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("t.trace"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("t.trace")
+        })
         .collect();
     parts.sort();
     assert!(parts.len() <= 3, "more files than --rotate 3: {parts:?}");
     assert!(parts.len() >= 2, "no rotation happened: {parts:?}");
     let mut transitions = 0;
     for part in &parts {
-        assert_eq!(fs::metadata(part).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(part).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (events, warnings) = replay_stderr(part);
         transitions += count(&events, "transition");
         assert!(warnings.is_empty(), "{}: {warnings}", part.display());
@@ -270,7 +341,18 @@ fn a_tiny_ring_reports_every_lost_event() {
     // 4 KiB holds 30 events; the reader wakes up only once a second.
     let recorder = Recorder::start(
         &path,
-        &netns_args(&ns, &["--ring-size", "4K", "--poll-interval", "1s", "--wakeup-bytes", "1G", "--no-snapshot"]),
+        &netns_args(
+            &ns,
+            &[
+                "--ring-size",
+                "4K",
+                "--poll-interval",
+                "1s",
+                "--wakeup-bytes",
+                "1G",
+                "--no-snapshot",
+            ],
+        ),
     );
     let connections = 300;
     churn(&ns, connections);
@@ -282,7 +364,12 @@ fn a_tiny_ring_reports_every_lost_event() {
         .iter()
         .find(|l| l.trim_start().starts_with("lost events"))
         .unwrap();
-    let reported: u64 = lost_line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let reported: u64 = lost_line
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(reported > 0, "{summary}");
     let events = replay_events(&path);
     let transitions = count(&events, "transition") as u64;
@@ -292,14 +379,25 @@ fn a_tiny_ring_reports_every_lost_event() {
         .map(|e| e["lost"].as_u64().unwrap())
         .sum();
     assert_eq!(lost, reported, "every lost event is in the trace as a gap");
-    assert!(events.iter().filter(|e| e["kind"] == "lost").all(|e| e["cause"] == "ring_full" && e["cpu"].is_u64()));
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "lost")
+            .all(|e| e["cause"] == "ring_full" && e["cpu"].is_u64())
+    );
     // Every event the kernel saw is either in the file or counted as lost.
     assert_eq!(transitions + lost, transitions_for(connections) as u64);
 }
 
 fn as_nobody(args: &[&str]) -> Output {
     Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .arg(tcpchurn_bin())
         .args(args)
         .stdin(Stdio::null())
@@ -319,7 +417,10 @@ fn without_privileges_record_says_what_is_missing_in_one_line() {
     let stderr = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("needs root, or CAP_BPF and CAP_PERFMON"), "{stderr}");
+    assert!(
+        stderr.contains("needs root, or CAP_BPF and CAP_PERFMON"),
+        "{stderr}"
+    );
     assert!(!path.exists(), "nothing may be created without privileges");
 }
 
@@ -375,16 +476,30 @@ fn without_btf_it_records_the_rest_and_says_what_is_missing() {
     let ns = Netns::new("nobtf");
     let scratch = Scratch::new("nobtf");
     let path = scratch.path("t.trace");
-    let recorder = Recorder::start(&path, &["--btf".into(), "/nonexistent/vmlinux".into(), "--port".into(), PORT.to_string()]);
+    let recorder = Recorder::start(
+        &path,
+        &[
+            "--btf".into(),
+            "/nonexistent/vmlinux".into(),
+            "--port".into(),
+            PORT.to_string(),
+        ],
+    );
     churn(&ns, 2);
     let recorded = recorder.stop();
     let stderr = recorded.stderr.join("\n");
     assert!(recorded.status.success(), "{stderr}");
     assert!(stderr.contains("no kernel BTF"), "{stderr}");
     let events = replay_events(&path);
-    let transitions: Vec<_> = events.iter().filter(|e| e["kind"] == "transition").collect();
+    let transitions: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "transition")
+        .collect();
     assert!(transitions.len() >= 20, "{}", transitions.len());
-    assert!(transitions.iter().all(|e| e["netns"] == 0), "netns must be unknown (0), not guessed");
+    assert!(
+        transitions.iter().all(|e| e["netns"] == 0),
+        "netns must be unknown (0), not guessed"
+    );
 
     // --netns cannot work without the socket's namespace: refuse, clearly.
     let out = tcpchurn(&[
@@ -398,7 +513,10 @@ fn without_btf_it_records_the_rest_and_says_what_is_missing() {
     ]);
     let stderr = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--netns needs each socket's network namespace"), "{stderr}");
+    assert!(
+        stderr.contains("--netns needs each socket's network namespace"),
+        "{stderr}"
+    );
     assert!(!scratch.path("n.trace").exists());
     assert_no_leftovers();
 }
@@ -430,7 +548,10 @@ fn output_path_problems_are_caught_before_attaching() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
-        assert!(!stderr.contains("recording to"), "attached before checking the path: {stderr}");
+        assert!(
+            !stderr.contains("recording to"),
+            "attached before checking the path: {stderr}"
+        );
     }
     assert_eq!(fs::read(&existing).unwrap(), b"precious");
     assert!(!target.exists(), "wrote through a planted symlink");
@@ -449,7 +570,11 @@ fn bad_input_files_give_one_line_errors() {
             b"TCPCHURN\x07\x00\x02\x00\x00\x00\x00\x00",
             "trace format 7.2 is newer than this tcpchurn reads",
         ),
-        ("text", b"hello, I am not a trace at all\n", "not a tcpchurn trace"),
+        (
+            "text",
+            b"hello, I am not a trace at all\n",
+            "not a tcpchurn trace",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let path = scratch.path(name);

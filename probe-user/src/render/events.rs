@@ -199,9 +199,67 @@ fn gap_json(gap: &Gap) -> JsonGap {
     }
 }
 
-/// Text header for [`write_text`].
-pub const TEXT_HEADER: &str = "TIME(s)         CONN  NETNS       LOCAL                  REMOTE                 EVENT                       PID COMM";
+/// How the text view shows time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Wall-clock time of day (UTC), like tcpdump: what application logs show.
+    WallClock { start_unix_ns: u64 },
+    /// Seconds since the trace started.
+    Relative,
+}
 
+impl Clock {
+    fn format(self, ts_ns: u64) -> String {
+        match self {
+            Self::WallClock { start_unix_ns } => {
+                let ns = start_unix_ns.saturating_add(ts_ns);
+                let day = ns % 86_400_000_000_000;
+                format!(
+                    "{:02}:{:02}:{:02}.{:06}",
+                    day / 3_600_000_000_000,
+                    day / 60_000_000_000 % 60,
+                    day / 1_000_000_000 % 60,
+                    day / 1_000 % 1_000_000
+                )
+            }
+            Self::Relative => format!("{:.6}", ts_ns as f64 / 1e9),
+        }
+    }
+}
+
+/// `2026-11-25 10:16:03 UTC` from nanoseconds since the Unix epoch.
+pub fn utc_datetime(unix_ns: u64) -> String {
+    let secs = unix_ns / 1_000_000_000;
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    )
+}
+
+/// Column header for [`write_text`].
+pub fn text_header(clock: Clock) -> String {
+    let time = match clock {
+        Clock::WallClock { .. } => "TIME (UTC)",
+        Clock::Relative => "TIME (s)",
+    };
+    format!(
+        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
+        "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
+    )
+}
 fn endpoint(addr: SocketAddr) -> String {
     addr.to_string()
 }
@@ -225,6 +283,7 @@ pub fn write_text(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    clock: Clock,
 ) -> io::Result<()> {
     let secs = |ns: u64| ns as f64 / 1e9;
     let line = |out: &mut dyn Write,
@@ -236,8 +295,8 @@ pub fn write_text(
         let conn = conn.map_or_else(|| "-".to_owned(), |c| c.to_string());
         writeln!(
             out,
-            "{:<13.6} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
-            secs(ts),
+            "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
+            clock.format(ts),
             conn,
             netns,
             endpoint(tuple.local),
@@ -288,8 +347,8 @@ pub fn write_text(
         ),
         TraceEvent::Lost(gap) => writeln!(
             out,
-            "{:<13.6} -- {} events lost between {:.6} and {:.6} s ({}) --",
-            secs(gap.to_ns),
+            "{:<15} -- {} events lost between {:.6} and {:.6} s ({}) --",
+            clock.format(gap.to_ns),
             gap.lost,
             secs(gap.from_ns),
             secs(gap.to_ns),
@@ -385,19 +444,46 @@ mod tests {
         assert_eq!(value["lost"], 99);
         assert_eq!(value["cause"], "ring_full");
         let mut text = Vec::new();
-        write_text(&mut text, &gap, None).unwrap();
+        write_text(&mut text, &gap, None, Clock::Relative).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("99 events lost"));
     }
 
     #[test]
     fn text_lines_show_the_owner_or_a_dash() {
         let mut out = Vec::new();
-        write_text(&mut out, &transition(), Some(&owner())).unwrap();
-        write_text(&mut out, &transition(), None).unwrap();
+        write_text(&mut out, &transition(), Some(&owner()), Clock::Relative).unwrap();
+        write_text(
+            &mut out,
+            &transition(),
+            None,
+            Clock::WallClock { start_unix_ns: 0 },
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("CLOSE -> SYN_SENT"), "{text}");
         assert!(lines[0].ends_with("1234 zk\"Cli"), "{text}");
         assert!(lines[1].ends_with("- -"), "{text}");
+        assert!(lines[0].starts_with("0.001500 "), "{text}");
+        assert!(lines[1].starts_with("00:00:00.001500 "), "{text}");
+        // Columns line up with the header.
+        let header = text_header(Clock::Relative);
+        assert_eq!(
+            header.find("PID").unwrap() + 3,
+            lines[0].find(" zk").unwrap()
+        );
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_datetime(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            utc_datetime(1_795_600_563_000_000_000),
+            "2026-11-25 09:56:03 UTC"
+        );
+        assert_eq!(
+            utc_datetime(951_782_400_000_000_000),
+            "2000-02-29 00:00:00 UTC"
+        );
     }
 }

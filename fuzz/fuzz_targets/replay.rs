@@ -1,0 +1,45 @@
+//! Coverage-guided fuzzing of everything `tcpchurn replay` does with a file: any byte
+//! sequence must give an error or a (partial) replay, never a panic or a hang.
+//!
+//! Run with `AYA_BUILD_SKIP=1 cargo +nightly fuzz run replay` from the workspace root.
+//! Crashes found here go into `probe-user/tests/corpus/` as regression tests.
+#![no_main]
+
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use tcpchurn::{
+    cli::ColorChoice,
+    replay::{EndpointFilter, ReplayOptions, write_events},
+    report::write_report,
+    trace::TraceReader,
+};
+
+fn options(events: bool, json: bool) -> ReplayOptions {
+    ReplayOptions {
+        file: "fuzz.trace".into(),
+        events,
+        json,
+        connections: true,
+        filter: EndpointFilter::default(),
+        since: None,
+        until: None,
+        close_wait: Duration::from_secs(5),
+        color: ColorChoice::Never,
+        relative_time: false,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    for (events, json) in [(true, true), (false, true), (false, false)] {
+        let Ok(mut reader) = TraceReader::open(data) else {
+            return;
+        };
+        let mut out = Vec::new();
+        let _result = if events {
+            write_events(&mut reader, &options(events, json), &mut out)
+        } else {
+            write_report(&mut reader, &options(events, json), &mut out)
+        };
+    }
+});
