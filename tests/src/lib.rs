@@ -520,3 +520,14 @@ impl Peer {
         Self { child, out }
     }
 }
+
+impl Drop for Recorder {
+    /// A test that fails before `stop()` must not leave the recorder running (it would
+    /// record every later test's traffic until the machine reboots).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _killed = self.child.kill();
+            let _waited = self.child.wait();
+        }
+    }
+}

@@ -470,7 +470,12 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
         .filter(|s| s.state == "ESTAB" && s.peer == (IpAddr::from(topology.server_v4), PORT))
         .map(|s| (s.local.1, u64::from(s.pid.unwrap())))
         .collect();
-    assert_eq!(held.len(), MAX_CLIENT_CNXNS, "held sessions (ss): {held:?}");
+    // Normally exactly the limit; a burst of connects can slip one or two past it
+    // (ZkSessions.java); at least two sessions must still loop.
+    assert!(
+        (MAX_CLIENT_CNXNS..=SESSIONS - 2).contains(&held.len()),
+        "held sessions (ss): {held:?}"
+    );
 
     // What the trace says.
     let events = replay_events(&recorded.path);
@@ -529,7 +534,7 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
     );
     assert_eq!(
         attempts,
-        rejected.len() + MAX_CLIENT_CNXNS,
+        rejected.len() + held.len(),
         "every attempt is either held or rejected"
     );
     assert_eq!(
@@ -549,7 +554,7 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
         .filter(|e| e.at_end.as_deref() == Some("ESTABLISHED"))
         .map(|e| (e.local_port, e))
         .collect();
-    assert_eq!(open_server, MAX_CLIENT_CNXNS);
+    assert_eq!(open_server, held.len());
     assert_eq!(
         open_client.keys().collect::<Vec<_>>(),
         held.keys().collect::<Vec<_>>()
@@ -643,7 +648,7 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
             &Expected {
                 rejected: rejected.len(),
                 with_rst: with_rst.len(),
-                held: MAX_CLIENT_CNXNS,
+                held: held.len(),
                 time_wait_server: ss_tw_server,
                 time_wait_client: ss_tw_client,
                 zk_pid,
