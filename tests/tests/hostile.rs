@@ -114,6 +114,7 @@ fn orphaned_programs() -> Vec<String> {
         "softirq_entry",
         "softirq_exit",
     ];
+    let held = held_program_ids();
     let out = Command::new("bpftool")
         .args(["prog", "show", "--json"])
         .output()
@@ -129,7 +130,7 @@ fn orphaned_programs() -> Vec<String> {
             names
                 .iter()
                 .any(|n| n.starts_with(name) && !name.is_empty())
-                && p["pids"].as_array().is_none_or(Vec::is_empty)
+                && p["id"].as_u64().is_some_and(|id| !held.contains(&id))
         })
         .map(|p| p.to_string())
         .collect()
