@@ -109,6 +109,17 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
     catch_interrupts()?;
+    let result = run_demo(args);
+    if result.is_err() && check_interrupted().is_err() {
+        // The guards have already run: nothing is left to clean. Exit as a shell does
+        // after SIGINT, without an error report.
+        eprintln!("xtask: demo interrupted; its namespaces and processes are removed");
+        std::process::exit(130);
+    }
+    result
+}
+
+fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
     if !args.no_setup {
         setup(&SetupArgs {
             zookeeper: args.zookeeper,
@@ -132,20 +143,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
 
     let duration = Duration::from_secs(args.seconds);
-    let result = if args.zookeeper {
-        zookeeper_incident(&binaries, &trace, &logs, duration)
+    let epilogue = if args.zookeeper {
+        zookeeper_incident(&binaries, &trace, &logs, duration)?
     } else {
-        builtin_incident(&binaries, &trace, &logs, duration, args.reset)
-    };
-    let epilogue = match result {
-        Ok(epilogue) => epilogue,
-        Err(_) if check_interrupted().is_err() => {
-            // The guards inside the scenario have already run: nothing is left to
-            // clean. Exit as a shell does after SIGINT, without an error report.
-            eprintln!("xtask: demo interrupted; its namespaces and processes are removed");
-            std::process::exit(130);
-        }
-        Err(e) => return Err(e),
+        builtin_incident(&binaries, &trace, &logs, duration, args.reset)?
     };
 
     println!();
@@ -240,12 +241,12 @@ fn builtin_incident(
     let (over_limit, how) = if reset {
         (
             "reset",
-            "resets the others at once (RST, like ZooKeeper 3.5+)",
+            "resets the others at once (RST, as ZooKeeper 3.5+ mostly does)",
         )
     } else {
         (
             "close",
-            "closes the others at once (FIN, like ZooKeeper 3.4)",
+            "closes the others at once (FIN, as ZooKeeper 3.4 did)",
         )
     };
 
@@ -254,7 +255,7 @@ fn builtin_incident(
     );
     println!("  server host {SERVER_IP} (netns {}):", topology.server);
     println!(
-        "    registry :{REGISTRY_PORT}  keeps {REGISTRY_LIMIT} connections per client and {how}"
+        "    registry :{REGISTRY_PORT}  keeps {REGISTRY_LIMIT} connections from the node (its maxClientCnxns) and {how}"
     );
     println!(
         "    reports  :{LEAKY_PORT}  never closes a connection its client has left (a CLOSE_WAIT leak)"
