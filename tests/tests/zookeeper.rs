@@ -779,5 +779,13 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
             assert!(expected.client_pids.contains(&pid), "{conn}");
         }
     }
-    eprintln!("zookeeper: verdict for {client} -> {server}: {pair}");
+    eprintln!(
+        "zookeeper: verdict for {client} -> {server}: reconnect_loop {}, connections {}, connects_per_s {}, closed_first {}, resets {}, time_wait {}",
+        pair["reconnect_loop"],
+        pair["connections"],
+        pair["connects_per_s"],
+        pair["closed_first"],
+        pair["resets"],
+        pair["time_wait"]
+    );
 }
