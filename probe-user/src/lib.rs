@@ -6,6 +6,7 @@
 //! format ([`trace`]), attribution ([`owner`]), analysis and rendering are pure
 //! functions over plain data.
 
+pub mod analysis;
 pub mod btf;
 pub mod cli;
 pub mod decode;
