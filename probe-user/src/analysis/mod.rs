@@ -566,4 +566,4 @@ impl Analyzer {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,10 +7,10 @@ use crate::model::{
     Transition,
 };
 
-const MS: u64 = 1_000_000;
-const S: u64 = 1_000_000_000;
+pub(crate) const MS: u64 = 1_000_000;
+pub(crate) const S: u64 = 1_000_000_000;
 const CLIENT_NS: u32 = 100;
-const SERVER_NS: u32 = 200;
+pub(crate) const SERVER_NS: u32 = 200;
 
 fn task(pid: u32, comm: &str) -> Task {
     Task {
@@ -29,21 +29,21 @@ fn tuple(local: &str, remote: &str) -> SocketTuple {
 
 /// Builds event sequences with a running clock.
 #[derive(Default)]
-struct Script {
-    events: Vec<TraceEvent>,
+pub(crate) struct Script {
+    pub(crate) events: Vec<TraceEvent>,
     ts: u64,
     next_id: ConnId,
 }
 
 /// The two sockets of one connection.
 #[derive(Clone, Copy)]
-struct Ends {
-    client: Conn,
-    server: Conn,
+pub(crate) struct Ends {
+    pub(crate) client: Conn,
+    pub(crate) server: Conn,
 }
 
 impl Script {
-    fn at(&mut self, ts: u64) -> &mut Self {
+    pub(crate) fn at(&mut self, ts: u64) -> &mut Self {
         self.ts = ts;
         self
     }
@@ -57,14 +57,20 @@ impl Script {
         }
     }
 
-    fn ends(&mut self, client: &str, server: &str) -> Ends {
+    pub(crate) fn ends(&mut self, client: &str, server: &str) -> Ends {
         Ends {
             client: self.conn(CLIENT_NS, client, server),
             server: self.conn(SERVER_NS, server, client),
         }
     }
 
-    fn tr(&mut self, conn: Conn, old: TcpState, new: TcpState, by: Option<Task>) -> &mut Self {
+    pub(crate) fn tr(
+        &mut self,
+        conn: Conn,
+        old: TcpState,
+        new: TcpState,
+        by: Option<Task>,
+    ) -> &mut Self {
         self.events.push(TraceEvent::Transition(Transition {
             ts_ns: self.ts,
             conn,
@@ -137,7 +143,7 @@ impl Script {
         self
     }
 
-    fn lost(&mut self, from_ns: u64, to_ns: u64, lost: u64) -> &mut Self {
+    pub(crate) fn lost(&mut self, from_ns: u64, to_ns: u64, lost: u64) -> &mut Self {
         self.events.push(TraceEvent::Lost(Gap {
             from_ns,
             to_ns,
@@ -149,7 +155,7 @@ impl Script {
     }
 
     /// A handshake: the client connects, the server's child is born and established.
-    fn open(&mut self, e: Ends, client: Task) -> &mut Self {
+    pub(crate) fn open(&mut self, e: Ends, client: Task) -> &mut Self {
         use TcpState::*;
         self.tr(e.client, Close, SynSent, Some(client))
             .tr(e.server, Listen, SynRecv, None)
@@ -158,7 +164,7 @@ impl Script {
     }
 
     /// `first` closes with a FIN, the other end follows; `first` holds TIME_WAIT.
-    fn fin_close(
+    pub(crate) fn fin_close(
         &mut self,
         first: Conn,
         second: Conn,
@@ -176,7 +182,7 @@ impl Script {
             .tr(second, LastAck, Close, None)
     }
 
-    fn listener(&mut self, netns: u32, addr: &str, owner: Task) -> &mut Self {
+    pub(crate) fn listener(&mut self, netns: u32, addr: &str, owner: Task) -> &mut Self {
         let listener = self.conn(netns, addr, "0.0.0.0:0");
         self.tr(listener, TcpState::Close, TcpState::Listen, Some(owner))
     }
@@ -202,11 +208,11 @@ fn only_pair(analysis: &Analysis) -> &PairReport {
     &analysis.pairs[0]
 }
 
-fn java() -> Task {
+pub(crate) fn java() -> Task {
     task(42, "java")
 }
 
-fn app() -> Task {
+pub(crate) fn app() -> Task {
     task(7, "app")
 }
 
@@ -268,7 +274,7 @@ fn server_closes_first_and_holds_time_wait() {
 
 /// ZooKeeper over `maxClientCnxns`: the server accepts, then aborts with linger 0
 /// (RST) within milliseconds; the client reconnects about every 0.7 s.
-fn zookeeper_loop(s: &mut Script, attempts: u64) {
+pub(crate) fn zookeeper_loop(s: &mut Script, attempts: u64) {
     use TcpState::*;
     s.snapshot(
         Conn {
