@@ -110,7 +110,7 @@ fn assert_time_wait(pair: &Value, ss: (u64, u64)) {
     );
 }
 
-fn connections_of<'a>(verdict: &'a Value, port: u16) -> Vec<&'a Value> {
+fn connections_of(verdict: &Value, port: u16) -> Vec<&Value> {
     verdict["connections"]
         .as_array()
         .unwrap()
