@@ -4,6 +4,11 @@
 //! buckets rather than from stored samples. Values are kept in microseconds: 0..16 µs
 //! exactly, then 8 buckets per power of two. Reporting a bucket's midpoint is off by at
 //! most half a bucket, i.e. **at most 6.25 % relative error** (1/16), plus 0.5 µs.
+//!
+//! A trace can hold hundreds of thousands of client→server pairs, most with a handful
+//! of connections whose lifetimes fall in a few buckets, so a histogram starts as a
+//! short list of (bucket, count) and only becomes a full array past
+//! [`SPARSE_LIMIT`] distinct buckets.
 
 const EXACT: usize = 16;
 const SUB_BITS: u32 = 3;
@@ -11,10 +16,15 @@ const SUB: usize = 1 << SUB_BITS;
 /// 16 exact buckets, then 8 per exponent 4..=63.
 const BUCKETS: usize = EXACT + (64 - 4) * SUB;
 
+/// Distinct buckets kept as a list before switching to the dense array.
+const SPARSE_LIMIT: usize = 16;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogHistogram {
-    /// Allocated on the first sample: most pairs never need one of both histograms.
-    counts: Vec<u64>,
+    /// (bucket, count), sorted by bucket, while there are few buckets.
+    sparse: Vec<(u16, u64)>,
+    /// All buckets, once there are many (then `sparse` is empty).
+    dense: Vec<u64>,
     total: u64,
 }
 
@@ -41,11 +51,25 @@ fn midpoint(index: usize) -> f64 {
 
 impl LogHistogram {
     pub fn record_ns(&mut self, ns: u64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS];
-        }
-        self.counts[bucket(ns / 1_000)] += 1;
+        let index = bucket(ns / 1_000);
         self.total += 1;
+        if !self.dense.is_empty() {
+            self.dense[index] += 1;
+            return;
+        }
+        let key = index as u16;
+        match self.sparse.binary_search_by_key(&key, |&(b, _)| b) {
+            Ok(at) => self.sparse[at].1 += 1,
+            Err(_) if self.sparse.len() >= SPARSE_LIMIT => {
+                self.dense = vec![0; BUCKETS];
+                for &(b, count) in &self.sparse {
+                    self.dense[b as usize] = count;
+                }
+                self.sparse = Vec::new();
+                self.dense[index] += 1;
+            }
+            Err(at) => self.sparse.insert(at, (key, 1)),
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -59,13 +83,15 @@ impl LogHistogram {
         }
         let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0;
-        for (index, &count) in self.counts.iter().enumerate() {
+        let mut buckets: Box<dyn Iterator<Item = (usize, u64)>> = if self.dense.is_empty() {
+            Box::new(self.sparse.iter().map(|&(b, count)| (b as usize, count)))
+        } else {
+            Box::new(self.dense.iter().copied().enumerate())
+        };
+        buckets.find_map(|(index, count)| {
             seen += count;
-            if seen >= rank {
-                return Some(midpoint(index) / 1_000.0);
-            }
-        }
-        None
+            (seen >= rank).then(|| midpoint(index) / 1_000.0)
+        })
     }
 }
 
@@ -96,6 +122,24 @@ mod tests {
         }
         assert_eq!(bucket(16), EXACT);
         assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn sparse_and_dense_agree() {
+        let mut sparse = LogHistogram::default();
+        for us in [5u64, 5, 900, 40] {
+            sparse.record_ns(us * 1_000);
+        }
+        assert!(sparse.dense.is_empty());
+        assert_eq!(sparse.quantile_ms(0.5), Some(0.005));
+        assert_eq!(sparse.quantile_ms(0.75), Some(0.042));
+        let mut dense = sparse.clone();
+        for us in 100..200u64 {
+            dense.record_ns(us * us * 1_000);
+        }
+        assert!(dense.sparse.is_empty());
+        assert_eq!(dense.count(), 104);
+        assert_eq!(dense.quantile_ms(0.01), Some(0.005));
     }
 
     #[test]

@@ -790,7 +790,8 @@ fn pair_json(pair: &PairReport, end_snapshot: bool, rule: &LoopRule) -> Value {
     })
 }
 
-/// The JSON document without `connections` (streamed separately when asked for).
+/// The JSON document without `connections` and `pairs`, which are streamed (a trace
+/// can hold hundreds of thousands of pairs).
 pub fn json_document(trace: &TraceInfo, analysis: &Analysis, rule: &LoopRule) -> Value {
     let warnings: Vec<String> = verdict_lines(trace, analysis)
         .into_iter()
@@ -831,7 +832,6 @@ pub fn json_document(trace: &TraceInfo, analysis: &Analysis, rule: &LoopRule) ->
             "max_gap_s": rule.max_gap.as_secs_f64(),
             "min_share": rule.min_share,
         },
-        "pairs": analysis.pairs.iter().map(|p| pair_json(p, analysis.end_snapshot, rule)).collect::<Vec<_>>(),
         "close_wait": analysis.close_wait.iter().map(|l| json!({
             "pid": l.owner.map(|t| t.pid),
             "comm": l.owner.map(|t| t.comm.to_string()),
@@ -847,42 +847,33 @@ pub fn json_document(trace: &TraceInfo, analysis: &Analysis, rule: &LoopRule) ->
     })
 }
 
-/// Writes the document's members after an already written `{"connections":[...]`
-/// (`after_connections`), or the whole document.
+/// Writes the JSON document: after an already written `{"connections":[...`
+/// (`after_connections`), or whole.
 pub fn write_json(
     out: &mut impl Write,
-    document: &Value,
-    rows: Option<&[ConnectionRow]>,
+    trace: &TraceInfo,
+    analysis: &Analysis,
+    rule: &LoopRule,
     after_connections: bool,
 ) -> io::Result<()> {
+    let document = json_document(trace, analysis, rule);
     let Value::Object(members) = document else {
         return Err(io::Error::other("the report is not a JSON object"));
     };
-    let mut first = !after_connections;
-    if after_connections {
-        out.write_all(b"]")?;
-    } else {
-        out.write_all(b"{")?;
-        if let Some(rows) = rows {
-            out.write_all(b"\"connections\":[")?;
-            for (i, row) in rows.iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b",")?;
-                }
-                write_connection_json(out, row)?;
-            }
-            out.write_all(b"]")?;
-            first = false;
-        }
-    }
-    for (key, value) in members {
-        if !first {
-            out.write_all(b",")?;
-        }
-        first = false;
+    out.write_all(if after_connections { b"]," } else { b"{" })?;
+    for (key, value) in &members {
         serde_json::to_writer(&mut *out, key).map_err(io::Error::other)?;
         out.write_all(b":")?;
         serde_json::to_writer(&mut *out, value).map_err(io::Error::other)?;
+        out.write_all(b",")?;
     }
-    out.write_all(b"}\n")
+    out.write_all(b"\"pairs\":[")?;
+    for (i, pair) in analysis.pairs.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &pair_json(pair, analysis.end_snapshot, rule))
+            .map_err(io::Error::other)?;
+    }
+    out.write_all(b"]}\n")
 }
