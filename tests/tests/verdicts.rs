@@ -6,32 +6,73 @@
     reason = "tests: a failed step must fail the test loudly"
 )]
 
-use std::{net::SocketAddr, path::Path, thread, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    thread,
+    time::Duration,
+};
 
 use serde_json::Value;
 use tcpchurn_tests::{Netns, Peer, Recorder, Scratch, Topology, replay_verdict};
 
-/// TIME_WAIT sockets `ss` lists in a namespace with `port` at either end.
-fn ss_time_wait(ns: &Netns, port: u16) -> u64 {
-    let out = ns.sh("ss", &["-tanH", "state", "time-wait"]);
-    let port = format!(":{port}");
-    out.lines()
-        .filter(|line| line.split_whitespace().any(|field| field.ends_with(&port)))
-        .count() as u64
+/// Where the two peers run.
+enum Layout {
+    /// Server and client in two namespaces joined by a veth pair.
+    Veth(Topology),
+    /// Both in one namespace, over loopback.
+    Loopback(Netns),
 }
 
-fn pair<'a>(verdict: &'a Value, topology: &Topology, port: u16) -> &'a Value {
-    let server = SocketAddr::new(topology.server_v4.into(), port).to_string();
+impl Layout {
+    fn server_ns(&self) -> &Netns {
+        match self {
+            Self::Veth(t) => &t.server,
+            Self::Loopback(ns) => ns,
+        }
+    }
+
+    fn client_ns(&self) -> &Netns {
+        match self {
+            Self::Veth(t) => &t.client,
+            Self::Loopback(ns) => ns,
+        }
+    }
+
+    fn server_ip(&self) -> IpAddr {
+        match self {
+            Self::Veth(t) => t.server_v4.into(),
+            Self::Loopback(_) => "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        match self {
+            Self::Veth(t) => t.client_v4.into(),
+            Self::Loopback(_) => "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn netns_args(&self) -> Vec<String> {
+        match self {
+            Self::Veth(t) => t.netns_args(),
+            Self::Loopback(ns) => vec!["--netns".into(), ns.name.clone()],
+        }
+    }
+}
+
+fn pair<'a>(verdict: &'a Value, s: &Scenario) -> &'a Value {
+    let (client, server) = (s.layout.client_ip().to_string(), s.server_addr());
     verdict["pairs"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["client"] == topology.client_v4.to_string() && p["server"] == server)
-        .unwrap_or_else(|| panic!("no pair {} -> {server} in {verdict:#}", topology.client_v4))
+        .find(|p| p["client"] == client && p["server"] == server)
+        .unwrap_or_else(|| panic!("no pair {client} -> {server} in {verdict:#}"))
 }
 
 struct Scenario {
-    topology: Topology,
+    layout: Layout,
     /// Holds the trace file until the scenario ends.
     _scratch: Scratch,
     recorder: Option<Recorder>,
@@ -39,12 +80,16 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn start(tag: &str, port: u16) -> Self {
-        let topology = Topology::new(tag);
+    fn start(veth: bool, tag: &str, port: u16) -> Self {
+        let layout = if veth {
+            Layout::Veth(Topology::new(tag))
+        } else {
+            Layout::Loopback(Netns::new(tag))
+        };
         let scratch = Scratch::new("verdicts");
-        let recorder = Recorder::start(&scratch.path("t.trace"), &topology.netns_args());
+        let recorder = Recorder::start(&scratch.path("t.trace"), &layout.netns_args());
         Self {
-            topology,
+            layout,
             _scratch: scratch,
             recorder: Some(recorder),
             port,
@@ -52,28 +97,45 @@ impl Scenario {
     }
 
     fn server_addr(&self) -> String {
-        SocketAddr::new(self.topology.server_v4.into(), self.port).to_string()
+        SocketAddr::new(self.layout.server_ip(), self.port).to_string()
     }
 
     fn server(&self, args: &[&str]) -> Peer {
         let addr = self.server_addr();
         let mut full = vec!["--listen", addr.as_str()];
         full.extend_from_slice(args);
-        Peer::server(Some(&self.topology.server), &full)
+        Peer::server(Some(self.layout.server_ns()), &full)
     }
 
     fn client(&self, args: &[&str]) -> Peer {
         let addr = self.server_addr();
         let mut full = vec!["--connect", addr.as_str()];
         full.extend_from_slice(args);
-        Peer::client(Some(&self.topology.client), &full)
+        Peer::client(Some(self.layout.client_ns()), &full)
     }
 
-    /// TIME_WAIT per side from `ss`, taken right before the recorder stops.
+    /// TIME_WAIT per side from `ss`, taken right before the recorder stops. The
+    /// server's TIME_WAIT sockets have the server port as their local port, the
+    /// client's have it as their peer port.
     fn ss_time_wait(&self) -> (u64, u64) {
+        let count = |ns: &Netns, local: bool| {
+            let out = ns.sh("ss", &["-tanH", "state", "time-wait"]);
+            let port = format!(":{}", self.port);
+            out.lines()
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let at = if local {
+                        fields.len() - 2
+                    } else {
+                        fields.len() - 1
+                    };
+                    fields.len() >= 2 && fields[at].ends_with(&port)
+                })
+                .count() as u64
+        };
         (
-            ss_time_wait(&self.topology.client, self.port),
-            ss_time_wait(&self.topology.server, self.port),
+            count(self.layout.client_ns(), false),
+            count(self.layout.server_ns(), true),
         )
     }
 
@@ -119,8 +181,8 @@ fn connections_of(verdict: &Value, port: u16) -> Vec<&Value> {
         .collect()
 }
 
-fn client_closes_first() {
-    let mut s = Scenario::start("vc", 5101);
+fn client_closes_first(veth: bool) {
+    let mut s = Scenario::start(veth, "vc", 5101);
     let server = s.server(&["--count", "3", "--behaviour", "wait-peer"]);
     let client = s.client(&[
         "--count",
@@ -136,7 +198,7 @@ fn client_closes_first() {
     thread::sleep(Duration::from_millis(200));
     let ss = s.ss_time_wait();
     let verdict = s.verdict(&[]);
-    let pair = pair(&verdict, &s.topology, s.port);
+    let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 3, "both ends merged: {pair:#}");
     assert_eq!(pair["closed_first"]["client"], 3, "{pair:#}");
     assert_eq!(pair["closed_by"]["client"]["fin"], 3, "{pair:#}");
@@ -154,8 +216,8 @@ fn client_closes_first() {
     }
 }
 
-fn server_closes_first() {
-    let mut s = Scenario::start("vs", 5102);
+fn server_closes_first(veth: bool) {
+    let mut s = Scenario::start(veth, "vs", 5102);
     let server = s.server(&["--count", "3", "--behaviour", "close"]);
     let client = s.client(&[
         "--count",
@@ -171,7 +233,7 @@ fn server_closes_first() {
     thread::sleep(Duration::from_millis(200));
     let ss = s.ss_time_wait();
     let verdict = s.verdict(&[]);
-    let pair = pair(&verdict, &s.topology, s.port);
+    let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 3, "{pair:#}");
     assert_eq!(pair["closed_first"]["server"], 3, "{pair:#}");
     assert_eq!(pair["closed_by"]["server"]["fin"], 3, "{pair:#}");
@@ -188,8 +250,8 @@ fn server_closes_first() {
 
 /// ZooKeeper over `maxClientCnxns`: the server keeps one connection and resets every
 /// other one right after accepting it; the client keeps reconnecting.
-fn server_resets_in_a_loop() {
-    let mut s = Scenario::start("vl", 5103);
+fn server_resets_in_a_loop(veth: bool) {
+    let mut s = Scenario::start(veth, "vl", 5103);
     let server = s.server(&["--count", "0", "--limit", "1", "--behaviour", "hold"]);
     let mut client = s.client(&[
         "--count",
@@ -206,7 +268,7 @@ fn server_resets_in_a_loop() {
     let verdict = s.verdict(&[]);
     client.kill();
     server.kill();
-    let pair = pair(&verdict, &s.topology, s.port);
+    let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 15, "{pair:#}");
     assert_eq!(pair["reconnect_loop"], true, "must be flagged: {pair:#}");
     assert_eq!(pair["closed_first"]["server"], 14, "{pair:#}");
@@ -245,7 +307,9 @@ fn server_resets_in_a_loop() {
     let text = String::from_utf8(text.stdout).unwrap();
     let expected = format!(
         "  {} -> {}:{}: reconnect loop, 15 connections in",
-        s.topology.client_v4, s.topology.server_v4, s.port
+        s.layout.client_ip(),
+        s.layout.server_ip(),
+        s.port
     );
     assert!(text.contains(&expected), "{text}");
     assert!(text.contains("by RST within"), "{text}");
@@ -256,8 +320,8 @@ fn server_resets_in_a_loop() {
 }
 
 /// A server that never closes accepted sockets after the client leaves.
-fn close_wait_leak() {
-    let mut s = Scenario::start("vw", 5104);
+fn close_wait_leak(veth: bool) {
+    let mut s = Scenario::start(veth, "vw", 5104);
     let server = s.server(&["--count", "2", "--behaviour", "hold"]);
     let client = s.client(&["--count", "2", "--behaviour", "close"]);
     let server_pid = server.pid();
@@ -279,17 +343,17 @@ fn close_wait_leak() {
             leak["peer"]
                 .as_str()
                 .unwrap()
-                .starts_with(&format!("{}:", s.topology.client_v4)),
+                .starts_with(&format!("{}:", s.layout.client_ip())),
             "{leak}"
         );
         assert!(leak["age_s"].as_f64().unwrap() >= 1.0, "{leak}");
     }
-    let pair = pair(&verdict, &s.topology, s.port);
+    let pair = pair(&verdict, &s);
     assert_eq!(pair["closed_first"]["client"], 2, "{pair:#}");
 }
 
-fn refused_connects() {
-    let mut s = Scenario::start("vr", 5105);
+fn refused_connects(veth: bool) {
+    let mut s = Scenario::start(veth, "vr", 5105);
     let client = s.client(&[
         "--count",
         "6",
@@ -305,7 +369,7 @@ fn refused_connects() {
         "{lines:?}"
     );
     let verdict = s.verdict(&[]);
-    let pair = pair(&verdict, &s.topology, s.port);
+    let pair = pair(&verdict, &s);
     assert_eq!(
         pair["connections"], 6,
         "the server host's RSTs join the connects: {pair:#}"
@@ -320,18 +384,33 @@ fn refused_connects() {
 }
 
 macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {$(
+    ($veth:expr; $($name:ident),* $(,)?) => {$(
         #[test]
         fn $name() {
             if tcpchurn_tests::require_root(stringify!($name)) {
-                super::$name();
+                super::$name($veth);
             }
         }
     )*};
 }
 
+/// Two namespaces joined by veth: the two ends are in different namespaces.
 mod veth {
     scenarios! {
+        true;
+        client_closes_first,
+        server_closes_first,
+        server_resets_in_a_loop,
+        close_wait_leak,
+        refused_connects,
+    }
+}
+
+/// One namespace over loopback: the kernel runs each side's softirq in the other
+/// side's task, and both ends have the same addresses.
+mod loopback {
+    scenarios! {
+        false;
         client_closes_first,
         server_closes_first,
         server_resets_in_a_loop,

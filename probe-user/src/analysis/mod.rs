@@ -7,6 +7,7 @@
 //! one aggregate per client→server pair), never with the length of the trace.
 
 pub mod histogram;
+pub mod keys;
 pub mod pairs;
 pub mod timewait;
 pub mod tracker;
@@ -16,7 +17,10 @@ use std::net::SocketAddr;
 
 use rustc_hash::FxHashMap;
 
-use self::timewait::{TIME_WAIT_NS, TimeWaitBook};
+use self::{
+    keys::AddrPairKey,
+    timewait::{TIME_WAIT_NS, TimeWaitBook},
+};
 pub use self::{
     pairs::{ConnectionOutcome, LoopEvidence, LoopRule, PairKey, PairStats},
     tracker::{Connection, ConnectionTracker, Endpoint, TrackerSink},
@@ -183,6 +187,16 @@ impl Aggregates {
         index
     }
 
+    /// The pair of a connection, looked up once per connection.
+    fn pair_of(&mut self, c: &Connection) -> u32 {
+        if let Some(index) = c.pair_index() {
+            return index;
+        }
+        let index = self.pair(c.pair_key());
+        c.set_pair_index(index);
+        index
+    }
+
     fn expire_time_wait(&mut self, now_ns: u64) {
         let pairs = &mut self.pairs;
         self.time_wait.expire(now_ns, |left| {
@@ -239,7 +253,7 @@ impl TrackerSink for Aggregates {
             preexisting: c.preexisting,
             incomplete: c.incomplete,
         };
-        let index = self.pair(c.pair_key());
+        let index = self.pair_of(c);
         let rule = self.options.rule;
         self.pairs[index as usize].add(&outcome, &rule);
         self.connections += 1;
@@ -272,9 +286,9 @@ impl TrackerSink for Aggregates {
         let Some(endpoint) = c.endpoint(side) else {
             return;
         };
-        let index = self.pair(c.pair_key());
+        let index = self.pair_of(c);
         self.enter_time_wait(
-            (endpoint.netns, endpoint.tuple),
+            AddrPairKey::socket(endpoint.netns, &endpoint.tuple).fingerprint(),
             index,
             side,
             ts_ns,
@@ -283,7 +297,13 @@ impl TrackerSink for Aggregates {
     }
 
     fn tuple_in_use(&mut self, netns: u32, tuple: &SocketTuple) {
-        if let Some(left) = self.time_wait.reuse(&(netns, *tuple)) {
+        if self.time_wait.is_empty() {
+            return;
+        }
+        if let Some(left) = self
+            .time_wait
+            .reuse(&AddrPairKey::socket(netns, tuple).fingerprint())
+        {
             self.pairs[left.pair as usize].time_wait_leave(left.side);
         }
     }
@@ -476,7 +496,7 @@ impl Analyzer {
             .timer_ms
             .map_or(TIME_WAIT_NS, |ms| u64::from(ms) * 1_000_000);
         self.agg.enter_time_wait(
-            (s.conn.scope.netns, s.conn.tuple),
+            AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint(),
             pair,
             side,
             s.ts_ns,
@@ -492,7 +512,7 @@ impl Analyzer {
         }
         match s.state {
             TcpState::TimeWait => {
-                let key = (s.conn.scope.netns, s.conn.tuple);
+                let key = AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint();
                 let (pair, side) = match self.agg.time_wait.get(&key) {
                     Some(found) => found,
                     None => {

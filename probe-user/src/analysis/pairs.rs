@@ -7,15 +7,26 @@ use std::{
 
 use crate::analysis::{
     histogram::LogHistogram,
+    keys::ip_bits,
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
 };
 
 /// A client address and the server address:port it connects to. Addresses are
 /// canonical (an IPv4-mapped IPv6 address is the IPv4 address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PairKey {
     pub client: IpAddr,
     pub server: SocketAddr,
+}
+
+impl std::hash::Hash for PairKey {
+    // Integers hash much faster than `IpAddr`/`SocketAddr` enums; keys are canonical,
+    // so equal keys still hash equally.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(ip_bits(self.client));
+        state.write_u128(ip_bits(self.server.ip()));
+        state.write_u16(self.server.port());
+    }
 }
 
 impl PairKey {

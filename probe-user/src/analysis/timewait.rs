@@ -9,13 +9,19 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use crate::{analysis::verdict::Side, model::SocketTuple};
+#[cfg(test)]
+use crate::analysis::keys::AddrPairKey;
+use crate::analysis::verdict::Side;
 
 /// `TCP_TIMEWAIT_LEN` (`include/net/tcp.h`).
 pub const TIME_WAIT_NS: u64 = 60_000_000_000;
 
-/// A socket's identity in its namespace.
-pub type SocketKey = (u32, SocketTuple);
+/// A socket's identity in its namespace: the [`fingerprint`] of its
+/// [`AddrPairKey::socket`].
+///
+/// [`fingerprint`]: crate::analysis::keys::AddrPairKey::fingerprint
+/// [`AddrPairKey::socket`]: crate::analysis::keys::AddrPairKey::socket
+pub type SocketKey = u64;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -26,9 +32,58 @@ struct Entry {
 
 /// Live TIME_WAIT entries, each attributed to a pair (an index chosen by the caller)
 /// and a side. Memory is bounded by the entries alive within one 60 s window.
+/// Counters per hash slot of the live entries' keys. Every new socket is checked for
+/// a TIME_WAIT on its 4-tuple, and almost never has one: a zero counter answers that
+/// from a small array instead of a probe into the (large, cache-missing) map.
+#[derive(Debug, Default)]
+struct Presence {
+    counts: Vec<u8>,
+}
+
+impl Presence {
+    fn slot(&self, key: &SocketKey) -> usize {
+        // The key is already a well-mixed digest; the map uses its low bits.
+        (key >> 32) as usize & (self.counts.len() - 1)
+    }
+
+    fn maybe(&self, key: &SocketKey) -> bool {
+        self.counts.is_empty() || self.counts[self.slot(key)] != 0
+    }
+
+    fn add(&mut self, key: &SocketKey) {
+        if !self.counts.is_empty() {
+            let slot = self.slot(key);
+            self.counts[slot] = self.counts[slot].saturating_add(1);
+        }
+    }
+
+    fn remove(&mut self, key: &SocketKey) {
+        if !self.counts.is_empty() {
+            let slot = self.slot(key);
+            // A saturated counter no longer knows its count: it stays "maybe".
+            if self.counts[slot] != u8::MAX {
+                self.counts[slot] -= 1;
+            }
+        }
+    }
+
+    /// Keeps at least four slots per live entry, rebuilding from the live keys.
+    fn fit<'a>(&mut self, live: usize, keys: impl Iterator<Item = &'a SocketKey>) {
+        let wanted = (live * 4).next_power_of_two().max(1 << 12);
+        if self.counts.len() >= wanted {
+            return;
+        }
+        self.counts = vec![0; wanted * 2];
+        for key in keys {
+            self.add(key);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct TimeWaitBook {
     live: FxHashMap<SocketKey, Entry>,
+    presence: Presence,
     /// Expiry order; an entry whose `seq` no longer matches was ended early.
     expiries: VecDeque<(u64, u64, SocketKey)>,
     next_seq: u64,
@@ -62,22 +117,28 @@ impl TimeWaitBook {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.expiries.push_back((expires_ns, seq, key));
-        self.live
-            .insert(key, Entry { pair, side, seq })
-            .map(|old| Left {
-                pair: old.pair,
-                side: old.side,
-            })
+        let old = self.live.insert(key, Entry { pair, side, seq });
+        if old.is_none() {
+            self.presence.add(&key);
+            let live = self.live.len();
+            self.presence.fit(live, self.live.keys());
+        }
+        old.map(|old| Left {
+            pair: old.pair,
+            side: old.side,
+        })
     }
 
     /// Ends the entry for a 4-tuple that a new connection reuses.
     pub fn reuse(&mut self, key: &SocketKey) -> Option<Left> {
-        if self.live.is_empty() {
+        if self.live.is_empty() || !self.presence.maybe(key) {
             return None;
         }
-        self.live.remove(key).map(|e| Left {
-            pair: e.pair,
-            side: e.side,
+        let entry = self.live.remove(key)?;
+        self.presence.remove(key);
+        Some(Left {
+            pair: entry.pair,
+            side: entry.side,
         })
     }
 
@@ -96,6 +157,7 @@ impl TimeWaitBook {
             if self.live.get(&key).is_some_and(|e| e.seq == seq)
                 && let Some(e) = self.live.remove(&key)
             {
+                self.presence.remove(&key);
                 left(Left {
                     pair: e.pair,
                     side: e.side,
@@ -110,13 +172,12 @@ mod tests {
     use super::*;
 
     fn key(port: u16) -> SocketKey {
-        (
+        AddrPairKey::new(
             7,
-            SocketTuple {
-                local: format!("10.0.0.1:{port}").parse().unwrap(),
-                remote: "10.0.0.2:80".parse().unwrap(),
-            },
+            format!("10.0.0.1:{port}").parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
         )
+        .fingerprint()
     }
 
     #[test]
@@ -148,5 +209,33 @@ mod tests {
         book.expire(TIME_WAIT_NS * 2, |l| left.push(l));
         assert_eq!(left.len(), 1);
         assert!(book.is_empty());
+    }
+
+    #[test]
+    fn many_entries_are_found_through_the_presence_counters() {
+        let mut book = TimeWaitBook::default();
+        let key = |i: u32| {
+            AddrPairKey::new(
+                i % 3,
+                format!("10.0.{}.{}:{}", i % 7, i % 251, i % 60_000)
+                    .parse()
+                    .unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            )
+            .fingerprint()
+        };
+        for i in 0..20_000 {
+            book.enter(key(i), 0, Side::Client, u64::from(i));
+        }
+        assert_eq!(book.len(), 20_000);
+        for i in (0..20_000).step_by(2) {
+            assert!(book.reuse(&key(i)).is_some(), "{i}");
+        }
+        assert!(book.reuse(&key(20_001)).is_none());
+        let mut left = 0;
+        book.expire(u64::MAX, |_| left += 1);
+        assert_eq!(left, 10_000);
+        assert!(book.is_empty());
+        assert!(book.presence.counts.iter().all(|&c| c == 0));
     }
 }

@@ -5,12 +5,13 @@
 //! Memory is bounded by the connections that are open (plus those closed within the
 //! last [`GRACE_NS`]): a connection is forgotten as soon as it has been handed over.
 
-use std::{collections::VecDeque, net::SocketAddr};
+use std::{cell::Cell, collections::VecDeque, net::SocketAddr};
 
 use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::{
+        keys::AddrPairKey,
         pairs::PairKey,
         verdict::{CloseStart, CloseVerdict, ClosedFirst, Side, combine},
     },
@@ -25,8 +26,9 @@ use crate::{
 /// How long a closed connection waits before it is handed over: the kernel reports
 /// the RST of a local abort and the errno of a failed connect right *after* the
 /// socket's →CLOSE (kernel-facts §1.2), and the other end of the connection may still
-/// be closing.
-pub const GRACE_NS: u64 = 1_000_000_000;
+/// be closing. Both follow within microseconds; the margin covers events that
+/// different CPUs delivered slightly out of order.
+pub const GRACE_NS: u64 = 200_000_000;
 
 /// A close step whose meaning depends on events that follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,9 +203,19 @@ pub struct Connection {
     /// RSTs attributed to a side without a socket event (no-socket replies).
     extra_resets: [bool; 2],
     gap_epoch: u32,
+    /// The owner's index for this connection's pair, once looked up.
+    pair_index: Cell<u32>,
 }
 
 impl Connection {
+    pub fn pair_index(&self) -> Option<u32> {
+        Some(self.pair_index.get()).filter(|&i| i != u32::MAX)
+    }
+
+    pub fn set_pair_index(&self, index: u32) {
+        self.pair_index.set(index);
+    }
+
     pub fn endpoint(&self, side: Side) -> Option<&Endpoint> {
         match side {
             Side::Client => self.client.as_ref(),
@@ -317,7 +329,7 @@ pub struct ConnectionTracker {
     free: Vec<u32>,
     sockets: FxHashMap<ConnId, (u32, Side)>,
     /// Keyed by (client address, server address).
-    ends: FxHashMap<(SocketAddr, SocketAddr), Ends>,
+    ends: FxHashMap<AddrPairKey, Ends>,
     /// Listening sockets per (netns, port), and per port in any namespace.
     listeners: FxHashMap<(u32, u16), u32>,
     listen_ports: FxHashMap<u16, u32>,
@@ -328,11 +340,17 @@ pub struct ConnectionTracker {
     filter: EndpointFilter,
 }
 
+/// The (client, server) addresses of a socket on `side`.
 fn client_view(tuple: &SocketTuple, side: Side) -> (SocketAddr, SocketAddr) {
     match side {
         Side::Client => (tuple.local, tuple.remote),
         Side::Server => (tuple.remote, tuple.local),
     }
+}
+
+fn ends_key(tuple: &SocketTuple, side: Side) -> AddrPairKey {
+    let (client, server) = client_view(tuple, side);
+    AddrPairKey::new(0, client, server)
 }
 
 impl ConnectionTracker {
@@ -456,6 +474,7 @@ impl ConnectionTracker {
             refused_by_server: false,
             extra_resets: [false; 2],
             gap_epoch: self.gap_epoch,
+            pair_index: Cell::new(u32::MAX),
         }
     }
 
@@ -473,7 +492,7 @@ impl ConnectionTracker {
             e.indexed = true;
         }
         sink.tuple_in_use(netns, &tuple);
-        let ends = self.ends.entry(client_view(&tuple, side)).or_default();
+        let ends = self.ends.entry(ends_key(&tuple, side)).or_default();
         match side {
             Side::Client => {
                 ends.clients += 1;
@@ -533,7 +552,7 @@ impl ConnectionTracker {
         if !endpoint.indexed {
             return;
         }
-        let key = client_view(&endpoint.tuple, side);
+        let key = ends_key(&endpoint.tuple, side);
         if let Some(ends) = self.ends.get_mut(&key) {
             let (count, held) = match side {
                 Side::Client => (&mut ends.clients, &mut ends.client),
@@ -773,7 +792,7 @@ impl ConnectionTracker {
     ) {
         // `tuple.local` is the host that sent the RST.
         for side in [Side::Server, Side::Client] {
-            let key = client_view(tuple, side);
+            let key = ends_key(tuple, side);
             let Some(ends) = self.ends.get(&key).copied() else {
                 continue;
             };
