@@ -410,14 +410,9 @@ mod bench {
             let conns: Vec<(Conn, Conn)> = (0..100u64)
                 .map(|i| {
                     let n = batch * 100 + i;
-                    let client = format!(
-                        "10.1.{}.{}:{}",
-                        n % 200,
-                        (n / 200) % 250,
-                        10_000 + n % 50_000
-                    )
-                    .parse()
-                    .unwrap();
+                    let client = format!("10.1.{}.1:{}", n % 200, 10_000 + (n / 200) % 50_000)
+                        .parse()
+                        .unwrap();
                     let server = format!("10.0.0.{}:{}", n % 4 + 1, 8000 + n % 3)
                         .parse()
                         .unwrap();

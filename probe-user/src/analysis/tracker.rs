@@ -717,7 +717,9 @@ impl ConnectionTracker {
         let Some(endpoint) = connection.endpoint_mut(side) else {
             return;
         };
-        if endpoint.tuple != t.conn.tuple && t.conn.tuple.local.port() != 0 {
+        // The recorder completes a tuple as it learns it; once registered for merging
+        // it stays as registered, so that it can be found again to unregister.
+        if !endpoint.indexed && endpoint.tuple != t.conn.tuple && t.conn.tuple.local.port() != 0 {
             endpoint.tuple = t.conn.tuple;
         }
         if let Some(owner) = owner {
