@@ -345,6 +345,13 @@ mod tests {
                 assert_eq!(row["server_pid"], 42);
                 assert_eq!(row["client_pid"], 7);
                 assert!(row["time_wait"].is_null());
+                let http = rows.iter().find(|r| r["server"] == "10.0.0.1:80").unwrap();
+                assert_eq!(http["time_wait"], "client");
+                let (from, until) = (
+                    http["time_wait_from_s"].as_f64().unwrap(),
+                    http["time_wait_until_s"].as_f64().unwrap(),
+                );
+                assert!((until - from - 60.0).abs() < 1e-6, "{http}");
                 assert!(row["lifetime_ms"].as_f64().unwrap() > 1.9);
             } else {
                 assert!(doc.get("connections").is_none());

@@ -77,8 +77,9 @@ pub struct ConnectionRow {
     pub end_ns: Option<u64>,
     pub client_owner: Option<Task>,
     pub server_owner: Option<Task>,
-    /// Which sides entered TIME_WAIT.
-    pub time_wait: [bool; 2],
+    /// When each side entered TIME_WAIT (it holds the 4-tuple for 60 s from then,
+    /// unless a new connection reuses it).
+    pub time_wait_ns: [Option<u64>; 2],
     pub resets: [bool; 2],
     pub preexisting: bool,
     pub incomplete: bool,
@@ -88,6 +89,11 @@ pub struct ConnectionRow {
 impl ConnectionRow {
     pub fn lifetime_ns(&self) -> Option<u64> {
         Some(self.end_ns?.saturating_sub(self.start_ns?))
+    }
+
+    /// Which sides entered TIME_WAIT.
+    pub fn time_wait(&self) -> [bool; 2] {
+        self.time_wait_ns.map(|t| t.is_some())
     }
 }
 
@@ -259,7 +265,7 @@ impl TrackerSink for Aggregates {
         self.connections += 1;
         if self.options.connections {
             let (client, server) = c.addresses();
-            let time_wait = |side| c.endpoint(side).is_some_and(|e| e.time_wait_ns.is_some());
+            let time_wait = |side| c.endpoint(side).and_then(|e| e.time_wait_ns);
             self.rows.push(ConnectionRow {
                 conn: c.client.or(c.server).map(|e| e.conn),
                 client_conn: c.client.map(|e| e.conn),
@@ -273,7 +279,7 @@ impl TrackerSink for Aggregates {
                 end_ns: outcome.end_ns,
                 client_owner: c.client.and_then(|e| e.owner),
                 server_owner: c.server.and_then(|e| e.owner),
-                time_wait: [time_wait(Side::Client), time_wait(Side::Server)],
+                time_wait_ns: [time_wait(Side::Client), time_wait(Side::Server)],
                 resets: outcome.resets,
                 preexisting: c.preexisting,
                 incomplete: c.incomplete,
@@ -342,7 +348,7 @@ impl TrackerSink for Aggregates {
                 end_ns: outcome.end_ns,
                 client_owner: None,
                 server_owner: None,
-                time_wait: [false; 2],
+                time_wait_ns: [None; 2],
                 resets: outcome.resets,
                 preexisting: false,
                 incomplete: false,

@@ -250,7 +250,8 @@ fn client_closes_first_and_holds_time_wait() {
         (row.client_netns, row.server_netns),
         (Some(CLIENT_NS), Some(SERVER_NS))
     );
-    assert_eq!(row.time_wait, [true, false]);
+    assert_eq!(row.time_wait(), [true, false]);
+    assert_eq!(row.time_wait_ns[0], Some(S + 6 * MS));
     assert!(!row.incomplete && !row.preexisting);
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     analysis::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, ConnectionRow, LoopEvidence, LoopRule,
-        PairReport, Side,
+        PairReport, Side, timewait::TIME_WAIT_NS,
     },
     model::Task,
 };
@@ -661,7 +661,7 @@ pub fn write_connection_text(out: &mut impl Write, row: &ConnectionRow) -> io::R
         row.verdict.how.map_or("-", CloseHow::name),
         row.lifetime_ns()
             .map_or_else(|| "-".to_owned(), human_duration),
-        time_wait_name(row.time_wait).unwrap_or("-"),
+        time_wait_name(row.time_wait()).unwrap_or("-"),
     )
 }
 
@@ -689,6 +689,9 @@ struct JsonConnection<'a> {
     server_pid: Option<u32>,
     server_comm: Option<std::borrow::Cow<'a, str>>,
     time_wait: Option<&'static str>,
+    /// When the first side entered TIME_WAIT, and 60 s later.
+    time_wait_from_s: Option<f64>,
+    time_wait_until_s: Option<f64>,
     resets: SideCounts<bool>,
     client_conn: Option<u64>,
     server_conn: Option<u64>,
@@ -716,6 +719,7 @@ impl<T: Copy> SideCounts<T> {
 
 /// One `--connections` row as a JSON object (no trailing newline).
 pub fn write_connection_json(out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
+    let time_wait_from = row.time_wait_ns.iter().flatten().min().copied();
     let json = JsonConnection {
         conn: row.conn,
         client: row.client.to_string(),
@@ -729,7 +733,9 @@ pub fn write_connection_json(out: &mut impl Write, row: &ConnectionRow) -> io::R
         client_comm: row.client_owner.as_ref().map(|t| t.comm.as_str()),
         server_pid: row.server_owner.map(|t| t.pid),
         server_comm: row.server_owner.as_ref().map(|t| t.comm.as_str()),
-        time_wait: time_wait_name(row.time_wait),
+        time_wait: time_wait_name(row.time_wait()),
+        time_wait_from_s: time_wait_from.map(|ns| round3(secs(ns))),
+        time_wait_until_s: time_wait_from.map(|ns| round3(secs(ns + TIME_WAIT_NS))),
         resets: SideCounts::of(row.resets),
         client_conn: row.client_conn,
         server_conn: row.server_conn,
