@@ -177,6 +177,7 @@ mod tests {
     use super::*;
     use crate::{
         analysis::tests::{MS, S, SERVER_NS, Script, app, java, zookeeper_loop},
+        model::{Conn, Scope, SocketTuple, TcpState},
         replay::EndpointFilter,
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
@@ -234,6 +235,28 @@ mod tests {
             None,
         );
         s.at(4 * S).lost(4 * S, 4 * S + MS, 12);
+        // The kernel's end snapshot lists one of the HTTP client's TIME_WAIT sockets.
+        s.at(40 * S).snapshot(
+            Conn {
+                id: 9_999,
+                scope: Scope {
+                    netns: 100,
+                    cgroup: 0,
+                },
+                tuple: SocketTuple {
+                    local: "10.0.0.3:50009".parse().unwrap(),
+                    remote: "10.0.0.1:80".parse().unwrap(),
+                },
+            },
+            TcpState::TimeWait,
+            None,
+            true,
+        );
+        // A connect refused three times, too few for a loop.
+        for port in 0..3 {
+            s.at(5 * S)
+                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81");
+        }
         trace_file(&s, 40 * S)
     }
 
@@ -335,7 +358,7 @@ mod tests {
             assert_eq!(leak["age_s"], 37.0);
             if connections {
                 let rows = doc["connections"].as_array().unwrap();
-                assert_eq!(rows.len(), 41);
+                assert_eq!(rows.len(), 44);
                 let row = rows
                     .iter()
                     .find(|r| r["server"] == "10.0.0.1:2181")

@@ -123,7 +123,7 @@ impl Script {
         self
     }
 
-    fn snapshot(
+    pub(crate) fn snapshot(
         &mut self,
         conn: Conn,
         state: TcpState,
@@ -185,6 +185,28 @@ impl Script {
     pub(crate) fn listener(&mut self, netns: u32, addr: &str, owner: Task) -> &mut Self {
         let listener = self.conn(netns, addr, "0.0.0.0:0");
         self.tr(listener, TcpState::Close, TcpState::Listen, Some(owner))
+    }
+
+    /// A connect from `client:port` refused by the traced host of `server`.
+    pub(crate) fn refused_at(&mut self, client: &str, port: u16, server: &str) -> &mut Self {
+        use TcpState::*;
+        let client_addr = format!("{client}:{port}");
+        let conn = self.conn(CLIENT_NS, &client_addr, server);
+        self.tr(conn, Close, SynSent, Some(app()))
+            .rst_sent(
+                SocketRef::Unmatched {
+                    scope: Scope {
+                        netns: SERVER_NS,
+                        cgroup: 0,
+                    },
+                    tuple: tuple(server, &client_addr),
+                },
+                ResetReason::NO_SOCKET,
+                None,
+            )
+            .rst_received(conn)
+            .tr(conn, SynSent, Close, None)
+            .error(conn, 111)
     }
 
     fn run(&self, options: AnalyzerOptions, end_ns: u64) -> (Analysis, Vec<ConnectionRow>) {

@@ -237,13 +237,22 @@ pub fn pair_verdict(pair: &PairReport, end_snapshot: bool) -> String {
                     write!(text, ", both closed at once {count}/{ended}").unwrap_or_default();
                 }
                 side => {
-                    write!(
-                        text,
-                        ", {} closed first {count}/{ended} by {}",
-                        side.name(),
-                        how_words(&stats.closed_by[side.index()])
-                    )
-                    .unwrap_or_default();
+                    let mut by = stats.closed_by[side.index()];
+                    let refused = by[CloseHow::Refused.index()];
+                    by[CloseHow::Refused.index()] = 0;
+                    if count > refused {
+                        write!(
+                            text,
+                            ", {} closed first {}/{ended} by {}",
+                            side.name(),
+                            count - refused,
+                            how_words(&by)
+                        )
+                        .unwrap_or_default();
+                    }
+                    if refused > 0 {
+                        write!(text, ", {refused}/{ended} refused").unwrap_or_default();
+                    }
                 }
             }
         }
@@ -566,15 +575,15 @@ pub fn write_text(
         }
         row(out, &pair_label(pair), &cells)?;
     }
-    writeln!(
-        out,
+    let legend = format!(
         "TW = TIME_WAIT inferred from FIN_WAIT2/CLOSING->CLOSE (60 s){}",
         if analysis.end_snapshot {
-            "; SS = in the kernel's end snapshot"
+            "; SS = TIME_WAIT in the kernel's end snapshot"
         } else {
             ""
         }
-    )?;
+    );
+    writeln!(out, "{}", wrap(&legend, "", "  "))?;
 
     if !analysis.close_wait.is_empty() {
         writeln!(out)?;
