@@ -230,8 +230,8 @@ mod tests {
         let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
         s.at(3 * S).open(leak, app()).tr(
             leak.server,
-            crate::model::TcpState::Established,
-            crate::model::TcpState::CloseWait,
+            TcpState::Established,
+            TcpState::CloseWait,
             None,
         );
         s.at(4 * S).lost(4 * S, 4 * S + MS, 12);
