@@ -453,6 +453,22 @@ fn stray_resets_after_an_abort_are_not_refusals() {
     let pair = only_pair(&analysis);
     assert_eq!(pair.stats.connections, 1);
     assert_eq!(pair.stats.refused, 0);
+
+    // Long after the connection was forgotten (a far client, a long round trip), a
+    // no-socket RST from the listening port is still not a refused connect.
+    s.at(4 * S).rst_sent(
+        SocketRef::Unmatched {
+            scope: Scope {
+                netns: SERVER_NS,
+                cgroup: 0,
+            },
+            tuple: e_server,
+        },
+        ResetReason::NO_SOCKET,
+        None,
+    );
+    let (analysis, _) = s.run(AnalyzerOptions::default(), 5 * S);
+    assert_eq!(only_pair(&analysis).stats.refused, 0);
 }
 
 #[test]

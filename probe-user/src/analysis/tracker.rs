@@ -28,7 +28,7 @@ use crate::{
 /// socket's →CLOSE (kernel-facts §1.2), and the other end of the connection may still
 /// be closing. Both follow within microseconds; the margin covers events that
 /// different CPUs delivered slightly out of order.
-pub const GRACE_NS: u64 = 200_000_000;
+pub const GRACE_NS: u64 = 50_000_000;
 
 /// A close step whose meaning depends on events that follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -641,8 +641,8 @@ impl ConnectionTracker {
                         }
                     }
                 }
-                SocketRef::Unmatched { tuple, .. } => {
-                    self.on_unmatched_reset(&tuple, r.reason, ts, sink);
+                SocketRef::Unmatched { scope, tuple } => {
+                    self.on_unmatched_reset(scope.netns, &tuple, r.reason, ts, sink);
                 }
             },
             TraceEvent::SocketError(e) => {
@@ -784,10 +784,13 @@ impl ConnectionTracker {
     /// which the sending host had no socket. It belongs to a traced connection when one
     /// has the same 4-tuple (the server's host refusing a traced connect, or either host
     /// answering a segment that arrived after its socket was gone); otherwise, when it
-    /// says NO_SOCKET, it is a connect refused by a traced host whose client is not
-    /// traced.
+    /// says NO_SOCKET and nothing listens on its port, it is a connect refused by a
+    /// traced host whose client is not traced. (A SYN to a listening port never gets a
+    /// no-socket RST, so one from a listening port answers a stray segment: data still
+    /// in flight to a connection the server aborted.)
     fn on_unmatched_reset(
         &mut self,
+        netns: u32,
         tuple: &SocketTuple,
         reason: ResetReason,
         ts_ns: u64,
@@ -814,7 +817,14 @@ impl ConnectionTracker {
             }
             return;
         }
+        let port = tuple.local.port();
+        let listening = if netns == 0 {
+            self.listen_ports.contains_key(&port)
+        } else {
+            self.is_listening(netns, port)
+        };
         if reason == ResetReason::NO_SOCKET
+            && !listening
             && (self.filter.is_empty() || self.filter.matches(tuple))
         {
             sink.refused_unseen(PairKey::new(tuple.remote.ip(), tuple.local), ts_ns);
