@@ -11,6 +11,7 @@ pub mod btf;
 pub mod cli;
 pub mod decode;
 pub mod diag;
+pub mod idmap;
 pub mod kernel;
 pub mod model;
 pub mod owner;

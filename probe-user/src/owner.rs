@@ -19,7 +19,10 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use crate::model::{Conn, ConnId, ExecContext, SnapshotSocket, Task, TcpState, Transition};
+use crate::{
+    idmap::ConnIdMap,
+    model::{Conn, ConnId, ExecContext, SnapshotSocket, Task, TcpState, Transition},
+};
 
 /// How an owner was determined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,9 +77,9 @@ impl ListenerOwners {
 
 #[derive(Debug, Default)]
 pub struct OwnerTracker {
-    // Keys are small integers chosen by the recorder, not by a remote party: a fast
+    // Keys are connection ids chosen by the recorder, not by a remote party: a fast
     // non-cryptographic hash is safe, and replay speed depends on it.
-    sockets: FxHashMap<ConnId, Owner>,
+    sockets: ConnIdMap<Owner>,
     listeners: FxHashMap<(u32, u16), ListenerOwners>,
     closed: VecDeque<(u64, ConnId)>,
 }

@@ -15,6 +15,7 @@ use crate::{
         pairs::PairKey,
         verdict::{CloseStart, CloseVerdict, ClosedFirst, Side, combine},
     },
+    idmap::ConnIdMap,
     model::{
         ConnId, ResetReason, SnapshotSocket, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
         Transition,
@@ -327,7 +328,7 @@ struct Slot {
 pub struct ConnectionTracker {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    sockets: FxHashMap<ConnId, (u32, Side)>,
+    sockets: ConnIdMap<(u32, Side)>,
     /// Keyed by the fingerprint of (client address, server address): a small key keeps
     /// this table, touched twice per socket, in cache.
     ends: FxHashMap<u64, Ends>,
