@@ -9,7 +9,7 @@ use crate::model::{
 
 pub(crate) const MS: u64 = 1_000_000;
 pub(crate) const S: u64 = 1_000_000_000;
-const CLIENT_NS: u32 = 100;
+pub(crate) const CLIENT_NS: u32 = 100;
 pub(crate) const SERVER_NS: u32 = 200;
 
 fn task(pid: u32, comm: &str) -> Task {
@@ -800,5 +800,46 @@ fn filters_and_windows() {
 impl PairKey {
     fn to_string_pair(self) -> (String, String) {
         (self.client.to_string(), self.server.to_string())
+    }
+}
+
+/// The same loop seen from one host only: the ZooKeeper server's (clients remote), or
+/// a client's (server remote).
+#[test]
+fn a_loop_is_flagged_from_either_end_alone() {
+    let mut full = Script::default();
+    zookeeper_loop(&mut full, 10);
+    for traced_netns in [SERVER_NS, CLIENT_NS] {
+        let mut one_host = Script::default();
+        one_host.events = full
+            .events
+            .iter()
+            .filter(|e| match e {
+                TraceEvent::Transition(t) => t.conn.scope.netns == traced_netns,
+                TraceEvent::ResetSent(r) => match r.socket {
+                    SocketRef::Conn(c) => c.scope.netns == traced_netns,
+                    SocketRef::Unmatched { scope, .. } => scope.netns == traced_netns,
+                },
+                TraceEvent::ResetReceived(r) => r.conn.scope.netns == traced_netns,
+                TraceEvent::SocketError(e) => match e.socket {
+                    SocketRef::Conn(c) => c.scope.netns == traced_netns,
+                    SocketRef::Unmatched { scope, .. } => scope.netns == traced_netns,
+                },
+                TraceEvent::Snapshot(s) => s.conn.scope.netns == traced_netns,
+                TraceEvent::Lost(_) => true,
+            })
+            .copied()
+            .collect();
+        let (analysis, _) = one_host.run(AnalyzerOptions::default(), 20 * S);
+        let pair = only_pair(&analysis);
+        assert_eq!(pair.stats.key.server.to_string(), "10.0.0.1:2181");
+        assert_eq!(pair.stats.key.client.to_string(), "10.0.0.2");
+        assert_eq!(
+            pair.stats.closed_first,
+            [0, 10, 0, 0, 0],
+            "netns {traced_netns}"
+        );
+        assert_eq!(pair.stats.resets, [0, 10], "netns {traced_netns}");
+        assert!(pair.reconnect_loop.is_some(), "netns {traced_netns}");
     }
 }
