@@ -810,26 +810,28 @@ fn a_loop_is_flagged_from_either_end_alone() {
     let mut full = Script::default();
     zookeeper_loop(&mut full, 10);
     for traced_netns in [SERVER_NS, CLIENT_NS] {
-        let mut one_host = Script::default();
-        one_host.events = full
-            .events
-            .iter()
-            .filter(|e| match e {
-                TraceEvent::Transition(t) => t.conn.scope.netns == traced_netns,
-                TraceEvent::ResetSent(r) => match r.socket {
-                    SocketRef::Conn(c) => c.scope.netns == traced_netns,
-                    SocketRef::Unmatched { scope, .. } => scope.netns == traced_netns,
-                },
-                TraceEvent::ResetReceived(r) => r.conn.scope.netns == traced_netns,
-                TraceEvent::SocketError(e) => match e.socket {
-                    SocketRef::Conn(c) => c.scope.netns == traced_netns,
-                    SocketRef::Unmatched { scope, .. } => scope.netns == traced_netns,
-                },
-                TraceEvent::Snapshot(s) => s.conn.scope.netns == traced_netns,
-                TraceEvent::Lost(_) => true,
-            })
-            .copied()
-            .collect();
+        let one_host = Script {
+            events: full
+                .events
+                .iter()
+                .filter(|e| match e {
+                    TraceEvent::Transition(t) => t.conn.scope.netns == traced_netns,
+                    TraceEvent::ResetSent(r) => match r.socket {
+                        SocketRef::Conn(c) => c.scope.netns == traced_netns,
+                        SocketRef::Unmatched { scope, .. } => scope.netns == traced_netns,
+                    },
+                    TraceEvent::ResetReceived(r) => r.conn.scope.netns == traced_netns,
+                    TraceEvent::SocketError(e) => match e.socket {
+                        SocketRef::Conn(c) => c.scope.netns == traced_netns,
+                        SocketRef::Unmatched { scope, .. } => scope.netns == traced_netns,
+                    },
+                    TraceEvent::Snapshot(s) => s.conn.scope.netns == traced_netns,
+                    TraceEvent::Lost(_) => true,
+                })
+                .copied()
+                .collect(),
+            ..Script::default()
+        };
         let (analysis, _) = one_host.run(AnalyzerOptions::default(), 20 * S);
         let pair = only_pair(&analysis);
         assert_eq!(pair.stats.key.server.to_string(), "10.0.0.1:2181");
