@@ -32,6 +32,10 @@ enum Behaviour {
     /// Never close: the socket stays open until the process exits (a CLOSE_WAIT leak
     /// once the peer closes).
     Hold,
+    /// ZooKeeper's `fastCloseSock` (3.5+): SO_LINGER {1, 0}, `shutdown(SHUT_WR)` (a
+    /// FIN), 100 ms for the peer's ACK (the socket is then in FIN_WAIT2), then
+    /// `close()`: an RST, and no TIME_WAIT.
+    FastClose,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +151,18 @@ fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
             None
         }
         Behaviour::Hold => Some(stream),
+        Behaviour::FastClose => {
+            if let Err(e) = set_linger_zero(&stream) {
+                say(&format!("error linger {e}"));
+            }
+            if let Err(e) = stream.shutdown(std::net::Shutdown::Write) {
+                say(&format!("error shutdown {e}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+            drop(stream);
+            say("closed");
+            None
+        }
     }
 }
 
