@@ -16,7 +16,7 @@ use std::{
     net::Ipv4Addr,
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
@@ -153,7 +153,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
     println!("$ tcpchurn replay {}", shown(&trace));
     let status = Command::new(&binaries.tcpchurn)
         .arg("replay")
-        .arg(&trace)
+        .arg(shown(&trace))
         .status()
         .context("running tcpchurn replay")?;
     if !status.success() {
@@ -177,15 +177,14 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
 /// Records while the incident runs, then stops the recorder. The clients are frozen
 /// (SIGSTOP) first, so that no connection attempt is cut in half by the end of the
 /// recording. Fails if a server or a looping client dies meanwhile.
-fn record_for(
+fn record_until(
     recorder: Recorder,
-    duration: Duration,
+    deadline: Instant,
     servers: &mut [Process],
     clients: &mut [Process],
 ) -> anyhow::Result<Recording> {
     let mut recorder = recorder;
-    let deadline = std::time::Instant::now() + duration;
-    while std::time::Instant::now() < deadline {
+    while Instant::now() < deadline {
         sleep(Duration::from_millis(250))?;
         recorder.check_running()?;
         for process in servers.iter_mut().chain(clients.iter_mut()) {
@@ -320,6 +319,8 @@ fn builtin_incident(
         shown(trace)
     );
     let recorder = Recorder::start(&binaries.tcpchurn, trace, &topology.netns_args())?;
+    // The clients start within the recording: it lasts `duration` from here.
+    let deadline = Instant::now() + duration;
     let requests = LEAKY_REQUESTS.to_string();
     // It exits after its requests, so it is not among the clients that must keep running.
     let requests_client = Process::spawn(
@@ -353,7 +354,7 @@ fn builtin_incident(
             &logs.join(format!("registry-client-{i}.log")),
         )?);
     }
-    let recording = record_for(recorder, duration, &mut servers, &mut clients)?;
+    let recording = record_until(recorder, deadline, &mut servers, &mut clients)?;
     drop((clients, requests_client, servers, topology));
     println!("Recorded: {}", summary_line(&recording));
     Ok(Vec::new())
@@ -389,6 +390,8 @@ fn zookeeper_incident(
         shown(trace)
     );
     let recorder = Recorder::start(&binaries.tcpchurn, trace, &topology.netns_args())?;
+    // The clients start within the recording: it lasts `duration` from here.
+    let deadline = Instant::now() + duration;
     let mut clients = Vec::new();
     for i in 0..ZK_APPLICATIONS {
         clients.push(zookeeper.start_sessions(
@@ -399,7 +402,7 @@ fn zookeeper_incident(
     }
     clients.push(zookeeper.start_cli(&topology, "zkcli")?);
     let mut servers = [server];
-    let recording = record_for(recorder, duration, &mut servers, &mut clients)?;
+    let recording = record_until(recorder, deadline, &mut servers, &mut clients)?;
     drop((clients, servers, topology));
     println!("Recorded: {}", summary_line(&recording));
 
