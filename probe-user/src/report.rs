@@ -172,8 +172,6 @@ pub fn write_report<R: Read>(
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
     use crate::{
         analysis::tests::{MS, S, SERVER_NS, Script, app, java, zookeeper_loop},
@@ -204,15 +202,9 @@ mod tests {
 
     fn options(json: bool, connections: bool) -> ReplayOptions {
         ReplayOptions {
-            file: PathBuf::from("zk.trace"),
-            events: false,
             json,
             connections,
-            filter: EndpointFilter::default(),
-            since: None,
-            until: None,
-            close_wait: Duration::from_secs(5),
-            color: ColorChoice::Never,
+            ..ReplayOptions::new("zk.trace")
         }
     }
 
