@@ -36,6 +36,12 @@ enum Behaviour {
     /// FIN), 100 ms for the peer's ACK (the socket is then in FIN_WAIT2), then
     /// `close()`: an RST, and no TIME_WAIT.
     FastClose,
+    /// `shutdown(SHUT_RDWR)` (a FIN), keep the socket 300 ms, then close. Data that
+    /// arrives meanwhile is answered with an RST (TCP_ABORT_ON_DATA), as ZooKeeper's
+    /// `shutdownInput()` makes happen to a client request that arrives late.
+    Shutdown,
+    /// Send a few bytes, then wait for the peer to close (an RST ends it too).
+    Send,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +168,21 @@ fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
             drop(stream);
             say("closed");
             None
+        }
+        Behaviour::Shutdown => {
+            if let Err(e) = stream.shutdown(std::net::Shutdown::Both) {
+                say(&format!("error shutdown {e}"));
+            }
+            thread::sleep(Duration::from_millis(300));
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Send => {
+            if let Err(e) = stream.write_all(b"tcpchurn request\n") {
+                say(&format!("error {}", e.raw_os_error().unwrap_or(0)));
+            }
+            act(stream, Behaviour::WaitPeer)
         }
     }
 }
