@@ -204,6 +204,7 @@ pub struct ResetReason(pub u32);
 impl ResetReason {
     pub const NOT_SPECIFIED: Self = Self(0);
     pub const NO_SOCKET: Self = Self(1);
+    pub const TCP_ABORT_ON_DATA: Self = Self(8);
     pub const TCP_TIMEWAIT_SOCKET: Self = Self(9);
     pub const TCP_ABORT_ON_CLOSE: Self = Self(11);
     pub const TCP_ABORT_ON_LINGER: Self = Self(12);

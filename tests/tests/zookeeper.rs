@@ -384,16 +384,14 @@ fn time_wait_peak(entered: &[u64]) -> (usize, u64) {
 
 /// The verdict (`replay --json --connections`) if the analysis has landed; before
 /// that, `replay` prints a placeholder that is not JSON.
-fn verdict(path: &Path) -> Option<Value> {
+fn verdict(path: &Path) -> Value {
     let out = tcpchurn(&["replay", "--json", "--connections", path.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "replay failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .ok()
-        .filter(|v| v.get("pairs").is_some())
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()
 }
 
 #[test]
@@ -553,20 +551,6 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
         .iter()
         .filter(|e| e.has("FIN_WAIT1->FIN_WAIT2"))
         .count();
-    // Of those, the ones `close()` aborted (FIN_WAIT2 -> CLOSE, then the RST), and the
-    // ones the kernel aborted because the client's request came after
-    // `shutdownInput()` (TCP_ABORT_ON_DATA, preceded by a local `tcp_reset()` that
-    // fires tcp_receive_reset on the server socket).
-    let closed_from_fin_wait2 = with_rst
-        .iter()
-        .filter(|e| {
-            e.has("FIN_WAIT2->CLOSE") && !e.resets_sent.iter().any(|r| r == "TCP_ABORT_ON_DATA")
-        })
-        .count();
-    let aborted_on_data = with_rst
-        .iter()
-        .filter(|e| e.resets_sent.iter().any(|r| r == "TCP_ABORT_ON_DATA"))
-        .count();
     let mut rst_reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for end in &with_rst {
         for reason in &end.resets_sent {
@@ -697,27 +681,20 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
     }
 
     // The verdict, found by the analysis alone.
-    match verdict(&recorded.path) {
-        Some(verdict) => check_verdict(
-            &verdict,
-            &topology,
-            &Expected {
-                rejected: rejected.len(),
-                with_rst: with_rst.len(),
-                closed_from_fin_wait2,
-                aborted_on_data,
-                held: held.len(),
-                time_wait_server: ss_tw_server,
-                time_wait_client: ss_tw_client,
-                time_wait_peak_server: tw_peak,
-                zk_pid,
-                client_pids: &client_pids,
-            },
-        ),
-        None => eprintln!(
-            "zookeeper: the verdict (replay --json) is not available yet (issue 7): its assertions were skipped"
-        ),
-    }
+    check_verdict(
+        &verdict(&recorded.path),
+        &topology,
+        &Expected {
+            rejected: rejected.len(),
+            with_rst: with_rst.len(),
+            held: held.len(),
+            time_wait_server: ss_tw_server,
+            time_wait_client: ss_tw_client,
+            time_wait_peak_server: tw_peak,
+            zk_pid,
+            client_pids: &client_pids,
+        },
+    );
     eprintln!(
         "zookeeper: test took {:.1} s",
         started.elapsed().as_secs_f64()
@@ -725,10 +702,6 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
 }
 
 struct Expected<'a> {
-    /// Rejections aborted by `close()` from FIN_WAIT2 (no TIME_WAIT).
-    closed_from_fin_wait2: usize,
-    /// Rejections the server's kernel aborted with TCP_ABORT_ON_DATA.
-    aborted_on_data: usize,
     rejected: usize,
     with_rst: usize,
     held: usize,
@@ -771,34 +744,19 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
         expected.with_rst,
         "{pair:#}"
     );
-    // Known verdict bug (see `abort_on_data_is_the_servers_reset`): the server's own
-    // `tcp_reset()` before a TCP_ABORT_ON_DATA RST is counted as an RST from the
-    // client. Any other difference fails.
-    let client_resets = count(&pair["resets"]["client"]);
-    if client_resets != 0 {
-        assert_eq!(client_resets, expected.aborted_on_data, "{pair:#}");
-        eprintln!(
-            "zookeeper: KNOWN VERDICT BUG: resets.client is {client_resets}: the server's TCP_ABORT_ON_DATA aborts, counted as client RSTs (the client sent none)"
-        );
-    }
+    // The server's TCP_ABORT_ON_DATA aborts fire tcp_receive_reset on the server socket
+    // itself: they are the server's resets, never the client's.
+    assert_eq!(count(&pair["resets"]["client"]), 0, "{pair:#}");
     assert!(
         pair["connects_per_s"].as_f64().unwrap() >= MIN_ATTEMPTS_PER_S,
         "{pair:#}"
     );
-    // Known verdict bug (see `fast_close_from_fin_wait2_is_not_time_wait`): a linger-0
-    // abort from FIN_WAIT2 is counted as TIME_WAIT. Any other difference fails.
-    let time_wait_server = count(&pair["time_wait"]["server"]);
-    if time_wait_server != expected.time_wait_server {
-        assert_eq!(
-            time_wait_server,
-            expected.time_wait_server + expected.closed_from_fin_wait2,
-            "{pair:#}"
-        );
-        eprintln!(
-            "zookeeper: KNOWN VERDICT BUG: time_wait.server is {time_wait_server}, ss says {}: {} linger-0 aborts from FIN_WAIT2 counted as TIME_WAIT",
-            expected.time_wait_server, expected.closed_from_fin_wait2
-        );
-    }
+    // A linger-0 abort from FIN_WAIT2 is not TIME_WAIT: the count is the kernel's.
+    assert_eq!(
+        count(&pair["time_wait"]["server"]),
+        expected.time_wait_server,
+        "{pair:#}"
+    );
     assert_eq!(
         count(&pair["time_wait"]["client"]),
         expected.time_wait_client,
@@ -808,12 +766,7 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
     // verdict reports it.
     if let Some(peak) = pair.get("time_wait_peak") {
         let peak = count(&peak["server"]);
-        assert!(
-            (expected.time_wait_peak_server
-                ..=expected.time_wait_peak_server + expected.closed_from_fin_wait2)
-                .contains(&peak),
-            "{pair:#}"
-        );
+        assert!(peak == expected.time_wait_peak_server, "{pair:#}");
     }
     for conn in verdict["connections"].as_array().unwrap() {
         if conn["client"]
@@ -847,7 +800,6 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
 /// transition as a hand-over to TIME_WAIT, but no TIME_WAIT socket exists (`ss` shows
 /// none). In the real scenario this happens to a few rejections per run.
 #[test]
-#[ignore = "the verdict counts a linger-0 abort from FIN_WAIT2 as TIME_WAIT; run with --ignored once fixed"]
 fn fast_close_from_fin_wait2_is_not_time_wait() {
     if !require_root("fast_close_from_fin_wait2_is_not_time_wait") {
         return;
@@ -901,7 +853,7 @@ fn fast_close_from_fin_wait2_is_not_time_wait() {
     assert_eq!(end.resets_sent, ["TCP_STATE"]);
     assert!(!end.entered_time_wait());
 
-    let verdict = verdict(&recorded.path).expect("no verdict");
+    let verdict = verdict(&recorded.path);
     let pair = verdict["pairs"]
         .as_array()
         .unwrap()
@@ -920,7 +872,6 @@ fn fast_close_from_fin_wait2_is_not_time_wait() {
 /// RST was received, and then sends the RST itself (TCP_ABORT_ON_DATA). The client
 /// sent no RST; the server did.
 #[test]
-#[ignore = "the verdict counts the server's TCP_ABORT_ON_DATA as a client RST; run with --ignored once fixed"]
 fn abort_on_data_is_the_servers_reset() {
     if !require_root("abort_on_data_is_the_servers_reset") {
         return;
@@ -972,7 +923,7 @@ fn abort_on_data_is_the_servers_reset() {
     );
     assert!(server_end.has("ESTABLISHED->FIN_WAIT1"));
 
-    let verdict = verdict(&recorded.path).expect("no verdict");
+    let verdict = verdict(&recorded.path);
     let pair = verdict["pairs"]
         .as_array()
         .unwrap()

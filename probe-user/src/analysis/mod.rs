@@ -546,9 +546,11 @@ impl Analyzer {
             .map_or(end_ns.max(self.last_ts), |u| {
                 u.min(end_ns.max(self.last_ts))
             });
-        self.agg.expire_time_wait(end_ns);
         self.agg.end_ns = end_ns;
+        // The tracker may still hold hand-overs to TIME_WAIT inside their grace period:
+        // decide them before expiring what the end of the trace outlived.
         self.tracker.finish(&mut self.agg);
+        self.agg.expire_time_wait(end_ns);
         let rule = self.agg.options.rule;
         let mut pairs: Vec<PairReport> = self
             .agg

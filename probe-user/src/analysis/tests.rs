@@ -845,3 +845,102 @@ fn a_loop_is_flagged_from_either_end_alone() {
         assert!(pair.reconnect_loop.is_some(), "netns {traced_netns}");
     }
 }
+
+/// ZooKeeper's `fastCloseSock` when the client's ACK of the FIN arrives before
+/// `close()`: FIN_WAIT2→CLOSE, then the linger-0 RST. The transition looks like a
+/// hand-over to TIME_WAIT; the RST traced after it says it was an abort (no timewait
+/// socket exists; `ss` shows none).
+#[test]
+fn a_linger_zero_abort_from_fin_wait2_is_not_time_wait() {
+    use TcpState::*;
+    let mut s = Script::default();
+    let e = s.ends("10.0.0.2:40000", "10.0.0.1:2181");
+    s.at(S)
+        .open(e, app())
+        .tr(e.server, Established, FinWait1, Some(java()))
+        .tr(e.client, Established, CloseWait, None)
+        .tr(e.server, FinWait1, FinWait2, None)
+        .at(S + 100 * MS)
+        .tr(e.server, FinWait2, Close, Some(java()))
+        .rst_sent(
+            SocketRef::Conn(e.server),
+            ResetReason::TCP_STATE,
+            Some(java()),
+        )
+        .rst_received(e.client)
+        .tr(e.client, CloseWait, Close, None);
+    let (analysis, rows) = s.run(with_rows(), 3 * S);
+    let pair = only_pair(&analysis);
+    assert_eq!(pair.stats.time_wait_peak, [0, 0]);
+    assert_eq!(pair.stats.time_wait_live, [0, 0]);
+    assert_eq!(pair.stats.closed_first, [0, 1, 0, 0, 0]);
+    assert_eq!(pair.stats.resets, [0, 1]);
+    assert_eq!(rows[0].time_wait(), [false, false]);
+}
+
+/// Data arriving after `shutdown(SHUT_RD)`: the kernel resets the socket itself
+/// (`tcp_reset()` fires tcp_receive_reset on the *server* socket) and sends an RST
+/// with reason TCP_ABORT_ON_DATA. The client sent no RST.
+#[test]
+fn an_abort_on_data_is_the_servers_reset_not_the_clients() {
+    use TcpState::*;
+    let mut s = Script::default();
+    let e = s.ends("10.0.0.2:40000", "10.0.0.1:2181");
+    s.at(S)
+        .open(e, app())
+        .tr(e.server, Established, FinWait1, Some(java()))
+        .tr(e.client, Established, CloseWait, None)
+        .tr(e.server, FinWait1, FinWait2, None)
+        .at(S + MS)
+        .rst_received(e.server)
+        .tr(e.server, FinWait2, Close, None)
+        .rst_sent(
+            SocketRef::Conn(e.server),
+            ResetReason::TCP_ABORT_ON_DATA,
+            None,
+        )
+        .rst_received(e.client)
+        .tr(e.client, CloseWait, Close, None);
+    let (analysis, _) = s.run(AnalyzerOptions::default(), 3 * S);
+    let pair = only_pair(&analysis);
+    assert_eq!(pair.stats.resets, [0, 1]);
+    assert_eq!(pair.stats.closed_first, [0, 1, 0, 0, 0]);
+    assert_eq!(pair.stats.time_wait_peak, [0, 0]);
+}
+
+/// An orphaned active close whose peer never closes (a CLOSE_WAIT leak on the other
+/// side): the kernel hands over to a timewait socket at once, but it waits in its
+/// FIN_WAIT2 substate (`ss` lists FIN-WAIT-2), not TIME_WAIT. When the peer finally
+/// sends its FIN, TIME_WAIT starts from that FIN.
+#[test]
+fn an_orphaned_fin_wait2_enters_time_wait_only_with_the_peers_fin() {
+    use TcpState::*;
+    let mut s = Script::default();
+    let e = s.ends("10.0.0.2:40000", "10.0.0.1:8080");
+    s.at(S)
+        .open(e, app())
+        .tr(e.client, Established, FinWait1, Some(app()))
+        .tr(e.server, Established, CloseWait, None)
+        .tr(e.client, FinWait1, FinWait2, None)
+        .tr(e.client, FinWait2, Close, None);
+    let (analysis, rows) = s.run(with_rows(), 10 * S);
+    let pair = only_pair(&analysis);
+    assert_eq!(
+        pair.stats.time_wait_peak,
+        [0, 0],
+        "the leaker's peer holds FIN_WAIT2"
+    );
+    assert_eq!(rows[0].time_wait(), [false, false]);
+
+    // The leaking server closes at 20 s: the client's timewait socket gets the FIN
+    // and stays in TIME_WAIT for 60 s from then.
+    s.at(20 * S)
+        .tr(e.server, CloseWait, LastAck, Some(java()))
+        .tr(e.server, LastAck, Close, None);
+    let (analysis, rows) = s.run(with_rows(), 70 * S);
+    let pair = only_pair(&analysis);
+    assert_eq!(pair.stats.time_wait_live, [1, 0]);
+    assert_eq!(rows[0].time_wait_ns[0], Some(20 * S));
+    let (analysis, _) = s.run(AnalyzerOptions::default(), 81 * S);
+    assert_eq!(only_pair(&analysis).stats.time_wait_live, [0, 0]);
+}

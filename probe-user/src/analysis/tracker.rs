@@ -61,7 +61,17 @@ pub struct Endpoint {
     pub rst_sent: bool,
     /// The first non-zero errno reported to the application.
     pub errno: Option<i32>,
-    /// When it handed over to a timewait socket (FIN_WAIT2/CLOSING→CLOSE).
+    /// When it handed over to a timewait socket (FIN_WAIT2/CLOSING→CLOSE), and from
+    /// which state. Tentative for [`GRACE_NS`]: a linger-0 `close()` from FIN_WAIT2 makes
+    /// the same transition, and only the RST traced after it tells them apart.
+    handover: Option<(u64, TcpState)>,
+    /// It handed over from FIN_WAIT2 while the traced peer had not sent its FIN: the
+    /// timewait socket is in its FIN_WAIT2 substate (`ss` lists FIN-WAIT-2) until that
+    /// FIN arrives, and dies after `tcp_fin_timeout` if it never does.
+    awaiting_peer_fin: bool,
+    /// It sent its FIN (→FIN_WAIT1 or →LAST_ACK).
+    pub fin_sent: bool,
+    /// When it entered TIME_WAIT.
     pub time_wait_ns: Option<u64>,
     /// When it entered CLOSE_WAIT (for sockets from the start snapshot: the snapshot).
     pub close_wait_ns: Option<u64>,
@@ -86,6 +96,9 @@ impl Endpoint {
             rst_received: false,
             rst_sent: false,
             errno: None,
+            handover: None,
+            awaiting_peer_fin: false,
+            fin_sent: false,
             time_wait_ns: None,
             close_wait_ns: None,
             close_wait_left_ns: None,
@@ -130,11 +143,15 @@ impl Endpoint {
         self.pending = Pending::None;
     }
 
-    /// Applies one transition; returns true when the socket entered TIME_WAIT.
+    /// Applies one transition; returns true when the socket handed over to a timewait
+    /// socket (tentatively: see [`Endpoint::handover`]).
     fn apply(&mut self, t: &Transition) -> bool {
         use TcpState::*;
         let ts = t.ts_ns;
         self.state = t.new;
+        if matches!(t.new, FinWait1 | LastAck) {
+            self.fin_sent = true;
+        }
         let mut time_wait = false;
         match (t.old, t.new) {
             (SynSent | SynRecv, Established) => {
@@ -153,7 +170,7 @@ impl Endpoint {
             }
             (FinWait2 | Closing, Close) if !self.rst_received => {
                 time_wait = true;
-                self.time_wait_ns = Some(ts);
+                self.handover = Some((ts, t.old));
             }
             (SynSent, Close) => {
                 if self.rst_received {
@@ -337,6 +354,8 @@ pub struct ConnectionTracker {
     listen_ports: FxHashMap<u16, u32>,
     /// Connections waiting for [`GRACE_NS`] after their last socket closed.
     closing: VecDeque<(u64, u32, u32)>,
+    /// Hand-overs to timewait sockets waiting for [`GRACE_NS`]: (ready at, socket).
+    handovers: VecDeque<(u64, ConnId)>,
     gap_epoch: u32,
     now_ns: u64,
     filter: EndpointFilter,
@@ -573,6 +592,15 @@ impl ConnectionTracker {
 
     /// Hands over every connection whose grace period ended by `now_ns`.
     fn flush(&mut self, now_ns: u64, sink: &mut impl TrackerSink) {
+        // Hand-overs first: a connection is finished only after its sockets' TIME_WAIT
+        // is decided.
+        while let Some(&(ready, conn)) = self.handovers.front() {
+            if ready > now_ns {
+                break;
+            }
+            self.handovers.pop_front();
+            self.decide_handover(conn, sink);
+        }
         while let Some(&(ready, slot, generation)) = self.closing.front() {
             if ready > now_ns {
                 break;
@@ -587,7 +615,70 @@ impl ConnectionTracker {
         }
     }
 
+    /// Decides what a socket's hand-over to a timewait socket was, once nothing can
+    /// contradict it any more:
+    /// - its own RST followed (a linger-0 `close()` from FIN_WAIT2): an abort, no
+    ///   timewait socket at all;
+    /// - from FIN_WAIT2 while the traced other end has not sent its FIN (an orphaned
+    ///   close, kernel-facts §1.2): the timewait socket waits in FIN_WAIT2, and enters
+    ///   TIME_WAIT only when that FIN arrives (see [`Self::peer_fin`]);
+    /// - otherwise TIME_WAIT, from the hand-over (CLOSING, or the peer's FIN already
+    ///   sent, or the other end not traced: then an orphaned FIN_WAIT2 cannot be told
+    ///   apart and counts as TIME_WAIT; the end snapshot shows the kernel's view).
+    fn decide_handover(&mut self, conn: ConnId, sink: &mut impl TrackerSink) {
+        let Some(&(slot, side)) = self.sockets.get(&conn) else {
+            return;
+        };
+        let Some(connection) = self.connection_mut(slot) else {
+            return;
+        };
+        let peer_fin_pending = connection
+            .endpoint(side.other())
+            .is_some_and(|other| !other.fin_sent);
+        let Some(endpoint) = connection.endpoint_mut(side) else {
+            return;
+        };
+        let Some((ts_ns, from)) = endpoint.handover.take() else {
+            return;
+        };
+        if endpoint.rst_sent {
+            return;
+        }
+        if from == TcpState::FinWait2 && peer_fin_pending {
+            endpoint.awaiting_peer_fin = true;
+            return;
+        }
+        endpoint.time_wait_ns = Some(ts_ns);
+        sink.time_wait(connection, side, ts_ns);
+    }
+
+    /// The socket on `side` sent its FIN: a timewait socket of the other end waiting in
+    /// its FIN_WAIT2 substate enters TIME_WAIT now (the FIN restarts its timer at 60 s).
+    fn peer_fin(&mut self, slot: u32, side: Side, ts_ns: u64, sink: &mut impl TrackerSink) {
+        let Some(connection) = self.connection_mut(slot) else {
+            return;
+        };
+        let Some(other) = connection.endpoint_mut(side.other()) else {
+            return;
+        };
+        if !std::mem::take(&mut other.awaiting_peer_fin) {
+            return;
+        }
+        other.time_wait_ns = Some(ts_ns);
+        sink.time_wait(connection, side.other(), ts_ns);
+    }
+
     fn finish_slot(&mut self, slot: u32, sink: &mut impl TrackerSink) {
+        for side in [Side::Client, Side::Server] {
+            let pending = self
+                .connection(slot)
+                .and_then(|c| c.endpoint(side))
+                .filter(|e| e.handover.is_some())
+                .map(|e| e.conn);
+            if let Some(conn) = pending {
+                self.decide_handover(conn, sink);
+            }
+        }
         let Some(mut connection) = self.release(slot) else {
             return;
         };
@@ -610,6 +701,7 @@ impl ConnectionTracker {
             self.finish_slot(u32::try_from(slot).unwrap_or(u32::MAX), sink);
         }
         self.closing.clear();
+        self.handovers.clear();
     }
 
     /// Processes one event, with the owner the owner tracker attributed to it.
@@ -637,6 +729,15 @@ impl ConnectionTracker {
                 SocketRef::Conn(conn) => {
                     if let Some(e) = self.endpoint_mut(conn.id) {
                         e.rst_sent = true;
+                        if r.reason == ResetReason::TCP_ABORT_ON_DATA && e.rst_received {
+                            // Data arrived after shutdown(SHUT_RD): the kernel resets the
+                            // socket itself (`tcp_reset()` fires tcp_receive_reset) and then
+                            // sends this RST. The peer sent none.
+                            e.rst_received = false;
+                            if let Some((CloseStart::PeerRst, ts)) = e.start {
+                                e.start = Some((CloseStart::LocalRst, ts));
+                            }
+                        }
                         if e.pending == Pending::Abort {
                             e.resolve(false);
                         }
@@ -727,11 +828,16 @@ impl ConnectionTracker {
         if let Some(owner) = owner {
             endpoint.owner = Some(owner.task);
         }
-        let time_wait = endpoint.apply(t);
+        let fin_sent_before = endpoint.fin_sent;
+        let handover = endpoint.apply(t);
+        let fin_sent_now = !fin_sent_before && endpoint.fin_sent;
         let indexed = endpoint.indexed;
-        if time_wait {
-            let connection = &*connection;
-            sink.time_wait(connection, side, t.ts_ns);
+        if handover {
+            self.handovers
+                .push_back((t.ts_ns.saturating_add(GRACE_NS), t.conn.id));
+        }
+        if fin_sent_now {
+            self.peer_fin(slot, side, t.ts_ns, sink);
         }
         if t.new == Close && self.connection(slot).is_some_and(Connection::all_closed) {
             let generation = self.slots[slot as usize].generation;
@@ -764,6 +870,7 @@ impl ConnectionTracker {
         };
         let mut endpoint = Endpoint::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
         endpoint.owner = s.owner;
+        endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
         // A close already under way when the trace began.
         match s.state {
             FinWait1 | FinWait2 => endpoint.begin(CloseStart::LocalFin, s.ts_ns),
