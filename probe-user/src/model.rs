@@ -301,6 +301,10 @@ pub enum GapCause {
     DecodeFailed,
     /// Part of the trace file was unreadable (replay-side).
     CorruptBlock,
+    /// The kernel skipped the program: the tracepoint fired while another BPF program
+    /// was running on that CPU (an interrupt's softirq work nested inside it), which
+    /// the kernel only counts (`recursion_misses`).
+    Recursion,
 }
 
 impl GapCause {
@@ -310,6 +314,7 @@ impl GapCause {
             Self::ReadFailed => "read_failed",
             Self::DecodeFailed => "decode_failed",
             Self::CorruptBlock => "corrupt_block",
+            Self::Recursion => "recursion",
         }
     }
 }

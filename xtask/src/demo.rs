@@ -67,13 +67,13 @@ const ZK_MAX_CLIENT_CNXNS: u32 = 4;
 const ZK_APPLICATIONS: u32 = 2;
 const ZK_SESSIONS_PER_APPLICATION: u32 = 3;
 
-/// The binaries the demo runs.
-struct Binaries {
-    tcpchurn: PathBuf,
-    peer: PathBuf,
+/// The binaries the demo (and the soak) runs.
+pub struct Binaries {
+    pub tcpchurn: PathBuf,
+    pub peer: PathBuf,
 }
 
-fn build() -> anyhow::Result<Binaries> {
+pub fn build() -> anyhow::Result<Binaries> {
     // Two builds, not one: built together, the packages would unify features
     // differently and rebuild the `tcpchurn` that `xtask test` builds alone.
     let tcpchurn = build_tcpchurn()?;

@@ -5,6 +5,7 @@ mod lint;
 mod run;
 mod scenario;
 mod setup;
+mod soak;
 mod test;
 mod zookeeper;
 
@@ -28,6 +29,9 @@ enum Command {
     Test(test::TestArgs),
     /// Stage an incident in network namespaces, record it, print the verdict (root).
     Demo(demo::DemoArgs),
+    /// Record churn for a long time (default 10 minutes) with rotation; check that
+    /// events in = events out + lost, and that the recorder's memory stays flat.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Command::Lint => lint::lint(),
         Command::Test(args) => test::test(&args),
         Command::Demo(args) => demo::demo(&args),
+        Command::Soak(args) => soak::soak(&args),
     }
 }

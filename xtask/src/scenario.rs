@@ -433,6 +433,10 @@ impl Recorder {
         self.process.check_running()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// Stops the recording as Ctrl-C would, and returns its summary.
     pub fn stop(mut self) -> anyhow::Result<Recording> {
         // Let the last transitions (timers, softirq) land before stopping.
