@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     analysis::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, ConnectionRow, LoopEvidence, LoopRule,
-        PairReport, Side, timewait::TIME_WAIT_NS,
+        PairReport, PairStats, Side, timewait::TIME_WAIT_NS,
     },
     model::Task,
 };
@@ -138,6 +138,23 @@ fn how_words(counts: &[u64; 5]) -> String {
     }
 }
 
+/// " (28 of the FINs followed by an RST)": a side that closed with a FIN and then reset
+/// the connection anyway (ZooKeeper's `fastCloseSock`: linger 0, shutdown, close).
+fn rst_after_fin_words(stats: &PairStats, side: Side, by: &[u64; 5], refused: u64) -> String {
+    let fin = by[CloseHow::Fin.index()];
+    let after_fin = stats.resets[side.index()]
+        .saturating_sub(by[CloseHow::Rst.index()] + refused)
+        .min(fin);
+    if after_fin == 0 {
+        return String::new();
+    }
+    if after_fin == fin {
+        " (each then followed by an RST)".to_owned()
+    } else {
+        format!(" ({after_fin} of the FINs then followed by an RST)")
+    }
+}
+
 fn time_wait_words(pair: &PairReport, end_snapshot: bool) -> String {
     let tw = pair.stats.time_wait_live;
     let (closer, other) = if tw[Side::Client.index()] > tw[Side::Server.index()] {
@@ -209,6 +226,12 @@ pub fn pair_verdict(pair: &PairReport, end_snapshot: bool) -> String {
             if let Some(p99) = evidence.close_delay_p99_ms {
                 write!(text, " within {} of accept", human_ms(Some(p99))).unwrap_or_default();
             }
+            text.push_str(&rst_after_fin_words(
+                stats,
+                Side::Server,
+                &by,
+                evidence.refused,
+            ));
         }
         if evidence.refused > 0 {
             write!(text, ", {}/{} refused", evidence.refused, evidence.ended).unwrap_or_default();
@@ -249,6 +272,14 @@ pub fn pair_verdict(pair: &PairReport, end_snapshot: bool) -> String {
                             how_words(&by)
                         )
                         .unwrap_or_default();
+                        let closer = match side {
+                            ClosedFirst::Client => Some(Side::Client),
+                            ClosedFirst::Server => Some(Side::Server),
+                            _ => None,
+                        };
+                        if let Some(closer) = closer {
+                            text.push_str(&rst_after_fin_words(stats, closer, &by, refused));
+                        }
                     }
                     if refused > 0 {
                         write!(text, ", {refused}/{ended} refused").unwrap_or_default();
@@ -891,4 +922,36 @@ pub fn write_json(
             .map_err(io::Error::other)?;
     }
     out.write_all(b"]}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::pairs::PairKey;
+
+    #[test]
+    fn fins_followed_by_resets_are_named() {
+        let mut stats = PairStats::new(PairKey::new(
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.1:2181".parse().unwrap(),
+        ));
+        let mut by = [0; 5];
+        by[CloseHow::Fin.index()] = 34;
+        stats.resets = [0, 28];
+        assert_eq!(
+            rst_after_fin_words(&stats, Side::Server, &by, 0),
+            " (28 of the FINs then followed by an RST)"
+        );
+        stats.resets = [0, 34];
+        assert_eq!(
+            rst_after_fin_words(&stats, Side::Server, &by, 0),
+            " (each then followed by an RST)"
+        );
+        // RSTs that were the close itself, or refusals, are not "after a FIN".
+        by[CloseHow::Rst.index()] = 10;
+        stats.resets = [0, 10];
+        assert_eq!(rst_after_fin_words(&stats, Side::Server, &by, 0), "");
+        stats.resets = [0, 0];
+        assert_eq!(rst_after_fin_words(&stats, Side::Client, &by, 0), "");
+    }
 }
