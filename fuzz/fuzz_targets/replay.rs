@@ -5,28 +5,19 @@
 //! Crashes found here go into `probe-user/tests/corpus/` as regression tests.
 #![no_main]
 
-use std::time::Duration;
-
 use libfuzzer_sys::fuzz_target;
 use tcpchurn::{
-    cli::ColorChoice,
-    replay::{EndpointFilter, ReplayOptions, write_events},
+    replay::{ReplayOptions, write_events},
     report::write_report,
     trace::TraceReader,
 };
 
 fn options(events: bool, json: bool) -> ReplayOptions {
     ReplayOptions {
-        file: "fuzz.trace".into(),
         events,
         json,
         connections: true,
-        filter: EndpointFilter::default(),
-        since: None,
-        until: None,
-        close_wait: Duration::from_secs(5),
-        color: ColorChoice::Never,
-        relative_time: false,
+        ..ReplayOptions::new("fuzz.trace")
     }
 }
 

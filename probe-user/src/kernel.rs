@@ -60,12 +60,14 @@ pub struct ProbeOptions {
     pub netns: Vec<u32>,
 }
 
-/// The kernel program's counters, one value per possible CPU.
+/// The kernel program's counters, one value per possible CPU, and the runs the kernel
+/// skipped (per program, summed over the event programs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
     pub submitted: Vec<u64>,
     pub ring_full: Vec<u64>,
     pub read_failed: Vec<u64>,
+    pub recursion_missed: u64,
 }
 
 impl KernelCounters {
@@ -74,8 +76,32 @@ impl KernelCounters {
     }
 
     pub fn lost_total(&self) -> u64 {
-        self.ring_full.iter().sum::<u64>() + self.read_failed.iter().sum::<u64>()
+        self.ring_full.iter().sum::<u64>()
+            + self.read_failed.iter().sum::<u64>()
+            + self.recursion_missed
     }
+}
+
+/// The programs whose skipped runs are lost events (the softirq trackers are not:
+/// they emit nothing).
+const EVENT_PROGRAMS: [&str; 4] = [
+    "inet_sock_set_state",
+    "tcp_send_reset",
+    "tcp_receive_reset",
+    "inet_sk_error_report",
+];
+
+/// `recursion_misses` of a program, from its fd's `/proc/self/fdinfo` entry (5.12+;
+/// aya 0.14 does not expose it). A kernel without the field reports 0.
+fn recursion_misses(fd: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("recursion_misses:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// A loaded and attached kernel program. Dropping it detaches every program.
@@ -83,6 +109,8 @@ pub struct KernelProbe {
     ebpf: Ebpf,
     /// Forwards the kernel program's rare log lines (aya-log) to the `log` crate.
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// File descriptors of the attached event programs, for their skipped-run counts.
+    event_program_fds: Vec<i32>,
     counters: PerCpuArray<MapData, u64>,
     pub tracepoints: Vec<TracepointStatus>,
     pub softirq_tracking: bool,
@@ -362,6 +390,12 @@ impl KernelProbe {
             },
         );
 
+        let event_program_fds = EVENT_PROGRAMS
+            .iter()
+            .filter_map(|name| ebpf.program(name))
+            .filter_map(|program| program.fd().ok())
+            .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(fd)))
+            .collect();
         let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
             Ok(logger) => Some(logger),
             Err(err) => {
@@ -389,6 +423,7 @@ impl KernelProbe {
             Self {
                 ebpf,
                 logger,
+                event_program_fds,
                 counters,
                 tracepoints,
                 softirq_tracking,
@@ -399,9 +434,15 @@ impl KernelProbe {
         ))
     }
 
-    /// Reads the per-CPU counters.
+    /// Reads the per-CPU counters and the runs the kernel skipped.
     pub fn counters(&self) -> Result<KernelCounters, KernelError> {
-        read_counters(&self.counters)
+        let mut counters = read_counters(&self.counters)?;
+        counters.recursion_missed = self
+            .event_program_fds
+            .iter()
+            .map(|&fd| recursion_misses(fd))
+            .sum();
+        Ok(counters)
     }
 
     /// Passes on what the kernel program logged since the last call.
@@ -411,11 +452,21 @@ impl KernelProbe {
         }
     }
 
-    /// Detaches every program now (dropping the probe does the same).
-    pub fn detach(mut self) -> PerCpuArray<MapData, u64> {
+    /// Detaches every program now (dropping the probe does the same), and returns the
+    /// counters as they were at that moment.
+    pub fn detach(mut self) -> Result<KernelCounters, KernelError> {
         self.flush_logs();
+        // Skipped runs are read while the programs still exist; nothing runs once they
+        // are detached, so the per-CPU counters read after are final.
+        let recursion_missed = self
+            .event_program_fds
+            .iter()
+            .map(|&fd| recursion_misses(fd))
+            .sum();
         drop(self.ebpf);
-        self.counters
+        let mut counters = read_counters(&self.counters)?;
+        counters.recursion_missed = recursion_missed;
+        Ok(counters)
     }
 }
 
@@ -436,5 +487,6 @@ pub fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCount
         submitted: per_cpu(counter::SUBMITTED)?,
         ring_full: per_cpu(counter::RING_FULL)?,
         read_failed: per_cpu(counter::READ_FAILED)?,
+        recursion_missed: 0,
     })
 }

@@ -6,10 +6,12 @@
 //! format ([`trace`]), attribution ([`owner`]), analysis and rendering are pure
 //! functions over plain data.
 
+pub mod analysis;
 pub mod btf;
 pub mod cli;
 pub mod decode;
 pub mod diag;
+pub mod idmap;
 pub mod kernel;
 pub mod model;
 pub mod owner;

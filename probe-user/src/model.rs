@@ -204,6 +204,7 @@ pub struct ResetReason(pub u32);
 impl ResetReason {
     pub const NOT_SPECIFIED: Self = Self(0);
     pub const NO_SOCKET: Self = Self(1);
+    pub const TCP_ABORT_ON_DATA: Self = Self(8);
     pub const TCP_TIMEWAIT_SOCKET: Self = Self(9);
     pub const TCP_ABORT_ON_CLOSE: Self = Self(11);
     pub const TCP_ABORT_ON_LINGER: Self = Self(12);
@@ -300,6 +301,10 @@ pub enum GapCause {
     DecodeFailed,
     /// Part of the trace file was unreadable (replay-side).
     CorruptBlock,
+    /// The kernel skipped the program: the tracepoint fired while another BPF program
+    /// was running on that CPU (an interrupt's softirq work nested inside it), which
+    /// the kernel only counts (`recursion_misses`).
+    Recursion,
 }
 
 impl GapCause {
@@ -309,6 +314,7 @@ impl GapCause {
             Self::ReadFailed => "read_failed",
             Self::DecodeFailed => "decode_failed",
             Self::CorruptBlock => "corrupt_block",
+            Self::Recursion => "recursion",
         }
     }
 }

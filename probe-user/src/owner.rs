@@ -15,9 +15,14 @@
 //! 4. Otherwise the owner is unknown. The task that happened to be interrupted
 //!    (ksoftirqd, swapper, the peer process on loopback) is never reported.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use crate::model::{Conn, ConnId, ExecContext, SnapshotSocket, Task, TcpState, Transition};
+use rustc_hash::FxHashMap;
+
+use crate::{
+    idmap::ConnIdMap,
+    model::{Conn, ConnId, ExecContext, SnapshotSocket, Task, TcpState, Transition},
+};
 
 /// How an owner was determined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,8 +77,10 @@ impl ListenerOwners {
 
 #[derive(Debug, Default)]
 pub struct OwnerTracker {
-    sockets: HashMap<ConnId, Owner>,
-    listeners: HashMap<(u32, u16), ListenerOwners>,
+    // Keys are connection ids chosen by the recorder, not by a remote party: a fast
+    // non-cryptographic hash is safe, and replay speed depends on it.
+    sockets: ConnIdMap<Owner>,
+    listeners: FxHashMap<(u32, u16), ListenerOwners>,
     closed: VecDeque<(u64, ConnId)>,
 }
 

@@ -91,6 +91,10 @@ pub struct RecordSummary {
     pub transitions: u64,
     pub connections: u64,
     pub lost: u64,
+    /// Of `lost`: the ring buffer was full.
+    pub lost_ring_full: u64,
+    /// Of `lost`: runs the kernel skipped while another BPF program was running.
+    pub lost_recursion: u64,
     pub bytes: u64,
     pub duration: Duration,
     pub stop_reason: String,
@@ -113,10 +117,28 @@ impl RecordSummary {
         if self.lost == 0 {
             writeln!(out, "  lost events  0")?;
         } else {
+            let mut causes = Vec::new();
+            if self.lost_ring_full > 0 {
+                causes.push(format!(
+                    "{} with the ring buffer full (try --ring-size)",
+                    self.lost_ring_full
+                ));
+            }
+            if self.lost_recursion > 0 {
+                causes.push(format!(
+                    "{} skipped by the kernel while another BPF program ran on the CPU",
+                    self.lost_recursion
+                ));
+            }
+            let other = self.lost - self.lost_ring_full - self.lost_recursion;
+            if other > 0 {
+                causes.push(format!("{other} unreadable"));
+            }
             writeln!(
                 out,
-                "  lost events  {} (the ring buffer was full; replay marks the gaps; try --ring-size)",
-                self.lost
+                "  lost events  {} ({}); replay marks the gaps",
+                self.lost,
+                causes.join(", ")
             )?;
         }
         let per_event = if self.records > 0 {
@@ -299,6 +321,12 @@ impl Recording {
                 }
             }
         }
+        let skipped = counters
+            .recursion_missed
+            .saturating_sub(self.counters.recursion_missed);
+        if skipped > 0 {
+            gaps.push((skipped, None, GapCause::Recursion));
+        }
         let undecodable = self.decode_failed - self.decode_failed_reported;
         if undecodable > 0 {
             gaps.push((undecodable, None, GapCause::DecodeFailed));
@@ -342,6 +370,7 @@ impl Recording {
             connections: self.table.connections(),
             lost_ring_full: self.counters.ring_full.iter().sum(),
             lost_read_failed: self.counters.read_failed.iter().sum(),
+            lost_recursion: self.counters.recursion_missed,
             lost_decode_failed: self.decode_failed,
             kernel_submitted: self.counters.submitted_total(),
             bytes,
@@ -737,9 +766,8 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     };
 
     // Detach first, then read what the kernel had already submitted.
-    let counters = probe.detach();
+    let final_counters = probe.detach().unwrap_or_default();
     drain(ring.get_mut(), &mut recording);
-    let final_counters = crate::kernel::read_counters(&counters).unwrap_or_default();
     let now = monotonic_now();
     recording.account(final_counters.clone(), now);
     if options.snapshot && matches!(stop, Stop::Interrupted | Stop::Terminated | Stop::Duration) {
@@ -764,6 +792,8 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         transitions: recording.transitions(),
         connections: recording.connections(),
         lost: final_counters.lost_total() + recording.decode_failed,
+        lost_ring_full: final_counters.ring_full.iter().sum(),
+        lost_recursion: final_counters.recursion_missed,
         bytes: parts.bytes_done + written.as_ref().copied().unwrap_or(0),
         duration: started.elapsed(),
         stop_reason: stop.reason(),

@@ -79,6 +79,22 @@ pub struct ReplayOptions {
 }
 
 impl ReplayOptions {
+    /// The defaults of `tcpchurn replay FILE`: the text verdict of the whole trace.
+    pub fn new(file: impl Into<PathBuf>) -> Self {
+        Self {
+            file: file.into(),
+            events: false,
+            json: false,
+            connections: false,
+            filter: EndpointFilter::default(),
+            since: None,
+            until: None,
+            close_wait: Duration::from_secs(5),
+            color: ColorChoice::Never,
+            relative_time: false,
+        }
+    }
+
     pub fn in_window(&self, ts_ns: u64) -> bool {
         let since = self
             .since

@@ -1,23 +1,507 @@
-//! `tcpchurn replay FILE`: the verdict. (Placeholder until the analysis lands.)
+//! `tcpchurn replay FILE`: streams the trace through the analysis and renders the
+//! verdict (text or `--json`). Connection rows (`--connections`) are written as
+//! connections end, so memory never holds them all.
 
-use std::io::{Read, Write};
+use std::{
+    fs::File,
+    io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Seek, Write},
+    time::Duration,
+};
 
-use crate::{model::TraceEvent, replay::ReplayOptions, trace::TraceReader};
+use crate::{
+    analysis::{Analyzer, AnalyzerOptions, ConnectionRow, LoopRule},
+    cli::ColorChoice,
+    render::report::{self, Style, TraceInfo},
+    replay::ReplayOptions,
+    trace::TraceReader,
+};
+
+/// Events a little past `--until` are still read: the ring buffer delivers events from
+/// different CPUs slightly out of order.
+const UNTIL_SLACK_NS: u64 = 5_000_000_000;
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Colours for text output: `--color always`, or `auto` on a terminal without
+/// `NO_COLOR` set (https://no-color.org).
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Where `--connections` rows go while the trace is read.
+enum Rows<'a, W: Write> {
+    None,
+    /// JSON: straight into the document, which starts with them.
+    Json {
+        out: &'a mut W,
+        written: u64,
+    },
+    /// Text: the table comes after the verdict, so rows wait in an unlinked temporary
+    /// file rather than in memory.
+    Spool(BufWriter<File>),
+}
+
+impl<W: Write> Rows<'_, W> {
+    fn push(&mut self, row: &ConnectionRow) -> io::Result<()> {
+        match self {
+            Self::None => Ok(()),
+            Self::Json { out, written } => {
+                if *written > 0 {
+                    out.write_all(b",")?;
+                }
+                *written += 1;
+                report::write_connection_json(*out, row)
+            }
+            Self::Spool(file) => report::write_connection_text(file, row),
+        }
+    }
+}
+
+fn spool() -> io::Result<File> {
+    let path = std::env::temp_dir().join(format!(
+        "tcpchurn-connections-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
 
 pub fn write_report<R: Read>(
     reader: &mut TraceReader<R>,
-    _options: &ReplayOptions,
+    options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut transitions = 0u64;
-    let mut lost = 0u64;
+    let rule = LoopRule::default();
+    let since_ns = options.since.map(ns);
+    let until_ns = options.until.map(ns);
+    let mut analyzer = Analyzer::new(AnalyzerOptions {
+        filter: options.filter,
+        since_ns,
+        until_ns,
+        close_wait_ns: ns(options.close_wait),
+        rule,
+        connections: options.connections,
+    });
+    let mut rows = match (options.connections, options.json) {
+        (false, _) => Rows::None,
+        (true, true) => {
+            out.write_all(b"{\"connections\":[")?;
+            Rows::Json {
+                out: &mut *out,
+                written: 0,
+            }
+        }
+        (true, false) => Rows::Spool(BufWriter::new(spool()?)),
+    };
+    let stop_after = until_ns.map(|u| u.saturating_add(UNTIL_SLACK_NS));
     while let Some(event) = reader.next_event()? {
-        match event {
-            TraceEvent::Transition(_) => transitions += 1,
-            TraceEvent::Lost(gap) => lost += gap.lost,
-            _ => {}
+        if stop_after.is_some_and(|stop| event.ts_ns() > stop) {
+            break;
+        }
+        analyzer.on_event(&event);
+        if options.connections {
+            for row in analyzer.drain_rows() {
+                rows.push(&row)?;
+            }
         }
     }
-    writeln!(out, "{transitions} transitions, {lost} events lost")?;
+    let meta = reader.meta().clone();
+    let end_ns = reader.end().map_or(0, |e| e.end_ns);
+    let (analysis, last_rows) = analyzer.finish(end_ns);
+    for row in &last_rows {
+        rows.push(row)?;
+    }
+    let trace = TraceInfo {
+        file: options.file.display().to_string(),
+        host: meta.hostname.clone(),
+        kernel: meta.kernel.clone(),
+        start_unix_ns: meta.start_unix_ns,
+        stop_reason: reader.end().map(|e| e.stop_reason.clone()),
+        missing_tracepoints: meta
+            .tracepoints
+            .iter()
+            .filter(|t| !t.attached)
+            .map(|t| match &t.detail {
+                Some(why) => format!("{} ({why})", t.name),
+                None => t.name.clone(),
+            })
+            .collect(),
+        damage: reader.damage().iter().map(ToString::to_string).collect(),
+        since_ns,
+        until_ns,
+        close_wait_ns: ns(options.close_wait),
+    };
+    let spooled = match rows {
+        Rows::Spool(file) => Some(file.into_inner().map_err(io::Error::from)?),
+        _ => None,
+    };
+    if options.json {
+        report::write_json(out, &trace, &analysis, &rule, options.connections)?;
+        return Ok(());
+    }
+    let style = Style {
+        color: use_color(options.color),
+    };
+    report::write_text(out, &trace, &analysis, &rule, style)?;
+    if let Some(mut file) = spooled {
+        file.rewind()?;
+        writeln!(out)?;
+        writeln!(out, "{}", report::CONNECTIONS_HEADER)?;
+        for line in BufReader::new(file).lines() {
+            writeln!(out, "{}", line?)?;
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analysis::tests::{MS, S, SERVER_NS, Script, app, java, zookeeper_loop},
+        model::{Conn, Scope, SocketTuple, TcpState},
+        replay::EndpointFilter,
+        trace::{TraceEnd, TraceMeta, TraceWriter},
+    };
+
+    fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: "zk-1".into(),
+            kernel: "6.18.44".into(),
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        for event in &script.events {
+            writer.push(event).unwrap();
+        }
+        writer
+            .finish(&TraceEnd {
+                end_ns,
+                stop_reason: "interrupted".into(),
+                ..TraceEnd::default()
+            })
+            .unwrap()
+    }
+
+    fn options(json: bool, connections: bool) -> ReplayOptions {
+        ReplayOptions {
+            json,
+            connections,
+            ..ReplayOptions::new("zk.trace")
+        }
+    }
+
+    /// The ZooKeeper loop, a well-behaved HTTP/1.0-style client, a CLOSE_WAIT leak and
+    /// a gap of lost events.
+    fn incident() -> Vec<u8> {
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 30);
+        s.listener(SERVER_NS, "10.0.0.1:80", java());
+        for i in 0..10 {
+            let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
+            s.at(2 * S + i * 100 * MS).open(e, app());
+            s.fin_close(e.client, e.server, app(), java());
+        }
+        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+        s.at(3 * S).open(leak, app()).tr(
+            leak.server,
+            TcpState::Established,
+            TcpState::CloseWait,
+            None,
+        );
+        s.at(4 * S).lost(4 * S, 4 * S + MS, 12);
+        // The kernel's end snapshot lists one of the HTTP client's TIME_WAIT sockets.
+        s.at(40 * S).snapshot(
+            Conn {
+                id: 9_999,
+                scope: Scope {
+                    netns: 100,
+                    cgroup: 0,
+                },
+                tuple: SocketTuple {
+                    local: "10.0.0.3:50009".parse().unwrap(),
+                    remote: "10.0.0.1:80".parse().unwrap(),
+                },
+            },
+            TcpState::TimeWait,
+            None,
+            true,
+        );
+        // A connect refused three times, too few for a loop.
+        for port in 0..3 {
+            s.at(5 * S)
+                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81");
+        }
+        trace_file(&s, 40 * S)
+    }
+
+    fn run(bytes: &[u8], options: &ReplayOptions) -> String {
+        let mut reader = TraceReader::open(bytes).unwrap();
+        let mut out = Vec::new();
+        write_report(&mut reader, options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_text_report_starts_with_the_verdict_and_fits_80_columns() {
+        let text = run(&incident(), &options(false, true));
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        assert!(!text.contains('\x1b'), "no colour with --color never");
+        assert!(
+            lines[0].starts_with("zk.trace: host zk-1, kernel 6.18.44"),
+            "{text}"
+        );
+        assert_eq!(lines[2], "VERDICT", "{text}");
+        assert!(lines[3].contains("12 events were lost"), "{text}");
+        let verdict = text.split("\n\n").nth(1).unwrap();
+        assert!(
+            verdict.contains(
+                "10.0.0.2 -> 10.0.0.1:2181: reconnect loop, 30 connections in 20.3 s, server\n    \
+                 closed first 30/30 by RST within 2.0 ms of accept; server holds 0 TIME_WAIT,\n    \
+                 client 0"
+            ),
+            "{text}"
+        );
+        assert!(
+            verdict.contains("flagged because 30 of 30 ended connections"),
+            "{text}"
+        );
+        assert!(verdict.contains("10.0.0.3 -> 10.0.0.1:80: 10 connections in 900 ms, client closed first 10/10\n    by FIN; client holds 10 TIME_WAIT, server 0"), "{text}");
+        assert!(
+            verdict.contains("CLOSE_WAIT leak: pid 42 (java) holds 1 socket"),
+            "{text}"
+        );
+        assert!(text.contains("CONN   CLIENT"), "{text}");
+        assert!(text.contains("LOST EVENTS"), "{text}");
+        assert_eq!(text.matches(" rst ").count(), 30, "{text}");
+    }
+
+    #[test]
+    fn colours_only_when_asked() {
+        let mut always = options(false, false);
+        always.color = ColorChoice::Always;
+        let text = run(&incident(), &always);
+        assert!(
+            text.contains("\x1b[1;31m  10.0.0.2 -> 10.0.0.1:2181: reconnect loop"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_json_document_has_the_documented_keys() {
+        let bytes = incident();
+        for connections in [false, true] {
+            let text = run(&bytes, &options(true, connections));
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let trace = &doc["trace"];
+            assert_eq!(trace["host"], "zk-1");
+            assert_eq!(trace["kernel"], "6.18.44");
+            assert_eq!(trace["lost"], 12);
+            assert_eq!(trace["duration_s"], 40.0);
+            assert!(trace["events"].as_u64().unwrap() > 300);
+            assert_eq!(doc["incomplete"], true);
+            let pairs = doc["pairs"].as_array().unwrap();
+            let zk = &pairs[0];
+            assert_eq!(zk["client"], "10.0.0.2");
+            assert_eq!(zk["server"], "10.0.0.1:2181");
+            assert_eq!(zk["connections"], 30);
+            assert_eq!(zk["reconnect_loop"], true);
+            assert_eq!(zk["closed_first"]["server"], 30);
+            assert_eq!(zk["resets"]["server"], 30);
+            assert_eq!(zk["refused"], 0);
+            assert_eq!(zk["timed_out"], 0);
+            assert_eq!(zk["time_wait"]["client"], 0);
+            assert!(zk["median_lifetime_ms"].as_f64().unwrap() < 2.2);
+            assert!(zk["connects_per_s"].as_f64().unwrap() > 1.4);
+            assert!(
+                zk["reconnect_loop_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("30 of 30")
+            );
+            let http = &pairs[1];
+            assert_eq!(http["reconnect_loop"], false);
+            assert_eq!(http["time_wait"]["client"], 10);
+            let leak = &doc["close_wait"][0];
+            assert_eq!(leak["pid"], 42);
+            assert_eq!(leak["comm"], "java");
+            assert_eq!(leak["local"], "10.0.0.1:80");
+            assert_eq!(leak["peer"], "10.0.0.4:41000");
+            assert_eq!(leak["age_s"], 37.0);
+            if connections {
+                let rows = doc["connections"].as_array().unwrap();
+                assert_eq!(rows.len(), 44);
+                let row = rows
+                    .iter()
+                    .find(|r| r["server"] == "10.0.0.1:2181")
+                    .unwrap();
+                assert_eq!(row["closed_first"], "server");
+                assert_eq!(row["how"], "rst");
+                assert_eq!(row["server_pid"], 42);
+                assert_eq!(row["client_pid"], 7);
+                assert!(row["time_wait"].is_null());
+                let http = rows.iter().find(|r| r["server"] == "10.0.0.1:80").unwrap();
+                assert_eq!(http["time_wait"], "client");
+                let (from, until) = (
+                    http["time_wait_from_s"].as_f64().unwrap(),
+                    http["time_wait_until_s"].as_f64().unwrap(),
+                );
+                assert!((until - from - 60.0).abs() < 1e-6, "{http}");
+                assert!(row["lifetime_ms"].as_f64().unwrap() > 1.9);
+            } else {
+                assert!(doc.get("connections").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn filters_reach_the_verdict() {
+        let mut filtered = options(true, false);
+        filtered.filter.server = Some(EndpointFilter::parse_server("10.0.0.1:80").unwrap());
+        let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &filtered)).unwrap();
+        let pairs = doc["pairs"].as_array().unwrap();
+        assert!(
+            pairs.iter().all(|p| p["server"] == "10.0.0.1:80"),
+            "{pairs:?}"
+        );
+        let mut window = options(true, false);
+        window.until = Some(Duration::from_secs(1));
+        let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
+        assert_eq!(doc["trace"]["duration_s"], 1.0);
+        assert_eq!(doc["pairs"][0]["connections"], 1);
+    }
+}
+
+/// Writes a large synthetic churn trace for measuring replay speed:
+/// `TCPCHURN_BENCH_TRACE=/tmp/churn.trace cargo test -p probe-user --lib -- --ignored
+/// bench_trace`, then `time tcpchurn replay /tmp/churn.trace`.
+#[cfg(test)]
+mod bench {
+    use crate::{
+        model::{
+            Comm, Conn, ExecContext, Scope, SocketTuple, Task, TcpState, TraceEvent, Transition,
+        },
+        trace::{TraceEnd, TraceMeta, TraceWriter},
+    };
+
+    #[test]
+    #[ignore = "writes a 10-million-event trace; run by hand to measure replay speed"]
+    fn bench_trace() {
+        use TcpState::*;
+        let Some(path) = std::env::var_os("TCPCHURN_BENCH_TRACE") else {
+            return;
+        };
+        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: "bench".into(),
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(file, &meta).unwrap();
+        let task = Task {
+            pid: 1000,
+            tid: 1000,
+            comm: Comm::from_str_lossy("client"),
+        };
+        // 1,000,000 connections of 10 events each between 200 clients and 12 servers,
+        // 100 at a time, one every 10 µs; the client closes first (TIME_WAIT on the
+        // client: a million live TIME_WAIT entries by the end).
+        let mut id = 0u64;
+        let mut ts = 0u64;
+        for batch in 0..10_000u64 {
+            let conns: Vec<(Conn, Conn)> = (0..100u64)
+                .map(|i| {
+                    let n = batch * 100 + i;
+                    let client = format!("10.1.{}.1:{}", n % 200, 10_000 + (n / 200) % 50_000)
+                        .parse()
+                        .unwrap();
+                    let server = format!("10.0.0.{}:{}", n % 4 + 1, 8000 + n % 3)
+                        .parse()
+                        .unwrap();
+                    id += 2;
+                    let c = Conn {
+                        id: id - 1,
+                        scope: Scope {
+                            netns: 1,
+                            cgroup: 0,
+                        },
+                        tuple: SocketTuple {
+                            local: client,
+                            remote: server,
+                        },
+                    };
+                    let s = Conn {
+                        id,
+                        scope: Scope {
+                            netns: 2,
+                            cgroup: 0,
+                        },
+                        tuple: SocketTuple {
+                            local: server,
+                            remote: client,
+                        },
+                    };
+                    (c, s)
+                })
+                .collect();
+            let steps: [(bool, TcpState, TcpState, bool); 10] = [
+                (true, Close, SynSent, true),
+                (false, Listen, SynRecv, false),
+                (false, SynRecv, Established, false),
+                (true, SynSent, Established, false),
+                (true, Established, FinWait1, true),
+                (false, Established, CloseWait, false),
+                (true, FinWait1, FinWait2, false),
+                (false, CloseWait, LastAck, true),
+                (true, FinWait2, Close, false),
+                (false, LastAck, Close, false),
+            ];
+            for (client_side, old, new, by_task) in steps {
+                for (c, s) in &conns {
+                    ts += 1_000;
+                    writer
+                        .push(&TraceEvent::Transition(Transition {
+                            ts_ns: ts,
+                            conn: if client_side { *c } else { *s },
+                            old,
+                            new,
+                            context: if by_task {
+                                ExecContext::Task
+                            } else {
+                                ExecContext::Softirq
+                            },
+                            task: by_task.then_some(task),
+                        }))
+                        .unwrap();
+                }
+            }
+        }
+        writer
+            .finish(&TraceEnd {
+                end_ns: ts + 1,
+                stop_reason: "interrupted".into(),
+                ..TraceEnd::default()
+            })
+            .unwrap();
+    }
 }

@@ -16,13 +16,12 @@ use std::{
 };
 
 use tcpchurn::{
-    cli::ColorChoice,
     model::{
         Comm, Conn, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent, Scope,
         SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
         Transition,
     },
-    replay::{EndpointFilter, ReplayOptions, write_events},
+    replay::{ReplayOptions, write_events},
     report::write_report,
     trace::{TraceEnd, TraceMeta, TraceReader, TraceWriter},
 };
@@ -205,16 +204,10 @@ fn valid_trace() -> Vec<u8> {
 
 fn options(events: bool, json: bool) -> ReplayOptions {
     ReplayOptions {
-        file: "fuzz.trace".into(),
         events,
         json,
         connections: true,
-        filter: EndpointFilter::default(),
-        since: None,
-        until: None,
-        close_wait: Duration::from_secs(5),
-        color: ColorChoice::Never,
-        relative_time: false,
+        ..ReplayOptions::new("fuzz.trace")
     }
 }
 

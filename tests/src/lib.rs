@@ -507,3 +507,27 @@ pub fn conns_where(events: &[Value], pred: impl Fn(&Value) -> bool) -> Vec<u64> 
     }
     ids
 }
+
+impl Peer {
+    /// Any program as a peer (a Java process in a namespace, ...): its stdout is
+    /// followed line by line; stdin and stderr are as `cmd` sets them.
+    pub fn spawn_command(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let out = Lines::from_stdout(child.stdout.take().unwrap());
+        Self { child, out }
+    }
+}
+
+impl Drop for Recorder {
+    /// A test that fails before `stop()` must not leave the recorder running (it would
+    /// record every later test's traffic until the machine reboots).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _killed = self.child.kill();
+            let _waited = self.child.wait();
+        }
+    }
+}

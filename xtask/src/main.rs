@@ -1,10 +1,14 @@
 //! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
 
 mod bench;
+mod demo;
 mod lint;
 mod run;
+mod scenario;
 mod setup;
+mod soak;
 mod test;
+mod zookeeper;
 
 use clap::{Parser, Subcommand};
 
@@ -24,8 +28,13 @@ enum Command {
     Lint,
     /// Setup, lint, unit tests, then the privileged tests (root; in CI a skip fails).
     Test(test::TestArgs),
+    /// Stage an incident in network namespaces, record it, print the verdict (root).
+    Demo(demo::DemoArgs),
     /// Churn benchmark: tracing overhead, losses, bytes/event, replay speed (root).
     Bench(bench::BenchArgs),
+    /// Record churn for a long time (default 10 minutes) with rotation; check that
+    /// events in = events out + lost, and that the recorder's memory stays flat.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +42,8 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(args) => setup::setup(&args),
         Command::Lint => lint::lint(),
         Command::Test(args) => test::test(&args),
+        Command::Demo(args) => demo::demo(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Soak(args) => soak::soak(&args),
     }
 }

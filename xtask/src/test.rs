@@ -73,11 +73,19 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     }
     let tcpchurn = build_tcpchurn()?;
     let mut cmd = cargo();
-    cmd.args(["test", "--release", "-p", "tcpchurn-tests", "--"])
-        // The tests share one kernel: run them one at a time.
-        .args(["--test-threads=1"])
-        .env("TCPCHURN_BIN", &tcpchurn)
-        .env("RUST_BACKTRACE", "1");
+    // All test binaries run even when one fails, so one CI run shows every failure.
+    cmd.args([
+        "test",
+        "--release",
+        "--no-fail-fast",
+        "-p",
+        "tcpchurn-tests",
+        "--",
+    ])
+    // The tests share one kernel: run them one at a time.
+    .args(["--test-threads=1"])
+    .env("TCPCHURN_BIN", &tcpchurn)
+    .env("RUST_BACKTRACE", "1");
     if let Some(filter) = &args.filter {
         cmd.arg(filter);
     }

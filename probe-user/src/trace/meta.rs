@@ -112,6 +112,9 @@ pub struct TraceEnd {
     pub lost_ring_full: u64,
     pub lost_read_failed: u64,
     pub lost_decode_failed: u64,
+    /// Runs of the event programs the kernel skipped (another BPF program was running
+    /// on that CPU).
+    pub lost_recursion: u64,
     /// Events the kernel program submitted while this file was being written.
     pub kernel_submitted: u64,
     /// Size of this file in bytes, up to (not including) this end block.
@@ -122,6 +125,6 @@ pub struct TraceEnd {
 
 impl TraceEnd {
     pub fn lost(&self) -> u64 {
-        self.lost_ring_full + self.lost_read_failed + self.lost_decode_failed
+        self.lost_ring_full + self.lost_read_failed + self.lost_decode_failed + self.lost_recursion
     }
 }

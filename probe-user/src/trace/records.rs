@@ -168,6 +168,7 @@ impl RecordsEncoder {
                     GapCause::ReadFailed => 2,
                     GapCause::DecodeFailed => 3,
                     GapCause::CorruptBlock => 4,
+                    GapCause::Recursion => 5,
                 });
             }
             TraceEvent::Snapshot(s) => {
@@ -497,6 +498,7 @@ impl RecordsDecoder {
                     2 => GapCause::ReadFailed,
                     3 => GapCause::DecodeFailed,
                     4 => GapCause::CorruptBlock,
+                    5 => GapCause::Recursion,
                     _ => return None,
                 };
                 TraceEvent::Lost(Gap {

@@ -32,6 +32,16 @@ enum Behaviour {
     /// Never close: the socket stays open until the process exits (a CLOSE_WAIT leak
     /// once the peer closes).
     Hold,
+    /// ZooKeeper's `fastCloseSock` (3.5+): SO_LINGER {1, 0}, `shutdown(SHUT_WR)` (a
+    /// FIN), 100 ms for the peer's ACK (the socket is then in FIN_WAIT2), then
+    /// `close()`: an RST, and no TIME_WAIT.
+    FastClose,
+    /// `shutdown(SHUT_RDWR)` (a FIN), keep the socket 300 ms, then close. Data that
+    /// arrives meanwhile is answered with an RST (TCP_ABORT_ON_DATA), as ZooKeeper's
+    /// `shutdownInput()` makes happen to a client request that arrives late.
+    Shutdown,
+    /// Send a few bytes, then wait for the peer to close (an RST ends it too).
+    Send,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +61,11 @@ enum Role {
         /// Milliseconds to wait after accepting before acting.
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
+        /// With --limit: what to do with a connection over the limit. ZooKeeper 3.5+
+        /// resets (`reset`, the default); ZooKeeper 3.4 closed it (`close`, a FIN, so
+        /// the server keeps the TIME_WAIT).
+        #[arg(long, value_enum, default_value_t = Behaviour::Reset)]
+        over_limit: Behaviour,
     },
     Client {
         #[arg(long)]
@@ -65,6 +80,15 @@ enum Role {
         /// Milliseconds to wait after connecting before acting.
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
+        /// Reconnect forever, like a ZooKeeper client: wait until the server closes the
+        /// connection, sleep a random 0..=--reconnect-jitter-ms, connect again.
+        /// `--count` and `--behaviour` do not apply.
+        #[arg(long)]
+        reconnect: bool,
+        /// With --reconnect: the largest random pause before reconnecting (the ZooKeeper
+        /// client sleeps up to 1000 ms, `ClientCnxn.SendThread.startConnect`).
+        #[arg(long, default_value_t = 1000)]
+        reconnect_jitter_ms: u64,
     },
 }
 
@@ -133,6 +157,33 @@ fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
             None
         }
         Behaviour::Hold => Some(stream),
+        Behaviour::FastClose => {
+            if let Err(e) = set_linger_zero(&stream) {
+                say(&format!("error linger {e}"));
+            }
+            if let Err(e) = stream.shutdown(std::net::Shutdown::Write) {
+                say(&format!("error shutdown {e}"));
+            }
+            thread::sleep(Duration::from_millis(100));
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Shutdown => {
+            if let Err(e) = stream.shutdown(std::net::Shutdown::Both) {
+                say(&format!("error shutdown {e}"));
+            }
+            thread::sleep(Duration::from_millis(300));
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Send => {
+            if let Err(e) = stream.write_all(b"tcpchurn request\n") {
+                say(&format!("error {}", e.raw_os_error().unwrap_or(0)));
+            }
+            act(stream, Behaviour::WaitPeer)
+        }
     }
 }
 
@@ -142,6 +193,7 @@ fn server(
     behaviour: Behaviour,
     limit: Option<usize>,
     delay: Duration,
+    over_limit: Behaviour,
 ) -> io::Result<()> {
     let listener = TcpListener::bind(listen)?;
     say(&format!("listening {}", listener.local_addr()?));
@@ -160,8 +212,8 @@ fn server(
                 held.extend(act(stream, behaviour));
                 continue;
             }
-            // Over the limit: accept, then reset at once, as ZooKeeper does.
-            let _none = act(stream, Behaviour::Reset);
+            // Over the limit: accept, then reset (or close) at once, as ZooKeeper does.
+            let _none = act(stream, over_limit);
             continue;
         }
         thread::sleep(delay);
@@ -222,6 +274,54 @@ fn client(
     }
 }
 
+/// A small pseudo-random generator (xorshift64*), seeded per process: the pauses only
+/// need to differ between clients, as the ZooKeeper client's do.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self((u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1)
+    }
+
+    /// A duration in `0..=max`.
+    fn upto(&mut self, max: Duration) -> Duration {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let random = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(random % max_ms.saturating_add(1))
+    }
+}
+
+/// A client that stays connected as long as the server lets it, and reconnects after a
+/// random pause whenever the server closes or resets the connection (or refuses it).
+/// Runs until killed.
+fn reconnect_forever(connect: SocketAddr, jitter: Duration) {
+    let mut random = Jitter::new();
+    loop {
+        match TcpStream::connect(connect) {
+            Ok(mut stream) => {
+                let local = stream
+                    .local_addr()
+                    .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+                say(&format!("connected {local}"));
+                match read_to_eof(&mut stream) {
+                    Ok(()) => say("closed by server"),
+                    Err(e) => say(&format!("error {}", e.raw_os_error().unwrap_or(0))),
+                }
+                drop(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => say("refused"),
+            Err(e) => say(&format!("error {}", e.raw_os_error().unwrap_or(0))),
+        }
+        thread::sleep(random.upto(jitter));
+    }
+}
+
 fn main() {
     match Cli::parse().role {
         Role::Server {
@@ -230,6 +330,7 @@ fn main() {
             behaviour,
             limit,
             delay_ms,
+            over_limit,
         } => {
             if let Err(e) = server(
                 listen,
@@ -237,6 +338,7 @@ fn main() {
                 behaviour,
                 limit,
                 Duration::from_millis(delay_ms),
+                over_limit,
             ) {
                 say(&format!("error {e}"));
                 std::process::exit(1);
@@ -244,10 +346,18 @@ fn main() {
         }
         Role::Client {
             connect,
+            reconnect: true,
+            reconnect_jitter_ms,
+            ..
+        } => reconnect_forever(connect, Duration::from_millis(reconnect_jitter_ms)),
+        Role::Client {
+            connect,
             count,
             behaviour,
             interval_ms,
             delay_ms,
+            reconnect: false,
+            ..
         } => client(
             connect,
             count,

@@ -1,0 +1,420 @@
+//! The replay verdict on real connections between two network namespaces, recorded by
+//! the real kernel program: who closes first, reconnect loops, CLOSE_WAIT leaks,
+//! refused connects, and TIME_WAIT counts checked against `ss` at the end.
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed step must fail the test loudly"
+)]
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    thread,
+    time::Duration,
+};
+
+use serde_json::Value;
+use tcpchurn_tests::{Netns, Peer, Recorder, Scratch, Topology, replay_verdict};
+
+/// Where the two peers run.
+enum Layout {
+    /// Server and client in two namespaces joined by a veth pair.
+    Veth(Topology),
+    /// Both in one namespace, over loopback.
+    Loopback(Netns),
+}
+
+impl Layout {
+    fn server_ns(&self) -> &Netns {
+        match self {
+            Self::Veth(t) => &t.server,
+            Self::Loopback(ns) => ns,
+        }
+    }
+
+    fn client_ns(&self) -> &Netns {
+        match self {
+            Self::Veth(t) => &t.client,
+            Self::Loopback(ns) => ns,
+        }
+    }
+
+    fn server_ip(&self) -> IpAddr {
+        match self {
+            Self::Veth(t) => t.server_v4.into(),
+            Self::Loopback(_) => "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        match self {
+            Self::Veth(t) => t.client_v4.into(),
+            Self::Loopback(_) => "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn netns_args(&self) -> Vec<String> {
+        match self {
+            Self::Veth(t) => t.netns_args(),
+            Self::Loopback(ns) => vec!["--netns".into(), ns.name.clone()],
+        }
+    }
+}
+
+fn pair<'a>(verdict: &'a Value, s: &Scenario) -> &'a Value {
+    let (client, server) = (s.layout.client_ip().to_string(), s.server_addr());
+    verdict["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["client"] == client && p["server"] == server)
+        .unwrap_or_else(|| panic!("no pair {client} -> {server} in {verdict:#}"))
+}
+
+struct Scenario {
+    layout: Layout,
+    /// Holds the trace file until the scenario ends.
+    _scratch: Scratch,
+    recorder: Option<Recorder>,
+    port: u16,
+}
+
+impl Scenario {
+    fn start(veth: bool, tag: &str, port: u16) -> Self {
+        let layout = if veth {
+            Layout::Veth(Topology::new(tag))
+        } else {
+            Layout::Loopback(Netns::new(tag))
+        };
+        let scratch = Scratch::new("verdicts");
+        let recorder = Recorder::start(&scratch.path("t.trace"), &layout.netns_args());
+        Self {
+            layout,
+            _scratch: scratch,
+            recorder: Some(recorder),
+            port,
+        }
+    }
+
+    fn server_addr(&self) -> String {
+        SocketAddr::new(self.layout.server_ip(), self.port).to_string()
+    }
+
+    fn server(&self, args: &[&str]) -> Peer {
+        let addr = self.server_addr();
+        let mut full = vec!["--listen", addr.as_str()];
+        full.extend_from_slice(args);
+        Peer::server(Some(self.layout.server_ns()), &full)
+    }
+
+    fn client(&self, args: &[&str]) -> Peer {
+        let addr = self.server_addr();
+        let mut full = vec!["--connect", addr.as_str()];
+        full.extend_from_slice(args);
+        Peer::client(Some(self.layout.client_ns()), &full)
+    }
+
+    /// TIME_WAIT per side from `ss`, taken right before the recorder stops. The
+    /// server's TIME_WAIT sockets have the server port as their local port, the
+    /// client's have it as their peer port.
+    fn ss_time_wait(&self) -> (u64, u64) {
+        let count = |ns: &Netns, local: bool| {
+            let out = ns.sh("ss", &["-tanH", "state", "time-wait"]);
+            let port = format!(":{}", self.port);
+            out.lines()
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let at = if local {
+                        fields.len() - 2
+                    } else {
+                        fields.len() - 1
+                    };
+                    fields.len() >= 2 && fields[at].ends_with(&port)
+                })
+                .count() as u64
+        };
+        (
+            count(self.layout.client_ns(), false),
+            count(self.layout.server_ns(), true),
+        )
+    }
+
+    /// Stops recording and returns the verdict (`replay --json --connections`).
+    fn verdict(&mut self, extra: &[&str]) -> Value {
+        let recorded = self.recorder.take().unwrap().stop();
+        assert!(
+            recorded.status.success(),
+            "recorder failed: {:?}",
+            recorded.stderr
+        );
+        let mut args = vec!["--connections"];
+        args.extend_from_slice(extra);
+        replay_verdict(Path::new(&recorded.path), &args)
+    }
+}
+
+fn assert_time_wait(pair: &Value, ss: (u64, u64)) {
+    assert_eq!(
+        (
+            pair["time_wait"]["client"].as_u64().unwrap(),
+            pair["time_wait"]["server"].as_u64().unwrap()
+        ),
+        ss,
+        "inferred TIME_WAIT differs from ss: {pair:#}"
+    );
+    assert_eq!(
+        (
+            pair["time_wait_kernel"]["client"].as_u64().unwrap(),
+            pair["time_wait_kernel"]["server"].as_u64().unwrap()
+        ),
+        ss,
+        "end snapshot differs from ss: {pair:#}"
+    );
+}
+
+fn connections_of(verdict: &Value, port: u16) -> Vec<&Value> {
+    verdict["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["server"].as_str().unwrap().ends_with(&format!(":{port}")))
+        .collect()
+}
+
+fn client_closes_first(veth: bool) {
+    let mut s = Scenario::start(veth, "vc", 5101);
+    let server = s.server(&["--count", "3", "--behaviour", "wait-peer"]);
+    let client = s.client(&[
+        "--count",
+        "3",
+        "--behaviour",
+        "close",
+        "--interval-ms",
+        "50",
+    ]);
+    let (server_pid, client_pid) = (server.pid(), client.pid());
+    client.wait();
+    server.wait();
+    thread::sleep(Duration::from_millis(200));
+    let ss = s.ss_time_wait();
+    let verdict = s.verdict(&[]);
+    let pair = pair(&verdict, &s);
+    assert_eq!(pair["connections"], 3, "both ends merged: {pair:#}");
+    assert_eq!(pair["closed_first"]["client"], 3, "{pair:#}");
+    assert_eq!(pair["closed_by"]["client"]["fin"], 3, "{pair:#}");
+    assert_eq!(pair["reconnect_loop"], false);
+    assert_eq!(ss, (3, 0), "the client holds TIME_WAIT, the server none");
+    assert_time_wait(pair, ss);
+    for c in connections_of(&verdict, s.port) {
+        assert_eq!(c["closed_first"], "client", "{c}");
+        assert_eq!(c["how"], "fin", "{c}");
+        assert_eq!(c["time_wait"], "client", "{c}");
+        assert_eq!(c["client_pid"], client_pid, "{c}");
+        assert_eq!(c["server_pid"], server_pid, "{c}");
+        assert_eq!(c["client_comm"], "tcpchurn-peer", "{c}");
+        assert!(c["lifetime_ms"].as_f64().unwrap() < 1000.0, "{c}");
+    }
+}
+
+fn server_closes_first(veth: bool) {
+    let mut s = Scenario::start(veth, "vs", 5102);
+    let server = s.server(&["--count", "3", "--behaviour", "close"]);
+    let client = s.client(&[
+        "--count",
+        "3",
+        "--behaviour",
+        "wait-peer",
+        "--interval-ms",
+        "50",
+    ]);
+    let server_pid = server.pid();
+    client.wait();
+    server.wait();
+    thread::sleep(Duration::from_millis(200));
+    let ss = s.ss_time_wait();
+    let verdict = s.verdict(&[]);
+    let pair = pair(&verdict, &s);
+    assert_eq!(pair["connections"], 3, "{pair:#}");
+    assert_eq!(pair["closed_first"]["server"], 3, "{pair:#}");
+    assert_eq!(pair["closed_by"]["server"]["fin"], 3, "{pair:#}");
+    assert_eq!(ss, (0, 3), "the server holds TIME_WAIT, the client none");
+    assert_time_wait(pair, ss);
+    // Three server closes, each right after accept, are not yet a loop (five are).
+    assert_eq!(pair["reconnect_loop"], false, "{pair:#}");
+    for c in connections_of(&verdict, s.port) {
+        assert_eq!(c["closed_first"], "server", "{c}");
+        assert_eq!(c["time_wait"], "server", "{c}");
+        assert_eq!(c["server_pid"], server_pid, "{c}");
+    }
+}
+
+/// ZooKeeper over `maxClientCnxns`: the server keeps one connection and resets every
+/// other one right after accepting it; the client keeps reconnecting.
+fn server_resets_in_a_loop(veth: bool) {
+    let mut s = Scenario::start(veth, "vl", 5103);
+    let server = s.server(&["--count", "0", "--limit", "1", "--behaviour", "hold"]);
+    let mut client = s.client(&[
+        "--count",
+        "15",
+        "--behaviour",
+        "hold",
+        "--interval-ms",
+        "100",
+    ]);
+    let server_pid = server.pid();
+    client.out.wait_for("done", Duration::from_secs(30));
+    thread::sleep(Duration::from_millis(200));
+    let ss = s.ss_time_wait();
+    let verdict = s.verdict(&[]);
+    client.kill();
+    server.kill();
+    let pair = pair(&verdict, &s);
+    assert_eq!(pair["connections"], 15, "{pair:#}");
+    assert_eq!(pair["reconnect_loop"], true, "must be flagged: {pair:#}");
+    assert_eq!(pair["closed_first"]["server"], 14, "{pair:#}");
+    assert_eq!(pair["closed_by"]["server"]["rst"], 14, "{pair:#}");
+    assert_eq!(
+        pair["closed_first"]["open"], 1,
+        "the kept connection: {pair:#}"
+    );
+    assert_eq!(pair["resets"]["server"], 14, "{pair:#}");
+    assert_eq!(pair["resets"]["client"], 0, "{pair:#}");
+    assert!(pair["connects_per_s"].as_f64().unwrap() > 3.0, "{pair:#}");
+    assert!(
+        pair["server_close_p99_ms"].as_f64().unwrap() < 100.0,
+        "{pair:#}"
+    );
+    let reason = pair["reconnect_loop_reason"].as_str().unwrap();
+    assert!(reason.contains("14 of 14"), "{reason}");
+    assert_eq!(ss, (0, 0), "aborted connections leave no TIME_WAIT");
+    assert_time_wait(pair, ss);
+    let rejected: Vec<_> = connections_of(&verdict, s.port)
+        .into_iter()
+        .filter(|c| c["closed_first"] == "server")
+        .collect();
+    assert_eq!(rejected.len(), 14);
+    for c in rejected {
+        assert_eq!(c["how"], "rst", "{c}");
+        assert_eq!(c["server_pid"], server_pid, "{c}");
+    }
+    // The text verdict says so first, and why.
+    let text = tcpchurn_tests::tcpchurn(&[
+        "replay",
+        "--color",
+        "never",
+        verdict["trace"]["file"].as_str().unwrap(),
+    ]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    let expected = format!(
+        "  {} -> {}:{}: reconnect loop, 15 connections in",
+        s.layout.client_ip(),
+        s.layout.server_ip(),
+        s.port
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(text.contains("by RST within"), "{text}");
+    assert!(
+        text.contains("flagged because 14 of 14 ended connections"),
+        "{text}"
+    );
+}
+
+/// A server that never closes accepted sockets after the client leaves.
+fn close_wait_leak(veth: bool) {
+    let mut s = Scenario::start(veth, "vw", 5104);
+    let server = s.server(&["--count", "2", "--behaviour", "hold"]);
+    let client = s.client(&["--count", "2", "--behaviour", "close"]);
+    let server_pid = server.pid();
+    client.wait();
+    thread::sleep(Duration::from_millis(1500));
+    let verdict = s.verdict(&["--close-wait", "1s"]);
+    server.kill();
+    let leaks: Vec<_> = verdict["close_wait"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["local"] == s.server_addr())
+        .collect();
+    assert_eq!(leaks.len(), 2, "{verdict:#}");
+    for leak in leaks {
+        assert_eq!(leak["pid"], server_pid, "{leak}");
+        assert_eq!(leak["comm"], "tcpchurn-peer", "{leak}");
+        assert!(
+            leak["peer"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{}:", s.layout.client_ip())),
+            "{leak}"
+        );
+        assert!(leak["age_s"].as_f64().unwrap() >= 1.0, "{leak}");
+    }
+    let pair = pair(&verdict, &s);
+    assert_eq!(pair["closed_first"]["client"], 2, "{pair:#}");
+}
+
+fn refused_connects(veth: bool) {
+    let mut s = Scenario::start(veth, "vr", 5105);
+    let client = s.client(&[
+        "--count",
+        "6",
+        "--behaviour",
+        "close",
+        "--interval-ms",
+        "50",
+    ]);
+    let lines = client.wait();
+    assert_eq!(
+        lines.iter().filter(|l| *l == "refused").count(),
+        6,
+        "{lines:?}"
+    );
+    let verdict = s.verdict(&[]);
+    let pair = pair(&verdict, &s);
+    assert_eq!(
+        pair["connections"], 6,
+        "the server host's RSTs join the connects: {pair:#}"
+    );
+    assert_eq!(pair["refused"], 6, "{pair:#}");
+    assert_eq!(pair["closed_first"]["server"], 6, "{pair:#}");
+    assert_eq!(pair["resets"]["server"], 6, "{pair:#}");
+    assert_eq!(pair["reconnect_loop"], true, "{pair:#}");
+    for c in connections_of(&verdict, s.port) {
+        assert_eq!(c["how"], "refused", "{c}");
+    }
+}
+
+macro_rules! scenarios {
+    ($veth:expr; $($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            if tcpchurn_tests::require_root(stringify!($name)) {
+                super::$name($veth);
+            }
+        }
+    )*};
+}
+
+/// Two namespaces joined by veth: the two ends are in different namespaces.
+mod veth {
+    scenarios! {
+        true;
+        client_closes_first,
+        server_closes_first,
+        server_resets_in_a_loop,
+        close_wait_leak,
+        refused_connects,
+    }
+}
+
+/// One namespace over loopback: the kernel runs each side's softirq in the other
+/// side's task, and both ends have the same addresses.
+mod loopback {
+    scenarios! {
+        false;
+        client_closes_first,
+        server_closes_first,
+        server_resets_in_a_loop,
+        close_wait_leak,
+        refused_connects,
+    }
+}
