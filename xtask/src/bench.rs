@@ -47,7 +47,7 @@ use crate::run::{cargo, is_root, output, run, workspace_root};
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Seconds of churn per run.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 4.0)]
     pub duration: f64,
     /// Repetitions of every variant (rounds), per close mode.
     #[arg(long, default_value_t = 5)]
@@ -73,7 +73,8 @@ pub struct BenchArgs {
     /// Skip the kernel-cost pass (kernel.bpf_stats_enabled).
     #[arg(long)]
     pub no_kernel_cost: bool,
-    /// A quick smoke run: 2 s runs, 2 rounds, a 2-million-event replay trace.
+    /// A quick smoke run: 2 s runs, 2 rounds, a 7-million-event replay trace (70 s
+    /// of trace time, longer than the TIME_WAIT window).
     #[arg(long)]
     pub quick: bool,
     /// Use the binaries in target/release as they are.
@@ -520,6 +521,8 @@ struct RunOut {
     variant: String,
     mode: String,
     round: u32,
+    /// Position in the whole sequence of runs.
+    seq: usize,
     churn: ChurnOut,
     tracer: Option<TracerOut>,
 }
@@ -545,6 +548,7 @@ impl RunOut {
             "variant": self.variant,
             "mode": self.mode,
             "round": self.round,
+            "seq": self.seq,
             "completed": self.churn.completed,
             "elapsed_s": self.churn.elapsed_s,
             "conn_per_s": self.churn.conn_per_s,
@@ -1006,10 +1010,16 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Measured> {
     })
 }
 
+/// Events per second of trace time in the synthetic replay traces: 10,000 loopback
+/// connections per second, so a 10-million-event trace spans 100 s, longer than the
+/// 60 s a TIME_WAIT lasts.
+const SYNTH_RATE: u64 = 100_000;
+
 fn synth(paths: &Paths, events: u64) -> anyhow::Result<(PathBuf, Value)> {
     let file = paths.out_dir.join(format!("synthetic-{events}.trace"));
     let out = Command::new(&paths.trace_tool)
-        .args(["synth", "--events", &events.to_string(), "--out"])
+        .args(["synth", "--events", &events.to_string()])
+        .args(["--rate", &SYNTH_RATE.to_string(), "--out"])
         .arg(&file)
         .output()
         .context("writing the synthetic trace")?;
@@ -1022,20 +1032,26 @@ fn synth(paths: &Paths, events: u64) -> anyhow::Result<(PathBuf, Value)> {
     Ok((file, serde_json::from_slice(&out.stdout)?))
 }
 
+/// Replay speed on a large synthetic trace, and peak RSS on it and on a trace twice as
+/// long at the same rate: once the trace is longer than the TIME_WAIT window, what a
+/// replay holds (open connections, TIME_WAIT of the last 60 s, per-pair aggregates)
+/// no longer depends on its length.
 fn replay_bench(paths: &Paths, events: u64, reps: u32) -> anyhow::Result<Value> {
     let mut result = serde_json::Map::new();
-    let sizes = [events, events / 10];
-    for (i, size) in sizes.into_iter().enumerate() {
+    let all: [(&str, Vec<&str>); 3] = [
+        ("verdict", vec!["replay"]),
+        ("events_json", vec!["replay", "--events", "--json"]),
+        ("reader", vec![]),
+    ];
+    for (key, size, reps, modes) in [
+        ("large", events, reps, &all[..]),
+        ("double", 2 * events, 1, &all[..1]),
+    ] {
         eprintln!("bench: replay: writing a synthetic trace of {size} events");
         let (file, written) = synth(paths, size)?;
         let records = written["records"].as_u64().unwrap_or(size);
-        let modes: [(&str, Vec<&str>); 3] = [
-            ("verdict", vec!["replay"]),
-            ("events_json", vec!["replay", "--events", "--json"]),
-            ("reader", vec![]),
-        ];
         let mut per_mode = serde_json::Map::new();
-        for (name, args) in &modes {
+        for (name, args) in modes {
             let mut runs = Vec::new();
             for _ in 0..reps {
                 let mut cmd = if args.is_empty() {
@@ -1064,8 +1080,13 @@ fn replay_bench(paths: &Paths, events: u64, reps: u32) -> anyhow::Result<Value> 
         }
         let _removed = std::fs::remove_file(&file);
         result.insert(
-            if i == 0 { "large" } else { "small" }.to_owned(),
-            json!({"trace": written, "events": records, "modes": per_mode}),
+            key.to_owned(),
+            json!({
+                "trace": written,
+                "events": records,
+                "trace_seconds": records as f64 / SYNTH_RATE as f64,
+                "modes": per_mode,
+            }),
         );
     }
     Ok(Value::Object(result))
@@ -1078,11 +1099,22 @@ fn summarize(runs: &[RunOut], variants: &[Variant], modes: &[String]) -> Value {
     let mut out = serde_json::Map::new();
     for mode in modes {
         let mut per_variant = serde_json::Map::new();
-        let untraced: BTreeMap<u32, f64> = runs
-            .iter()
-            .filter(|r| &r.mode == mode && r.variant == "untraced")
-            .map(|r| (r.round, r.churn.conn_per_s))
-            .collect();
+        // A traced run against the untraced runs right before and after it.
+        let neighbours = |r: &RunOut| -> Option<(f64, bool)> {
+            let untraced = |i: usize| {
+                runs.get(i)
+                    .filter(|u| u.mode == r.mode && u.variant == "untraced")
+            };
+            let before = r.seq.checked_sub(1).and_then(untraced)?;
+            let after = untraced(r.seq + 1)?;
+            let clean = [before, r, after]
+                .iter()
+                .all(|x| x.churn.foreign_tracers == 0);
+            Some((
+                r.churn.conn_per_s / f64::midpoint(before.churn.conn_per_s, after.churn.conn_per_s),
+                clean,
+            ))
+        };
         for variant in variants {
             let mine: Vec<&RunOut> = runs
                 .iter()
@@ -1092,15 +1124,23 @@ fn summarize(runs: &[RunOut], variants: &[Variant], modes: &[String]) -> Value {
                 continue;
             }
             let rate: Vec<f64> = mine.iter().map(|r| r.churn.conn_per_s).collect();
-            let ratio: Vec<f64> = mine
+            let ratios: Vec<(f64, bool)> = if variant.name == "untraced" {
+                Vec::new()
+            } else {
+                mine.iter().filter_map(|r| neighbours(r)).collect()
+            };
+            let ratio: Vec<f64> = ratios.iter().map(|(x, _)| *x).collect();
+            let ratio_clean: Vec<f64> = ratios
                 .iter()
-                .filter_map(|r| untraced.get(&r.round).map(|u| r.churn.conn_per_s / u))
+                .filter(|(_, clean)| *clean)
+                .map(|(x, _)| *x)
                 .collect();
             let tracers: Vec<&TracerOut> = mine.iter().filter_map(|r| r.tracer.as_ref()).collect();
             let mut entry = json!({
                 "command": variant.command,
                 "conn_per_s": spread_json(&rate),
                 "ratio_to_untraced": spread_json(&ratio),
+                "ratio_to_untraced_without_foreign_tracers": spread_json(&ratio_clean),
             });
             if !tracers.is_empty() {
                 let recorded: Vec<f64> = mine
@@ -1199,12 +1239,16 @@ fn fmt_spread(v: &Value, digits: usize, scale: f64) -> String {
 fn print_table(summary: &Value, variants: &[Variant]) {
     for (mode, per_variant) in summary.as_object().into_iter().flatten() {
         println!();
-        println!("churn, {mode} closes first: median [min-max] over rounds");
         println!(
-            "{:<18} {:>24} {:>20} {:>16} {:>8} {:>20} {:>16} {:>12} {:>18}",
+            "churn, {mode} closes first: median [min-max] over rounds; ratio = traced / mean of the \
+             untraced runs just before and after; clean = only those with no other tracing programs loaded"
+        );
+        println!(
+            "{:<18} {:>24} {:>20} {:>22} {:>16} {:>8} {:>20} {:>16} {:>12} {:>18}",
             "variant",
             "conn/s",
             "ratio",
+            "ratio (clean, n)",
             "recorded/expect",
             "lost",
             "tracer CPU % core",
@@ -1226,11 +1270,17 @@ fn print_table(summary: &Value, variants: &[Variant]) {
             } else {
                 "-".into()
             };
+            let clean = &v["ratio_to_untraced_without_foreign_tracers"];
             println!(
-                "{:<18} {:>24} {:>20} {:>16} {:>8} {:>20} {:>16} {:>12} {:>18}",
+                "{:<18} {:>24} {:>20} {:>22} {:>16} {:>8} {:>20} {:>16} {:>12} {:>18}",
                 variant.name,
                 fmt_spread(&v["conn_per_s"], 0, 1.0),
                 fmt_spread(&v["ratio_to_untraced"], 3, 1.0),
+                if clean.is_null() {
+                    "-".into()
+                } else {
+                    format!("{} {}", fmt_spread(clean, 3, 1.0), clean["n"])
+                },
                 recorded,
                 v.get("events_lost").map_or("-".into(), ToString::to_string),
                 fmt_spread(&v["cpu_pct_of_one_core"], 1, 1.0),
@@ -1284,8 +1334,9 @@ fn print_replay(replay: &Value) {
     for (size, v) in replay.as_object().into_iter().flatten() {
         println!();
         println!(
-            "replay, {size} synthetic trace: {} events, {:.1} bytes/event, median [min-max]",
+            "replay, {size} synthetic trace: {} events over {:.0} s of trace time, {:.1} bytes/event, median [min-max]",
             v["events"].as_u64().unwrap_or(0),
+            v["trace_seconds"].as_f64().unwrap_or(0.0),
             v["trace"]["bytes_per_event"].as_f64().unwrap_or(f64::NAN)
         );
         println!(
@@ -1312,9 +1363,22 @@ fn targets(summary: &Value, replay: &Value) -> Value {
         if d.is_null() {
             continue;
         }
-        let ratio = d["ratio_to_untraced"]["median"].as_f64().unwrap_or(0.0);
+        // Other users' tracers tax untraced and traced runs alike, which pushes the
+        // ratio towards 1: judge on the runs without them when there are enough.
+        let clean = &d["ratio_to_untraced_without_foreign_tracers"];
+        let (ratio, which) = if clean["n"].as_u64().unwrap_or(0) >= 3 {
+            (
+                clean["median"].as_f64().unwrap_or(0.0),
+                "runs without other tracers",
+            )
+        } else {
+            (
+                d["ratio_to_untraced"]["median"].as_f64().unwrap_or(0.0),
+                "all runs",
+            )
+        };
         checks.push(
-            json!({"target": format!("{mode} closes: throughput ratio >= 0.90 (median)"),
+            json!({"target": format!("{mode} closes: throughput ratio >= 0.90 (median, {which})"),
             "value": ratio, "met": ratio >= 0.90}),
         );
         let lost = d["events_lost"].as_u64().unwrap_or(u64::MAX);
@@ -1343,12 +1407,12 @@ fn targets(summary: &Value, replay: &Value) -> Value {
             json!({"target": "replay (verdict) >= 5 M events/s on one core",
             "value": rate, "met": rate >= 5e6}),
         );
-        if let (Some(big), Some(small)) = (
+        if let (Some(one), Some(two)) = (
             large["modes"]["verdict"]["maxrss_mib"]["median"].as_f64(),
-            replay["small"]["modes"]["verdict"]["maxrss_mib"]["median"].as_f64(),
+            replay["double"]["modes"]["verdict"]["maxrss_mib"]["median"].as_f64(),
         ) {
-            checks.push(json!({"target": "replay memory does not grow with the trace (10x events, < 1.5x RSS)",
-                "value": format!("{small:.1} MiB -> {big:.1} MiB"), "met": big < 1.5 * small}));
+            checks.push(json!({"target": "replay memory bounded by open connections: a trace twice as long at the same rate needs < 1.2x the RSS",
+                "value": format!("{one:.1} MiB -> {two:.1} MiB"), "met": two < 1.2 * one}));
         }
     }
     Value::Array(checks)
@@ -1407,7 +1471,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             close: args.close.clone(),
             alt_args: args.alt_args.clone(),
             no_peers: args.no_peers,
-            replay_events: 2_000_000,
+            replay_events: 7_000_000,
             replay_reps: 1,
             no_kernel_cost: args.no_kernel_cost,
             quick: true,
@@ -1531,9 +1595,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         validation.push(v);
     }
 
-    // 2. Rounds.
+    // 2. Rounds: untraced, then each traced variant followed by an untraced run, so
+    // that every traced run is compared with the untraced runs right before and after
+    // it; the order of the traced variants rotates every round.
     let mut runs: Vec<RunOut> = Vec::new();
-    let total = args.close.len() * args.reps as usize * variants.len();
+    let untraced = &variants[0];
+    let traced: Vec<&Variant> = variants[1..].iter().collect();
+    let per_round = 2 * traced.len() + 1;
+    let total = args.close.len() * args.reps as usize * per_round;
     let mut done = 0;
     let warmup = Variant {
         name: "warmup".into(),
@@ -1543,9 +1612,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     for mode in &args.close {
         let _warm = bench.run(&warmup, mode, 1.0, false)?;
         for round in 0..args.reps {
-            let n = variants.len();
+            let n = traced.len();
+            let mut order = vec![untraced];
             for k in 0..n {
-                let variant = &variants[(k + round as usize) % n];
+                order.push(traced[(k + round as usize) % n]);
+                order.push(untraced);
+            }
+            for variant in order {
                 done += 1;
                 let (churn, tracer) = bench
                     .run(variant, mode, args.duration, false)
@@ -1573,6 +1646,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
                     variant: variant.name.clone(),
                     mode: mode.clone(),
                     round,
+                    seq: runs.len(),
                     churn,
                     tracer,
                 });

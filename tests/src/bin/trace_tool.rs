@@ -49,6 +49,10 @@ enum Cmd {
         /// churn that is about this many).
         #[arg(long, default_value_t = 262_144)]
         block_records: u32,
+        /// Events per second of trace time (one connection is ten events); the gaps
+        /// between events vary by +-50% around the mean.
+        #[arg(long, default_value_t = 300_000)]
+        rate: u64,
     },
     /// Print what a trace holds, as JSON.
     Stat {
@@ -87,7 +91,8 @@ fn tuple(local: (Ipv4Addr, u16), remote: (Ipv4Addr, u16)) -> SocketTuple {
     }
 }
 
-fn synth(out: &Path, events: u64, pairs: u16, block_records: u32) -> anyhow::Result<()> {
+fn synth(out: &Path, events: u64, pairs: u16, block_records: u32, rate: u64) -> anyhow::Result<()> {
+    let gap = 1_000_000_000 / rate.max(1);
     use TcpState::*;
     let started = Instant::now();
     let scope = Scope {
@@ -160,8 +165,8 @@ fn synth(out: &Path, events: u64, pairs: u16, block_records: u32) -> anyhow::Res
                 new: TcpState,
                 task: Option<Task>|
      -> io::Result<()> {
-        // 1.5 to 5 us apart, like loopback churn on two CPUs.
-        *ts += 1_500 + (*ts * 7919) % 3_500;
+        // Half to one and a half mean gaps apart.
+        *ts += gap / 2 + (*ts * 7919) % gap.max(1);
         writer.push(&TraceEvent::Transition(Transition {
             ts_ns: *ts,
             conn,
@@ -429,7 +434,8 @@ fn main() -> anyhow::Result<()> {
             events,
             pairs,
             block_records,
-        } => synth(&out, events, pairs.max(1), block_records),
+            rate,
+        } => synth(&out, events, pairs.max(1), block_records, rate),
         Cmd::Stat { file, ports } => stat(&file, &ports),
         Cmd::Read { file } => read(&file),
     }
