@@ -20,6 +20,7 @@ mod probe {
         maps::{Array, PerCpuArray, RingBuf},
         programs::{RawTracePointContext, TracePointContext},
     };
+    use aya_log_ebpf::warn;
     use probe_common::{
         EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields, MAX_FILTER_NETNS,
         MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS, SCOPE_CACHE_SLOTS,
@@ -48,6 +49,17 @@ mod probe {
     /// socket lifetime pays the five dependent kernel reads (see [`socket_scope`]).
     #[map]
     static SCOPE_CACHE: Array<SocketScopeSlot> = Array::with_max_entries(SCOPE_CACHE_SLOTS, 0);
+
+    /// Per CPU: the namespace (high 32 bits) and source port of the last socket event,
+    /// written only while a `--netns` filter is active. `inet_sk_error_report` has no
+    /// socket pointer; it always follows its socket's state change on the same CPU, so
+    /// this is where its namespace comes from.
+    #[map]
+    static LAST_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Per CPU: 1 once this CPU has logged that a socket's namespace was unreadable.
+    #[map]
+    static WARNED: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
     const IPPROTO_TCP: u64 = 6;
     /// `include/net/tcp_states.h`.
@@ -320,6 +332,25 @@ mod probe {
     }
 
     /// Drops a socket address from the scope cache.
+    /// Says once per CPU that a socket's namespace could not be read although BTF gave
+    /// its offsets: the events go on with netns 0 (unknown), never a guessed value.
+    #[inline(never)]
+    fn warn_unreadable_netns(ctx: &TracePointContext) {
+        if let Some(flag) = WARNED.get_ptr_mut(0) {
+            // SAFETY: a per-CPU slot, written only from this CPU.
+            unsafe {
+                if *flag != 0 {
+                    return;
+                }
+                *flag = 1;
+            }
+            warn!(
+                ctx,
+                "could not read a socket's network namespace with the BTF offsets; recording it as unknown"
+            );
+        }
+    }
+
     #[inline(always)]
     fn forget_scope(sk: u64) {
         if let Some(slot) = SCOPE_CACHE.get_ptr_mut(SocketScopeSlot::index(sk)) {
@@ -412,9 +443,29 @@ mod probe {
             let netns = packet_netns(skb).unwrap_or(0);
             netns_allowed(netns).then_some((netns, 0))
         };
-        let Some((netns, cgroup_id)) = scope else {
+        let Some((mut netns, cgroup_id)) = scope else {
             return;
         };
+        let filtering_netns = config(&CONFIG.filter).netns_count != 0;
+        if sk != 0 {
+            if netns == 0 && config(&CONFIG.sock).netns_valid != 0 {
+                warn_unreadable_netns(ctx);
+            }
+            if filtering_netns && let Some(slot) = LAST_SOCKET.get_ptr_mut(0) {
+                let sport = field(&record, fields.sport).unwrap_or(0);
+                // SAFETY: a per-CPU slot, written only from this CPU.
+                unsafe { *slot = (u64::from(netns) << 32) | sport };
+            }
+        } else if kind == EventKind::ErrorReport && filtering_netns {
+            // Pair the report with its socket's state change just before, on this CPU;
+            // one that cannot be paired is not known to be in a recorded namespace.
+            let last = LAST_SOCKET.get(0).copied().unwrap_or(0);
+            let sport = field(&record, fields.sport).unwrap_or(0);
+            if last == 0 || last & 0xffff != sport || !netns_allowed((last >> 32) as u32) {
+                return;
+            }
+            netns = (last >> 32) as u32;
+        }
 
         let context = cpu_context();
         let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
