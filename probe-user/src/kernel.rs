@@ -1,7 +1,7 @@
 //! The only module that talks to aya and the kernel: load the program with this
 //! kernel's offsets, attach it, and hand out the ring buffer and loss counters.
 
-use std::path::Path;
+use std::{io, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -10,6 +10,7 @@ use aya::{
 };
 use log::{debug, warn};
 use probe_common::{KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, counter};
+use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
     btf::{self, Btf},
@@ -41,6 +42,8 @@ pub enum KernelError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error("polling the ring buffer: {0}")]
+    Poll(#[source] io::Error),
     #[error("{what}: {source}")]
     Map {
         what: &'static str,
@@ -288,7 +291,7 @@ impl KernelProbe {
         tracefs: &Tracefs,
         options: &ProbeOptions,
         btf_path: &Path,
-    ) -> Result<(Self, RingBuf<MapData>), KernelError> {
+    ) -> Result<(Self, EventRing), KernelError> {
         if PROBE_OBJECT.is_empty() {
             return Err(KernelError::NoObject);
         }
@@ -411,6 +414,7 @@ impl KernelProbe {
             what: "EVENTS ring buffer",
             source,
         })?;
+        let ring = EventRing::new(ring).map_err(KernelError::Poll)?;
         let counters = PerCpuArray::try_from(
             ebpf.take_map("COUNTERS")
                 .ok_or(KernelError::Missing("COUNTERS map"))?,
@@ -489,4 +493,52 @@ pub fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCount
         read_failed: per_cpu(counter::READ_FAILED)?,
         recursion_missed: 0,
     })
+}
+
+/// The ring buffer the kernel program writes into, registered with tokio so that the
+/// recorder can wait for the kernel's (rare, batched) wake-ups.
+pub struct EventRing(AsyncFd<RingBuf<MapData>>);
+
+impl std::fmt::Debug for EventRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventRing")
+    }
+}
+
+impl EventRing {
+    /// Must be called inside a tokio runtime.
+    fn new(ring: RingBuf<MapData>) -> io::Result<Self> {
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
+        // long as the AsyncFd owns the ring buffer.
+        unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map(Self)
+            .map_err(|e| e.into_parts().1)
+    }
+
+    /// Waits until the kernel wakes the reader, then hands every pending event to `each`.
+    pub async fn drain_when_woken(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+        let mut guard = self.0.readable_mut().await?;
+        drain(guard.get_inner_mut(), &mut each);
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Hands every pending event to `each`, without waiting.
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) {
+        drain(self.0.get_mut(), &mut each);
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, each: &mut impl FnMut(&[u8])) {
+    while let Some(item) = ring.next() {
+        each(&item);
+    }
+}
+
+/// CPUs the kernel may run programs on (the length of per-CPU maps).
+pub fn possible_cpus() -> u32 {
+    aya::util::nr_cpus()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
 }

@@ -16,10 +16,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
 use log::warn;
 use tokio::{
-    io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
     sync::watch,
 };
@@ -604,7 +602,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     };
     let (start_mono, start_wall) = clock_pair();
     let started = Instant::now();
-    let (mut probe, ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
+    let (mut probe, mut ring) = match KernelProbe::load(tracefs, &probe_options, &options.btf) {
         Ok(loaded) => loaded,
         Err(err) => {
             drop(file);
@@ -655,7 +653,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
             ring_bytes: u64::from(options.ring_bytes),
             flush_interval_ms: u64::try_from(options.flush_interval.as_millis())
                 .unwrap_or(u64::MAX),
-            cpus: u32::try_from(aya::util::nr_cpus().unwrap_or(0)).unwrap_or(0),
+            cpus: crate::kernel::possible_cpus(),
         },
         part: PartInfo {
             index: part,
@@ -681,12 +679,6 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         options.output.display()
     );
 
-    // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
-    // long as the AsyncFd owns the ring buffer.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)
-        .context("polling the ring buffer")?;
-
     let mut poll = tokio::time::interval(options.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush = tokio::time::interval(options.flush_interval);
@@ -698,12 +690,6 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         files: vec![options.output.clone()],
         keep: options.rotate,
         bytes_done: 0,
-    };
-
-    let drain = |ring: &mut RingBuf<MapData>, recording: &mut Recording| {
-        while let Some(item) = ring.next() {
-            recording.ingest(&item);
-        }
     };
 
     let stop = loop {
@@ -722,17 +708,13 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
                     None => std::future::pending().await,
                 }
             } => break Stop::Duration,
-            guard = ring.readable_mut() => {
-                match guard {
-                    Ok(mut guard) => {
-                        drain(guard.get_inner_mut(), &mut recording);
-                        guard.clear_ready();
-                    }
-                    Err(err) => break Stop::Error(format!("polling the ring buffer: {err}")),
+            woken = ring.drain_when_woken(|item| recording.ingest(item)) => {
+                if let Err(err) = woken {
+                    break Stop::Error(format!("polling the ring buffer: {err}"));
                 }
             }
             _ = poll.tick() => {
-                drain(ring.get_mut(), &mut recording);
+                ring.drain(|item| recording.ingest(item));
                 // At full churn a flush interval holds hundreds of thousands of events:
                 // close the block early rather than let the encoder grow.
                 if recording.pending_bytes() >= BLOCK_TARGET_BYTES
@@ -743,7 +725,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
                 }
             }
             _ = flush.tick() => {
-                drain(ring.get_mut(), &mut recording);
+                ring.drain(|item| recording.ingest(item));
                 probe.flush_logs();
                 match probe.counters() {
                     Ok(counters) => recording.account(counters, monotonic_now()),
@@ -769,7 +751,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
 
     // Detach first, then read what the kernel had already submitted.
     let final_counters = probe.detach().unwrap_or_default();
-    drain(ring.get_mut(), &mut recording);
+    ring.drain(|item| recording.ingest(item));
     let now = monotonic_now();
     recording.account(final_counters.clone(), now);
     if options.snapshot && matches!(stop, Stop::Interrupted | Stop::Terminated | Stop::Duration) {
