@@ -16,6 +16,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use log::warn;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -223,9 +224,6 @@ pub struct Recording {
     transitions: u64,
     /// Records written before the current file (part) started.
     part_records_start: u64,
-    /// Blocks already closed (framed) but not yet taken, when a snapshot was too big
-    /// for one block.
-    ready: Vec<u8>,
 }
 
 /// A snapshot closes a block every this many sockets: encoded, a socket takes ~20
@@ -246,7 +244,6 @@ impl Recording {
             first_decode_error: None,
             transitions: 0,
             part_records_start: 0,
-            ready: Vec::new(),
         }
     }
 
@@ -279,19 +276,14 @@ impl Recording {
         // Straight into the encoder, a block at a time: the end snapshot can hold a
         // TIME_WAIT socket for every connection of the last minute (131,072 per
         // namespace by default).
-        let Self {
-            table,
-            encoder,
-            ready,
-            ..
-        } = self;
+        let Self { table, encoder, .. } = self;
         let mut pending = 0;
         table.snapshot_each(monotonic_ns, sockets, at_end, |event| {
             encoder.push(&event);
             pending += 1;
             if pending == SNAPSHOT_BLOCK_RECORDS {
                 pending = 0;
-                ready.extend(encoder.take_block().unwrap_or_default());
+                encoder.close_block();
             }
         });
     }
@@ -348,18 +340,12 @@ impl Recording {
 
     /// The pending records as a closed block (after any blocks a big snapshot already
     /// closed: framed blocks simply follow each other).
-    pub fn take_block(&mut self) -> Option<Vec<u8>> {
-        let block = self.encoder.take_block();
-        if self.ready.is_empty() {
-            return block;
-        }
-        let mut out = std::mem::take(&mut self.ready);
-        out.extend(block.unwrap_or_default());
-        Some(out)
+    pub fn take_block(&mut self) -> Option<Bytes> {
+        self.encoder.take_block()
     }
 
     pub fn pending_bytes(&self) -> usize {
-        self.encoder.pending_bytes() + self.ready.len()
+        self.encoder.pending_bytes()
     }
 
     pub fn end(&self, monotonic_ns: u64, stop_reason: &str, bytes: u64) -> TraceEnd {
@@ -396,7 +382,7 @@ impl Recording {
 }
 
 enum SinkMessage {
-    Block(Vec<u8>),
+    Block(Bytes),
     Finish,
 }
 
@@ -440,7 +426,7 @@ impl Sink {
 
     /// Queues a block; fails if the writer thread has stopped (its error is returned
     /// by `finish`).
-    fn send(&mut self, block: Vec<u8>) -> bool {
+    fn send(&mut self, block: Bytes) -> bool {
         let len = block.len() as u64;
         if self.tx.send(SinkMessage::Block(block)).is_ok() {
             self.sent += len;
@@ -502,7 +488,7 @@ impl Parts {
         let file = preflight::create_output(&next, true)?;
         let mut end = recording.end(monotonic_now(), "rotated", sink.sent);
         end.next_part = Some(next.display().to_string());
-        sink.send(TraceEncoder::end_block(&end));
+        sink.send(Bytes::from(TraceEncoder::end_block(&end)));
         let finished = std::mem::replace(sink, Sink::start(file, start(self.index + 1))?);
         self.bytes_done += finished
             .finish()
@@ -767,7 +753,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
     }
     if sink_ok {
         let end = recording.end(now, &stop.reason(), sink.sent);
-        sink.send(TraceEncoder::end_block(&end));
+        sink.send(Bytes::from(TraceEncoder::end_block(&end)));
     }
     let written = sink.finish();
     let summary = RecordSummary {

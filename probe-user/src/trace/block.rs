@@ -107,8 +107,10 @@ impl BlockHeader {
     }
 }
 
-/// Frames a payload as one complete block.
-pub fn frame(kind: BlockKind, records: u32, first_ts_ns: u64, payload: &[u8]) -> Vec<u8> {
+/// Writes the header of a block whose payload is already in place after
+/// [`BLOCK_HEADER_LEN`] reserved bytes: encoders write payloads where they will stay.
+pub fn seal(block: &mut [u8], kind: BlockKind, records: u32, first_ts_ns: u64) {
+    let (head, payload) = block.split_at_mut(BLOCK_HEADER_LEN.min(block.len()));
     let header = BlockHeader {
         kind: kind as u8,
         flags: 0,
@@ -117,9 +119,16 @@ pub fn frame(kind: BlockKind, records: u32, first_ts_ns: u64, payload: &[u8]) ->
         first_ts_ns,
         payload_crc: crc32fast::hash(payload),
     };
-    let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + payload.len());
-    out.extend_from_slice(&header.encode());
+    if head.len() == BLOCK_HEADER_LEN {
+        head.copy_from_slice(&header.encode());
+    }
+}
+
+/// Frames a payload as one complete block.
+pub fn frame(kind: BlockKind, records: u32, first_ts_ns: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; BLOCK_HEADER_LEN];
     out.extend_from_slice(payload);
+    seal(&mut out, kind, records, first_ts_ns);
     out
 }
 

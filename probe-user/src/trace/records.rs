@@ -19,6 +19,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use bytes::{BufMut, BytesMut};
 use rustc_hash::FxHashMap;
 
 use crate::{
@@ -27,7 +28,10 @@ use crate::{
         Scope, SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
         Transition,
     },
-    trace::varint::{Cursor, put_i64, put_u64},
+    trace::{
+        block::{BLOCK_HEADER_LEN, BlockKind, seal},
+        varint::{Cursor, put_i64, put_u64},
+    },
 };
 
 const TAG_TRANSITION: u8 = 1;
@@ -186,71 +190,90 @@ impl RecordsEncoder {
         }
     }
 
-    /// Encodes the block payload and resets the encoder for the next block.
-    /// Returns `(payload, records, first_ts_ns)`, or `None` when empty.
-    pub fn finish(&mut self) -> Option<(Vec<u8>, u32, u64)> {
+    /// Appends the pending records to `out` as one framed `Records` block, and resets
+    /// the encoder for the next block. Returns false when nothing is pending.
+    pub fn finish_into(&mut self, out: &mut BytesMut) -> bool {
         if self.records == 0 {
-            return None;
+            return false;
         }
         // Scopes referenced only by connections are added now.
         let conns = std::mem::take(&mut self.conn_list);
         let conn_scopes: Vec<u32> = conns.iter().map(|c| self.scope_index(c.scope)).collect();
 
-        let mut defs = Vec::with_capacity(conns.len() * 20 + self.task_list.len() * 24);
-        put_u64(&mut defs, self.scope_list.len() as u64);
+        let start = out.len();
+        out.reserve(
+            BLOCK_HEADER_LEN + 4 + conns.len() * 20 + self.task_list.len() * 24 + self.body.len(),
+        );
+        out.put_bytes(0, BLOCK_HEADER_LEN);
+        let defs_at = out.len();
+        out.put_u32_le(0);
+        let defs = &mut *out;
+        put_u64(defs, self.scope_list.len() as u64);
         for scope in &self.scope_list {
-            put_u64(&mut defs, u64::from(scope.netns));
-            put_u64(&mut defs, scope.cgroup);
+            put_u64(defs, u64::from(scope.netns));
+            put_u64(defs, scope.cgroup);
         }
-        put_u64(&mut defs, self.task_list.len() as u64);
+        put_u64(defs, self.task_list.len() as u64);
         for task in &self.task_list {
-            put_u64(&mut defs, u64::from(task.pid));
-            put_u64(&mut defs, u64::from(task.tid));
+            put_u64(defs, u64::from(task.pid));
+            put_u64(defs, u64::from(task.tid));
             let comm = task.comm.as_bytes();
-            defs.push(u8::try_from(comm.len()).unwrap_or(0));
-            defs.extend_from_slice(comm);
+            defs.put_u8(u8::try_from(comm.len()).unwrap_or(0));
+            defs.put_slice(comm);
         }
-        put_u64(&mut defs, conns.len() as u64);
+        put_u64(defs, conns.len() as u64);
         let mut previous: ConnId = 0;
         for (conn, scope) in conns.iter().zip(conn_scopes) {
-            put_i64(&mut defs, conn.id.wrapping_sub(previous) as i64);
+            put_i64(defs, conn.id.wrapping_sub(previous) as i64);
             previous = conn.id;
-            put_u64(&mut defs, u64::from(scope));
-            put_tuple(&mut defs, &conn.tuple);
+            put_u64(defs, u64::from(scope));
+            put_tuple(defs, &conn.tuple);
         }
-
-        let mut payload = Vec::with_capacity(4 + defs.len() + self.body.len());
-        payload.extend_from_slice(&u32::try_from(defs.len()).unwrap_or(u32::MAX).to_le_bytes());
-        payload.extend_from_slice(&defs);
-        payload.extend_from_slice(&self.body);
-        let result = (payload, self.records, self.first_ts.unwrap_or(0));
+        let defs_len = u32::try_from(out.len() - defs_at - 4).unwrap_or(u32::MAX);
+        out[defs_at..defs_at + 4].copy_from_slice(&defs_len.to_le_bytes());
+        out.put_slice(&self.body);
+        seal(
+            &mut out[start..],
+            BlockKind::Records,
+            self.records,
+            self.first_ts.unwrap_or(0),
+        );
         *self = Self {
             body: Vec::with_capacity(self.body.capacity()),
             ..Self::default()
         };
-        Some(result)
+        true
+    }
+
+    /// The pending records as a bare payload: `(payload, records, first_ts_ns)`.
+    #[cfg(test)]
+    pub fn finish(&mut self) -> Option<(Vec<u8>, u32, u64)> {
+        let (records, first_ts) = (self.records, self.first_ts.unwrap_or(0));
+        let mut out = BytesMut::new();
+        self.finish_into(&mut out)
+            .then(|| (out[BLOCK_HEADER_LEN..].to_vec(), records, first_ts))
     }
 }
 
-fn put_tuple(out: &mut Vec<u8>, tuple: &SocketTuple) {
+fn put_tuple(out: &mut impl BufMut, tuple: &SocketTuple) {
     match (tuple.local.ip(), tuple.remote.ip()) {
         (IpAddr::V4(local), IpAddr::V4(remote)) => {
-            out.push(4);
-            out.extend_from_slice(&local.octets());
-            out.extend_from_slice(&tuple.local.port().to_be_bytes());
-            out.extend_from_slice(&remote.octets());
-            out.extend_from_slice(&tuple.remote.port().to_be_bytes());
+            out.put_u8(4);
+            out.put_slice(&local.octets());
+            out.put_u16(tuple.local.port());
+            out.put_slice(&remote.octets());
+            out.put_u16(tuple.remote.port());
         }
         (local, remote) => {
             let v6 = |ip: IpAddr| match ip {
                 IpAddr::V4(v4) => v4.to_ipv6_mapped(),
                 IpAddr::V6(v6) => v6,
             };
-            out.push(6);
-            out.extend_from_slice(&v6(local).octets());
-            out.extend_from_slice(&tuple.local.port().to_be_bytes());
-            out.extend_from_slice(&v6(remote).octets());
-            out.extend_from_slice(&tuple.remote.port().to_be_bytes());
+            out.put_u8(6);
+            out.put_slice(&v6(local).octets());
+            out.put_u16(tuple.local.port());
+            out.put_slice(&v6(remote).octets());
+            out.put_u16(tuple.remote.port());
         }
     }
 }

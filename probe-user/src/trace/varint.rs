@@ -1,15 +1,17 @@
 //! LEB128 varints and a bounds-checked byte cursor. Every read returns `None` on short
 //! input instead of panicking: trace files are untrusted input.
 
-pub fn put_u64(out: &mut Vec<u8>, mut value: u64) {
+use bytes::BufMut;
+
+pub fn put_u64(out: &mut impl BufMut, mut value: u64) {
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out.put_u8((value as u8) | 0x80);
         value >>= 7;
     }
-    out.push(value as u8);
+    out.put_u8(value as u8);
 }
 
-pub fn put_i64(out: &mut Vec<u8>, value: i64) {
+pub fn put_i64(out: &mut impl BufMut, value: i64) {
     put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
 }
 

@@ -2,6 +2,8 @@
 
 use std::io::{self, Write};
 
+use bytes::{Bytes, BytesMut};
+
 use crate::{
     model::TraceEvent,
     trace::{
@@ -13,11 +15,14 @@ use crate::{
 
 /// Turns events into complete, framed blocks. It does no I/O, so the recorder can
 /// hand finished blocks to a writer thread and never block its ring-buffer reader on
-/// the disk.
+/// the disk. Blocks are framed in place in one reusable buffer and handed over as
+/// `Bytes`, without copies.
 #[derive(Debug, Default)]
 pub struct TraceEncoder {
     records: RecordsEncoder,
     total_records: u64,
+    /// Framed blocks not yet taken.
+    closed: BytesMut,
 }
 
 impl TraceEncoder {
@@ -50,10 +55,16 @@ impl TraceEncoder {
         self.total_records
     }
 
-    /// Closes the current block; `None` when nothing is pending.
-    pub fn take_block(&mut self) -> Option<Vec<u8>> {
-        let (payload, records, first_ts) = self.records.finish()?;
-        Some(frame(BlockKind::Records, records, first_ts, &payload))
+    /// Closes the current block (if records are pending) after those already closed.
+    pub fn close_block(&mut self) {
+        self.records.finish_into(&mut self.closed);
+    }
+
+    /// Closes the current block and hands over every closed block, framed and ready to
+    /// write, without copying; `None` when there is nothing.
+    pub fn take_block(&mut self) -> Option<Bytes> {
+        self.close_block();
+        (!self.closed.is_empty()).then(|| self.closed.split().freeze())
     }
 
     /// The end block of a cleanly stopped trace.
