@@ -42,7 +42,10 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::run::{cargo, is_root, output, run, workspace_root};
+use crate::{
+    run::{is_root, output, workspace_root},
+    test::{build_tcpchurn, build_test_binaries},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -1430,24 +1433,8 @@ fn build(args: &BenchArgs) -> anyhow::Result<()> {
     if args.no_build {
         return Ok(());
     }
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "probe-user",
-        "--bin",
-        "tcpchurn",
-    ]))?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "tcpchurn-tests",
-        "--bin",
-        "tcpchurn-churn",
-        "--bin",
-        "tcpchurn-trace-tool",
-    ]))
+    build_tcpchurn()?;
+    build_test_binaries(&["tcpchurn-churn", "tcpchurn-trace-tool"])
 }
 
 fn which(program: &str) -> Option<PathBuf> {

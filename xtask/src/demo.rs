@@ -22,13 +22,13 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    run::{cargo, is_root, output, run, workspace_root},
+    run::{is_root, output, workspace_root},
     scenario::{
         self, Process, Recorder, Recording, Topology, catch_interrupts, check_interrupted,
         remove_stale_namespaces, sleep,
     },
     setup::{SetupArgs, setup},
-    test::build_tcpchurn,
+    test::{build_tcpchurn, build_test_binaries},
     zookeeper::{self, ZooKeeper},
 };
 
@@ -74,17 +74,8 @@ pub struct Binaries {
 }
 
 pub fn build() -> anyhow::Result<Binaries> {
-    // Two builds, not one: built together, the packages would unify features
-    // differently and rebuild the `tcpchurn` that `xtask test` builds alone.
     let tcpchurn = build_tcpchurn()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "tcpchurn-tests",
-        "--bin",
-        "tcpchurn-peer",
-    ]))?;
+    build_test_binaries(&["tcpchurn-peer"])?;
     Ok(Binaries {
         tcpchurn,
         peer: workspace_root().join("target/release/tcpchurn-peer"),

@@ -41,6 +41,18 @@ pub fn build_tcpchurn() -> anyhow::Result<std::path::PathBuf> {
     Ok(workspace_root().join("target/release/tcpchurn"))
 }
 
+/// Builds release binaries of the tests crate (peer, churn generator, trace tool).
+/// Separate from `tcpchurn`'s build: built together, the packages would unify
+/// features differently and rebuild the `tcpchurn` that `xtask test` builds alone.
+pub fn build_test_binaries(bins: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "-p", "tcpchurn-tests"]);
+    for bin in bins {
+        cmd.args(["--bin", bin]);
+    }
+    run(&mut cmd)
+}
+
 pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     if !args.no_setup {
         setup(&SetupArgs {
