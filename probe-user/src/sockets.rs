@@ -480,6 +480,24 @@ mod tests {
         }
     }
 
+    /// The socket a `tcp_send_reset` on `skaddr` (as after `close()` with SO_LINGER 0)
+    /// is matched to.
+    fn abort_reset(table: &mut SocketTable, ts_ns: u64, skaddr: u64, t: SocketTuple) -> SocketRef {
+        let reset = table.observe(&Decoded {
+            observation: Observation::SendReset {
+                skaddr,
+                state: Some(TcpState::Close),
+                reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                tuple: t,
+            },
+            ..state(ts_ns, 1, 0, TcpState::Close, TcpState::Close, t)
+        });
+        match reset {
+            Some(TraceEvent::ResetSent(reset)) => reset.socket,
+            other => panic!("expected a reset, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_reused_socket_address_gets_a_new_connection_id() {
         use TcpState::*;
@@ -514,21 +532,10 @@ mod tests {
         let t = tuple("10.0.0.2:19999", "10.0.0.1:80");
         let closed =
             transition(table.observe(&state(2_000_000_000, 1, 0xdead_0000, Established, Close, t)));
-        let reset = table
-            .observe(&Decoded {
-                observation: Observation::SendReset {
-                    skaddr: 0xdead_0000,
-                    state: Some(Close),
-                    reason: ResetReason::TCP_ABORT_ON_CLOSE,
-                    tuple: t,
-                },
-                ..state(2_000_000_010, 1, 0, Close, Close, t)
-            })
-            .unwrap();
-        let TraceEvent::ResetSent(reset) = reset else {
-            panic!()
-        };
-        assert_eq!(reset.socket, SocketRef::Conn(closed.conn));
+        assert_eq!(
+            abort_reset(&mut table, 2_000_000_010, 0xdead_0000, t),
+            SocketRef::Conn(closed.conn)
+        );
     }
 
     #[test]
@@ -572,21 +579,10 @@ mod tests {
         let mut table = SocketTable::new(START, Filters::default());
         let t = tuple("10.0.0.1:2181", "10.0.0.2:40000");
         let closed = transition(table.observe(&state(1, 1, 0xc, Established, Close, t)));
-        let reset = table
-            .observe(&Decoded {
-                observation: Observation::SendReset {
-                    skaddr: 0xc,
-                    state: Some(Close),
-                    reason: ResetReason::TCP_ABORT_ON_CLOSE,
-                    tuple: t,
-                },
-                ..state(2, 1, 0, Close, Close, t)
-            })
-            .unwrap();
-        let TraceEvent::ResetSent(reset) = reset else {
-            panic!()
-        };
-        assert_eq!(reset.socket, SocketRef::Conn(closed.conn));
+        assert_eq!(
+            abort_reset(&mut table, 2, 0xc, t),
+            SocketRef::Conn(closed.conn)
+        );
         let error = table
             .observe(&Decoded {
                 observation: Observation::ErrorReport {

@@ -250,30 +250,22 @@ pub struct Process {
 
 impl Process {
     /// Starts `cmd` with stdout and stderr going to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
-        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        detach_from_terminal_signals(&mut cmd);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("starting {name}: {cmd:?}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-        })
+    pub fn spawn(name: &str, cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(name, cmd, log, Stdio::null())
     }
 
     /// Starts `cmd` with a stdin pipe that stays open (an interactive client that must
     /// not see end-of-file), output to `log`.
-    pub fn spawn_with_stdin(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+    pub fn spawn_with_stdin(name: &str, cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(name, cmd, log, Stdio::piped())
+    }
+
+    fn spawn_with(name: &str, mut cmd: Command, log: &Path, stdin: Stdio) -> anyhow::Result<Self> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         detach_from_terminal_signals(&mut cmd);
         let child = cmd
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(out)
             .stderr(err)
             .spawn()
