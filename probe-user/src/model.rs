@@ -305,6 +305,11 @@ pub enum GapCause {
     /// was running on that CPU (an interrupt's softirq work nested inside it), which
     /// the kernel only counts (`recursion_misses`).
     Recursion,
+    /// The kernel neither delivered nor counted these transitions: a socket's next
+    /// event did not continue from its last state. `lost` is the fewest transitions
+    /// that fit the gap. A classic tracepoint drops its event without a count when its
+    /// per-context perf buffer is already in use (`perf_trace_buf_alloc`).
+    Unreported,
 }
 
 impl GapCause {
@@ -315,6 +320,7 @@ impl GapCause {
             Self::DecodeFailed => "decode_failed",
             Self::CorruptBlock => "corrupt_block",
             Self::Recursion => "recursion",
+            Self::Unreported => "unreported",
         }
     }
 }

@@ -94,6 +94,8 @@ pub struct RecordSummary {
     pub lost_ring_full: u64,
     /// Of `lost`: runs the kernel skipped while another BPF program was running.
     pub lost_recursion: u64,
+    /// Of `lost`: transitions the kernel neither delivered nor counted (a lower bound).
+    pub lost_unreported: u64,
     pub bytes: u64,
     pub duration: Duration,
     pub stop_reason: String,
@@ -129,7 +131,14 @@ impl RecordSummary {
                     self.lost_recursion
                 ));
             }
-            let other = self.lost - self.lost_ring_full - self.lost_recursion;
+            if self.lost_unreported > 0 {
+                causes.push(format!(
+                    "at least {} never reported by the kernel, inferred from broken state sequences",
+                    self.lost_unreported
+                ));
+            }
+            let other =
+                self.lost - self.lost_ring_full - self.lost_recursion - self.lost_unreported;
             if other > 0 {
                 causes.push(format!("{other} unreadable"));
             }
@@ -224,6 +233,11 @@ pub struct Recording {
     transitions: u64,
     /// Records written before the current file (part) started.
     part_records_start: u64,
+    /// Counted losses not yet matched to a chain break: a break they explain is not
+    /// counted twice.
+    counted_not_matched: u64,
+    /// Transitions lost without a kernel count, inferred from chain breaks.
+    unreported: u64,
 }
 
 /// A snapshot closes a block every this many sockets: encoded, a socket takes ~20
@@ -244,6 +258,8 @@ impl Recording {
             first_decode_error: None,
             transitions: 0,
             part_records_start: 0,
+            counted_not_matched: 0,
+            unreported: 0,
         }
     }
 
@@ -323,6 +339,15 @@ impl Recording {
         if undecodable > 0 {
             gaps.push((undecodable, None, GapCause::DecodeFailed));
         }
+        // A counted loss usually shows up as a chain break too, often later (when the
+        // socket's address is reused): only breaks beyond every loss counted so far are
+        // unreported.
+        self.counted_not_matched += gaps.iter().map(|(lost, _, _)| lost).sum::<u64>();
+        let breaks = self.table.take_chain_breaks();
+        let matched = breaks.missing.min(self.counted_not_matched);
+        self.counted_not_matched -= matched;
+        let unreported = breaks.missing - matched;
+        self.unreported += unreported;
         for (lost, cpu, cause) in gaps {
             self.encoder.push(&TraceEvent::Lost(Gap {
                 from_ns: from,
@@ -330,6 +355,18 @@ impl Recording {
                 lost,
                 cpu,
                 cause,
+            }));
+        }
+        if unreported > 0 {
+            let since = breaks.since_ns.map_or(from, |ns| {
+                ns.saturating_sub(self.start_monotonic_ns).min(from)
+            });
+            self.encoder.push(&TraceEvent::Lost(Gap {
+                from_ns: since,
+                to_ns: now,
+                lost: unreported,
+                cpu: None,
+                cause: GapCause::Unreported,
             }));
         }
         self.decode_failed_reported = self.decode_failed;
@@ -358,6 +395,7 @@ impl Recording {
             lost_read_failed: self.counters.read_failed.iter().sum(),
             lost_recursion: self.counters.recursion_missed,
             lost_decode_failed: self.decode_failed,
+            lost_unreported: self.unreported,
             kernel_submitted: self.counters.submitted_total(),
             bytes,
             next_part: None,
@@ -761,9 +799,10 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         records: recording.records(),
         transitions: recording.transitions(),
         connections: recording.connections(),
-        lost: final_counters.lost_total() + recording.decode_failed,
+        lost: final_counters.lost_total() + recording.decode_failed + recording.unreported,
         lost_ring_full: final_counters.ring_full.iter().sum(),
         lost_recursion: final_counters.recursion_missed,
+        lost_unreported: recording.unreported,
         bytes: parts.bytes_done + written.as_ref().copied().unwrap_or(0),
         duration: started.elapsed(),
         stop_reason: stop.reason(),
@@ -799,5 +838,60 @@ impl Recording {
                     at_end: false,
                 }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::tests::{layouts_6_18, state_change_v4};
+
+    fn transition(recording: &mut Recording, old: u32, new: u32) {
+        let event = state_change_v4(old, new, 40_000, 80, [10, 0, 0, 2], [10, 0, 0, 1]);
+        recording.ingest(&event.bytes());
+    }
+
+    /// ESTABLISHED -> FIN_WAIT1, and then the address starts a new lifetime: the rest of
+    /// the close never arrived.
+    fn lose_a_close(recording: &mut Recording) {
+        const ESTABLISHED: u32 = 1;
+        const SYN_SENT: u32 = 2;
+        const FIN_WAIT1: u32 = 4;
+        const CLOSE: u32 = 7;
+        transition(recording, CLOSE, SYN_SENT);
+        transition(recording, SYN_SENT, ESTABLISHED);
+        transition(recording, ESTABLISHED, FIN_WAIT1);
+        transition(recording, CLOSE, SYN_SENT);
+        transition(recording, SYN_SENT, CLOSE);
+    }
+
+    #[test]
+    fn breaks_beyond_the_counted_losses_are_unreported_losses() {
+        let mut recording = Recording::new(layouts_6_18(), 0, Filters::default());
+        lose_a_close(&mut recording);
+        recording.account(KernelCounters::default(), 2_000);
+        assert_eq!(recording.end(2_000, "test", 0).lost_unreported, 1);
+
+        // The kernel counted a skipped run: the next break is that loss, not a new one.
+        lose_a_close(&mut recording);
+        let counted = KernelCounters {
+            recursion_missed: 1,
+            ..KernelCounters::default()
+        };
+        recording.account(counted.clone(), 3_000);
+        let end = recording.end(3_000, "test", 0);
+        assert_eq!((end.lost_unreported, end.lost_recursion), (1, 1));
+        assert_eq!(end.lost(), 2);
+
+        // A counted loss whose break shows up later is matched then.
+        let counted = KernelCounters {
+            recursion_missed: 2,
+            ..KernelCounters::default()
+        };
+        recording.account(counted.clone(), 4_000);
+        lose_a_close(&mut recording);
+        recording.account(counted, 5_000);
+        let end = recording.end(5_000, "test", 0);
+        assert_eq!((end.lost_unreported, end.lost_recursion), (1, 2));
     }
 }

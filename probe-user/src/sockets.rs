@@ -13,6 +13,10 @@
 //!   `inet_sk_error_report` has no socket pointer: a closed socket stays matchable for a
 //!   short grace period, and error reports are paired with the last socket event on
 //!   the same CPU.
+//! - The kernel can skip a classic tracepoint without counting it (its per-context perf
+//!   buffer is in use). Every transition names the state it leaves, so a socket whose
+//!   next event does not start where its last one ended has lost transitions: those
+//!   are counted as [`ChainBreaks`].
 
 use std::{
     collections::{HashMap, VecDeque, hash_map::Entry},
@@ -50,6 +54,55 @@ struct LiveSocket {
     owner: Option<Task>,
     /// Monotonic time it went to CLOSE.
     closed_at: Option<u64>,
+    /// Monotonic time of its last event.
+    last_ns: u64,
+}
+
+/// Transitions that must have happened but never arrived, inferred from sockets whose
+/// events stopped chaining (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChainBreaks {
+    /// The fewest transitions that fit the breaks.
+    pub missing: u64,
+    /// Monotonic time of the earliest last-good event before a break.
+    pub since_ns: Option<u64>,
+}
+
+/// The fewest kernel transitions that lead from `from` to `to` (at least 1): how many
+/// transitions a socket last seen in `from` lost if its next event leaves `to`.
+fn fewest_transitions(from: TcpState, to: TcpState) -> u64 {
+    use TcpState::*;
+    // The transitions `inet_sock_set_state` reports (TIME_WAIT and NEW_SYN_RECV are
+    // separate mini-sockets and never appear).
+    fn next(state: TcpState) -> &'static [TcpState] {
+        match state {
+            Close => &[SynSent, Listen],
+            Listen => &[Close],
+            SynSent => &[Established, SynRecv, Close],
+            SynRecv => &[Established, FinWait1, Close],
+            Established => &[FinWait1, CloseWait, Close],
+            FinWait1 => &[FinWait2, Closing, Close],
+            FinWait2 | Closing | LastAck => &[Close],
+            CloseWait => &[LastAck, Close],
+            TimeWait | NewSynRecv => &[],
+        }
+    }
+    let mut frontier = vec![from];
+    for steps in 1..=6 {
+        let mut reached = Vec::new();
+        for &state in &frontier {
+            for &n in next(state) {
+                if n == to {
+                    return steps;
+                }
+                if !reached.contains(&n) {
+                    reached.push(n);
+                }
+            }
+        }
+        frontier = reached;
+    }
+    1
 }
 
 /// A socket found by `sock_diag` when recording started (or stopped).
@@ -77,6 +130,7 @@ pub struct SocketTable {
     connections: u64,
     /// Closed sockets in order of closing: `(closed_at, skaddr)`.
     closed: VecDeque<(u64, u64)>,
+    breaks: ChainBreaks,
 }
 
 fn completeness(tuple: &SocketTuple) -> u8 {
@@ -97,7 +151,13 @@ impl SocketTable {
             filters,
             connections: 0,
             closed: VecDeque::new(),
+            breaks: ChainBreaks::default(),
         }
+    }
+
+    /// The chain breaks found since the last call.
+    pub fn take_chain_breaks(&mut self) -> ChainBreaks {
+        std::mem::take(&mut self.breaks)
     }
 
     /// Connections (socket lifetimes) handed an id so far.
@@ -208,22 +268,55 @@ impl SocketTable {
 
     /// The socket (and connection) an event on `skaddr` belongs to; `starts_new`
     /// forces a new connection. One hash lookup on the common path.
+    ///
+    /// `leaves` is the state a transition leaves: a live socket last seen in another
+    /// state (or, for a new lifetime on the address, not yet closed) lost transitions
+    /// in between, which are added to the chain breaks.
     fn conn_for(
         &mut self,
         skaddr: u64,
         scope: Scope,
         tuple: SocketTuple,
         starts_new: bool,
+        leaves: Option<TcpState>,
     ) -> &mut LiveSocket {
         let Self {
             live,
             preexisting,
             next_id,
             connections,
+            breaks,
             ..
         } = self;
-        let entry = match live.entry(skaddr) {
-            Entry::Occupied(entry) if !starts_new && entry.get().closed_at.is_none() => {
+        let entry = live.entry(skaddr);
+        // A break with another 4-tuple or namespace is another socket on the address,
+        // whose start was missed: it must not inherit this connection (or its owners).
+        let mut other_socket = false;
+        if let (Entry::Occupied(last), Some(leaves)) = (&entry, leaves)
+            && let Some(state) = last.get().state.filter(|_| last.get().closed_at.is_none())
+        {
+            let expected = if starts_new { TcpState::Close } else { leaves };
+            if state != expected {
+                let last = last.get();
+                breaks.missing += fewest_transitions(state, expected);
+                breaks.since_ns = Some(
+                    breaks
+                        .since_ns
+                        .map_or(last.last_ns, |s| s.min(last.last_ns)),
+                );
+                let known = last.conn;
+                other_socket = (completeness(&tuple) == 4
+                    && completeness(&known.tuple) == 4
+                    && tuple != known.tuple)
+                    || (scope.netns != 0
+                        && known.scope.netns != 0
+                        && scope.netns != known.scope.netns);
+            }
+        }
+        let entry = match entry {
+            Entry::Occupied(entry)
+                if !starts_new && !other_socket && entry.get().closed_at.is_none() =>
+            {
                 let socket = entry.into_mut();
                 if completeness(&tuple) > completeness(&socket.conn.tuple) {
                     socket.conn.tuple = tuple;
@@ -255,6 +348,7 @@ impl SocketTable {
             state: None,
             owner: None,
             closed_at: None,
+            last_ns: 0,
         };
         match entry {
             Entry::Occupied(entry) => {
@@ -292,8 +386,9 @@ impl SocketTable {
             } => {
                 let starts_new =
                     old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
-                let socket = self.conn_for(skaddr, event.scope, tuple, starts_new);
+                let socket = self.conn_for(skaddr, event.scope, tuple, starts_new, Some(old));
                 socket.state = Some(new);
+                socket.last_ns = event.ts_ns;
                 if event.context == ExecContext::Task && event.task.is_some() {
                     socket.owner = event.task;
                 }
@@ -347,7 +442,7 @@ impl SocketTable {
                 }))
             }
             Observation::ReceiveReset { skaddr, tuple } => {
-                let conn = self.conn_for(skaddr, event.scope, tuple, false).conn;
+                let conn = self.conn_for(skaddr, event.scope, tuple, false, None).conn;
                 self.note_cpu(event.cpu, skaddr);
                 self.keep(&conn)
                     .then_some(TraceEvent::ResetReceived(ResetReceived {
@@ -643,6 +738,75 @@ mod tests {
         };
         let later = transition(table.observe(&state(5, 0, 0xd, Established, CloseWait, t)));
         assert_eq!(later.conn.id, s.conn.id);
+    }
+
+    #[test]
+    fn transitions_that_never_arrived_are_counted_as_chain_breaks() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        let t = tuple("10.0.0.2:40000", "10.0.0.1:80");
+        // A complete lifetime, then a reconnect on the closed socket: no break.
+        for (ts, old, new) in [
+            (1, Close, SynSent),
+            (2, SynSent, Established),
+            (3, Established, FinWait1),
+            (4, FinWait1, FinWait2),
+            (5, FinWait2, Close),
+            (6, Close, SynSent),
+            (7, SynSent, Close),
+        ] {
+            table.observe(&state(ts, 0, 0xa, old, new, t));
+        }
+        assert_eq!(table.take_chain_breaks(), ChainBreaks::default());
+        // FIN_WAIT1, then the address starts a new lifetime: FIN_WAIT1->...->CLOSE never
+        // arrived (at least one transition).
+        table.observe(&state(10, 0, 0xb, Close, SynSent, t));
+        table.observe(&state(11, 0, 0xb, SynSent, Established, t));
+        table.observe(&state(12, 0, 0xb, Established, FinWait1, t));
+        table.observe(&state(20, 0, 0xb, Close, SynSent, t));
+        // Within a lifetime: ESTABLISHED, then LAST_ACK->CLOSE (CLOSE_WAIT and its
+        // LAST_ACK are missing: two transitions).
+        table.observe(&state(21, 0, 0xc, Close, SynSent, t));
+        table.observe(&state(22, 0, 0xc, SynSent, Established, t));
+        table.observe(&state(30, 0, 0xc, LastAck, Close, t));
+        assert_eq!(
+            table.take_chain_breaks(),
+            ChainBreaks {
+                missing: 3,
+                since_ns: Some(START + 12),
+            }
+        );
+        assert_eq!(table.take_chain_breaks(), ChainBreaks::default());
+        // A break with another 4-tuple is another socket whose start was missed: a new
+        // connection, not a continuation.
+        let other = tuple("10.0.0.2:40001", "10.0.0.1:80");
+        table.observe(&state(31, 0, 0xe, Close, SynSent, t));
+        let before = transition(table.observe(&state(32, 0, 0xe, SynSent, Established, t)));
+        let after = transition(table.observe(&state(33, 0, 0xe, FinWait1, FinWait2, other)));
+        let again = transition(table.observe(&state(34, 0, 0xe, FinWait2, Close, other)));
+        assert_ne!(before.conn.id, after.conn.id);
+        assert_eq!(after.conn.id, again.conn.id);
+        // The same 4-tuple is the same socket with transitions missing in between.
+        table.observe(&state(35, 0, 0xf, Close, SynSent, other));
+        let first = transition(table.observe(&state(36, 0, 0xf, SynSent, Established, other)));
+        let last = transition(table.observe(&state(37, 0, 0xf, Closing, Close, other)));
+        assert_eq!(first.conn.id, last.conn.id);
+        assert_eq!(table.take_chain_breaks().missing, 1 + 2);
+        // A socket first seen mid-lifetime (its start was before the recording) is no
+        // break.
+        table.observe(&state(40, 0, 0xd, CloseWait, LastAck, t));
+        assert_eq!(table.take_chain_breaks(), ChainBreaks::default());
+    }
+
+    #[test]
+    fn the_fewest_transitions_follow_the_kernel_state_machine() {
+        use TcpState::*;
+        assert_eq!(fewest_transitions(FinWait1, Close), 1);
+        assert_eq!(fewest_transitions(Established, LastAck), 2);
+        assert_eq!(fewest_transitions(SynSent, FinWait2), 3);
+        assert_eq!(fewest_transitions(Close, Close), 2);
+        // TIME_WAIT is never a state a socket is seen in: the fallback is 1.
+        assert_eq!(fewest_transitions(TimeWait, Close), 1);
     }
 
     #[test]

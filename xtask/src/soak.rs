@@ -7,7 +7,9 @@
 //! from one address outlasts the ephemeral range) is CLOSE->SYN_SENT->CLOSE; the
 //! listener adds CLOSE->LISTEN and LISTEN->CLOSE. Events out: the transitions in every
 //! file of the rotated recording. Lost: the gap records in those files, whatever the
-//! cause. In = out + lost must hold exactly.
+//! cause. Every missing event must be accounted for: out <= in <= out + lost. Lost can
+//! exceed what went missing: the kernel counts skipped runs (`recursion_misses`) before
+//! the program filters by namespace, so other users' sockets are in that count.
 
 use std::{
     fs,
@@ -37,7 +39,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 10.0)]
     pub minutes: f64,
     /// Rotate the trace at this size.
-    #[arg(long, default_value = "32M")]
+    #[arg(long, default_value = "8M")]
     pub max_size: String,
 }
 
@@ -215,16 +217,22 @@ pub fn soak(args: &SoakArgs) -> anyhow::Result<()> {
         .unwrap_or(0);
     let last = rss[half..].iter().map(|s| s.1).max().unwrap_or(0);
     let flat = last <= first + first / 10 + 4096;
-    let balanced = expected == out + lost;
+    let balanced = out <= expected && expected <= out + lost;
 
     println!(
         "soak: {:.1} minutes, {connections} connections in {rounds} rounds ({no_port} attempts found no free port)",
         started.elapsed().as_secs_f64() / 60.0
     );
     println!(
-        "soak: events in {expected} = out {out} + lost {lost}: {}",
+        "soak: events in {expected}, out {out}, lost {lost}: every missing event accounted for: {}",
         if balanced { "yes" } else { "NO" }
     );
+    if balanced && out + lost > expected {
+        println!(
+            "soak: lost counts {} more than went missing (kernel skip counts include other namespaces)",
+            out + lost - expected
+        );
+    }
     println!(
         "soak: {} files, {bytes} bytes ({:.1} bytes/event)",
         files.len(),
@@ -249,7 +257,7 @@ pub fn soak(args: &SoakArgs) -> anyhow::Result<()> {
     });
     fs::write(dir.join("result.json"), serde_json::to_vec_pretty(&report)?)?;
     if !balanced {
-        bail!("events in != events out + lost");
+        bail!("events went missing without a loss record: in {expected} > out {out} + lost {lost}");
     }
     if !flat {
         bail!("the recorder's memory grew: {first} KiB -> {last} KiB");

@@ -115,6 +115,9 @@ pub struct TraceEnd {
     /// Runs of the event programs the kernel skipped (another BPF program was running
     /// on that CPU).
     pub lost_recursion: u64,
+    /// Transitions the kernel neither delivered nor counted, inferred from sockets
+    /// whose next event did not continue from their last state (a lower bound).
+    pub lost_unreported: u64,
     /// Events the kernel program submitted while this file was being written.
     pub kernel_submitted: u64,
     /// Size of this file in bytes, up to (not including) this end block.
@@ -125,6 +128,10 @@ pub struct TraceEnd {
 
 impl TraceEnd {
     pub fn lost(&self) -> u64 {
-        self.lost_ring_full + self.lost_read_failed + self.lost_decode_failed + self.lost_recursion
+        self.lost_ring_full
+            + self.lost_read_failed
+            + self.lost_decode_failed
+            + self.lost_recursion
+            + self.lost_unreported
     }
 }

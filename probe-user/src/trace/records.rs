@@ -173,6 +173,7 @@ impl RecordsEncoder {
                     GapCause::DecodeFailed => 3,
                     GapCause::CorruptBlock => 4,
                     GapCause::Recursion => 5,
+                    GapCause::Unreported => 6,
                 });
             }
             TraceEvent::Snapshot(s) => {
@@ -522,6 +523,7 @@ impl RecordsDecoder {
                     3 => GapCause::DecodeFailed,
                     4 => GapCause::CorruptBlock,
                     5 => GapCause::Recursion,
+                    6 => GapCause::Unreported,
                     _ => return None,
                 };
                 TraceEvent::Lost(Gap {
@@ -662,6 +664,13 @@ mod tests {
                 lost: 17,
                 cpu: Some(1),
                 cause: GapCause::RingFull,
+            }),
+            TraceEvent::Lost(Gap {
+                from_ns: 1_000,
+                to_ns: 6_000,
+                lost: 2,
+                cpu: None,
+                cause: GapCause::Unreported,
             }),
             TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns: 9_000,
