@@ -95,7 +95,8 @@ pub struct KernelEvent {
     pub kind: u8,
     /// An [`ExecContext`].
     pub context: u8,
-    /// `bpf_get_current_comm()`, or zeroes in softirq.
+    /// The current task's `comm` (`bpf_get_current_comm()`, or `current->comm` read
+    /// directly by the `tp_btf` program), or zeroes in softirq.
     pub comm: [u8; 16],
     /// Tracepoint record bytes `[RECORD_START, RECORD_START + RECORD_BYTES)`.
     pub record: [u8; RECORD_BYTES],
@@ -272,6 +273,93 @@ impl SockOffsets {
     };
 }
 
+/// Offsets the `tp_btf` state-change program reads the socket and the task with, from
+/// kernel BTF (`offsetof` in bytes). With `valid` 0 the program is not used: the classic
+/// tracepoint program records state changes instead.
+///
+/// The `tp_btf` program gets the socket as a BTF pointer, so it loads these members
+/// directly (the verifier checks every load against BTF when the program is loaded)
+/// and writes the event's record in the fixed [`state_record`] layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BtfStateOffsets {
+    /// 1 when every offset below but the IPv6 ones was resolved.
+    pub valid: u32,
+    /// 1 when the kernel has IPv6 socket addresses (`CONFIG_IPV6`).
+    pub ipv6: u32,
+    /// `struct sock`: `__sk_common.skc_family` (2 bytes).
+    pub family: u32,
+    /// `struct sock`: `sk_protocol` (2 bytes).
+    pub protocol: u32,
+    /// `struct sock`: `__sk_common.skc_dport` (2 bytes, network order).
+    pub dport: u32,
+    /// `struct sock`: `__sk_common.skc_rcv_saddr` (4 bytes).
+    pub saddr: u32,
+    /// `struct sock`: `__sk_common.skc_daddr` (4 bytes).
+    pub daddr: u32,
+    /// `struct sock`: `__sk_common.skc_v6_rcv_saddr` (16 bytes).
+    pub saddr_v6: u32,
+    /// `struct sock`: `__sk_common.skc_v6_daddr` (16 bytes).
+    pub daddr_v6: u32,
+    /// `struct tcp_sock`: `inet_conn.icsk_inet.inet_sport` (2 bytes, network order); past
+    /// the end of `struct sock`, so it is read through `bpf_skc_to_tcp_sock`.
+    pub sport: u32,
+    /// `struct task_struct`: `comm` (16 bytes).
+    pub task_comm: u32,
+    pub reserved: u32,
+}
+
+impl BtfStateOffsets {
+    pub const UNKNOWN: Self = Self {
+        valid: 0,
+        ipv6: 0,
+        family: 0,
+        protocol: 0,
+        dport: 0,
+        saddr: 0,
+        daddr: 0,
+        saddr_v6: 0,
+        daddr_v6: 0,
+        sport: 0,
+        task_comm: 0,
+        reserved: 0,
+    };
+}
+
+/// The record layout of state changes recorded by the `tp_btf` program: byte offsets
+/// within [`KernelEvent::record`], which is the `sock:inet_sock_set_state` tracefs
+/// record since Linux 5.6 (from [`RECORD_START`]), filled the way the tracepoint's
+/// `TP_fast_assign` fills it (host-order ports, IPv4 addresses also v4-mapped in the
+/// IPv6 fields). The bytes from [`state_record::LEN`] on are zero.
+pub mod state_record {
+    /// `const void *skaddr`.
+    pub const SKADDR: usize = 0;
+    /// `int oldstate`.
+    pub const OLDSTATE: usize = 8;
+    /// `int newstate`.
+    pub const NEWSTATE: usize = 12;
+    /// `__u16 sport`, host order.
+    pub const SPORT: usize = 16;
+    /// `__u16 dport`, host order.
+    pub const DPORT: usize = 18;
+    /// `__u16 family`.
+    pub const FAMILY: usize = 20;
+    /// `__u16 protocol`.
+    pub const PROTOCOL: usize = 22;
+    /// `__u8 saddr[4]`.
+    pub const SADDR: usize = 24;
+    /// `__u8 daddr[4]`.
+    pub const DADDR: usize = 28;
+    /// `__u8 saddr_v6[16]`.
+    pub const SADDR_V6: usize = 32;
+    /// `__u8 daddr_v6[16]`.
+    pub const DADDR_V6: usize = 48;
+    /// Bytes written.
+    pub const LEN: usize = 64;
+}
+
+const _: () = assert!(state_record::LEN <= RECORD_BYTES);
+
 /// Filters applied in the kernel, so uninteresting traffic never costs ring space.
 /// Userspace applies the same filters again (some events carry no port or netns).
 #[repr(C)]
@@ -309,6 +397,7 @@ pub struct ProbeConfig {
     pub receive_reset: KernelFields,
     pub error_report: KernelFields,
     pub sock: SockOffsets,
+    pub btf_state: BtfStateOffsets,
     pub filter: KernelFilter,
     /// Ring-buffer fill level (bytes) above which an event forces a consumer wake-up.
     /// Below it, events are submitted without wake-ups and the recorder polls on a timer.
@@ -323,6 +412,7 @@ impl ProbeConfig {
         receive_reset: KernelFields::ABSENT,
         error_report: KernelFields::ABSENT,
         sock: SockOffsets::UNKNOWN,
+        btf_state: BtfStateOffsets::UNKNOWN,
         filter: KernelFilter::NONE,
         wakeup_threshold: 0,
     };
@@ -340,7 +430,8 @@ const _: () = assert!(size_of::<FieldSpec>() == 4);
 const _: () = assert!(size_of::<KernelFields>() == 36);
 const _: () = assert!(size_of::<SockOffsets>() == 40);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 40 + 56 + 8);
+const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 40 + 48 + 56 + 8);
 
 #[cfg(test)]
 mod tests {

@@ -4,27 +4,33 @@
 //!
 //! Decoding happens in userspace with offsets read from tracefs; this program only
 //! filters, locates the socket, tags the execution context and counts what it loses.
+//! With kernel BTF, state changes come from a `tp_btf` program that builds the same
+//! record from the socket (the classic tracepoint program is the fallback).
 #![no_std]
 #![no_main]
 
 #[cfg(target_arch = "bpf")]
 mod probe {
     use aya_ebpf::{
-        EbpfContext as _,
+        EbpfContext,
         bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
             bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-            bpf_probe_read_kernel, generated::bpf_get_current_comm as current_comm_into,
+            bpf_probe_read_kernel,
+            generated::{
+                bpf_get_current_comm as current_comm_into, bpf_get_current_task_btf,
+                bpf_skc_to_tcp_sock,
+            },
         },
-        macros::{map, raw_tracepoint, tracepoint},
+        macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
         maps::{Array, PerCpuArray, RingBuf},
-        programs::{RawTracePointContext, TracePointContext},
+        programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     };
     use aya_log_ebpf::warn;
     use probe_common::{
         EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields, MAX_FILTER_NETNS,
         MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS, SCOPE_CACHE_SLOTS,
-        SocketScopeSlot, counter,
+        SocketScopeSlot, counter, state_record,
     };
 
     /// Set by the recorder at load time; `.rodata` is frozen, so the verifier sees
@@ -62,6 +68,8 @@ mod probe {
     static WARNED: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
     const IPPROTO_TCP: u64 = 6;
+    /// `include/linux/socket.h`.
+    const AF_INET6: u64 = 10;
     /// `include/net/tcp_states.h`.
     const TCP_SYN_RECV: u64 = 3;
     const TCP_CLOSE: u64 = 7;
@@ -85,6 +93,15 @@ mod probe {
     #[tracepoint]
     pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         emit(&ctx, EventKind::StateChange, &CONFIG.state_change);
+        0
+    }
+
+    /// The state-change program used when the kernel has BTF: a BTF-enabled raw
+    /// tracepoint gets the tracepoint's arguments (`sk`, `oldstate`, `newstate`) without
+    /// the classic record being built, and reads the socket with direct loads.
+    #[btf_tracepoint(function = "inet_sock_set_state")]
+    pub fn inet_sock_set_state_btf(ctx: BtfTracePointContext) -> i32 {
+        state_change_btf(&ctx);
         0
     }
 
@@ -335,7 +352,7 @@ mod probe {
     /// Says once per CPU that a socket's namespace could not be read although BTF gave
     /// its offsets: the events go on with netns 0 (unknown), never a guessed value.
     #[inline(never)]
-    fn warn_unreadable_netns(ctx: &TracePointContext) {
+    fn warn_unreadable_netns<C: EbpfContext>(ctx: &C) {
         if let Some(flag) = WARNED.get_ptr_mut(0) {
             // SAFETY: a per-CPU slot, written only from this CPU.
             unsafe {
@@ -365,13 +382,19 @@ mod probe {
 
     #[inline(always)]
     fn port_allowed(record: &Words, fields: &KernelFields) -> bool {
+        ports_allowed(
+            field(record, fields.sport).unwrap_or(0) as u16,
+            field(record, fields.dport).unwrap_or(0) as u16,
+        )
+    }
+
+    #[inline(always)]
+    fn ports_allowed(sport: u16, dport: u16) -> bool {
         let filter = config(&CONFIG.filter);
         let count = filter.port_count as usize;
         if count == 0 {
             return true;
         }
-        let sport = field(record, fields.sport).unwrap_or(0) as u16;
-        let dport = field(record, fields.dport).unwrap_or(0) as u16;
         let mut i = 0;
         while i < MAX_FILTER_PORTS {
             if i < count && (filter.ports[i] == sport || filter.ports[i] == dport) {
@@ -448,14 +471,7 @@ mod probe {
         };
         let filtering_netns = config(&CONFIG.filter).netns_count != 0;
         if sk != 0 {
-            if netns == 0 && config(&CONFIG.sock).netns_valid != 0 {
-                warn_unreadable_netns(ctx);
-            }
-            if filtering_netns && let Some(slot) = LAST_SOCKET.get_ptr_mut(0) {
-                let sport = field(&record, fields.sport).unwrap_or(0);
-                // SAFETY: a per-CPU slot, written only from this CPU.
-                unsafe { *slot = (u64::from(netns) << 32) | sport };
-            }
+            socket_seen(ctx, netns, field(&record, fields.sport).unwrap_or(0));
         } else if kind == EventKind::ErrorReport && filtering_netns {
             // Pair the report with its socket's state change just before, on this CPU;
             // one that cannot be paired is not known to be in a recorded namespace.
@@ -466,7 +482,37 @@ mod probe {
             }
             netns = (last >> 32) as u32;
         }
+        submit(kind, &record, netns, cgroup_id, Comm::Helper);
+    }
 
+    /// What every event of a socket does once it is known to be recorded: warn about an
+    /// unreadable namespace, and remember the socket for the error report that may
+    /// follow on this CPU.
+    #[inline(always)]
+    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64) {
+        if netns == 0 && config(&CONFIG.sock).netns_valid != 0 {
+            warn_unreadable_netns(ctx);
+        }
+        if config(&CONFIG.filter).netns_count != 0
+            && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
+        {
+            // SAFETY: a per-CPU slot, written only from this CPU.
+            unsafe { *slot = (u64::from(netns) << 32) | sport };
+        }
+    }
+
+    /// How [`submit`] reads the current task's name.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Comm {
+        /// `bpf_get_current_comm` (it copies with `strscpy_pad`).
+        Helper,
+        /// Two 8-byte loads from `bpf_get_current_task_btf()->comm` (BTF programs only).
+        TaskBtf,
+    }
+
+    /// Reserves, fills and submits one event.
+    #[inline(always)]
+    fn submit(kind: EventKind, record: &Words, netns: u32, cgroup_id: u64, comm_from: Comm) {
         let context = cpu_context();
         let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
             bump(counter::RING_FULL);
@@ -490,7 +536,15 @@ mod probe {
                 comm.add(1).write_volatile(0);
             } else {
                 (*event).pid_tgid = bpf_get_current_pid_tgid();
-                if current_comm_into(comm.cast(), 16) != 0 {
+                if comm_from == Comm::TaskBtf {
+                    // A trusted BTF pointer: the loads are checked against BTF at load
+                    // time (an 8-byte load inside a char array is allowed).
+                    let task = bpf_get_current_task_btf().cast::<u8>().cast_const();
+                    let at = config(&CONFIG.btf_state.task_comm) as usize;
+                    let name = task.add(at).cast::<u64>();
+                    comm.write_volatile(name.read_volatile());
+                    comm.add(1).write_volatile(name.add(1).read_volatile());
+                } else if current_comm_into(comm.cast(), 16) != 0 {
                     comm.write_volatile(0);
                     comm.add(1).write_volatile(0);
                 }
@@ -516,6 +570,125 @@ mod probe {
             BPF_RB_NO_WAKEUP
         };
         entry.submit(u64::from(flags));
+    }
+
+    /// Loads a `T` at byte offset `at` of a BTF pointer. The verifier checks each such
+    /// load against the pointee's BTF type (it must stay inside one member) and turns it
+    /// into a load that cannot fault: a bad address reads as zero.
+    #[inline(always)]
+    fn btf_load<T: Copy>(base: *const u8, at: u32) -> T {
+        // SAFETY: see above; `at` is a `.rodata` constant from BTF.
+        unsafe { core::ptr::read_volatile(base.add(at as usize).cast::<T>()) }
+    }
+
+    // The word packing in `state_change_btf` relies on this layout.
+    const _: () = assert!(
+        state_record::SKADDR == 0
+            && state_record::OLDSTATE == 8
+            && state_record::NEWSTATE == 12
+            && state_record::SPORT == 16
+            && state_record::DPORT == 18
+            && state_record::FAMILY == 20
+            && state_record::PROTOCOL == 22
+            && state_record::SADDR == 24
+            && state_record::DADDR == 28
+            && state_record::SADDR_V6 == 32
+            && state_record::DADDR_V6 == 48
+    );
+
+    /// The `tp_btf` state change: the same event as the classic program, with the
+    /// record built from the socket in the [`state_record`] layout, the way the
+    /// tracepoint's `TP_fast_assign` builds it.
+    ///
+    /// No per-socket cache here: netns and cgroup are five direct loads (no helper
+    /// calls), cheaper than the cache lookup.
+    #[inline(always)]
+    fn state_change_btf(ctx: &BtfTracePointContext) {
+        let sk: *const u8 = ctx.arg(0);
+        let oldstate: u32 = ctx.arg(1);
+        let newstate: u32 = ctx.arg(2);
+        if sk.is_null() {
+            return;
+        }
+        let off = config(&CONFIG.btf_state);
+        let protocol: u16 = btf_load(sk, off.protocol);
+        if u64::from(protocol) != IPPROTO_TCP {
+            return;
+        }
+        // `inet_sport` lies past `struct sock`, where a `struct sock` pointer may not
+        // load: look at the socket as the `tcp_sock` it is.
+        // SAFETY: a BTF helper; it returns NULL for anything that is not a TCP socket.
+        let tp = unsafe { bpf_skc_to_tcp_sock(sk.cast_mut().cast()) }
+            .cast::<u8>()
+            .cast_const();
+        let sport_be: u16 = if tp.is_null() {
+            // Not a full TCP socket (never seen): read the field anyway.
+            read_kernel(sk as u64 + u64::from(off.sport)).unwrap_or(0)
+        } else {
+            btf_load(tp, off.sport)
+        };
+        let sport = u16::from_be(sport_be);
+        let dport = u16::from_be(btf_load::<u16>(sk, off.dport));
+        if !ports_allowed(sport, dport) {
+            return;
+        }
+
+        let sock = config(&CONFIG.sock);
+        let netns = if sock.netns_valid != 0 {
+            let net: *const u8 = btf_load(sk, sock.sk_net);
+            if net.is_null() {
+                0
+            } else {
+                btf_load::<u32>(net, sock.net_inum)
+            }
+        } else {
+            0
+        };
+        if !netns_allowed(netns) {
+            return;
+        }
+        let mut cgroup_id = 0;
+        if sock.cgroup_valid != 0 {
+            let cgroup: *const u8 = btf_load(sk, sock.sk_cgroup);
+            if !cgroup.is_null() {
+                let kn: *const u8 = btf_load(cgroup, sock.cgroup_kn);
+                if !kn.is_null() {
+                    cgroup_id = btf_load::<u64>(kn, sock.kn_id);
+                }
+            }
+        }
+        socket_seen(ctx, netns, u64::from(sport));
+
+        let family: u16 = btf_load(sk, off.family);
+        let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
+        let daddr = u64::from(btf_load::<u32>(sk, off.daddr));
+        let mut record: Words = [0; RECORD_WORDS];
+        record[state_record::SKADDR / 8] = sk as u64;
+        record[state_record::OLDSTATE / 8] = u64::from(oldstate) | (u64::from(newstate) << 32);
+        record[state_record::SPORT / 8] = u64::from(sport)
+            | (u64::from(dport) << 16)
+            | (u64::from(family) << 32)
+            | (u64::from(protocol) << 48);
+        record[state_record::SADDR / 8] = saddr | (daddr << 32);
+        const V6: usize = state_record::SADDR_V6 / 8;
+        const V6D: usize = state_record::DADDR_V6 / 8;
+        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
+            record[V6] = btf_load(sk, off.saddr_v6);
+            record[V6 + 1] = btf_load(sk, off.saddr_v6 + 8);
+            record[V6D] = btf_load(sk, off.daddr_v6);
+            record[V6D + 1] = btf_load(sk, off.daddr_v6 + 8);
+        } else {
+            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
+            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
+            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
+        }
+        submit(
+            EventKind::StateChange,
+            &record,
+            netns,
+            cgroup_id,
+            Comm::TaskBtf,
+        );
     }
 
     #[unsafe(link_section = "license")]

@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, fs, io, path::Path};
 
-use probe_common::SockOffsets;
+use probe_common::{BtfStateOffsets, SockOffsets};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -404,6 +404,57 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
     report
 }
 
+/// Resolves the offsets of the `tp_btf` state-change program, or says why it cannot
+/// be used (the classic tracepoint program then records state changes).
+pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
+    let common = |name: &'static str, size: u32| integer(btf, "sock", &["__sk_common", name], size);
+    let parts = [
+        common("skc_family", 2),
+        integer(btf, "sock", &["sk_protocol"], 2),
+        common("skc_dport", 2),
+        common("skc_rcv_saddr", 4),
+        common("skc_daddr", 4),
+        integer(
+            btf,
+            "tcp_sock",
+            &["inet_conn", "icsk_inet", "inet_sport"],
+            2,
+        ),
+        integer(btf, "task_struct", &["comm"], 16),
+    ];
+    let mut missing = Vec::new();
+    let mut values = [0; 7];
+    for (value, part) in values.iter_mut().zip(parts) {
+        match part {
+            Ok(offset) => *value = offset,
+            Err(err) => missing.push(err),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    let [family, protocol, dport, saddr, daddr, sport, task_comm] = values;
+    // Without CONFIG_IPV6 the tracepoint writes v4-mapped addresses only.
+    let ipv6 = match (common("skc_v6_rcv_saddr", 16), common("skc_v6_daddr", 16)) {
+        (Ok(saddr_v6), Ok(daddr_v6)) => Some((saddr_v6, daddr_v6)),
+        _ => None,
+    };
+    Ok(BtfStateOffsets {
+        valid: 1,
+        ipv6: u32::from(ipv6.is_some()),
+        family,
+        protocol,
+        dport,
+        saddr,
+        daddr,
+        saddr_v6: ipv6.map_or(0, |v| v.0),
+        daddr_v6: ipv6.map_or(0, |v| v.1),
+        sport,
+        task_comm,
+        reserved: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,5 +702,27 @@ mod tests {
         assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
+        let state = btf_state_offsets(&btf).unwrap();
+        assert_eq!((state.valid, state.ipv6), (1, 1));
+        // skc_daddr and skc_rcv_saddr share an 8-byte union member, in this order.
+        assert_eq!(state.saddr, state.daddr + 4);
+    }
+
+    #[test]
+    fn btf_state_offsets_say_what_is_missing() {
+        // The miniature has no sk_protocol, tcp_sock or task_struct.
+        let missing = btf_state_offsets(&Btf::parse(&kernel_like()).unwrap()).unwrap_err();
+        assert!(
+            missing.iter().any(|m| m.contains("sk_protocol")),
+            "{missing:?}"
+        );
+        assert!(
+            missing.iter().any(|m| m.contains("struct tcp_sock")),
+            "{missing:?}"
+        );
+        assert!(
+            missing.iter().any(|m| m.contains("task_struct")),
+            "{missing:?}"
+        );
     }
 }

@@ -77,6 +77,10 @@ pub struct RecordArgs {
     /// (testing knob).
     #[arg(long = "wakeup-bytes", value_name = "BYTES", default_value = "0", value_parser = parse_size, hide = true)]
     pub wakeup_bytes: u64,
+    /// Record state changes through the classic tracepoint even when kernel BTF allows
+    /// the BTF-enabled raw tracepoint (testing and benchmark knob).
+    #[arg(long = "no-tp-btf", hide = true)]
+    pub no_tp_btf: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

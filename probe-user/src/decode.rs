@@ -426,6 +426,78 @@ pub(crate) mod tests {
         assert_eq!(decoded.task, None);
     }
 
+    /// An IPv6 state change as the `tp_btf` program writes it: 8-byte words packed
+    /// from the socket's fields (see `state_change_btf` in probe-ebpf).
+    #[test]
+    fn decodes_a_tp_btf_ipv6_state_change() {
+        let local: Ipv6Addr = "fd00::2".parse().unwrap();
+        let remote: Ipv6Addr = "fd00::1".parse().unwrap();
+        let half = |addr: Ipv6Addr, i: usize| {
+            u64::from_le_bytes(addr.octets()[8 * i..8 * i + 8].try_into().unwrap())
+        };
+        let words: [u64; 10] = [
+            0xffff_8881_0000_2000,
+            2 | (1 << 32),
+            40000 | (2181 << 16) | (10 << 32) | (6 << 48),
+            0,
+            half(local, 0),
+            half(local, 1),
+            half(remote, 0),
+            half(remote, 1),
+            0,
+            0,
+        ];
+        let mut raw = RawEvent::new(EventKind::StateChange);
+        for (i, word) in words.iter().enumerate() {
+            raw = raw.put(RECORD_START + 8 * i, &word.to_le_bytes());
+        }
+        let layouts = Layouts {
+            state_change: StateChangeLayout::TP_BTF,
+            ..layouts_6_18()
+        };
+        let decoded = decode(&raw.bytes(), &layouts).unwrap();
+        assert_eq!(
+            decoded.observation,
+            Observation::StateChange {
+                skaddr: 0xffff_8881_0000_2000,
+                old: TcpState::SynSent,
+                new: TcpState::Established,
+                tuple: SocketTuple {
+                    local: "[fd00::2]:40000".parse().unwrap(),
+                    remote: "[fd00::1]:2181".parse().unwrap(),
+                },
+            }
+        );
+
+        // IPv4: the addresses in `saddr`/`daddr` (v4-mapped in the v6 fields too).
+        let v4 = [
+            0xffff_8881_0000_2000,
+            2 | (1 << 32),
+            40000 | (2181 << 16) | (2 << 32) | (6 << 48),
+            u64::from(u32::from_le_bytes([10, 0, 0, 2]))
+                | (u64::from(u32::from_le_bytes([10, 0, 0, 1])) << 32),
+        ];
+        let mut raw = RawEvent::new(EventKind::StateChange);
+        for (i, word) in v4.iter().enumerate() {
+            raw = raw.put(RECORD_START + 8 * i, &word.to_le_bytes());
+        }
+        let Observation::StateChange { tuple, .. } =
+            decode(&raw.bytes(), &layouts).unwrap().observation
+        else {
+            panic!("not a state change");
+        };
+        assert_eq!(tuple.local, "10.0.0.2:40000".parse().unwrap());
+        assert_eq!(tuple.remote, "10.0.0.1:2181".parse().unwrap());
+    }
+
+    #[test]
+    fn a_comm_read_from_the_task_ends_at_its_first_nul() {
+        let mut raw = state_change_v4(7, 2, 0, 80, [0; 4], [0; 4]);
+        raw.0.comm = *b"sh\0ld-long-name\0";
+        let task = decode(&raw.bytes(), &layouts_6_18()).unwrap().task.unwrap();
+        assert_eq!(task.comm, Comm::from_str_lossy("sh"));
+    }
+
     #[test]
     fn decodes_a_send_reset_with_sockaddrs() {
         let mut sin = [0u8; 28];

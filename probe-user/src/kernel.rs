@@ -6,10 +6,12 @@ use std::{io, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use log::{debug, warn};
-use probe_common::{KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, counter};
+use probe_common::{
+    BtfStateOffsets, KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, counter,
+};
 use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
@@ -61,6 +63,8 @@ pub struct ProbeOptions {
     pub wakeup_threshold: u64,
     pub ports: Vec<u16>,
     pub netns: Vec<u32>,
+    /// Try the BTF-enabled raw tracepoint for state changes (else: classic only).
+    pub tp_btf: bool,
 }
 
 /// The kernel program's counters, one value per possible CPU, and the runs the kernel
@@ -86,8 +90,9 @@ impl KernelCounters {
 }
 
 /// The programs whose skipped runs are lost events (the softirq trackers are not:
-/// they emit nothing).
-const EVENT_PROGRAMS: [&str; 4] = [
+/// they emit nothing). Only one of the two state-change programs is loaded.
+const EVENT_PROGRAMS: [&str; 5] = [
+    "inet_sock_set_state_btf",
     "inet_sock_set_state",
     "tcp_send_reset",
     "tcp_receive_reset",
@@ -191,9 +196,17 @@ pub fn read_layouts(tracefs: &Tracefs) -> Result<(Layouts, Vec<TracepointStatus>
     Ok((layouts, statuses))
 }
 
+/// Offsets read from kernel BTF.
+struct BtfOffsets {
+    sock: probe_common::SockOffsets,
+    info: SocketOffsetsInfo,
+    /// For the `tp_btf` state-change program, or why it cannot be used.
+    state: Result<BtfStateOffsets, String>,
+}
+
 /// Resolves `struct sock` offsets from kernel BTF. Without BTF the recording goes on,
 /// with netns and cgroup unknown.
-pub fn socket_offsets(path: &Path) -> (probe_common::SockOffsets, SocketOffsetsInfo) {
+fn btf_offsets(path: &Path) -> BtfOffsets {
     match Btf::from_file(path) {
         Ok(btf) => {
             let report = btf::sock_offsets(&btf);
@@ -202,19 +215,55 @@ pub fn socket_offsets(path: &Path) -> (probe_common::SockOffsets, SocketOffsetsI
                 cgroup: report.offsets.cgroup_valid == 1,
                 missing: report.missing,
             };
-            (report.offsets, info)
+            BtfOffsets {
+                sock: report.offsets,
+                info,
+                state: btf::btf_state_offsets(&btf).map_err(|missing| missing.join("; ")),
+            }
         }
-        Err(err) => (
-            probe_common::SockOffsets::UNKNOWN,
-            SocketOffsetsInfo {
+        Err(err) => BtfOffsets {
+            sock: probe_common::SockOffsets::UNKNOWN,
+            info: SocketOffsetsInfo {
                 netns: false,
                 cgroup: false,
                 missing: vec![format!(
                     "no kernel BTF ({err}): network namespace and cgroup are not recorded"
                 )],
             },
-        ),
+            state: Err("no kernel BTF".into()),
+        },
     }
+}
+
+/// Loads and attaches the `tp_btf` state-change program (kernel BTF read by aya from
+/// the same file as the offsets).
+fn attach_btf_state_change(ebpf: &mut Ebpf, btf_path: &Path) -> Result<(), String> {
+    let btf = aya::Btf::parse_file(btf_path, aya::Endianness::default())
+        .map_err(|err| format!("reading {}: {err}", btf_path.display()))?;
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut("inet_sock_set_state_btf")
+        .ok_or("the kernel program has no inet_sock_set_state_btf")?
+        .try_into()
+        .map_err(|err| format!("{err}"))?;
+    program
+        .load("inet_sock_set_state", &btf)
+        .map_err(|err| format!("loading (verifier): {}", program_error(&err)))?;
+    program
+        .attach()
+        .map_err(|err| format!("attaching: {}", program_error(&err)))?;
+    Ok(())
+}
+
+/// A program error with its sources (the verifier log of a refused program).
+fn program_error(err: &aya::programs::ProgramError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn kernel_filter(options: &ProbeOptions) -> KernelFilter {
@@ -295,8 +344,12 @@ impl KernelProbe {
         if PROBE_OBJECT.is_empty() {
             return Err(KernelError::NoObject);
         }
-        let (layouts, mut tracepoints) = read_layouts(tracefs)?;
-        let (sock, offsets) = socket_offsets(btf_path);
+        let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
+        let BtfOffsets {
+            sock,
+            info: offsets,
+            state: btf_state,
+        } = btf_offsets(btf_path);
         let config = ProbeConfig {
             state_change: layouts.state_change.kernel_fields(),
             send_reset: layouts
@@ -312,6 +365,7 @@ impl KernelProbe {
                 .map(|l| l.kernel_fields())
                 .unwrap_or_default(),
             sock,
+            btf_state: btf_state.clone().unwrap_or(BtfStateOffsets::UNKNOWN),
             filter: kernel_filter(options),
             wakeup_threshold: options.wakeup_threshold,
         };
@@ -379,17 +433,37 @@ impl KernelProbe {
                 }
             }
         }
-        attach(
-            &mut ebpf,
-            "inet_sock_set_state",
-            StateChangeLayout::TRACEPOINT,
-        )?;
+        // State changes: the BTF-enabled raw tracepoint when kernel BTF allows it (no
+        // record build, no `trace_call_bpf`), the classic tracepoint otherwise.
+        let btf_attached = if options.tp_btf {
+            btf_state.and_then(|_| attach_btf_state_change(&mut ebpf, btf_path))
+        } else {
+            Err("not used (--no-tp-btf)".to_owned())
+        };
+        let detail = match btf_attached {
+            Ok(()) => {
+                layouts.state_change = StateChangeLayout::TP_BTF;
+                "tp_btf".to_owned()
+            }
+            Err(why) => {
+                debug!("state changes through the classic tracepoint: tp_btf: {why}");
+                // The first line says why; a verifier log stays in the debug output.
+                let why: String = why.lines().next().unwrap_or("").chars().take(200).collect();
+                attach(
+                    &mut ebpf,
+                    "inet_sock_set_state",
+                    StateChangeLayout::TRACEPOINT,
+                )?;
+                format!("classic tracepoint (tp_btf: {why})")
+            }
+        };
+        debug!("sock:inet_sock_set_state attached as {detail}");
         tracepoints.insert(
             0,
             TracepointStatus {
                 name: "sock:inet_sock_set_state".into(),
                 attached: true,
-                detail: None,
+                detail: Some(detail),
             },
         );
 

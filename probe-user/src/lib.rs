@@ -59,6 +59,7 @@ fn record_options(args: &RecordArgs) -> anyhow::Result<record::RecordOptions> {
         btf: args.btf.clone(),
         poll_interval: args.poll_interval.max(std::time::Duration::from_millis(1)),
         wakeup_bytes: args.wakeup_bytes,
+        tp_btf: !args.no_tp_btf,
     })
 }
 

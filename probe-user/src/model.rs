@@ -92,7 +92,13 @@ impl fmt::Display for TcpState {
 pub struct Comm([u8; 16]);
 
 impl Comm {
-    pub fn new(raw: [u8; 16]) -> Self {
+    /// Keeps the bytes up to the first NUL and zeroes the rest: a name read straight
+    /// from `task->comm` (the `tp_btf` program) may hold a longer old name's bytes
+    /// after its NUL, which `bpf_get_current_comm` would have cleared.
+    pub fn new(mut raw: [u8; 16]) -> Self {
+        if let Some(end) = raw.iter().position(|&b| b == 0) {
+            raw[end..].fill(0);
+        }
         Self(raw)
     }
 

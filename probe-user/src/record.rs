@@ -60,6 +60,8 @@ pub struct RecordOptions {
     pub btf: PathBuf,
     /// Ring fill level that wakes the reader early (0: a quarter of the ring).
     pub wakeup_bytes: u64,
+    /// Use the BTF-enabled raw tracepoint for state changes when kernel BTF allows it.
+    pub tp_btf: bool,
 }
 
 impl Default for RecordOptions {
@@ -78,6 +80,7 @@ impl Default for RecordOptions {
             rotate: None,
             btf: PathBuf::from(btf::VMLINUX),
             wakeup_bytes: 0,
+            tp_btf: true,
         }
     }
 }
@@ -623,6 +626,7 @@ async fn record_async(options: &RecordOptions, tracefs: &Tracefs) -> anyhow::Res
         },
         ports: options.ports.clone(),
         netns: options.netns.clone(),
+        tp_btf: options.tp_btf,
     };
     let (start_mono, start_wall) = clock_pair();
     let started = Instant::now();

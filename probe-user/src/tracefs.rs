@@ -290,6 +290,30 @@ pub struct StateChangeLayout {
 impl StateChangeLayout {
     pub const TRACEPOINT: (&'static str, &'static str) = ("sock", "inet_sock_set_state");
 
+    /// The fixed layout the `tp_btf` state-change program writes
+    /// ([`probe_common::state_record`]: the tracefs layout since Linux 5.6).
+    pub const TP_BTF: Self = {
+        use probe_common::state_record as r;
+        const fn at(offset: usize, size: usize) -> Field {
+            Field { offset, size }
+        }
+        Self {
+            skaddr: at(r::SKADDR, 8),
+            oldstate: at(r::OLDSTATE, 4),
+            newstate: at(r::NEWSTATE, 4),
+            protocol: at(r::PROTOCOL, 2),
+            tuple: TupleFields {
+                sport: at(r::SPORT, 2),
+                dport: at(r::DPORT, 2),
+                family: Some(at(r::FAMILY, 2)),
+                saddr: at(r::SADDR, 4),
+                daddr: at(r::DADDR, 4),
+                saddr_v6: at(r::SADDR_V6, 16),
+                daddr_v6: at(r::DADDR_V6, 16),
+            },
+        }
+    };
+
     pub fn from_format(file: &FormatFile) -> Result<Self, FormatError> {
         let lookup = Lookup {
             tracepoint: "sock:inet_sock_set_state",
@@ -651,6 +675,17 @@ mod tests {
         // The kernel program copies up to the end of daddr_v6 (record byte 72), and no
         // further: the kernel refuses a program that reads past the record.
         assert_eq!(layout.kernel_fields().copy_len, 64);
+    }
+
+    #[test]
+    fn the_tp_btf_layout_is_the_tracefs_layout_since_5_6() {
+        let layout =
+            StateChangeLayout::from_format(&FormatFile::parse(STATE_6_18).unwrap()).unwrap();
+        assert_eq!(StateChangeLayout::TP_BTF, layout);
+        assert_eq!(
+            usize::from(StateChangeLayout::TP_BTF.kernel_fields().copy_len),
+            probe_common::state_record::LEN
+        );
     }
 
     #[test]

@@ -448,6 +448,22 @@ pub fn tcpchurn(args: &[&str]) -> Output {
         .expect("running tcpchurn")
 }
 
+/// How a trace's header says `sock:inet_sock_set_state` was attached (`tp_btf`, or
+/// `classic tracepoint (tp_btf: why not)`).
+pub fn state_change_attachment(path: &Path) -> String {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = tcpchurn::trace::TraceReader::open(BufReader::new(file)).unwrap();
+    let status = reader
+        .meta()
+        .tracepoints
+        .iter()
+        .find(|t| t.name == "sock:inet_sock_set_state")
+        .cloned()
+        .unwrap();
+    assert!(status.attached);
+    status.detail.unwrap_or_default()
+}
+
 /// `tcpchurn replay --events --json`, parsed.
 pub fn replay_events(path: &Path) -> Vec<Value> {
     let out = tcpchurn(&["replay", "--events", "--json", path.to_str().unwrap()]);

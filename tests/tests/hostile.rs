@@ -18,7 +18,8 @@ use std::{
 
 use serde_json::Value;
 use tcpchurn_tests::{
-    Netns, Peer, Recorder, Scratch, replay_events, require_root, tcpchurn, tcpchurn_bin,
+    Netns, Peer, Recorder, Scratch, replay_events, require_root, state_change_attachment, tcpchurn,
+    tcpchurn_bin,
 };
 
 const PORT: u16 = 5181;
@@ -549,6 +550,11 @@ fn without_btf_it_records_the_rest_and_says_what_is_missing() {
     let stderr = recorded.stderr.join("\n");
     assert!(recorded.status.success(), "{stderr}");
     assert!(stderr.contains("no kernel BTF"), "{stderr}");
+    // Without BTF, state changes come from the classic tracepoint.
+    assert_eq!(
+        state_change_attachment(&path),
+        "classic tracepoint (tp_btf: no kernel BTF)"
+    );
     let events = replay_events(&path);
     let transitions: Vec<_> = events
         .iter()

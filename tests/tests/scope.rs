@@ -1,8 +1,9 @@
-//! The kernel program caches each socket's netns and cgroup for the rest of the
-//! socket's lifetime, keyed by the socket address. Addresses are reused within
-//! milliseconds, across namespaces and cgroups: two namespaces churning at once, one
-//! of them in its own cgroup, must still see every transition tagged with its own
-//! namespace and cgroup.
+//! The classic state-change program caches each socket's netns and cgroup for the rest
+//! of the socket's lifetime, keyed by the socket address; the `tp_btf` one reads them
+//! from the socket on every event. Addresses are reused within milliseconds, across
+//! namespaces and cgroups: two namespaces churning at once, one of them in its own
+//! cgroup, must still see every transition tagged with its own namespace and cgroup,
+//! on both paths.
 #![allow(
     clippy::unwrap_used,
     reason = "tests: a failed step must fail the test loudly"
@@ -13,7 +14,9 @@ use std::{
     process::{Command, Stdio},
 };
 
-use tcpchurn_tests::{Netns, Recorder, Scratch, replay_events, require_root};
+use tcpchurn_tests::{
+    Netns, Recorder, Scratch, replay_events, require_root, state_change_attachment,
+};
 
 const CONNECTIONS_PER_PAIR: u32 = 3000;
 
@@ -79,23 +82,38 @@ fn reused_socket_addresses_keep_their_own_namespace_and_cgroup() {
     if !require_root("reused_socket_addresses_keep_their_own_namespace_and_cgroup") {
         return;
     }
-    let (a, b) = (Netns::new("sca"), Netns::new("scb"));
+    // This kernel has BTF: the BTF-enabled raw tracepoint is used.
+    assert_eq!(check_scopes(("sca", "scb"), &[]), "tp_btf");
+}
+
+#[test]
+fn reused_socket_addresses_keep_their_own_namespace_and_cgroup_classic_tracepoint() {
+    if !require_root("reused_socket_addresses_keep_their_own_namespace_and_cgroup_classic") {
+        return;
+    }
+    let how = check_scopes(("scc", "scd"), &["--no-tp-btf".into()]);
+    assert!(how.starts_with("classic tracepoint"), "{how}");
+}
+
+/// Churns two namespaces at once under one recorder started with `args`, and checks
+/// every transition's namespace and cgroup. Returns how state changes were recorded.
+fn check_scopes(names: (&str, &str), args: &[String]) -> String {
+    let (a, b) = (Netns::new(names.0), Netns::new(names.1));
     let cgroup = cgroup2_root().map(|root| {
-        let dir = root.join(format!("tcpchurn-scope-{}", std::process::id()));
+        let dir = root.join(format!("tcpchurn-scope-{}-{}", names.0, std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         Cgroup(dir)
     });
-    let scratch = Scratch::new("scope");
-    let recorder = Recorder::start(
-        &scratch.path("t.trace"),
-        &[
-            "--netns".into(),
-            a.name.clone(),
-            "--netns".into(),
-            b.name.clone(),
-            "--no-snapshot".into(),
-        ],
-    );
+    let scratch = Scratch::new(&format!("scope-{}", names.0));
+    let mut recorder_args = vec![
+        "--netns".into(),
+        a.name.clone(),
+        "--netns".into(),
+        b.name.clone(),
+        "--no-snapshot".into(),
+    ];
+    recorder_args.extend_from_slice(args);
+    let recorder = Recorder::start(&scratch.path("t.trace"), &recorder_args);
     let in_a = churn(&a, 23_100, "client", None);
     let in_b = churn(&b, 24_100, "server", cgroup.as_ref());
     let expected = expected(in_a) + expected(in_b);
@@ -126,6 +144,7 @@ fn reused_socket_addresses_keep_their_own_namespace_and_cgroup() {
         checked += 1;
     }
     assert_eq!(checked, expected);
+    state_change_attachment(&recorded.path)
 }
 
 /// The cgroup v2 id (directory inode) of this test process, when cgroup v2 is
