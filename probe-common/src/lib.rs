@@ -105,49 +105,6 @@ pub struct KernelEvent {
 const _: () = assert!(size_of::<KernelEvent>() == 128);
 const _: () = assert!(align_of::<KernelEvent>() == 8);
 
-/// One slot of the kernel program's per-socket cache of netns and cgroup (a shared
-/// array indexed by a hash of the socket address). `check` seals the other fields, so
-/// a slot read while another CPU rewrites it is recognised and ignored.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SocketScopeSlot {
-    pub sk: u64,
-    pub netns: u64,
-    pub cgroup: u64,
-    pub check: u64,
-}
-
-/// Slots of the per-socket scope cache (a power of two).
-pub const SCOPE_CACHE_SLOTS: u32 = 1 << 12;
-
-impl SocketScopeSlot {
-    /// The seal of a slot's contents; a torn slot mixing two writes fails it.
-    pub const fn seal(sk: u64, netns: u64, cgroup: u64) -> u64 {
-        let mut h = sk.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= netns
-            .wrapping_add(0x632b_e59b_d9b4_e019)
-            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = h.rotate_left(29) ^ cgroup.wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31) ^ 0x5bd1_e995
-    }
-
-    /// The slot of a socket address (the splitmix64 finalizer: socket objects sit at
-    /// regular strides in their slab, which a bare multiplicative hash folds onto a
-    /// fraction of the slots).
-    pub const fn index(sk: u64) -> u32 {
-        let mut h = sk >> 6;
-        h ^= h >> 30;
-        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 27;
-        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^= h >> 31;
-        (h >> (64 - SCOPE_CACHE_SLOTS.trailing_zeros())) as u32
-    }
-}
-
-const _: () = assert!(SCOPE_CACHE_SLOTS.is_power_of_two());
-const _: () = assert!(size_of::<SocketScopeSlot>() == 32);
-
 /// Per-CPU counters the kernel program keeps in its `COUNTERS` map.
 pub mod counter {
     /// Events written to the ring buffer.
@@ -432,33 +389,3 @@ const _: () = assert!(size_of::<SockOffsets>() == 40);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
 const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
 const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 40 + 48 + 56 + 8);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_torn_scope_slot_fails_its_seal() {
-        let (sk, netns, cgroup) = (0xffff_8881_2345_6780, 4_026_532_177, 25);
-        let seal = SocketScopeSlot::seal(sk, netns, cgroup);
-        // Any field from another write (another socket, netns or cgroup) breaks it.
-        assert_ne!(seal, SocketScopeSlot::seal(sk + 0x900, netns, cgroup));
-        assert_ne!(seal, SocketScopeSlot::seal(sk, netns + 1, cgroup));
-        assert_ne!(seal, SocketScopeSlot::seal(sk, netns, 1));
-        // An empty slot never matches a socket.
-        assert_ne!(SocketScopeSlot::seal(0, 0, 0), 0);
-    }
-
-    #[test]
-    fn scope_slots_spread_socket_addresses() {
-        let mut used = [false; SCOPE_CACHE_SLOTS as usize];
-        // tcp_sock objects are about 2.4 KiB apart in their slab.
-        for i in 0..1024u64 {
-            let index = SocketScopeSlot::index(0xffff_8881_0000_0000 + i * 2368);
-            assert!(index < SCOPE_CACHE_SLOTS);
-            used[index as usize] = true;
-        }
-        // About as many slots as random placement would use (906).
-        assert!(used.iter().filter(|u| **u).count() > 850);
-    }
-}

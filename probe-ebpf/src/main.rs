@@ -23,14 +23,14 @@ mod probe {
             },
         },
         macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
-        maps::{Array, PerCpuArray, RingBuf},
+        maps::{PerCpuArray, RingBuf},
         programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     };
     use aya_log_ebpf::warn;
     use probe_common::{
         EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields, MAX_FILTER_NETNS,
-        MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS, SCOPE_CACHE_SLOTS,
-        SocketScopeSlot, counter, state_record,
+        MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS, counter,
+        state_record,
     };
 
     /// Set by the recorder at load time; `.rodata` is frozen, so the verifier sees
@@ -51,11 +51,6 @@ mod probe {
     #[map]
     static CPU_CONTEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-    /// netns and cgroup per socket address, so that only the first transition of a
-    /// socket lifetime pays the five dependent kernel reads (see [`socket_scope`]).
-    #[map]
-    static SCOPE_CACHE: Array<SocketScopeSlot> = Array::with_max_entries(SCOPE_CACHE_SLOTS, 0);
-
     /// Per CPU: the namespace (high 32 bits) and source port of the last socket event,
     /// written only while a `--netns` filter is active. `inet_sk_error_report` has no
     /// socket pointer; it always follows its socket's state change on the same CPU, so
@@ -70,10 +65,6 @@ mod probe {
     const IPPROTO_TCP: u64 = 6;
     /// `include/linux/socket.h`.
     const AF_INET6: u64 = 10;
-    /// `include/net/tcp_states.h`.
-    const TCP_SYN_RECV: u64 = 3;
-    const TCP_CLOSE: u64 = 7;
-    const TCP_LISTEN: u64 = 10;
 
     // Raw tracepoints: these fire on every softirq of the machine and read nothing of
     // the event, so they skip building the classic tracepoint record (which costs
@@ -292,63 +283,6 @@ mod probe {
         read_kernel(net + u64::from(offsets.net_inum))
     }
 
-    /// The netns and cgroup of a socket whose state changes, or `None` when its netns
-    /// is filtered out.
-    ///
-    /// They are constants of a socket lifetime, so they are cached per socket address
-    /// in `SCOPE_CACHE`. An address is reused only after its socket is freed, and every
-    /// lifetime starts with a transition out of CLOSE (or a child's LISTEN->SYN_RECV),
-    /// which always reads the socket and rewrites its slot before any later event of
-    /// that lifetime can run: a slot holding the address therefore holds this
-    /// lifetime's values. The slot array is shared by all CPUs; a slot torn by a
-    /// concurrent rewrite fails its seal and counts as a miss.
-    #[inline(always)]
-    fn socket_scope(sk: u64, starts: bool) -> Option<(u32, u64)> {
-        let slot = SCOPE_CACHE.get_ptr_mut(SocketScopeSlot::index(sk));
-        if !starts && let Some(slot) = slot {
-            // SAFETY: an array slot; plain 8-byte loads (each is atomic), checked
-            // against the seal below.
-            let (cached_sk, netns, cgroup, check) = unsafe {
-                (
-                    core::ptr::read_volatile(&raw const (*slot).sk),
-                    core::ptr::read_volatile(&raw const (*slot).netns),
-                    core::ptr::read_volatile(&raw const (*slot).cgroup),
-                    core::ptr::read_volatile(&raw const (*slot).check),
-                )
-            };
-            if cached_sk == sk && check == SocketScopeSlot::seal(sk, netns, cgroup) {
-                // Only scopes that passed the netns filter are cached.
-                return Some((netns as u32, cgroup));
-            }
-        }
-        let netns = socket_netns(sk);
-        if !netns_allowed(netns.unwrap_or(0)) {
-            if starts {
-                forget_scope(sk);
-            }
-            return None;
-        }
-        let cgroup = socket_cgroup(sk).unwrap_or(0);
-        let netns = netns.unwrap_or(0);
-        if let Some(slot) = slot {
-            // A failed netns read is not cached; neither is anything else then.
-            let sk_value = if netns == 0 { 0 } else { sk };
-            let (n, c) = (u64::from(netns), cgroup);
-            // SAFETY: an array slot; see above for concurrent readers.
-            unsafe {
-                core::ptr::write_volatile(&raw mut (*slot).sk, sk_value);
-                core::ptr::write_volatile(&raw mut (*slot).netns, n);
-                core::ptr::write_volatile(&raw mut (*slot).cgroup, c);
-                core::ptr::write_volatile(
-                    &raw mut (*slot).check,
-                    SocketScopeSlot::seal(sk_value, n, c),
-                );
-            }
-        }
-        Some((netns, cgroup))
-    }
-
-    /// Drops a socket address from the scope cache.
     /// Says once per CPU that a socket's namespace could not be read although BTF gave
     /// its offsets: the events go on with netns 0 (unknown), never a guessed value.
     #[inline(never)]
@@ -365,18 +299,6 @@ mod probe {
                 ctx,
                 "could not read a socket's network namespace with the BTF offsets; recording it as unknown"
             );
-        }
-    }
-
-    #[inline(always)]
-    fn forget_scope(sk: u64) {
-        if let Some(slot) = SCOPE_CACHE.get_ptr_mut(SocketScopeSlot::index(sk)) {
-            // SAFETY: an array slot; a reader that still sees the address fails the seal.
-            unsafe {
-                if core::ptr::read_volatile(&raw const (*slot).sk) == sk {
-                    core::ptr::write_volatile(&raw mut (*slot).sk, 0);
-                }
-            }
         }
     }
 
@@ -434,27 +356,12 @@ mod probe {
             return;
         }
         let sk = field(&record, fields.skaddr).unwrap_or(0);
-        // Only state changes use the per-socket cache; their first transition of a
-        // socket lifetime always refreshes it.
-        let cached = kind == EventKind::StateChange && sk != 0;
-        let starts = cached && {
-            let old = field(&record, fields.oldstate);
-            old == Some(TCP_CLOSE)
-                || (old == Some(TCP_LISTEN)
-                    && field(&record, fields.newstate) == Some(TCP_SYN_RECV))
-        };
         if !port_allowed(&record, &fields) {
-            if starts {
-                // This lifetime is filtered out here, but later events of the same
-                // socket may pass (its port is 0 in SYN_SENT): forget the address.
-                forget_scope(sk);
-            }
             return;
         }
-
-        let scope = if cached {
-            socket_scope(sk, starts)
-        } else if sk != 0 {
+        // Read from the socket on every event: a per-socket cache would have to see
+        // each lifetime's first event to stay right, and the kernel may skip a run.
+        let scope = if sk != 0 {
             let netns = socket_netns(sk).unwrap_or(0);
             if netns_allowed(netns) {
                 Some((netns, socket_cgroup(sk).unwrap_or(0)))
@@ -600,8 +507,7 @@ mod probe {
     /// record built from the socket in the [`state_record`] layout, the way the
     /// tracepoint's `TP_fast_assign` builds it.
     ///
-    /// No per-socket cache here: netns and cgroup are five direct loads (no helper
-    /// calls), cheaper than the cache lookup.
+    /// Netns and cgroup are five direct loads (no helper calls).
     #[inline(always)]
     fn state_change_btf(ctx: &BtfTracePointContext) {
         let sk: *const u8 = ctx.arg(0);

@@ -1,9 +1,8 @@
-//! The classic state-change program caches each socket's netns and cgroup for the rest
-//! of the socket's lifetime, keyed by the socket address; the `tp_btf` one reads them
-//! from the socket on every event. Addresses are reused within milliseconds, across
-//! namespaces and cgroups: two namespaces churning at once, one of them in its own
-//! cgroup, must still see every transition tagged with its own namespace and cgroup,
-//! on both paths.
+//! Both state-change programs (classic tracepoint with probe reads, `tp_btf` with
+//! direct loads) read each socket's netns and cgroup from the socket on every event.
+//! Addresses are reused within milliseconds, across namespaces and cgroups: two
+//! namespaces churning at once, one of them in its own cgroup, must still see every
+//! transition tagged with its own namespace and cgroup, on both paths.
 #![allow(
     clippy::unwrap_used,
     reason = "tests: a failed step must fail the test loudly"
