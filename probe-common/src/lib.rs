@@ -14,6 +14,12 @@
 /// record we read (`tcp:tcp_send_reset` ends at offset 88 on 6.18).
 pub const RECORD_BYTES: usize = 80;
 
+/// An `inet_sk_error_report` (which names no socket) is paired with the last socket
+/// event on the same CPU only if it comes this soon after it: the report and its
+/// socket's state change come from one kernel call, microseconds apart, while another
+/// socket's report with the same ports can come at any later time.
+pub const ERROR_PAIRING_NS: u64 = 1_000_000;
+
 /// Offset of the first copied byte within the tracepoint record.
 pub const RECORD_START: usize = 8;
 

@@ -28,9 +28,9 @@ mod probe {
     };
     use aya_log_ebpf::warn;
     use probe_common::{
-        EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields, MAX_FILTER_NETNS,
-        MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS, counter,
-        state_record,
+        ERROR_PAIRING_NS, EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields,
+        MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS,
+        counter, state_record,
     };
 
     /// Set by the recorder at load time; `.rodata` is frozen, so the verifier sees
@@ -51,12 +51,13 @@ mod probe {
     #[map]
     static CPU_CONTEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-    /// Per CPU: the namespace (high 32 bits) and source port of the last socket event,
-    /// written only while a `--netns` filter is active. `inet_sk_error_report` has no
-    /// socket pointer; it always follows its socket's state change on the same CPU, so
-    /// this is where its namespace comes from.
+    /// Per CPU, written only while a `--netns` filter is active: the last socket event's
+    /// namespace (high 32 bits), destination and source port (slot 0), and its time
+    /// (slot 1). `inet_sk_error_report` has no socket pointer; it follows its socket's
+    /// state change on the same CPU within [`ERROR_PAIRING_NS`], so this is where its
+    /// namespace comes from.
     #[map]
-    static LAST_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+    static LAST_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
     /// Per CPU: 1 once this CPU has logged that a socket's namespace was unreadable.
     #[map]
@@ -378,13 +379,30 @@ mod probe {
         };
         let filtering_netns = config(&CONFIG.filter).netns_count != 0;
         if sk != 0 {
-            socket_seen(ctx, netns, field(&record, fields.sport).unwrap_or(0));
+            socket_seen(
+                ctx,
+                netns,
+                field(&record, fields.sport).unwrap_or(0),
+                field(&record, fields.dport).unwrap_or(0),
+            );
         } else if kind == EventKind::ErrorReport && filtering_netns {
             // Pair the report with its socket's state change just before, on this CPU;
             // one that cannot be paired is not known to be in a recorded namespace.
+            // Another namespace may use the same ports (a copy of the same service):
+            // only a report right after the event, with the same ports, is paired.
             let last = LAST_SOCKET.get(0).copied().unwrap_or(0);
+            let at = LAST_SOCKET.get(1).copied().unwrap_or(0);
             let sport = field(&record, fields.sport).unwrap_or(0);
-            if last == 0 || last & 0xffff != sport || !netns_allowed((last >> 32) as u32) {
+            let dport = field(&record, fields.dport).unwrap_or(0);
+            // SAFETY: a helper without arguments.
+            let now = unsafe { bpf_ktime_get_ns() };
+            let last_dport = (last >> 16) & 0xffff;
+            if last == 0
+                || last & 0xffff != sport
+                || (dport != 0 && last_dport != 0 && dport != last_dport)
+                || now.wrapping_sub(at) > ERROR_PAIRING_NS
+                || !netns_allowed((last >> 32) as u32)
+            {
                 return;
             }
             netns = (last >> 32) as u32;
@@ -396,15 +414,20 @@ mod probe {
     /// unreadable namespace, and remember the socket for the error report that may
     /// follow on this CPU.
     #[inline(always)]
-    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64) {
+    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64, dport: u64) {
         if netns == 0 && config(&CONFIG.sock).netns_valid != 0 {
             warn_unreadable_netns(ctx);
         }
         if config(&CONFIG.filter).netns_count != 0
             && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
+            && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
         {
-            // SAFETY: a per-CPU slot, written only from this CPU.
-            unsafe { *slot = (u64::from(netns) << 32) | sport };
+            // SAFETY: per-CPU slots, written only from this CPU; the helper takes no
+            // arguments.
+            unsafe {
+                *slot = (u64::from(netns) << 32) | (dport << 16) | sport;
+                *at = bpf_ktime_get_ns();
+            }
         }
     }
 
@@ -563,7 +586,7 @@ mod probe {
                 }
             }
         }
-        socket_seen(ctx, netns, u64::from(sport));
+        socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
 
         let family: u16 = btf_load(sk, off.family);
         let saddr = u64::from(btf_load::<u32>(sk, off.saddr));

@@ -23,6 +23,7 @@ use std::{
     net::SocketAddr,
 };
 
+use probe_common::ERROR_PAIRING_NS;
 use rustc_hash::FxHashMap;
 
 use crate::{
@@ -124,8 +125,8 @@ pub struct SocketTable {
     live: FxHashMap<u64, LiveSocket>,
     /// Sockets from the start snapshot not yet seen in an event, by (netns, tuple).
     preexisting: FxHashMap<(u32, SocketTuple), ConnId>,
-    /// Per CPU: the socket of the last event that had one.
-    last_on_cpu: Vec<u64>,
+    /// Per CPU: the socket of the last event that had one, and its monotonic time.
+    last_on_cpu: Vec<(u64, u64)>,
     filters: Filters,
     connections: u64,
     /// Closed sockets in order of closing: `(closed_at, skaddr)`.
@@ -366,12 +367,12 @@ impl SocketTable {
         self.live.get(&skaddr).map(|s| s.conn)
     }
 
-    fn note_cpu(&mut self, cpu: u32, skaddr: u64) {
+    fn note_cpu(&mut self, cpu: u32, skaddr: u64, ts_ns: u64) {
         let cpu = cpu as usize;
         if cpu >= self.last_on_cpu.len() {
-            self.last_on_cpu.resize(cpu + 1, 0);
+            self.last_on_cpu.resize(cpu + 1, (0, 0));
         }
-        self.last_on_cpu[cpu] = skaddr;
+        self.last_on_cpu[cpu] = (skaddr, ts_ns);
     }
 
     /// Turns one decoded kernel event into a trace event; `None` when filtered out.
@@ -401,7 +402,7 @@ impl SocketTable {
                     self.closed.push_back((event.ts_ns, skaddr));
                     self.evict_closed(event.ts_ns);
                 }
-                self.note_cpu(event.cpu, skaddr);
+                self.note_cpu(event.cpu, skaddr, event.ts_ns);
                 self.keep(&conn)
                     .then_some(TraceEvent::Transition(Transition {
                         ts_ns,
@@ -420,7 +421,7 @@ impl SocketTable {
             } => {
                 let socket = match (skaddr != 0).then(|| self.known(skaddr)).flatten() {
                     Some(conn) => {
-                        self.note_cpu(event.cpu, skaddr);
+                        self.note_cpu(event.cpu, skaddr, event.ts_ns);
                         SocketRef::Conn(conn)
                     }
                     None => SocketRef::Unmatched {
@@ -443,7 +444,7 @@ impl SocketTable {
             }
             Observation::ReceiveReset { skaddr, tuple } => {
                 let conn = self.conn_for(skaddr, event.scope, tuple, false, None).conn;
-                self.note_cpu(event.cpu, skaddr);
+                self.note_cpu(event.cpu, skaddr, event.ts_ns);
                 self.keep(&conn)
                     .then_some(TraceEvent::ResetReceived(ResetReceived {
                         ts_ns,
@@ -453,7 +454,7 @@ impl SocketTable {
                     }))
             }
             Observation::ErrorReport { errno, tuple } => {
-                let socket = self.match_error(event.cpu, &tuple).map_or(
+                let socket = self.match_error(event.cpu, event.ts_ns, &tuple).map_or(
                     SocketRef::Unmatched {
                         scope: event.scope,
                         tuple,
@@ -476,10 +477,13 @@ impl SocketTable {
     }
 
     /// An error report names no socket: it belongs to the socket whose state just
-    /// changed on the same CPU, if the ports agree (the peer port may already be 0
-    /// after `tcp_disconnect`, kernel-facts §3).
-    fn match_error(&self, cpu: u32, tuple: &SocketTuple) -> Option<Conn> {
-        let skaddr = *self.last_on_cpu.get(cpu as usize)?;
+    /// changed on the same CPU, if it came within [`ERROR_PAIRING_NS`] and the ports
+    /// agree (the peer port may already be 0 after `tcp_disconnect`, kernel-facts §3).
+    fn match_error(&self, cpu: u32, ts_ns: u64, tuple: &SocketTuple) -> Option<Conn> {
+        let (skaddr, at) = *self.last_on_cpu.get(cpu as usize)?;
+        if ts_ns.saturating_sub(at) > ERROR_PAIRING_NS {
+            return None;
+        }
         let conn = self.known(skaddr)?;
         let same_port = |a: SocketAddr, b: SocketAddr| a.port() == b.port() || b.port() == 0;
         (conn.tuple.local.port() == tuple.local.port()
@@ -699,6 +703,21 @@ mod tests {
                     tuple: t,
                 },
                 ..state(4, 0, 0, Close, Close, t)
+            })
+            .unwrap();
+        let TraceEvent::SocketError(error) = error else {
+            panic!()
+        };
+        assert!(matches!(error.socket, SocketRef::Unmatched { .. }));
+        // Nor long after the socket's last event on that CPU: another namespace's copy
+        // of the same service reports errors with the same ports.
+        let error = table
+            .observe(&Decoded {
+                observation: Observation::ErrorReport {
+                    errno: 104,
+                    tuple: tuple("10.0.0.1:2181", "10.0.0.2:0"),
+                },
+                ..state(2 + ERROR_PAIRING_NS + 1, 1, 0, Close, Close, t)
             })
             .unwrap();
         let TraceEvent::SocketError(error) = error else {
