@@ -378,8 +378,9 @@ mod probe {
             return;
         };
         let filtering_netns = config(&CONFIG.filter).netns_count != 0;
+        let mut pairs = false;
         if sk != 0 {
-            socket_seen(
+            pairs = socket_seen(
                 ctx,
                 netns,
                 field(&record, fields.sport).unwrap_or(0),
@@ -407,28 +408,26 @@ mod probe {
             }
             netns = (last >> 32) as u32;
         }
-        submit(kind, &record, netns, cgroup_id, Comm::Helper);
+        submit(kind, &record, netns, cgroup_id, Comm::Helper, pairs);
     }
 
     /// What every event of a socket does once it is known to be recorded: warn about an
     /// unreadable namespace, and remember the socket for the error report that may
     /// follow on this CPU.
     #[inline(always)]
-    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64, dport: u64) {
+    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64, dport: u64) -> bool {
         if netns == 0 && config(&CONFIG.sock).netns_valid != 0 {
             warn_unreadable_netns(ctx);
         }
         if config(&CONFIG.filter).netns_count != 0
             && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
-            && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
         {
-            // SAFETY: per-CPU slots, written only from this CPU; the helper takes no
-            // arguments.
-            unsafe {
-                *slot = (u64::from(netns) << 32) | (dport << 16) | sport;
-                *at = bpf_ktime_get_ns();
-            }
+            // SAFETY: a per-CPU slot, written only from this CPU.
+            unsafe { *slot = (u64::from(netns) << 32) | (dport << 16) | sport };
+            // Its time is the event's own, written by `submit`.
+            return true;
         }
+        false
     }
 
     /// How [`submit`] reads the current task's name.
@@ -442,7 +441,16 @@ mod probe {
 
     /// Reserves, fills and submits one event.
     #[inline(always)]
-    fn submit(kind: EventKind, record: &Words, netns: u32, cgroup_id: u64, comm_from: Comm) {
+    /// `pairs`: the event is the one an error report on this CPU may pair with; its
+    /// time goes to `LAST_SOCKET`.
+    fn submit(
+        kind: EventKind,
+        record: &Words,
+        netns: u32,
+        cgroup_id: u64,
+        comm_from: Comm,
+        pairs: bool,
+    ) {
         let context = cpu_context();
         let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
             bump(counter::RING_FULL);
@@ -453,7 +461,11 @@ mod probe {
         // ring-buffer slot of the right size. Every field is written exactly once, with
         // plain stores (no stack copy, no memcpy).
         unsafe {
-            (*event).ts_ns = bpf_ktime_get_ns();
+            let ts_ns = bpf_ktime_get_ns();
+            (*event).ts_ns = ts_ns;
+            if pairs && let Some(at) = LAST_SOCKET.get_ptr_mut(1) {
+                *at = ts_ns;
+            }
             (*event).cgroup_id = cgroup_id;
             (*event).netns = netns;
             (*event).cpu = bpf_get_smp_processor_id() as u16;
@@ -586,7 +598,7 @@ mod probe {
                 }
             }
         }
-        socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
+        let pairs = socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
 
         let family: u16 = btf_load(sk, off.family);
         let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
@@ -617,6 +629,7 @@ mod probe {
             netns,
             cgroup_id,
             Comm::TaskBtf,
+            pairs,
         );
     }
 
