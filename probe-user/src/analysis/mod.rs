@@ -152,8 +152,6 @@ pub struct Analysis {
     pub close_wait_closed_late: u64,
     /// The trace has an end snapshot: `time_wait_observed` is the kernel's count.
     pub end_snapshot: bool,
-    /// Most connections held at once (memory use).
-    pub peak_live: usize,
 }
 
 impl Analysis {
@@ -389,7 +387,6 @@ pub struct Analyzer {
     last_ts: u64,
     end_snapshot: bool,
     window_started: bool,
-    peak_live: usize,
 }
 
 impl Analyzer {
@@ -416,13 +413,7 @@ impl Analyzer {
             last_ts: 0,
             end_snapshot: false,
             window_started: false,
-            peak_live: 0,
         }
-    }
-
-    /// True once events are past `--until`: the caller may stop reading.
-    pub fn past_until(&self) -> bool {
-        self.agg.options.until_ns.is_some_and(|u| self.last_ts > u)
     }
 
     /// Rows of connections that ended since the last call (with `connections`).
@@ -460,7 +451,6 @@ impl Analyzer {
             _ => {}
         }
         self.tracker.on_event(event, owner.as_ref(), &mut self.agg);
-        self.peak_live = self.peak_live.max(self.tracker.live());
     }
 
     fn on_gap(&mut self, gap: &Gap) {
@@ -587,7 +577,6 @@ impl Analyzer {
             close_wait,
             close_wait_closed_late: self.agg.closed_late,
             end_snapshot: self.end_snapshot,
-            peak_live: self.peak_live,
         };
         (analysis, self.agg.rows)
     }

@@ -87,8 +87,6 @@ fn ns(d: Duration) -> u64 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Run {
     pub len: u64,
-    pub first_start_ns: u64,
-    pub last_start_ns: u64,
     pub last_end_ns: u64,
 }
 
@@ -133,7 +131,6 @@ pub struct LoopEvidence {
     pub ended: u64,
     pub refused: u64,
     pub server_rst: u64,
-    pub server_fin: u64,
     /// 99th percentile of the delay from handshake to the server's close, in ms.
     pub close_delay_p99_ms: Option<f64>,
     pub run: Run,
@@ -155,6 +152,8 @@ pub struct PairStats {
     pub closed_by: [[u64; 5]; 3],
     /// Connections in which each side sent at least one RST.
     pub resets: [u64; 2],
+    /// Connections each side closed first with a FIN and then reset anyway.
+    pub fin_then_rst: [u64; 2],
     pub refused: u64,
     pub timed_out: u64,
     /// Connections whose events may be incomplete (lost events while they lived).
@@ -184,6 +183,7 @@ impl PairStats {
             closed_first: [0; 5],
             closed_by: [[0; 5]; 3],
             resets: [0; 2],
+            fin_then_rst: [0; 2],
             refused: 0,
             timed_out: 0,
             incomplete: 0,
@@ -222,6 +222,11 @@ impl PairStats {
         for side in [Side::Client, Side::Server] {
             self.resets[side.index()] += u64::from(c.resets[side.index()]);
         }
+        if c.verdict.how == Some(CloseHow::Fin)
+            && let Some(closer) = first.side()
+        {
+            self.fin_then_rst[closer.index()] += u64::from(c.resets[closer.index()]);
+        }
         if let Some(lifetime) = c.lifetime_ns() {
             self.lifetime.record_ns(lifetime);
         }
@@ -236,14 +241,10 @@ impl PairStats {
             let end = c.end_ns.unwrap_or(start);
             if self.run.len > 0 && start <= self.run.last_end_ns.saturating_add(ns(rule.max_gap)) {
                 self.run.len += 1;
-                self.run.first_start_ns = self.run.first_start_ns.min(start);
-                self.run.last_start_ns = self.run.last_start_ns.max(start);
                 self.run.last_end_ns = self.run.last_end_ns.max(end);
             } else {
                 self.run = Run {
                     len: 1,
-                    first_start_ns: start,
-                    last_start_ns: start,
                     last_end_ns: end,
                 };
             }
@@ -276,7 +277,6 @@ impl PairStats {
             ended,
             refused: self.refused,
             server_rst: self.closed_by[ClosedFirst::Server.index()][CloseHow::Rst.index()],
-            server_fin: self.closed_by[ClosedFirst::Server.index()][CloseHow::Fin.index()],
             close_delay_p99_ms: self.server_close_delay.quantile_ms(0.99),
             run: self.best_run,
         })
@@ -326,6 +326,22 @@ mod tests {
             preexisting: false,
             incomplete: false,
         }
+    }
+
+    #[test]
+    fn a_reset_after_the_other_sides_fin_is_not_a_fin_then_rst() {
+        let rule = LoopRule::default();
+        let mut pair = PairStats::new(key());
+        // The server closed with a FIN and then reset.
+        let mut server_fin = outcome(ClosedFirst::Server, Some(CloseHow::Fin), 0, 1, Some(1));
+        server_fin.resets = [false, true];
+        pair.add(&server_fin, &rule);
+        // The client closed first; the server reset because of unread data.
+        let mut client_fin = outcome(ClosedFirst::Client, Some(CloseHow::Fin), 2, 1, None);
+        client_fin.resets = [false, true];
+        pair.add(&client_fin, &rule);
+        assert_eq!(pair.resets, [0, 2]);
+        assert_eq!(pair.fin_then_rst, [0, 1]);
     }
 
     #[test]

@@ -30,8 +30,6 @@ struct Entry {
     seq: u64,
 }
 
-/// Live TIME_WAIT entries, each attributed to a pair (an index chosen by the caller)
-/// and a side. Memory is bounded by the entries alive within one 60 s window.
 /// A one-bit-per-slot summary of the live entries' keys. Every new socket is checked
 /// for a TIME_WAIT on its 4-tuple and almost never has one: a clear bit answers that
 /// from a small array (eight slots per entry: about 1 MiB per million entries, so it
@@ -80,6 +78,8 @@ impl Presence {
     }
 }
 
+/// Live TIME_WAIT entries, each attributed to a pair (an index chosen by the caller)
+/// and a side. Memory is bounded by the entries alive within one 60 s window.
 #[derive(Debug, Default)]
 pub struct TimeWaitBook {
     live: FxHashMap<SocketKey, Entry>,

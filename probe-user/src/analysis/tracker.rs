@@ -13,7 +13,7 @@ use crate::{
     analysis::{
         keys::AddrPairKey,
         pairs::PairKey,
-        verdict::{CloseStart, CloseVerdict, ClosedFirst, Side, combine},
+        verdict::{CloseStart, CloseVerdict, Side, combine},
     },
     idmap::ConnIdMap,
     model::{
@@ -302,11 +302,7 @@ impl Connection {
     /// From the completed handshake to the first closer's first close step, as seen by
     /// the first closer when it was traced (else by the other end).
     pub fn close_delay_ns(&self, verdict: CloseVerdict) -> Option<u64> {
-        let first = match verdict.closed_first {
-            ClosedFirst::Client => Side::Client,
-            ClosedFirst::Server => Side::Server,
-            _ => return None,
-        };
+        let first = verdict.closed_first.side()?;
         let delay = |e: &Endpoint| Some(e.start?.1.saturating_sub(e.established_ns?));
         self.endpoint(first)
             .and_then(delay)
@@ -385,10 +381,6 @@ impl ConnectionTracker {
     /// Connections currently held (open, or closed within the grace period).
     pub fn live(&self) -> usize {
         self.slots.len() - self.free.len()
-    }
-
-    pub fn now_ns(&self) -> u64 {
-        self.now_ns
     }
 
     fn connection_mut(&mut self, slot: u32) -> Option<&mut Connection> {

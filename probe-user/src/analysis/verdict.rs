@@ -51,14 +51,6 @@ pub enum ClosedFirst {
 }
 
 impl ClosedFirst {
-    pub const ALL: [Self; 5] = [
-        Self::Client,
-        Self::Server,
-        Self::Simultaneous,
-        Self::Unknown,
-        Self::Open,
-    ];
-
     pub const fn index(self) -> usize {
         self as usize
     }
@@ -77,6 +69,15 @@ impl ClosedFirst {
         match side {
             Side::Client => Self::Client,
             Side::Server => Self::Server,
+        }
+    }
+
+    /// The side that closed first, when one did.
+    pub const fn side(self) -> Option<Side> {
+        match self {
+            Self::Client => Some(Side::Client),
+            Self::Server => Some(Side::Server),
+            Self::Simultaneous | Self::Unknown | Self::Open => None,
         }
     }
 }

@@ -140,11 +140,9 @@ fn how_words(counts: &[u64; 5]) -> String {
 
 /// " (28 of the FINs followed by an RST)": a side that closed with a FIN and then reset
 /// the connection anyway (ZooKeeper's `fastCloseSock`: linger 0, shutdown, close).
-fn rst_after_fin_words(stats: &PairStats, side: Side, by: &[u64; 5], refused: u64) -> String {
+fn rst_after_fin_words(stats: &PairStats, side: Side, by: &[u64; 5]) -> String {
     let fin = by[CloseHow::Fin.index()];
-    let after_fin = stats.resets[side.index()]
-        .saturating_sub(by[CloseHow::Rst.index()] + refused)
-        .min(fin);
+    let after_fin = stats.fin_then_rst[side.index()].min(fin);
     if after_fin == 0 {
         return String::new();
     }
@@ -226,12 +224,7 @@ pub fn pair_verdict(pair: &PairReport, end_snapshot: bool) -> String {
             if let Some(p99) = evidence.close_delay_p99_ms {
                 write!(text, " within {} of accept", human_ms(Some(p99))).unwrap_or_default();
             }
-            text.push_str(&rst_after_fin_words(
-                stats,
-                Side::Server,
-                &by,
-                evidence.refused,
-            ));
+            text.push_str(&rst_after_fin_words(stats, Side::Server, &by));
         }
         if evidence.refused > 0 {
             write!(text, ", {}/{} refused", evidence.refused, evidence.ended).unwrap_or_default();
@@ -272,13 +265,8 @@ pub fn pair_verdict(pair: &PairReport, end_snapshot: bool) -> String {
                             how_words(&by)
                         )
                         .unwrap_or_default();
-                        let closer = match side {
-                            ClosedFirst::Client => Some(Side::Client),
-                            ClosedFirst::Server => Some(Side::Server),
-                            _ => None,
-                        };
-                        if let Some(closer) = closer {
-                            text.push_str(&rst_after_fin_words(stats, closer, &by, refused));
+                        if let Some(closer) = side.side() {
+                            text.push_str(&rst_after_fin_words(stats, closer, &by));
                         }
                     }
                     if refused > 0 {
@@ -937,21 +925,22 @@ mod tests {
         ));
         let mut by = [0; 5];
         by[CloseHow::Fin.index()] = 34;
-        stats.resets = [0, 28];
+        stats.fin_then_rst = [0, 28];
         assert_eq!(
-            rst_after_fin_words(&stats, Side::Server, &by, 0),
+            rst_after_fin_words(&stats, Side::Server, &by),
             " (28 of the FINs then followed by an RST)"
         );
-        stats.resets = [0, 34];
+        stats.fin_then_rst = [0, 34];
         assert_eq!(
-            rst_after_fin_words(&stats, Side::Server, &by, 0),
+            rst_after_fin_words(&stats, Side::Server, &by),
             " (each then followed by an RST)"
         );
-        // RSTs that were the close itself, or refusals, are not "after a FIN".
+        // RSTs that were the close itself are not "after a FIN" (see
+        // `PairStats::add`: only FIN closes that then reset are counted).
         by[CloseHow::Rst.index()] = 10;
+        stats.fin_then_rst = [0, 0];
         stats.resets = [0, 10];
-        assert_eq!(rst_after_fin_words(&stats, Side::Server, &by, 0), "");
-        stats.resets = [0, 0];
-        assert_eq!(rst_after_fin_words(&stats, Side::Client, &by, 0), "");
+        assert_eq!(rst_after_fin_words(&stats, Side::Server, &by), "");
+        assert_eq!(rst_after_fin_words(&stats, Side::Client, &by), "");
     }
 }
