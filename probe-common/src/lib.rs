@@ -117,10 +117,9 @@ pub mod counter {
     pub const SUBMITTED: u32 = 0;
     /// Events lost because the ring buffer had no room (`bpf_ringbuf_reserve` failed).
     pub const RING_FULL: u32 = 1;
-    /// Events lost because a kernel read failed (`bpf_probe_read_kernel`).
-    pub const READ_FAILED: u32 = 2;
-    /// Number of counters.
-    pub const COUNT: u32 = 3;
+    /// Number of counters. (Index 2 counted failed record reads until the program
+    /// loaded its record straight from the context, which cannot fail.)
+    pub const COUNT: u32 = 2;
 }
 
 /// Where one field sits in the copied record bytes (tracefs offset minus
@@ -165,11 +164,6 @@ pub struct KernelFields {
     /// `error` of `inet_sk_error_report`: reports of error 0 are dropped in the kernel
     /// (a failed `connect()` emits one after the real error, kernel-facts §3).
     pub error: FieldSpec,
-    /// `oldstate`/`newstate` of a state change: the kernel program recognises the first
-    /// transition of a socket lifetime (out of CLOSE, or a child's LISTEN->SYN_RECV),
-    /// which refreshes its per-socket netns/cgroup cache. Absent for other kinds.
-    pub oldstate: FieldSpec,
-    pub newstate: FieldSpec,
     /// Record bytes (from [`RECORD_START`]) the kernel program copies: the end of the
     /// last field the decoder reads, at most [`RECORD_BYTES`]. The program reads its
     /// context directly, and the kernel refuses to attach a program that reads past
@@ -186,8 +180,6 @@ impl KernelFields {
         sport: FieldSpec::ABSENT,
         dport: FieldSpec::ABSENT,
         error: FieldSpec::ABSENT,
-        oldstate: FieldSpec::ABSENT,
-        newstate: FieldSpec::ABSENT,
         copy_len: 0,
         reserved: 0,
     };
@@ -390,8 +382,8 @@ mod pod {
 }
 
 const _: () = assert!(size_of::<FieldSpec>() == 4);
-const _: () = assert!(size_of::<KernelFields>() == 36);
+const _: () = assert!(size_of::<KernelFields>() == 28);
 const _: () = assert!(size_of::<SockOffsets>() == 40);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
 const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 40 + 48 + 56 + 8);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 28 + 40 + 48 + 56 + 8);

@@ -276,7 +276,7 @@ mod probe {
     /// without a socket (a refused connect).
     fn packet_netns(skb: u64) -> Option<u32> {
         let offsets = config(&CONFIG.sock);
-        if offsets.skb_valid == 0 || offsets.netns_valid == 0 {
+        if skb == 0 || offsets.skb_valid == 0 || offsets.netns_valid == 0 {
             return None;
         }
         let dev: u64 = read_kernel(skb + u64::from(offsets.skb_dev))?;
@@ -378,7 +378,7 @@ mod probe {
             return;
         };
         let filtering_netns = config(&CONFIG.filter).netns_count != 0;
-        let mut pairs = false;
+        let mut pairs = None;
         if sk != 0 {
             pairs = socket_seen(
                 ctx,
@@ -412,22 +412,15 @@ mod probe {
     }
 
     /// What every event of a socket does once it is known to be recorded: warn about an
-    /// unreadable namespace, and remember the socket for the error report that may
-    /// follow on this CPU.
+    /// unreadable namespace, and (under `--netns`) return the socket's `LAST_SOCKET` key
+    /// for the error report that may follow on this CPU.
     #[inline(always)]
-    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64, dport: u64) -> bool {
+    fn socket_seen<C: EbpfContext>(ctx: &C, netns: u32, sport: u64, dport: u64) -> Option<u64> {
         if netns == 0 && config(&CONFIG.sock).netns_valid != 0 {
             warn_unreadable_netns(ctx);
         }
-        if config(&CONFIG.filter).netns_count != 0
-            && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
-        {
-            // SAFETY: a per-CPU slot, written only from this CPU.
-            unsafe { *slot = (u64::from(netns) << 32) | (dport << 16) | sport };
-            // Its time is the event's own, written by `submit`.
-            return true;
-        }
-        false
+        (config(&CONFIG.filter).netns_count != 0)
+            .then_some((u64::from(netns) << 32) | (dport << 16) | sport)
     }
 
     /// How [`submit`] reads the current task's name.
@@ -439,17 +432,17 @@ mod probe {
         TaskBtf,
     }
 
-    /// Reserves, fills and submits one event.
+    /// Reserves, fills and submits one event. `pairs`: the `LAST_SOCKET` key of an event
+    /// an error report on this CPU may pair with, stored with the event's time once the
+    /// event is in the ring.
     #[inline(always)]
-    /// `pairs`: the event is the one an error report on this CPU may pair with; its
-    /// time goes to `LAST_SOCKET`.
     fn submit(
         kind: EventKind,
         record: &Words,
         netns: u32,
         cgroup_id: u64,
         comm_from: Comm,
-        pairs: bool,
+        pairs: Option<u64>,
     ) {
         let context = cpu_context();
         let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
@@ -463,7 +456,11 @@ mod probe {
         unsafe {
             let ts_ns = bpf_ktime_get_ns();
             (*event).ts_ns = ts_ns;
-            if pairs && let Some(at) = LAST_SOCKET.get_ptr_mut(1) {
+            if let Some(key) = pairs
+                && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
+                && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
+            {
+                *slot = key;
                 *at = ts_ns;
             }
             (*event).cgroup_id = cgroup_id;

@@ -73,7 +73,6 @@ pub struct ProbeOptions {
 pub struct KernelCounters {
     pub submitted: Vec<u64>,
     pub ring_full: Vec<u64>,
-    pub read_failed: Vec<u64>,
     pub recursion_missed: u64,
 }
 
@@ -83,9 +82,7 @@ impl KernelCounters {
     }
 
     pub fn lost_total(&self) -> u64 {
-        self.ring_full.iter().sum::<u64>()
-            + self.read_failed.iter().sum::<u64>()
-            + self.recursion_missed
+        self.ring_full.iter().sum::<u64>() + self.recursion_missed
     }
 }
 
@@ -564,7 +561,6 @@ pub fn read_counters(counters: &PerCpuArray<MapData, u64>) -> Result<KernelCount
     Ok(KernelCounters {
         submitted: per_cpu(counter::SUBMITTED)?,
         ring_full: per_cpu(counter::RING_FULL)?,
-        read_failed: per_cpu(counter::READ_FAILED)?,
         recursion_missed: 0,
     })
 }

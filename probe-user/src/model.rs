@@ -301,7 +301,8 @@ pub struct SocketError {
 pub enum GapCause {
     /// The ring buffer was full (`bpf_ringbuf_reserve` failed).
     RingFull,
-    /// The kernel program could not read the tracepoint record.
+    /// The kernel program could not read the tracepoint record (older recorders only:
+    /// the record is now loaded from the context, which cannot fail).
     ReadFailed,
     /// The recorder could not decode an event it received.
     DecodeFailed,

@@ -313,23 +313,11 @@ impl Recording {
         let now = monotonic_ns.saturating_sub(self.start_monotonic_ns);
         let from = self.counters_at_ns;
         let mut gaps = Vec::new();
-        for (new, old, cause) in [
-            (
-                &counters.ring_full,
-                &self.counters.ring_full,
-                GapCause::RingFull,
-            ),
-            (
-                &counters.read_failed,
-                &self.counters.read_failed,
-                GapCause::ReadFailed,
-            ),
-        ] {
-            for (cpu, &count) in new.iter().enumerate() {
-                let lost = count.saturating_sub(old.get(cpu).copied().unwrap_or(0));
-                if lost > 0 {
-                    gaps.push((lost, u32::try_from(cpu).ok(), cause));
-                }
+        for (cpu, &count) in counters.ring_full.iter().enumerate() {
+            let old = self.counters.ring_full.get(cpu).copied().unwrap_or(0);
+            let lost = count.saturating_sub(old);
+            if lost > 0 {
+                gaps.push((lost, u32::try_from(cpu).ok(), GapCause::RingFull));
             }
         }
         let skipped = counters
@@ -395,7 +383,9 @@ impl Recording {
             records: self.encoder.total_records() - self.part_records_start,
             connections: self.table.connections(),
             lost_ring_full: self.counters.ring_full.iter().sum(),
-            lost_read_failed: self.counters.read_failed.iter().sum(),
+            // Written by older recorders; the kernel program no longer reads in a
+            // way that can fail.
+            lost_read_failed: 0,
             lost_recursion: self.counters.recursion_missed,
             lost_decode_failed: self.decode_failed,
             lost_unreported: self.unreported,

@@ -334,8 +334,6 @@ impl StateChangeLayout {
             protocol: spec(Some(self.protocol)),
             sport: spec(Some(self.tuple.sport)),
             dport: spec(Some(self.tuple.dport)),
-            oldstate: spec(Some(self.oldstate)),
-            newstate: spec(Some(self.newstate)),
             copy_len: copy_len(&self.used()),
             ..KernelFields::ABSENT
         }
