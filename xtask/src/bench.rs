@@ -44,6 +44,8 @@ use serde_json::{Value, json};
 
 use crate::{
     run::{is_root, output, workspace_root},
+    scenario::{catch_interrupts, check_interrupted},
+    setup::{SetupArgs, setup},
     test::{build_tcpchurn, build_test_binaries},
 };
 
@@ -633,6 +635,9 @@ impl Bench<'_> {
         duration: f64,
         with_programs: bool,
     ) -> anyhow::Result<(ChurnOut, Option<TracerOut>)> {
+        // Between runs, Ctrl-C stops the benchmark through the normal error path, so
+        // that namespaces are deleted and `kernel.bpf_stats_enabled` is restored.
+        check_interrupted()?;
         let foreign_before = foreign_tracing_programs();
         let ns = self.netns()?;
         let result = match &variant.kind {
@@ -1433,6 +1438,8 @@ fn build(args: &BenchArgs) -> anyhow::Result<()> {
     if args.no_build {
         return Ok(());
     }
+    // The same tools as the tests (bpf-linker, bpftool for the kernel-cost pass).
+    setup(&SetupArgs { zookeeper: false })?;
     build_tcpchurn()?;
     build_test_binaries(&["tcpchurn-churn", "tcpchurn-trace-tool"])
 }
@@ -1480,6 +1487,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     build(args)?;
+    catch_interrupts()?;
     let root = workspace_root();
     let release = root.join("target/release");
     let out_dir = root.join("target/bench");

@@ -28,6 +28,7 @@ use crate::{
         Process, Recorder, Topology, catch_interrupts, check_interrupted, remove_stale_namespaces,
         sleep, wait_listening,
     },
+    setup::{SetupArgs, setup},
 };
 
 const PORT: u16 = 7000;
@@ -107,6 +108,7 @@ pub fn soak(args: &SoakArgs) -> anyhow::Result<()> {
     if !is_root() {
         bail!("the soak test needs root (eBPF, network namespaces)");
     }
+    setup(&SetupArgs { zookeeper: false })?;
     let binaries = build()?;
     catch_interrupts()?;
     remove_stale_namespaces()?;
