@@ -21,10 +21,7 @@ use std::{
     io::{self, Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     thread,
     time::{Duration, Instant},
 };
@@ -149,16 +146,10 @@ fn exchange(mut stream: TcpStream, closer: Closer) -> io::Result<()> {
     Ok(())
 }
 
-fn client(
-    target: SocketAddr,
-    closer: Closer,
-    stop: &AtomicBool,
-    count: u64,
-    deadline: Instant,
-) -> ClientStats {
+fn client(target: SocketAddr, closer: Closer, count: u64, deadline: Instant) -> ClientStats {
     let mut stats = ClientStats::default();
     loop {
-        if stop.load(Ordering::Relaxed) || (count > 0 && stats.completed >= count) {
+        if count > 0 && stats.completed >= count {
             break;
         }
         if Instant::now() >= deadline {
@@ -208,17 +199,15 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(cli.duration);
     let clients: Vec<_> = listeners
         .iter()
         .map(|listener| {
             let target = listener.local_addr();
-            let stop = Arc::clone(&stop);
             let count = cli.count;
             thread::spawn(move || match target {
-                Ok(target) => client(target, closer, &stop, count, deadline),
+                Ok(target) => client(target, closer, count, deadline),
                 Err(_) => ClientStats::default(),
             })
         })
@@ -228,7 +217,6 @@ fn main() -> anyhow::Result<()> {
         .map(|h| h.join().unwrap_or_default())
         .collect();
     let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
 
     // The clients are done; a server may still be closing its last connection. Then
     // wake the accept() calls: shutdown() of a listener moves it LISTEN->CLOSE.

@@ -55,13 +55,7 @@ enum Cmd {
         rate: u64,
     },
     /// Print what a trace holds, as JSON.
-    Stat {
-        file: PathBuf,
-        /// Count only transitions of connections with this port at either end
-        /// (repeatable); default: all.
-        #[arg(long = "port")]
-        ports: Vec<u16>,
-    },
+    Stat { file: PathBuf },
     /// Stream every event and print the count and the rate.
     Read { file: PathBuf },
 }
@@ -329,34 +323,24 @@ fn churn_patterns() -> Vec<(&'static str, u64)> {
     ]
 }
 
-fn stat(path: &Path, ports: &[u16]) -> anyhow::Result<()> {
+fn stat(path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let bytes = std::fs::metadata(path)?.len();
     let mut reader = open(path)?;
     let mut records = 0u64;
     let mut transitions = 0u64;
-    let mut matching_transitions = 0u64;
     let mut kinds: HashMap<&'static str, u64> = HashMap::new();
     let mut lost = 0u64;
     // Per connection: its transitions packed 8 bits each (the last 8), and how many.
     let mut sequences: HashMap<ConnId, (u64, u32)> = HashMap::new();
-    let wanted = |conn: &Conn| {
-        ports.is_empty()
-            || ports
-                .iter()
-                .any(|&p| p == conn.tuple.local.port() || p == conn.tuple.remote.port())
-    };
     while let Some(event) = reader.next_event()? {
         records += 1;
         let kind = match &event {
             TraceEvent::Transition(t) => {
                 transitions += 1;
-                if wanted(&t.conn) {
-                    matching_transitions += 1;
-                    let entry = sequences.entry(t.conn.id).or_default();
-                    entry.0 = (entry.0 << 8) | state_code(t.old, t.new);
-                    entry.1 += 1;
-                }
+                let entry = sequences.entry(t.conn.id).or_default();
+                entry.0 = (entry.0 << 8) | state_code(t.old, t.new);
+                entry.1 += 1;
                 "transition"
             }
             TraceEvent::Snapshot(_) => "snapshot",
@@ -386,7 +370,6 @@ fn stat(path: &Path, ports: &[u16]) -> anyhow::Result<()> {
         "bytes": bytes,
         "records": records,
         "transitions": transitions,
-        "matching_transitions": matching_transitions,
         "kinds": kinds,
         "lost_in_gaps": lost,
         "connections": sequences.len(),
@@ -436,7 +419,7 @@ fn main() -> anyhow::Result<()> {
             block_records,
             rate,
         } => synth(&out, events, pairs.max(1), block_records, rate),
-        Cmd::Stat { file, ports } => stat(&file, &ports),
+        Cmd::Stat { file } => stat(&file),
         Cmd::Read { file } => read(&file),
     }
 }
