@@ -16,7 +16,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 
 use crate::{
     btf::{self, Btf},
-    trace::{SocketOffsetsInfo, TracepointStatus},
+    model::{SocketOffsetsInfo, TracepointStatus},
     tracefs::{
         ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
         Tracefs, TracefsError,

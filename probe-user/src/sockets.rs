@@ -29,10 +29,9 @@ use rustc_hash::FxHashMap;
 use crate::{
     decode::{Decoded, Observation},
     model::{
-        Conn, ConnId, ExecContext, ResetReceived, ResetSent, Scope, SnapshotSocket, SocketError,
-        SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+        Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
+        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
     },
-    trace::Filters,
 };
 
 /// How long a closed socket stays matchable for resets and error reports that the
