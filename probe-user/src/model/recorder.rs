@@ -5,6 +5,8 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+use super::{Scope, SocketTuple};
+
 /// What a recording keeps: the `--port` and `--netns` filters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -18,6 +20,19 @@ pub struct Filters {
 impl Filters {
     pub fn is_empty(&self) -> bool {
         self.ports.is_empty() && self.netns.is_empty()
+    }
+
+    /// Whether a socket in `scope` with `tuple` passes: a port at either end, and its
+    /// namespace, among those asked for.
+    #[inline]
+    pub fn keeps(&self, scope: &Scope, tuple: &SocketTuple) -> bool {
+        let ports_ok = self.ports.is_empty()
+            || self
+                .ports
+                .iter()
+                .any(|&p| p == tuple.local.port() || p == tuple.remote.port());
+        let netns_ok = self.netns.is_empty() || self.netns.contains(&scope.netns);
+        ports_ok && netns_ok
     }
 }
 
