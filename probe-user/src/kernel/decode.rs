@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use probe_common::{EventKind, ExecContext, KernelEvent};
 
 use crate::{
-    kernel::layouts::{Field, Layouts, ResetAddrs, TupleFields},
+    kernel::layouts::{Field, Layouts, ResetAddrs, SendResetLayout, TupleFields},
     model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpState},
 };
 
@@ -160,6 +160,28 @@ fn state(value: u64) -> Result<TcpState, DecodeError> {
         .ok_or(DecodeError::State(value))
 }
 
+fn send_reset(layout: &SendResetLayout, record: &[u8]) -> Result<Observation, DecodeError> {
+    let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
+    let tuple = match layout.addrs {
+        ResetAddrs::Sockaddr { saddr, daddr } => SocketTuple {
+            local: sockaddr(&saddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
+            remote: sockaddr(&daddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
+        },
+        ResetAddrs::Split(fields) => tuple_from(record, &fields)?,
+    };
+    let state = match layout.state.map(field).transpose()? {
+        None | Some(0) => None,
+        Some(s) => Some(state(s)?),
+    };
+    let reason = layout.reason.map(field).transpose()?.unwrap_or(0);
+    Ok(Observation::SendReset {
+        skaddr: field(layout.skaddr)?,
+        state,
+        reason: ResetReason(u32::try_from(reason).unwrap_or(u32::MAX)),
+        tuple,
+    })
+}
+
 pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, DecodeError> {
     let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
     let record = &event.record[..];
@@ -174,30 +196,13 @@ pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, D
                 tuple: tuple_from(record, &layout.tuple)?,
             }
         }
-        EventKind::SendReset => {
-            let layout = layouts
+        EventKind::SendReset => send_reset(
+            layouts
                 .send_reset
                 .as_ref()
-                .ok_or(DecodeError::NoLayout(kind))?;
-            let tuple = match layout.addrs {
-                ResetAddrs::Sockaddr { saddr, daddr } => SocketTuple {
-                    local: sockaddr(&saddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
-                    remote: sockaddr(&daddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
-                },
-                ResetAddrs::Split(fields) => tuple_from(record, &fields)?,
-            };
-            let state = match layout.state.map(field).transpose()? {
-                None | Some(0) => None,
-                Some(s) => Some(state(s)?),
-            };
-            let reason = layout.reason.map(field).transpose()?.unwrap_or(0);
-            Observation::SendReset {
-                skaddr: field(layout.skaddr)?,
-                state,
-                reason: ResetReason(u32::try_from(reason).unwrap_or(u32::MAX)),
-                tuple,
-            }
-        }
+                .ok_or(DecodeError::NoLayout(kind))?,
+            record,
+        )?,
         EventKind::ReceiveReset => {
             let layout = layouts
                 .receive_reset

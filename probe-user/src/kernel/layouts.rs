@@ -74,6 +74,19 @@ fn copy_len(fields: &[Option<Field>]) -> u16 {
 }
 
 impl TupleFields {
+    /// The kernel program's view of a record with these tuple fields and `others`: the
+    /// ports, and the bytes to copy (up to the last field the decoder reads).
+    fn kernel_fields(&self, others: &[Field]) -> KernelFields {
+        let mut used: Vec<Option<Field>> = others.iter().copied().map(Some).collect();
+        used.extend(self.all());
+        KernelFields {
+            sport: spec(Some(self.sport)),
+            dport: spec(Some(self.dport)),
+            copy_len: copy_len(&used),
+            ..KernelFields::ABSENT
+        }
+    }
+
     fn all(&self) -> [Option<Field>; 7] {
         [
             Some(self.sport),
@@ -221,22 +234,10 @@ impl StateChangeLayout {
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
             protocol: spec(Some(self.protocol)),
-            sport: spec(Some(self.tuple.sport)),
-            dport: spec(Some(self.tuple.dport)),
-            copy_len: copy_len(&self.used()),
-            ..KernelFields::ABSENT
+            ..self
+                .tuple
+                .kernel_fields(&[self.skaddr, self.oldstate, self.newstate, self.protocol])
         }
-    }
-
-    fn used(&self) -> Vec<Option<Field>> {
-        let mut fields = vec![
-            Some(self.skaddr),
-            Some(self.oldstate),
-            Some(self.newstate),
-            Some(self.protocol),
-        ];
-        fields.extend(self.tuple.all());
-        fields
     }
 }
 
@@ -340,14 +341,9 @@ impl ReceiveResetLayout {
     }
 
     pub fn kernel_fields(&self) -> KernelFields {
-        let mut used = vec![Some(self.skaddr)];
-        used.extend(self.tuple.all());
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
-            sport: spec(Some(self.tuple.sport)),
-            dport: spec(Some(self.tuple.dport)),
-            copy_len: copy_len(&used),
-            ..KernelFields::ABSENT
+            ..self.tuple.kernel_fields(&[self.skaddr])
         }
     }
 }
@@ -376,15 +372,10 @@ impl ErrorReportLayout {
     }
 
     pub fn kernel_fields(&self) -> KernelFields {
-        let mut used = vec![Some(self.error), Some(self.protocol)];
-        used.extend(self.tuple.all());
         KernelFields {
             protocol: spec(Some(self.protocol)),
-            sport: spec(Some(self.tuple.sport)),
-            dport: spec(Some(self.tuple.dport)),
             error: spec(Some(self.error)),
-            copy_len: copy_len(&used),
-            ..KernelFields::ABSENT
+            ..self.tuple.kernel_fields(&[self.error, self.protocol])
         }
     }
 }
@@ -398,6 +389,7 @@ pub struct Layouts {
     pub receive_reset: Option<ReceiveResetLayout>,
     pub error_report: Option<ErrorReportLayout>,
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

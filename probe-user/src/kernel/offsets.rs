@@ -107,63 +107,77 @@ fn integer(btf: &Btf, root: &str, path: &[&str], size: u32) -> Result<u32, Strin
     }
 }
 
+/// Every one of `parts`, or what is missing.
+fn all_of<const N: usize>(parts: [Result<u32, String>; N]) -> Result<[u32; N], Vec<String>> {
+    let mut values = [0; N];
+    let mut missing = Vec::new();
+    for (value, part) in values.iter_mut().zip(parts) {
+        match part {
+            Ok(offset) => *value = offset,
+            Err(err) => missing.push(err),
+        }
+    }
+    if missing.is_empty() {
+        Ok(values)
+    } else {
+        Err(missing)
+    }
+}
+
+impl OffsetReport {
+    /// The offsets of one part, if all of them resolve; otherwise says why, as `what`.
+    fn part<const N: usize>(
+        &mut self,
+        what: &str,
+        parts: [Result<u32, String>; N],
+    ) -> Option<[u32; N]> {
+        all_of(parts)
+            .map_err(|missing| {
+                let reasons = missing.into_iter().map(|e| format!("{what}: {e}"));
+                self.missing.extend(reasons);
+            })
+            .ok()
+    }
+}
+
 /// Resolves every offset the kernel program needs. Parts that cannot be resolved stay
 /// marked invalid, so the program reports "unknown" instead of reading wrong memory.
 pub fn sock_offsets(btf: &Btf) -> OffsetReport {
     let mut report = OffsetReport::default();
-    let offsets = &mut report.offsets;
-
-    match (
-        pointer(btf, "sock", &["__sk_common", "skc_net", "net"]),
-        integer(btf, "net", &["ns", "inum"], 4),
+    if let Some([sk_net, net_inum]) = report.part(
+        "netns",
+        [
+            pointer(btf, "sock", &["__sk_common", "skc_net", "net"]),
+            integer(btf, "net", &["ns", "inum"], 4),
+        ],
     ) {
-        (Ok(sk_net), Ok(net_inum)) => {
-            offsets.sk_net = sk_net;
-            offsets.net_inum = net_inum;
-            offsets.netns_valid = 1;
-        }
-        (a, b) => report.missing.extend(
-            [a.err(), b.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| format!("netns: {e}")),
-        ),
+        report.offsets.sk_net = sk_net;
+        report.offsets.net_inum = net_inum;
+        report.offsets.netns_valid = 1;
     }
-
-    match (
-        pointer(btf, "sock", &["sk_cgrp_data", "cgroup"]),
-        pointer(btf, "cgroup", &["kn"]),
-        integer(btf, "kernfs_node", &["id"], 8),
+    if let Some([sk_cgroup, cgroup_kn, kn_id]) = report.part(
+        "cgroup",
+        [
+            pointer(btf, "sock", &["sk_cgrp_data", "cgroup"]),
+            pointer(btf, "cgroup", &["kn"]),
+            integer(btf, "kernfs_node", &["id"], 8),
+        ],
     ) {
-        (Ok(sk_cgroup), Ok(cgroup_kn), Ok(kn_id)) => {
-            offsets.sk_cgroup = sk_cgroup;
-            offsets.cgroup_kn = cgroup_kn;
-            offsets.kn_id = kn_id;
-            offsets.cgroup_valid = 1;
-        }
-        (a, b, c) => report.missing.extend(
-            [a.err(), b.err(), c.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| format!("cgroup: {e}")),
-        ),
+        report.offsets.sk_cgroup = sk_cgroup;
+        report.offsets.cgroup_kn = cgroup_kn;
+        report.offsets.kn_id = kn_id;
+        report.offsets.cgroup_valid = 1;
     }
-
-    match (
-        pointer(btf, "sk_buff", &["dev"]),
-        pointer(btf, "net_device", &["nd_net", "net"]),
+    if let Some([skb_dev, dev_net]) = report.part(
+        "netns of resets without a socket",
+        [
+            pointer(btf, "sk_buff", &["dev"]),
+            pointer(btf, "net_device", &["nd_net", "net"]),
+        ],
     ) {
-        (Ok(skb_dev), Ok(dev_net)) => {
-            offsets.skb_dev = skb_dev;
-            offsets.dev_net = dev_net;
-            offsets.skb_valid = 1;
-        }
-        (a, b) => report.missing.extend(
-            [a.err(), b.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| format!("netns of resets without a socket: {e}")),
-        ),
+        report.offsets.skb_dev = skb_dev;
+        report.offsets.dev_net = dev_net;
+        report.offsets.skb_valid = 1;
     }
     report
 }
@@ -186,23 +200,9 @@ pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
         ),
         integer(btf, "task_struct", &["comm"], 16),
     ];
-    let mut missing = Vec::new();
-    let mut values = [0; 7];
-    for (value, part) in values.iter_mut().zip(parts) {
-        match part {
-            Ok(offset) => *value = offset,
-            Err(err) => missing.push(err),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(missing);
-    }
-    let [family, protocol, dport, saddr, daddr, sport, task_comm] = values;
+    let [family, protocol, dport, saddr, daddr, sport, task_comm] = all_of(parts)?;
     // Without CONFIG_IPV6 the tracepoint writes v4-mapped addresses only.
-    let ipv6 = match (common("skc_v6_rcv_saddr", 16), common("skc_v6_daddr", 16)) {
-        (Ok(saddr_v6), Ok(daddr_v6)) => Some((saddr_v6, daddr_v6)),
-        _ => None,
-    };
+    let ipv6 = all_of([common("skc_v6_rcv_saddr", 16), common("skc_v6_daddr", 16)]).ok();
     Ok(BtfStateOffsets {
         valid: 1,
         ipv6: u32::from(ipv6.is_some()),
@@ -211,8 +211,8 @@ pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
         dport,
         saddr,
         daddr,
-        saddr_v6: ipv6.map_or(0, |v| v.0),
-        daddr_v6: ipv6.map_or(0, |v| v.1),
+        saddr_v6: ipv6.map_or(0, |[saddr_v6, _]| saddr_v6),
+        daddr_v6: ipv6.map_or(0, |[_, daddr_v6]| daddr_v6),
         sport,
         task_comm,
         reserved: 0,

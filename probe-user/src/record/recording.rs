@@ -222,6 +222,7 @@ impl Recording {
         self.first_decode_error.as_deref()
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,23 +282,13 @@ impl KernelProbe {
 /// The ring buffer and the counters, owned apart from the programs so that both can be
 /// read after detaching.
 fn take_maps(ebpf: &mut Ebpf) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
-    let ring = RingBuf::try_from(
-        ebpf.take_map("EVENTS")
-            .ok_or(KernelError::Missing("EVENTS map"))?,
-    )
-    .map_err(|source| KernelError::Map {
-        what: "EVENTS ring buffer",
-        source,
-    })?;
+    let mut take = |name, missing| ebpf.take_map(name).ok_or(KernelError::Missing(missing));
+    let map_error = |what| move |source| KernelError::Map { what, source };
+    let ring = RingBuf::try_from(take("EVENTS", "EVENTS map")?)
+        .map_err(map_error("EVENTS ring buffer"))?;
+    let counters = PerCpuArray::try_from(take("COUNTERS", "COUNTERS map")?)
+        .map_err(map_error("COUNTERS map"))?;
     let ring = EventRing::new(ring).map_err(KernelError::Poll)?;
-    let counters = PerCpuArray::try_from(
-        ebpf.take_map("COUNTERS")
-            .ok_or(KernelError::Missing("COUNTERS map"))?,
-    )
-    .map_err(|source| KernelError::Map {
-        what: "COUNTERS map",
-        source,
-    })?;
     Ok((ring, counters))
 }
 
