@@ -19,10 +19,6 @@ impl KernelCounters {
     pub fn submitted_total(&self) -> u64 {
         self.submitted.iter().sum()
     }
-
-    pub fn lost_total(&self) -> u64 {
-        self.ring_full.iter().sum::<u64>() + self.recursion_missed
-    }
 }
 
 /// The programs whose skipped runs are lost events (the softirq trackers are not:

@@ -99,7 +99,7 @@ impl std::fmt::Debug for KernelProbe {
 
 /// Reads this kernel's record layouts; the state-change tracepoint is mandatory. An
 /// optional tracepoint that is missing or not understood gets a status saying why.
-pub fn read_layouts(tracefs: &Tracefs) -> Result<(Layouts, Vec<TracepointStatus>), KernelError> {
+fn read_layouts(tracefs: &Tracefs) -> Result<(Layouts, Vec<TracepointStatus>), KernelError> {
     let state_change = tracefs
         .layout(
             StateChangeLayout::TRACEPOINT,
