@@ -469,7 +469,7 @@ impl SocketTable {
         .then_some(conn)
     }
 
-    /// Forgets sockets that closed at least [`CLOSED_GRACE_NS`] before `now_ns` (an
+    /// Forgets sockets that closed at least `CLOSED_GRACE_NS` before `now_ns` (an
     /// event's time, or the monotonic clock when no event comes: the same clock),
     /// unless their address has been reused since.
     pub fn sweep(&mut self, now_ns: u64) {
