@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::{netns::Netns, process::Process, spawn::Spawn};
 
 /// Which side of every connection closes first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CloseMode {
     /// The client closes first (active close on the client, TIME_WAIT there).
@@ -24,6 +26,12 @@ impl CloseMode {
             Self::Client => "client",
             Self::Server => "server",
         }
+    }
+}
+
+impl std::fmt::Display for CloseMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -35,8 +35,8 @@ use std::{
 use serde_json::Value;
 use tcpchurn_harness::zookeeper::{self, PORT, ZooKeeper, logged_rejections};
 use tcpchurn_tests::{
-    Peer, Scratch, SsSocket, Topology, event_ip, lost_total, record, replay_events,
-    replay_verdict, require_root, ss, topology,
+    Peer, Scratch, SsSocket, Topology, event_ip, lost_total, record, replay_events, replay_verdict,
+    require_root, ss, topology,
 };
 
 const MAX_CLIENT_CNXNS: usize = 4;
@@ -196,9 +196,7 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
     let topology = topology("zk");
     let scratch = Scratch::new("zookeeper");
     let zookeeper = ZooKeeper::prepare(&scratch.0).unwrap();
-    let server = zookeeper
-        .start_server(&topology, MAX_CLIENT_CNXNS)
-        .unwrap();
+    let server = zookeeper.start_server(&topology, MAX_CLIENT_CNXNS).unwrap();
     let zk_pid = u64::from(server.pid());
     let zk_addr = format!("{}:{PORT}", topology.server_v4);
 

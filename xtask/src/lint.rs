@@ -19,19 +19,21 @@ pub fn lint() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run_shown(cargo_nightly()
-        .args([
-            "clippy",
-            "-p",
-            "probe-ebpf",
-            "--release",
-            "--target",
-            "bpfel-unknown-none",
-            "-Zbuild-std=core",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .env("CARGO_CFG_BPF_TARGET_ARCH", "x86_64")
-        .env("RUSTFLAGS", "--cfg bpf_target_arch=\"x86_64\""))
+    run_shown(
+        cargo_nightly()
+            .args([
+                "clippy",
+                "-p",
+                "probe-ebpf",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "-Zbuild-std=core",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .env("CARGO_CFG_BPF_TARGET_ARCH", "x86_64")
+            .env("RUSTFLAGS", "--cfg bpf_target_arch=\"x86_64\""),
+    )
 }

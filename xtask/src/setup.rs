@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
-
 use tcpchurn_harness::{
     apt::install_missing,
     exec::{run_shown, try_stdout},
@@ -51,18 +50,20 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
             "/usr/lib/llvm-22/bin:{}",
             std::env::var("PATH").context("PATH is not set")?
         );
-        run_shown(Command::new("cargo")
-            .args([
-                "install",
-                "bpf-linker",
-                "--locked",
-                "--version",
-                BPF_LINKER_VERSION,
-                "--no-default-features",
-                "--features",
-                "llvm-22",
-            ])
-            .env("PATH", path))?;
+        run_shown(
+            Command::new("cargo")
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--locked",
+                    "--version",
+                    BPF_LINKER_VERSION,
+                    "--no-default-features",
+                    "--features",
+                    "llvm-22",
+                ])
+                .env("PATH", path),
+        )?;
     }
     if args.zookeeper {
         zookeeper::install()?;

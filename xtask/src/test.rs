@@ -3,7 +3,6 @@
 //! being root is a failure, not a skip.
 
 use anyhow::bail;
-
 use tcpchurn_harness::{
     exec::run_shown,
     runner::{in_ci, is_root},

@@ -33,7 +33,10 @@ fn print_plan(topology: &Topology, how: &str) {
     println!(
         "tcpchurn demo: a reconnect loop and a CLOSE_WAIT leak, staged in two network namespaces"
     );
-    println!("  server host {server_ip} (netns {}):", topology.server.name);
+    println!(
+        "  server host {server_ip} (netns {}):",
+        topology.server.name
+    );
     println!(
         "    registry :{REGISTRY_PORT}  keeps {REGISTRY_LIMIT} connections from the node (its maxClientCnxns) and {how}"
     );
