@@ -18,6 +18,7 @@ mod recording;
 mod scratch;
 mod ss;
 mod trace_file;
+mod verdict;
 
 pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology};
 
@@ -33,4 +34,5 @@ pub use crate::{
     scratch::Scratch,
     ss::{SsSocket, ss},
     trace_file::{open_trace, state_change_attachment},
+    verdict::verdict_pair,
 };

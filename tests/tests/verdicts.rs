@@ -9,16 +9,12 @@
 use std::{net::SocketAddr, thread, time::Duration};
 
 use serde_json::Value;
-use tcpchurn_tests::{Layout, Netns, Peer, Recorder, Scratch, record, replay_verdict, ss};
+use tcpchurn_tests::{
+    Layout, Netns, Peer, Recorder, Scratch, record, replay_verdict, ss, verdict_pair,
+};
 
 fn pair<'a>(verdict: &'a Value, s: &Scenario) -> &'a Value {
-    let (client, server) = (s.client_ip().to_string(), s.server_addr());
-    verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["client"] == client && p["server"] == server)
-        .unwrap_or_else(|| panic!("no pair {client} -> {server} in {verdict:#}"))
+    verdict_pair(verdict, &s.client_ip().to_string(), &s.server_addr())
 }
 
 struct Scenario {
@@ -126,14 +122,29 @@ fn connections_of(verdict: &Value, port: u16) -> Vec<&Value> {
         .collect()
 }
 
-fn client_closes_first(veth: bool) {
-    let mut s = Scenario::start(veth, "vc", 5101);
-    let server = s.server(&["--count", "3", "--behaviour", "wait-peer"]);
+/// What three connections, 50 ms apart, left behind.
+struct ThreeConnections {
+    verdict: Value,
+    /// TIME_WAIT sockets of (client, server), from `ss`.
+    ss: (u64, u64),
+    server_pid: u32,
+    client_pid: u32,
+}
+
+/// Three connections where `closer` (`client` or `server`) closes first and the other
+/// side waits for it.
+fn three_closed_by(s: &mut Scenario, closer: &str) -> ThreeConnections {
+    let (server_behaviour, client_behaviour) = if closer == "client" {
+        ("wait-peer", "close")
+    } else {
+        ("close", "wait-peer")
+    };
+    let server = s.server(&["--count", "3", "--behaviour", server_behaviour]);
     let client = s.client(&[
         "--count",
         "3",
         "--behaviour",
-        "close",
+        client_behaviour,
         "--interval-ms",
         "50",
     ]);
@@ -142,7 +153,22 @@ fn client_closes_first(veth: bool) {
     server.wait();
     thread::sleep(Duration::from_millis(200));
     let ss = s.ss_time_wait();
-    let verdict = s.verdict(&[]);
+    ThreeConnections {
+        verdict: s.verdict(&[]),
+        ss,
+        server_pid,
+        client_pid,
+    }
+}
+
+fn client_closes_first(veth: bool) {
+    let mut s = Scenario::start(veth, "vc", 5101);
+    let ThreeConnections {
+        verdict,
+        ss,
+        server_pid,
+        client_pid,
+    } = three_closed_by(&mut s, "client");
     let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 3, "both ends merged: {pair:#}");
     assert_eq!(pair["closed_first"]["client"], 3, "{pair:#}");
@@ -163,21 +189,12 @@ fn client_closes_first(veth: bool) {
 
 fn server_closes_first(veth: bool) {
     let mut s = Scenario::start(veth, "vs", 5102);
-    let server = s.server(&["--count", "3", "--behaviour", "close"]);
-    let client = s.client(&[
-        "--count",
-        "3",
-        "--behaviour",
-        "wait-peer",
-        "--interval-ms",
-        "50",
-    ]);
-    let server_pid = server.pid();
-    client.wait();
-    server.wait();
-    thread::sleep(Duration::from_millis(200));
-    let ss = s.ss_time_wait();
-    let verdict = s.verdict(&[]);
+    let ThreeConnections {
+        verdict,
+        ss,
+        server_pid,
+        ..
+    } = three_closed_by(&mut s, "server");
     let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 3, "{pair:#}");
     assert_eq!(pair["closed_first"]["server"], 3, "{pair:#}");

@@ -27,7 +27,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
-    path::Path,
+    path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
 };
@@ -35,8 +35,8 @@ use std::{
 use serde_json::Value;
 use tcpchurn_harness::zookeeper::{self, PORT, ZooKeeper, logged_rejections};
 use tcpchurn_tests::{
-    Peer, Scratch, SsSocket, Topology, event_ip, lost_total, record, replay_events, replay_verdict,
-    require_root, ss, topology,
+    Peer, Recorder, Scratch, SsSocket, Topology, event_ip, lost_total, record, replay_events,
+    replay_verdict, require_root, ss, topology, verdict_pair,
 };
 
 const MAX_CLIENT_CNXNS: usize = 4;
@@ -496,12 +496,7 @@ struct Expected<'a> {
 fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) {
     let client = topology.client_v4.to_string();
     let server = format!("{}:{PORT}", topology.server_v4);
-    let pair = verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["client"] == client.as_str() && p["server"] == server.as_str())
-        .unwrap_or_else(|| panic!("no pair {client} -> {server} in {:#}", verdict["pairs"]));
+    let pair = verdict_pair(verdict, &client, &server);
     let count = |v: &Value| usize::try_from(v.as_u64().unwrap()).unwrap();
     assert_eq!(pair["reconnect_loop"], true, "{pair:#}");
     assert_eq!(
@@ -574,6 +569,78 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
     );
 }
 
+/// One connection from the client namespace to a `tcpchurn-peer` server on the
+/// ZooKeeper port, recorded: ZooKeeper's ways of rejecting a connection, one at a time.
+struct OneConnection {
+    topology: Topology,
+    _scratch: Scratch,
+    trace: PathBuf,
+    recorder: Recorder,
+    server_addr: String,
+}
+
+/// What was recorded: the server's and the client's end, and the verdict's pair.
+struct Recorded {
+    server_end: End,
+    client_end: End,
+    pair: Value,
+}
+
+impl OneConnection {
+    /// Starts recording, and a server that accepts one connection and treats it as
+    /// `behaviour` says.
+    fn start(tag: &str, behaviour: &str) -> (Self, Peer) {
+        let topology = topology(tag);
+        let scratch = Scratch::new(tag);
+        let server_addr = format!("{}:{PORT}", topology.server_v4);
+        let trace = scratch.path("t.trace");
+        let recorder = record(&trace, topology.netns_args());
+        let server = Peer::server(
+            Some(&topology.server),
+            &[
+                "--listen",
+                &server_addr,
+                "--count",
+                "1",
+                "--behaviour",
+                behaviour,
+            ],
+        );
+        let staged = Self {
+            topology,
+            _scratch: scratch,
+            trace,
+            recorder,
+            server_addr,
+        };
+        (staged, server)
+    }
+
+    fn client(&self, args: &[&str]) -> Peer {
+        let mut full = vec!["--connect", self.server_addr.as_str()];
+        full.extend_from_slice(args);
+        Peer::client(Some(&self.topology.client), &full)
+    }
+
+    /// Stops recording; the trace must hold one connection.
+    fn stop(self) -> Recorded {
+        self.recorder.stop().unwrap().ensure_success().unwrap();
+        let events = replay_events(&self.trace);
+        let the_one = |server: bool| {
+            let mut ends = ends(&events, &self.topology, server);
+            assert_eq!(ends.len(), 1, "one connection expected: {ends:?}");
+            ends.pop_first().unwrap().1
+        };
+        let verdict = verdict(&self.trace);
+        let client = self.topology.client_v4.to_string();
+        Recorded {
+            server_end: the_one(true),
+            client_end: the_one(false),
+            pair: verdict_pair(&verdict, &client, &self.server_addr).clone(),
+        }
+    }
+}
+
 /// ZooKeeper's rejection, made deterministic: `fastCloseSock` with the client's ACK of
 /// the FIN arriving before `close()`. The server socket goes FIN_WAIT1 -> FIN_WAIT2,
 /// then the linger-0 `close()` takes it FIN_WAIT2 -> CLOSE and sends an RST: the same
@@ -584,42 +651,22 @@ fn fast_close_from_fin_wait2_is_not_time_wait() {
     if !require_root("fast_close_from_fin_wait2_is_not_time_wait") {
         return;
     }
-    let topology = topology("fc");
-    let scratch = Scratch::new("fastclose");
-    let server_addr = format!("{}:{PORT}", topology.server_v4);
-    let trace = scratch.path("fc.trace");
-    let recorder = record(&trace, topology.netns_args());
-    let server = Peer::server(
-        Some(&topology.server),
-        &[
-            "--listen",
-            &server_addr,
-            "--count",
-            "1",
-            "--behaviour",
-            "fast-close",
-        ],
-    );
+    let (staged, server) = OneConnection::start("fc", "fast-close");
     // The client never closes: only its ACK answers the server's FIN.
-    let mut client = Peer::client(
-        Some(&topology.client),
-        &["--connect", &server_addr, "--behaviour", "hold"],
-    );
+    let mut client = staged.client(&["--behaviour", "hold"]);
     client.wait_for("connected", Duration::from_secs(10));
     server.wait();
     thread::sleep(Duration::from_millis(200));
-    let ss_tw_server = ss(&topology.server)
+    let ss_tw_server = ss(&staged.topology.server)
         .iter()
         .filter(|s| s.state == "TIME-WAIT")
         .count();
-    recorder.stop().unwrap().ensure_success().unwrap();
+    let Recorded {
+        server_end: end,
+        pair,
+        ..
+    } = staged.stop();
     assert_eq!(ss_tw_server, 0, "the kernel holds no TIME_WAIT");
-
-    let events = replay_events(&trace);
-    let server_ends = ends(&events, &topology, true);
-    let [end] = server_ends.values().collect::<Vec<_>>()[..] else {
-        panic!("one server connection expected: {server_ends:?}");
-    };
     assert_eq!(
         end.transitions,
         [
@@ -632,14 +679,6 @@ fn fast_close_from_fin_wait2_is_not_time_wait() {
     );
     assert_eq!(end.resets_sent, ["TCP_STATE"]);
     assert!(!end.entered_time_wait());
-
-    let verdict = verdict(&trace);
-    let pair = verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["server"] == server_addr.as_str())
-        .unwrap_or_else(|| panic!("no pair for {server_addr}: {verdict:#}"));
     assert_eq!(pair["closed_first"]["server"], 1, "{pair:#}");
     assert_eq!(pair["resets"]["server"], 1, "{pair:#}");
     assert_eq!(pair["time_wait"]["server"], 0, "{pair:#}");
@@ -656,60 +695,21 @@ fn abort_on_data_is_the_servers_reset() {
     if !require_root("abort_on_data_is_the_servers_reset") {
         return;
     }
-    let topology = topology("ad");
-    let scratch = Scratch::new("abortdata");
-    let server_addr = format!("{}:{PORT}", topology.server_v4);
-    let trace = scratch.path("ad.trace");
-    let recorder = record(&trace, topology.netns_args());
-    let server = Peer::server(
-        Some(&topology.server),
-        &[
-            "--listen",
-            &server_addr,
-            "--count",
-            "1",
-            "--behaviour",
-            "shutdown",
-        ],
-    );
-    let client = Peer::client(
-        Some(&topology.client),
-        &[
-            "--connect",
-            &server_addr,
-            "--delay-ms",
-            "100",
-            "--behaviour",
-            "send",
-        ],
-    );
+    let (staged, server) = OneConnection::start("ad", "shutdown");
+    let client = staged.client(&["--delay-ms", "100", "--behaviour", "send"]);
     client.wait();
     server.wait();
-    recorder.stop().unwrap().ensure_success().unwrap();
-
-    let events = replay_events(&trace);
-    let server_ends = ends(&events, &topology, true);
-    let client_ends = ends(&events, &topology, false);
-    let [server_end] = server_ends.values().collect::<Vec<_>>()[..] else {
-        panic!("one server connection expected: {server_ends:?}");
-    };
-    let [client_end] = client_ends.values().collect::<Vec<_>>()[..] else {
-        panic!("one client connection expected: {client_ends:?}");
-    };
+    let Recorded {
+        server_end,
+        client_end,
+        pair,
+    } = staged.stop();
     assert_eq!(server_end.resets_sent, ["TCP_ABORT_ON_DATA"]);
     assert!(
         client_end.resets_sent.is_empty(),
         "the client sent no RST: {client_end:?}"
     );
     assert!(server_end.has("ESTABLISHED->FIN_WAIT1"));
-
-    let verdict = verdict(&trace);
-    let pair = verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["server"] == server_addr.as_str())
-        .unwrap_or_else(|| panic!("no pair for {server_addr}: {verdict:#}"));
     assert_eq!(pair["closed_first"]["server"], 1, "{pair:#}");
     assert_eq!(pair["resets"]["server"], 1, "{pair:#}");
     assert_eq!(pair["resets"]["client"], 0, "{pair:#}");
