@@ -43,11 +43,6 @@ pub fn check_interrupted() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True once the user has interrupted the task.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
 /// Sleeps, but wakes up for an interruption.
 pub fn sleep(duration: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + duration;

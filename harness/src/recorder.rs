@@ -64,6 +64,12 @@ impl Recording {
     }
 }
 
+/// Whether the recorder's stderr says it attached and records (a recorder that refused
+/// its arguments must not have).
+pub fn says_ready(stderr: &str) -> bool {
+    stderr.lines().any(|line| line.starts_with(READY_LINE))
+}
+
 impl Recorder {
     /// Starts `tcpchurn record --force -o TRACE ARGS...` and waits until its programs
     /// are attached.

@@ -140,7 +140,7 @@ fn create(path: &Path) -> anyhow::Result<File> {
     File::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
-/// The streams that are not files.
+/// The streams that are not files (`start` opens those).
 fn stdio(output: &Output) -> Stdio {
     match output {
         Output::Null => Stdio::null(),

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tcpchurn_harness::{bpftool, procfs};
+use tcpchurn_harness::{bpftool, procfs, recorder};
 use tcpchurn_tests::{
     Netns, Peer, Scratch, count_kind, lost_total, netns, open_trace, record, replay_events,
     replay_with_warnings, require_root, state_change_attachment, tcpchurn, tcpchurn_bin,
@@ -552,7 +552,7 @@ fn output_path_problems_are_caught_before_attaching() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
         assert!(
-            !stderr.contains("recording to"),
+            !recorder::says_ready(&stderr),
             "attached before checking the path: {stderr}"
         );
     }

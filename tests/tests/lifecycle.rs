@@ -1,7 +1,7 @@
 //! Exact transition sequences and owners on both ends of real connections, recorded
 //! by the real kernel program: between two namespaces over veth, and over loopback
 //! inside one namespace, where the kernel runs the receiving side's softirq in the
-//! *sender's* context (kernel-facts §2.1).
+//! *sender's* context (docs/kernel-facts.md §2.1).
 #![allow(
     clippy::unwrap_used,
     reason = "tests: a failed step must fail the test loudly"

@@ -69,10 +69,10 @@ impl End {
         self.transitions.iter().any(|t| t == transition)
     }
 
-    /// Ended by handing the connection to a TIME_WAIT socket (kernel-facts §1.3):
-    /// FIN_WAIT2 -> CLOSE or CLOSING -> CLOSE, unless the socket aborted with an RST
-    /// (a linger-0 `close()` in FIN_WAIT2 also goes FIN_WAIT2 -> CLOSE, then sends the
-    /// RST: ZooKeeper does this when the client's ACK of its FIN comes first).
+    /// Ended by handing the connection to a TIME_WAIT socket (docs/kernel-facts.md
+    /// §1.3): FIN_WAIT2 -> CLOSE or CLOSING -> CLOSE, unless the socket aborted with an
+    /// RST (a linger-0 `close()` in FIN_WAIT2 also goes FIN_WAIT2 -> CLOSE, then sends
+    /// the RST: ZooKeeper does this when the client's ACK of its FIN comes first).
     fn entered_time_wait(&self) -> bool {
         let aborted = self
             .resets_sent

@@ -7,7 +7,7 @@
 //! holds TIME_WAIT); with `--close server` the server closes first.
 //!
 //! On loopback each completed connection makes exactly ten `inet_sock_set_state`
-//! transitions (kernel-facts §1.2), five per end:
+//! transitions (docs/kernel-facts.md §1.2), five per end:
 //! - the closing end: CLOSE->SYN_SENT or LISTEN->SYN_RECV, ->ESTABLISHED,
 //!   ESTABLISHED->FIN_WAIT1, FIN_WAIT1->FIN_WAIT2, FIN_WAIT2->CLOSE;
 //! - the other end: ..., ->ESTABLISHED, ESTABLISHED->CLOSE_WAIT, CLOSE_WAIT->LAST_ACK,
@@ -206,22 +206,25 @@ fn main() -> anyhow::Result<()> {
         .collect();
     drop(listeners);
 
+    let report = report(&cli, &clients, &servers, elapsed.as_secs_f64());
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    Ok(())
+}
+
+/// What the generator did, for the tracer's results to be checked against.
+fn report(cli: &Cli, clients: &[ClientStats], servers: &[ServerStats], secs: f64) -> ChurnReport {
     let completed: u64 = clients.iter().map(|c| c.completed).sum();
-    let connect_failed: u64 = clients.iter().map(|c| c.connect_failed).sum();
-    let exchange_failed: u64 = clients.iter().map(|c| c.exchange_failed).sum();
-    let accepted: u64 = servers.iter().map(|s| s.accepted).sum();
-    let server_failed: u64 = servers.iter().map(|s| s.failed).sum();
-    let secs = elapsed.as_secs_f64();
-    let report = ChurnReport {
+    ChurnReport {
         pairs: cli.pairs,
-        close: closer,
+        close: cli.close,
         port: cli.port,
         elapsed_s: secs,
         completed,
-        connect_failed,
-        exchange_failed,
-        accepted,
-        server_failed,
+        connect_failed: clients.iter().map(|c| c.connect_failed).sum(),
+        exchange_failed: clients.iter().map(|c| c.exchange_failed).sum(),
+        accepted: servers.iter().map(|s| s.accepted).sum(),
+        server_failed: servers.iter().map(|s| s.failed).sum(),
         conn_per_s: if secs > 0.0 {
             completed as f64 / secs
         } else {
@@ -231,8 +234,5 @@ fn main() -> anyhow::Result<()> {
         // What a tracer should see: ten transitions per completed connection, two
         // per listener (CLOSE->LISTEN, LISTEN->CLOSE).
         expected_transitions: completed * 10 + 2 * u64::from(cli.pairs),
-    };
-    let mut out = io::stdout().lock();
-    writeln!(out, "{}", serde_json::to_string(&report)?)?;
-    Ok(())
+    }
 }

@@ -26,6 +26,7 @@ mod stats;
 mod summary;
 mod targets;
 mod tools;
+mod tracer_output;
 mod tracers;
 mod validation;
 mod variants;

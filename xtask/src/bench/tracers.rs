@@ -1,70 +1,23 @@
 //! The tracers of the traced variants: started in front of a run's churn, stopped
-//! after it (SIGINT: the peer tools flush only then), and what each recorded.
+//! after it (SIGINT: the peer tools flush only then).
 
 use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
-use serde::{Deserialize, Serialize};
-use tcpchurn_harness::{
-    Netns, Process, Recorder, Spawn,
-    interrupt::sleep,
-    procfs,
-    trace_stat::{self, TraceEndStat},
+use anyhow::bail;
+use tcpchurn_harness::{Netns, Process, Recorder, Spawn, interrupt::sleep, procfs};
+
+pub use super::tracer_output::{During, ProgStat, TracerOut};
+use super::{
+    load::PORT_BASE,
+    peak_rss::PeakRss,
+    tools::{TCPSTATES, Tools},
+    tracer_output::{read_bpftrace, read_tcpstates, read_trace},
+    variants::Kind,
 };
-
-use super::{load::PORT_BASE, peak_rss::PeakRss, tools::Tools, variants::Kind};
-
-/// CPU and run counts of one BPF program of a tracer (with `kernel.bpf_stats_enabled`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ProgStat {
-    pub name: String,
-    pub run_cnt: u64,
-    pub run_time_ns: u64,
-}
-
-/// What a tracer produced in one run.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct TracerOut {
-    pub recorded: u64,
-    pub lost: u64,
-    /// CPU seconds of the tracer process while the churn ran.
-    pub cpu_churn_s: f64,
-    /// CPU seconds of the tracer process from start to exit.
-    pub cpu_total_s: f64,
-    pub maxrss_kib: u64,
-    pub bytes: u64,
-    /// Bytes on disk per recorded event (none when nothing was recorded).
-    pub bytes_per_event: Option<f64>,
-    /// tcpchurn only: the end block and the file's own accounting.
-    pub detail: Option<RecordingDetail>,
-    pub programs: Vec<ProgStat>,
-}
-
-/// What a tcpchurn trace holds, and whether the kernel's count agrees with the file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RecordingDetail {
-    pub records: u64,
-    pub kinds: BTreeMap<String, u64>,
-    pub patterns: BTreeMap<String, u64>,
-    pub other_sequences: u64,
-    pub end: Option<TraceEndStat>,
-    /// Transitions, resets and socket errors in the file: what the kernel submitted.
-    pub kernel_events_in_file: u64,
-    /// The end block's `kernel_submitted` equals `kernel_events_in_file`.
-    pub kernel_submitted_matches_file: bool,
-    pub damage: Vec<String>,
-}
-
-/// What was measured while the churn ran.
-pub struct During {
-    pub cpu_s: f64,
-    pub programs: Vec<ProgStat>,
-}
 
 /// Where a tracer writes.
 enum Output {
@@ -131,7 +84,7 @@ impl Tracer {
             Kind::Tcpstates => {
                 let out = tools.out_dir.join("tcpstates.out");
                 let err = tools.out_dir.join("tcpstates.err");
-                let spawn = Spawn::new("tcpstates", Command::new(super::tools::TCPSTATES))
+                let spawn = Spawn::new("tcpstates", Command::new(TCPSTATES))
                     .stdout_to(&out)
                     .stderr_to(&err);
                 (
@@ -226,70 +179,4 @@ impl Stopped {
             programs: during.programs,
         })
     }
-}
-
-/// (recorded, lost, bytes, detail) of one run.
-type Read = (u64, u64, u64, Option<RecordingDetail>);
-
-fn read_trace(tools: &Tools, trace: &Path) -> anyhow::Result<Read> {
-    let stat = trace_stat::stat(&tools.trace_tool, trace).context("tcpchurn-trace-tool stat")?;
-    let _removed = std::fs::remove_file(trace);
-    let lost = stat.lost_in_gaps + stat.end.as_ref().map_or(0, |e| e.lost_decode_failed);
-    let kernel_events = stat.transitions
-        + stat.kind("reset_sent")
-        + stat.kind("reset_received")
-        + stat.kind("socket_error");
-    let detail = RecordingDetail {
-        records: stat.records,
-        kinds: stat.kinds,
-        patterns: stat.patterns,
-        other_sequences: stat.other_sequences,
-        kernel_submitted_matches_file: stat
-            .end
-            .as_ref()
-            .is_some_and(|e| e.kernel_submitted == kernel_events),
-        end: stat.end,
-        kernel_events_in_file: kernel_events,
-        damage: stat.damage,
-    };
-    Ok((stat.transitions, lost, stat.bytes, Some(detail)))
-}
-
-fn read_tcpstates(out: &Path, err: &Path, ports: &[u16]) -> Read {
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    // SKADDR C-PID C-COMM LADDR LPORT RADDR RPORT OLDSTATE -> NEWSTATE MS, counted from
-    // the end (a comm may contain spaces).
-    let recorded = text
-        .lines()
-        .filter(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let n = f.len();
-            n >= 11
-                && [f[n - 7], f[n - 5]]
-                    .iter()
-                    .any(|p| p.parse::<u16>().is_ok_and(|p| ports.contains(&p)))
-        })
-        .count() as u64;
-    let errors = std::fs::read_to_string(err).unwrap_or_default();
-    // libbpf-tools: "lost N events on CPU #C".
-    let lost = errors
-        .lines()
-        .filter_map(|l| l.strip_prefix("lost "))
-        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    let bytes = std::fs::metadata(out).map_or(0, |m| m.len());
-    let _removed = std::fs::remove_file(out);
-    (recorded, lost, bytes, None)
-}
-
-fn read_bpftrace(out: &Path) -> Read {
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    let recorded = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("@transitions:"))
-        .filter_map(|n| n.trim().parse::<u64>().ok())
-        .sum();
-    let bytes = std::fs::metadata(out).map_or(0, |m| m.len());
-    let _removed = std::fs::remove_file(out);
-    (recorded, 0, bytes, None)
 }

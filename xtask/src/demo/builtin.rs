@@ -2,9 +2,9 @@
 //! connections per client and closes the others at once, clients that reconnect in a
 //! loop, and a reports service that leaks CLOSE_WAIT.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
-use tcpchurn_harness::{Netns, Process, Spawn, Topology, ready::wait_listening};
+use tcpchurn_harness::{Process, Spawn, Topology, ready::wait_listening};
 
 use super::{Output, addresses, recording};
 use crate::binaries::Binaries;
@@ -14,19 +14,6 @@ const REGISTRY_LIMIT: u32 = 4;
 const REGISTRY_CLIENTS: u32 = 8;
 const LEAKY_PORT: u16 = 8080;
 const LEAKY_REQUESTS: u32 = 6;
-
-/// `tcpchurn-peer ARGS...` in a namespace, its output in the file `log`.
-fn peer(
-    binaries: &Binaries,
-    netns: &Netns,
-    name: &str,
-    log: &Path,
-    args: &[&str],
-) -> anyhow::Result<Process> {
-    let mut cmd = netns.command(&binaries.peer);
-    cmd.args(args);
-    Spawn::new(name, cmd).log_to(log).start()
-}
 
 fn print_plan(topology: &Topology, how: &str) {
     let (server_ip, node_ip) = (topology.server_v4, topology.client_v4);
@@ -50,6 +37,113 @@ fn print_plan(topology: &Topology, how: &str) {
     println!("    {LEAKY_REQUESTS} requests to reports, one every 0.5 s");
 }
 
+/// Where the incident's processes run and log.
+struct Stage<'a> {
+    binaries: &'a Binaries,
+    topology: Topology,
+    output: &'a Output,
+    registry: String,
+    leaky: String,
+}
+
+impl Stage<'_> {
+    /// `tcpchurn-peer ARGS...` in the server or the node namespace, logging into
+    /// `LOG.log`.
+    fn peer(
+        &self,
+        server_side: bool,
+        name: &str,
+        log: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Process> {
+        let netns = if server_side {
+            &self.topology.server
+        } else {
+            &self.topology.client
+        };
+        let mut cmd = netns.command(&self.binaries.peer);
+        cmd.args(args);
+        let log = self.output.logs.join(format!("{log}.log"));
+        Spawn::new(name, cmd).log_to(&log).start()
+    }
+
+    /// The registry (`over_limit`: reset or close) and the leaky reports service,
+    /// listening.
+    fn start_servers(&self, over_limit: &str) -> anyhow::Result<Vec<Process>> {
+        let limit = REGISTRY_LIMIT.to_string();
+        let mut servers = vec![
+            self.peer(
+                true,
+                "registry",
+                "registry",
+                &[
+                    "server",
+                    "--listen",
+                    &self.registry,
+                    "--count",
+                    "0",
+                    "--behaviour",
+                    "hold",
+                    "--limit",
+                    &limit,
+                    "--over-limit",
+                    over_limit,
+                ],
+            )?,
+            self.peer(
+                true,
+                "reports",
+                "reports",
+                &[
+                    "server",
+                    "--listen",
+                    &self.leaky,
+                    "--count",
+                    "0",
+                    "--behaviour",
+                    "hold",
+                ],
+            )?,
+        ];
+        for (server, port) in servers.iter_mut().zip([REGISTRY_PORT, LEAKY_PORT]) {
+            wait_listening(&self.topology.server, port, server, Duration::from_secs(10))?;
+        }
+        Ok(servers)
+    }
+
+    /// The reports requests (they end by themselves), and the registry clients that
+    /// loop.
+    fn start_clients(&self) -> anyhow::Result<(Process, Vec<Process>)> {
+        let requests = LEAKY_REQUESTS.to_string();
+        let requests_client = self.peer(
+            false,
+            "report requests",
+            "report-requests",
+            &[
+                "client",
+                "--connect",
+                &self.leaky,
+                "--count",
+                &requests,
+                "--interval-ms",
+                "500",
+                "--behaviour",
+                "close",
+            ],
+        )?;
+        let mut clients = Vec::new();
+        for i in 0..REGISTRY_CLIENTS {
+            clients.push(self.peer(
+                false,
+                &format!("registry client {i}"),
+                &format!("registry-client-{i}"),
+                &["client", "--connect", &self.registry, "--reconnect"],
+            )?);
+        }
+        Ok((requests_client, clients))
+    }
+}
+
 pub fn incident(
     binaries: &Binaries,
     output: &Output,
@@ -57,8 +151,6 @@ pub fn incident(
     reset: bool,
 ) -> anyhow::Result<Vec<String>> {
     let topology = Topology::create("demo", addresses())?;
-    let registry = format!("{}:{REGISTRY_PORT}", topology.server_v4);
-    let leaky = format!("{}:{LEAKY_PORT}", topology.server_v4);
     let (over_limit, how) = if reset {
         (
             "reset",
@@ -71,82 +163,21 @@ pub fn incident(
         )
     };
     print_plan(&topology, how);
-    let log = |name: &str| output.logs.join(format!("{name}.log"));
-
-    let limit = REGISTRY_LIMIT.to_string();
-    let mut servers = vec![
-        peer(
-            binaries,
-            &topology.server,
-            "registry",
-            &log("registry"),
-            &[
-                "server",
-                "--listen",
-                &registry,
-                "--count",
-                "0",
-                "--behaviour",
-                "hold",
-                "--limit",
-                &limit,
-                "--over-limit",
-                over_limit,
-            ],
-        )?,
-        peer(
-            binaries,
-            &topology.server,
-            "reports",
-            &log("reports"),
-            &[
-                "server",
-                "--listen",
-                &leaky,
-                "--count",
-                "0",
-                "--behaviour",
-                "hold",
-            ],
-        )?,
-    ];
-    for (server, port) in servers.iter_mut().zip([REGISTRY_PORT, LEAKY_PORT]) {
-        wait_listening(&topology.server, port, server, Duration::from_secs(10))?;
-    }
-
-    let (recorder, deadline) =
-        recording::start(&binaries.tcpchurn, &output.trace, &topology, duration)?;
-    let requests = LEAKY_REQUESTS.to_string();
-    // It exits after its requests, so it is not among the clients that must keep running.
-    let requests_client = peer(
+    let stage = Stage {
         binaries,
-        &topology.client,
-        "report requests",
-        &log("report-requests"),
-        &[
-            "client",
-            "--connect",
-            &leaky,
-            "--count",
-            &requests,
-            "--interval-ms",
-            "500",
-            "--behaviour",
-            "close",
-        ],
-    )?;
-    let mut clients = Vec::new();
-    for i in 0..REGISTRY_CLIENTS {
-        clients.push(peer(
-            binaries,
-            &topology.client,
-            &format!("registry client {i}"),
-            &log(&format!("registry-client-{i}")),
-            &["client", "--connect", &registry, "--reconnect"],
-        )?);
-    }
+        output,
+        registry: format!("{}:{REGISTRY_PORT}", topology.server_v4),
+        leaky: format!("{}:{LEAKY_PORT}", topology.server_v4),
+        topology,
+    };
+    let mut servers = stage.start_servers(over_limit)?;
+    let (recorder, deadline) =
+        recording::start(&binaries.tcpchurn, &output.trace, &stage.topology, duration)?;
+    // The requests client exits after its requests, so it is not among the clients
+    // that must keep running.
+    let (requests_client, mut clients) = stage.start_clients()?;
     let recorded = recording::record_until(recorder, deadline, &mut servers, &mut clients)?;
-    drop((clients, requests_client, servers, topology));
+    drop((clients, requests_client, servers, stage));
     println!("Recorded: {}", recording::summary_line(&recorded));
     Ok(Vec::new())
 }
