@@ -141,3 +141,21 @@ pub fn summarize(runs: &[RunRecord], variants: &[Variant], modes: &[CloseMode]) 
     }
     summary
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Summary;
+
+    #[test]
+    fn a_summary_reads_back_what_it_wrote() {
+        let text = r#"{"server":{"untraced":{"command":"tcpchurn-churn alone",
+            "conn_per_s":{"median":2.0,"min":1.0,"max":3.0,"n":3},"ratio_to_untraced":null,
+            "ratio_to_untraced_without_foreign_tracers":null}}}"#;
+        let summary: Summary = serde_json::from_str(text).unwrap();
+        let again: Summary =
+            serde_json::from_str(&serde_json::to_string(&summary).unwrap()).unwrap();
+        let untraced = &again[&tcpchurn_harness::churn::CloseMode::Server]["untraced"];
+        assert!(untraced.tracer.is_none());
+        assert_eq!(untraced.conn_per_s.map(|s| s.n), Some(3));
+    }
+}
