@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use tcpchurn_harness::{Process, Spawn, Topology, ready::wait_listening};
 
-use super::{Output, addresses, recording};
+use super::{
+    recording,
+    setting::{Output, addresses},
+};
 use crate::binaries::Binaries;
 
 const REGISTRY_PORT: u16 = 2181;

@@ -14,23 +14,19 @@
 
 mod builtin;
 mod recording;
+mod setting;
 mod zookeeper;
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{fs, process::Command, time::Duration};
 
 use anyhow::{Context as _, bail};
 use tcpchurn_harness::{
-    Addresses,
     interrupt::{catch_interrupts, check_interrupted},
     runner::is_root,
     workspace,
 };
 
+use self::setting::{Output, shown};
 use crate::{
     binaries::Binaries,
     setup::{SetupArgs, setup},
@@ -53,29 +49,6 @@ pub struct DemoArgs {
     /// Skip `xtask setup` (the tools are known to be installed).
     #[arg(long)]
     pub no_setup: bool,
-}
-
-/// The demo's addresses: the server host is 10.79.0.1, the node 10.79.0.2.
-const SUBNET: u8 = 79;
-
-fn addresses() -> Addresses {
-    Addresses::subnet(SUBNET)
-}
-
-/// Where a demo writes: its trace, and the logs of the processes it ran.
-struct Output {
-    trace: PathBuf,
-    logs: PathBuf,
-}
-
-/// A path as the user can type it: relative to the current directory when inside it.
-fn shown(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
 }
 
 pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::{
 
 use tcpchurn_harness::{Process, Recorder, Recording, Topology, interrupt::sleep};
 
-use super::shown;
+use super::setting::shown;
 
 /// Starts recording both namespaces of `topology` into `trace`; the recording lasts
 /// `duration` from now (the clients start within it).

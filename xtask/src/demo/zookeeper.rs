@@ -8,7 +8,10 @@ use tcpchurn_harness::{
     zookeeper::{ZooKeeper, logged_rejections},
 };
 
-use super::{Output, addresses, recording, shown};
+use super::{
+    recording,
+    setting::{Output, addresses, shown},
+};
 use crate::binaries::Binaries;
 
 /// 2 applications with 3 sessions each, plus zkCli, make 7 sessions from one node for

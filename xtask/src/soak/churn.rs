@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use tcpchurn_harness::{Recorder, Topology, interrupt::check_interrupted, procfs};
 
-use super::PORT;
 use crate::binaries::Binaries;
 
+/// The server's port.
+pub const PORT: u16 = 7000;
 const CONNECTIONS_PER_ROUND: u32 = 2000;
 const RSS_SAMPLE_EVERY: Duration = Duration::from_secs(30);
 

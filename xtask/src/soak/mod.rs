@@ -28,12 +28,12 @@ use tcpchurn_harness::{
     workspace,
 };
 
+use self::churn::PORT;
 use crate::{
     binaries::Binaries,
     setup::{SetupArgs, setup},
 };
 
-const PORT: u16 = 7000;
 /// The soak's addresses: 10.81.0.1 (server) and 10.81.0.2 (client).
 const SUBNET: u8 = 81;
 
