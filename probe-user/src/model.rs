@@ -8,6 +8,14 @@ use std::{
 
 pub use probe_common::ExecContext;
 
+pub use self::{
+    filter::EndpointFilter,
+    window::{TimeWindow, duration_ns},
+};
+
+mod filter;
+mod window;
+
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

@@ -21,8 +21,7 @@ use tcpchurn::{
         SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
         Transition,
     },
-    replay::{ReplayOptions, write_events},
-    report::write_report,
+    replay::{ReplayOptions, write_events, write_verdict},
     trace::{TraceEnd, TraceMeta, TraceReader, TraceWriter},
 };
 
@@ -222,7 +221,7 @@ fn replay_every_way(bytes: &[u8]) {
         let _result = if events {
             write_events(&mut reader, &options(events, json), &mut out)
         } else {
-            write_report(&mut reader, &options(events, json), &mut out)
+            write_verdict(&mut reader, &options(events, json), &mut out)
         };
         let _damage = reader.damage().len();
     }

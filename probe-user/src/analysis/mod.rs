@@ -27,19 +27,20 @@ pub use self::{
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
 };
 use crate::{
-    model::{ConnId, Gap, GapCause, SnapshotSocket, SocketTuple, Task, TcpState, TraceEvent},
+    model::{
+        ConnId, EndpointFilter, Gap, GapCause, SnapshotSocket, SocketTuple, Task, TcpState,
+        TimeWindow, TraceEvent,
+    },
     owner::OwnerTracker,
-    replay::{EndpointFilter, attribute},
 };
 
 /// What to analyse, and how.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalyzerOptions {
     pub filter: EndpointFilter,
-    /// Only connections opened at or after this trace time count.
-    pub since_ns: Option<u64>,
-    /// The analysis ends here, as if the trace ended at this time.
-    pub until_ns: Option<u64>,
+    /// Only connections opened inside count, and the analysis ends at its end, as if
+    /// the trace ended there.
+    pub window: TimeWindow,
     /// CLOSE_WAIT for longer than this is a leak.
     pub close_wait_ns: u64,
     pub rule: LoopRule,
@@ -51,8 +52,7 @@ impl Default for AnalyzerOptions {
     fn default() -> Self {
         Self {
             filter: EndpointFilter::default(),
-            since_ns: None,
-            until_ns: None,
+            window: TimeWindow::default(),
             close_wait_ns: 5_000_000_000,
             rule: LoopRule::default(),
             connections: false,
@@ -178,8 +178,7 @@ struct Aggregates {
 
 impl Aggregates {
     fn in_window(&self, ts_ns: u64) -> bool {
-        self.options.since_ns.is_none_or(|s| ts_ns >= s)
-            && self.options.until_ns.is_none_or(|u| ts_ns <= u)
+        self.options.window.contains(ts_ns)
     }
 
     fn pair(&mut self, key: PairKey) -> u32 {
@@ -424,9 +423,9 @@ impl Analyzer {
     pub fn on_event(&mut self, event: &TraceEvent) {
         self.events += 1;
         // Attribution sees every event, filtered or not, so owners stay right.
-        let owner = attribute(&mut self.owners, event);
+        let owner = self.owners.attribute(event);
         let ts = event.ts_ns();
-        if self.agg.options.until_ns.is_some_and(|u| ts > u) {
+        if self.agg.options.window.has_ended(ts) {
             self.last_ts = self.last_ts.max(ts);
             return;
         }
@@ -434,7 +433,7 @@ impl Analyzer {
             self.last_ts = ts;
             self.agg.expire_time_wait(ts);
         }
-        if !self.window_started && self.agg.options.since_ns.is_none_or(|s| ts >= s) {
+        if !self.window_started && self.agg.options.window.has_started(ts) {
             // TIME_WAIT entries from before the window are part of its first peak.
             self.window_started = true;
             for pair in &mut self.agg.pairs {
@@ -478,7 +477,7 @@ impl Analyzer {
     }
 
     fn filtered_out(&self, tuple: &SocketTuple) -> bool {
-        !self.agg.options.filter.is_empty() && !self.agg.options.filter.matches(tuple)
+        self.agg.options.filter.excludes(tuple)
     }
 
     /// A TIME_WAIT socket from the start snapshot: it expires when its timer says.
@@ -529,13 +528,7 @@ impl Analyzer {
 
     /// Ends the analysis at `end_ns` (the trace's end, or `--until`).
     pub fn finish(mut self, end_ns: u64) -> (Analysis, Vec<ConnectionRow>) {
-        let end_ns = self
-            .agg
-            .options
-            .until_ns
-            .map_or(end_ns.max(self.last_ts), |u| {
-                u.min(end_ns.max(self.last_ts))
-            });
+        let end_ns = self.agg.options.window.end_of(end_ns.max(self.last_ts));
         self.agg.end_ns = end_ns;
         // The tracker may still hold hand-overs to TIME_WAIT inside their grace period:
         // decide them before expiring what the end of the trace outlived.

@@ -780,8 +780,10 @@ fn filters_and_windows() {
     let (analysis, _) = s.run(only("10.0.0.1:81"), 10 * S);
     assert_eq!(only_pair(&analysis).stats.key.server.port(), 81);
     let window = AnalyzerOptions {
-        since_ns: Some(2 * S),
-        until_ns: Some(2 * S + 500 * MS),
+        window: TimeWindow {
+            since_ns: Some(2 * S),
+            until_ns: Some(2 * S + 500 * MS),
+        },
         ..AnalyzerOptions::default()
     };
     let (analysis, _) = s.run(window, 10 * S);

@@ -17,11 +17,10 @@ use crate::{
     },
     idmap::ConnIdMap,
     model::{
-        ConnId, ResetReason, SnapshotSocket, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
-        Transition,
+        ConnId, EndpointFilter, ResetReason, SnapshotSocket, SocketRef, SocketTuple, Task,
+        TcpState, TraceEvent, Transition,
     },
     owner::Owner,
-    replay::EndpointFilter,
 };
 
 /// How long a closed connection waits before it is handed over: the kernel reports
@@ -782,7 +781,7 @@ impl ConnectionTracker {
                 if t.new == Close && t.old == Close {
                     return;
                 }
-                if !self.filter.is_empty() && !self.filter.matches(&t.conn.tuple) {
+                if self.filter.excludes(&t.conn.tuple) {
                     return;
                 }
                 let (side, opening) = match (t.old, t.new) {
@@ -852,7 +851,7 @@ impl ConnectionTracker {
             TimeWait | Close | NewSynRecv => return,
             _ => {}
         }
-        if !self.filter.is_empty() && !self.filter.matches(&s.conn.tuple) {
+        if self.filter.excludes(&s.conn.tuple) {
             return;
         }
         let side = match s.state {
@@ -923,10 +922,7 @@ impl ConnectionTracker {
         } else {
             self.is_listening(netns, port)
         };
-        if reason == ResetReason::NO_SOCKET
-            && !listening
-            && (self.filter.is_empty() || self.filter.matches(tuple))
-        {
+        if reason == ResetReason::NO_SOCKET && !listening && !self.filter.excludes(tuple) {
             sink.refused_unseen(PairKey::new(tuple.remote.ip(), tuple.local), ts_ns);
         }
     }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::{
     model::{Conn, Gap, SocketRef, SocketTuple, Task, TraceEvent},
     owner::Owner,
+    trace::TraceMeta,
 };
 
 /// The Linux name of an errno that TCP reports.
@@ -247,6 +248,19 @@ pub fn utc_datetime(unix_ns: u64) -> String {
         day_secs / 60 % 60,
         day_secs % 60
     )
+}
+
+/// The two header lines of the text view: where and when the trace was recorded, and
+/// the column names.
+pub fn write_text_header(out: &mut impl Write, meta: &TraceMeta, clock: Clock) -> io::Result<()> {
+    writeln!(
+        out,
+        "# {} ({}), recording started {}",
+        meta.hostname,
+        meta.kernel,
+        utc_datetime(meta.start_unix_ns)
+    )?;
+    writeln!(out, "{}", text_header(clock))
 }
 
 /// Column header for [`write_text`].

@@ -15,7 +15,8 @@ use crate::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, ConnectionRow, LoopEvidence, LoopRule,
         PairReport, PairStats, Side, timewait::TIME_WAIT_NS,
     },
-    model::Task,
+    model::{Task, TimeWindow},
+    render::style::Style,
 };
 
 /// What the report says about the trace itself, beside the analysis.
@@ -31,37 +32,8 @@ pub struct TraceInfo {
     pub missing_tracepoints: Vec<String>,
     /// Damage the reader worked around.
     pub damage: Vec<String>,
-    pub since_ns: Option<u64>,
-    pub until_ns: Option<u64>,
+    pub window: TimeWindow,
     pub close_wait_ns: u64,
-}
-
-/// ANSI styling, or none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    }
-
-    fn bold(self, text: &str) -> String {
-        self.paint("1", text)
-    }
-
-    fn alarm(self, text: &str) -> String {
-        self.paint("1;31", text)
-    }
-
-    fn warn(self, text: &str) -> String {
-        self.paint("33", text)
-    }
 }
 
 const WIDTH: usize = 80;
@@ -454,7 +426,7 @@ pub fn write_text(
                 secs(analysis.end_ns),
                 analysis.events,
                 analysis.lost,
-                match (trace.since_ns, trace.until_ns) {
+                match (trace.window.since_ns, trace.window.until_ns) {
                     (None, None) => String::new(),
                     (since, until) => format!(
                         ", window {:.1}-{} s",
@@ -854,8 +826,8 @@ pub fn json_document(trace: &TraceInfo, analysis: &Analysis, rule: &LoopRule) ->
             "missing_tracepoints": trace.missing_tracepoints,
             "damage": trace.damage,
             "end_snapshot": analysis.end_snapshot,
-            "since_s": trace.since_ns.map(|ns| round3(secs(ns))),
-            "until_s": trace.until_ns.map(|ns| round3(secs(ns))),
+            "since_s": trace.window.since_ns.map(|ns| round3(secs(ns))),
+            "until_s": trace.window.until_ns.map(|ns| round3(secs(ns))),
         },
         "incomplete": analysis.incomplete() || !trace.damage.is_empty(),
         "warnings": warnings,

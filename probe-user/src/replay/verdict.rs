@@ -5,35 +5,24 @@
 use std::{
     fs::File,
     io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Seek, Write},
-    time::Duration,
 };
 
 use crate::{
     analysis::{Analyzer, AnalyzerOptions, ConnectionRow, LoopRule},
-    cli::ColorChoice,
-    render::report::{self, Style, TraceInfo},
+    model::duration_ns,
+    render::{
+        report::{self, TraceInfo},
+        style::{ColorChoice, Style},
+    },
     replay::ReplayOptions,
     trace::TraceReader,
 };
 
-/// Events a little past `--until` are still read: the ring buffer delivers events from
-/// different CPUs slightly out of order.
-const UNTIL_SLACK_NS: u64 = 5_000_000_000;
-
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Colours for text output: `--color always`, or `auto` on a terminal without
-/// `NO_COLOR` set (https://no-color.org).
-pub fn use_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
-        }
-    }
+/// The style of text on stdout: colours with `--color always`, or `auto` on a terminal
+/// without `NO_COLOR` set (https://no-color.org).
+fn stdout_style(choice: ColorChoice) -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Style::new(choice, io::stdout().is_terminal(), no_color)
 }
 
 /// Where `--connections` rows go while the trace is read.
@@ -82,19 +71,16 @@ fn spool() -> io::Result<File> {
     Ok(file)
 }
 
-pub fn write_report<R: Read>(
+pub fn write_verdict<R: Read>(
     reader: &mut TraceReader<R>,
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let rule = LoopRule::default();
-    let since_ns = options.since.map(ns);
-    let until_ns = options.until.map(ns);
     let mut analyzer = Analyzer::new(AnalyzerOptions {
         filter: options.filter,
-        since_ns,
-        until_ns,
-        close_wait_ns: ns(options.close_wait),
+        window: options.window,
+        close_wait_ns: duration_ns(options.close_wait),
         rule,
         connections: options.connections,
     });
@@ -109,9 +95,8 @@ pub fn write_report<R: Read>(
         }
         (true, false) => Rows::Spool(BufWriter::new(spool()?)),
     };
-    let stop_after = until_ns.map(|u| u.saturating_add(UNTIL_SLACK_NS));
     while let Some(event) = reader.next_event()? {
-        if stop_after.is_some_and(|stop| event.ts_ns() > stop) {
+        if options.window.is_past_reading(event.ts_ns()) {
             break;
         }
         analyzer.on_event(&event);
@@ -143,9 +128,8 @@ pub fn write_report<R: Read>(
             })
             .collect(),
         damage: reader.damage().iter().map(ToString::to_string).collect(),
-        since_ns,
-        until_ns,
-        close_wait_ns: ns(options.close_wait),
+        window: options.window,
+        close_wait_ns: duration_ns(options.close_wait),
     };
     let spooled = match rows {
         Rows::Spool(file) => Some(file.into_inner().map_err(io::Error::from)?),
@@ -155,9 +139,7 @@ pub fn write_report<R: Read>(
         report::write_json(out, &trace, &analysis, &rule, options.connections)?;
         return Ok(());
     }
-    let style = Style {
-        color: use_color(options.color),
-    };
+    let style = stdout_style(options.color);
     report::write_text(out, &trace, &analysis, &rule, style)?;
     if let Some(mut file) = spooled {
         file.rewind()?;
@@ -172,11 +154,12 @@ pub fn write_report<R: Read>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::{
         analysis::tests::{MS, S, SERVER_NS, Script, app, java, zookeeper_loop},
-        model::{Conn, Scope, SocketTuple, TcpState},
-        replay::EndpointFilter,
+        model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
@@ -255,7 +238,7 @@ mod tests {
     fn run(bytes: &[u8], options: &ReplayOptions) -> String {
         let mut reader = TraceReader::open(bytes).unwrap();
         let mut out = Vec::new();
-        write_report(&mut reader, options, &mut out).unwrap();
+        write_verdict(&mut reader, options, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -385,7 +368,7 @@ mod tests {
             "{pairs:?}"
         );
         let mut window = options(true, false);
-        window.until = Some(Duration::from_secs(1));
+        window.window = TimeWindow::new(None, Some(Duration::from_secs(1)));
         let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
         assert_eq!(doc["trace"]["duration_s"], 1.0);
         assert_eq!(doc["pairs"][0]["connections"], 1);
