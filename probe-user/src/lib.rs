@@ -20,6 +20,7 @@ pub mod record;
 pub mod render;
 pub mod replay;
 pub mod sockets;
+pub mod synth;
 pub mod trace;
 pub mod tracefs;
 

@@ -2,213 +2,20 @@
 //! (kernel-facts §1.2): every verdict, lost events, cut and pre-existing connections.
 
 use super::*;
-use crate::model::{
-    Comm, Conn, ExecContext, ResetReason, ResetReceived, ResetSent, Scope, SocketError, SocketRef,
-    Transition,
+use crate::{
+    model::{Conn, ResetReason, Scope, SocketRef},
+    synth::{CLIENT_NS, SERVER_NS, Script, task, tuple},
 };
 
 pub(crate) const MS: u64 = 1_000_000;
 pub(crate) const S: u64 = 1_000_000_000;
-pub(crate) const CLIENT_NS: u32 = 100;
-pub(crate) const SERVER_NS: u32 = 200;
 
-fn task(pid: u32, comm: &str) -> Task {
-    Task {
-        pid,
-        tid: pid,
-        comm: Comm::from_str_lossy(comm),
-    }
+/// Runs a script through the analysis.
+pub(crate) trait Analyse {
+    fn run(&self, options: AnalyzerOptions, end_ns: u64) -> (Analysis, Vec<ConnectionRow>);
 }
 
-fn tuple(local: &str, remote: &str) -> SocketTuple {
-    SocketTuple {
-        local: local.parse().unwrap(),
-        remote: remote.parse().unwrap(),
-    }
-}
-
-/// Builds event sequences with a running clock.
-#[derive(Default)]
-pub(crate) struct Script {
-    pub(crate) events: Vec<TraceEvent>,
-    ts: u64,
-    next_id: ConnId,
-}
-
-/// The two sockets of one connection.
-#[derive(Clone, Copy)]
-pub(crate) struct Ends {
-    pub(crate) client: Conn,
-    pub(crate) server: Conn,
-}
-
-impl Script {
-    pub(crate) fn at(&mut self, ts: u64) -> &mut Self {
-        self.ts = ts;
-        self
-    }
-
-    fn conn(&mut self, netns: u32, local: &str, remote: &str) -> Conn {
-        self.next_id += 1;
-        Conn {
-            id: self.next_id,
-            scope: Scope { netns, cgroup: 0 },
-            tuple: tuple(local, remote),
-        }
-    }
-
-    pub(crate) fn ends(&mut self, client: &str, server: &str) -> Ends {
-        Ends {
-            client: self.conn(CLIENT_NS, client, server),
-            server: self.conn(SERVER_NS, server, client),
-        }
-    }
-
-    pub(crate) fn tr(
-        &mut self,
-        conn: Conn,
-        old: TcpState,
-        new: TcpState,
-        by: Option<Task>,
-    ) -> &mut Self {
-        self.events.push(TraceEvent::Transition(Transition {
-            ts_ns: self.ts,
-            conn,
-            old,
-            new,
-            context: if by.is_some() {
-                ExecContext::Task
-            } else {
-                ExecContext::Softirq
-            },
-            task: by,
-        }));
-        self
-    }
-
-    fn rst_sent(&mut self, socket: SocketRef, reason: ResetReason, by: Option<Task>) -> &mut Self {
-        self.events.push(TraceEvent::ResetSent(ResetSent {
-            ts_ns: self.ts,
-            socket,
-            state: Some(TcpState::Close),
-            reason,
-            context: if by.is_some() {
-                ExecContext::Task
-            } else {
-                ExecContext::Softirq
-            },
-            task: by,
-        }));
-        self
-    }
-
-    fn rst_received(&mut self, conn: Conn) -> &mut Self {
-        self.events.push(TraceEvent::ResetReceived(ResetReceived {
-            ts_ns: self.ts,
-            conn,
-            context: ExecContext::Softirq,
-            task: None,
-        }));
-        self
-    }
-
-    fn error(&mut self, conn: Conn, errno: i32) -> &mut Self {
-        self.events.push(TraceEvent::SocketError(SocketError {
-            ts_ns: self.ts,
-            socket: SocketRef::Conn(conn),
-            errno,
-            context: ExecContext::Softirq,
-            task: None,
-        }));
-        self
-    }
-
-    pub(crate) fn snapshot(
-        &mut self,
-        conn: Conn,
-        state: TcpState,
-        owner: Option<Task>,
-        at_end: bool,
-    ) -> &mut Self {
-        self.events.push(TraceEvent::Snapshot(SnapshotSocket {
-            ts_ns: self.ts,
-            conn,
-            state,
-            owner,
-            inode: 1,
-            uid: 0,
-            timer_ms: None,
-            at_end,
-        }));
-        self
-    }
-
-    pub(crate) fn lost(&mut self, from_ns: u64, to_ns: u64, lost: u64) -> &mut Self {
-        self.events.push(TraceEvent::Lost(Gap {
-            from_ns,
-            to_ns,
-            lost,
-            cpu: Some(0),
-            cause: GapCause::RingFull,
-        }));
-        self
-    }
-
-    /// A handshake: the client connects, the server's child is born and established.
-    pub(crate) fn open(&mut self, e: Ends, client: Task) -> &mut Self {
-        use TcpState::*;
-        self.tr(e.client, Close, SynSent, Some(client))
-            .tr(e.server, Listen, SynRecv, None)
-            .tr(e.server, SynRecv, Established, None)
-            .tr(e.client, SynSent, Established, None)
-    }
-
-    /// `first` closes with a FIN, the other end follows; `first` holds TIME_WAIT.
-    pub(crate) fn fin_close(
-        &mut self,
-        first: Conn,
-        second: Conn,
-        first_task: Task,
-        second_task: Task,
-    ) -> &mut Self {
-        use TcpState::*;
-        let t = self.ts;
-        self.tr(first, Established, FinWait1, Some(first_task))
-            .tr(second, Established, CloseWait, None)
-            .tr(first, FinWait1, FinWait2, None)
-            .at(t + MS)
-            .tr(second, CloseWait, LastAck, Some(second_task))
-            .tr(first, FinWait2, Close, None)
-            .tr(second, LastAck, Close, None)
-    }
-
-    pub(crate) fn listener(&mut self, netns: u32, addr: &str, owner: Task) -> &mut Self {
-        let listener = self.conn(netns, addr, "0.0.0.0:0");
-        self.tr(listener, TcpState::Close, TcpState::Listen, Some(owner))
-    }
-
-    /// A connect from `client:port` refused by the traced host of `server`.
-    pub(crate) fn refused_at(&mut self, client: &str, port: u16, server: &str) -> &mut Self {
-        use TcpState::*;
-        let client_addr = format!("{client}:{port}");
-        let conn = self.conn(CLIENT_NS, &client_addr, server);
-        self.tr(conn, Close, SynSent, Some(app()))
-            .rst_sent(
-                SocketRef::Unmatched {
-                    scope: Scope {
-                        netns: SERVER_NS,
-                        cgroup: 0,
-                    },
-                    tuple: tuple(server, &client_addr),
-                },
-                ResetReason::NO_SOCKET,
-                None,
-            )
-            .rst_received(conn)
-            .tr(conn, SynSent, Close, None)
-            .error(conn, 111)
-    }
-
+impl Analyse for Script {
     fn run(&self, options: AnalyzerOptions, end_ns: u64) -> (Analysis, Vec<ConnectionRow>) {
         let mut analyzer = Analyzer::new(options);
         for event in &self.events {
@@ -316,16 +123,7 @@ pub(crate) fn zookeeper_loop(s: &mut Script, attempts: u64) {
         let start = S + i * 700 * MS;
         let e = s.ends(&format!("10.0.0.2:{}", 40000 + i), "10.0.0.1:2181");
         s.at(start).open(e, app());
-        s.at(start + 2 * MS)
-            .tr(e.server, Established, Close, Some(java()))
-            .rst_sent(
-                SocketRef::Conn(e.server),
-                ResetReason::TCP_STATE,
-                Some(java()),
-            )
-            .rst_received(e.client)
-            .tr(e.client, Established, Close, None)
-            .error(e.client, 104);
+        s.at(start + 2 * MS).reset_by_server(e, java());
     }
 }
 
@@ -377,7 +175,7 @@ fn an_http10_client_closing_its_own_connections_is_not_a_loop() {
 
 fn refused(s: &mut Script, port: u16, traced_server_host: bool) {
     use TcpState::*;
-    let client = s.conn(CLIENT_NS, &format!("10.0.0.2:{port}"), "10.0.0.1:81");
+    let client = s.socket(CLIENT_NS, &format!("10.0.0.2:{port}"), "10.0.0.1:81");
     s.tr(client, Close, SynSent, Some(app()));
     if traced_server_host {
         s.rst_sent(
@@ -475,9 +273,9 @@ fn stray_resets_after_an_abort_are_not_refusals() {
 fn connect_timeouts_and_unreachable() {
     use TcpState::*;
     let mut s = Script::default();
-    let a = s.conn(CLIENT_NS, "10.0.0.2:40000", "10.0.0.3:80");
-    let b = s.conn(CLIENT_NS, "10.0.0.2:40001", "10.0.0.3:80");
-    let c = s.conn(CLIENT_NS, "10.0.0.2:40002", "10.0.0.3:80");
+    let a = s.socket(CLIENT_NS, "10.0.0.2:40000", "10.0.0.3:80");
+    let b = s.socket(CLIENT_NS, "10.0.0.2:40001", "10.0.0.3:80");
+    let c = s.socket(CLIENT_NS, "10.0.0.2:40002", "10.0.0.3:80");
     s.tr(a, Close, SynSent, Some(app()))
         .tr(b, Close, SynSent, Some(app()))
         .tr(c, Close, SynSent, Some(app()))
@@ -557,7 +355,7 @@ fn a_connection_cut_by_the_end_of_the_trace_is_open() {
 fn a_connection_open_before_the_trace_comes_from_the_start_snapshot() {
     use TcpState::*;
     let mut s = Script::default();
-    let listener = s.conn(SERVER_NS, "0.0.0.0:80", "0.0.0.0:0");
+    let listener = s.socket(SERVER_NS, "0.0.0.0:80", "0.0.0.0:0");
     s.snapshot(listener, Listen, Some(java()), false);
     let e = s.ends("10.0.0.2:40000", "10.0.0.1:80");
     s.snapshot(e.client, Established, Some(app()), false)
@@ -618,7 +416,7 @@ fn lost_events_in_the_middle_mark_what_may_be_incomplete() {
 fn a_socket_first_seen_in_mid_life_is_incomplete_with_a_guessed_role() {
     use TcpState::*;
     let mut s = Script::default();
-    let server = s.conn(SERVER_NS, "10.0.0.1:80", "10.0.0.2:40000");
+    let server = s.socket(SERVER_NS, "10.0.0.1:80", "10.0.0.2:40000");
     s.at(S)
         .tr(server, Established, FinWait1, Some(java()))
         .tr(server, FinWait1, FinWait2, None)
@@ -689,7 +487,7 @@ fn the_end_snapshot_gives_the_kernels_time_wait_count() {
 #[test]
 fn start_snapshot_time_wait_sockets_count_until_their_timer_fires() {
     let mut s = Script::default();
-    let conn = s.conn(SERVER_NS, "10.0.0.1:80", "10.0.0.2:40000");
+    let conn = s.socket(SERVER_NS, "10.0.0.1:80", "10.0.0.2:40000");
     s.events.push(TraceEvent::Snapshot(SnapshotSocket {
         ts_ns: 0,
         conn,
@@ -743,7 +541,7 @@ fn ambiguous_ends_are_not_merged() {
     let mut s = Script::default();
     // Two client namespaces use the same addresses towards the same server.
     let e = s.ends("10.0.0.2:40000", "10.0.0.1:80");
-    let twin = s.conn(CLIENT_NS + 1, "10.0.0.2:40000", "10.0.0.1:80");
+    let twin = s.socket(CLIENT_NS + 1, "10.0.0.2:40000", "10.0.0.1:80");
     s.at(S)
         .tr(e.client, TcpState::Close, TcpState::SynSent, Some(app()))
         .tr(twin, TcpState::Close, TcpState::SynSent, Some(app()))
@@ -812,9 +610,8 @@ fn a_loop_is_flagged_from_either_end_alone() {
     let mut full = Script::default();
     zookeeper_loop(&mut full, 10);
     for traced_netns in [SERVER_NS, CLIENT_NS] {
-        let one_host = Script {
-            events: full
-                .events
+        let one_host = Script::from_events(
+            full.events
                 .iter()
                 .filter(|e| match e {
                     TraceEvent::Transition(t) => t.conn.scope.netns == traced_netns,
@@ -832,8 +629,7 @@ fn a_loop_is_flagged_from_either_end_alone() {
                 })
                 .copied()
                 .collect(),
-            ..Script::default()
-        };
+        );
         let (analysis, _) = one_host.run(AnalyzerOptions::default(), 20 * S);
         let pair = only_pair(&analysis);
         assert_eq!(pair.stats.key.server.to_string(), "10.0.0.1:2181");

@@ -158,8 +158,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        analysis::tests::{MS, S, SERVER_NS, Script, app, java, zookeeper_loop},
+        analysis::tests::{MS, S, app, java, zookeeper_loop},
         model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
+        synth::{SERVER_NS, Script},
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
@@ -230,7 +231,7 @@ mod tests {
         // A connect refused three times, too few for a loop.
         for port in 0..3 {
             s.at(5 * S)
-                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81");
+                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81", app());
         }
         trace_file(&s, 40 * S)
     }
@@ -372,119 +373,5 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
         assert_eq!(doc["trace"]["duration_s"], 1.0);
         assert_eq!(doc["pairs"][0]["connections"], 1);
-    }
-}
-
-/// Writes a large synthetic churn trace for measuring replay speed:
-/// `TCPCHURN_BENCH_TRACE=/tmp/churn.trace cargo test -p probe-user --lib -- --ignored
-/// bench_trace`, then `time tcpchurn replay /tmp/churn.trace`.
-#[cfg(test)]
-mod bench {
-    use crate::{
-        model::{
-            Comm, Conn, ExecContext, Scope, SocketTuple, Task, TcpState, TraceEvent, Transition,
-        },
-        trace::{TraceEnd, TraceMeta, TraceWriter},
-    };
-
-    #[test]
-    #[ignore = "writes a 10-million-event trace; run by hand to measure replay speed"]
-    fn bench_trace() {
-        use TcpState::*;
-        let Some(path) = std::env::var_os("TCPCHURN_BENCH_TRACE") else {
-            return;
-        };
-        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let meta = TraceMeta {
-            tool: "tcpchurn".into(),
-            hostname: "bench".into(),
-            ..TraceMeta::default()
-        };
-        let mut writer = TraceWriter::new(file, &meta).unwrap();
-        let task = Task {
-            pid: 1000,
-            tid: 1000,
-            comm: Comm::from_str_lossy("client"),
-        };
-        // 1,000,000 connections of 10 events each between 200 clients and 12 servers,
-        // 100 at a time, one every 10 µs; the client closes first (TIME_WAIT on the
-        // client: a million live TIME_WAIT entries by the end).
-        let mut id = 0u64;
-        let mut ts = 0u64;
-        for batch in 0..10_000u64 {
-            let conns: Vec<(Conn, Conn)> = (0..100u64)
-                .map(|i| {
-                    let n = batch * 100 + i;
-                    let client = format!("10.1.{}.1:{}", n % 200, 10_000 + (n / 200) % 50_000)
-                        .parse()
-                        .unwrap();
-                    let server = format!("10.0.0.{}:{}", n % 4 + 1, 8000 + n % 3)
-                        .parse()
-                        .unwrap();
-                    id += 2;
-                    let c = Conn {
-                        id: id - 1,
-                        scope: Scope {
-                            netns: 1,
-                            cgroup: 0,
-                        },
-                        tuple: SocketTuple {
-                            local: client,
-                            remote: server,
-                        },
-                    };
-                    let s = Conn {
-                        id,
-                        scope: Scope {
-                            netns: 2,
-                            cgroup: 0,
-                        },
-                        tuple: SocketTuple {
-                            local: server,
-                            remote: client,
-                        },
-                    };
-                    (c, s)
-                })
-                .collect();
-            let steps: [(bool, TcpState, TcpState, bool); 10] = [
-                (true, Close, SynSent, true),
-                (false, Listen, SynRecv, false),
-                (false, SynRecv, Established, false),
-                (true, SynSent, Established, false),
-                (true, Established, FinWait1, true),
-                (false, Established, CloseWait, false),
-                (true, FinWait1, FinWait2, false),
-                (false, CloseWait, LastAck, true),
-                (true, FinWait2, Close, false),
-                (false, LastAck, Close, false),
-            ];
-            for (client_side, old, new, by_task) in steps {
-                for (c, s) in &conns {
-                    ts += 1_000;
-                    writer
-                        .push(&TraceEvent::Transition(Transition {
-                            ts_ns: ts,
-                            conn: if client_side { *c } else { *s },
-                            old,
-                            new,
-                            context: if by_task {
-                                ExecContext::Task
-                            } else {
-                                ExecContext::Softirq
-                            },
-                            task: by_task.then_some(task),
-                        }))
-                        .unwrap();
-                }
-            }
-        }
-        writer
-            .finish(&TraceEnd {
-                end_ns: ts + 1,
-                stop_reason: "interrupted".into(),
-                ..TraceEnd::default()
-            })
-            .unwrap();
     }
 }
