@@ -108,6 +108,23 @@ pub struct ConnectionOutcome {
 }
 
 impl ConnectionOutcome {
+    /// A connect refused at `ts_ns` by a traced server host whose client was not
+    /// traced: the server's RST is all there is.
+    pub fn refused_unseen(ts_ns: u64) -> Self {
+        Self {
+            verdict: CloseVerdict {
+                closed_first: ClosedFirst::Server,
+                how: Some(CloseHow::Refused),
+            },
+            start_ns: Some(ts_ns),
+            end_ns: Some(ts_ns),
+            close_delay_ns: None,
+            resets: [false, true],
+            preexisting: false,
+            incomplete: false,
+        }
+    }
+
     pub fn lifetime_ns(&self) -> Option<u64> {
         Some(self.end_ns?.saturating_sub(self.start_ns?))
     }

@@ -3,7 +3,10 @@
 
 use super::*;
 use crate::{
-    model::{Conn, ResetReason, Scope, SocketRef},
+    model::{
+        Conn, EndpointFilter, ResetReason, Scope, SnapshotSocket, SocketRef, Task, TcpState,
+        TimeWindow, TraceEvent,
+    },
     synth::{CLIENT_NS, SERVER_NS, Script, task, tuple},
 };
 

@@ -101,6 +101,7 @@ impl TimeWaitBook {
         self.live.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live.len()
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     analysis::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, ConnectionRow, LoopEvidence, LoopRule,
-        PairReport, PairStats, Side, timewait::TIME_WAIT_NS,
+        PairReport, PairStats, Side, TIME_WAIT_NS,
     },
     model::{Task, TimeWindow},
     render::style::Style,
@@ -887,7 +887,7 @@ pub fn write_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::pairs::PairKey;
+    use crate::analysis::PairKey;
 
     #[test]
     fn fins_followed_by_resets_are_named() {
