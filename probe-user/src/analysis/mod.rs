@@ -9,11 +9,13 @@
 //! The path of an event: [`crate::owner::OwnerTracker`] names its owner, the
 //! connection tracker turns events into connections and hands each ended one to the
 //! aggregates (pairs, TIME_WAIT, CLOSE_WAIT, rows), and [`Analyzer::finish`] ranks
-//! what they hold into an [`Analysis`].
+//! what they hold into an [`Analysis`]. [`findings`] turns that into the typed lines of
+//! the verdict, which the renderers put into words.
 
 mod aggregates;
 mod analyzer;
 mod close_wait;
+mod findings;
 mod gaps;
 mod histogram;
 mod keys;
@@ -23,12 +25,17 @@ mod pairs;
 mod result;
 mod rows;
 mod timewait;
+mod trace_info;
 mod tracker;
 mod verdict;
 
 pub use self::{
     analyzer::Analyzer,
     close_wait::CloseWaitLeak,
+    findings::{
+        Closes, Finding, LeakGroup, MAX_PAIRS, PairVerdict, Severity, SideCloses, TimeWaitHolders,
+        findings,
+    },
     gaps::{GapWindow, MAX_GAP_WINDOWS},
     histogram::LogHistogram,
     options::AnalyzerOptions,
@@ -37,6 +44,7 @@ pub use self::{
     result::Analysis,
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
+    trace_info::TraceInfo,
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
 };
 

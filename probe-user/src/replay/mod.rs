@@ -3,6 +3,7 @@
 mod events;
 mod file;
 mod options;
+mod rows;
 mod verdict;
 
 use std::io::{self, Write};

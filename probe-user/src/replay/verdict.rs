@@ -1,82 +1,47 @@
 //! `tcpchurn replay FILE`: streams the trace through the analysis and renders the
-//! verdict (text or `--json`). Connection rows (`--connections`) are written as
-//! connections end, so memory never holds them all.
+//! verdict (text or `--json`), with the rows of `--connections`.
 
-use std::{
-    fs::File,
-    io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Seek, Write},
-};
+use std::io::{self, IsTerminal as _, Read, Write};
 
 use crate::{
-    analysis::{Analyzer, AnalyzerOptions, ConnectionRow, LoopRule},
+    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
-        report::{self, TraceInfo},
         style::{ColorChoice, Style},
+        verdict_json, verdict_text,
     },
-    replay::ReplayOptions,
+    replay::{ReplayOptions, rows::RowSink},
     trace::TraceReader,
 };
 
-/// The style of text on stdout: colours with `--color always`, or `auto` on a terminal
-/// without `NO_COLOR` set (https://no-color.org).
-fn stdout_style(choice: ColorChoice) -> Style {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    Style::new(choice, io::stdout().is_terminal(), no_color)
-}
-
-/// Where `--connections` rows go while the trace is read.
-enum Rows<'a, W: Write> {
-    None,
-    /// JSON: straight into the document, which starts with them.
-    Json {
-        out: &'a mut W,
-        written: u64,
-    },
-    /// Text: the table comes after the verdict, so rows wait in an unlinked temporary
-    /// file rather than in memory.
-    Spool(BufWriter<File>),
-}
-
-impl<W: Write> Rows<'_, W> {
-    fn push(&mut self, row: &ConnectionRow) -> io::Result<()> {
-        match self {
-            Self::None => Ok(()),
-            Self::Json { out, written } => {
-                if *written > 0 {
-                    out.write_all(b",")?;
-                }
-                *written += 1;
-                report::write_connection_json(*out, row)
-            }
-            Self::Spool(file) => report::write_connection_text(file, row),
-        }
-    }
-}
-
-fn spool() -> io::Result<File> {
-    let path = std::env::temp_dir().join(format!(
-        "tcpchurn-connections-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
-
+/// Replays the trace into the verdict on `out`.
 pub fn write_verdict<R: Read>(
     reader: &mut TraceReader<R>,
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let rule = LoopRule::default();
+    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let analysis = analyse(reader, options, rule, &mut rows, out)?;
+    let trace = trace_info(reader, options);
+    if options.json {
+        verdict_json::write_json(out, &trace, &analysis, &rule, options.connections)?;
+    } else {
+        let style = stdout_style(options.color);
+        verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
+    }
+    rows.finish(out)?;
+    Ok(())
+}
+
+/// Streams the trace through the analysis, writing rows as connections end.
+fn analyse<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    rule: LoopRule,
+    rows: &mut RowSink,
+    out: &mut impl Write,
+) -> anyhow::Result<Analysis> {
     let mut analyzer = Analyzer::new(AnalyzerOptions {
         filter: options.filter,
         window: options.window,
@@ -84,35 +49,27 @@ pub fn write_verdict<R: Read>(
         rule,
         connections: options.connections,
     });
-    let mut rows = match (options.connections, options.json) {
-        (false, _) => Rows::None,
-        (true, true) => {
-            out.write_all(b"{\"connections\":[")?;
-            Rows::Json {
-                out: &mut *out,
-                written: 0,
-            }
-        }
-        (true, false) => Rows::Spool(BufWriter::new(spool()?)),
-    };
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
             break;
         }
         analyzer.on_event(&event);
-        if options.connections {
-            for row in analyzer.drain_rows() {
-                rows.push(&row)?;
-            }
+        for row in analyzer.drain_rows() {
+            rows.push(out, &row)?;
         }
     }
-    let meta = reader.meta().clone();
-    let end_ns = reader.end().map_or(0, |e| e.end_ns);
-    let (analysis, last_rows) = analyzer.finish(end_ns);
+    let (analysis, last_rows) = analyzer.finish(reader.end().map_or(0, |e| e.end_ns));
     for row in &last_rows {
-        rows.push(row)?;
+        rows.push(out, row)?;
     }
-    let trace = TraceInfo {
+    Ok(analysis)
+}
+
+/// What the verdict says about the trace itself: its meta and end blocks, the damage
+/// the reader worked around, and the options that shaped the replay.
+fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
+    let meta = reader.meta();
+    TraceInfo {
         file: options.file.display().to_string(),
         host: meta.hostname.clone(),
         kernel: meta.kernel.clone(),
@@ -130,26 +87,14 @@ pub fn write_verdict<R: Read>(
         damage: reader.damage().iter().map(ToString::to_string).collect(),
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
-    };
-    let spooled = match rows {
-        Rows::Spool(file) => Some(file.into_inner().map_err(io::Error::from)?),
-        _ => None,
-    };
-    if options.json {
-        report::write_json(out, &trace, &analysis, &rule, options.connections)?;
-        return Ok(());
     }
-    let style = stdout_style(options.color);
-    report::write_text(out, &trace, &analysis, &rule, style)?;
-    if let Some(mut file) = spooled {
-        file.rewind()?;
-        writeln!(out)?;
-        writeln!(out, "{}", report::CONNECTIONS_HEADER)?;
-        for line in BufReader::new(file).lines() {
-            writeln!(out, "{}", line?)?;
-        }
-    }
-    Ok(())
+}
+
+/// The style of text on stdout: colours with `--color always`, or `auto` on a terminal
+/// without `NO_COLOR` set (https://no-color.org).
+fn stdout_style(choice: ColorChoice) -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Style::new(choice, io::stdout().is_terminal(), no_color)
 }
 
 #[cfg(test)]
