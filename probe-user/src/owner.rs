@@ -1,6 +1,6 @@
 //! Who owns a socket at each event: correct, or explicitly unknown.
 //!
-//! The rule (see `docs/attribution.md` and kernel-facts §2):
+//! The rule (see `docs/attribution.md` and `docs/kernel-facts.md §2`):
 //! 1. An event that ran in task context (the kernel program saw no softirq in progress
 //!    on that CPU) ran in a syscall on the socket, or in the socket-lock owner
 //!    processing its backlog: that task is the owner, and it is remembered for the
