@@ -10,10 +10,12 @@ pub use probe_common::ExecContext;
 
 pub use self::{
     filter::EndpointFilter,
+    recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };
 
 mod filter;
+mod recorder;
 mod window;
 
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).

@@ -4,6 +4,7 @@
 //! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
+//! - `tcpchurn record`'s closing lines: [`summary`];
 //! - shared: [`format`] (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour).
 
@@ -12,6 +13,7 @@ pub mod events;
 pub mod format;
 pub mod sentences;
 pub mod style;
+pub mod summary;
 pub mod text;
 pub mod verdict_json;
 pub mod verdict_text;
