@@ -5,10 +5,13 @@ use std::{
     time::Duration,
 };
 
-use crate::analysis::{
-    histogram::LogHistogram,
-    keys::ip_bits,
-    verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+use crate::{
+    analysis::{
+        histogram::LogHistogram,
+        keys::ip_bits,
+        verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+    },
+    model::duration_ns,
 };
 
 /// A client address and the server address:port it connects to. Addresses are
@@ -79,10 +82,6 @@ impl Default for LoopRule {
     }
 }
 
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// A run of rejected connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Run {
@@ -135,7 +134,7 @@ impl ConnectionOutcome {
             (_, Some(CloseHow::Refused)) => true,
             (ClosedFirst::Server, Some(CloseHow::Fin | CloseHow::Rst)) => self
                 .close_delay_ns
-                .is_some_and(|delay| delay <= ns(rule.short)),
+                .is_some_and(|delay| delay <= duration_ns(rule.short)),
             _ => false,
         }
     }
@@ -256,7 +255,13 @@ impl PairStats {
             self.rejected += 1;
             let start = c.start_ns.unwrap_or(0);
             let end = c.end_ns.unwrap_or(start);
-            if self.run.len > 0 && start <= self.run.last_end_ns.saturating_add(ns(rule.max_gap)) {
+            if self.run.len > 0
+                && start
+                    <= self
+                        .run
+                        .last_end_ns
+                        .saturating_add(duration_ns(rule.max_gap))
+            {
                 self.run.len += 1;
                 self.run.last_end_ns = self.run.last_end_ns.max(end);
             } else {
