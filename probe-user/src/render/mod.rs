@@ -5,7 +5,7 @@
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
 //! - `tcpchurn record`'s closing lines: [`summary`];
-//! - shared: [`format`] (numbers and durations), [`text`] (wrapping, tables),
+//! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour).
 
 pub mod connections;

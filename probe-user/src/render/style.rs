@@ -3,7 +3,7 @@
 /// When text output is coloured (`--color`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ColorChoice {
-    /// On a terminal, unless `NO_COLOR` is set (https://no-color.org).
+    /// On a terminal, unless `NO_COLOR` is set (<https://no-color.org>).
     #[default]
     Auto,
     Always,

@@ -91,7 +91,7 @@ fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> Trac
 }
 
 /// The style of text on stdout: colours with `--color always`, or `auto` on a terminal
-/// without `NO_COLOR` set (https://no-color.org).
+/// without `NO_COLOR` set (<https://no-color.org>).
 fn stdout_style(choice: ColorChoice) -> Style {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     Style::new(choice, io::stdout().is_terminal(), no_color)
