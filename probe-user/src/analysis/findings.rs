@@ -280,3 +280,185 @@ fn leak_groups(leaks: &[CloseWaitLeak]) -> Vec<LeakGroup> {
     groups.sort_by_key(|(_, group)| std::cmp::Reverse(group.sockets));
     groups.into_iter().map(|(_, group)| group).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analysis::{
+            gaps::GapWindow,
+            pairs::{LoopEvidence, PairKey, PairStats, Run},
+        },
+        model::GapCause,
+        synth::task,
+    };
+
+    fn pair(server: &str) -> PairStats {
+        PairStats::new(PairKey::new(
+            "10.0.0.2".parse().unwrap(),
+            server.parse().unwrap(),
+        ))
+    }
+
+    fn report(stats: PairStats, looping: bool) -> PairReport {
+        let reconnect_loop = looping.then(|| LoopEvidence {
+            rejected: stats.rejected,
+            ended: stats.ended(),
+            refused: stats.refused,
+            server_rst: 0,
+            close_delay_p99_ms: Some(1.5),
+            run: Run::default(),
+        });
+        PairReport {
+            stats,
+            reconnect_loop,
+        }
+    }
+
+    fn analysis(pairs: Vec<PairReport>) -> Analysis {
+        Analysis {
+            events: 10,
+            lost: 0,
+            gaps: Vec::new(),
+            more_gaps: 0,
+            end_ns: 1,
+            connections: 0,
+            pairs,
+            close_wait: Vec::new(),
+            close_wait_closed_late: 0,
+            end_snapshot: false,
+        }
+    }
+
+    #[test]
+    fn the_trace_comes_first_then_pairs_then_leaks() {
+        let mut analysis = analysis(vec![report(pair("10.0.0.1:80"), false)]);
+        analysis.lost = 7;
+        analysis.gaps = (0..6)
+            .map(|i| GapWindow {
+                from_ns: i,
+                to_ns: i,
+                lost: 1,
+                cause: GapCause::RingFull,
+            })
+            .collect();
+        analysis.more_gaps = 3;
+        let leak = |pid, age_ns| CloseWaitLeak {
+            conn: 1,
+            netns: 0,
+            owner: Some(task(pid, "java")),
+            local: "10.0.0.1:80".parse().unwrap(),
+            peer: "10.0.0.2:1".parse().unwrap(),
+            since_ns: 0,
+            age_ns,
+            at_least: pid == 9,
+        };
+        analysis.close_wait = vec![leak(8, 5), leak(9, 7), leak(9, 6)];
+        let trace = TraceInfo {
+            missing_tracepoints: vec!["tcp:tcp_send_reset".into()],
+            damage: vec!["cut".into()],
+            ..TraceInfo::default()
+        };
+        let found = findings(&trace, &analysis);
+        let Finding::LostEvents {
+            lost,
+            windows,
+            more,
+        } = &found[0]
+        else {
+            panic!("{found:?}")
+        };
+        assert_eq!((*lost, windows.len(), *more), (7, 4, 5));
+        assert_eq!(found[1], Finding::NotRecorded("tcp:tcp_send_reset"));
+        assert_eq!(found[2], Finding::Damaged("cut"));
+        assert!(found[..3].iter().all(Finding::is_about_the_trace));
+        assert!(matches!(found[3], Finding::Pair(_)));
+        let Finding::CloseWaitLeak(biggest) = found[4] else {
+            panic!("{found:?}")
+        };
+        assert_eq!(
+            (biggest.sockets, biggest.oldest_ns, biggest.at_least),
+            (2, 7, true)
+        );
+        assert_eq!(found.len(), 6);
+        assert!(found[3..].iter().all(|f| !f.is_about_the_trace()));
+        assert_eq!(found[5].severity(), Severity::Warning);
+    }
+
+    #[test]
+    fn many_pairs_or_none_are_said() {
+        let pairs = (0..MAX_PAIRS + 2)
+            .map(|i| report(pair(&format!("10.0.0.1:{}", 80 + i)), false))
+            .collect();
+        let trace = TraceInfo::default();
+        let many = analysis(pairs);
+        let found = findings(&trace, &many);
+        assert_eq!(found.last(), Some(&Finding::MorePairs(2)));
+        let none = analysis(Vec::new());
+        assert_eq!(findings(&trace, &none), [Finding::NoConnections]);
+        assert_eq!(Finding::NoConnections.severity(), Severity::Note);
+    }
+
+    #[test]
+    fn a_loop_is_an_alarm_about_the_server_and_the_refusals() {
+        let mut stats = pair("10.0.0.1:2181");
+        stats.connections = 12;
+        stats.closed_first = [0, 12, 0, 0, 0];
+        stats.closed_by[ClosedFirst::Server.index()][CloseHow::Fin.index()] = 8;
+        stats.closed_by[ClosedFirst::Server.index()][CloseHow::Refused.index()] = 4;
+        stats.refused = 4;
+        stats.fin_then_rst = [0, 9];
+        stats.time_wait_live = [0, 3];
+        stats.first_connect_ns = Some(5);
+        stats.last_connect_ns = Some(9);
+        let looping = report(stats, true);
+        let verdict = PairVerdict::of(&looping, true);
+        assert_eq!(Finding::Pair(verdict.clone()).severity(), Severity::Alarm);
+        assert_eq!(verdict.span_ns, Some(4));
+        let Closes::BySide(closes) = verdict.closes else {
+            panic!("{:?}", verdict.closes)
+        };
+        assert_eq!(
+            (closes.side, closes.closed, closes.ended),
+            (Side::Server, 8, 12)
+        );
+        assert_eq!((closes.refused, closes.fin_then_rst), (4, 8));
+        assert_eq!(closes.how[CloseHow::Refused.index()], 0);
+        assert_eq!(closes.within_ms, Some(1.5));
+        assert_eq!(verdict.time_wait.holder, Side::Server);
+        assert_eq!(
+            verdict.time_wait.kernel,
+            Some([0, 0]),
+            "the kernel saw none"
+        );
+    }
+
+    #[test]
+    fn otherwise_the_most_frequent_closer_is_named() {
+        let mut stats = pair("10.0.0.1:80");
+        stats.connections = 5;
+        stats.closed_first = [1, 1, 2, 0, 1];
+        let closes = PairVerdict::of(&report(stats.clone(), false), false).closes;
+        assert_eq!(closes, Closes::Simultaneous { count: 2, ended: 4 });
+        stats.closed_first = [2, 2, 0, 0, 0];
+        let closes = PairVerdict::of(&report(stats.clone(), false), false).closes;
+        assert!(
+            matches!(
+                closes,
+                Closes::BySide(SideCloses {
+                    side: Side::Client,
+                    ..
+                })
+            ),
+            "ties go to the client"
+        );
+        stats.closed_first = [0, 0, 0, 1, 4];
+        let closes = PairVerdict::of(&report(stats.clone(), false), false).closes;
+        assert_eq!(closes, Closes::Unknown { count: 1, ended: 1 });
+        stats.closed_first = [0, 0, 0, 0, 5];
+        let open = report(stats, false);
+        let verdict = PairVerdict::of(&open, true);
+        assert_eq!(verdict.closes, Closes::AllOpen);
+        assert_eq!(verdict.time_wait.kernel, None, "same as inferred");
+    }
+}
