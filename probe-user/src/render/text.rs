@@ -36,7 +36,7 @@ pub fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
 
 /// A table row: the label column, then right-aligned cells. A label too long for its
 /// column gets a line of its own.
-pub fn row(out: &mut impl Write, label: &str, cells: &[(usize, String)]) -> io::Result<()> {
+fn row(out: &mut impl Write, label: &str, cells: &[(usize, String)]) -> io::Result<()> {
     let mut line = String::new();
     if label.chars().count() > LABEL {
         writeln!(out, "{label}")?;
@@ -51,7 +51,7 @@ pub fn row(out: &mut impl Write, label: &str, cells: &[(usize, String)]) -> io::
 }
 
 /// A table header in bold: the title in the label column, then right-aligned names.
-pub fn header(
+fn header(
     out: &mut impl Write,
     style: Style,
     title: &str,
@@ -62,6 +62,26 @@ pub fn header(
         write!(line, "{cell:>width$}").unwrap_or_default();
     }
     writeln!(out, "{}", style.bold(&line))
+}
+
+/// A table: the bold header, then a row per item. `columns` are (width, name); `row_of`
+/// gives an item's label and its cells, in the order of the columns.
+pub fn table<T>(
+    out: &mut impl Write,
+    style: Style,
+    title: &str,
+    columns: &[(usize, &str)],
+    items: impl IntoIterator<Item = T>,
+    row_of: impl Fn(T) -> (String, Vec<String>),
+) -> io::Result<()> {
+    header(out, style, title, columns)?;
+    for item in items {
+        let (label, cells) = row_of(item);
+        let cells: Vec<(usize, String)> =
+            columns.iter().map(|(width, _)| *width).zip(cells).collect();
+        row(out, &label, &cells)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -76,6 +96,26 @@ mod tests {
         assert!(lines.iter().all(|l| l.chars().count() <= WIDTH));
         assert!(lines[0].starts_with("  word") && lines[1].starts_with("    word"));
         assert_eq!(wrap("short", "", "  "), "short");
+    }
+
+    #[test]
+    fn tables_align_cells_under_their_columns() {
+        let mut out = Vec::new();
+        let columns = [(6, "A"), (4, "B")];
+        table(
+            &mut out,
+            Style::default(),
+            "T",
+            &columns,
+            [1, 22],
+            |i: u32| (format!("row {i}"), vec![i.to_string(), "x".into()]),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("{:<28}     A   B", "T"));
+        assert_eq!(lines[1], format!("{:<28}     1   x", "row 1"));
+        assert_eq!(lines[2], format!("{:<28}    22   x", "row 22"));
     }
 
     #[test]

@@ -4,12 +4,14 @@
 use std::io::{self, Write};
 
 use crate::{
-    analysis::{Analysis, ClosedFirst, Finding, LoopRule, Severity, TraceInfo, findings},
+    analysis::{
+        Analysis, ClosedFirst, Finding, LoopRule, PairReport, Severity, TraceInfo, findings,
+    },
     render::{
         format::{human_duration, human_ms, secs},
         sentences::{self, pair_label},
         style::Style,
-        text::{LABEL, header, row, wrap},
+        text::{LABEL, table, wrap},
     },
 };
 
@@ -90,9 +92,23 @@ fn n(value: u64) -> String {
     value.to_string()
 }
 
+/// A table with a row per pair, after a blank line.
+fn pair_table(
+    out: &mut impl Write,
+    style: Style,
+    title: &str,
+    columns: &[(usize, &str)],
+    analysis: &Analysis,
+    cells: impl Fn(&PairReport) -> Vec<String>,
+) -> io::Result<()> {
+    writeln!(out)?;
+    table(out, style, title, columns, &analysis.pairs, |pair| {
+        (pair_label(pair), cells(pair))
+    })
+}
+
 /// Connections, their rate and lifetimes, per pair.
 fn write_pairs(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
-    writeln!(out)?;
     let columns = [
         (7, "CONNS"),
         (9, "CONN/S"),
@@ -100,29 +116,25 @@ fn write_pairs(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::R
         (10, "LIFE P99"),
         (6, "LOOP"),
     ];
-    header(out, style, "CLIENT -> SERVER", &columns)?;
-    for pair in &analysis.pairs {
+    pair_table(out, style, "CLIENT -> SERVER", &columns, analysis, |pair| {
         let s = &pair.stats;
         let looping = if pair.reconnect_loop.is_some() {
             "yes"
         } else {
             "-"
         };
-        let cells = [
-            (7, n(s.connections)),
-            (9, format!("{:.2}", s.connects_per_s())),
-            (10, human_ms(s.lifetime.quantile_ms(0.5))),
-            (10, human_ms(s.lifetime.quantile_ms(0.99))),
-            (6, looping.to_owned()),
-        ];
-        row(out, &pair_label(pair), &cells)?;
-    }
-    Ok(())
+        vec![
+            n(s.connections),
+            format!("{:.2}", s.connects_per_s()),
+            human_ms(s.lifetime.quantile_ms(0.5)),
+            human_ms(s.lifetime.quantile_ms(0.99)),
+            looping.to_owned(),
+        ]
+    })
 }
 
 /// Who closed first, per pair.
 fn write_closers(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
-    writeln!(out)?;
     let columns = [
         (7, "CLIENT"),
         (7, "SERVER"),
@@ -132,27 +144,23 @@ fn write_closers(out: &mut impl Write, analysis: &Analysis, style: Style) -> io:
         (8, "REFUSED"),
         (8, "TIMEOUT"),
     ];
-    header(out, style, "CLOSED FIRST BY", &columns)?;
-    for pair in &analysis.pairs {
+    pair_table(out, style, "CLOSED FIRST BY", &columns, analysis, |pair| {
         let s = &pair.stats;
-        let c = |f: ClosedFirst| n(s.closed_first[f.index()]);
-        let cells = [
-            (7, c(ClosedFirst::Client)),
-            (7, c(ClosedFirst::Server)),
-            (6, c(ClosedFirst::Simultaneous)),
-            (6, c(ClosedFirst::Unknown)),
-            (6, c(ClosedFirst::Open)),
-            (8, n(s.refused)),
-            (8, n(s.timed_out)),
-        ];
-        row(out, &pair_label(pair), &cells)?;
-    }
-    Ok(())
+        let first = |f: ClosedFirst| n(s.closed_first[f.index()]);
+        vec![
+            first(ClosedFirst::Client),
+            first(ClosedFirst::Server),
+            first(ClosedFirst::Simultaneous),
+            first(ClosedFirst::Unknown),
+            first(ClosedFirst::Open),
+            n(s.refused),
+            n(s.timed_out),
+        ]
+    })
 }
 
 /// Resets and TIME_WAIT by side, per pair; the kernel's count with an end snapshot.
 fn write_time_wait(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
-    writeln!(out)?;
     let mut columns = vec![
         (6, "RST C"),
         (6, "RST S"),
@@ -164,25 +172,15 @@ fn write_time_wait(out: &mut impl Write, analysis: &Analysis, style: Style) -> i
     if analysis.end_snapshot {
         columns.extend([(6, "SS C"), (6, "SS S")]);
     }
-    header(out, style, "RESETS, TIME_WAIT AT END", &columns)?;
-    for pair in &analysis.pairs {
+    let title = "RESETS, TIME_WAIT AT END";
+    pair_table(out, style, title, &columns, analysis, |pair| {
         let s = &pair.stats;
-        let mut cells = vec![
-            (6, n(s.resets[0])),
-            (6, n(s.resets[1])),
-            (6, n(s.time_wait_live[0])),
-            (6, n(s.time_wait_live[1])),
-            (7, n(s.time_wait_peak[0])),
-            (7, n(s.time_wait_peak[1])),
-        ];
+        let mut sides = vec![s.resets, s.time_wait_live, s.time_wait_peak];
         if analysis.end_snapshot {
-            cells.extend([
-                (6, n(s.time_wait_observed[0])),
-                (6, n(s.time_wait_observed[1])),
-            ]);
+            sides.push(s.time_wait_observed);
         }
-        row(out, &pair_label(pair), &cells)?;
-    }
+        sides.iter().flatten().map(|&v| n(v)).collect()
+    })?;
     let legend = format!(
         "TW = TIME_WAIT inferred from FIN_WAIT2/CLOSING->CLOSE (60 s){}",
         if analysis.end_snapshot {
