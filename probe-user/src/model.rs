@@ -10,11 +10,13 @@ pub use probe_common::ExecContext;
 
 pub use self::{
     filter::EndpointFilter,
+    host::{ConnKey, HostId},
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };
 
 mod filter;
+mod host;
 mod recorder;
 mod window;
 
@@ -153,11 +155,26 @@ pub struct Task {
 }
 
 /// Where a socket lives: its network namespace and cgroup, both read from the socket
-/// itself (never from `current`, which is wrong in softirq). 0 means unknown.
+/// itself (never from `current`, which is wrong in softirq; 0 means unknown), and the
+/// host whose trace it came from when a replay reads several (namespace inodes and
+/// cgroup ids of different hosts are unrelated, so they compare only within a host).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Scope {
     pub netns: u32,
     pub cgroup: u64,
+    /// Not in the trace file: the replay sets it ([`TraceEvent::set_host`]).
+    pub host: HostId,
+}
+
+impl Scope {
+    /// A socket's namespace and cgroup on the first (or only) host.
+    pub const fn new(netns: u32, cgroup: u64) -> Self {
+        Self {
+            netns,
+            cgroup,
+            host: HostId::FIRST,
+        }
+    }
 }
 
 /// The local and remote ends of a socket, as that socket sees them.
@@ -197,6 +214,16 @@ pub struct Conn {
     pub id: ConnId,
     pub scope: Scope,
     pub tuple: SocketTuple,
+}
+
+impl Conn {
+    /// The connection among those of every host of the replay.
+    pub const fn key(&self) -> ConnKey {
+        ConnKey {
+            host: self.scope.host,
+            id: self.id,
+        }
+    }
 }
 
 /// One TCP state change of one socket.

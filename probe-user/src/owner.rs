@@ -22,7 +22,7 @@ use rustc_hash::FxHashMap;
 use crate::{
     idmap::ConnIdMap,
     model::{
-        Conn, ConnId, ExecContext, SnapshotSocket, SocketRef, Task, TcpState, TraceEvent,
+        Conn, ConnKey, ExecContext, HostId, SnapshotSocket, SocketRef, Task, TcpState, TraceEvent,
         Transition,
     },
 };
@@ -64,7 +64,7 @@ const CLOSED_RETENTION_NS: u64 = 5_000_000_000;
 #[derive(Clone, Debug, Default)]
 struct ListenerOwners {
     /// One entry per listening socket on this (netns, port): SO_REUSEPORT allows many.
-    sockets: Vec<(ConnId, Option<Task>)>,
+    sockets: Vec<(ConnKey, Option<Task>)>,
 }
 
 impl ListenerOwners {
@@ -83,8 +83,9 @@ pub struct OwnerTracker {
     // Keys are connection ids chosen by the recorder, not by a remote party: a fast
     // non-cryptographic hash is safe, and replay speed depends on it.
     sockets: ConnIdMap<Owner>,
-    listeners: FxHashMap<(u32, u16), ListenerOwners>,
-    closed: VecDeque<(u64, ConnId)>,
+    /// Per (host, netns, port).
+    listeners: FxHashMap<(HostId, u32, u16), ListenerOwners>,
+    closed: VecDeque<(u64, ConnKey)>,
 }
 
 impl OwnerTracker {
@@ -97,20 +98,20 @@ impl OwnerTracker {
         self.sockets.len()
     }
 
-    fn listener_key(conn: &Conn) -> (u32, u16) {
-        (conn.scope.netns, conn.tuple.local.port())
+    fn listener_key(conn: &Conn) -> (HostId, u32, u16) {
+        (conn.scope.host, conn.scope.netns, conn.tuple.local.port())
     }
 
     fn add_listener(&mut self, conn: &Conn, task: Option<Task>) {
         let entry = self.listeners.entry(Self::listener_key(conn)).or_default();
-        entry.sockets.retain(|(id, _)| *id != conn.id);
-        entry.sockets.push((conn.id, task));
+        entry.sockets.retain(|(key, _)| *key != conn.key());
+        entry.sockets.push((conn.key(), task));
     }
 
     fn remove_listener(&mut self, conn: &Conn) {
         let key = Self::listener_key(conn);
         if let Some(entry) = self.listeners.get_mut(&key) {
-            entry.sockets.retain(|(id, _)| *id != conn.id);
+            entry.sockets.retain(|(key, _)| *key != conn.key());
             if entry.sockets.is_empty() {
                 self.listeners.remove(&key);
             }
@@ -128,7 +129,7 @@ impl OwnerTracker {
         }
         if let Some(task) = socket.owner {
             self.sockets.insert(
-                socket.conn.id,
+                socket.conn.key(),
                 Owner {
                     task,
                     source: OwnerSource::Snapshot,
@@ -151,7 +152,7 @@ impl OwnerTracker {
         let syscall_only = TcpState::is_syscall_only(t.old, t.new);
         let owner = if let Some(task) = Self::trusted(t.context, t.task, syscall_only) {
             self.sockets.insert(
-                t.conn.id,
+                t.conn.key(),
                 Owner {
                     task,
                     source: OwnerSource::Socket,
@@ -172,12 +173,12 @@ impl OwnerTracker {
                     source: OwnerSource::Listener,
                 });
             match inherited {
-                Some(owner) => self.sockets.insert(t.conn.id, owner),
-                None => self.sockets.remove(&t.conn.id),
+                Some(owner) => self.sockets.insert(t.conn.key(), owner),
+                None => self.sockets.remove(&t.conn.key()),
             };
             inherited
         } else {
-            self.sockets.get(&t.conn.id).copied()
+            self.sockets.get(&t.conn.key()).copied()
         };
 
         match (t.old, t.new) {
@@ -186,7 +187,7 @@ impl OwnerTracker {
             _ => {}
         }
         if t.new == TcpState::Close {
-            self.closed.push_back((t.ts_ns, t.conn.id));
+            self.closed.push_back((t.ts_ns, t.conn.key()));
         }
         owner
     }
@@ -203,7 +204,7 @@ impl OwnerTracker {
                 task,
                 source: OwnerSource::Task,
             }),
-            None => self.sockets.get(&conn.id).copied(),
+            None => self.sockets.get(&conn.key()).copied(),
         }
     }
 
@@ -230,7 +231,7 @@ impl OwnerTracker {
     }
 
     /// The owner a connection is known to have, without an event.
-    pub fn owner_of(&self, conn: ConnId) -> Option<Owner> {
+    pub fn owner_of(&self, conn: ConnKey) -> Option<Owner> {
         self.sockets.get(&conn).copied()
     }
 
@@ -248,7 +249,7 @@ impl OwnerTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Comm, Scope, SocketTuple};
+    use crate::model::{Comm, ConnId, Scope, SocketTuple};
 
     fn task(pid: u32, comm: &str) -> Task {
         Task {
@@ -261,10 +262,7 @@ mod tests {
     fn conn(id: ConnId, local: &str, remote: &str) -> Conn {
         Conn {
             id,
-            scope: Scope {
-                netns: 1,
-                cgroup: 0,
-            },
+            scope: Scope::new(1, 0),
             tuple: SocketTuple {
                 local: local.parse().unwrap(),
                 remote: remote.parse().unwrap(),
@@ -501,7 +499,7 @@ mod tests {
             Task,
             Some(task(1, "a")),
         );
-        assert_eq!(tracker.owner_of(1), None);
+        assert_eq!(tracker.owner_of(ConnKey::first_host(1)), None);
     }
 
     #[test]

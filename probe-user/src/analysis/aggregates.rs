@@ -13,7 +13,7 @@ use crate::{
         tracker::{Connection, TrackerSink},
         verdict::Side,
     },
-    model::{SocketTuple, TimeWindow},
+    model::{HostId, SocketTuple, TimeWindow},
 };
 
 #[derive(Debug)]
@@ -105,7 +105,7 @@ impl TrackerSink for Aggregates {
         };
         let pair = self.pairs.index_of(c);
         self.enter_time_wait(
-            AddrPairKey::socket(endpoint.netns, &endpoint.tuple).fingerprint(),
+            AddrPairKey::socket(endpoint.host, endpoint.netns, &endpoint.tuple).fingerprint(),
             pair,
             side,
             ts_ns,
@@ -113,13 +113,13 @@ impl TrackerSink for Aggregates {
         );
     }
 
-    fn tuple_in_use(&mut self, netns: u32, tuple: &SocketTuple) {
+    fn tuple_in_use(&mut self, host: HostId, netns: u32, tuple: &SocketTuple) {
         if self.time_wait.is_empty() {
             return;
         }
         if let Some(left) = self
             .time_wait
-            .reuse(&AddrPairKey::socket(netns, tuple).fingerprint())
+            .reuse(&AddrPairKey::socket(host, netns, tuple).fingerprint())
         {
             self.pairs.time_wait_left(left);
         }
@@ -176,11 +176,11 @@ mod tests {
         let mut agg = Aggregates::new(&AnalyzerOptions::default());
         let pair = agg.pairs.index(key());
         let tuple = crate::synth::tuple("10.0.0.2:40000", "10.0.0.1:81");
-        let socket = AddrPairKey::socket(7, &tuple).fingerprint();
+        let socket = AddrPairKey::socket(HostId::FIRST, 7, &tuple).fingerprint();
         agg.enter_time_wait(socket, pair, Side::Client, S, S + TIME_WAIT_NS);
         agg.enter_time_wait(socket + 1, pair, Side::Client, S, S + TIME_WAIT_NS);
         assert_eq!(agg.pairs.get_mut(pair).time_wait_live, [2, 0]);
-        agg.tuple_in_use(7, &tuple);
+        agg.tuple_in_use(HostId::FIRST, 7, &tuple);
         assert_eq!(agg.pairs.get_mut(pair).time_wait_live, [1, 0]);
         agg.expire_time_wait(S + TIME_WAIT_NS);
         assert_eq!(agg.pairs.get_mut(pair).time_wait_live, [0, 0]);

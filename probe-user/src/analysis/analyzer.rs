@@ -10,6 +10,11 @@ use crate::{
     owner::OwnerTracker,
 };
 
+/// The TIME_WAIT key of a snapshot's socket.
+fn socket_key(s: &SnapshotSocket) -> AddrPairKey {
+    AddrPairKey::socket(s.conn.scope.host, s.conn.scope.netns, &s.conn.tuple)
+}
+
 /// Feed it every event of a trace in file order, then call [`Analyzer::finish`].
 #[derive(Debug)]
 pub struct Analyzer {
@@ -82,13 +87,13 @@ impl Analyzer {
         if self.options.filter.excludes(&s.conn.tuple) {
             return;
         }
-        let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
+        let (key, side) = self.tracker.classify(&s.conn.scope, &s.conn.tuple);
         let pair = self.agg.pairs.index(key);
         let left_ns = s
             .timer_ms
             .map_or(TIME_WAIT_NS, |ms| u64::from(ms) * 1_000_000);
         self.agg.enter_time_wait(
-            AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint(),
+            socket_key(s).fingerprint(),
             pair,
             side,
             s.ts_ns,
@@ -104,16 +109,16 @@ impl Analyzer {
         }
         match s.state {
             TcpState::TimeWait => {
-                let key = AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint();
+                let key = socket_key(s).fingerprint();
                 let (pair, side) = self.agg.time_wait.get(&key).unwrap_or_else(|| {
-                    let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
+                    let (key, side) = self.tracker.classify(&s.conn.scope, &s.conn.tuple);
                     (self.agg.pairs.index(key), side)
                 });
                 self.agg.pairs.get_mut(pair).time_wait_observed[side.index()] += 1;
             }
             TcpState::CloseWait => {
                 if let Some(owner) = s.owner {
-                    self.agg.close_wait.end_owner(s.conn.id, owner);
+                    self.agg.close_wait.end_owner(s.conn.key(), owner);
                 }
             }
             _ => {}

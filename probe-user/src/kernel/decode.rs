@@ -241,10 +241,7 @@ pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, D
         cpu: u32::from(event.cpu),
         context,
         task,
-        scope: Scope {
-            netns: event.netns,
-            cgroup: event.cgroup_id,
-        },
+        scope: Scope::new(event.netns, event.cgroup_id),
         observation,
     })
 }

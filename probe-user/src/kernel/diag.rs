@@ -117,7 +117,7 @@ fn to_diag_socket(netns: u32, response: &InetResponse) -> Option<DiagSocket> {
         _ => None,
     };
     Some(DiagSocket {
-        scope: Scope { netns, cgroup: 0 },
+        scope: Scope::new(netns, 0),
         tuple: SocketTuple {
             local: canonical(id.source_address, id.source_port),
             remote: canonical(id.destination_address, id.destination_port),

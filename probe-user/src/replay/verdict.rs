@@ -160,10 +160,7 @@ mod tests {
         s.at(40 * S).snapshot(
             Conn {
                 id: 9_999,
-                scope: Scope {
-                    netns: 100,
-                    cgroup: 0,
-                },
+                scope: Scope::new(100, 0),
                 tuple: SocketTuple {
                     local: "10.0.0.3:50009".parse().unwrap(),
                     remote: "10.0.0.1:80".parse().unwrap(),

@@ -245,10 +245,7 @@ impl Churn {
 }
 
 fn scope() -> Scope {
-    Scope {
-        netns: NETNS,
-        cgroup: 1,
-    }
+    Scope::new(NETNS, 1)
 }
 
 #[cfg(test)]

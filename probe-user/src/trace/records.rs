@@ -344,7 +344,7 @@ impl RecordsDecoder {
             let cgroup = defs
                 .var_u64()
                 .ok_or(fail(4 + defs.position(), "bad scope"))?;
-            scopes.push(Scope { netns, cgroup });
+            scopes.push(Scope::new(netns, cgroup));
         }
         let n = bounded_count(&mut defs, defs_len, 3)
             .ok_or(fail(4 + defs.position(), "bad task count"))?;
@@ -577,10 +577,7 @@ mod tests {
     }
 
     fn sample_events() -> Vec<TraceEvent> {
-        let scope = Scope {
-            netns: 4_026_532_177,
-            cgroup: 25,
-        };
+        let scope = Scope::new(4_026_532_177, 25);
         let client = Conn {
             id: 7,
             scope,
@@ -588,10 +585,7 @@ mod tests {
         };
         let server = Conn {
             id: 8,
-            scope: Scope {
-                netns: 4_026_532_300,
-                cgroup: 1,
-            },
+            scope: Scope::new(4_026_532_300, 1),
             tuple: v4("10.0.0.1:2181", "10.0.0.2:40001"),
         };
         let v6 = Conn {
@@ -773,10 +767,7 @@ mod tests {
     fn a_churned_connection_costs_few_bytes_per_event() {
         // Ten transitions per connection, the loopback pattern of client + server.
         let mut encoder = RecordsEncoder::default();
-        let scope = Scope {
-            netns: 4_026_531_840,
-            cgroup: 1,
-        };
+        let scope = Scope::new(4_026_531_840, 1);
         let mut ts = 0;
         let mut events = 0u32;
         for i in 0..1000u64 {

@@ -2,7 +2,10 @@
 
 use crate::{
     analysis::verdict::CloseStart,
-    model::{ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpState, Transition},
+    model::{
+        ConnId, ConnKey, HostId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task, TcpState,
+        Transition,
+    },
 };
 
 /// A close step whose meaning depends on events that follow it.
@@ -20,6 +23,8 @@ pub(super) enum Pending {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub conn: ConnId,
+    /// The host whose trace holds it (its `conn` and `netns` are that host's).
+    pub host: HostId,
     pub netns: u32,
     /// As this socket sees it (local = this end).
     pub tuple: SocketTuple,
@@ -61,6 +66,7 @@ impl Endpoint {
     pub fn new(conn: ConnId, netns: u32, tuple: SocketTuple, state: TcpState) -> Self {
         Self {
             conn,
+            host: HostId::FIRST,
             netns,
             tuple,
             state,
@@ -88,6 +94,7 @@ impl Endpoint {
     pub fn from_snapshot(s: &SnapshotSocket) -> Self {
         use TcpState::*;
         let mut endpoint = Self::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
+        endpoint.host = s.conn.scope.host;
         endpoint.owner = s.owner;
         endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
         match s.state {
@@ -100,6 +107,23 @@ impl Endpoint {
             endpoint.close_wait_ns = Some(s.ts_ns);
         }
         endpoint
+    }
+
+    /// Where it lives (its cgroup is not kept).
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: 0,
+            host: self.host,
+        }
+    }
+
+    /// The socket among those of every host.
+    pub const fn key(&self) -> ConnKey {
+        ConnKey {
+            host: self.host,
+            id: self.conn,
+        }
     }
 
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {

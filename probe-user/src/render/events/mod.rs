@@ -71,10 +71,7 @@ mod tests {
             ts_ns: 1_500_000,
             conn: Conn {
                 id: 17,
-                scope: Scope {
-                    netns: 4_026_532_177,
-                    cgroup: 3,
-                },
+                scope: Scope::new(4_026_532_177, 3),
                 tuple: SocketTuple {
                     local: "10.0.0.2:40000".parse().unwrap(),
                     remote: "10.0.0.1:2181".parse().unwrap(),
