@@ -354,6 +354,9 @@ pub enum GapCause {
     /// that fit the gap. A classic tracepoint drops its event without a count when its
     /// per-context perf buffer is already in use (`perf_trace_buf_alloc`).
     Unreported,
+    /// A part of a rotated recording was not given to the replay (replay-side): nothing
+    /// is known of its events, not even how many there were (`lost` is 0).
+    MissingPart,
 }
 
 impl GapCause {
@@ -365,6 +368,7 @@ impl GapCause {
             Self::CorruptBlock => "corrupt_block",
             Self::Recursion => "recursion",
             Self::Unreported => "unreported",
+            Self::MissingPart => "missing_part",
         }
     }
 }
@@ -378,6 +382,8 @@ pub struct Gap {
     /// The CPU whose events were lost, when known.
     pub cpu: Option<u32>,
     pub cause: GapCause,
+    /// The host whose trace had the gap (not in the trace file: the replay sets it).
+    pub host: HostId,
 }
 
 /// A socket that existed when recording started (from `sock_diag`), so a replay knows

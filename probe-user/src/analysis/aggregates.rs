@@ -125,14 +125,14 @@ impl TrackerSink for Aggregates {
         }
     }
 
-    fn refused_unseen(&mut self, key: PairKey, ts_ns: u64) {
+    fn refused_unseen(&mut self, key: PairKey, host: HostId, ts_ns: u64) {
         if !self.window.contains(ts_ns) {
             return;
         }
         let outcome = ConnectionOutcome::refused_unseen(ts_ns);
         let pair = self.pairs.index(key);
         self.count(pair, &outcome, || {
-            ConnectionRow::unseen_client(key, &outcome)
+            ConnectionRow::unseen_client(key, host, &outcome)
         });
     }
 }
@@ -159,8 +159,8 @@ mod tests {
             ..AnalyzerOptions::default()
         };
         let mut agg = Aggregates::new(&options);
-        agg.refused_unseen(key(), S / 2);
-        agg.refused_unseen(key(), 2 * S);
+        agg.refused_unseen(key(), HostId::FIRST, S / 2);
+        agg.refused_unseen(key(), HostId::FIRST, 2 * S);
         assert_eq!(agg.connections, 1);
         let [row] = agg.rows.as_slice() else {
             panic!("{} rows", agg.rows.len())

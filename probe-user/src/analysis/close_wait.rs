@@ -6,13 +6,14 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::tracker::Endpoint,
-    model::{ConnId, ConnKey, Task, TcpState},
+    model::{ConnId, ConnKey, HostId, Task, TcpState},
 };
 
 /// A socket that sat in CLOSE_WAIT past the threshold and was still there at the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseWaitLeak {
     pub conn: ConnId,
+    pub host: HostId,
     pub netns: u32,
     pub owner: Option<Task>,
     pub local: SocketAddr,
@@ -61,6 +62,7 @@ impl CloseWaitBook {
             if age >= self.threshold_ns {
                 self.leaks.push(CloseWaitLeak {
                     conn: endpoint.conn,
+                    host: endpoint.host,
                     netns: endpoint.netns,
                     owner: endpoint
                         .owner

@@ -345,6 +345,7 @@ mod tests {
         analysis.more_gaps = 3;
         let leak = |pid, age_ns| CloseWaitLeak {
             conn: 1,
+            host: crate::model::HostId::FIRST,
             netns: 0,
             owner: Some(task(pid, "java")),
             local: "10.0.0.1:80".parse().unwrap(),

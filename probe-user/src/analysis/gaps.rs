@@ -62,6 +62,7 @@ mod tests {
             lost: 2,
             cpu: None,
             cause,
+            host: crate::model::HostId::FIRST,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::{
         tracker::Connection,
         verdict::{CloseVerdict, Side},
     },
-    model::{ConnId, Task},
+    model::{ConnId, HostId, Task},
 };
 
 /// One connection of `--connections`.
@@ -23,6 +23,9 @@ pub struct ConnectionRow {
     pub server: SocketAddr,
     pub client_netns: Option<u32>,
     pub server_netns: Option<u32>,
+    /// Whose trace holds each end (in a replay of several hosts).
+    pub client_host: Option<HostId>,
+    pub server_host: Option<HostId>,
     pub verdict: CloseVerdict,
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
@@ -50,6 +53,8 @@ impl ConnectionRow {
             server,
             client_netns: c.client.map(|e| e.netns),
             server_netns: c.server.map(|e| e.netns),
+            client_host: c.client.map(|e| e.host),
+            server_host: c.server.map(|e| e.host),
             verdict: outcome.verdict,
             start_ns: outcome.start_ns,
             end_ns: outcome.end_ns,
@@ -65,7 +70,7 @@ impl ConnectionRow {
 
     /// The row of a connect that only the refusing host saw: its client port and
     /// socket are unknown.
-    pub fn unseen_client(key: PairKey, outcome: &ConnectionOutcome) -> Self {
+    pub fn unseen_client(key: PairKey, host: HostId, outcome: &ConnectionOutcome) -> Self {
         Self {
             conn: None,
             client_conn: None,
@@ -74,6 +79,8 @@ impl ConnectionRow {
             server: key.server,
             client_netns: None,
             server_netns: None,
+            client_host: None,
+            server_host: Some(host),
             verdict: outcome.verdict,
             start_ns: outcome.start_ns,
             end_ns: outcome.end_ns,

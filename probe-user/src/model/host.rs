@@ -55,7 +55,7 @@ impl SocketRef {
 }
 
 impl TraceEvent {
-    /// The host the event's socket is on (a gap names none: the first host).
+    /// The host the event's socket (or gap) is on.
     pub const fn host(&self) -> HostId {
         match self {
             Self::Snapshot(s) => s.conn.scope.host,
@@ -69,7 +69,7 @@ impl TraceEvent {
                 SocketRef::Conn(conn) => conn.scope.host,
                 SocketRef::Unmatched { scope, .. } => scope.host,
             },
-            Self::Lost(_) => HostId::FIRST,
+            Self::Lost(g) => g.host,
         }
     }
 
@@ -81,7 +81,7 @@ impl TraceEvent {
             Self::ResetSent(r) => r.socket.set_host(host),
             Self::ResetReceived(r) => r.conn.scope.host = host,
             Self::SocketError(e) => e.socket.set_host(host),
-            Self::Lost(_) => {}
+            Self::Lost(g) => g.host = host,
         }
     }
 
@@ -164,6 +164,7 @@ mod tests {
             lost: 1,
             cpu: None,
             cause: GapCause::RingFull,
+            host: HostId::FIRST,
         });
         gap.shift(5);
         assert_eq!(gap.ts_ns(), u64::MAX);

@@ -171,6 +171,7 @@ impl Recording {
             lost,
             cpu,
             cause,
+            host: crate::model::HostId::FIRST,
         }));
     }
 

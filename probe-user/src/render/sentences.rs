@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 
 use crate::{
     analysis::{
-        CloseHow, Closes, Finding, LeakGroup, LoopEvidence, LoopRule, PairReport, PairVerdict,
-        SideCloses, TimeWaitHolders,
+        CloseHow, Closes, Finding, GapWindow, LeakGroup, LoopEvidence, LoopRule, PairReport,
+        PairVerdict, SideCloses, TimeWaitHolders,
     },
-    model::duration_ns,
+    model::{GapCause, duration_ns},
     render::format::{human_duration, human_ms, plural, secs},
 };
 
@@ -19,19 +19,32 @@ pub fn finding(finding: &Finding<'_>) -> String {
             windows,
             more,
         } => {
+            let missing_part = |g: &GapWindow| g.cause == GapCause::MissingPart;
+            let parts_missing = windows.iter().any(missing_part);
             let windows: Vec<String> = windows
                 .iter()
                 .map(|g| {
+                    let what = if missing_part(g) {
+                        "a missing part".to_owned()
+                    } else {
+                        g.lost.to_string()
+                    };
                     format!(
-                        "{} between {:.3} and {:.3} s",
-                        g.lost,
+                        "{what} between {:.3} and {:.3} s",
                         secs(g.from_ns),
                         secs(g.to_ns)
                     )
                 })
                 .collect();
+            let what = match (*lost, parts_missing) {
+                (0, true) => "parts of the recording are missing".to_owned(),
+                (lost, true) => {
+                    format!("{lost} events were lost and parts of the recording are missing")
+                }
+                (lost, false) => format!("{lost} events were lost"),
+            };
             let mut text = format!(
-                "{lost} events were lost, so these verdicts may be incomplete: {}",
+                "{what}, so these verdicts may be incomplete: {}",
                 windows.join(", ")
             );
             if *more > 0 {

@@ -147,6 +147,7 @@ impl Script {
             lost,
             cpu: Some(0),
             cause: GapCause::RingFull,
+            host: crate::model::HostId::FIRST,
         }));
         self
     }

@@ -5,6 +5,7 @@ mod block;
 mod meta;
 mod reader;
 mod records;
+pub mod set;
 mod varint;
 mod writer;
 

@@ -174,6 +174,7 @@ impl RecordsEncoder {
                     GapCause::CorruptBlock => 4,
                     GapCause::Recursion => 5,
                     GapCause::Unreported => 6,
+                    GapCause::MissingPart => 7,
                 });
             }
             TraceEvent::Snapshot(s) => {
@@ -546,6 +547,7 @@ fn decode_gap(cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<Gap> {
         4 => GapCause::CorruptBlock,
         5 => GapCause::Recursion,
         6 => GapCause::Unreported,
+        7 => GapCause::MissingPart,
         _ => return None,
     };
     Some(Gap {
@@ -554,6 +556,7 @@ fn decode_gap(cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<Gap> {
         lost,
         cpu,
         cause,
+        host: crate::model::HostId::FIRST,
     })
 }
 
@@ -653,6 +656,7 @@ mod tests {
                 lost: 17,
                 cpu: Some(1),
                 cause: GapCause::RingFull,
+                host: crate::model::HostId::FIRST,
             }),
             TraceEvent::Lost(Gap {
                 from_ns: 1_000,
@@ -660,6 +664,7 @@ mod tests {
                 lost: 2,
                 cpu: None,
                 cause: GapCause::Unreported,
+                host: crate::model::HostId::FIRST,
             }),
             TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns: 9_000,

@@ -33,8 +33,8 @@ pub trait TrackerSink {
     /// A new connection uses this 4-tuple in this namespace of this host (which ends a
     /// TIME_WAIT).
     fn tuple_in_use(&mut self, host: HostId, netns: u32, tuple: &SocketTuple);
-    /// A connect refused by a traced host whose client was not traced.
-    fn refused_unseen(&mut self, key: PairKey, ts_ns: u64);
+    /// A connect refused by a traced host (`host`) whose client was not traced.
+    fn refused_unseen(&mut self, key: PairKey, host: HostId, ts_ns: u64);
 }
 
 /// Turns the event stream into connections, each one 4-tuple lifecycle with up to two
@@ -276,7 +276,8 @@ impl ConnectionTracker {
             && !self.listeners.is_listening(scope, tuple.local.port())
             && !self.filter.excludes(tuple)
         {
-            sink.refused_unseen(PairKey::new(tuple.remote.ip(), tuple.local), ts_ns);
+            let key = PairKey::new(tuple.remote.ip(), tuple.local);
+            sink.refused_unseen(key, scope.host, ts_ns);
         }
     }
 
@@ -453,7 +454,7 @@ mod tests {
             self.tuples_in_use += 1;
         }
 
-        fn refused_unseen(&mut self, key: PairKey, ts_ns: u64) {
+        fn refused_unseen(&mut self, key: PairKey, _: HostId, ts_ns: u64) {
             self.refused
                 .push((format!("{} -> {}", key.client, key.server), ts_ns));
         }

@@ -135,6 +135,7 @@ mod tests {
             lost: 99,
             cpu: None,
             cause: GapCause::RingFull,
+            host: crate::model::HostId::FIRST,
         });
         write_json(&mut out, &gap, None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -1,0 +1,122 @@
+//! A k-way merge of event streams by time: each stream keeps its own order (a trace's
+//! file order, which two CPUs may have put a few microseconds out of time order), and
+//! the streams interleave by the time of their next event. Memory: one event per
+//! stream.
+
+use std::{cmp::Reverse, collections::BinaryHeap};
+
+use crate::{model::TraceEvent, trace::set::SetError};
+
+/// A stream of events in its own order.
+pub trait EventSource {
+    fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError>;
+}
+
+/// See the module documentation.
+pub struct Merge<S> {
+    sources: Vec<S>,
+    /// The next event of each source.
+    heads: Vec<Option<TraceEvent>>,
+    /// (time of the head, source), earliest first; ties go to the first source.
+    order: BinaryHeap<Reverse<(u64, usize)>>,
+    started: bool,
+}
+
+impl<S: EventSource> Merge<S> {
+    pub fn new(sources: Vec<S>) -> Self {
+        Self {
+            heads: vec![None; sources.len()],
+            sources,
+            order: BinaryHeap::new(),
+            started: false,
+        }
+    }
+
+    pub fn sources(&self) -> &[S] {
+        &self.sources
+    }
+
+    fn refill(&mut self, source: usize) -> Result<(), SetError> {
+        if let Some(event) = self.sources[source].next_event()? {
+            self.order.push(Reverse((event.ts_ns(), source)));
+            self.heads[source] = Some(event);
+        }
+        Ok(())
+    }
+
+    pub fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
+        if let [only] = self.sources.as_mut_slice() {
+            return only.next_event();
+        }
+        if !self.started {
+            self.started = true;
+            for source in 0..self.sources.len() {
+                self.refill(source)?;
+            }
+        }
+        let Some(Reverse((_, source))) = self.order.pop() else {
+            return Ok(None);
+        };
+        let event = self.heads[source].take();
+        self.refill(source)?;
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::model::{Gap, GapCause, HostId};
+
+    struct Listed(VecDeque<TraceEvent>);
+
+    impl EventSource for Listed {
+        fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
+            Ok(self.0.pop_front())
+        }
+    }
+
+    fn at(ts: u64, host: u16) -> TraceEvent {
+        TraceEvent::Lost(Gap {
+            from_ns: ts,
+            to_ns: ts,
+            lost: 1,
+            cpu: None,
+            cause: GapCause::RingFull,
+            host: HostId(host),
+        })
+    }
+
+    fn merged(streams: Vec<Vec<TraceEvent>>) -> Vec<(u64, u16)> {
+        let mut merge = Merge::new(
+            streams
+                .into_iter()
+                .map(|s| Listed(s.into()))
+                .collect::<Vec<_>>(),
+        );
+        let mut out = Vec::new();
+        while let Some(e) = merge.next_event().unwrap() {
+            out.push((e.ts_ns(), e.host().0));
+        }
+        out
+    }
+
+    #[test]
+    fn streams_interleave_by_time_and_keep_their_own_order() {
+        let a = vec![at(1, 0), at(5, 0), at(4, 0), at(9, 0)];
+        let b = vec![at(2, 1), at(5, 1), at(6, 1)];
+        assert_eq!(
+            merged(vec![a, b]),
+            [(1, 0), (2, 1), (5, 0), (4, 0), (5, 1), (6, 1), (9, 0)]
+        );
+    }
+
+    #[test]
+    fn one_stream_passes_through_and_empty_streams_end() {
+        assert_eq!(merged(vec![vec![at(3, 0), at(1, 0)]]), [(3, 0), (1, 0)]);
+        assert_eq!(merged(vec![vec![], vec![at(2, 1)], vec![]]), [(2, 1)]);
+        assert!(merged(vec![]).is_empty());
+    }
+}
