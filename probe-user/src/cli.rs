@@ -26,8 +26,10 @@ pub enum Command {
     /// Attach to the kernel and record every TCP state transition into a trace file
     /// (needs root, or CAP_BPF and CAP_PERFMON). Stop with Ctrl-C.
     Record(RecordArgs),
-    /// Read a trace file and print verdicts per connection and per client/server pair,
-    /// or every event (--events). Needs no privileges.
+    /// Read trace files and print verdicts per connection and per client/server pair,
+    /// or every event (--events). Several files replay as one: the parts of a rotated
+    /// recording in order, the recordings of several hosts merged on wall-clock time.
+    /// Needs no privileges.
     Replay(ReplayArgs),
 }
 
@@ -136,9 +138,10 @@ impl From<ColorChoice> for crate::render::style::ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Trace file written by `tcpchurn record`.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// Trace files written by `tcpchurn record`, directories of them, or patterns
+    /// (`traces/*.trace*`).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
     /// Print every event in order (like tcpstates, with owners and connection ids).
     #[arg(short = 'e', long)]
     pub events: bool,

@@ -46,7 +46,7 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         )?,
     };
     Ok(replay::ReplayOptions {
-        file: args.file.clone(),
+        files: args.files.clone(),
         events: args.events,
         json: args.json,
         connections: args.connections,

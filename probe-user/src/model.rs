@@ -10,7 +10,7 @@ pub use probe_common::ExecContext;
 
 pub use self::{
     filter::EndpointFilter,
-    host::{ConnKey, HostId},
+    host::{ConnKey, HostId, HostNames},
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };

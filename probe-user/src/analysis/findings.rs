@@ -7,7 +7,7 @@ use crate::{
         gaps::GapWindow,
         pair_table::PairReport,
         result::Analysis,
-        trace_info::TraceInfo,
+        trace_info::{TraceInfo, UnmergedEnds},
         verdict::{CloseHow, ClosedFirst, Side},
     },
     model::Task,
@@ -43,6 +43,8 @@ pub enum Finding<'a> {
     NotRecorded(&'a str),
     /// Damage the reader worked around.
     Damaged(&'a str),
+    /// The two ends of some connections between two hosts could not be matched.
+    Unmerged(&'a UnmergedEnds),
     /// A client→server pair: a reconnect loop, or what its connections did.
     Pair(PairVerdict<'a>),
     /// Pairs beyond [`MAX_PAIRS`].
@@ -60,6 +62,7 @@ impl Finding<'_> {
             Self::LostEvents { .. }
             | Self::NotRecorded(_)
             | Self::Damaged(_)
+            | Self::Unmerged(_)
             | Self::CloseWaitLeak(_) => Severity::Warning,
             Self::Pair(_) | Self::MorePairs(_) | Self::NoConnections => Severity::Note,
         }
@@ -69,7 +72,10 @@ impl Finding<'_> {
     pub fn is_about_the_trace(&self) -> bool {
         matches!(
             self,
-            Self::LostEvents { .. } | Self::NotRecorded(_) | Self::Damaged(_)
+            Self::LostEvents { .. }
+                | Self::NotRecorded(_)
+                | Self::Damaged(_)
+                | Self::Unmerged(_)
         )
     }
 }
@@ -155,6 +161,7 @@ pub fn findings<'a>(trace: &'a TraceInfo, analysis: &'a Analysis) -> Vec<Finding
             .map(|m| Finding::NotRecorded(m)),
     );
     found.extend(trace.damage.iter().map(|d| Finding::Damaged(d)));
+    found.extend(trace.unmerged.iter().map(Finding::Unmerged));
     found.extend(
         analysis
             .pairs

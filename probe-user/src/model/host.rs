@@ -19,6 +19,22 @@ impl HostId {
     }
 }
 
+/// The names of a replay's hosts, by [`HostId`]: the host name of each recording
+/// (`node#2` for a second recording of one host).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostNames(pub Vec<String>);
+
+impl HostNames {
+    pub fn name(&self, host: HostId) -> &str {
+        self.0.get(host.index()).map_or("?", String::as_str)
+    }
+
+    /// More than one host: outputs say which host each line is about.
+    pub fn several(&self) -> bool {
+        self.0.len() > 1
+    }
+}
+
 /// A connection among those of every host: ids are unique only within the recording
 /// that handed them out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

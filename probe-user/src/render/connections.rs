@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::{
     analysis::{CloseHow, ClosedFirst, ConnectionRow, TIME_WAIT_NS},
+    model::HostNames,
     render::format::{human_duration, round3, secs},
 };
 
@@ -94,13 +95,20 @@ struct JsonConnection<'a> {
     server_conn: Option<u64>,
     client_netns: Option<u32>,
     server_netns: Option<u32>,
+    /// Which host's trace holds each end.
+    client_host: Option<&'a str>,
+    server_host: Option<&'a str>,
     preexisting: bool,
     incomplete: bool,
     role_guessed: bool,
 }
 
 /// One row as a JSON object (no trailing newline).
-pub fn write_connection_json(out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
+pub fn write_connection_json(
+    out: &mut impl Write,
+    row: &ConnectionRow,
+    hosts: &HostNames,
+) -> io::Result<()> {
     let time_wait_from = row.time_wait_ns.iter().flatten().min().copied();
     let json = JsonConnection {
         conn: row.conn,
@@ -123,6 +131,8 @@ pub fn write_connection_json(out: &mut impl Write, row: &ConnectionRow) -> io::R
         server_conn: row.server_conn,
         client_netns: row.client_netns,
         server_netns: row.server_netns,
+        client_host: row.client_host.map(|h| hosts.name(h)),
+        server_host: row.server_host.map(|h| hosts.name(h)),
         preexisting: row.preexisting,
         incomplete: row.incomplete,
         role_guessed: row.role_guessed,

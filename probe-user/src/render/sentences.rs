@@ -8,7 +8,10 @@ use crate::{
         PairVerdict, SideCloses, TimeWaitHolders,
     },
     model::{GapCause, duration_ns},
-    render::format::{human_duration, human_ms, plural, secs},
+    render::{
+        format::{human_duration, human_ms, plural, secs},
+        hosts,
+    },
 };
 
 /// The sentence of a finding.
@@ -54,6 +57,7 @@ pub fn finding(finding: &Finding<'_>) -> String {
         }
         Finding::NotRecorded(what) => format!("not recorded: {what}"),
         Finding::Damaged(what) => format!("damaged trace: {what}"),
+        Finding::Unmerged(ends) => hosts::unmerged(ends),
         Finding::Pair(pair) => pair_verdict(pair),
         Finding::MorePairs(more) => format!("... and {more} more pairs in the tables below"),
         Finding::NoConnections => {

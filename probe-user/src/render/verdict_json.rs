@@ -15,6 +15,7 @@ use crate::{
     render::{
         connections::SideCounts,
         format::{round3, secs},
+        hosts::JsonHost,
         sentences,
     },
 };
@@ -44,6 +45,7 @@ struct JsonTrace<'a> {
     file: &'a str,
     gaps: Vec<JsonGap>,
     host: &'a str,
+    hosts: Vec<JsonHost<'a>>,
     kernel: &'a str,
     lost: u64,
     missing_tracepoints: &'a [String],
@@ -76,6 +78,7 @@ struct JsonLeak {
     age_s: f64,
     comm: Option<String>,
     conn: u64,
+    host: Option<String>,
     local: String,
     netns: u32,
     peer: String,
@@ -225,12 +228,13 @@ impl JsonGap {
 }
 
 impl JsonLeak {
-    fn of(leak: &CloseWaitLeak) -> Self {
+    fn of(leak: &CloseWaitLeak, trace: &TraceInfo) -> Self {
         Self {
             age_at_least: leak.at_least,
             age_s: round3(secs(leak.age_ns)),
             comm: leak.owner.map(|t| t.comm.to_string()),
             conn: leak.conn,
+            host: trace.hosts.get(leak.host.index()).map(|h| h.name.clone()),
             local: leak.local.to_string(),
             netns: leak.netns,
             peer: leak.peer.to_string(),
@@ -243,7 +247,11 @@ impl<'a> JsonVerdict<'a> {
     fn of(trace: &'a TraceInfo, analysis: &'a Analysis, rule: &'a LoopRule) -> Self {
         let at = |ns: Option<u64>| ns.map(|ns| round3(secs(ns)));
         Self {
-            close_wait: analysis.close_wait.iter().map(JsonLeak::of).collect(),
+            close_wait: analysis
+                .close_wait
+                .iter()
+                .map(|leak| JsonLeak::of(leak, trace))
+                .collect(),
             close_wait_closed_late: analysis.close_wait_closed_late,
             close_wait_threshold_s: secs(trace.close_wait_ns),
             connections_counted: analysis.connections,
@@ -262,6 +270,7 @@ impl<'a> JsonVerdict<'a> {
                 file: &trace.file,
                 gaps: analysis.gaps.iter().map(JsonGap::of).collect(),
                 host: &trace.host,
+                hosts: trace.hosts.iter().map(JsonHost::of).collect(),
                 kernel: &trace.kernel,
                 lost: analysis.lost,
                 missing_tracepoints: &trace.missing_tracepoints,

@@ -9,6 +9,7 @@ use crate::{
     },
     render::{
         format::{human_duration, human_ms, secs},
+        hosts,
         sentences::{self, pair_label},
         style::Style,
         text::{LABEL, table, wrap},
@@ -24,6 +25,11 @@ pub fn write_text(
     style: Style,
 ) -> io::Result<()> {
     writeln!(out, "{}", wrap(&trace_line(trace, analysis), "", "  "))?;
+    if trace.hosts.len() > 1 {
+        for host in &trace.hosts {
+            writeln!(out, "{}", wrap(&hosts::host_line(host), "  ", "    "))?;
+        }
+    }
     writeln!(out)?;
     writeln!(out, "{}", style.bold("VERDICT"))?;
     for finding in findings(trace, analysis) {
@@ -54,8 +60,9 @@ fn trace_line(trace: &TraceInfo, analysis: &Analysis) -> String {
                 .map_or_else(|| "end".to_owned(), |u| format!("{:.1}", secs(u)))
         )
     };
+    let hosts = if trace.hosts.len() > 1 { "hosts" } else { "host" };
     format!(
-        "{}: host {}, kernel {}, {:.1} s, {} events, {} lost{window}",
+        "{}: {hosts} {}, kernel {}, {:.1} s, {} events, {} lost{window}",
         trace.file,
         known(&trace.host),
         known(&trace.kernel),

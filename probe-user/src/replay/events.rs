@@ -1,31 +1,34 @@
-//! `tcpchurn replay --events`: every event of the trace, in file order, with its owner.
+//! `tcpchurn replay --events`: every event of the traces, in time order, with its owner
+//! (and, with several hosts, its host).
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use crate::{
     owner::OwnerTracker,
     render::events::{self, Clock},
-    replay::ReplayOptions,
-    trace::TraceReader,
+    replay::{ReplayOptions, Traces},
+    trace::set::PartDamage,
 };
 
-/// Streams the events that pass the filters to `out`, as text lines or JSON lines.
-pub fn write_events<R: Read>(
-    reader: &mut TraceReader<R>,
+/// Streams the events that pass the filters to `out`, as text lines or JSON lines;
+/// returns the damage the readers worked around.
+pub fn write_events(
+    traces: &Traces,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<PartDamage>> {
+    let mut reader = traces.set.events(&traces.timeline);
     let mut owners = OwnerTracker::new();
-    let meta = reader.meta();
     let clock = if options.relative_time {
         Clock::Relative
     } else {
         Clock::WallClock {
-            start_unix_ns: meta.start_unix_ns,
+            start_unix_ns: traces.timeline.start_unix_ns,
         }
     };
+    let several = traces.names.several();
     if !options.json {
-        events::write_text_header(out, meta, clock)?;
+        events::write_text_header(out, &traces.events_header(), clock)?;
     }
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
@@ -36,11 +39,13 @@ pub fn write_events<R: Read>(
         if !options.window.contains(event.ts_ns()) || !options.filter.keeps(&event) {
             continue;
         }
+        let host = traces.names.name(event.host());
         if options.json {
-            events::write_json(out, &event, owner.as_ref())?;
+            events::write_json(out, &event, owner.as_ref(), host)?;
         } else {
-            events::write_text(out, &event, owner.as_ref(), clock)?;
+            let host = several.then_some(host);
+            events::write_text(out, &event, owner.as_ref(), clock, host)?;
         }
     }
-    Ok(())
+    Ok(reader.damage().into_iter().cloned().collect())
 }

@@ -1,4 +1,4 @@
-//! `tcpchurn replay`: read a trace, attribute owners, print the verdict or every event.
+//! `tcpchurn replay`: read traces, attribute owners, print the verdict or every event.
 
 mod events;
 mod file;
@@ -8,30 +8,40 @@ mod verdict;
 
 use std::io::{self, Write};
 
-pub use self::{events::write_events, file::open, options::ReplayOptions, verdict::write_verdict};
+pub use self::{
+    events::write_events,
+    file::{Traces, open},
+    options::ReplayOptions,
+    verdict::write_verdict,
+};
+use crate::trace::set::PartDamage;
 
-/// Runs a replay; warnings about damage go to `err`.
+/// Runs a replay; notes about skipped files and warnings about damage go to `err`.
 pub fn replay(
     options: &ReplayOptions,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut reader = open(&options.file)?;
+    let traces = open(&options.files)?;
+    for skipped in traces.set.skipped() {
+        writeln!(err, "tcpchurn: note: {skipped}: not a tcpchurn trace, skipped")?;
+    }
     let result = if options.events {
-        write_events(&mut reader, options, out)
+        write_events(&traces, options, out)
     } else {
-        write_verdict(&mut reader, options, out)
+        write_verdict(&traces, options, out)
     };
-    match result {
+    let damage = match result {
         Err(e) if is_broken_pipe(&e) => return Ok(()),
         other => other?,
-    }
-    for damage in reader.damage() {
-        writeln!(
-            err,
-            "tcpchurn: warning: {}: {damage}",
-            options.file.display()
-        )?;
+    };
+    write_damage(err, &damage)
+}
+
+/// `tcpchurn: warning: FILE: what was wrong`, one line each.
+pub fn write_damage(err: &mut impl Write, damage: &[PartDamage]) -> anyhow::Result<()> {
+    for d in damage {
+        writeln!(err, "tcpchurn: warning: {}: {}", d.file, d.damage)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::{
 
 use crate::{
     analysis::ConnectionRow,
+    model::HostNames,
     render::connections::{CONNECTIONS_HEADER, write_connection_json, write_connection_text},
 };
 
@@ -35,7 +36,12 @@ impl RowSink {
         })
     }
 
-    pub fn push(&mut self, out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
+    pub fn push(
+        &mut self,
+        out: &mut impl Write,
+        row: &ConnectionRow,
+        hosts: &HostNames,
+    ) -> io::Result<()> {
         match self {
             Self::None => Ok(()),
             Self::Json { written } => {
@@ -43,7 +49,7 @@ impl RowSink {
                     out.write_all(b",")?;
                 }
                 *written += 1;
-                write_connection_json(out, row)
+                write_connection_json(out, row, hosts)
             }
             Self::Spool(file) => write_connection_text(file, row),
         }

@@ -1,7 +1,7 @@
-//! `tcpchurn replay FILE`: streams the trace through the analysis and renders the
+//! `tcpchurn replay FILE...`: streams the traces through the analysis and renders the
 //! verdict (text or `--json`), with the rows of `--connections`.
 
-use std::io::{self, IsTerminal as _, Read, Write};
+use std::io::{self, IsTerminal as _, Write};
 
 use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
@@ -10,20 +10,22 @@ use crate::{
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
-    replay::{ReplayOptions, rows::RowSink},
-    trace::TraceReader,
+    replay::{ReplayOptions, Traces, rows::RowSink},
+    trace::set::{PartDamage, SetReader},
 };
 
-/// Replays the trace into the verdict on `out`.
-pub fn write_verdict<R: Read>(
-    reader: &mut TraceReader<R>,
+/// Replays the traces into the verdict on `out`; returns the damage the readers worked
+/// around.
+pub fn write_verdict(
+    traces: &Traces,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<PartDamage>> {
     let rule = LoopRule::default();
+    let mut reader = traces.set.events(&traces.timeline);
     let mut rows = RowSink::start(options.connections, options.json, out)?;
-    let analysis = analyse(reader, options, rule, &mut rows, out)?;
-    let trace = trace_info(reader, options);
+    let analysis = analyse(&mut reader, traces, options, rule, &mut rows, out)?;
+    let trace = trace_info(traces, &reader, options);
     if options.json {
         verdict_json::write_json(out, &trace, &analysis, &rule, options.connections)?;
     } else {
@@ -31,12 +33,13 @@ pub fn write_verdict<R: Read>(
         verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
     }
     rows.finish(out)?;
-    Ok(())
+    Ok(reader.damage().into_iter().cloned().collect())
 }
 
-/// Streams the trace through the analysis, writing rows as connections end.
-fn analyse<R: Read>(
-    reader: &mut TraceReader<R>,
+/// Streams the traces through the analysis, writing rows as connections end.
+fn analyse(
+    reader: &mut SetReader<'_>,
+    traces: &Traces,
     options: &ReplayOptions,
     rule: LoopRule,
     rows: &mut RowSink,
@@ -55,38 +58,77 @@ fn analyse<R: Read>(
         }
         analyzer.on_event(&event);
         for row in analyzer.drain_rows() {
-            rows.push(out, &row)?;
+            rows.push(out, &row, &traces.names)?;
         }
     }
-    let (analysis, last_rows) = analyzer.finish(reader.end().map_or(0, |e| e.end_ns));
+    let (analysis, last_rows) = analyzer.finish(reader.end_ns());
     for row in &last_rows {
-        rows.push(out, row)?;
+        rows.push(out, row, &traces.names)?;
     }
     Ok(analysis)
 }
 
-/// What the verdict says about the trace itself: its meta and end blocks, the damage
-/// the reader worked around, and the options that shaped the replay.
-fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
-    let meta = reader.meta();
+/// What the verdict says about the traces themselves: their meta and end blocks, the
+/// hosts and their clocks, the damage the readers worked around, and the options that
+/// shaped the replay.
+fn trace_info(traces: &Traces, reader: &SetReader<'_>, options: &ReplayOptions) -> TraceInfo {
+    let hosts = traces.host_infos(&reader.ends());
+    let several = hosts.len() > 1;
+    let files: Vec<&str> = hosts
+        .iter()
+        .flat_map(|h| h.files.iter().map(String::as_str))
+        .collect();
+    let mut kernels: Vec<&str> = hosts.iter().map(|h| h.kernel.as_str()).collect();
+    kernels.dedup();
+    let missing_tracepoints = traces
+        .set
+        .hosts()
+        .iter()
+        .flat_map(|host| {
+            host.meta()
+                .tracepoints
+                .iter()
+                .filter(|t| !t.attached)
+                .map(move |t| {
+                    let what = match &t.detail {
+                        Some(why) => format!("{} ({why})", t.name),
+                        None => t.name.clone(),
+                    };
+                    if several {
+                        format!("{}: {what}", host.name)
+                    } else {
+                        what
+                    }
+                })
+        })
+        .collect();
+    let damage = reader
+        .damage()
+        .iter()
+        .map(|d| {
+            if files.len() > 1 {
+                format!("{}: {}", d.file, d.damage)
+            } else {
+                d.damage.to_string()
+            }
+        })
+        .collect();
     TraceInfo {
-        file: options.file.display().to_string(),
-        host: meta.hostname.clone(),
-        kernel: meta.kernel.clone(),
-        start_unix_ns: meta.start_unix_ns,
-        stop_reason: reader.end().map(|e| e.stop_reason.clone()),
-        missing_tracepoints: meta
-            .tracepoints
-            .iter()
-            .filter(|t| !t.attached)
-            .map(|t| match &t.detail {
-                Some(why) => format!("{} ({why})", t.name),
-                None => t.name.clone(),
-            })
-            .collect(),
-        damage: reader.damage().iter().map(ToString::to_string).collect(),
+        file: files.join(", "),
+        host: if several {
+            traces.names.0.join(", ")
+        } else {
+            hosts[0].hostname.clone()
+        },
+        kernel: kernels.join(", "),
+        start_unix_ns: traces.timeline.start_unix_ns,
+        stop_reason: hosts[0].stop_reason.clone(),
+        missing_tracepoints,
+        damage,
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
+        unmerged: traces.unmerged(),
+        hosts,
     }
 }
 
@@ -106,7 +148,10 @@ mod tests {
         analysis::tests::{MS, S, app, java, zookeeper_loop},
         model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
         synth::{SERVER_NS, Script},
-        trace::{TraceEnd, TraceMeta, TraceWriter},
+        trace::{
+            TraceEnd, TraceMeta, TraceWriter,
+            set::{Input, PartSource},
+        },
     };
 
     fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
@@ -179,9 +224,14 @@ mod tests {
     }
 
     fn run(bytes: &[u8], options: &ReplayOptions) -> String {
-        let mut reader = TraceReader::open(bytes).unwrap();
+        let traces = Traces::of(vec![Input {
+            name: "zk.trace".into(),
+            source: PartSource::Memory(bytes.into()),
+            from_directory: false,
+        }])
+        .unwrap();
         let mut out = Vec::new();
-        write_verdict(&mut reader, options, &mut out).unwrap();
+        write_verdict(&traces, options, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 

@@ -6,7 +6,10 @@ pub mod text;
 
 pub use self::{
     json::write_json,
-    text::{Clock, text_header, utc_datetime, write_text, write_text_header},
+    text::{
+        Clock, EventsHeader, HeaderHost, text_header, utc_datetime, write_text,
+        write_text_header,
+    },
 };
 use crate::model::{Conn, SocketRef, SocketTuple};
 
@@ -98,9 +101,10 @@ mod tests {
     #[test]
     fn json_lines_have_the_documented_keys() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), Some(&owner())).unwrap();
+        write_json(&mut out, &transition(), Some(&owner()), "zk-1").unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "transition");
+        assert_eq!(value["host"], "zk-1");
         assert_eq!(value["ts_ns"], 1_500_000);
         assert_eq!(value["conn"], 17);
         assert_eq!(value["netns"], 4_026_532_177u64);
@@ -120,7 +124,7 @@ mod tests {
     #[test]
     fn unknown_owners_are_null() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None).unwrap();
+        write_json(&mut out, &transition(), None, "zk-1").unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null());
         assert!(value["comm"].is_null());
@@ -137,25 +141,27 @@ mod tests {
             cause: GapCause::RingFull,
             host: crate::model::HostId::FIRST,
         });
-        write_json(&mut out, &gap, None).unwrap();
+        write_json(&mut out, &gap, None, "zk-1").unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "lost");
+        assert_eq!(value["host"], "zk-1");
         assert_eq!(value["lost"], 99);
         assert_eq!(value["cause"], "ring_full");
         let mut text = Vec::new();
-        write_text(&mut text, &gap, None, Clock::Relative).unwrap();
+        write_text(&mut text, &gap, None, Clock::Relative, None).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("99 events lost"));
     }
 
     #[test]
     fn text_lines_show_the_owner_or_a_dash() {
         let mut out = Vec::new();
-        write_text(&mut out, &transition(), Some(&owner()), Clock::Relative).unwrap();
+        write_text(&mut out, &transition(), Some(&owner()), Clock::Relative, None).unwrap();
         write_text(
             &mut out,
             &transition(),
             None,
             Clock::WallClock { start_unix_ns: 0 },
+            None,
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -166,11 +172,49 @@ mod tests {
         assert!(lines[0].starts_with("0.001500 "), "{text}");
         assert!(lines[1].starts_with("00:00:00.001500 "), "{text}");
         // Columns line up with the header.
-        let header = text_header(Clock::Relative);
+        let header = text_header(Clock::Relative, false);
         assert_eq!(
             header.find("PID").unwrap() + 3,
             lines[0].find(" zk").unwrap()
         );
+    }
+
+    #[test]
+    fn several_hosts_get_a_host_column() {
+        let mut out = Vec::new();
+        let header = EventsHeader {
+            hosts: vec![
+                HeaderHost {
+                    name: "node-17".into(),
+                    kernel: "6.18".into(),
+                    clock: Some("the reference clock".into()),
+                },
+                HeaderHost {
+                    name: "zk".into(),
+                    kernel: "6.1".into(),
+                    clock: Some("clock +250.000 ms".into()),
+                },
+            ],
+            start_unix_ns: 0,
+        };
+        write_text_header(&mut out, &header, Clock::Relative).unwrap();
+        write_text(
+            &mut out,
+            &transition(),
+            Some(&owner()),
+            Clock::Relative,
+            Some("node-17"),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "# node-17 (6.18, the reference clock), zk (6.1, clock +250.000 ms); replay \
+             starts 1970-01-01 00:00:00 UTC"
+        );
+        assert_eq!(lines[1].find("HOST"), lines[2].find("node-17"), "{text}");
+        assert_eq!(lines[1].find("PID").unwrap() + 3, lines[2].find(" zk").unwrap());
     }
 
     #[test]

@@ -3,13 +3,12 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, GapCause, Task, TraceEvent},
     owner::Owner,
     render::{
         events::{EventSocket, errno_name},
         format::secs,
     },
-    trace::TraceMeta,
 };
 
 /// How the text view shows time.
@@ -62,29 +61,81 @@ pub fn utc_datetime(unix_ns: u64) -> String {
     )
 }
 
-/// The two header lines of the text view: where and when the trace was recorded, and
-/// the column names.
-pub fn write_text_header(out: &mut impl Write, meta: &TraceMeta, clock: Clock) -> io::Result<()> {
-    writeln!(
-        out,
-        "# {} ({}), recording started {}",
-        meta.hostname,
-        meta.kernel,
-        utc_datetime(meta.start_unix_ns)
-    )?;
-    writeln!(out, "{}", text_header(clock))
+/// What the first line of the text view says: where and when the traces were recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventsHeader {
+    pub hosts: Vec<HeaderHost>,
+    /// Wall-clock time of the replay's time 0.
+    pub start_unix_ns: u64,
 }
 
-/// Column header for [`write_text`].
-pub fn text_header(clock: Clock) -> String {
+/// One host in [`EventsHeader`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderHost {
+    pub name: String,
+    pub kernel: String,
+    /// How its clock was lined up with the others' (several hosts only).
+    pub clock: Option<String>,
+}
+
+impl EventsHeader {
+    fn several(&self) -> bool {
+        self.hosts.len() > 1
+    }
+}
+
+/// The two header lines of the text view: where and when the traces were recorded,
+/// and the column names.
+pub fn write_text_header(
+    out: &mut impl Write,
+    header: &EventsHeader,
+    clock: Clock,
+) -> io::Result<()> {
+    let hosts: Vec<String> = header
+        .hosts
+        .iter()
+        .map(|h| match &h.clock {
+            Some(clock) => format!("{} ({}, {clock})", h.name, h.kernel),
+            None => format!("{} ({})", h.name, h.kernel),
+        })
+        .collect();
+    let when = if header.several() {
+        "; replay starts"
+    } else {
+        ", recording started"
+    };
+    writeln!(
+        out,
+        "# {}{when} {}",
+        hosts.join(", "),
+        utc_datetime(header.start_unix_ns)
+    )?;
+    writeln!(out, "{}", text_header(clock, header.several()))
+}
+
+/// Column header for [`write_text`]; `hosts`: with a HOST column.
+pub fn text_header(clock: Clock, hosts: bool) -> String {
     let time = match clock {
         Clock::WallClock { .. } => "TIME (UTC)",
         Clock::Relative => "TIME (s)",
     };
+    let host = if hosts {
+        format!(" {:<12}", "HOST")
+    } else {
+        String::new()
+    };
     format!(
-        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
+        "{time:<15}{host} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
         "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
     )
+}
+
+/// The HOST column, when there is one.
+fn host_column(host: Option<&str>) -> String {
+    host.map_or_else(String::new, |h| {
+        let h: String = h.chars().take(12).collect();
+        format!(" {h:<12}")
+    })
 }
 /// `    PID COMM`, or dashes when the owner is unknown.
 fn who(task: Option<&Task>) -> String {
@@ -94,12 +145,14 @@ fn who(task: Option<&Task>) -> String {
     }
 }
 
-/// Writes one event as an aligned text line; a gap as a line of its own kind.
+/// Writes one event as an aligned text line; a gap as a line of its own kind. `host`:
+/// the event's host, for the HOST column of a replay of several hosts.
 pub fn write_text(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
     clock: Clock,
+    host: Option<&str>,
 ) -> io::Result<()> {
     let attributed = owner.map(|o| &o.task);
     let (socket, what, task) = match event {
@@ -129,12 +182,13 @@ pub fn write_text(
             format!("error {}", errno_name(e.errno)),
             attributed,
         ),
-        TraceEvent::Lost(gap) => return write_gap(out, gap, clock),
+        TraceEvent::Lost(gap) => return write_gap(out, gap, clock, host),
     };
     writeln!(
         out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
+        "{:<15}{} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
         clock.format(event.ts_ns()),
+        host_column(host),
         socket
             .conn
             .map_or_else(|| "-".to_owned(), |c| c.to_string()),
@@ -146,12 +200,17 @@ pub fn write_text(
     )
 }
 
-fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock) -> io::Result<()> {
+fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock, host: Option<&str>) -> io::Result<()> {
+    let lost = if gap.cause == GapCause::MissingPart {
+        "a part of the recording missing,".to_owned()
+    } else {
+        format!("{} events lost", gap.lost)
+    };
     writeln!(
         out,
-        "{:<15} -- {} events lost between {:.6} and {:.6} s ({}) --",
+        "{:<15}{} -- {lost} between {:.6} and {:.6} s ({}) --",
         clock.format(gap.to_ns),
-        gap.lost,
+        host_column(host),
         secs(gap.from_ns),
         secs(gap.to_ns),
         gap.cause.name()
