@@ -72,10 +72,7 @@ impl Finding<'_> {
     pub fn is_about_the_trace(&self) -> bool {
         matches!(
             self,
-            Self::LostEvents { .. }
-                | Self::NotRecorded(_)
-                | Self::Damaged(_)
-                | Self::Unmerged(_)
+            Self::LostEvents { .. } | Self::NotRecorded(_) | Self::Damaged(_) | Self::Unmerged(_)
         )
     }
 }

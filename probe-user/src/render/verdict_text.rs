@@ -60,7 +60,11 @@ fn trace_line(trace: &TraceInfo, analysis: &Analysis) -> String {
                 .map_or_else(|| "end".to_owned(), |u| format!("{:.1}", secs(u)))
         )
     };
-    let hosts = if trace.hosts.len() > 1 { "hosts" } else { "host" };
+    let hosts = if trace.hosts.len() > 1 {
+        "hosts"
+    } else {
+        "host"
+    };
     format!(
         "{}: {hosts} {}, kernel {}, {:.1} s, {} events, {} lost{window}",
         trace.file,

@@ -55,7 +55,8 @@ impl Traces {
                     files: host.parts.iter().map(|p| p.name.clone()).collect(),
                     start_unix_ns: meta.start_unix_ns,
                     clock: Some(placed.clock),
-                    clock_via: clock_via(&placed.clock.basis).map(|h| self.names.name(h).to_owned()),
+                    clock_via: clock_via(&placed.clock.basis)
+                        .map(|h| self.names.name(h).to_owned()),
                     stop_reason: ends
                         .get(host.id.index())
                         .copied()
@@ -87,7 +88,11 @@ impl Traces {
             hosts: infos
                 .iter()
                 .map(|h| HeaderHost {
-                    name: if several { h.name.clone() } else { h.hostname.clone() },
+                    name: if several {
+                        h.name.clone()
+                    } else {
+                        h.hostname.clone()
+                    },
                     kernel: h.kernel.clone(),
                     clock: several.then(|| hosts::clock_sentence(h)),
                 })

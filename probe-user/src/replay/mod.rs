@@ -24,7 +24,10 @@ pub fn replay(
 ) -> anyhow::Result<()> {
     let traces = open(&options.files)?;
     for skipped in traces.set.skipped() {
-        writeln!(err, "tcpchurn: note: {skipped}: not a tcpchurn trace, skipped")?;
+        writeln!(
+            err,
+            "tcpchurn: note: {skipped}: not a tcpchurn trace, skipped"
+        )?;
     }
     let result = if options.events {
         write_events(&traces, options, out)

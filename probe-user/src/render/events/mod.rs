@@ -7,8 +7,7 @@ pub mod text;
 pub use self::{
     json::write_json,
     text::{
-        Clock, EventsHeader, HeaderHost, text_header, utc_datetime, write_text,
-        write_text_header,
+        Clock, EventsHeader, HeaderHost, text_header, utc_datetime, write_text, write_text_header,
     },
 };
 use crate::model::{Conn, SocketRef, SocketTuple};
@@ -155,7 +154,14 @@ mod tests {
     #[test]
     fn text_lines_show_the_owner_or_a_dash() {
         let mut out = Vec::new();
-        write_text(&mut out, &transition(), Some(&owner()), Clock::Relative, None).unwrap();
+        write_text(
+            &mut out,
+            &transition(),
+            Some(&owner()),
+            Clock::Relative,
+            None,
+        )
+        .unwrap();
         write_text(
             &mut out,
             &transition(),
@@ -214,7 +220,10 @@ mod tests {
              starts 1970-01-01 00:00:00 UTC"
         );
         assert_eq!(lines[1].find("HOST"), lines[2].find("node-17"), "{text}");
-        assert_eq!(lines[1].find("PID").unwrap() + 3, lines[2].find(" zk").unwrap());
+        assert_eq!(
+            lines[1].find("PID").unwrap() + 3,
+            lines[2].find(" zk").unwrap()
+        );
     }
 
     #[test]

@@ -27,6 +27,15 @@ impl Input {
             from_directory: false,
         }
     }
+
+    /// A trace already in memory.
+    pub fn memory(name: &str, bytes: &[u8]) -> Self {
+        Self {
+            name: name.to_owned(),
+            source: PartSource::Memory(bytes.into()),
+            from_directory: false,
+        }
+    }
 }
 
 fn is_pattern(arg: &Path) -> bool {
