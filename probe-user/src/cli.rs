@@ -31,6 +31,10 @@ pub enum Command {
     /// recording in order, the recordings of several hosts merged on wall-clock time.
     /// Needs no privileges.
     Replay(ReplayArgs),
+    /// Write the events and connections of trace files as tables for query engines
+    /// (DuckDB, Spark, Trino, ClickHouse): DIR/events.parquet and
+    /// DIR/connections.parquet. Several files export as one replay. Needs no privileges.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +176,43 @@ pub struct ReplayArgs {
     /// With --events: show seconds since the start instead of wall-clock time (UTC).
     #[arg(short = 'r', long)]
     pub relative: bool,
+}
+
+/// The tables' format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    #[default]
+    Parquet,
+    Ndjson,
+}
+
+impl From<ExportFormat> for crate::export::ExportFormat {
+    fn from(format: ExportFormat) -> Self {
+        match format {
+            ExportFormat::Parquet => Self::Parquet,
+            ExportFormat::Ndjson => Self::Ndjson,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Trace files written by `tcpchurn record`, directories of them, or patterns.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Directory for the tables (created, mode 0700, if missing).
+    #[arg(short = 'o', long = "output", value_name = "DIR", required = true)]
+    pub output: PathBuf,
+    /// Parquet (zstd), or NDJSON: the objects of `replay --events --json` and of
+    /// `replay --connections --json`, one per line.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Parquet)]
+    pub format: ExportFormat,
+    /// Overwrite tables that exist in DIR.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// A socket in CLOSE_WAIT for longer than this is a leak (as in `replay`).
+    #[arg(long = "close-wait", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub close_wait: Duration,
 }
 
 /// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`.

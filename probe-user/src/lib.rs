@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod export;
 pub mod idmap;
 pub mod kernel;
 pub mod model;
@@ -21,7 +22,7 @@ pub mod trace;
 
 use std::io::Write;
 
-use crate::cli::{Cli, Command, ReplayArgs};
+use crate::cli::{Cli, Command, ExportArgs, ReplayArgs};
 
 fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
     fn parse<T>(
@@ -58,6 +59,16 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
     })
 }
 
+fn export_options(args: &ExportArgs) -> export::ExportOptions {
+    export::ExportOptions {
+        files: args.files.clone(),
+        dir: args.output.clone(),
+        format: args.format.into(),
+        force: args.force,
+        close_wait: args.close_wait,
+    }
+}
+
 /// Runs a parsed command line. Output goes to `out`, diagnostics to `err`.
 pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
     match &cli.command {
@@ -67,5 +78,10 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Res
             Ok(())
         }
         Command::Replay(args) => replay::replay(&replay_options(args)?, out, err),
+        Command::Export(args) => {
+            let summary = export::export(&export_options(args), err)?;
+            render::summary::write_export_summary(err, &summary)?;
+            Ok(())
+        }
     }
 }

@@ -9,12 +9,14 @@ use std::{
 pub use probe_common::ExecContext;
 
 pub use self::{
+    export::ExportSummary,
     filter::EndpointFilter,
     host::{ConnKey, HostId, HostNames},
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };
 
+mod export;
 mod filter;
 mod host;
 mod recorder;

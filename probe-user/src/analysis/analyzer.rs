@@ -7,7 +7,7 @@ use crate::{
         result::Analysis, rows::ConnectionRow, timewait::TIME_WAIT_NS, tracker::ConnectionTracker,
     },
     model::{Gap, SnapshotSocket, TcpState, TraceEvent},
-    owner::OwnerTracker,
+    owner::{Owner, OwnerTracker},
 };
 
 /// The TIME_WAIT key of a snapshot's socket.
@@ -49,14 +49,15 @@ impl Analyzer {
         self.agg.rows.drain(..)
     }
 
-    pub fn on_event(&mut self, event: &TraceEvent) {
+    /// Takes the next event; returns the owner attribution gave it.
+    pub fn on_event(&mut self, event: &TraceEvent) -> Option<Owner> {
         self.events += 1;
         // Attribution sees every event, filtered or not, so owners stay right.
         let owner = self.owners.attribute(event);
         let ts = event.ts_ns();
         if self.options.window.has_ended(ts) {
             self.last_ts = self.last_ts.max(ts);
-            return;
+            return owner;
         }
         if ts > self.last_ts {
             self.last_ts = ts;
@@ -73,6 +74,7 @@ impl Analyzer {
             _ => {}
         }
         self.tracker.on_event(event, owner.as_ref(), &mut self.agg);
+        owner
     }
 
     fn on_gap(&mut self, gap: &Gap) {

@@ -46,7 +46,8 @@ pub fn write_connection_text(out: &mut impl Write, row: &ConnectionRow) -> io::R
     )
 }
 
-fn time_wait_name(time_wait: [bool; 2]) -> Option<&'static str> {
+/// Which sides entered TIME_WAIT, as the outputs name it.
+pub fn time_wait_name(time_wait: [bool; 2]) -> Option<&'static str> {
     match time_wait {
         [true, true] => Some("both"),
         [true, false] => Some("client"),

@@ -12,6 +12,7 @@ pub mod connections;
 pub mod events;
 pub mod format;
 pub mod hosts;
+pub mod parquet;
 pub mod sentences;
 pub mod style;
 pub mod summary;

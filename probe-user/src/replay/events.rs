@@ -6,8 +6,8 @@ use std::io::Write;
 use crate::{
     owner::OwnerTracker,
     render::events::{self, Clock},
-    replay::{ReplayOptions, Traces},
-    trace::set::PartDamage,
+    replay::{ReplayOptions, file},
+    trace::set::{PartDamage, Traces},
 };
 
 /// Streams the events that pass the filters to `out`, as text lines or JSON lines;
@@ -17,7 +17,7 @@ pub fn write_events(
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<Vec<PartDamage>> {
-    let mut reader = traces.set.events(&traces.timeline);
+    let mut reader = traces.events();
     let mut owners = OwnerTracker::new();
     let clock = if options.relative_time {
         Clock::Relative
@@ -28,7 +28,7 @@ pub fn write_events(
     };
     let several = traces.names.several();
     if !options.json {
-        events::write_text_header(out, &traces.events_header(), clock)?;
+        events::write_text_header(out, &file::events_header(traces), clock)?;
     }
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {

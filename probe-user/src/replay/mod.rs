@@ -8,13 +8,9 @@ mod verdict;
 
 use std::io::{self, Write};
 
-pub use self::{
-    events::write_events,
-    file::{Traces, open},
-    options::ReplayOptions,
-    verdict::write_verdict,
-};
+pub use self::{events::write_events, options::ReplayOptions, verdict::write_verdict};
 use crate::trace::set::PartDamage;
+pub use crate::trace::set::Traces;
 
 /// Runs a replay; notes about skipped files and warnings about damage go to `err`.
 pub fn replay(
@@ -22,7 +18,7 @@ pub fn replay(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let traces = open(&options.files)?;
+    let traces = Traces::open(&options.files)?;
     for skipped in traces.set.skipped() {
         writeln!(
             err,

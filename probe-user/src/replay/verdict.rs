@@ -10,8 +10,8 @@ use crate::{
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
-    replay::{ReplayOptions, Traces, rows::RowSink},
-    trace::set::{PartDamage, SetReader},
+    replay::{ReplayOptions, file, rows::RowSink},
+    trace::set::{PartDamage, SetReader, Traces},
 };
 
 /// Replays the traces into the verdict on `out`; returns the damage the readers worked
@@ -22,7 +22,7 @@ pub fn write_verdict(
     out: &mut impl Write,
 ) -> anyhow::Result<Vec<PartDamage>> {
     let rule = LoopRule::default();
-    let mut reader = traces.set.events(&traces.timeline);
+    let mut reader = traces.events();
     let mut rows = RowSink::start(options.connections, options.json, out)?;
     let analysis = analyse(&mut reader, traces, options, rule, &mut rows, out)?;
     let trace = trace_info(traces, &reader, options);
@@ -72,7 +72,7 @@ fn analyse(
 /// hosts and their clocks, the damage the readers worked around, and the options that
 /// shaped the replay.
 fn trace_info(traces: &Traces, reader: &SetReader<'_>, options: &ReplayOptions) -> TraceInfo {
-    let hosts = traces.host_infos(&reader.ends());
+    let hosts = file::host_infos(traces, &reader.ends());
     let several = hosts.len() > 1;
     let files: Vec<&str> = hosts
         .iter()
@@ -127,7 +127,7 @@ fn trace_info(traces: &Traces, reader: &SetReader<'_>, options: &ReplayOptions) 
         damage,
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
-        unmerged: traces.unmerged(),
+        unmerged: file::unmerged(traces),
         hosts,
     }
 }

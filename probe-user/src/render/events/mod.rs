@@ -27,18 +27,18 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
-/// The socket an event is about, as both formats show it.
+/// The socket an event is about, as every format shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct EventSocket {
+pub struct EventSocket {
     /// `None` for a socket the recorder could not match.
-    conn: Option<u64>,
-    netns: u32,
-    cgroup: u64,
-    tuple: SocketTuple,
+    pub conn: Option<u64>,
+    pub netns: u32,
+    pub cgroup: u64,
+    pub tuple: SocketTuple,
 }
 
 impl EventSocket {
-    fn of_conn(conn: &Conn) -> Self {
+    pub fn of_conn(conn: &Conn) -> Self {
         Self {
             conn: Some(conn.id),
             netns: conn.scope.netns,
@@ -47,7 +47,7 @@ impl EventSocket {
         }
     }
 
-    fn of(socket: &SocketRef) -> Self {
+    pub fn of(socket: &SocketRef) -> Self {
         match socket {
             SocketRef::Conn(conn) => Self::of_conn(conn),
             SocketRef::Unmatched { scope, tuple } => Self {

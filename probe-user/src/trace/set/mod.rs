@@ -33,7 +33,7 @@ pub use self::{
     inputs::Input,
 };
 use crate::{
-    model::{HostId, TraceEvent},
+    model::{HostId, HostNames, TraceEvent},
     trace::{TraceEnd, TraceError, TraceMeta},
 };
 
@@ -341,6 +341,39 @@ fn unmatched_ends(finder: &ExchangeFinder) -> Vec<UnmatchedEnds> {
         }
     }
     found
+}
+
+/// A trace set ready to be read (as many times as a command needs): its timeline, and
+/// its hosts' names.
+#[derive(Clone, Debug)]
+pub struct Traces {
+    pub set: TraceSet,
+    pub timeline: Timeline,
+    pub names: HostNames,
+}
+
+impl Traces {
+    /// The set of these inputs, with the hosts' clocks measured.
+    pub fn of(inputs: Vec<Input>) -> Result<Self, SetError> {
+        let set = TraceSet::open(inputs)?;
+        let timeline = set.timeline()?;
+        let names = HostNames(set.hosts().iter().map(|h| h.name.clone()).collect());
+        Ok(Self {
+            set,
+            timeline,
+            names,
+        })
+    }
+
+    /// The files, directories and patterns given on a command line.
+    pub fn open(args: &[std::path::PathBuf]) -> Result<Self, SetError> {
+        Self::of(inputs::expand(args)?)
+    }
+
+    /// Every host's events, merged on the timeline.
+    pub fn events(&self) -> SetReader<'_> {
+        self.set.events(&self.timeline)
+    }
 }
 
 /// Every host's events on one timeline.

@@ -1,0 +1,58 @@
+//! One pass over the traces: every event goes to the events table with the owner the
+//! analysis attributed to it, every connection to the connections table as it ends.
+
+use std::io::Write;
+
+use crate::{
+    analysis::{Analyzer, AnalyzerOptions},
+    export::{ExportOptions, output, tables::Tables},
+    model::{ExportSummary, duration_ns},
+    trace::set::Traces,
+};
+
+/// Runs an export; notes about skipped files and warnings about damage go to `err`.
+pub fn export(options: &ExportOptions, err: &mut impl Write) -> anyhow::Result<ExportSummary> {
+    let traces = Traces::open(&options.files)?;
+    for skipped in traces.set.skipped() {
+        writeln!(
+            err,
+            "tcpchurn: note: {skipped}: not a tcpchurn trace, skipped"
+        )?;
+    }
+    output::directory(&options.dir)?;
+    let mut tables = Tables::create(
+        &options.dir,
+        options.format,
+        options.force,
+        traces.timeline.start_unix_ns,
+    )?;
+    let mut reader = traces.events();
+    let mut analyzer = Analyzer::new(AnalyzerOptions {
+        connections: true,
+        close_wait_ns: duration_ns(options.close_wait),
+        ..AnalyzerOptions::default()
+    });
+    while let Some(event) = reader.next_event()? {
+        let owner = analyzer.on_event(&event);
+        tables.event(&event, owner.as_ref(), traces.names.name(event.host()))?;
+        for row in analyzer.drain_rows() {
+            tables.connection(&row, &traces.names)?;
+        }
+    }
+    let (_, last_rows) = analyzer.finish(reader.end_ns());
+    for row in &last_rows {
+        tables.connection(row, &traces.names)?;
+    }
+    for d in reader.damage() {
+        writeln!(err, "tcpchurn: warning: {}: {}", d.file, d.damage)?;
+    }
+    let paths = tables.paths.clone();
+    let (events, connections) = tables.finish()?;
+    Ok(ExportSummary {
+        events,
+        connections,
+        hosts: traces.set.hosts().len(),
+        files: traces.set.hosts().iter().map(|h| h.parts.len()).sum(),
+        tables: paths,
+    })
+}

@@ -1,0 +1,320 @@
+//! `events.parquet`: one row per event, the columns of `replay --events --json` with
+//! their proper types (times as UTC timestamps, ports as u16, states and other names as
+//! dictionary strings), plus the host. Gaps fill the gap columns and leave the socket's
+//! null.
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef,
+    builder::{
+        BooleanBuilder, Int32Builder, StringBuilder, StringDictionaryBuilder,
+        TimestampNanosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
+    },
+    types::Int32Type,
+};
+
+use crate::{
+    model::{Gap, Task, TraceEvent},
+    owner::{Owner, OwnerSource},
+    render::{
+        events::{EventSocket, errno_name},
+        parquet::{Columns, wall_clock},
+    },
+};
+
+type Names = StringDictionaryBuilder<Int32Type>;
+
+fn names() -> Names {
+    Names::new()
+}
+
+fn timestamps() -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::new().with_timezone("UTC")
+}
+
+/// The builders of `events.parquet`, in [`EventColumns::COLUMNS`] order.
+pub struct EventColumns {
+    start_unix_ns: u64,
+    rows: usize,
+    host: Names,
+    kind: Names,
+    time: TimestampNanosecondBuilder,
+    ts_ns: UInt64Builder,
+    conn: UInt64Builder,
+    netns: UInt32Builder,
+    cgroup: UInt64Builder,
+    family: Names,
+    laddr: StringBuilder,
+    lport: UInt16Builder,
+    raddr: StringBuilder,
+    rport: UInt16Builder,
+    old: Names,
+    new: Names,
+    state: Names,
+    pid: UInt32Builder,
+    tid: UInt32Builder,
+    comm: StringBuilder,
+    owner_source: Names,
+    reason: Names,
+    errno: Int32Builder,
+    error: Names,
+    inode: UInt32Builder,
+    timer_ms: UInt32Builder,
+    at_end: BooleanBuilder,
+    gap_from: TimestampNanosecondBuilder,
+    gap_to: TimestampNanosecondBuilder,
+    lost: UInt64Builder,
+    cause: Names,
+    cpu: UInt32Builder,
+}
+
+/// What one row holds beyond the socket.
+#[derive(Default)]
+struct Extra<'a> {
+    old: Option<&'static str>,
+    new: Option<&'static str>,
+    state: Option<&'static str>,
+    owner: Option<(&'a Task, OwnerSource)>,
+    reason: Option<&'static str>,
+    errno: Option<i32>,
+    inode: Option<u32>,
+    timer_ms: Option<u32>,
+    at_end: Option<bool>,
+}
+
+impl EventColumns {
+    /// Rows of a replay whose time 0 is `start_unix_ns`.
+    pub fn new(start_unix_ns: u64) -> Self {
+        Self {
+            start_unix_ns,
+            rows: 0,
+            host: names(),
+            kind: names(),
+            time: timestamps(),
+            ts_ns: UInt64Builder::new(),
+            conn: UInt64Builder::new(),
+            netns: UInt32Builder::new(),
+            cgroup: UInt64Builder::new(),
+            family: names(),
+            laddr: StringBuilder::new(),
+            lport: UInt16Builder::new(),
+            raddr: StringBuilder::new(),
+            rport: UInt16Builder::new(),
+            old: names(),
+            new: names(),
+            state: names(),
+            pid: UInt32Builder::new(),
+            tid: UInt32Builder::new(),
+            comm: StringBuilder::new(),
+            owner_source: names(),
+            reason: names(),
+            errno: Int32Builder::new(),
+            error: names(),
+            inode: UInt32Builder::new(),
+            timer_ms: UInt32Builder::new(),
+            at_end: BooleanBuilder::new(),
+            gap_from: timestamps(),
+            gap_to: timestamps(),
+            lost: UInt64Builder::new(),
+            cause: names(),
+            cpu: UInt32Builder::new(),
+        }
+    }
+
+    /// One event of `host`, with the owner attribution gave it.
+    pub fn push(&mut self, event: &TraceEvent, owner: Option<&Owner>, host: &str) {
+        let owner = owner.map(|o| (&o.task, o.source));
+        let (kind, socket, extra) = match event {
+            TraceEvent::Transition(t) => (
+                "transition",
+                EventSocket::of_conn(&t.conn),
+                Extra {
+                    old: Some(t.old.name()),
+                    new: Some(t.new.name()),
+                    owner,
+                    ..Extra::default()
+                },
+            ),
+            TraceEvent::Snapshot(s) => (
+                "snapshot",
+                EventSocket::of_conn(&s.conn),
+                Extra {
+                    state: Some(s.state.name()),
+                    owner: s.owner.as_ref().map(|t| (t, OwnerSource::Snapshot)),
+                    inode: Some(s.inode),
+                    timer_ms: s.timer_ms,
+                    at_end: Some(s.at_end),
+                    ..Extra::default()
+                },
+            ),
+            TraceEvent::ResetSent(r) => (
+                "reset_sent",
+                EventSocket::of(&r.socket),
+                Extra {
+                    state: r.state.map(|s| s.name()),
+                    reason: Some(r.reason.name()),
+                    owner,
+                    ..Extra::default()
+                },
+            ),
+            TraceEvent::ResetReceived(r) => (
+                "reset_received",
+                EventSocket::of_conn(&r.conn),
+                Extra {
+                    owner,
+                    ..Extra::default()
+                },
+            ),
+            TraceEvent::SocketError(e) => (
+                "socket_error",
+                EventSocket::of(&e.socket),
+                Extra {
+                    errno: Some(e.errno),
+                    owner,
+                    ..Extra::default()
+                },
+            ),
+            TraceEvent::Lost(gap) => return self.push_gap(gap, host),
+        };
+        self.common(kind, event.ts_ns(), host);
+        self.socket(Some(&socket));
+        self.extra(&extra);
+        self.gap(None);
+    }
+
+    fn push_gap(&mut self, gap: &Gap, host: &str) {
+        self.common("lost", gap.to_ns, host);
+        self.socket(None);
+        self.extra(&Extra::default());
+        self.gap(Some(gap));
+    }
+
+    fn common(&mut self, kind: &str, ts_ns: u64, host: &str) {
+        self.rows += 1;
+        self.host.append_value(host);
+        self.kind.append_value(kind);
+        self.time
+            .append_value(wall_clock(self.start_unix_ns, ts_ns));
+        self.ts_ns.append_value(ts_ns);
+    }
+
+    fn socket(&mut self, socket: Option<&EventSocket>) {
+        let tuple = socket.map(|s| s.tuple);
+        self.conn.append_option(socket.and_then(|s| s.conn));
+        self.netns.append_option(socket.map(|s| s.netns));
+        self.cgroup.append_option(socket.map(|s| s.cgroup));
+        self.family
+            .append_option(tuple.map(|t| if t.is_ipv6() { "ipv6" } else { "ipv4" }));
+        self.laddr
+            .append_option(tuple.map(|t| t.local.ip().to_string()));
+        self.lport.append_option(tuple.map(|t| t.local.port()));
+        self.raddr
+            .append_option(tuple.map(|t| t.remote.ip().to_string()));
+        self.rport.append_option(tuple.map(|t| t.remote.port()));
+    }
+
+    fn extra(&mut self, e: &Extra<'_>) {
+        self.old.append_option(e.old);
+        self.new.append_option(e.new);
+        self.state.append_option(e.state);
+        self.pid.append_option(e.owner.map(|(t, _)| t.pid));
+        self.tid.append_option(e.owner.map(|(t, _)| t.tid));
+        self.comm
+            .append_option(e.owner.map(|(t, _)| t.comm.as_str()));
+        self.owner_source
+            .append_option(e.owner.map(|(_, source)| source.name()));
+        self.reason.append_option(e.reason);
+        self.errno.append_option(e.errno);
+        self.error.append_option(e.errno.map(errno_name));
+        self.inode.append_option(e.inode);
+        self.timer_ms.append_option(e.timer_ms);
+        self.at_end.append_option(e.at_end);
+    }
+
+    fn gap(&mut self, gap: Option<&Gap>) {
+        let start = self.start_unix_ns;
+        self.gap_from
+            .append_option(gap.map(|g| wall_clock(start, g.from_ns)));
+        self.gap_to
+            .append_option(gap.map(|g| wall_clock(start, g.to_ns)));
+        self.lost.append_option(gap.map(|g| g.lost));
+        self.cause.append_option(gap.map(|g| g.cause.name()));
+        self.cpu.append_option(gap.and_then(|g| g.cpu));
+    }
+}
+
+impl Columns for EventColumns {
+    const COLUMNS: &'static [(&'static str, bool)] = &[
+        ("host", false),
+        ("kind", false),
+        ("time", false),
+        ("ts_ns", false),
+        ("conn", true),
+        ("netns", true),
+        ("cgroup", true),
+        ("family", true),
+        ("laddr", true),
+        ("lport", true),
+        ("raddr", true),
+        ("rport", true),
+        ("old", true),
+        ("new", true),
+        ("state", true),
+        ("pid", true),
+        ("tid", true),
+        ("comm", true),
+        ("owner_source", true),
+        ("reason", true),
+        ("errno", true),
+        ("error", true),
+        ("inode", true),
+        ("timer_ms", true),
+        ("at_end", true),
+        ("gap_from", true),
+        ("gap_to", true),
+        ("lost", true),
+        ("cause", true),
+        ("cpu", true),
+    ];
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn take(&mut self) -> Vec<ArrayRef> {
+        self.rows = 0;
+        vec![
+            Arc::new(self.host.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.ts_ns.finish()),
+            Arc::new(self.conn.finish()),
+            Arc::new(self.netns.finish()),
+            Arc::new(self.cgroup.finish()),
+            Arc::new(self.family.finish()),
+            Arc::new(self.laddr.finish()),
+            Arc::new(self.lport.finish()),
+            Arc::new(self.raddr.finish()),
+            Arc::new(self.rport.finish()),
+            Arc::new(self.old.finish()),
+            Arc::new(self.new.finish()),
+            Arc::new(self.state.finish()),
+            Arc::new(self.pid.finish()),
+            Arc::new(self.tid.finish()),
+            Arc::new(self.comm.finish()),
+            Arc::new(self.owner_source.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.errno.finish()),
+            Arc::new(self.error.finish()),
+            Arc::new(self.inode.finish()),
+            Arc::new(self.timer_ms.finish()),
+            Arc::new(self.at_end.finish()),
+            Arc::new(self.gap_from.finish()),
+            Arc::new(self.gap_to.finish()),
+            Arc::new(self.lost.finish()),
+            Arc::new(self.cause.finish()),
+            Arc::new(self.cpu.finish()),
+        ]
+    }
+}
