@@ -10,6 +10,7 @@
 )]
 
 mod binaries;
+mod duckdb;
 mod events;
 mod layout;
 mod peer;
@@ -24,6 +25,7 @@ pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology};
 
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
+    duckdb::DuckDb,
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
     layout::Layout,
     peer::Peer,
@@ -33,6 +35,6 @@ pub use crate::{
     },
     scratch::Scratch,
     ss::{SsSocket, ss},
-    trace_file::{open_trace, state_change_attachment},
+    trace_file::{open_trace, rewrite_meta, state_change_attachment},
     verdict::verdict_pair,
 };
