@@ -11,7 +11,15 @@ use tcpchurn_harness::{
 };
 
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "libclang-22-dev", "libpolly-22-dev"];
-const TOOL_PACKAGES: [&str; 4] = ["iproute2", "util-linux", "bpftool", "procps"];
+/// `python3-venv`: the export test reads the tables back with DuckDB and pyarrow from
+/// PyPI, in a virtual environment it keeps in `target/`.
+const TOOL_PACKAGES: [&str; 5] = [
+    "iproute2",
+    "util-linux",
+    "bpftool",
+    "procps",
+    "python3-venv",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 #[derive(Debug, Default, clap::Args)]

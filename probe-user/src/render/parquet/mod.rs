@@ -114,3 +114,102 @@ impl<C: Columns, W: Write + Send> ParquetTable<C, W> {
 pub fn wall_clock(start_unix_ns: u64, ts_ns: u64) -> i64 {
     i64::try_from(start_unix_ns.saturating_add(ts_ns)).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::{connections::ConnectionColumns, events::EventColumns, *};
+    use crate::{
+        analysis::{Analyzer, AnalyzerOptions},
+        model::{HostId, HostNames},
+        synth::{Script, task},
+    };
+
+    const START: u64 = 1_795_600_000_000_000_000;
+
+    /// A script's events and connections written as the two tables.
+    fn tables(s: &Script) -> (Vec<u8>, Vec<u8>) {
+        let hosts = HostNames(vec!["node".into()]);
+        let mut events = ParquetTable::new(Vec::new(), EventColumns::new(START)).unwrap();
+        let mut connections =
+            ParquetTable::new(Vec::new(), ConnectionColumns::new(START)).unwrap();
+        let mut analyzer = Analyzer::new(AnalyzerOptions {
+            connections: true,
+            ..AnalyzerOptions::default()
+        });
+        for event in &s.events {
+            let owner = analyzer.on_event(event);
+            events.columns().push(event, owner.as_ref(), "node");
+            events.row_added().unwrap();
+        }
+        for row in analyzer.finish(10_000_000_000).1 {
+            connections.columns().push(&row, &hosts);
+            connections.row_added().unwrap();
+        }
+        (events.finish().unwrap().1, connections.finish().unwrap().1)
+    }
+
+    fn read(bytes: Vec<u8>) -> (SchemaRef, Vec<RecordBatch>) {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let schema = Arc::clone(builder.schema());
+        let batches = builder.build().unwrap().map(Result::unwrap).collect();
+        (schema, batches)
+    }
+
+    #[test]
+    fn the_tables_read_back_with_their_types() {
+        let mut s = Script::default();
+        let e = s.ends("10.0.0.2:40000", "10.0.0.1:2181");
+        s.at(1_000).open(e, task(7, "app"));
+        s.at(2_000_000)
+            .reset_by_server(e, task(42, "java"))
+            .lost(3_000_000, 4_000_000, 5);
+        let (events, connections) = tables(&s);
+        let (schema, batches) = read(events);
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
+        let field = |name: &str| schema.field_with_name(name).unwrap().data_type().clone();
+        assert_eq!(field("time"), timestamp_type());
+        assert_eq!(field("lport"), DataType::UInt16);
+        assert_eq!(field("laddr"), DataType::Utf8);
+        assert_eq!(
+            field("new"),
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        );
+        let (schema, batches) = read(connections);
+        assert_eq!(batches[0].num_rows(), 1);
+        let row = &batches[0];
+        let column = |name: &str| {
+            let i = schema.index_of(name).unwrap();
+            arrow_array::cast::AsArray::as_primitive::<arrow_array::types::UInt32Type>(
+                row.column(i).as_ref(),
+            )
+            .value(0)
+        };
+        assert_eq!((column("client_pid"), column("server_pid")), (7, 42));
+        assert_eq!(
+            schema.field_with_name("start_time").unwrap().data_type(),
+            &timestamp_type()
+        );
+        let _ = HostId::FIRST;
+    }
+
+    #[test]
+    fn rows_go_out_in_batches_and_row_groups() {
+        let mut table = ParquetTable::new(Vec::new(), EventColumns::new(START)).unwrap();
+        let mut s = Script::default();
+        let e = s.ends("10.0.0.2:40000", "10.0.0.1:2181");
+        s.open(e, task(7, "app"));
+        let event = s.events[0];
+        for _ in 0..(ROW_GROUP_ROWS + BATCH_ROWS + 3) {
+            table.columns().push(&event, None, "node");
+            table.row_added().unwrap();
+            assert!(table.columns().rows() < BATCH_ROWS);
+        }
+        let (rows, bytes) = table.finish().unwrap();
+        assert_eq!(rows, (ROW_GROUP_ROWS + BATCH_ROWS + 3) as u64);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        assert_eq!(builder.metadata().num_row_groups(), 2);
+    }
+}
