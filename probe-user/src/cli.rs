@@ -200,7 +200,7 @@ pub struct ExportArgs {
     /// Trace files written by `tcpchurn record`, directories of them, or patterns.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// Directory for the tables (created, mode 0700, if missing).
+    /// Directory for the tables (created with its parents, mode 0700, if missing).
     #[arg(short = 'o', long = "output", value_name = "DIR", required = true)]
     pub output: PathBuf,
     /// Parquet (zstd), or NDJSON: the objects of `replay --events --json` and of

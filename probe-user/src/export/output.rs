@@ -11,12 +11,13 @@ use std::{
 
 use anyhow::Context as _;
 
-/// Creates `dir` (mode 0700) unless it is already a directory.
+/// Creates `dir` and its missing parents (mode 0700) unless it is already a directory.
 pub fn directory(dir: &Path) -> anyhow::Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => anyhow::bail!("{}: is not a directory", dir.display()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
+            .recursive(true)
             .mode(0o700)
             .create(dir)
             .with_context(|| dir.display().to_string()),

@@ -123,7 +123,7 @@ mod tests {
     use super::{connections::ConnectionColumns, events::EventColumns, *};
     use crate::{
         analysis::{Analyzer, AnalyzerOptions},
-        model::{HostId, HostNames},
+        model::HostNames,
         synth::{Script, task},
     };
 
@@ -133,8 +133,7 @@ mod tests {
     fn tables(s: &Script) -> (Vec<u8>, Vec<u8>) {
         let hosts = HostNames(vec!["node".into()]);
         let mut events = ParquetTable::new(Vec::new(), EventColumns::new(START)).unwrap();
-        let mut connections =
-            ParquetTable::new(Vec::new(), ConnectionColumns::new(START)).unwrap();
+        let mut connections = ParquetTable::new(Vec::new(), ConnectionColumns::new(START)).unwrap();
         let mut analyzer = Analyzer::new(AnalyzerOptions {
             connections: true,
             ..AnalyzerOptions::default()
@@ -192,7 +191,6 @@ mod tests {
             schema.field_with_name("start_time").unwrap().data_type(),
             &timestamp_type()
         );
-        let _ = HostId::FIRST;
     }
 
     #[test]

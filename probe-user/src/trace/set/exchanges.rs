@@ -332,3 +332,85 @@ impl ExchangeFinder {
         self.expire(u64::MAX);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{Ends, Script, task};
+
+    const US: u64 = 1_000;
+
+    /// `events` as two hosts traced them: the client's socket on host 0, the server's on
+    /// host 1, whose clock reads `skew` later.
+    fn on_two_hosts(s: &Script, e: &Ends, skew: u64) -> Vec<TraceEvent> {
+        let mut events: Vec<TraceEvent> = s
+            .events
+            .iter()
+            .map(|&event| {
+                let mut event = event;
+                let on_server = match &event {
+                    TraceEvent::Transition(t) => t.conn.id == e.server.id,
+                    TraceEvent::ResetSent(_) => true,
+                    _ => false,
+                };
+                if on_server {
+                    event.set_host(HostId(1));
+                    event.shift(skew);
+                }
+                event
+            })
+            .collect();
+        events.sort_by_key(TraceEvent::ts_ns);
+        events
+    }
+
+    #[test]
+    fn each_message_seen_at_both_ends_is_an_exchange() {
+        let mut s = Script::default();
+        let e = s.ends("10.0.0.2:40000", "10.0.0.1:80");
+        s.at(100 * US)
+            .open(e, task(7, "app"))
+            .at(200 * US)
+            .fin_close(e.client, e.server, task(7, "app"), task(42, "java"));
+        let mut finder = ExchangeFinder::default();
+        for event in on_two_hosts(&s, &e, 5_000 * US) {
+            finder.on_event(&event);
+        }
+        finder.finish();
+        // The handshake's ACK, the client's FIN and the server's ACK of it.
+        assert_eq!(finder.log.seen, 3);
+        assert_eq!(finder.matched.get(&(HostId(0), HostId(1))), Some(&1));
+        assert!(finder.unmatched.is_empty(), "{:?}", finder.unmatched);
+        let [link] = finder.log.offsets().try_into().unwrap();
+        assert_eq!(link.offset_ns, 5_000 * US as i64);
+    }
+
+    #[test]
+    fn translated_addresses_leave_both_ends_unmatched() {
+        let mut s = Script::default();
+        let client = s.socket(1, "10.0.0.2:40000", "10.96.0.10:80");
+        let server = s.socket(2, "10.0.0.1:80", "192.168.0.2:31000");
+        let e = Ends { client, server };
+        s.at(100 * US).open(e, task(7, "app"));
+        let mut finder = ExchangeFinder::default();
+        for event in on_two_hosts(&s, &e, 0) {
+            finder.on_event(&event);
+        }
+        finder.finish();
+        assert_eq!(finder.log.seen, 0);
+        assert_eq!(
+            finder.unmatched.get(&(HostId(0), 80)),
+            Some(&Unmatched {
+                connects: 1,
+                accepts: 0
+            })
+        );
+        assert_eq!(
+            finder.unmatched.get(&(HostId(1), 80)),
+            Some(&Unmatched {
+                connects: 0,
+                accepts: 1
+            })
+        );
+    }
+}
