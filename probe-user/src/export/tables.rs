@@ -21,15 +21,15 @@ use crate::{
 
 type Out = BufWriter<File>;
 
+/// The two Parquet tables (boxed: their column builders are large).
+struct ParquetTables {
+    events: ParquetTable<EventColumns, Out>,
+    connections: ParquetTable<ConnectionColumns, Out>,
+}
+
 enum Writers {
-    Parquet {
-        events: ParquetTable<EventColumns, Out>,
-        connections: ParquetTable<ConnectionColumns, Out>,
-    },
-    Ndjson {
-        events: Out,
-        connections: Out,
-    },
+    Parquet(Box<ParquetTables>),
+    Ndjson { events: Out, connections: Out },
 }
 
 /// See the module documentation.
@@ -58,13 +58,13 @@ impl Tables {
             ))
         };
         let writers = match format {
-            ExportFormat::Parquet => Writers::Parquet {
+            ExportFormat::Parquet => Writers::Parquet(Box::new(ParquetTables {
                 events: ParquetTable::new(open(&paths[0])?, EventColumns::new(start_unix_ns))?,
                 connections: ParquetTable::new(
                     open(&paths[1])?,
                     ConnectionColumns::new(start_unix_ns),
                 )?,
-            },
+            })),
             ExportFormat::Ndjson => Writers::Ndjson {
                 events: open(&paths[0])?,
                 connections: open(&paths[1])?,
@@ -87,9 +87,9 @@ impl Tables {
     ) -> anyhow::Result<()> {
         self.events += 1;
         match &mut self.writers {
-            Writers::Parquet { events, .. } => {
-                events.columns().push(event, owner, host);
-                events.row_added()?;
+            Writers::Parquet(tables) => {
+                tables.events.columns().push(event, owner, host);
+                tables.events.row_added()?;
             }
             Writers::Ndjson { events, .. } => write_json(events, event, owner, host)?,
         }
@@ -100,9 +100,9 @@ impl Tables {
     pub fn connection(&mut self, row: &ConnectionRow, hosts: &HostNames) -> anyhow::Result<()> {
         self.connections += 1;
         match &mut self.writers {
-            Writers::Parquet { connections, .. } => {
-                connections.columns().push(row, hosts);
-                connections.row_added()?;
+            Writers::Parquet(tables) => {
+                tables.connections.columns().push(row, hosts);
+                tables.connections.row_added()?;
             }
             Writers::Ndjson { connections, .. } => {
                 write_connection_json(connections, row, hosts)?;
@@ -116,10 +116,13 @@ impl Tables {
     /// written.
     pub fn finish(self) -> anyhow::Result<(u64, u64)> {
         let outs = match self.writers {
-            Writers::Parquet {
-                events,
-                connections,
-            } => vec![events.finish()?.1, connections.finish()?.1],
+            Writers::Parquet(tables) => {
+                let ParquetTables {
+                    events,
+                    connections,
+                } = *tables;
+                vec![events.finish()?.1, connections.finish()?.1]
+            }
             Writers::Ndjson {
                 events,
                 connections,
