@@ -8,6 +8,7 @@ use std::{
 
 pub use probe_common::ExecContext;
 
+pub mod doctor;
 mod recorder;
 pub use recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus};
 

@@ -191,11 +191,13 @@ fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
     Ok(out)
 }
 
-/// Dumps one namespace from a helper thread that joins it, so the recorder's own
-/// namespace is never changed.
-fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+/// Runs `work` in a helper thread that joins `ns`, so the caller's own namespace is
+/// never changed (what a thread reads under `/proc/sys/net` is its namespace's).
+pub fn in_namespace<T: Send>(
+    ns: &Namespace,
+    work: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
     let file = fs::File::open(&ns.path)?;
-    let inode = ns.inode;
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -203,11 +205,17 @@ fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
                 if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                dump_current_namespace(inode)
+                work()
             })
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("sock_diag thread panicked")))
+            .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
     })
+}
+
+/// Dumps one namespace's TCP sockets.
+fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+    let inode = ns.inode;
+    in_namespace(ns, move || dump_current_namespace(inode))
 }
 
 /// Maps socket inodes to the process holding them, scanning `/proc/*/fd`.

@@ -1,5 +1,6 @@
 //! Rendering: pure functions from values to text or JSON on any `io::Write`.
 
+pub mod doctor;
 pub mod events;
 pub mod report;
 pub mod summary;
