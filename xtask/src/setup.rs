@@ -90,6 +90,7 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     if args.zookeeper {
         apt_install(&ZOOKEEPER_PACKAGES)?;
     }
+    crate::dist::install_tools()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }
