@@ -30,7 +30,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tcpchurn_tests::{Netns, Peer, Recorder, Scratch, require_root};
+use tcpchurn_tests::{Peer, Scratch, netns, record, require_root};
 
 const TARGET: &str = "x86_64-linux-musl";
 
@@ -559,8 +559,9 @@ fn doctor_reports_time_wait_and_close_wait_holders_in_another_namespace() {
     if !require_root("doctor") || !have_dist("doctor") {
         return;
     }
-    let ns = Netns::new("doctor");
-    ns.sh("sysctl", &["-q", "-w", "net.ipv4.tcp_fin_timeout=17"]);
+    let ns = netns("doctor");
+    ns.run("sysctl", &["-q", "-w", "net.ipv4.tcp_fin_timeout=17"])
+        .unwrap();
     // A server that closes first: its side of each connection goes to TIME_WAIT, which
     // no process holds; the listener's owner is whose they were.
     let closer = Peer::server(
@@ -612,15 +613,15 @@ fn doctor_reports_time_wait_and_close_wait_holders_in_another_namespace() {
     .wait();
     // A recorder, whose programs the doctor must list on the tracepoints.
     let scratch = Scratch::new("doctor");
-    let recorder = Recorder::start(&scratch.path("r.trace"), &["--no-snapshot".to_owned()]);
+    let recorder = record(&scratch.path("r.trace"), ["--no-snapshot"]);
     thread::sleep(Duration::from_millis(200));
 
     let started = Instant::now();
     let report = doctor_json();
     eprintln!("doctor took {:?}", started.elapsed());
     let text = stdout(Command::new(static_bin()).arg("doctor"));
-    let recorder_pid = recorder.child.id();
-    drop(recorder.stop());
+    let recorder_pid = recorder.pid();
+    recorder.stop().unwrap().ensure_success().unwrap();
 
     assert_eq!(report["can_record"], true, "{report:#}");
     let namespace = report["sockets"]["namespaces"]

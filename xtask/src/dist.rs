@@ -10,11 +10,18 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-
-use crate::{
-    run::{cargo, is_root, output, run, workspace_root},
-    setup::apt_install,
+use tcpchurn_harness::{
+    apt::install_missing,
+    exec::{run_shown, try_stdout},
+    runner::is_root,
+    workspace,
 };
+
+use crate::cargo::cargo;
+
+fn workspace_root() -> PathBuf {
+    workspace::root()
+}
 
 /// The cargo-deb release `cargo xtask setup` installs.
 pub const CARGO_DEB_VERSION: &str = "3.8.0";
@@ -34,11 +41,11 @@ pub fn kubernetes_validate() -> PathBuf {
 /// the Debian packages (as root), and the manifest validator in `target/venv`.
 pub fn install_tools() -> anyhow::Result<()> {
     if is_root() {
-        apt_install(&SHIP_PACKAGES)?;
+        install_missing(&SHIP_PACKAGES)?;
     }
     ensure_target(X86_64)?;
-    if !output("cargo-deb", &["--version"]).is_some_and(|v| v.contains(CARGO_DEB_VERSION)) {
-        run(Command::new("cargo").args([
+    if !try_stdout("cargo-deb", &["--version"]).is_some_and(|v| v.contains(CARGO_DEB_VERSION)) {
+        run_shown(Command::new("cargo").args([
             "install",
             "cargo-deb",
             "--locked",
@@ -48,16 +55,16 @@ pub fn install_tools() -> anyhow::Result<()> {
     }
     if !kubernetes_validate().exists() {
         let venv = workspace_root().join("target/venv");
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "-q", KUBERNETES_VALIDATE]))?;
+        run_shown(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        run_shown(Command::new(venv.join("bin/pip")).args(["install", "-q", KUBERNETES_VALIDATE]))?;
     }
     Ok(())
 }
 
 fn ensure_target(target: Target) -> anyhow::Result<()> {
-    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    let installed = try_stdout("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == target.triple) {
-        run(Command::new("rustup").args(["target", "add", target.triple]))?;
+        run_shown(Command::new("rustup").args(["target", "add", target.triple]))?;
     }
     Ok(())
 }
@@ -164,7 +171,7 @@ fn build(target: Target) -> anyhow::Result<()> {
         "-C relocation-model=static -C target-feature=+crt-static",
     );
     if let Some(linker) = target.linker {
-        if output(linker, &["--version"]).is_none() {
+        if try_stdout(linker, &["--version"]).is_none() {
             bail!(
                 "no {linker} for {}: install Debian's gcc-aarch64-linux-gnu",
                 target.triple
@@ -172,7 +179,7 @@ fn build(target: Target) -> anyhow::Result<()> {
         }
         cmd.env(format!("CARGO_TARGET_{}_LINKER", target.env_key()), linker);
     }
-    run(&mut cmd)
+    run_shown(&mut cmd)
 }
 
 /// `tcpchurn generate` into `share/man` and `share/completions`.
@@ -183,7 +190,7 @@ fn generate(binary: &Path, share: &Path) -> anyhow::Result<()> {
             fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        run(Command::new(binary).arg("generate").arg(what).arg(&dir))?;
+        run_shown(Command::new(binary).arg("generate").arg(what).arg(&dir))?;
     }
     Ok(())
 }
@@ -214,9 +221,9 @@ fn package(target: Target, share: &Path) -> anyhow::Result<PathBuf> {
     // Reproducible: sorted, owned by root, every file dated at the commit.
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
-        .or_else(|| output("git", &["log", "-1", "--format=%ct"]).map(|t| t.trim().to_owned()))
+        .or_else(|| try_stdout("git", &["log", "-1", "--format=%ct"]).map(|t| t.trim().to_owned()))
         .unwrap_or_else(|| "0".into());
-    run(Command::new("tar").current_dir(&dist).args([
+    run_shown(Command::new("tar").current_dir(&dist).args([
         "--sort=name",
         "--owner=0",
         "--group=0",
@@ -272,25 +279,27 @@ fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// The .deb, from the binary just built and the generated files (cargo-deb reads its
 /// asset list from probe-user's `[package.metadata.deb]`).
 fn deb(target: Target) -> anyhow::Result<()> {
-    if output("cargo-deb", &["--version"]).is_none() {
+    if try_stdout("cargo-deb", &["--version"]).is_none() {
         bail!(
             "cargo-deb is missing: `cargo xtask setup` installs it (cargo install cargo-deb \
              --version {CARGO_DEB_VERSION})"
         );
     }
     let out = dist_dir();
-    run(cargo()
-        .args([
-            "deb",
-            "-p",
-            "probe-user",
-            "--target",
-            target.triple,
-            "--profile",
-            "dist",
-            "--no-build",
-            "--no-strip",
-            "--output",
-        ])
-        .arg(&out))
+    run_shown(
+        cargo()
+            .args([
+                "deb",
+                "-p",
+                "probe-user",
+                "--target",
+                target.triple,
+                "--profile",
+                "dist",
+                "--no-build",
+                "--no-strip",
+                "--output",
+            ])
+            .arg(&out),
+    )
 }

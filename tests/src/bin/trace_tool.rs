@@ -9,9 +9,9 @@
 //! - `read`: only streams the events (`TraceReader::next_event`), to time the reader.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fs::File,
-    io::{self, BufReader, BufWriter},
+    io::{self, BufWriter},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::Instant,
@@ -23,8 +23,10 @@ use tcpchurn::{
     model::{
         Comm, Conn, ConnId, ExecContext, Scope, SocketTuple, Task, TcpState, TraceEvent, Transition,
     },
-    trace::{Filters, PartInfo, RecorderInfo, TraceEnd, TraceMeta, TraceReader, TraceWriter},
+    trace::{Filters, PartInfo, RecorderInfo, TraceEnd, TraceMeta, TraceWriter},
 };
+use tcpchurn_harness::trace_stat::{TraceEndStat, TraceStat};
+use tcpchurn_tests::open_trace;
 
 #[derive(Debug, Parser)]
 #[command(about = "Synthetic traces and trace statistics for the benchmark")]
@@ -61,12 +63,6 @@ enum Cmd {
 }
 
 const NETNS: u32 = 4_026_532_177;
-
-fn open(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
-    let file = File::open(path).with_context(|| path.display().to_string())?;
-    TraceReader::open(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
 
 /// One loopback pair of the synthetic load: its threads and ports.
 struct Pair {
@@ -326,10 +322,10 @@ fn churn_patterns() -> Vec<(&'static str, u64)> {
 fn stat(path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let bytes = std::fs::metadata(path)?.len();
-    let mut reader = open(path)?;
+    let mut reader = open_trace(path)?;
     let mut records = 0u64;
     let mut transitions = 0u64;
-    let mut kinds: HashMap<&'static str, u64> = HashMap::new();
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut lost = 0u64;
     // Per connection: its transitions packed 8 bits each (the last 8), and how many.
     let mut sequences: HashMap<ConnId, (u64, u32)> = HashMap::new();
@@ -352,48 +348,47 @@ fn stat(path: &Path) -> anyhow::Result<()> {
                 "gap"
             }
         };
-        *kinds.entry(kind).or_default() += 1;
+        *kinds.entry(kind.to_owned()).or_default() += 1;
     }
     let patterns = churn_patterns();
-    let mut by_pattern: HashMap<&'static str, u64> = HashMap::new();
+    let mut by_pattern: BTreeMap<String, u64> = BTreeMap::new();
     let mut other = 0u64;
     for (code, count) in sequences.values() {
         match patterns.iter().find(|(_, p)| *p == *code && *count <= 5) {
-            Some((name, _)) => *by_pattern.entry(name).or_default() += 1,
+            Some((name, _)) => *by_pattern.entry((*name).to_owned()).or_default() += 1,
             None => other += 1,
         }
     }
-    let end = reader.end().cloned();
-    let secs = started.elapsed().as_secs_f64();
-    let summary = serde_json::json!({
-        "file": path.display().to_string(),
-        "bytes": bytes,
-        "records": records,
-        "transitions": transitions,
-        "kinds": kinds,
-        "lost_in_gaps": lost,
-        "connections": sequences.len(),
-        "patterns": by_pattern,
-        "other_sequences": other,
-        "damage": reader.damage().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "end": end.map(|e| serde_json::json!({
-            "records": e.records,
-            "connections": e.connections,
-            "kernel_submitted": e.kernel_submitted,
-            "lost_ring_full": e.lost_ring_full,
-            "lost_read_failed": e.lost_read_failed,
-            "lost_decode_failed": e.lost_decode_failed,
-            "stop_reason": e.stop_reason,
-        })),
-        "read_s": secs,
+    let end = reader.end().map(|e| TraceEndStat {
+        records: e.records,
+        connections: e.connections,
+        kernel_submitted: e.kernel_submitted,
+        lost_ring_full: e.lost_ring_full,
+        lost_read_failed: e.lost_read_failed,
+        lost_decode_failed: e.lost_decode_failed,
+        stop_reason: e.stop_reason.clone(),
     });
-    println!("{summary}");
+    let summary = TraceStat {
+        file: path.display().to_string(),
+        bytes,
+        records,
+        transitions,
+        kinds,
+        lost_in_gaps: lost,
+        connections: sequences.len() as u64,
+        patterns: by_pattern,
+        other_sequences: other,
+        damage: reader.damage().iter().map(ToString::to_string).collect(),
+        end,
+        read_s: started.elapsed().as_secs_f64(),
+    };
+    println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
 
 fn read(path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut reader = open(path)?;
+    let mut reader = open_trace(path)?;
     let mut events = 0u64;
     while reader.next_event()?.is_some() {
         events += 1;
