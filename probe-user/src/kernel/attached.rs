@@ -8,7 +8,7 @@
 use std::{fs, path::Path};
 
 use crate::{
-    kernel::btf::Btf,
+    kernel::{btf::Btf, diag},
     model::doctor::{AttachKind, AttachedProgram},
 };
 
@@ -98,21 +98,8 @@ pub fn tracing_link(fdinfo: &str, btf: &Btf) -> Option<(u32, AttachKind, String)
 pub fn attached_programs(btf: Option<&Btf>) -> Vec<AttachedProgram> {
     let own = std::process::id();
     let mut found = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == own {
-            continue;
-        }
-        for (prog_id, kind, tracepoint) in process_attachments(&entry.path(), pid, btf) {
+    for (pid, proc_dir) in diag::processes().filter(|(pid, _)| *pid != own) {
+        for (prog_id, kind, tracepoint) in process_attachments(&proc_dir, pid, btf) {
             if !WATCHED.contains(&tracepoint.as_str())
                 || found.iter().any(|p: &AttachedProgram| {
                     p.pid == pid && p.program_id == prog_id && p.tracepoint == tracepoint
@@ -120,7 +107,7 @@ pub fn attached_programs(btf: Option<&Btf>) -> Vec<AttachedProgram> {
             {
                 continue;
             }
-            let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let comm = fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
             found.push(AttachedProgram {
                 pid,
                 comm: comm.trim_end().to_owned(),

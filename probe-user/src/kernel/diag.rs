@@ -218,24 +218,25 @@ fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
     in_namespace(ns, move || dump_current_namespace(inode))
 }
 
+/// Every process's pid and `/proc/PID` directory.
+pub fn processes() -> impl Iterator<Item = (u32, PathBuf)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
+}
+
 /// Maps socket inodes to the process holding them, scanning `/proc/*/fd`.
 fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
     let mut owners = HashMap::new();
     if wanted.is_empty() {
         return owners;
     }
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return owners;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+    for (pid, proc_dir) in processes() {
+        let Ok(fds) = fs::read_dir(proc_dir.join("fd")) else {
             continue;
         };
         let mut comm = None;
@@ -255,7 +256,7 @@ fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
                 continue;
             }
             let comm = *comm.get_or_insert_with(|| {
-                let name = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                let name = fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
                 Comm::from_str_lossy(name.trim_end())
             });
             owners.insert(
