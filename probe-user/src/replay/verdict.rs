@@ -1,133 +1,75 @@
 //! `tcpchurn replay FILE`: streams the trace through the analysis and renders the
-//! verdict (text or `--json`). Connection rows (`--connections`) are written as
-//! connections end, so memory never holds them all.
+//! verdict (text or `--json`), with the rows of `--connections`.
 
-use std::{
-    fs::File,
-    io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Seek, Write},
-    time::Duration,
-};
+use std::io::{self, IsTerminal as _, Read, Write};
 
 use crate::{
-    analysis::{Analyzer, AnalyzerOptions, ConnectionRow, LoopRule},
-    cli::ColorChoice,
-    render::report::{self, Style, TraceInfo},
-    replay::ReplayOptions,
+    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
+    model::duration_ns,
+    render::{
+        style::{ColorChoice, Style},
+        verdict_json, verdict_text,
+    },
+    replay::{ReplayOptions, rows::RowSink},
     trace::TraceReader,
 };
 
-/// Events a little past `--until` are still read: the ring buffer delivers events from
-/// different CPUs slightly out of order.
-const UNTIL_SLACK_NS: u64 = 5_000_000_000;
-
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Colours for text output: `--color always`, or `auto` on a terminal without
-/// `NO_COLOR` set (https://no-color.org).
-pub fn use_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
-        }
-    }
-}
-
-/// Where `--connections` rows go while the trace is read.
-enum Rows<'a, W: Write> {
-    None,
-    /// JSON: straight into the document, which starts with them.
-    Json {
-        out: &'a mut W,
-        written: u64,
-    },
-    /// Text: the table comes after the verdict, so rows wait in an unlinked temporary
-    /// file rather than in memory.
-    Spool(BufWriter<File>),
-}
-
-impl<W: Write> Rows<'_, W> {
-    fn push(&mut self, row: &ConnectionRow) -> io::Result<()> {
-        match self {
-            Self::None => Ok(()),
-            Self::Json { out, written } => {
-                if *written > 0 {
-                    out.write_all(b",")?;
-                }
-                *written += 1;
-                report::write_connection_json(*out, row)
-            }
-            Self::Spool(file) => report::write_connection_text(file, row),
-        }
-    }
-}
-
-fn spool() -> io::Result<File> {
-    let path = std::env::temp_dir().join(format!(
-        "tcpchurn-connections-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
-
-pub fn write_report<R: Read>(
+/// Replays the trace into the verdict on `out`.
+pub fn write_verdict<R: Read>(
     reader: &mut TraceReader<R>,
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let rule = LoopRule::default();
-    let since_ns = options.since.map(ns);
-    let until_ns = options.until.map(ns);
+    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let analysis = analyse(reader, options, rule, &mut rows, out)?;
+    let trace = trace_info(reader, options);
+    if options.json {
+        verdict_json::write_json(out, &trace, &analysis, &rule, options.connections)?;
+    } else {
+        let style = stdout_style(options.color);
+        verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
+    }
+    rows.finish(out)?;
+    Ok(())
+}
+
+/// Streams the trace through the analysis, writing rows as connections end.
+fn analyse<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    rule: LoopRule,
+    rows: &mut RowSink,
+    out: &mut impl Write,
+) -> anyhow::Result<Analysis> {
     let mut analyzer = Analyzer::new(AnalyzerOptions {
         filter: options.filter,
-        since_ns,
-        until_ns,
-        close_wait_ns: ns(options.close_wait),
+        window: options.window,
+        close_wait_ns: duration_ns(options.close_wait),
         rule,
         connections: options.connections,
     });
-    let mut rows = match (options.connections, options.json) {
-        (false, _) => Rows::None,
-        (true, true) => {
-            out.write_all(b"{\"connections\":[")?;
-            Rows::Json {
-                out: &mut *out,
-                written: 0,
-            }
-        }
-        (true, false) => Rows::Spool(BufWriter::new(spool()?)),
-    };
-    let stop_after = until_ns.map(|u| u.saturating_add(UNTIL_SLACK_NS));
     while let Some(event) = reader.next_event()? {
-        if stop_after.is_some_and(|stop| event.ts_ns() > stop) {
+        if options.window.is_past_reading(event.ts_ns()) {
             break;
         }
         analyzer.on_event(&event);
-        if options.connections {
-            for row in analyzer.drain_rows() {
-                rows.push(&row)?;
-            }
+        for row in analyzer.drain_rows() {
+            rows.push(out, &row)?;
         }
     }
-    let meta = reader.meta().clone();
-    let end_ns = reader.end().map_or(0, |e| e.end_ns);
-    let (analysis, last_rows) = analyzer.finish(end_ns);
+    let (analysis, last_rows) = analyzer.finish(reader.end().map_or(0, |e| e.end_ns));
     for row in &last_rows {
-        rows.push(row)?;
+        rows.push(out, row)?;
     }
-    let trace = TraceInfo {
+    Ok(analysis)
+}
+
+/// What the verdict says about the trace itself: its meta and end blocks, the damage
+/// the reader worked around, and the options that shaped the replay.
+fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
+    let meta = reader.meta();
+    TraceInfo {
         file: options.file.display().to_string(),
         host: meta.hostname.clone(),
         kernel: meta.kernel.clone(),
@@ -143,40 +85,27 @@ pub fn write_report<R: Read>(
             })
             .collect(),
         damage: reader.damage().iter().map(ToString::to_string).collect(),
-        since_ns,
-        until_ns,
-        close_wait_ns: ns(options.close_wait),
-    };
-    let spooled = match rows {
-        Rows::Spool(file) => Some(file.into_inner().map_err(io::Error::from)?),
-        _ => None,
-    };
-    if options.json {
-        report::write_json(out, &trace, &analysis, &rule, options.connections)?;
-        return Ok(());
+        window: options.window,
+        close_wait_ns: duration_ns(options.close_wait),
     }
-    let style = Style {
-        color: use_color(options.color),
-    };
-    report::write_text(out, &trace, &analysis, &rule, style)?;
-    if let Some(mut file) = spooled {
-        file.rewind()?;
-        writeln!(out)?;
-        writeln!(out, "{}", report::CONNECTIONS_HEADER)?;
-        for line in BufReader::new(file).lines() {
-            writeln!(out, "{}", line?)?;
-        }
-    }
-    Ok(())
+}
+
+/// The style of text on stdout: colours with `--color always`, or `auto` on a terminal
+/// without `NO_COLOR` set (<https://no-color.org>).
+fn stdout_style(choice: ColorChoice) -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Style::new(choice, io::stdout().is_terminal(), no_color)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::{
-        analysis::tests::{MS, S, SERVER_NS, Script, app, java, zookeeper_loop},
-        model::{Conn, Scope, SocketTuple, TcpState},
-        replay::EndpointFilter,
+        analysis::tests::{MS, S, app, java, zookeeper_loop},
+        model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
+        synth::{SERVER_NS, Script},
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
@@ -247,7 +176,7 @@ mod tests {
         // A connect refused three times, too few for a loop.
         for port in 0..3 {
             s.at(5 * S)
-                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81");
+                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81", app());
         }
         trace_file(&s, 40 * S)
     }
@@ -255,7 +184,7 @@ mod tests {
     fn run(bytes: &[u8], options: &ReplayOptions) -> String {
         let mut reader = TraceReader::open(bytes).unwrap();
         let mut out = Vec::new();
-        write_report(&mut reader, options, &mut out).unwrap();
+        write_verdict(&mut reader, options, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -385,123 +314,9 @@ mod tests {
             "{pairs:?}"
         );
         let mut window = options(true, false);
-        window.until = Some(Duration::from_secs(1));
+        window.window = TimeWindow::new(None, Some(Duration::from_secs(1)));
         let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
         assert_eq!(doc["trace"]["duration_s"], 1.0);
         assert_eq!(doc["pairs"][0]["connections"], 1);
-    }
-}
-
-/// Writes a large synthetic churn trace for measuring replay speed:
-/// `TCPCHURN_BENCH_TRACE=/tmp/churn.trace cargo test -p probe-user --lib -- --ignored
-/// bench_trace`, then `time tcpchurn replay /tmp/churn.trace`.
-#[cfg(test)]
-mod bench {
-    use crate::{
-        model::{
-            Comm, Conn, ExecContext, Scope, SocketTuple, Task, TcpState, TraceEvent, Transition,
-        },
-        trace::{TraceEnd, TraceMeta, TraceWriter},
-    };
-
-    #[test]
-    #[ignore = "writes a 10-million-event trace; run by hand to measure replay speed"]
-    fn bench_trace() {
-        use TcpState::*;
-        let Some(path) = std::env::var_os("TCPCHURN_BENCH_TRACE") else {
-            return;
-        };
-        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let meta = TraceMeta {
-            tool: "tcpchurn".into(),
-            hostname: "bench".into(),
-            ..TraceMeta::default()
-        };
-        let mut writer = TraceWriter::new(file, &meta).unwrap();
-        let task = Task {
-            pid: 1000,
-            tid: 1000,
-            comm: Comm::from_str_lossy("client"),
-        };
-        // 1,000,000 connections of 10 events each between 200 clients and 12 servers,
-        // 100 at a time, one every 10 µs; the client closes first (TIME_WAIT on the
-        // client: a million live TIME_WAIT entries by the end).
-        let mut id = 0u64;
-        let mut ts = 0u64;
-        for batch in 0..10_000u64 {
-            let conns: Vec<(Conn, Conn)> = (0..100u64)
-                .map(|i| {
-                    let n = batch * 100 + i;
-                    let client = format!("10.1.{}.1:{}", n % 200, 10_000 + (n / 200) % 50_000)
-                        .parse()
-                        .unwrap();
-                    let server = format!("10.0.0.{}:{}", n % 4 + 1, 8000 + n % 3)
-                        .parse()
-                        .unwrap();
-                    id += 2;
-                    let c = Conn {
-                        id: id - 1,
-                        scope: Scope {
-                            netns: 1,
-                            cgroup: 0,
-                        },
-                        tuple: SocketTuple {
-                            local: client,
-                            remote: server,
-                        },
-                    };
-                    let s = Conn {
-                        id,
-                        scope: Scope {
-                            netns: 2,
-                            cgroup: 0,
-                        },
-                        tuple: SocketTuple {
-                            local: server,
-                            remote: client,
-                        },
-                    };
-                    (c, s)
-                })
-                .collect();
-            let steps: [(bool, TcpState, TcpState, bool); 10] = [
-                (true, Close, SynSent, true),
-                (false, Listen, SynRecv, false),
-                (false, SynRecv, Established, false),
-                (true, SynSent, Established, false),
-                (true, Established, FinWait1, true),
-                (false, Established, CloseWait, false),
-                (true, FinWait1, FinWait2, false),
-                (false, CloseWait, LastAck, true),
-                (true, FinWait2, Close, false),
-                (false, LastAck, Close, false),
-            ];
-            for (client_side, old, new, by_task) in steps {
-                for (c, s) in &conns {
-                    ts += 1_000;
-                    writer
-                        .push(&TraceEvent::Transition(Transition {
-                            ts_ns: ts,
-                            conn: if client_side { *c } else { *s },
-                            old,
-                            new,
-                            context: if by_task {
-                                ExecContext::Task
-                            } else {
-                                ExecContext::Softirq
-                            },
-                            task: by_task.then_some(task),
-                        }))
-                        .unwrap();
-                }
-            }
-        }
-        writer
-            .finish(&TraceEnd {
-                end_ns: ts + 1,
-                stop_reason: "interrupted".into(),
-                ..TraceEnd::default()
-            })
-            .unwrap();
     }
 }
