@@ -14,6 +14,7 @@ pub use self::{
     window::{TimeWindow, duration_ns},
 };
 
+pub mod doctor;
 mod filter;
 mod recorder;
 mod window;
