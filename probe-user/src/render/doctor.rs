@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use super::text::wrap;
 use crate::model::doctor::{DoctorReport, Holder, NamespaceCensus, Status};
 
 const WIDTH: usize = 92;
@@ -206,23 +207,9 @@ fn write_holder(out: &mut impl Write, h: &Holder) -> io::Result<()> {
     )
 }
 
-/// Writes `text` wrapped at [`WIDTH`], every line starting with `indent`.
+/// Writes `text` wrapped to the terminal width, every line starting with `indent`.
 fn wrapped(out: &mut impl Write, indent: &str, text: &str) -> io::Result<()> {
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > WIDTH {
-            writeln!(out, "{indent}{line}")?;
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        writeln!(out, "{indent}{line}")?;
-    }
-    Ok(())
+    writeln!(out, "{}", wrap(text, indent, indent))
 }
 
 /// Text from the system (process names, host names) without control characters: a
