@@ -6,8 +6,6 @@ use std::io::{self, Write};
 use super::text::wrap;
 use crate::model::doctor::{DoctorReport, Holder, NamespaceCensus, Status};
 
-const WIDTH: usize = 92;
-
 pub fn write_json(out: &mut impl Write, report: &DoctorReport) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
     writeln!(out)
