@@ -16,6 +16,7 @@ pub mod idmap;
 pub mod kernel;
 pub mod model;
 pub mod owner;
+pub mod private_file;
 pub mod record;
 pub mod render;
 pub mod replay;

@@ -7,18 +7,14 @@ use crate::{
     analysis::{Analyzer, AnalyzerOptions},
     export::{ExportOptions, output, tables::Tables},
     model::{ExportSummary, duration_ns},
+    render::notes,
     trace::set::Traces,
 };
 
 /// Runs an export; notes about skipped files and warnings about damage go to `err`.
 pub fn export(options: &ExportOptions, err: &mut impl Write) -> anyhow::Result<ExportSummary> {
     let traces = Traces::open(&options.files)?;
-    for skipped in traces.set.skipped() {
-        writeln!(
-            err,
-            "tcpchurn: note: {skipped}: not a tcpchurn trace, skipped"
-        )?;
-    }
+    notes::write_skipped(err, traces.set.skipped())?;
     output::directory(&options.dir)?;
     let mut tables = Tables::create(
         &options.dir,
@@ -43,9 +39,8 @@ pub fn export(options: &ExportOptions, err: &mut impl Write) -> anyhow::Result<E
     for row in &last_rows {
         tables.connection(row, &traces.names)?;
     }
-    for d in reader.damage() {
-        writeln!(err, "tcpchurn: warning: {}: {}", d.file, d.damage)?;
-    }
+    let damage: Vec<_> = reader.damage().into_iter().cloned().collect();
+    notes::write_damage(err, &damage)?;
     let paths = tables.paths.clone();
     let (events, connections) = tables.finish()?;
     Ok(ExportSummary {

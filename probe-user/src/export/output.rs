@@ -3,13 +3,15 @@
 //! file unless asked.
 
 use std::{
-    fs::{self, DirBuilder, File, OpenOptions},
+    fs::{self, DirBuilder, File},
     io,
-    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::DirBuilderExt as _,
     path::{Path, PathBuf},
 };
 
 use anyhow::Context as _;
+
+use crate::private_file;
 
 /// Creates `dir` and its missing parents (mode 0700) unless it is already a directory.
 pub fn directory(dir: &Path) -> anyhow::Result<()> {
@@ -33,17 +35,7 @@ pub fn table_path(dir: &Path, table: &str, extension: &str) -> PathBuf {
 /// Creates a table's file: mode 0600, not through a symlink, not over an existing file
 /// unless `force`.
 pub fn create(path: &Path, force: bool) -> anyhow::Result<File> {
-    let mut options = OpenOptions::new();
-    options
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let file = options.open(path).map_err(|e| match e.raw_os_error() {
+    private_file::create(path, force).map_err(|e| match e.raw_os_error() {
         Some(libc::EEXIST) => anyhow::anyhow!(
             "{}: already exists; pass --force to overwrite it",
             path.display()
@@ -53,9 +45,5 @@ pub fn create(path: &Path, force: bool) -> anyhow::Result<File> {
             path.display()
         ),
         _ => anyhow::anyhow!("{}: {e}", path.display()),
-    })?;
-    // A file overwritten with --force keeps its old mode otherwise.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .with_context(|| path.display().to_string())?;
-    Ok(file)
+    })
 }

@@ -4,7 +4,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write as _},
-    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
     sync::mpsc::{self, Receiver, SyncSender},
     thread::JoinHandle,
@@ -13,7 +13,10 @@ use std::{
 use anyhow::Context as _;
 use bytes::Bytes;
 
-use crate::trace::{TraceEncoder, TraceEnd};
+use crate::{
+    private_file,
+    trace::{TraceEncoder, TraceEnd},
+};
 
 /// Why a trace file cannot be created; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -77,33 +80,14 @@ pub fn check_output(path: &Path, force: bool) -> Result<(), OutputError> {
 /// through a symlink, and never over an existing file unless `force`.
 pub fn create_output(path: &Path, force: bool) -> Result<File, OutputError> {
     check_output(path, force)?;
-    let mut options = OpenOptions::new();
-    options
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let file = options
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::ELOOP) => OutputError::Symlink(path.to_path_buf()),
-            Some(libc::EEXIST) => OutputError::Exists(path.to_path_buf()),
-            _ => OutputError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?;
-    // An existing file overwritten with --force keeps its old mode otherwise.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|source| OutputError::Io {
+    private_file::create(path, force).map_err(|source| match source.raw_os_error() {
+        Some(libc::ELOOP) => OutputError::Symlink(path.to_path_buf()),
+        Some(libc::EEXIST) => OutputError::Exists(path.to_path_buf()),
+        _ => OutputError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-    Ok(file)
+        },
+    })
 }
 
 /// The files of a recording, one or several with `--max-size` (like tcpdump's

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod events;
 pub mod format;
 pub mod hosts;
+pub mod notes;
 pub mod parquet;
 pub mod sentences;
 pub mod style;

@@ -9,7 +9,7 @@ mod verdict;
 use std::io::{self, Write};
 
 pub use self::{events::write_events, options::ReplayOptions, verdict::write_verdict};
-use crate::trace::set::PartDamage;
+use crate::render::notes;
 pub use crate::trace::set::Traces;
 
 /// Runs a replay; notes about skipped files and warnings about damage go to `err`.
@@ -19,12 +19,7 @@ pub fn replay(
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
     let traces = Traces::open(&options.files)?;
-    for skipped in traces.set.skipped() {
-        writeln!(
-            err,
-            "tcpchurn: note: {skipped}: not a tcpchurn trace, skipped"
-        )?;
-    }
+    notes::write_skipped(err, traces.set.skipped())?;
     let result = if options.events {
         write_events(&traces, options, out)
     } else {
@@ -34,15 +29,7 @@ pub fn replay(
         Err(e) if is_broken_pipe(&e) => return Ok(()),
         other => other?,
     };
-    write_damage(err, &damage)
-}
-
-/// `tcpchurn: warning: FILE: what was wrong`, one line each.
-pub fn write_damage(err: &mut impl Write, damage: &[PartDamage]) -> anyhow::Result<()> {
-    for d in damage {
-        writeln!(err, "tcpchurn: warning: {}: {}", d.file, d.damage)?;
-    }
-    Ok(())
+    Ok(notes::write_damage(err, &damage)?)
 }
 
 /// A reader of our output went away (`tcpchurn replay ... | head`): not an error.
