@@ -35,9 +35,9 @@ impl PartSource {
     pub fn open(&self, name: &str, buffer: usize) -> Result<PartReader, SetError> {
         let input: Box<dyn Read> = match self {
             Self::File(path) => {
-                let file = File::open(path).map_err(|source| SetError::Io {
+                let file = File::open(path).map_err(|error| SetError::Io {
                     file: name.to_owned(),
-                    source,
+                    error,
                 })?;
                 if file.metadata().is_ok_and(|m| m.is_dir()) {
                     return Err(SetError::Directory(name.to_owned()));
@@ -46,9 +46,9 @@ impl PartSource {
             }
             Self::Memory(bytes) => Box::new(std::io::Cursor::new(Arc::clone(bytes))),
         };
-        TraceReader::open(input).map_err(|source| SetError::Trace {
+        TraceReader::open(input).map_err(|error| SetError::Trace {
             file: name.to_owned(),
-            source,
+            error,
         })
     }
 }
@@ -138,9 +138,9 @@ impl<'a> HostStream<'a> {
             }
             if let Some(reader) = &mut self.reader {
                 let name = &self.parts[self.next_part - 1].name;
-                let event = reader.next_event().map_err(|source| SetError::Trace {
+                let event = reader.next_event().map_err(|error| SetError::Trace {
                     file: name.clone(),
-                    source,
+                    error,
                 })?;
                 match event {
                     Some(TraceEvent::Snapshot(s)) if self.skip_start_snapshot && !s.at_end => {}
@@ -184,9 +184,9 @@ impl<'a> HostStream<'a> {
                 .end
                 .as_ref()
                 .map_or(self.last_ts, |e| e.end_ns.max(self.last_ts));
-            let first = reader.next_event().map_err(|source| SetError::Trace {
+            let first = reader.next_event().map_err(|error| SetError::Trace {
                 file: part.name.clone(),
-                source,
+                error,
             })?;
             let to_ns = first.as_ref().map_or(from_ns, |e| e.ts_ns().max(from_ns));
             self.damage.push(PartDamage {

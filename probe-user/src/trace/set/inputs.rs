@@ -44,9 +44,9 @@ fn is_pattern(arg: &Path) -> bool {
 
 /// The files of a directory, by name, without hidden files and subdirectories.
 fn directory(dir: &Path) -> Result<Vec<Input>, SetError> {
-    let io = |source| SetError::Io {
+    let io = |error| SetError::Io {
         file: dir.display().to_string(),
-        source,
+        error,
     };
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(io)?

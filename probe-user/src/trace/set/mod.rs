@@ -42,10 +42,12 @@ pub const MAX_HOSTS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
-    #[error("{file}: {source}")]
-    Trace { file: String, source: TraceError },
-    #[error("{file}: {source}")]
-    Io { file: String, source: io::Error },
+    // `error`, not `source`: the file and the error make one message, not a chain
+    // that repeats the error.
+    #[error("{file}: {error}")]
+    Trace { file: String, error: TraceError },
+    #[error("{file}: {error}")]
+    Io { file: String, error: io::Error },
     #[error("{0}: is a directory")]
     Directory(String),
     #[error("{0}")]
@@ -130,7 +132,7 @@ impl TraceSet {
                     missing_before: None,
                 }),
                 Err(SetError::Trace {
-                    source: TraceError::NotATrace(_) | TraceError::Empty,
+                    error: TraceError::NotATrace(_) | TraceError::Empty,
                     ..
                 }) if input.from_directory => skipped.push(input.name),
                 Err(err) => return Err(err),
