@@ -161,29 +161,38 @@ pub struct ReplayArgs {
     pub relative: bool,
 }
 
-/// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`.
+/// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`, and sums of them like `1m30s` or `1h5m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 250ms, 5m)"))?;
-    let scale = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 1e-3,
-        "us" => 1e-6,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m or h)"
-            ));
-        }
-    };
-    let secs = value * scale;
+    let not_a_duration = || format!("`{text}` is not a duration (try 30s, 250ms, 5m, 1m30s)");
+    let is_number = |c: char| c.is_ascii_digit() || c == '.';
+    let mut secs = 0.0;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(not_a_duration());
+    }
+    while !rest.is_empty() {
+        let (number, tail) = rest.split_at(rest.find(|c| !is_number(c)).unwrap_or(rest.len()));
+        let (unit, tail) = tail.split_at(tail.find(is_number).unwrap_or(tail.len()));
+        let value: f64 = number.parse().map_err(|_| not_a_duration())?;
+        let scale = match unit.trim() {
+            // A bare number is seconds, alone; in a sum every part has its unit.
+            "" if number.len() == text.len() => 1.0,
+            "s" | "sec" | "secs" => 1.0,
+            "ms" => 1e-3,
+            "us" => 1e-6,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(not_a_duration()),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` (use ms, s, m or h)"
+                ));
+            }
+        };
+        secs += value * scale;
+        rest = tail;
+    }
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("`{text}` is out of range"));
     }
@@ -229,9 +238,22 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("1h2m3.5s"),
+            Ok(Duration::from_millis(3_723_500))
+        );
+        assert_eq!(
+            parse_duration("2m 500ms"),
+            Ok(Duration::from_millis(120_500))
+        );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("1m30").is_err(), "30 what?");
+        assert!(parse_duration("1..5s").is_err());
+        assert!(parse_duration("9999999999h").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! decoding of what that program sends.
 
 pub mod btf;
+pub mod capabilities;
 pub mod decode;
 pub mod diag;
 pub mod host;
