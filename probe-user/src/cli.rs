@@ -33,7 +33,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write (created with mode 0600).
+    /// Trace file to write: always created new, mode 0600 (docs/files.md).
     #[arg(
         short = 'o',
         long = "output",
@@ -41,10 +41,10 @@ pub struct RecordArgs {
         default_value = "tcpchurn.trace"
     )]
     pub output: PathBuf,
-    /// Overwrite FILE if it exists.
+    /// Replace FILE if it exists (with --max-size, also remove its old FILE.N files).
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Stop after this long (e.g. 30, 30s, 5m); default: until Ctrl-C.
+    /// Stop after this long (e.g. 30, 30s, 5m, 1m30s); default: until Ctrl-C.
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Record only connections with this port at either end (repeatable, up to 8).
