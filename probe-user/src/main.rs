@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _written = writeln!(err, "tcpchurn: {}", tcpchurn::error_line(&e));
+            let _written = writeln!(err, "tcpchurn: {}", tcpchurn::errors::one_line(&e));
             ExitCode::from(2)
         }
     }

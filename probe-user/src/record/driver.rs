@@ -298,7 +298,7 @@ impl Files {
         match self.max_size {
             Some(max) if self.output.sent() >= max && !self.rotation_failed => self
                 .rotate(recording, monotonic_now())
-                .map_err(|err| Stop::Error(format!("{err:#}"))),
+                .map_err(|err| Stop::Error(crate::errors::one_line(&err))),
             _ => Ok(()),
         }
     }
