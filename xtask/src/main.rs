@@ -1,14 +1,13 @@
 //! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
 
 mod bench;
+mod binaries;
+mod cargo;
 mod demo;
 mod lint;
-mod run;
-mod scenario;
 mod setup;
 mod soak;
 mod test;
-mod zookeeper;
 
 use clap::{Parser, Subcommand};
 
