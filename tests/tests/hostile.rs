@@ -730,12 +730,12 @@ fn rotation_never_writes_into_a_file_or_link_another_user_planted() {
     // Planted while it records (a file every 50 ms, these at about 1 s): stepped over.
     let path = scratch.path("x.trace");
     let args = words("-C 512 --flush-interval 50ms --no-snapshot --port 1");
-    let recorder = Recorder::start(&path, &args);
+    let recorder = record(&path, &args);
     nobody_sh(&format!(
         "umask 0; : > {dir}/x.trace.20; ln -s {dir}/victim {dir}/x.trace.21"
     ));
     thread::sleep(Duration::from_millis(2000));
-    let recorded = recorder.stop();
+    let recorded = recorder.stop().unwrap();
     let stderr = recorded.stderr.join("\n");
     assert!(recorded.status.success(), "{stderr}");
     assert_eq!(fs::metadata(scratch.path("x.trace.20")).unwrap().len(), 0);
@@ -786,7 +786,7 @@ fn time_wait_sockets_older_than_the_recording_expire_when_the_kernel_says() {
     if !require_root("time_wait_sockets_older_than_the_recording_expire_when_the_kernel_says") {
         return;
     }
-    let ns = Netns::new("twage");
+    let ns = netns("twage");
     let scratch = Scratch::new("twage");
     let path = scratch.path("t.trace");
     server_time_waits(&ns, 200);
@@ -797,10 +797,10 @@ fn time_wait_sockets_older_than_the_recording_expire_when_the_kernel_says() {
     // from none).
     let listen = format!("127.0.0.1:{}", PORT + 1);
     let _listener = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
-    let recorder = Recorder::start(&path, &netns_args(&ns, &[]));
+    let recorder = record(&path, netns_args(&ns, &[]));
     let age = u64::try_from(made.elapsed().as_millis()).unwrap();
     thread::sleep(Duration::from_secs(62).saturating_sub(made.elapsed()));
-    let recorded = recorder.stop();
+    let recorded = recorder.stop().unwrap();
     assert!(recorded.status.success(), "{:?}", recorded.stderr);
     let events = replay_events(&path);
     let left: Vec<u64> = events
@@ -941,7 +941,7 @@ fn the_end_snapshot_starts_a_new_file_instead_of_overfilling_one() {
     if !require_root("the_end_snapshot_starts_a_new_file_instead_of_overfilling_one") {
         return;
     }
-    let ns = Netns::new("endsnap");
+    let ns = netns("endsnap");
     let scratch = Scratch::new("endsnap");
     server_time_waits(&ns, 300);
     // Without rotation: the header, the start snapshot and the end snapshot.
@@ -969,7 +969,7 @@ fn the_summary_counts_only_connections_the_filters_keep() {
     if !require_root("the_summary_counts_only_connections_the_filters_keep") {
         return;
     }
-    let ns = Netns::new("sumfilter");
+    let ns = netns("sumfilter");
     let scratch = Scratch::new("sumfilter");
     let listen = format!("127.0.0.1:{PORT}");
     let _listener = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
@@ -1017,7 +1017,7 @@ fn once_attached_the_recorder_keeps_only_what_the_end_snapshot_needs() {
         return;
     }
     const SYS_PTRACE_AND_SYS_ADMIN: u64 = (1 << 19) | (1 << 21);
-    let ns = Netns::new("caps");
+    let ns = netns("caps");
     let scratch = Scratch::new("caps");
     let listen = format!("127.0.0.1:{PORT}");
     for (extra, main_keeps) in [
@@ -1025,8 +1025,8 @@ fn once_attached_the_recorder_keeps_only_what_the_end_snapshot_needs() {
         (&["--no-snapshot"][..], 0),
     ] {
         let path = scratch.path("t.trace");
-        let recorder = Recorder::start(&path, &netns_args(&ns, extra));
-        let threads = thread_capabilities(recorder.child.id());
+        let recorder = record(&path, netns_args(&ns, extra));
+        let threads = thread_capabilities(recorder.pid());
         assert_eq!(threads.len(), 2, "{threads:?}");
         for (name, caps) in &threads {
             let keeps = if name == "tcpchurn-writer" {
@@ -1039,7 +1039,7 @@ fn once_attached_the_recorder_keeps_only_what_the_end_snapshot_needs() {
         // What it kept is enough: the end snapshot sees the namespace's listener, the
         // kernel's counters are read without a warning.
         let server = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
-        let recorded = recorder.stop();
+        let recorded = recorder.stop().unwrap();
         drop(server);
         let stderr = recorded.stderr.join("\n");
         assert!(
@@ -1055,7 +1055,7 @@ fn with_only_its_documented_capabilities_a_non_root_user_records() {
     if !require_root("with_only_its_documented_capabilities_a_non_root_user_records") {
         return;
     }
-    let ns = Netns::new("capsonly");
+    let ns = netns("capsonly");
     let scratch = sticky_scratch("capsonly");
     let path = scratch.path("t.trace");
     let listen = format!("127.0.0.1:{PORT}");
