@@ -1079,3 +1079,44 @@ fn with_only_its_documented_capabilities_a_non_root_user_records() {
     assert_eq!(owner_and_mode(&path), (65534, 0o600));
     assert!(listens_at_end(&path));
 }
+
+#[test]
+fn names_from_the_trace_cannot_drive_the_terminal() {
+    if !require_root("names_from_the_trace_cannot_drive_the_terminal") {
+        return;
+    }
+    let evil = "\x1b[2J\x1b]0;PWN\x07";
+    let ns = netns("evilname");
+    let scratch = Scratch::new("evilname");
+    let path = scratch.path("t.trace");
+    let listen = format!("127.0.0.1:{PORT}");
+    // Any local process can take such a name; root can give the host such a name.
+    let _server = Peer::server(Some(&ns), &["--comm", evil, "--listen", &listen]);
+    let script = format!(
+        "printf '{}' > /proc/sys/kernel/hostname && exec {} record -d 1 -n {} -o {}",
+        evil.replace('\x1b', "\\033").replace('\x07', "\\007"),
+        tcpchurn_bin().display(),
+        ns.name,
+        path.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--uts", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let file = path.to_str().unwrap();
+    for args in [
+        &["replay", file][..],
+        &["replay", file, "--connections"],
+        &["replay", file, "--events"],
+    ] {
+        let out = tcpchurn(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(!stdout.contains(['\x1b', '\x07']), "{args:?}: {stdout:?}");
+        assert!(stdout.contains(r"\x1b]0;PWN\x07"), "{args:?}: {stdout}");
+    }
+    // JSON keeps the names, escaped its own way.
+    let events = replay_events(&path);
+    assert!(events.iter().any(|e| e["comm"] == evil), "{events:?}");
+}

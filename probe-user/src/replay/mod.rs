@@ -9,6 +9,7 @@ mod verdict;
 use std::io::{self, Write};
 
 pub use self::{events::write_events, file::open, options::ReplayOptions, verdict::write_verdict};
+use crate::render::text::clean;
 
 /// Runs a replay; warnings about damage go to `err`.
 pub fn replay(
@@ -27,11 +28,8 @@ pub fn replay(
         other => other?,
     }
     for damage in reader.damage() {
-        writeln!(
-            err,
-            "tcpchurn: warning: {}: {damage}",
-            options.file.display()
-        )?;
+        let line = format!("{}: {damage}", options.file.display());
+        writeln!(err, "tcpchurn: warning: {}", clean(&line))?;
     }
     Ok(())
 }

@@ -226,6 +226,53 @@ mod tests {
     }
 
     #[test]
+    fn strings_from_the_trace_cannot_drive_the_terminal() {
+        let evil = "\x1b[2J\x1b]0;PWN\x07";
+        let mut s = Script::default();
+        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+        s.at(S).open(leak, app()).tr(
+            leak.server,
+            TcpState::Established,
+            TcpState::CloseWait,
+            Some(crate::synth::task(66, evil)),
+        );
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: evil.into(),
+            kernel: evil.into(),
+            tracepoints: vec![crate::model::TracepointStatus {
+                name: "tcp:tcp_send_reset".into(),
+                attached: false,
+                detail: Some(evil.into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        for event in &s.events {
+            writer.push(event).unwrap();
+        }
+        let bytes = writer
+            .finish(&TraceEnd {
+                end_ns: 40 * S,
+                stop_reason: evil.into(),
+                ..TraceEnd::default()
+            })
+            .unwrap();
+        let text = run(&bytes, &options(false, true));
+        assert!(!text.contains(['\x1b', '\x07']), "{text}");
+        assert!(text.contains("host \\x1b[2J\\x1b]0;PWN\\x07"), "{text}");
+        assert!(
+            text.contains("(\\x1b[2J\\x1b]0;PWN\\x07)"),
+            "the detail: {text}"
+        );
+        assert!(text.contains("pid 66 (\\x1b[2J"), "the leak: {text}");
+        // JSON keeps the string, escaped its own way.
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, true))).unwrap();
+        assert_eq!(doc["close_wait"][0]["comm"], evil);
+    }
+
+    #[test]
     fn colours_only_when_asked() {
         let mut always = options(false, false);
         always.color = ColorChoice::Always;
