@@ -145,8 +145,9 @@ pub struct ReplayArgs {
     /// JSON output: one document for the verdict, one object per line with --events.
     #[arg(short = 'j', long)]
     pub json: bool,
-    /// Include every connection in the verdict (a trace can hold millions).
-    #[arg(long)]
+    /// Include every connection in the verdict (a trace can hold millions); not with
+    /// --events, which shows every event.
+    #[arg(long, conflicts_with = "events")]
     pub connections: bool,
     /// Only connections to this server: ADDR or ADDR:PORT.
     #[arg(long, value_name = "ADDR[:PORT]")]
@@ -167,7 +168,7 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// With --events: show seconds since the start instead of wall-clock time (UTC).
-    #[arg(short = 'r', long)]
+    #[arg(short = 'r', long, requires = "events")]
     pub relative: bool,
 }
 
@@ -295,5 +296,12 @@ mod tests {
         assert!(args.events && args.json);
         assert!(Cli::try_parse_from(["tcpchurn", "record", "--rotate", "3"]).is_err());
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
+        // Flags that would be ignored are refused.
+        for ignored in [&["-r"][..], &["--events", "--connections"]] {
+            let mut args = vec!["tcpchurn", "replay", "x.trace"];
+            args.extend_from_slice(ignored);
+            assert!(Cli::try_parse_from(args).is_err(), "{ignored:?}");
+        }
+        assert!(Cli::try_parse_from(["tcpchurn", "replay", "x.trace", "-e", "-r"]).is_ok());
     }
 }

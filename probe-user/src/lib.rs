@@ -52,7 +52,7 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         json: args.json,
         connections: args.connections,
         filter,
-        window: model::TimeWindow::new(args.since, args.until),
+        window: model::TimeWindow::checked(args.since, args.until).map_err(anyhow::Error::msg)?,
         close_wait: args.close_wait,
         color: args.color.into(),
         relative_time: args.relative,

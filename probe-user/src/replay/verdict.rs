@@ -7,6 +7,7 @@ use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
+        connections::CONNECTIONS_HEADER,
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
@@ -14,14 +15,20 @@ use crate::{
     trace::TraceReader,
 };
 
-/// Replays the trace into the verdict on `out`.
+/// Replays the trace into the verdict on `out`. With `--connections`, the JSON
+/// document holds the rows; the text verdict's table comes from
+/// [`write_connection_table`], a second pass.
 pub fn write_verdict<R: Read>(
     reader: &mut TraceReader<R>,
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let rule = LoopRule::default();
-    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let mut rows = if options.connections && options.json {
+        RowSink::json(out)?
+    } else {
+        RowSink::None
+    };
     let analysis = analyse(reader, options, rule, &mut rows, out)?;
     let trace = trace_info(reader, options);
     if options.json {
@@ -30,7 +37,26 @@ pub fn write_verdict<R: Read>(
         let style = stdout_style(options.color);
         verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
     }
-    rows.finish(out)?;
+    Ok(())
+}
+
+/// The text `--connections` table, which follows the verdict: a second pass over the
+/// trace (given up to where the first one stopped), so that rows are neither held in
+/// memory nor written to a file.
+pub fn write_connection_table<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "{CONNECTIONS_HEADER}")?;
+    analyse(
+        reader,
+        options,
+        LoopRule::default(),
+        &mut RowSink::Text,
+        out,
+    )?;
     Ok(())
 }
 
@@ -47,7 +73,7 @@ fn analyse<R: Read>(
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
         rule,
-        connections: options.connections,
+        connections: rows.wants_rows(),
     });
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
@@ -185,6 +211,10 @@ mod tests {
         let mut reader = TraceReader::open(bytes).unwrap();
         let mut out = Vec::new();
         write_verdict(&mut reader, options, &mut out).unwrap();
+        if options.connections && !options.json {
+            let mut again = TraceReader::open(bytes).unwrap();
+            write_connection_table(&mut again, options, &mut out).unwrap();
+        }
         String::from_utf8(out).unwrap()
     }
 
