@@ -11,6 +11,7 @@ use crate::{kernel::diag, model::Filters, record::RecordOptions};
 #[command(
     name = "tcpchurn",
     version,
+    long_version = include_str!(concat!(env!("OUT_DIR"), "/long_version.txt")),
     about = "Record TCP state transitions with eBPF; replay them to see who closes first, who loops, \
              who holds TIME_WAIT and who leaks CLOSE_WAIT",
     after_help = "Record during an outage (root):   tcpchurn record -o incident.trace\n\
@@ -24,11 +25,49 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Attach to the kernel and record every TCP state transition into a trace file
-    /// (needs root, or CAP_BPF and CAP_PERFMON). Stop with Ctrl-C.
+    /// (needs root, or the capabilities in docs/privileges.md). Stop with Ctrl-C.
     Record(RecordArgs),
     /// Read a trace file and print verdicts per connection and per client/server pair,
     /// or every event (--events). Needs no privileges.
     Replay(ReplayArgs),
+    /// Check this node in about a second: can tcpchurn record here, the TCP settings
+    /// behind TIME_WAIT and reconnect loops (and the myths about them), and the sockets
+    /// per state in every network namespace, with who holds TIME_WAIT and CLOSE_WAIT.
+    Doctor(DoctorArgs),
+    /// Write the man pages or the shell completions into a directory (used to package
+    /// tcpchurn).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON document instead of text.
+    #[arg(short = 'j', long)]
+    pub json: bool,
+    /// How many holders of TIME_WAIT and of CLOSE_WAIT to list.
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub top: usize,
+    /// Kernel BTF to check (as `record --btf` would read it).
+    #[arg(long, value_name = "FILE", default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// tcpchurn.1 and one page per subcommand (tcpchurn-record.1, ...).
+    Man,
+    /// tcpchurn.bash, _tcpchurn (zsh) and tcpchurn.fish.
+    Completions,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// Directory to write into (must exist).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -41,7 +80,8 @@ pub struct RecordArgs {
         default_value = "tcpchurn.trace"
     )]
     pub output: PathBuf,
-    /// Replace FILE if it exists (with --max-size, also remove its old FILE.N files).
+    /// Replace FILE if it exists (with --max-size, also an earlier recording's FILE.N
+    /// files, each when rotation reaches it).
     #[arg(short = 'f', long)]
     pub force: bool,
     /// Stop after this long (e.g. 30, 30s, 5m, 1m30s); default: until Ctrl-C.
@@ -303,5 +343,19 @@ mod tests {
             assert!(Cli::try_parse_from(args).is_err(), "{ignored:?}");
         }
         assert!(Cli::try_parse_from(["tcpchurn", "replay", "x.trace", "-e", "-r"]).is_ok());
+        let cli = Cli::try_parse_from(["tcpchurn", "doctor", "--json", "--top", "3"]).unwrap();
+        let Command::Doctor(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.json);
+        assert_eq!(args.top, 3);
+    }
+
+    #[test]
+    fn long_version_names_the_commit_and_the_kernel_programs() {
+        let version = Cli::command().render_long_version();
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+        assert!(version.contains("\ncommit   "), "{version}");
+        assert!(version.contains("kernel programs"), "{version}");
     }
 }

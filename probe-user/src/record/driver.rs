@@ -132,7 +132,7 @@ impl<'a> Recorder<'a> {
         let (probe, ring) = KernelProbe::load(tracefs, &options.probe_options(), btf)
             .context("attaching to the kernel")?;
         // On an error from here on, dropping the probe detaches it.
-        let file = dir.create_first(options.force, options.max_size.is_some())?;
+        let file = dir.create_first()?;
         let header = Header::new(options, &probe, btf, start);
         let output = Output::start(dir, file, options.rotate, &header.bytes(0, None))
             .context("writing the trace header")?;

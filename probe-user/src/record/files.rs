@@ -82,6 +82,8 @@ pub struct OutputDir {
     /// The first file's path as given, and its name; parts are `name.1`, `name.2`...
     base: PathBuf,
     name: OsString,
+    /// `--force`: files of an earlier recording are replaced.
+    force: bool,
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {
@@ -140,6 +142,7 @@ impl OutputDir {
             dir_path,
             base: path.to_path_buf(),
             name,
+            force,
         };
         match output.existing(&output.name) {
             Ok(true) if !force => return Err(OutputError::Exists(path.to_path_buf())),
@@ -192,9 +195,8 @@ impl OutputDir {
         name
     }
 
-    /// Whether `name` exists in the directory: false if not, an error if it is a
-    /// symbolic link or not a regular file.
-    fn existing(&self, name: &OsStr) -> Result<bool, io::Error> {
+    /// `name`'s own status (a link is not followed); `None` if there is no such name.
+    fn status(&self, name: &OsStr) -> io::Result<Option<libc::stat>> {
         let c = c_name(name)?;
         // SAFETY: stat is plain data, filled by fstatat.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
@@ -208,13 +210,20 @@ impl OutputDir {
             )
         };
         match check_status(rc) {
-            Ok(()) => match stat.st_mode & libc::S_IFMT {
-                libc::S_IFREG => Ok(true),
-                libc::S_IFLNK => Err(io::Error::from_raw_os_error(libc::ELOOP)),
-                _ => Err(io::Error::from_raw_os_error(libc::EISDIR)),
-            },
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Ok(()) => Ok(Some(stat)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
+        }
+    }
+
+    /// Whether `name` exists in the directory: false if not, an error if it is a
+    /// symbolic link or not a regular file.
+    fn existing(&self, name: &OsStr) -> Result<bool, io::Error> {
+        match self.status(name)?.map(|stat| stat.st_mode & libc::S_IFMT) {
+            None => Ok(false),
+            Some(libc::S_IFREG) => Ok(true),
+            Some(libc::S_IFLNK) => Err(io::Error::from_raw_os_error(libc::ELOOP)),
+            Some(_) => Err(io::Error::from_raw_os_error(libc::EISDIR)),
         }
     }
 
@@ -268,25 +277,18 @@ impl OutputDir {
         Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Creates the first file. With `force`, an existing `FILE` (and, when `rotating`,
-    /// every `FILE.N`) is removed first: a file is replaced, never written into.
-    pub fn create_first(&self, force: bool, rotating: bool) -> Result<fs::File, OutputError> {
+    /// Creates the first file. With `--force`, an existing `FILE` is removed first: a
+    /// file is replaced, never written into.
+    pub fn create_first(&self) -> Result<fs::File, OutputError> {
         let path = self.path(0);
-        let io_error = |error| OutputError::Io {
-            path: path.clone(),
-            error,
-        };
-        if force {
+        if self.force {
             match self.existing(&self.name) {
-                Ok(true) => self.unlink(&self.name).map_err(io_error)?,
+                Ok(true) => self.unlink(&self.name).map_err(|error| OutputError::Io {
+                    path: path.clone(),
+                    error,
+                })?,
                 Ok(false) => {}
                 Err(error) => return Err(classify(&path, error)),
-            }
-            if rotating {
-                for index in self.existing_parts() {
-                    // What cannot be removed (a directory) is stepped over by rotation.
-                    let _removed = self.unlink(&self.name_of(index));
-                }
             }
         }
         self.create_new(&self.name)
@@ -294,12 +296,19 @@ impl OutputDir {
     }
 
     /// Creates file `index`, or the first free one after it: a name someone else took
-    /// is never written into.
+    /// is never written into. With `--force`, a file of an earlier recording (a regular
+    /// file of this user) is replaced when rotation reaches its name, as tcpdump would
+    /// overwrite it: until then it stays.
     pub fn create_part(&self, index: u32) -> Result<NewPart, OutputError> {
         let mut taken = Vec::new();
         for index in index..index.saturating_add(MAX_TAKEN) {
-            let path = self.path(index);
-            match self.create_new(&self.name_of(index)) {
+            let (name, path) = (self.name_of(index), self.path(index));
+            let mut created = self.create_new(&name);
+            if is_taken(&created) && self.force && self.is_ours(&name) && self.unlink(&name).is_ok()
+            {
+                created = self.create_new(&name);
+            }
+            match created {
                 Ok(file) => {
                     return Ok(NewPart {
                         index,
@@ -317,10 +326,27 @@ impl OutputDir {
         })
     }
 
+    /// Whether `name` is a regular file of this process's user (a file of an earlier
+    /// recording, not one another user planted).
+    fn is_ours(&self, name: &OsStr) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        self.status(name)
+            .ok()
+            .flatten()
+            .is_some_and(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFREG && stat.st_uid == uid)
+    }
+
     /// Removes file `index`, one this recording created (`--rotate`).
     pub fn remove(&self, index: u32) -> io::Result<()> {
         self.unlink(&self.name_of(index))
     }
+}
+
+fn is_taken(created: &io::Result<fs::File>) -> bool {
+    created
+        .as_ref()
+        .is_err_and(|error| error.raw_os_error() == Some(libc::EEXIST))
 }
 
 /// The error for a path that could not be created or replaced.
@@ -359,22 +385,19 @@ mod tests {
         let dir = temp_dir("create");
         let path = dir.join("a.trace");
         let output = OutputDir::check(&path, false, false).unwrap();
-        drop(output.create_first(false, false).unwrap());
+        drop(output.create_first().unwrap());
         assert_eq!(mode(&path), 0o600);
         assert!(matches!(
             OutputDir::check(&path, false, false),
             Err(OutputError::Exists(_))
         ));
-        assert!(matches!(
-            output.create_first(false, false),
-            Err(OutputError::Exists(_))
-        ));
+        assert!(matches!(output.create_first(), Err(OutputError::Exists(_))));
         // A file someone else holds open: --force replaces it with a new inode.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
         let old = fs::File::open(&path).unwrap();
         let old_inode = std::os::unix::fs::MetadataExt::ino(&old.metadata().unwrap());
         let output = OutputDir::check(&path, true, false).unwrap();
-        drop(output.create_first(true, false).unwrap());
+        drop(output.create_first().unwrap());
         assert_ne!(
             std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap()),
             old_inode
@@ -406,20 +429,33 @@ mod tests {
     }
 
     #[test]
-    fn parts_of_an_earlier_recording_are_refused_or_removed_with_force() {
+    fn parts_of_an_earlier_recording_are_refused_or_replaced_with_force() {
         let dir = temp_dir("parts");
         let path = dir.join("inc.trace");
-        for name in ["inc.trace.2", "inc.trace.3", "inc.trace.x", "inc.trace.bak"] {
+        for name in ["inc.trace.1", "inc.trace.2", "inc.trace.x", "inc.trace.bak"] {
             fs::write(dir.join(name), b"earlier").unwrap();
         }
         // Without rotation they are not in the way.
         assert!(OutputDir::check(&path, false, false).is_ok());
         let err = OutputDir::check(&path, false, true).unwrap_err();
         assert!(matches!(err, OutputError::PartsExist { ref parts, .. } if parts.len() == 2));
-        assert!(err.to_string().contains("inc.trace.2, "), "{err}");
+        assert!(err.to_string().contains("inc.trace.1, "), "{err}");
+        // With --force they stay until rotation reaches them, then are replaced: a new
+        // file, not the old one written into.
         let output = OutputDir::check(&path, true, true).unwrap();
-        drop(output.create_first(true, true).unwrap());
-        assert!(!dir.join("inc.trace.2").exists() && !dir.join("inc.trace.3").exists());
+        drop(output.create_first().unwrap());
+        assert!(dir.join("inc.trace.2").exists());
+        let old = fs::File::open(dir.join("inc.trace.1")).unwrap();
+        let part = output.create_part(1).unwrap();
+        assert_eq!((part.index, part.taken.len()), (1, 0));
+        assert_eq!(fs::read(dir.join("inc.trace.1")).unwrap(), b"");
+        assert_eq!(io::read_to_string(old).unwrap(), "earlier");
+        // A file of another user is not an earlier recording's: stepped over.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(dir.join("inc.trace.2"), Some(65534), None).unwrap();
+            assert_eq!(output.create_part(2).unwrap().index, 3);
+            assert_eq!(fs::read(dir.join("inc.trace.2")).unwrap(), b"earlier");
+        }
         assert!(dir.join("inc.trace.x").exists() && dir.join("inc.trace.bak").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -429,7 +465,7 @@ mod tests {
         let dir = temp_dir("taken");
         let path = dir.join("x.trace");
         let output = OutputDir::check(&path, false, true).unwrap();
-        drop(output.create_first(false, true).unwrap());
+        drop(output.create_first().unwrap());
         fs::write(dir.join("x.trace.1"), b"someone else's").unwrap();
         std::os::unix::fs::symlink(dir.join("victim"), dir.join("x.trace.2")).unwrap();
         let part = output.create_part(1).unwrap();
