@@ -58,6 +58,18 @@ impl BtfError {
     pub fn is_wrong_file(&self) -> bool {
         matches!(self, Self::NotAFile(_) | Self::TooLarge { .. })
     }
+
+    /// What is wrong, without the path (for a line that names it already).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Read { error, .. } => error.to_string(),
+            Self::NotAFile(_) => "not a regular file".into(),
+            Self::TooLarge { size, .. } => {
+                format!("{size} bytes is too large for kernel BTF (at most {MAX_BTF_BYTES})")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Reads a BTF file: a regular file of at most [`MAX_BTF_BYTES`], checked before it is
