@@ -8,7 +8,7 @@
 
 use std::{
     fs::{self, File},
-    io::Write as _,
+    io::{Read as _, Write as _},
     os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::Path,
     process::{Command, Output, Stdio},
@@ -704,14 +704,17 @@ fn a_second_recording_never_truncates_the_first_ones_rotated_files() {
         contents,
         "the first recording's files changed"
     );
-    // --force replaces a file when rotation reaches its name: never written into.
-    let inode = |name: &str| fs::metadata(scratch.path(name)).ok().map(|m| m.ino());
-    let inodes: Vec<_> = first.iter().map(|n| inode(n)).collect();
+    // --force replaces a file when rotation reaches its name, never writes into it:
+    // the first recording's files, held open, keep what they held.
+    let held: Vec<File> = first
+        .iter()
+        .map(|n| File::open(scratch.path(n)).unwrap())
+        .collect();
     assert_success(&tcpchurn_within(60, &format!("{line} --force")));
-    for ((name, content), before) in first.iter().zip(&contents).zip(inodes) {
-        if inode(name) == before {
-            assert_eq!(&fs::read(scratch.path(name)).unwrap(), content, "{name}");
-        }
+    for ((name, content), mut file) in first.iter().zip(&contents).zip(held) {
+        let mut kept = Vec::new();
+        file.read_to_end(&mut kept).unwrap();
+        assert_eq!(&kept, content, "{name}");
     }
 }
 
