@@ -5,10 +5,8 @@ use std::io::{self, Write};
 
 use crate::{
     model::doctor::{DoctorReport, Holder, NamespaceCensus, Status},
-    render::text::clean,
+    render::text::{clean, wrap},
 };
-
-const WIDTH: usize = 92;
 
 pub fn write_json(out: &mut impl Write, report: &DoctorReport) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
@@ -209,23 +207,9 @@ fn write_holder(out: &mut impl Write, h: &Holder) -> io::Result<()> {
     )
 }
 
-/// Writes `text` wrapped at [`WIDTH`], every line starting with `indent`.
+/// Writes `text` wrapped to the terminal width, every line starting with `indent`.
 fn wrapped(out: &mut impl Write, indent: &str, text: &str) -> io::Result<()> {
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > WIDTH {
-            writeln!(out, "{indent}{line}")?;
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        writeln!(out, "{indent}{line}")?;
-    }
-    Ok(())
+    writeln!(out, "{}", wrap(text, indent, indent))
 }
 
 /// Text from the system (process names, host names) as a terminal may show it: a
