@@ -556,7 +556,7 @@ mod tests {
             observation: Observation::SendReset {
                 skaddr,
                 state: Some(TcpState::Close),
-                reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                reason: Some(ResetReason::TCP_ABORT_ON_CLOSE),
                 tuple: t,
             },
             ..state(ts_ns, 1, 0, TcpState::Close, TcpState::Close, t)

@@ -83,7 +83,7 @@ impl Script {
             ts_ns: self.ts,
             socket,
             state: Some(TcpState::Close),
-            reason,
+            reason: Some(reason),
             context: context(by),
             task: by,
         }));
