@@ -261,7 +261,9 @@ pub struct BtfStateOffsets {
     pub sport: u32,
     /// `struct task_struct`: `comm` (16 bytes).
     pub task_comm: u32,
-    pub reserved: u32,
+    /// `struct sock`: `sk_err` (4 bytes), for the `tp_btf` error-report program; 0 when
+    /// unresolved (then error reports come from the classic tracepoint).
+    pub sk_err: u32,
 }
 
 impl BtfStateOffsets {
@@ -277,7 +279,7 @@ impl BtfStateOffsets {
         daddr_v6: 0,
         sport: 0,
         task_comm: 0,
-        reserved: 0,
+        sk_err: 0,
     };
 }
 
@@ -286,6 +288,10 @@ impl BtfStateOffsets {
 /// record since Linux 5.6 (from [`RECORD_START`]), filled the way the tracepoint's
 /// `TP_fast_assign` fills it (host-order ports, IPv4 addresses also v4-mapped in the
 /// IPv6 fields). The bytes from [`state_record::LEN`] on are zero.
+///
+/// Error reports recorded by the `tp_btf` error-report program use the same layout,
+/// with `int error` (`sk->sk_err`) at [`state_record::ERROR`] instead of the states:
+/// unlike the classic `inet_sk_error_report` record, it names its socket.
 pub mod state_record {
     /// `const void *skaddr`.
     pub const SKADDR: usize = 0;
@@ -293,6 +299,8 @@ pub mod state_record {
     pub const OLDSTATE: usize = 8;
     /// `int newstate`.
     pub const NEWSTATE: usize = 12;
+    /// `int error`, in error reports (where the states are not).
+    pub const ERROR: usize = 8;
     /// `__u16 sport`, host order.
     pub const SPORT: usize = 16;
     /// `__u16 dport`, host order.

@@ -115,6 +115,15 @@ mod probe {
         0
     }
 
+    /// The error-report program used when the kernel has BTF: it gets the socket
+    /// itself, which the classic record does not name (there, a report is paired with
+    /// the last socket event on its CPU, which another socket's event can come between).
+    #[btf_tracepoint(function = "inet_sk_error_report")]
+    pub fn inet_sk_error_report_btf(ctx: BtfTracePointContext) -> i32 {
+        error_report_btf(&ctx);
+        0
+    }
+
     fn set_cpu_context(value: ExecContext) {
         if let Some(slot) = CPU_CONTEXT.get_ptr_mut(0) {
             // SAFETY: a per-CPU array slot, written only from this CPU.
@@ -525,6 +534,7 @@ mod probe {
         state_record::SKADDR == 0
             && state_record::OLDSTATE == 8
             && state_record::NEWSTATE == 12
+            && state_record::ERROR == 8
             && state_record::SPORT == 16
             && state_record::DPORT == 18
             && state_record::FAMILY == 20
@@ -535,23 +545,25 @@ mod probe {
             && state_record::DADDR_V6 == 48
     );
 
-    /// The `tp_btf` state change: the same event as the classic program, with the
-    /// record built from the socket in the [`state_record`] layout, the way the
-    /// tracepoint's `TP_fast_assign` builds it.
-    ///
-    /// Netns and cgroup are five direct loads (no helper calls).
+    /// A TCP socket as a BTF pointer, with its ports (host order), as the `tp_btf`
+    /// programs read it.
+    struct BtfSocket {
+        sk: *const u8,
+        sport: u16,
+        dport: u16,
+        protocol: u16,
+    }
+
+    /// The socket's ports, if it is a TCP socket whose ports pass the `--port` filter.
     #[inline(always)]
-    fn state_change_btf(ctx: &BtfTracePointContext) {
-        let sk: *const u8 = ctx.arg(0);
-        let oldstate: u32 = ctx.arg(1);
-        let newstate: u32 = ctx.arg(2);
+    fn btf_socket(sk: *const u8) -> Option<BtfSocket> {
         if sk.is_null() {
-            return;
+            return None;
         }
         let off = config(&CONFIG.btf_state);
         let protocol: u16 = btf_load(sk, off.protocol);
         if u64::from(protocol) != IPPROTO_TCP {
-            return;
+            return None;
         }
         // `inet_sport` lies past `struct sock`, where a `struct sock` pointer may not
         // load: look at the socket as the `tcp_sock` it is.
@@ -567,10 +579,18 @@ mod probe {
         };
         let sport = u16::from_be(sport_be);
         let dport = u16::from_be(btf_load::<u16>(sk, off.dport));
-        if !ports_allowed(sport, dport) {
-            return;
-        }
+        ports_allowed(sport, dport).then_some(BtfSocket {
+            sk,
+            sport,
+            dport,
+            protocol,
+        })
+    }
 
+    /// The socket's namespace and cgroup (0 when unknown), if the namespace passes the
+    /// `--netns` filter. Five direct loads, no helper calls.
+    #[inline(always)]
+    fn btf_scope(sk: *const u8) -> Option<(u32, u64)> {
         let sock = config(&CONFIG.sock);
         let netns = if sock.netns_valid != 0 {
             let net: *const u8 = btf_load(sk, sock.sk_net);
@@ -583,7 +603,7 @@ mod probe {
             0
         };
         if !netns_allowed(netns) {
-            return;
+            return None;
         }
         let mut cgroup_id = 0;
         if sock.cgroup_valid != 0 {
@@ -595,18 +615,26 @@ mod probe {
                 }
             }
         }
-        let pairs = socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
+        Some((netns, cgroup_id))
+    }
 
+    /// The record of a `tp_btf` event in the [`state_record`] layout, the way the
+    /// tracepoints' `TP_fast_assign` build theirs; `word1` goes at byte 8 (the states,
+    /// or an error report's errno).
+    #[inline(always)]
+    fn btf_record(socket: &BtfSocket, word1: u64) -> Words {
+        let off = config(&CONFIG.btf_state);
+        let sk = socket.sk;
         let family: u16 = btf_load(sk, off.family);
         let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
         let daddr = u64::from(btf_load::<u32>(sk, off.daddr));
         let mut record: Words = [0; RECORD_WORDS];
         record[state_record::SKADDR / 8] = sk as u64;
-        record[state_record::OLDSTATE / 8] = u64::from(oldstate) | (u64::from(newstate) << 32);
-        record[state_record::SPORT / 8] = u64::from(sport)
-            | (u64::from(dport) << 16)
+        record[state_record::OLDSTATE / 8] = word1;
+        record[state_record::SPORT / 8] = u64::from(socket.sport)
+            | (u64::from(socket.dport) << 16)
             | (u64::from(family) << 32)
-            | (u64::from(protocol) << 48);
+            | (u64::from(socket.protocol) << 48);
         record[state_record::SADDR / 8] = saddr | (daddr << 32);
         const V6: usize = state_record::SADDR_V6 / 8;
         const V6D: usize = state_record::DADDR_V6 / 8;
@@ -620,6 +648,24 @@ mod probe {
             record[V6 + 1] = (0xffff << 16) | (saddr << 32);
             record[V6D + 1] = (0xffff << 16) | (daddr << 32);
         }
+        record
+    }
+
+    /// The `tp_btf` state change: the same event as the classic program, with the
+    /// record built from the socket in the [`state_record`] layout.
+    #[inline(always)]
+    fn state_change_btf(ctx: &BtfTracePointContext) {
+        let sk: *const u8 = ctx.arg(0);
+        let oldstate: u32 = ctx.arg(1);
+        let newstate: u32 = ctx.arg(2);
+        let Some(socket) = btf_socket(sk) else {
+            return;
+        };
+        let Some((netns, cgroup_id)) = btf_scope(sk) else {
+            return;
+        };
+        let pairs = socket_seen(ctx, netns, u64::from(socket.sport), u64::from(socket.dport));
+        let record = btf_record(&socket, u64::from(oldstate) | (u64::from(newstate) << 32));
         submit(
             EventKind::StateChange,
             &record,
@@ -627,6 +673,33 @@ mod probe {
             cgroup_id,
             Comm::TaskBtf,
             pairs,
+        );
+    }
+
+    /// The `tp_btf` error report: `sk->sk_err` at [`state_record::ERROR`], with the
+    /// socket's own address, namespace and cgroup. Reports of error 0 are dropped, as
+    /// in the classic program (a failed `connect()` emits one after the real error).
+    #[inline(always)]
+    fn error_report_btf(ctx: &BtfTracePointContext) {
+        let sk: *const u8 = ctx.arg(0);
+        let Some(socket) = btf_socket(sk) else {
+            return;
+        };
+        let error: u32 = btf_load(sk, config(&CONFIG.btf_state).sk_err);
+        if error == 0 {
+            return;
+        }
+        let Some((netns, cgroup_id)) = btf_scope(sk) else {
+            return;
+        };
+        let record = btf_record(&socket, u64::from(error));
+        submit(
+            EventKind::ErrorReport,
+            &record,
+            netns,
+            cgroup_id,
+            Comm::TaskBtf,
+            None,
         );
     }
 

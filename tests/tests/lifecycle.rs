@@ -11,8 +11,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use serde_json::Value;
 use tcpchurn_tests::{
-    Layout, Peer, Scratch, conns_where, event_ip, privileged_tests, record, replay_events,
-    transitions_of,
+    Layout, Peer, Scratch, attachment, conns_where, event_ip, kernel_has_btf, privileged_tests,
+    record, replay_events, transitions_of,
 };
 
 const PORT: u16 = 4181;
@@ -27,6 +27,8 @@ struct Run {
     client_port: Option<u16>,
     server_netns: u64,
     client_netns: u64,
+    /// How the trace header says error reports were recorded.
+    error_reports: String,
 }
 
 fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, listen: bool) -> Run {
@@ -68,6 +70,7 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
     recorder.stop().unwrap().ensure_success().unwrap();
 
     let events = replay_events(&trace);
+    let error_reports = attachment(&trace, "sock:inet_sk_error_report");
     let client_conns = conns_where(&events, |e| {
         event_ip(e, "laddr") == client_ip && event_ip(e, "raddr") == server_ip && e["rport"] == PORT
     });
@@ -91,6 +94,7 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
         client_port,
         server_netns: layout.server_ns().inode,
         client_netns: layout.client_ns().inode,
+        error_reports,
     }
 }
 
@@ -212,6 +216,17 @@ fn server_resets(veth: bool, v6: bool) {
     assert_eq!(received["pid"], run.client_pid, "{received}");
     let error = find("socket_error", client).expect("no error reported to the client");
     assert_eq!(error["error"], "ECONNRESET", "{error}");
+    // Where the kernel has BTF, error reports come from the BTF-enabled tracepoint and
+    // name their socket: the report is the client's, whatever else ran on its CPU.
+    if kernel_has_btf() {
+        assert_eq!(run.error_reports, "tp_btf");
+    } else {
+        assert!(
+            run.error_reports.starts_with("classic tracepoint"),
+            "{}",
+            run.error_reports
+        );
+    }
 }
 
 fn connect_refused(veth: bool, v6: bool) {

@@ -54,6 +54,9 @@ pub enum Observation {
         tuple: SocketTuple,
     },
     ErrorReport {
+        /// The socket, when the `tp_btf` program recorded the report; 0 from the
+        /// classic tracepoint, whose record names no socket.
+        skaddr: u64,
         errno: i32,
         tuple: SocketTuple,
     },
@@ -226,6 +229,7 @@ pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, D
                 .ok_or(DecodeError::NoLayout(kind))?;
             let raw = field(layout.error)? as u32;
             Observation::ErrorReport {
+                skaddr: layout.skaddr.map(field).transpose()?.unwrap_or(0),
                 // The kernel reports a positive errno; be lenient about a negative one.
                 errno: (raw as i32).abs(),
                 tuple: tuple_from(record, &layout.tuple)?,

@@ -5,7 +5,10 @@ mod attach;
 mod counters;
 mod ring;
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -19,6 +22,7 @@ use probe_common::{
 pub use self::{counters::KernelCounters, ring::EventRing};
 use crate::{
     kernel::{
+        btf,
         layouts::{
             ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
         },
@@ -209,8 +213,7 @@ impl KernelProbe {
         let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
         let config = probe_config(&layouts, btf, options);
         debug!("kernel program config: {config:?}");
-        // aya reads the same BTF as the offsets: for the loader, and as the target of
-        // the `tp_btf` program.
+        // aya reads the same BTF as the offsets for the loader.
         let target = match &btf.raw {
             Some(raw) => aya::Btf::parse(raw, aya::Endianness::default())
                 .map_err(|err| format!("reading {}: {err}", btf.path.display())),
@@ -226,13 +229,36 @@ impl KernelProbe {
         let softirq_tracking = softirq.attached;
         tracepoints.push(softirq);
         tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
-        let tp_btf = if options.tp_btf {
-            (btf.state.as_ref().map_err(Clone::clone))
-                .and_then(|_| target.as_ref().map_err(Clone::clone))
-        } else {
+        // The `tp_btf` programs name their tracepoint by a type id of the running
+        // kernel's own BTF: a file for another build (`--btf`, as from BTFHub for a kernel
+        // without BTF) only gives offsets.
+        let own = if !options.tp_btf {
             Err("not used (--no-tp-btf)".to_owned())
+        } else if btf.path == Path::new(btf::VMLINUX) {
+            target
+        } else {
+            running_kernel_btf()
         };
-        let (state_change, status) = attach::state_change(&mut ebpf, layouts.state_change, tp_btf)?;
+        let state = btf.state.as_ref().map_err(Clone::clone);
+        let tp_btf = || {
+            state
+                .clone()
+                .and_then(|_| own.as_ref().map_err(Clone::clone))
+        };
+        let error_tp_btf = tp_btf().and_then(|target| {
+            let known = state.as_ref().is_ok_and(|offsets| offsets.sk_err != 0);
+            known
+                .then_some(target)
+                .ok_or_else(|| "no sk_err in kernel BTF".to_owned())
+        });
+        if let Some((layout, status)) =
+            attach::error_report(&mut ebpf, layouts.error_report, error_tp_btf)
+        {
+            layouts.error_report = layout;
+            tracepoints.push(status);
+        }
+        let (state_change, status) =
+            attach::state_change(&mut ebpf, layouts.state_change, tp_btf())?;
         layouts.state_change = state_change;
         tracepoints.insert(0, status);
 
@@ -277,6 +303,17 @@ impl KernelProbe {
         counters.recursion_missed = recursion_missed;
         Ok(counters)
     }
+}
+
+/// The running kernel's own BTF, for the `tp_btf` programs; a kernel that does not
+/// expose it has none to attach them with.
+fn running_kernel_btf() -> Result<aya::Btf, String> {
+    let path = Path::new(btf::VMLINUX);
+    if !path.exists() {
+        return Err("no kernel BTF".into());
+    }
+    aya::Btf::parse_file(path, aya::Endianness::default())
+        .map_err(|err| format!("reading {}: {err}", path.display()))
 }
 
 /// The ring buffer and the counters, owned apart from the programs so that both can be
