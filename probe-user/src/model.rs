@@ -10,7 +10,9 @@ pub use probe_common::ExecContext;
 
 pub use self::{
     filter::EndpointFilter,
-    recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
+    recorder::{
+        Filters, KernelFeatures, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus,
+    },
     window::{TimeWindow, duration_ns},
 };
 

@@ -35,6 +35,9 @@ pub use crate::{
     },
     scratch::Scratch,
     ss::{SsSocket, ss},
-    trace_file::{attachment, open_trace, state_change_attachment, trace_meta},
+    trace_file::{
+        attachment, expected_reason, kernel_features, open_trace, state_change_attachment,
+        trace_meta,
+    },
     verdict::verdict_pair,
 };

@@ -24,12 +24,13 @@ use crate::{
     kernel::{
         btf,
         layouts::{
-            ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+            ErrorReportLayout, Layouts, ReceiveResetLayout, ResetAddrs, SendResetLayout,
+            StateChangeLayout,
         },
         offsets::KernelBtf,
         tracefs::{FormatError, FormatFile, Tracefs, TracefsError},
     },
-    model::{Filters, TracepointStatus},
+    model::{Filters, KernelFeatures, TracepointStatus},
 };
 
 /// The compiled kernel program.
@@ -90,6 +91,8 @@ pub struct KernelProbe {
     pub softirq_tracking: bool,
     /// The layouts of the records the attached programs write.
     pub layouts: Layouts,
+    /// What the attached tracepoints give, where kernels differ.
+    pub features: KernelFeatures,
 }
 
 impl std::fmt::Debug for KernelProbe {
@@ -262,9 +265,11 @@ impl KernelProbe {
         layouts.state_change = state_change;
         tracepoints.insert(0, status);
 
+        let features = kernel_features(&layouts, &tracepoints);
         let (ring, counters) = take_maps(&mut ebpf)?;
         Ok((
             Self {
+                features,
                 event_program_fds: event_program_fds(&ebpf),
                 logger: logger(&mut ebpf),
                 ebpf,
@@ -302,6 +307,21 @@ impl KernelProbe {
         let mut counters = counters::read_counters(&self.counters)?;
         counters.recursion_missed = recursion_missed;
         Ok(counters)
+    }
+}
+
+/// What the attached tracepoints give, where kernels differ (docs/kernel-facts.md §6).
+fn kernel_features(layouts: &Layouts, tracepoints: &[TracepointStatus]) -> KernelFeatures {
+    let attached = |name: &str| tracepoints.iter().any(|t| t.name == name && t.attached);
+    let send_reset = layouts
+        .send_reset
+        .filter(|_| attached("tcp:tcp_send_reset"));
+    KernelFeatures {
+        reset_reason: send_reset.is_some_and(|l| l.reason.is_some()),
+        // The sockaddr layout came with the rewrite that traces RSTs without a socket.
+        reset_without_socket: send_reset
+            .is_some_and(|l| matches!(l.addrs, ResetAddrs::Sockaddr { .. })),
+        error_report_socket: layouts.error_report == Some(ErrorReportLayout::TP_BTF),
     }
 }
 
