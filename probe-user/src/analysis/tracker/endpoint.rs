@@ -202,7 +202,10 @@ impl Endpoint {
     /// This socket sent an RST.
     pub fn on_reset_sent(&mut self, reason: Option<ResetReason>) {
         self.rst_sent = true;
-        if reason == Some(ResetReason::TCP_ABORT_ON_DATA) && self.rst_received {
+        // A kernel without reasons (before 6.10) shows the same: a socket never answers
+        // an RST with one.
+        let abort_on_data = matches!(reason, Some(ResetReason::TCP_ABORT_ON_DATA) | None);
+        if abort_on_data && self.rst_received {
             // Data arrived after shutdown(SHUT_RD): the kernel resets the socket itself
             // (`tcp_reset()` fires tcp_receive_reset) and then sends this RST. The peer
             // sent none.
