@@ -1,5 +1,5 @@
-//! What the kernel under test gives, and how fast the machine runs: the same tests
-//! pass on every kernel of the matrix (`cargo xtask kernels`, docs/kernels.md).
+//! What the kernel under test gives: the same tests pass on every kernel of the matrix
+//! (`cargo xtask kernels`, docs/kernels.md).
 
 use std::path::{Path, PathBuf};
 
@@ -13,14 +13,4 @@ pub fn test_btf() -> Option<PathBuf> {
 /// Whether the kernel exposes its own BTF: the `tp_btf` programs need it.
 pub fn kernel_has_btf() -> bool {
     Path::new("/sys/kernel/btf/vmlinux").exists()
-}
-
-/// How much longer than on the host timing-based steps may take
-/// (`TCPCHURN_TEST_TIME_SCALE`, e.g. 6 in an emulated guest; default 1).
-pub fn time_scale() -> u32 {
-    std::env::var("TCPCHURN_TEST_TIME_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&s| s >= 1)
-        .unwrap_or(1)
 }

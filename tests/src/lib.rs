@@ -21,12 +21,12 @@ mod ss;
 mod trace_file;
 mod verdict;
 
-pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology};
+pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_scale};
 
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
-    kernel::{kernel_has_btf, test_btf, time_scale},
+    kernel::{kernel_has_btf, test_btf},
     layout::Layout,
     peer::Peer,
     privileged::require_root,

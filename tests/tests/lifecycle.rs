@@ -13,7 +13,7 @@ use serde_json::Value;
 use tcpchurn::trace::KernelFeatures;
 use tcpchurn_tests::{
     Layout, Peer, Scratch, attachment, conns_where, event_ip, expected_reason, kernel_features,
-    kernel_has_btf, privileged_tests, record, replay_events, transitions_of,
+    kernel_has_btf, privileged_tests, record, replay_events, time_scale, transitions_of,
 };
 
 const PORT: u16 = 4181;
@@ -41,6 +41,14 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
     let trace = scratch.path("t.trace");
     let recorder = record(&trace, layout.netns_args());
 
+    // A server that resets waits until the client has returned from connect(): on one
+    // slow CPU an RST right after accept() can come first, and connect() then fails
+    // with ECONNRESET instead of connecting.
+    let delay_ms = if server_behaviour == "reset" {
+        200 * time_scale()
+    } else {
+        0
+    };
     let server = listen.then(|| {
         Peer::server(
             Some(layout.server_ns()),
@@ -51,6 +59,8 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
                 "1",
                 "--behaviour",
                 server_behaviour,
+                "--delay-ms",
+                &delay_ms.to_string(),
             ],
         )
     });
