@@ -115,12 +115,14 @@ mod probe {
         0
     }
 
-    /// The error-report program used when the kernel has BTF: it gets the socket
-    /// itself, which the classic record does not name (there, a report is paired with
-    /// the last socket event on its CPU, which another socket's event can come between).
-    #[btf_tracepoint(function = "inet_sk_error_report")]
-    pub fn inet_sk_error_report_btf(ctx: BtfTracePointContext) -> i32 {
-        error_report_btf(&ctx);
+    /// The error-report program used when the socket's offsets are known (from kernel
+    /// BTF or a `--btf` file): the raw tracepoint's argument is the socket itself, which
+    /// the classic record does not name (there, a report is paired with the last socket
+    /// event on its CPU, which another socket's event can come between, or a stalled CPU
+    /// can delay past the pairing window). Raw tracepoints need no kernel BTF.
+    #[raw_tracepoint(tracepoint = "inet_sk_error_report")]
+    pub fn inet_sk_error_report_raw(ctx: RawTracePointContext) -> i32 {
+        error_report_raw(&ctx);
         0
     }
 
@@ -545,25 +547,23 @@ mod probe {
             && state_record::DADDR_V6 == 48
     );
 
-    /// A TCP socket as a BTF pointer, with its ports (host order), as the `tp_btf`
-    /// programs read it.
-    struct BtfSocket {
-        sk: *const u8,
-        sport: u16,
-        dport: u16,
-        protocol: u16,
-    }
-
-    /// The socket's ports, if it is a TCP socket whose ports pass the `--port` filter.
+    /// The `tp_btf` state change: the same event as the classic program, with the
+    /// record built from the socket in the [`state_record`] layout, the way the
+    /// tracepoint's `TP_fast_assign` builds it.
+    ///
+    /// Netns and cgroup are five direct loads (no helper calls).
     #[inline(always)]
-    fn btf_socket(sk: *const u8) -> Option<BtfSocket> {
+    fn state_change_btf(ctx: &BtfTracePointContext) {
+        let sk: *const u8 = ctx.arg(0);
+        let oldstate: u32 = ctx.arg(1);
+        let newstate: u32 = ctx.arg(2);
         if sk.is_null() {
-            return None;
+            return;
         }
         let off = config(&CONFIG.btf_state);
         let protocol: u16 = btf_load(sk, off.protocol);
         if u64::from(protocol) != IPPROTO_TCP {
-            return None;
+            return;
         }
         // `inet_sport` lies past `struct sock`, where a `struct sock` pointer may not
         // load: look at the socket as the `tcp_sock` it is.
@@ -579,18 +579,10 @@ mod probe {
         };
         let sport = u16::from_be(sport_be);
         let dport = u16::from_be(btf_load::<u16>(sk, off.dport));
-        ports_allowed(sport, dport).then_some(BtfSocket {
-            sk,
-            sport,
-            dport,
-            protocol,
-        })
-    }
+        if !ports_allowed(sport, dport) {
+            return;
+        }
 
-    /// The socket's namespace and cgroup (0 when unknown), if the namespace passes the
-    /// `--netns` filter. Five direct loads, no helper calls.
-    #[inline(always)]
-    fn btf_scope(sk: *const u8) -> Option<(u32, u64)> {
         let sock = config(&CONFIG.sock);
         let netns = if sock.netns_valid != 0 {
             let net: *const u8 = btf_load(sk, sock.sk_net);
@@ -603,7 +595,7 @@ mod probe {
             0
         };
         if !netns_allowed(netns) {
-            return None;
+            return;
         }
         let mut cgroup_id = 0;
         if sock.cgroup_valid != 0 {
@@ -615,26 +607,18 @@ mod probe {
                 }
             }
         }
-        Some((netns, cgroup_id))
-    }
+        let pairs = socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
 
-    /// The record of a `tp_btf` event in the [`state_record`] layout, the way the
-    /// tracepoints' `TP_fast_assign` build theirs; `word1` goes at byte 8 (the states,
-    /// or an error report's errno).
-    #[inline(always)]
-    fn btf_record(socket: &BtfSocket, word1: u64) -> Words {
-        let off = config(&CONFIG.btf_state);
-        let sk = socket.sk;
         let family: u16 = btf_load(sk, off.family);
         let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
         let daddr = u64::from(btf_load::<u32>(sk, off.daddr));
         let mut record: Words = [0; RECORD_WORDS];
         record[state_record::SKADDR / 8] = sk as u64;
-        record[state_record::OLDSTATE / 8] = word1;
-        record[state_record::SPORT / 8] = u64::from(socket.sport)
-            | (u64::from(socket.dport) << 16)
+        record[state_record::OLDSTATE / 8] = u64::from(oldstate) | (u64::from(newstate) << 32);
+        record[state_record::SPORT / 8] = u64::from(sport)
+            | (u64::from(dport) << 16)
             | (u64::from(family) << 32)
-            | (u64::from(socket.protocol) << 48);
+            | (u64::from(protocol) << 48);
         record[state_record::SADDR / 8] = saddr | (daddr << 32);
         const V6: usize = state_record::SADDR_V6 / 8;
         const V6D: usize = state_record::DADDR_V6 / 8;
@@ -648,24 +632,6 @@ mod probe {
             record[V6 + 1] = (0xffff << 16) | (saddr << 32);
             record[V6D + 1] = (0xffff << 16) | (daddr << 32);
         }
-        record
-    }
-
-    /// The `tp_btf` state change: the same event as the classic program, with the
-    /// record built from the socket in the [`state_record`] layout.
-    #[inline(always)]
-    fn state_change_btf(ctx: &BtfTracePointContext) {
-        let sk: *const u8 = ctx.arg(0);
-        let oldstate: u32 = ctx.arg(1);
-        let newstate: u32 = ctx.arg(2);
-        let Some(socket) = btf_socket(sk) else {
-            return;
-        };
-        let Some((netns, cgroup_id)) = btf_scope(sk) else {
-            return;
-        };
-        let pairs = socket_seen(ctx, netns, u64::from(socket.sport), u64::from(socket.dport));
-        let record = btf_record(&socket, u64::from(oldstate) | (u64::from(newstate) << 32));
         submit(
             EventKind::StateChange,
             &record,
@@ -676,29 +642,65 @@ mod probe {
         );
     }
 
-    /// The `tp_btf` error report: `sk->sk_err` at [`state_record::ERROR`], with the
-    /// socket's own address, namespace and cgroup. Reports of error 0 are dropped, as
-    /// in the classic program (a failed `connect()` emits one after the real error).
+    /// The raw-tracepoint error report (rare: one per failed connection at most): the
+    /// socket read with probe reads at the BTF offsets, in the [`state_record`] layout
+    /// with `sk->sk_err` at [`state_record::ERROR`], and its own namespace and cgroup.
+    /// Reports of error 0 are dropped, as in the classic program (a failed `connect()`
+    /// emits one after the real error).
     #[inline(always)]
-    fn error_report_btf(ctx: &BtfTracePointContext) {
-        let sk: *const u8 = ctx.arg(0);
-        let Some(socket) = btf_socket(sk) else {
+    fn error_report_raw(ctx: &RawTracePointContext) {
+        let sk: u64 = ctx.arg(0);
+        let off = config(&CONFIG.btf_state);
+        let read_u16 = |at: u32| read_kernel::<u16>(sk + u64::from(at)).unwrap_or(0);
+        let read_u32 = |at: u32| read_kernel::<u32>(sk + u64::from(at)).unwrap_or(0);
+        let read_u64 = |at: u32| read_kernel::<u64>(sk + u64::from(at)).unwrap_or(0);
+        if sk == 0 || off.valid == 0 || u64::from(read_u16(off.protocol)) != IPPROTO_TCP {
             return;
-        };
-        let error: u32 = btf_load(sk, config(&CONFIG.btf_state).sk_err);
+        }
+        let error = read_u32(off.sk_err);
         if error == 0 {
             return;
         }
-        let Some((netns, cgroup_id)) = btf_scope(sk) else {
+        // Ports in network order in the socket; the record has them in host order.
+        let sport = u16::from_be(read_u16(off.sport));
+        let dport = u16::from_be(read_u16(off.dport));
+        if !ports_allowed(sport, dport) {
             return;
-        };
-        let record = btf_record(&socket, u64::from(error));
+        }
+        let netns = socket_netns(sk).unwrap_or(0);
+        if !netns_allowed(netns) {
+            return;
+        }
+        let cgroup_id = socket_cgroup(sk).unwrap_or(0);
+        let family = read_u16(off.family);
+        let saddr = u64::from(read_u32(off.saddr));
+        let daddr = u64::from(read_u32(off.daddr));
+        let mut record: Words = [0; RECORD_WORDS];
+        record[state_record::SKADDR / 8] = sk;
+        record[state_record::ERROR / 8] = u64::from(error);
+        record[state_record::SPORT / 8] = u64::from(sport)
+            | (u64::from(dport) << 16)
+            | (u64::from(family) << 32)
+            | (IPPROTO_TCP << 48);
+        record[state_record::SADDR / 8] = saddr | (daddr << 32);
+        const V6: usize = state_record::SADDR_V6 / 8;
+        const V6D: usize = state_record::DADDR_V6 / 8;
+        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
+            record[V6] = read_u64(off.saddr_v6);
+            record[V6 + 1] = read_u64(off.saddr_v6 + 8);
+            record[V6D] = read_u64(off.daddr_v6);
+            record[V6D + 1] = read_u64(off.daddr_v6 + 8);
+        } else {
+            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
+            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
+            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
+        }
         submit(
             EventKind::ErrorReport,
             &record,
             netns,
             cgroup_id,
-            Comm::TaskBtf,
+            Comm::Helper,
             None,
         );
     }

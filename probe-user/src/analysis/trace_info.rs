@@ -34,7 +34,7 @@ pub enum KernelLimit {
     /// `tcp:tcp_send_reset` does not fire for RSTs sent without a socket (before 6.10):
     /// a connect refused here is seen only from its client's side.
     ResetWithoutSocket,
-    /// Error reports do not name their socket (no BTF-enabled tracepoint): each is
+    /// Error reports do not name their socket (no BTF, so no socket offsets): each is
     /// paired with the last socket event on its CPU.
     ErrorReportSocket,
 }

@@ -54,7 +54,7 @@ pub enum Observation {
         tuple: SocketTuple,
     },
     ErrorReport {
-        /// The socket, when the `tp_btf` program recorded the report; 0 from the
+        /// The socket, when the raw-tracepoint program recorded the report; 0 from the
         /// classic tracepoint, whose record names no socket.
         skaddr: u64,
         errno: i32,

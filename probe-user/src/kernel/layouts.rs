@@ -349,10 +349,10 @@ impl ReceiveResetLayout {
 }
 
 /// `sock:inet_sk_error_report` (5.14+). Its tracefs record has no socket pointer; the
-/// `tp_btf` program's record ([`Self::TP_BTF`]) has one.
+/// record of the program that reads the socket ([`Self::FROM_SOCKET`]) has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorReportLayout {
-    /// Only in records of the `tp_btf` program.
+    /// Only in records of the program that reads the socket.
     pub skaddr: Option<Field>,
     pub error: Field,
     pub protocol: Field,
@@ -362,9 +362,10 @@ pub struct ErrorReportLayout {
 impl ErrorReportLayout {
     pub const TRACEPOINT: (&'static str, &'static str) = ("sock", "inet_sk_error_report");
 
-    /// The fixed layout the `tp_btf` error-report program writes: the state-change
-    /// layout with `int error` where the states are ([`probe_common::state_record`]).
-    pub const TP_BTF: Self = {
+    /// The fixed layout the raw-tracepoint error-report program writes, reading the
+    /// socket: the state-change layout with `int error` where the states are
+    /// ([`probe_common::state_record`]).
+    pub const FROM_SOCKET: Self = {
         let state = StateChangeLayout::TP_BTF;
         Self {
             skaddr: Some(state.skaddr),

@@ -70,7 +70,8 @@ pub struct KernelFeatures {
     /// refused for want of a listener, segments for a timewait socket (6.10+; before,
     /// `tcp_v4_send_reset` traced only full sockets).
     pub reset_without_socket: bool,
-    /// Error reports name their socket (`tp_btf`); otherwise each is paired with the
+    /// Error reports name their socket (the raw tracepoint, which needs the socket's
+    /// offsets from BTF: the kernel's or a `--btf` file); otherwise each is paired with the
     /// last socket event on its CPU, which fails when another socket's event comes in
     /// between or the report comes late.
     pub error_report_socket: bool,

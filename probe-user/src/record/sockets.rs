@@ -462,7 +462,7 @@ impl SocketTable {
             }))
     }
 
-    /// An error report that names its socket (the `tp_btf` program): the live or
+    /// An error report that names its socket (the raw-tracepoint program): the live or
     /// just-closed connection on that address, unless the address already belongs to
     /// a socket with another local port (one the recorder has not seen yet).
     fn error_socket(&self, skaddr: u64, tuple: &SocketTuple) -> Option<Conn> {
@@ -722,7 +722,7 @@ mod tests {
         assert_eq!(table.tracked(), 0);
     }
 
-    /// A report from the `tp_btf` program names its socket: it finds its connection
+    /// A report from the raw-tracepoint program names its socket: it finds its connection
     /// whatever came in between on the CPU, and however late (a preempted softirq
     /// thread, an emulated CPU), which pairing by CPU and time cannot.
     #[test]

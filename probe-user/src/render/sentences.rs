@@ -62,7 +62,7 @@ pub fn kernel_limit(limit: KernelLimit) -> &'static str {
              from its client's side, so refusals of clients not traced here are not counted"
         }
         KernelLimit::ErrorReportSocket => {
-            "which socket each error report is for (no BTF-enabled tracepoint): reports \
+            "which socket each error report is for (no BTF, so no socket offsets): reports \
              are paired with the last socket event on their CPU, and one that cannot be \
              paired has no connection"
         }

@@ -88,7 +88,7 @@ impl fmt::Display for Problem {
 pub struct Attachments {
     /// `tp_btf` or `classic` for state changes.
     pub state_changes: String,
-    /// `tp_btf`, `classic`, or `-` for error reports.
+    /// `raw`, `classic`, or `-` for error reports.
     pub error_reports: String,
     /// Tracepoints that did not attach.
     pub missing: Vec<String>,
@@ -98,6 +98,7 @@ fn how(detail: Option<&str>, attached: bool) -> String {
     match detail {
         _ if !attached => "-".into(),
         Some(d) if d.starts_with("tp_btf") => "tp_btf".into(),
+        Some(d) if d.starts_with("raw tracepoint") => "raw".into(),
         _ => "classic".into(),
     }
 }
@@ -241,11 +242,17 @@ mod tests {
     fn attachments_come_from_the_replayed_header() {
         let json = r#"{"trace":{"tracepoints":[
             {"name":"sock:inet_sock_set_state","attached":true,"detail":"tp_btf"},
-            {"name":"sock:inet_sk_error_report","attached":true,"detail":"classic tracepoint (tp_btf: no kernel BTF)"}],
+            {"name":"sock:inet_sk_error_report","attached":true,"detail":"classic tracepoint (raw tracepoint: no kernel BTF)"}],
             "missing_tracepoints":["tcp:tcp_receive_reset (not available on this kernel)"]}}"#;
         let a = Attachments::from_replay(json).unwrap();
         assert_eq!(a.state_changes, "tp_btf");
         assert_eq!(a.error_reports, "classic");
         assert_eq!(a.missing.len(), 1);
+        let json = r#"{"trace":{"tracepoints":[
+            {"name":"sock:inet_sock_set_state","attached":true,"detail":"classic tracepoint (tp_btf: no kernel BTF)"},
+            {"name":"sock:inet_sk_error_report","attached":true,"detail":"raw tracepoint"}]}}"#;
+        let a = Attachments::from_replay(json).unwrap();
+        assert_eq!(a.state_changes, "classic");
+        assert_eq!(a.error_reports, "raw");
     }
 }

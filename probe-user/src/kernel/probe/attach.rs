@@ -89,38 +89,35 @@ fn attach_optional(
     }
 }
 
-/// Attaches the error-report program: the BTF-enabled raw tracepoint when kernel BTF
-/// allows it (its record names the socket; the classic record does not, so a classic
-/// report is paired with the last socket event on its CPU, docs/kernel-facts.md §3),
-/// the classic tracepoint otherwise. `classic` is this kernel's tracefs layout (`None`:
-/// no such tracepoint, before 5.14). Returns the layout of the records the attached
-/// program writes, and its status.
+/// Attaches the error-report program: the raw tracepoint when the socket's offsets are
+/// known (from kernel BTF or a `--btf` file; its first argument is the socket, which the
+/// classic record does not name, so a classic report is paired with the last socket
+/// event on its CPU, docs/kernel-facts.md §6), the classic tracepoint otherwise.
+/// `classic` is this kernel's tracefs layout (`None`: no such tracepoint, before 5.14);
+/// `offsets`: whether the raw program can read the socket, or why not. Returns the
+/// layout of the records the attached program writes, and its status.
 pub(super) fn error_report(
     ebpf: &mut Ebpf,
     classic: Option<ErrorReportLayout>,
-    tp_btf: Result<&aya::Btf, String>,
+    offsets: Result<(), String>,
 ) -> Option<(Option<ErrorReportLayout>, TracepointStatus)> {
     let classic = classic?;
-    let tried = tp_btf.and_then(|target| {
-        attach_btf(
-            ebpf,
-            "inet_sk_error_report_btf",
-            "inet_sk_error_report",
-            target,
-        )
+    let tried = offsets.and_then(|()| {
+        attach_raw_to(ebpf, "inet_sk_error_report_raw", "inet_sk_error_report")
+            .map_err(|err| err.to_string())
     });
     Some(match tried {
         Ok(()) => (
-            Some(ErrorReportLayout::TP_BTF),
+            Some(ErrorReportLayout::FROM_SOCKET),
             TracepointStatus {
                 name: "sock:inet_sk_error_report".into(),
                 attached: true,
-                detail: Some("tp_btf".into()),
+                detail: Some("raw tracepoint".into()),
             },
         ),
         Err(why) => {
-            debug!("error reports through the classic tracepoint: tp_btf: {why}");
-            let detail = format!("classic tracepoint (tp_btf: {})", first_line(&why));
+            debug!("error reports through the classic tracepoint: raw tracepoint: {why}");
+            let detail = format!("classic tracepoint (raw tracepoint: {})", first_line(&why));
             let status = attach_optional(
                 ebpf,
                 "inet_sk_error_report",
@@ -247,11 +244,16 @@ fn attach(
 
 /// Attaches a raw tracepoint program to the tracepoint of the same name.
 fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), KernelError> {
-    let what = format!("attaching raw tracepoint {name}");
+    attach_raw_to(ebpf, name, name)
+}
+
+/// Attaches raw tracepoint program `name` to `tracepoint`.
+fn attach_raw_to(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> Result<(), KernelError> {
+    let what = format!("attaching raw tracepoint {tracepoint}");
     let program: &mut RawTracePoint = program(ebpf, name, &what)?;
     program.load().map_err(verifier(name))?;
     program
-        .attach(name)
+        .attach(tracepoint)
         .map_err(|source| KernelError::Program { what, source })?;
     Ok(())
 }

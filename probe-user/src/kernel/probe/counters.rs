@@ -29,7 +29,7 @@ pub(super) const EVENT_PROGRAMS: [&str; 6] = [
     "inet_sock_set_state",
     "tcp_send_reset",
     "tcp_receive_reset",
-    "inet_sk_error_report_btf",
+    "inet_sk_error_report_raw",
     "inet_sk_error_report",
 ];
 

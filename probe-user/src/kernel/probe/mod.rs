@@ -228,42 +228,14 @@ impl KernelProbe {
             .map_max_entries("EVENTS", options.ring_bytes)
             .load(PROBE_OBJECT)?;
 
-        let softirq = attach::softirq_tracking(&mut ebpf);
-        let softirq_tracking = softirq.attached;
-        tracepoints.push(softirq);
-        tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
-        // The `tp_btf` programs name their tracepoint by a type id of the running
-        // kernel's own BTF: a file for another build (`--btf`, as from BTFHub for a kernel
-        // without BTF) only gives offsets.
-        let own = if !options.tp_btf {
-            Err("not used (--no-tp-btf)".to_owned())
-        } else if btf.path == Path::new(btf::VMLINUX) {
-            target
-        } else {
-            running_kernel_btf()
-        };
-        let state = btf.state.as_ref().map_err(Clone::clone);
-        let tp_btf = || {
-            state
-                .clone()
-                .and_then(|_| own.as_ref().map_err(Clone::clone))
-        };
-        let error_tp_btf = tp_btf().and_then(|target| {
-            let known = state.as_ref().is_ok_and(|offsets| offsets.sk_err != 0);
-            known
-                .then_some(target)
-                .ok_or_else(|| "no sk_err in kernel BTF".to_owned())
-        });
-        if let Some((layout, status)) =
-            attach::error_report(&mut ebpf, layouts.error_report, error_tp_btf)
-        {
-            layouts.error_report = layout;
-            tracepoints.push(status);
-        }
-        let (state_change, status) =
-            attach::state_change(&mut ebpf, layouts.state_change, tp_btf())?;
-        layouts.state_change = state_change;
-        tracepoints.insert(0, status);
+        let softirq_tracking = attach_all(
+            &mut ebpf,
+            &mut layouts,
+            &mut tracepoints,
+            btf,
+            options,
+            target,
+        )?;
 
         let features = kernel_features(&layouts, &tracepoints);
         let (ring, counters) = take_maps(&mut ebpf)?;
@@ -310,6 +282,54 @@ impl KernelProbe {
     }
 }
 
+/// Attaches every program: the softirq trackers, the resets, the error reports and the
+/// state changes, choosing for each the variant this kernel allows. `layouts` become
+/// those of the records the attached programs write; `tracepoints` gets each one's
+/// status, the state change first. `target` is the parsed `btf` file. Returns whether
+/// softirq tracking is on.
+fn attach_all(
+    ebpf: &mut Ebpf,
+    layouts: &mut Layouts,
+    tracepoints: &mut Vec<TracepointStatus>,
+    btf: &KernelBtf,
+    options: &ProbeOptions,
+    target: Result<aya::Btf, String>,
+) -> Result<bool, KernelError> {
+    let softirq = attach::softirq_tracking(ebpf);
+    let softirq_tracking = softirq.attached;
+    tracepoints.push(softirq);
+    tracepoints.extend(attach::optional_tracepoints(ebpf, layouts));
+    // The raw error-report program reads the socket at the BTF offsets: the kernel's
+    // own BTF or a `--btf` file both serve.
+    let state = btf.state.as_ref().map_err(Clone::clone);
+    let socket_readable = state.clone().and_then(|offsets| {
+        (offsets.sk_err != 0)
+            .then_some(())
+            .ok_or_else(|| "no sock.sk_err in BTF".to_owned())
+    });
+    if let Some((layout, status)) =
+        attach::error_report(ebpf, layouts.error_report, socket_readable)
+    {
+        layouts.error_report = layout;
+        tracepoints.push(status);
+    }
+    // The `tp_btf` program names its tracepoint by a type id of the running kernel's
+    // own BTF: a file for another build (`--btf`, as from BTFHub for a kernel without
+    // BTF) only gives offsets.
+    let own = if !options.tp_btf {
+        Err("not used (--no-tp-btf)".to_owned())
+    } else if btf.path == Path::new(btf::VMLINUX) {
+        target
+    } else {
+        running_kernel_btf()
+    };
+    let tp_btf = state.and_then(|_| own.as_ref().map_err(Clone::clone));
+    let (state_change, status) = attach::state_change(ebpf, layouts.state_change, tp_btf)?;
+    layouts.state_change = state_change;
+    tracepoints.insert(0, status);
+    Ok(softirq_tracking)
+}
+
 /// What the attached tracepoints give, where kernels differ (docs/kernel-facts.md §6).
 fn kernel_features(layouts: &Layouts, tracepoints: &[TracepointStatus]) -> KernelFeatures {
     let attached = |name: &str| tracepoints.iter().any(|t| t.name == name && t.attached);
@@ -321,7 +341,7 @@ fn kernel_features(layouts: &Layouts, tracepoints: &[TracepointStatus]) -> Kerne
         // The sockaddr layout came with the rewrite that traces RSTs without a socket.
         reset_without_socket: send_reset
             .is_some_and(|l| matches!(l.addrs, ResetAddrs::Sockaddr { .. })),
-        error_report_socket: layouts.error_report == Some(ErrorReportLayout::TP_BTF),
+        error_report_socket: layouts.error_report == Some(ErrorReportLayout::FROM_SOCKET),
     }
 }
 
