@@ -29,6 +29,8 @@ pub fn write_script(cache: &Path) -> anyhow::Result<PathBuf> {
 pub struct Suite {
     pub name: String,
     pub executable: PathBuf,
+    /// The tests it runs in the guests (libtest filters); empty: all.
+    pub tests: Vec<String>,
 }
 
 /// The integration-test executables in `cargo test --no-run --message-format=json`.
@@ -46,6 +48,7 @@ pub fn test_executables(messages: &str) -> Vec<Suite> {
             Some(Suite {
                 name: m["target"]["name"].as_str()?.to_owned(),
                 executable: PathBuf::from(m["executable"].as_str()?),
+                tests: Vec::new(),
             })
         })
         .collect()
@@ -233,7 +236,8 @@ mod tests {
             test_executables(messages),
             [Suite {
                 name: "lifecycle".into(),
-                executable: "/t/lifecycle-1".into()
+                executable: "/t/lifecycle-1".into(),
+                tests: Vec::new(),
             }]
         );
     }

@@ -4,7 +4,8 @@
 # kernel gives, then runs the privileged suites against the binaries built on the host.
 # Lines starting with "@@kernels " are read by the host; the rest is the suites' output.
 #
-# Usage: guest.sh MODE TCPCHURN SUITE_TIMEOUT_S TIME_SCALE TESTS_DIR NAME=EXECUTABLE...
+# Usage: guest.sh MODE TCPCHURN SUITE_TIMEOUT_S TIME_SCALE TESTS_DIR NAME=EXECUTABLE[=TESTS]...
+#   TESTS: comma-separated test names to run (libtest filters, --exact); all when absent.
 #   MODE: "btf", or "nobtf" to hide /sys/kernel/btf (the classic-tracepoint fallback;
 #   the tests give the recorder a copy of the BTF with --btf, as one from BTFHub would be).
 set -u
@@ -40,10 +41,18 @@ export CI=true TCPCHURN_BIN="$tcpchurn" RUST_BACKTRACE=1 TCPCHURN_TEST_TIME_SCAL
 cd "$tests_dir" || exit 1
 for suite in "$@"; do
     name=${suite%%=*}
-    exe=${suite#*=}
+    rest=${suite#*=}
+    exe=${rest%%=*}
+    tests=""
+    if [ "$rest" != "$exe" ]; then tests=$(echo "${rest#*=}" | tr ',' ' '); fi
     say suite-start "$name"
     started=$(now)
-    timeout -k 10 "$suite_timeout" "$exe" --test-threads=1
+    # shellcheck disable=SC2086
+    if [ -n "$tests" ]; then
+        timeout -k 10 "$suite_timeout" "$exe" --test-threads=1 --exact $tests
+    else
+        timeout -k 10 "$suite_timeout" "$exe" --test-threads=1
+    fi
     rc=$?
     say suite "$name" "$rc" "$(awk "BEGIN { print $(now) - $started }")"
 done

@@ -17,11 +17,13 @@ mod vm;
 
 use std::{
     path::{Path, PathBuf},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use tcpchurn_harness::{
+    exec,
     runner::{in_ci, is_root},
     workspace,
 };
@@ -44,6 +46,13 @@ pub struct KernelsArgs {
     /// Only these suites (lifecycle, verdicts, scope, hostile, zookeeper); repeatable.
     #[arg(long = "suite", value_name = "NAME")]
     pub suites: Vec<String>,
+    /// Every test of each suite, also those that do not depend on the kernel.
+    #[arg(long)]
+    pub every_test: bool,
+    /// Where the kernels and virtme-ng are kept between runs (default:
+    /// `$XDG_CACHE_HOME/tcpchurn/kernels`, or `~/.cache/tcpchurn/kernels`).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// vCPUs per guest.
     #[arg(long, default_value_t = 1)]
     pub cpus: u32,
@@ -58,8 +67,29 @@ pub struct KernelsArgs {
     pub no_install: bool,
 }
 
-/// The privileged suites, in the order they run (the longest last).
-const SUITES: [&str; 5] = ["lifecycle", "verdicts", "scope", "hostile", "zookeeper"];
+/// The privileged suites the guests run, in that order (the longest last), each with
+/// the tests it runs there (none listed: all). What depends on the kernel runs in every
+/// guest: transitions, resets, errors and owners (lifecycle), verdicts from real
+/// traffic, namespaces and cgroups read from sockets (scope), the ZooKeeper loop, and of
+/// the hostile suite the kernel side: loss counting with a tiny ring, detaching on
+/// SIGTERM, no kernel BTF, mounting tracefs. The rest of it (signals, files, disks,
+/// permissions, bad input) and the packaging suite (`ship`) test userspace only and run
+/// on the host (`--every-test` runs them in the guests too).
+const SUITES: [(&str, &[&str]); 5] = [
+    ("lifecycle", &[]),
+    ("verdicts", &[]),
+    ("scope", &[]),
+    (
+        "hostile",
+        &[
+            "a_tiny_ring_reports_every_lost_event",
+            "sigterm_stops_cleanly_and_leaves_nothing_behind",
+            "without_btf_it_records_the_rest_and_says_what_is_missing",
+            "an_unmounted_tracefs_is_mounted",
+        ],
+    ),
+    ("zookeeper", &[]),
+];
 /// How much slower than the host timing-based tests may run under emulation.
 const TCG_TIME_SCALE: u32 = 6;
 /// One suite in a guest; the ZooKeeper suite is the longest (about 5 min under TCG).
@@ -68,9 +98,25 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 60);
 /// Attempts per kernel when the guest crashes, hangs or dies (not when tests fail).
 const ATTEMPTS: u32 = 2;
+/// A KVM guest boots and prints in seconds; where KVM does not work it hangs.
+const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn cache_dir() -> PathBuf {
+/// Where a run's staged binaries, guest script and logs go.
+fn work_dir() -> PathBuf {
     workspace::root().join("target/kernels")
+}
+
+/// Where the kernels and virtme-ng are kept between runs, and between clones: they are
+/// tools, like the Debian packages installed beside them.
+fn cache_dir(args: &KernelsArgs) -> PathBuf {
+    if let Some(dir) = &args.cache {
+        return dir.clone();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    base.map_or_else(|| work_dir().join("cache"), |b| b.join("tcpchurn/kernels"))
 }
 
 /// Builds `tcpchurn` and the privileged test executables on the host.
@@ -99,7 +145,7 @@ fn build() -> anyhow::Result<(PathBuf, Vec<Suite>)> {
 /// live, and a rebuild while a guest runs must not change them under it. The tests
 /// find the peer program one directory above their own (`target/release/deps`).
 fn stage(tcpchurn: &Path, suites: &[Suite]) -> anyhow::Result<(PathBuf, Vec<Suite>)> {
-    let stage = cache_dir().join("stage");
+    let stage = work_dir().join("stage");
     let _removed = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(stage.join("deps"))?;
     let copy = |from: &Path, to: PathBuf| -> anyhow::Result<PathBuf> {
@@ -113,12 +159,56 @@ fn stage(tcpchurn: &Path, suites: &[Suite]) -> anyhow::Result<(PathBuf, Vec<Suit
         .iter()
         .map(|s| {
             Ok(Suite {
-                name: s.name.clone(),
                 executable: copy(&s.executable, stage.join("deps").join(&s.name))?,
+                ..s.clone()
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok((staged_tcpchurn, suites))
+}
+
+/// The suites the guests run, in [`SUITES`] order, each with its test filter; `--suite`
+/// chooses among them.
+fn guest_suites(built: Vec<Suite>, args: &KernelsArgs) -> anyhow::Result<Vec<Suite>> {
+    for name in &args.suites {
+        if !SUITES.iter().any(|(s, _)| s == name) {
+            let names: Vec<_> = SUITES.iter().map(|(s, _)| *s).collect();
+            bail!(
+                "no suite {name:?} runs in the guests ({})",
+                names.join(", ")
+            );
+        }
+    }
+    let mut suites = Vec::new();
+    for (name, tests) in SUITES {
+        if !args.suites.is_empty() && !args.suites.iter().any(|s| s == name) {
+            continue;
+        }
+        let built = built
+            .iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("the privileged tests have no suite {name}"))?;
+        // A renamed test must not silently drop out of the guests.
+        let listed =
+            exec::stdout(Command::new(&built.executable).args(["--list", "--format", "terse"]))?;
+        for test in tests {
+            if !listed
+                .lines()
+                .any(|l| l.strip_suffix(": test") == Some(test))
+            {
+                bail!("suite {name} has no test {test} (xtask/src/kernels/mod.rs SUITES)");
+            }
+        }
+        suites.push(Suite {
+            tests: if args.every_test {
+                Vec::new()
+            } else {
+                tests.iter().map(|t| (*t).to_owned()).collect()
+            },
+            ..built.clone()
+        });
+    }
+    Ok(suites)
 }
 
 fn selected(args: &KernelsArgs) -> anyhow::Result<Vec<images::KernelSpec>> {
@@ -150,30 +240,25 @@ pub fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
         bail!("{reason}; run `cargo xtask kernels` as root");
     }
     let specs = selected(args)?;
-    let cache = cache_dir();
-    std::fs::create_dir_all(cache.join("logs"))?;
+    let cache = cache_dir(args);
+    let work = work_dir();
+    std::fs::create_dir_all(work.join("logs"))?;
     let tools = if args.no_install {
         install::Tools::existing(&cache)
     } else {
         crate::setup::setup(&crate::setup::SetupArgs { zookeeper: true })?;
         install::install(&cache)?
     };
-    let (tcpchurn, mut suites) = build()?;
-    if !args.suites.is_empty() {
-        suites.retain(|s| args.suites.contains(&s.name));
-    }
-    suites.sort_by_key(|s| SUITES.iter().position(|n| *n == s.name));
-    if suites.is_empty() {
-        bail!("no privileged test suite selected");
-    }
+    let (tcpchurn, suites) = build()?;
+    let suites = guest_suites(suites, args)?;
     let images = specs
         .iter()
         .map(|spec| images::fetch(*spec, &cache))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let accel = match images.first() {
         Some(first) if !args.no_kvm => {
-            let log = cache.join("logs/kvm-probe.log");
-            if vm::kvm_works(&tools, &first.vmlinuz, &log, Duration::from_secs(45)) {
+            let log = work.join("logs/kvm-probe.log");
+            if vm::kvm_works(&tools, &first.vmlinuz, &log, KVM_PROBE_TIMEOUT) {
                 Accel::Kvm
             } else {
                 eprintln!(
@@ -188,13 +273,13 @@ pub fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
     eprintln!("xtask: guests run under {}", accel.name());
     let prepared = Prepared {
         tools: &tools,
-        guest_script: guest::write_script(&cache)?,
+        guest_script: guest::write_script(&work)?,
         tcpchurn: &tcpchurn,
         suites: &suites,
         accel,
         cpus: args.cpus,
         memory: &args.memory,
-        logs: cache.join("logs"),
+        logs: work.join("logs"),
     };
     let mut results = Vec::new();
     for image in &images {
@@ -209,7 +294,7 @@ pub fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() / 60.0,
         accel.name(),
         args.cpus,
-        cache.join("logs").display()
+        work.join("logs").display()
     );
     let failed: Vec<_> = results
         .iter()
@@ -257,7 +342,11 @@ impl Prepared<'_> {
             workspace::root().join("tests").display(),
         );
         for suite in self.suites {
+            // NAME=EXECUTABLE[=TEST,TEST...]
             exec.push_str(&format!(" {}={}", suite.name, suite.executable.display()));
+            if !suite.tests.is_empty() {
+                exec.push_str(&format!("={}", suite.tests.join(",")));
+            }
         }
         exec
     }
