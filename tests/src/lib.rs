@@ -12,6 +12,7 @@
 mod binaries;
 mod duckdb;
 mod events;
+mod kernel;
 mod layout;
 mod peer;
 mod privileged;
@@ -21,12 +22,13 @@ mod ss;
 mod trace_file;
 mod verdict;
 
-pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology};
+pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_scale};
 
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     duckdb::DuckDb,
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
+    kernel::{kernel_has_btf, test_btf},
     layout::Layout,
     peer::Peer,
     privileged::require_root,
@@ -35,6 +37,9 @@ pub use crate::{
     },
     scratch::Scratch,
     ss::{SsSocket, ss},
-    trace_file::{open_trace, rewrite_meta, state_change_attachment},
+    trace_file::{
+        attachment, expected_reason, kernel_features, open_trace, rewrite_meta,
+        state_change_attachment, trace_meta,
+    },
     verdict::verdict_pair,
 };

@@ -44,7 +44,7 @@ pub use self::{
     result::Analysis,
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
-    trace_info::{HostInfo, TraceInfo, UnmergedEnds},
+    trace_info::{HostInfo, KernelLimit, TraceInfo, UnmergedEnds},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
 };
 

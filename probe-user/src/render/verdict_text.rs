@@ -12,7 +12,7 @@ use crate::{
         hosts,
         sentences::{self, pair_label},
         style::Style,
-        text::{LABEL, table, wrap},
+        text::{LABEL, clean, table, wrap},
     },
 };
 
@@ -24,10 +24,18 @@ pub fn write_text(
     rule: &LoopRule,
     style: Style,
 ) -> io::Result<()> {
-    writeln!(out, "{}", wrap(&trace_line(trace, analysis), "", "  "))?;
+    writeln!(
+        out,
+        "{}",
+        wrap(&clean(&trace_line(trace, analysis)), "", "  ")
+    )?;
     if trace.hosts.len() > 1 {
         for host in &trace.hosts {
-            writeln!(out, "{}", wrap(&hosts::host_line(host), "  ", "    "))?;
+            writeln!(
+                out,
+                "{}",
+                wrap(&clean(&hosts::host_line(host)), "  ", "    ")
+            )?;
         }
     }
     writeln!(out)?;
@@ -83,7 +91,8 @@ fn write_finding(
     rule: &LoopRule,
     style: Style,
 ) -> io::Result<()> {
-    let text = wrap(&sentences::finding(finding), "  ", "    ");
+    // A sentence can quote the trace: a process name, a tracepoint's detail, damage.
+    let text = wrap(&clean(&sentences::finding(finding)), "  ", "    ");
     let text = match finding.severity() {
         Severity::Alarm => style.alarm(&text),
         Severity::Warning => style.warn(&text),
@@ -224,7 +233,7 @@ fn write_leaks(
         writeln!(out, "{}", style.bold(&columns))?;
         for leak in &analysis.close_wait {
             let (pid, comm) = leak.owner.map_or(("-".to_owned(), "-".to_owned()), |t| {
-                (t.pid.to_string(), t.comm.to_string())
+                (t.pid.to_string(), clean(&t.comm.as_str()).into_owned())
             });
             writeln!(
                 out,

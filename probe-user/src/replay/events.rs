@@ -6,8 +6,8 @@ use std::io::Write;
 use crate::{
     owner::OwnerTracker,
     render::events::{self, Clock},
-    replay::{ReplayOptions, file},
-    trace::set::{PartDamage, Traces},
+    replay::{ReplayOptions, Replayed, file},
+    trace::set::Traces,
 };
 
 /// Streams the events that pass the filters to `out`, as text lines or JSON lines;
@@ -16,7 +16,7 @@ pub fn write_events(
     traces: &Traces,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<Vec<PartDamage>> {
+) -> anyhow::Result<Replayed> {
     let mut reader = traces.events();
     let mut owners = OwnerTracker::new();
     let clock = if options.relative_time {
@@ -47,5 +47,8 @@ pub fn write_events(
             events::write_text(out, &event, owner.as_ref(), clock, host)?;
         }
     }
-    Ok(reader.damage().into_iter().cloned().collect())
+    Ok(Replayed {
+        damage: reader.damage().into_iter().cloned().collect(),
+        end_ns: reader.end_ns(),
+    })
 }

@@ -4,26 +4,32 @@
 use std::io::{self, IsTerminal as _, Write};
 
 use crate::{
-    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
+    analysis::{Analysis, Analyzer, AnalyzerOptions, KernelLimit, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
+        connections::CONNECTIONS_HEADER,
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
-    replay::{ReplayOptions, file, rows::RowSink},
-    trace::set::{PartDamage, SetReader, Traces},
+    replay::{ReplayOptions, Replayed, file, rows::RowSink},
+    trace::set::{SetReader, Traces},
 };
 
-/// Replays the traces into the verdict on `out`; returns the damage the readers worked
-/// around.
+/// Replays the traces into the verdict on `out`. With `--connections`, the JSON
+/// document holds the rows; the text verdict's table follows it, from a second pass
+/// over the traces, so that rows are neither held in memory nor written to a file.
 pub fn write_verdict(
     traces: &Traces,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<Vec<PartDamage>> {
+) -> anyhow::Result<Replayed> {
     let rule = LoopRule::default();
     let mut reader = traces.events();
-    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let mut rows = if options.connections && options.json {
+        RowSink::json(out)?
+    } else {
+        RowSink::None
+    };
     let analysis = analyse(&mut reader, traces, options, rule, &mut rows, out)?;
     let trace = trace_info(traces, &reader, options);
     if options.json {
@@ -32,8 +38,16 @@ pub fn write_verdict(
         let style = stdout_style(options.color);
         verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
     }
-    rows.finish(out)?;
-    Ok(reader.damage().into_iter().cloned().collect())
+    if options.connections && !options.json {
+        writeln!(out)?;
+        writeln!(out, "{CONNECTIONS_HEADER}")?;
+        let mut again = traces.events();
+        analyse(&mut again, traces, options, rule, &mut RowSink::Text, out)?;
+    }
+    Ok(Replayed {
+        damage: reader.damage().into_iter().cloned().collect(),
+        end_ns: reader.end_ns(),
+    })
 }
 
 /// Streams the traces through the analysis, writing rows as connections end.
@@ -50,7 +64,7 @@ fn analyse(
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
         rule,
-        connections: options.connections,
+        connections: rows.wants_rows(),
     });
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
@@ -113,6 +127,15 @@ fn trace_info(traces: &Traces, reader: &SetReader<'_>, options: &ReplayOptions) 
             }
         })
         .collect();
+    // A limit of any host's kernel limits what the verdict can know.
+    let mut kernel_limits: Vec<KernelLimit> = Vec::new();
+    for host in traces.set.hosts() {
+        for limit in KernelLimit::of(host.meta().kernel_features.as_ref()) {
+            if !kernel_limits.contains(&limit) {
+                kernel_limits.push(limit);
+            }
+        }
+    }
     TraceInfo {
         file: files.join(", "),
         host: if several {
@@ -124,6 +147,8 @@ fn trace_info(traces: &Traces, reader: &SetReader<'_>, options: &ReplayOptions) 
         start_unix_ns: traces.timeline.start_unix_ns,
         stop_reason: hosts[0].stop_reason.clone(),
         missing_tracepoints,
+        tracepoints: traces.set.hosts()[0].meta().tracepoints.clone(),
+        kernel_limits,
         damage,
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
@@ -146,7 +171,10 @@ mod tests {
     use super::*;
     use crate::{
         analysis::tests::{MS, S, app, java, zookeeper_loop},
-        model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
+        model::{
+            Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
+            TracepointStatus,
+        },
         synth::{SERVER_NS, Script},
         trace::{
             TraceEnd, TraceMeta, TraceWriter,
@@ -155,12 +183,19 @@ mod tests {
     };
 
     fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
-        let meta = TraceMeta {
-            tool: "tcpchurn".into(),
-            hostname: "zk-1".into(),
-            kernel: "6.18.44".into(),
-            ..TraceMeta::default()
-        };
+        trace_file_with(
+            TraceMeta {
+                tool: "tcpchurn".into(),
+                hostname: "zk-1".into(),
+                kernel: "6.18.44".into(),
+                ..TraceMeta::default()
+            },
+            script,
+            end_ns,
+        )
+    }
+
+    fn trace_file_with(meta: TraceMeta, script: &Script, end_ns: u64) -> Vec<u8> {
         let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
         for event in &script.events {
             writer.push(event).unwrap();
@@ -273,6 +308,53 @@ mod tests {
     }
 
     #[test]
+    fn strings_from_the_trace_cannot_drive_the_terminal() {
+        let evil = "\x1b[2J\x1b]0;PWN\x07";
+        let mut s = Script::default();
+        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+        s.at(S).open(leak, app()).tr(
+            leak.server,
+            TcpState::Established,
+            TcpState::CloseWait,
+            Some(crate::synth::task(66, evil)),
+        );
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: evil.into(),
+            kernel: evil.into(),
+            tracepoints: vec![TracepointStatus {
+                name: "tcp:tcp_send_reset".into(),
+                attached: false,
+                detail: Some(evil.into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        for event in &s.events {
+            writer.push(event).unwrap();
+        }
+        let bytes = writer
+            .finish(&TraceEnd {
+                end_ns: 40 * S,
+                stop_reason: evil.into(),
+                ..TraceEnd::default()
+            })
+            .unwrap();
+        let text = run(&bytes, &options(false, true));
+        assert!(!text.contains(['\x1b', '\x07']), "{text}");
+        assert!(text.contains("host \\x1b[2J\\x1b]0;PWN\\x07"), "{text}");
+        assert!(
+            text.contains("(\\x1b[2J\\x1b]0;PWN\\x07)"),
+            "the detail: {text}"
+        );
+        assert!(text.contains("pid 66 (\\x1b[2J"), "the leak: {text}");
+        // JSON keeps the string, escaped its own way.
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, true))).unwrap();
+        assert_eq!(doc["close_wait"][0]["comm"], evil);
+    }
+
+    #[test]
     fn colours_only_when_asked() {
         let mut always = options(false, false);
         always.color = ColorChoice::Always;
@@ -348,6 +430,63 @@ mod tests {
                 assert!(doc.get("connections").is_none());
             }
         }
+    }
+
+    /// A 6.1 recording: no reset reasons, no RSTs without a socket, error reports paired
+    /// by CPU. The verdict says what it cannot know, in text (within 80 columns) and
+    /// JSON; a trace from before the header said (format 1.0) claims nothing.
+    #[test]
+    fn the_verdict_says_what_the_kernel_did_not_give() {
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 3);
+        let meta = TraceMeta {
+            kernel: "6.1.0-56-amd64".into(),
+            kernel_features: Some(KernelFeatures::default()),
+            tracepoints: vec![TracepointStatus {
+                name: "sock:inet_sk_error_report".into(),
+                attached: true,
+                detail: Some("classic tracepoint (tp_btf: no kernel BTF)".into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let bytes = trace_file_with(meta, &s, 10 * S);
+        let text = run(&bytes, &options(false, false));
+        assert!(
+            text.contains("not known on this kernel: why each RST was sent"),
+            "{text}"
+        );
+        assert!(text.contains("RSTs sent without a socket"), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, false))).unwrap();
+        let limits = json["trace"]["kernel_limits"].as_array().unwrap();
+        assert_eq!(limits.len(), 3, "{json}");
+        assert!(
+            limits[0]
+                .as_str()
+                .unwrap()
+                .starts_with("why each RST was sent")
+        );
+        let warnings = json["warnings"].as_array().unwrap();
+        assert!(
+            warnings.iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("not known on this kernel: ")),
+            "{json}"
+        );
+        let tracepoint = &json["trace"]["tracepoints"][0];
+        assert_eq!(tracepoint["name"], "sock:inet_sk_error_report");
+        assert_eq!(tracepoint["attached"], true);
+        assert_eq!(
+            tracepoint["detail"],
+            "classic tracepoint (tp_btf: no kernel BTF)"
+        );
+
+        let text = run(&trace_file(&s, 10 * S), &options(false, false));
+        assert!(!text.contains("not known on this kernel"), "{text}");
     }
 
     #[test]

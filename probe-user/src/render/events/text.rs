@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, GapCause, Task, TraceEvent},
+    model::{Gap, GapCause, ResetReason, Task, TraceEvent},
     owner::Owner,
     render::{
         events::{EventSocket, errno_name},
         format::secs,
+        text::clean,
     },
 };
 
@@ -95,8 +96,13 @@ pub fn write_text_header(
         .hosts
         .iter()
         .map(|h| match &h.clock {
-            Some(clock) => format!("{} ({}, {clock})", h.name, h.kernel),
-            None => format!("{} ({})", h.name, h.kernel),
+            Some(clock) => format!(
+                "{} ({}, {})",
+                clean(&h.name),
+                clean(&h.kernel),
+                clean(clock)
+            ),
+            None => format!("{} ({})", clean(&h.name), clean(&h.kernel)),
         })
         .collect();
     let when = if header.several() {
@@ -113,6 +119,10 @@ pub fn write_text_header(
     writeln!(out, "{}", text_header(clock, header.several()))
 }
 
+/// The width of the EVENT column: the longest event there is, `RST sent
+/// (TCP_INVALID_ACK_SEQUENCE)` (a test checks every one fits).
+const EVENT_WIDTH: usize = 35;
+
 /// Column header for [`write_text`]; `hosts`: with a HOST column.
 pub fn text_header(clock: Clock, hosts: bool) -> String {
     let time = match clock {
@@ -125,7 +135,7 @@ pub fn text_header(clock: Clock, hosts: bool) -> String {
         String::new()
     };
     format!(
-        "{time:<15}{host} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
+        "{time:<15}{host} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {:>7} COMM",
         "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
     )
 }
@@ -133,14 +143,15 @@ pub fn text_header(clock: Clock, hosts: bool) -> String {
 /// The HOST column, when there is one.
 fn host_column(host: Option<&str>) -> String {
     host.map_or_else(String::new, |h| {
-        let h: String = h.chars().take(12).collect();
+        let h: String = clean(h).chars().take(12).collect();
         format!(" {h:<12}")
     })
 }
+
 /// `    PID COMM`, or dashes when the owner is unknown.
 fn who(task: Option<&Task>) -> String {
     match task {
-        Some(t) => format!("{:>7} {}", t.pid, t.comm),
+        Some(t) => format!("{:>7} {}", t.pid, clean(&t.comm.as_str())),
         None => format!("{:>7} -", "-"),
     }
 }
@@ -155,7 +166,35 @@ pub fn write_text(
     host: Option<&str>,
 ) -> io::Result<()> {
     let attributed = owner.map(|o| &o.task);
-    let (socket, what, task) = match event {
+    let Some((socket, what, task)) = described(event, attributed) else {
+        if let TraceEvent::Lost(gap) = event {
+            return write_gap(out, gap, clock, host);
+        }
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "{:<15}{} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {}",
+        clock.format(event.ts_ns()),
+        host_column(host),
+        socket
+            .conn
+            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        socket.netns,
+        socket.tuple.local.to_string(),
+        socket.tuple.remote.to_string(),
+        what,
+        who(task)
+    )
+}
+
+/// An event's socket, what happened (the EVENT column) and who did it; `None` for a
+/// gap.
+fn described<'a>(
+    event: &'a TraceEvent,
+    attributed: Option<&'a Task>,
+) -> Option<(EventSocket, String, Option<&'a Task>)> {
+    Some(match event {
         TraceEvent::Transition(t) => (
             EventSocket::of_conn(&t.conn),
             format!("{} -> {}", t.old, t.new),
@@ -169,7 +208,7 @@ pub fn write_text(
         }
         TraceEvent::ResetSent(r) => (
             EventSocket::of(&r.socket),
-            format!("RST sent ({})", r.reason.name()),
+            format!("RST sent ({})", r.reason.map_or("-", ResetReason::name)),
             attributed,
         ),
         TraceEvent::ResetReceived(r) => (
@@ -182,22 +221,8 @@ pub fn write_text(
             format!("error {}", errno_name(e.errno)),
             attributed,
         ),
-        TraceEvent::Lost(gap) => return write_gap(out, gap, clock, host),
-    };
-    writeln!(
-        out,
-        "{:<15}{} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
-        clock.format(event.ts_ns()),
-        host_column(host),
-        socket
-            .conn
-            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
-        socket.netns,
-        socket.tuple.local.to_string(),
-        socket.tuple.remote.to_string(),
-        what,
-        who(task)
-    )
+        TraceEvent::Lost(_) => return None,
+    })
 }
 
 fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock, host: Option<&str>) -> io::Result<()> {

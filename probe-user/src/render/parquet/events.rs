@@ -153,7 +153,7 @@ impl EventColumns {
                 EventSocket::of(&r.socket),
                 Extra {
                     state: r.state.map(|s| s.name()),
-                    reason: Some(r.reason.name()),
+                    reason: r.reason.map(|reason| reason.name()),
                     owner,
                     ..Extra::default()
                 },

@@ -6,10 +6,11 @@
 
 use std::{
     collections::VecDeque,
+    fmt,
     fs::File,
     io::{BufReader, Read},
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use crate::{
@@ -26,30 +27,78 @@ pub enum PartSource {
     File(PathBuf),
     /// Bytes already in memory (tests and tools).
     Memory(Arc<[u8]>),
+    /// A pipe (`cat x.trace | tcpchurn replay /dev/stdin`), its header already read:
+    /// it can be read once.
+    Stream(OnceReader),
 }
 
-pub type PartReader = TraceReader<Box<dyn Read>>;
+pub type PartReader = TraceReader<Box<dyn Read + Send>>;
+
+/// The reader of a file that cannot be opened again, until a pass takes it.
+#[derive(Clone)]
+pub struct OnceReader(Arc<Mutex<Option<PartReader>>>);
+
+impl OnceReader {
+    pub fn new(reader: PartReader) -> Self {
+        Self(Arc::new(Mutex::new(Some(reader))))
+    }
+
+    fn take(&self) -> Option<PartReader> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl fmt::Debug for OnceReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnceReader")
+    }
+}
 
 impl PartSource {
-    /// Opens the part and reads its header; `buffer` bytes of read-ahead for a file.
+    /// Opens the part and reads its header; `buffer` bytes of read-ahead for a file. A
+    /// file that is not a regular file (a pipe) comes back as a [`Self::Stream`] too.
     pub fn open(&self, name: &str, buffer: usize) -> Result<PartReader, SetError> {
-        let input: Box<dyn Read> = match self {
+        self.open_file(name, buffer).map(|(reader, _)| reader)
+    }
+
+    /// [`Self::open`], and whether the file can be opened again (a regular file, or
+    /// bytes in memory).
+    pub fn open_file(&self, name: &str, buffer: usize) -> Result<(PartReader, bool), SetError> {
+        let mut again = true;
+        let input: Box<dyn Read + Send> = match self {
             Self::File(path) => {
                 let file = File::open(path).map_err(|error| SetError::Io {
                     file: name.to_owned(),
                     error,
                 })?;
-                if file.metadata().is_ok_and(|m| m.is_dir()) {
+                let meta = file.metadata().map_err(|error| SetError::Io {
+                    file: name.to_owned(),
+                    error,
+                })?;
+                if meta.is_dir() {
                     return Err(SetError::Directory(name.to_owned()));
                 }
+                again = meta.is_file();
                 Box::new(BufReader::with_capacity(buffer, file))
+            }
+            Self::Stream(once) => {
+                return once
+                    .take()
+                    .map(|reader| (reader, false))
+                    .ok_or_else(|| SetError::ReadTwice(name.to_owned()));
             }
             Self::Memory(bytes) => Box::new(std::io::Cursor::new(Arc::clone(bytes))),
         };
-        TraceReader::open(input).map_err(|error| SetError::Trace {
+        let reader = TraceReader::open(input).map_err(|error| SetError::Trace {
             file: name.to_owned(),
             error,
-        })
+        })?;
+        Ok((reader, again))
+    }
+
+    /// Whether this part can be read only once.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Self::Stream(_))
     }
 }
 

@@ -29,7 +29,7 @@ use self::{
 };
 pub use self::{
     clock::{ClockBasis, HostClock},
-    host_stream::{Part, PartDamage, PartSource},
+    host_stream::{OnceReader, Part, PartDamage, PartSource},
     inputs::Input,
 };
 use crate::{
@@ -50,6 +50,10 @@ pub enum SetError {
     Io { file: String, error: io::Error },
     #[error("{0}: is a directory")]
     Directory(String),
+    #[error(
+        "{0}: is not a regular file (a pipe?) and this needs to read it twice; copy the trace to a file"
+    )]
+    ReadTwice(String),
     #[error("{0}")]
     Input(String),
     #[error(
@@ -124,11 +128,16 @@ impl TraceSet {
         let mut parts = Vec::new();
         let mut skipped = Vec::new();
         for input in inputs {
-            match input.source.open(&input.name, 1 << 16) {
-                Ok(reader) => parts.push(Part {
+            match input.source.open_file(&input.name, 1 << 16) {
+                Ok((reader, again)) => parts.push(Part {
                     name: input.name,
-                    source: input.source,
                     meta: reader.meta().clone(),
+                    // A pipe's reader is kept for the pass that reads it.
+                    source: if again {
+                        input.source
+                    } else {
+                        PartSource::Stream(OnceReader::new(reader))
+                    },
                     missing_before: None,
                 }),
                 Err(SetError::Trace {
@@ -188,6 +197,15 @@ impl TraceSet {
 
     pub fn hosts(&self) -> &[SetHost] {
         &self.hosts
+    }
+
+    /// The first file that can be read only once (a pipe), if any.
+    pub fn read_once(&self) -> Option<&str> {
+        self.hosts
+            .iter()
+            .flat_map(|h| &h.parts)
+            .find(|p| p.source.is_stream())
+            .map(|p| p.name.as_str())
     }
 
     /// Files of a directory argument that were not traces.
