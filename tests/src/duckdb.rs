@@ -1,6 +1,6 @@
-//! DuckDB and pyarrow (the Python packages from PyPI) in a virtual environment kept
-//! in `target/duckdb-venv`, created on first use: exported tables are read back by the
-//! engines users query them with.
+//! Queries and schemas through DuckDB and pyarrow (the Python packages from PyPI, in
+//! the harness's virtual environment): exported tables are read back by the engines
+//! users query them with.
 
 use std::{
     path::{Path, PathBuf},
@@ -9,10 +9,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tcpchurn_harness::{exec, workspace};
-
-/// The versions the tests were written against.
-const PACKAGES: [&str; 2] = ["duckdb==2.0.1", "pyarrow==26.0.1"];
+use tcpchurn_harness::{duckdb, exec};
 
 /// Runs SQL (argv[1]) in DuckDB and prints the rows as a JSON list of objects.
 const QUERY: &str = r#"
@@ -43,37 +40,15 @@ pub struct DuckDb {
     python: PathBuf,
 }
 
-fn venv() -> PathBuf {
-    workspace::root().join("target/duckdb-venv")
-}
-
-fn has_packages(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import duckdb, pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 impl DuckDb {
-    /// The environment, created (python3 -m venv, pip install from PyPI) if missing.
+    /// The environment, installed (`cargo xtask setup` does it) if missing.
     pub fn get() -> &'static Self {
         static ONE: OnceLock<DuckDb> = OnceLock::new();
         ONE.get_or_init(|| {
-            let dir = venv();
-            let python = dir.join("bin/python");
-            if !has_packages(&python) {
-                let _removed = std::fs::remove_dir_all(&dir);
-                exec::run_shown(Command::new("python3").arg("-m").arg("venv").arg(&dir))
-                    .expect("python3 -m venv (cargo xtask setup installs python3-venv)");
-                exec::run_shown(
-                    Command::new(dir.join("bin/pip"))
-                        .args(["install", "--quiet", "--disable-pip-version-check"])
-                        .args(PACKAGES),
-                )
-                .expect("pip install duckdb pyarrow");
-                assert!(has_packages(&python), "duckdb and pyarrow did not install");
+            duckdb::install().expect("DuckDB and pyarrow from PyPI");
+            Self {
+                python: duckdb::python(),
             }
-            Self { python }
         })
     }
 

@@ -6,13 +6,14 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 use tcpchurn_harness::{
     apt::install_missing,
+    duckdb,
     exec::{run_shown, try_stdout},
     zookeeper,
 };
 
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "libclang-22-dev", "libpolly-22-dev"];
-/// `python3-venv`: the export test reads the tables back with DuckDB and pyarrow from
-/// PyPI, in a virtual environment it keeps in `target/`.
+/// `python3-venv`: the export tests read the tables back with DuckDB and pyarrow from
+/// PyPI, in a virtual environment in `target/` ([`duckdb::install`]).
 const TOOL_PACKAGES: [&str; 5] = [
     "iproute2",
     "util-linux",
@@ -77,6 +78,7 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
         zookeeper::install()?;
     }
     crate::dist::install_tools()?;
+    duckdb::install()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }
