@@ -258,6 +258,10 @@ impl TraceSet {
                 unmatched: Vec::new(),
             });
         }
+        // The clock pass would use up a pipe: refused before anything is read.
+        if let Some(once) = self.read_once() {
+            return Err(SetError::ReadTwice(once.to_owned()));
+        }
         // First pass: on the headers' clocks.
         let earliest = starts.iter().copied().min().unwrap_or(0);
         let shifts: Vec<u64> = starts.iter().map(|&s| clamp(s - earliest)).collect();

@@ -336,3 +336,34 @@ fn a_second_recording_of_a_host_is_another_host() {
         "a and copy are the same part (0) of one recording"
     );
 }
+
+/// A pipe is read once: alone it replays, with another host it is refused before the
+/// clock pass reads anything; a second pass over it is an error, not an empty host.
+#[test]
+fn a_pipe_is_read_once() {
+    let as_pipe = |input: Input| Input {
+        source: PartSource::Stream(OnceReader::new(
+            input.source.open(&input.name, 1 << 16).unwrap(),
+        )),
+        ..input
+    };
+    let mut inputs = two_hosts(250 * MS, false);
+    let zk = inputs.pop().unwrap();
+    let alone = TraceSet::open(vec![as_pipe(zk.clone())]).unwrap();
+    assert_eq!(alone.read_once(), Some("zk.trace"));
+    let (events, _, damage) = read_all(&alone);
+    assert!(!events.is_empty() && damage.is_empty());
+    let again = alone.events(&alone.timeline().unwrap()).next_event();
+    assert!(
+        matches!(again, Err(SetError::ReadTwice(ref name)) if name == "zk.trace"),
+        "{again:?}"
+    );
+
+    inputs.push(as_pipe(zk));
+    let both = TraceSet::open(inputs).unwrap();
+    let refused = both.timeline();
+    assert!(
+        matches!(refused, Err(SetError::ReadTwice(ref name)) if name == "zk.trace"),
+        "{refused:?}"
+    );
+}
