@@ -209,5 +209,13 @@ mod tests {
         assert_eq!(rows, (ROW_GROUP_ROWS + BATCH_ROWS + 3) as u64);
         let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
         assert_eq!(builder.metadata().num_row_groups(), 2);
+        for column in builder.metadata().row_group(0).columns() {
+            assert!(
+                matches!(column.compression(), Compression::ZSTD(_)),
+                "{}: {:?}",
+                column.column_path(),
+                column.compression()
+            );
+        }
     }
 }
