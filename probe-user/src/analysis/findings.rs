@@ -319,6 +319,7 @@ mod tests {
         Analysis {
             events: 10,
             lost: 0,
+            lost_by_cause: [0; 6],
             gaps: Vec::new(),
             more_gaps: 0,
             end_ns: 1,

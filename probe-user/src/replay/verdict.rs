@@ -68,25 +68,15 @@ fn analyse<R: Read>(
 /// What the verdict says about the trace itself: its meta and end blocks, the damage
 /// the reader worked around, and the options that shaped the replay.
 fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
-    let meta = reader.meta();
     TraceInfo {
-        file: options.file.display().to_string(),
-        host: meta.hostname.clone(),
-        kernel: meta.kernel.clone(),
-        start_unix_ns: meta.start_unix_ns,
-        stop_reason: reader.end().map(|e| e.stop_reason.clone()),
-        missing_tracepoints: meta
-            .tracepoints
-            .iter()
-            .filter(|t| !t.attached)
-            .map(|t| match &t.detail {
-                Some(why) => format!("{} ({why})", t.name),
-                None => t.name.clone(),
-            })
-            .collect(),
-        damage: reader.damage().iter().map(ToString::to_string).collect(),
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
+        ..TraceInfo::of_trace(
+            options.file.display().to_string(),
+            reader.meta(),
+            reader.end(),
+            reader.damage(),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use crate::{
 
 mod closes;
 mod loops;
+mod snapshots;
 mod time_wait;
 mod trace_edges;
 
