@@ -248,7 +248,11 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            assert_eq!(events, [0, 1, 2, 3, 4, 10, 11, 12, 13, 14], "pieces of {piece}");
+            assert_eq!(
+                events,
+                [0, 1, 2, 3, 4, 10, 11, 12, 13, 14],
+                "pieces of {piece}"
+            );
             assert_eq!(
                 seen.iter().filter(|f| **f == Followed::Opened).count(),
                 2,
@@ -269,7 +273,11 @@ mod tests {
         let mut follower = Follower::new(queue.clone(), SameQueue(queue.clone()));
         assert_eq!(follower.poll().unwrap(), Followed::Pending, "nothing yet");
         queue.push(b"TCPCH");
-        assert_eq!(follower.poll().unwrap(), Followed::Pending, "a trace so far");
+        assert_eq!(
+            follower.poll().unwrap(),
+            Followed::Pending,
+            "a trace so far"
+        );
         queue.push(b"x");
         assert!(matches!(follower.poll(), Err(TraceError::NotATrace(_))));
     }
