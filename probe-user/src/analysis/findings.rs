@@ -256,7 +256,7 @@ fn most_frequent_closes(pair: &PairReport) -> Closes {
 }
 
 /// Leaks grouped by owner, largest group first.
-fn leak_groups(leaks: &[CloseWaitLeak]) -> Vec<LeakGroup> {
+pub fn leak_groups(leaks: &[CloseWaitLeak]) -> Vec<LeakGroup> {
     let mut groups: Vec<(Option<u32>, LeakGroup)> = Vec::new();
     for leak in leaks {
         let pid = leak.owner.map(|t| t.pid);

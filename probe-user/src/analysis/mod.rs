@@ -36,7 +36,7 @@ pub use self::{
     close_wait::CloseWaitLeak,
     findings::{
         Closes, Finding, LeakGroup, MAX_PAIRS, PairVerdict, Severity, SideCloses, TimeWaitHolders,
-        findings,
+        findings, leak_groups,
     },
     gaps::{GapWindow, MAX_GAP_WINDOWS},
     histogram::LogHistogram,

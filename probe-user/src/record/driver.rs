@@ -4,6 +4,7 @@
 
 use std::{
     io::{self, Write as _},
+    sync::Arc,
     time::Instant,
 };
 
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 use log::warn;
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::watch,
+    sync::{Notify, watch},
     time::{Interval, MissedTickBehavior},
 };
 
@@ -29,17 +30,23 @@ use crate::{
         options::RecordOptions,
         recording::Recording,
         sink::{self, Output},
+        tee::Tee,
     },
 };
 
-/// Records until stopped (see [`crate::record::record`]).
+/// Records until stopped (see [`crate::record::record`]): by a signal, the duration,
+/// or `stop_request` (the live view's `q`). What is written is also handed to `tee`.
 pub(super) async fn run(
     options: &RecordOptions,
     tracefs: &Tracefs,
+    tee: Option<Tee>,
+    stop_request: Arc<Notify>,
 ) -> anyhow::Result<RecordSummary> {
     let mut stop_rx = stop_signals().context("installing signal handlers")?;
-    let mut recorder = Recorder::start(options, tracefs)?;
-    let stop = recorder.run_until_stopped(&mut stop_rx).await;
+    let mut recorder = Recorder::start(options, tracefs, tee)?;
+    let stop = recorder
+        .run_until_stopped(&mut stop_rx, &stop_request)
+        .await;
     recorder.finish(&stop)
 }
 
@@ -115,7 +122,11 @@ struct Recorder<'a> {
 impl<'a> Recorder<'a> {
     /// Attaches, starts the first file and takes the start snapshot. Errors before
     /// attaching leave no kernel state and no file.
-    fn start(options: &'a RecordOptions, tracefs: &Tracefs) -> anyhow::Result<Self> {
+    fn start(
+        options: &'a RecordOptions,
+        tracefs: &Tracefs,
+        tee: Option<Tee>,
+    ) -> anyhow::Result<Self> {
         let btf = KernelBtf::read(&options.btf);
         for missing in &btf.info.missing {
             warn!("{missing}");
@@ -134,12 +145,14 @@ impl<'a> Recorder<'a> {
             Ok(loaded) => loaded,
             Err(err) => {
                 drop(file);
-                let _removed = std::fs::remove_file(&options.output);
+                if !sink::discards(&options.output) {
+                    let _removed = std::fs::remove_file(&options.output);
+                }
                 return Err(err).context("attaching to the kernel");
             }
         };
         let header = Header::new(options, &probe, &btf, start);
-        let output = Output::start(file, &options.output, options.rotate, &header.bytes(0))
+        let output = Output::start(file, &options.output, options.rotate, &header.bytes(0), tee)
             .context("writing the trace header")?;
         let mut recording = Recording::new(probe.layouts, start.0, options.filters.clone());
         if options.snapshot {
@@ -166,7 +179,11 @@ impl<'a> Recorder<'a> {
         })
     }
 
-    async fn run_until_stopped(&mut self, stop_rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    async fn run_until_stopped(
+        &mut self,
+        stop_rx: &mut watch::Receiver<Option<Stop>>,
+        stop_request: &Notify,
+    ) -> Stop {
         let mut poll = interval(self.options.poll_interval);
         let mut flush = interval(self.options.flush_interval);
         let deadline = self
@@ -179,6 +196,7 @@ impl<'a> Recorder<'a> {
                     Err(_) => Err(Stop::Error("signal handler stopped".into())),
                     Ok(()) => stop_rx.borrow().clone().map_or(Ok(()), Err),
                 },
+                () = stop_request.notified() => Err(Stop::Interrupted),
                 () = async {
                     match deadline {
                         Some(at) => tokio::time::sleep_until(at).await,

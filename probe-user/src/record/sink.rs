@@ -1,5 +1,6 @@
 //! The files a recording writes: created private, written and synced by a writer
-//! thread, and rotated (`--max-size`, `--rotate`).
+//! thread, and rotated (`--max-size`, `--rotate`); with `-o /dev/null`, none. What is
+//! written is also handed to the live views' [`Tee`], if any.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -13,7 +14,19 @@ use std::{
 use anyhow::Context as _;
 use bytes::Bytes;
 
-use crate::trace::{TraceEncoder, TraceEnd};
+use crate::{
+    record::tee::Tee,
+    trace::{TraceEncoder, TraceEnd},
+};
+
+/// `-o /dev/null`: no file is kept (a metrics-only recorder); the bytes are still
+/// produced for the live views.
+pub const DISCARD: &str = "/dev/null";
+
+/// Whether `path` keeps nothing.
+pub fn discards(path: &Path) -> bool {
+    path == Path::new(DISCARD)
+}
 
 /// Why a trace file cannot be created; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +45,9 @@ pub enum OutputError {
 
 /// Checks that a trace can be created at `path`, without creating it.
 pub fn check_output(path: &Path, force: bool) -> Result<(), OutputError> {
+    if discards(path) {
+        return Ok(());
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -77,6 +93,15 @@ pub fn check_output(path: &Path, force: bool) -> Result<(), OutputError> {
 /// through a symlink, and never over an existing file unless `force`.
 pub fn create_output(path: &Path, force: bool) -> Result<File, OutputError> {
     check_output(path, force)?;
+    if discards(path) {
+        return OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|source| OutputError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+    }
     let mut options = OpenOptions::new();
     options
         .write(true)
@@ -120,26 +145,50 @@ pub struct Output {
     sink: Sink,
     /// Bytes in the files already finished.
     finished_bytes: u64,
+    tee: Option<Tee>,
 }
 
 impl Output {
     /// Starts writing the first file, created at `base` by [`create_output`], with
-    /// `header`.
-    pub fn start(file: File, base: &Path, keep: Option<u32>, header: &[u8]) -> io::Result<Self> {
+    /// `header`; everything written is also handed to `tee`.
+    pub fn start(
+        file: File,
+        base: &Path,
+        keep: Option<u32>,
+        header: &[u8],
+        tee: Option<Tee>,
+    ) -> io::Result<Self> {
+        let sink = Sink::start(file, header)?;
+        if let Some(tee) = &tee {
+            tee.send(Bytes::copy_from_slice(header));
+        }
         Ok(Self {
             base: base.to_path_buf(),
             index: 0,
             files: vec![base.to_path_buf()],
             keep,
-            sink: Sink::start(file, header)?,
+            sink,
             finished_bytes: 0,
+            tee,
         })
     }
 
     /// Queues blocks for the current file; false once the writer has stopped (its error
     /// comes from [`Self::finish`]).
     pub fn send(&mut self, blocks: Bytes) -> bool {
+        if let Some(tee) = &self.tee {
+            tee.offer(&blocks);
+        }
         self.sink.send(blocks)
+    }
+
+    /// Queues an end block, for the file and the tee.
+    fn send_end(&mut self, end: &TraceEnd) {
+        let block = Bytes::from(TraceEncoder::end_block(end));
+        if let Some(tee) = &self.tee {
+            tee.send(block.clone());
+        }
+        self.sink.send(block);
     }
 
     /// Bytes queued for the current file so far.
@@ -171,8 +220,11 @@ impl Output {
     /// oldest is removed.
     pub fn rotate(&mut self, file: File, end: &TraceEnd, header: &[u8]) -> anyhow::Result<()> {
         let next = self.next_path();
-        self.sink.send(Bytes::from(TraceEncoder::end_block(end)));
+        self.send_end(end);
         let finished = std::mem::replace(&mut self.sink, Sink::start(file, header)?);
+        if let Some(tee) = &self.tee {
+            tee.send(Bytes::copy_from_slice(header));
+        }
         self.finished_bytes += finished
             .finish()
             .with_context(|| format!("writing {}", self.current().display()))?;
@@ -191,8 +243,10 @@ impl Output {
     /// until everything is on disk. Returns the files and the bytes written to them.
     pub fn finish(mut self, end: Option<&TraceEnd>) -> anyhow::Result<(Vec<PathBuf>, u64)> {
         if let Some(end) = end {
-            self.sink.send(Bytes::from(TraceEncoder::end_block(end)));
+            self.send_end(end);
         }
+        // The live views have everything: they end when the tee goes.
+        drop(self.tee.take());
         let current = self.current().to_path_buf();
         match self.sink.finish() {
             Ok(written) => Ok((self.files, self.finished_bytes + written)),
@@ -237,8 +291,12 @@ struct Sink {
 
 impl Sink {
     fn start(mut file: File, header: &[u8]) -> io::Result<Self> {
+        // `/dev/null` cannot be synced (EINVAL), nor does it need to be.
+        let sync = file.metadata()?.is_file();
         file.write_all(header)?;
-        file.sync_data()?;
+        if sync {
+            file.sync_data()?;
+        }
         let sent = header.len() as u64;
         let (tx, rx): (SyncSender<SinkMessage>, Receiver<SinkMessage>) = mpsc::sync_channel(8);
         let handle = std::thread::Builder::new()
@@ -249,13 +307,17 @@ impl Sink {
                     match message {
                         SinkMessage::Block(block) => {
                             file.write_all(&block)?;
-                            file.sync_data()?;
+                            if sync {
+                                file.sync_data()?;
+                            }
                             written += block.len() as u64;
                         }
                         SinkMessage::Finish => break,
                     }
                 }
-                file.sync_all()?;
+                if sync {
+                    file.sync_all()?;
+                }
                 Ok(written)
             })?;
         Ok(Self {

@@ -4,13 +4,16 @@
 //! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
-//! - `tcpchurn record`'s closing lines: [`summary`];
+//! - `tcpchurn record`'s closing lines: [`summary`]; its live view: [`live`] and
+//!   [`metrics`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour).
 
 pub mod connections;
 pub mod events;
 pub mod format;
+pub mod live;
+pub mod metrics;
 pub mod sentences;
 pub mod style;
 pub mod summary;

@@ -1,6 +1,7 @@
 //! Text layout: lines wrapped to an 80-column terminal, aligned tables.
 
 use std::{
+    borrow::Cow,
     fmt::Write as _,
     io::{self, Write},
 };
@@ -12,13 +13,32 @@ pub const WIDTH: usize = 80;
 /// The width of a table's label column.
 pub const LABEL: usize = 28;
 
+/// Text as it may go on a terminal or into a label: control characters (say, an escape
+/// sequence in a process name) become U+FFFD.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// Wraps `text` at word boundaries to [`WIDTH`], indenting continuations.
 pub fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
+    wrap_to(text, first_indent, indent, WIDTH)
+}
+
+/// Wraps `text` at word boundaries to `width` columns, indenting continuations.
+pub fn wrap_to(text: &str, first_indent: &str, indent: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = first_indent.to_owned();
     let mut empty = true;
     for word in text.split(' ') {
-        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(&line);
             out.push('\n');
             line = indent.to_owned();
@@ -87,6 +107,12 @@ pub fn table<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_not_printed() {
+        assert_eq!(printable("java"), "java");
+        assert_eq!(printable("a\u{1b}[2Jb\n"), "a\u{fffd}[2Jb\u{fffd}");
+    }
 
     #[test]
     fn long_lines_wrap_at_words() {
