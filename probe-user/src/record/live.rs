@@ -34,11 +34,19 @@ use crate::{
 /// How often the screen looks at the keyboard.
 const KEY_POLL: Duration = Duration::from_millis(100);
 
-/// The live view for stdout: the screen on a terminal (with the thread that runs it),
-/// text blocks otherwise. `stop` stops the recording.
-pub fn view(stop: Arc<Notify>) -> io::Result<(Box<dyn View>, Option<JoinHandle<()>>)> {
+/// The live view for stdout, and the thread of its screen (on a terminal).
+pub struct LiveView {
+    pub view: Box<dyn View>,
+    pub screen: Option<JoinHandle<()>>,
+}
+
+/// The screen on a terminal, text blocks otherwise. `stop` stops the recording.
+pub fn view(stop: Arc<Notify>) -> io::Result<LiveView> {
     if !io::stdout().is_terminal() {
-        return Ok((Box::new(TextBlocks { failed: false }), None));
+        return Ok(LiveView {
+            view: Box::new(TextBlocks { failed: false }),
+            screen: None,
+        });
     }
     let (tx, rx) = mpsc::sync_channel(1);
     let handle = std::thread::Builder::new()
@@ -48,7 +56,10 @@ pub fn view(stop: Arc<Notify>) -> io::Result<(Box<dyn View>, Option<JoinHandle<(
                 let _written = writeln!(io::stderr(), "tcpchurn: the live screen failed: {err}");
             }
         })?;
-    Ok((Box::new(ToScreen { tx }), Some(handle)))
+    Ok(LiveView {
+        view: Box::new(ToScreen { tx }),
+        screen: Some(handle),
+    })
 }
 
 /// Text blocks on stdout (not a terminal).

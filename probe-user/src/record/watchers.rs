@@ -38,9 +38,9 @@ impl Watchers {
         let mut watchers = Self::default();
         let mut views: Vec<Box<dyn View>> = Vec::new();
         if options.live {
-            let (view, screen) = live::view(stop).context("starting the live view")?;
-            views.push(view);
-            watchers.screen = screen;
+            let live = live::view(stop).context("starting the live view")?;
+            views.push(live.view);
+            watchers.screen = live.screen;
         }
         if let Some(listener) = metrics {
             let slot = Slot::default();

@@ -51,7 +51,7 @@ pub enum Followed {
 
 enum State<I: Read> {
     Opening(I),
-    Reading(TraceReader<I>),
+    Reading(Box<TraceReader<I>>),
     /// Waiting for the file after the one that ended so.
     Next(TraceEnd),
     Ended,
@@ -65,6 +65,8 @@ pub struct Follower<P: Parts> {
     end: Option<TraceEnd>,
     /// Damage in the files already finished.
     earlier_damage: Vec<Damage>,
+    /// Bytes in the files already finished.
+    earlier_bytes: u64,
     files: u32,
 }
 
@@ -76,6 +78,7 @@ impl<P: Parts> Follower<P> {
             meta: None,
             end: None,
             earlier_damage: Vec::new(),
+            earlier_bytes: 0,
             files: 0,
         }
     }
@@ -88,6 +91,14 @@ impl<P: Parts> Follower<P> {
     /// The end block of the last file, once [`Followed::Ended`].
     pub fn end(&self) -> Option<&TraceEnd> {
         self.end.as_ref()
+    }
+
+    /// Bytes read so far, over every file.
+    pub fn bytes_read(&self) -> u64 {
+        match &self.state {
+            State::Reading(reader) => self.earlier_bytes + reader.offset(),
+            _ => self.earlier_bytes,
+        }
     }
 
     /// Files opened so far.
@@ -132,6 +143,7 @@ impl<P: Parts> Follower<P> {
                     }
                     Polled::Ended => {
                         self.earlier_damage.extend_from_slice(reader.damage());
+                        self.earlier_bytes += reader.offset();
                         match reader.end() {
                             Some(end) if end.next_part.is_some() => {
                                 self.state = State::Next(end.clone());

@@ -118,7 +118,7 @@ enum BlockRead {
 /// What opening a trace that may still be written found.
 #[derive(Debug)]
 pub enum Opening<R: Read> {
-    Ready(TraceReader<R>),
+    Ready(Box<TraceReader<R>>),
     /// The file header or the meta block is not complete yet: the input is back where
     /// it was.
     NotYet(R),
@@ -142,7 +142,7 @@ impl<R: Read> TraceReader<R> {
     /// Reads the file header and the meta block.
     pub fn open(input: R) -> Result<Self, TraceError> {
         match Self::open_at(input, None, 0)? {
-            Opening::Ready(reader) => Ok(reader),
+            Opening::Ready(reader) => Ok(*reader),
             Opening::NotYet(_) => Err(TraceError::Empty),
         }
     }
@@ -227,7 +227,7 @@ impl<R: Read> TraceReader<R> {
         }
         reader.meta =
             serde_json::from_slice(&payload).map_err(|e| TraceError::BadMeta(e.to_string()))?;
-        Ok(Opening::Ready(reader))
+        Ok(Opening::Ready(Box::new(reader)))
     }
 
     /// The input, positioned after what was read (after the end block, once
