@@ -30,6 +30,8 @@ use crate::{
 
 /// One request and its answer, from accept to close.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The request head, from accept: a client that says nothing frees its place soon.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 32;
 /// A request head larger than this is refused.
@@ -155,6 +157,17 @@ async fn serve(listener: tokio::net::TcpListener, slot: Slot, shutdown: &Notify)
 /// Reads a request head, writes the answer, closes.
 async fn exchange(mut stream: tokio::net::TcpStream, body: Bytes) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
+    tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut head))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let (status_head, body) = answer(&head, body);
+    stream.write_all(status_head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.shutdown().await
+}
+
+/// Reads up to the end of the request head (or [`MAX_HEAD`] bytes, or the end).
+async fn read_head(stream: &mut tokio::net::TcpStream, head: &mut Vec<u8>) -> std::io::Result<()> {
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() <= MAX_HEAD {
         let n = stream.read(&mut buf).await?;
@@ -163,10 +176,7 @@ async fn exchange(mut stream: tokio::net::TcpStream, body: Bytes) -> std::io::Re
         }
         head.extend_from_slice(&buf[..n]);
     }
-    let (status_head, body) = answer(&head, body);
-    stream.write_all(status_head.as_bytes()).await?;
-    stream.write_all(&body).await?;
-    stream.shutdown().await
+    Ok(())
 }
 
 /// The response head and body for a request head: `GET /metrics` (or `HEAD`) gets the
