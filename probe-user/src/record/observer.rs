@@ -24,6 +24,9 @@ use crate::{
     },
 };
 
+/// At most one part in this many of the thread's time goes to snapshots.
+const SNAPSHOT_SHARE: u32 = 5;
+
 /// Where the verdicts go.
 pub trait View: Send {
     /// A new verdict; the last one has `status.recording` false.
@@ -111,8 +114,12 @@ impl Observer {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if Instant::now() >= next {
+                let started = Instant::now();
                 self.show_now();
-                next = Instant::now() + refresh;
+                // A snapshot copies the analysis' state: at a high connection rate that
+                // takes a while, and then it is taken less often, so that taking in the
+                // recording keeps most of this thread.
+                next = Instant::now() + refresh.max(started.elapsed() * SNAPSHOT_SHARE);
             }
         }
         self.show_last();
