@@ -171,28 +171,7 @@ impl<P: Parts> Follower<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        model::{Conn, ExecContext, Scope, SocketTuple, TcpState, Transition},
-        trace::{TraceEncoder, queue::SharedQueue},
-    };
-
-    fn transition(i: u64) -> TraceEvent {
-        TraceEvent::Transition(Transition {
-            ts_ns: i * 1000,
-            conn: Conn {
-                id: i,
-                scope: Scope::default(),
-                tuple: SocketTuple {
-                    local: "10.0.0.2:40000".parse().unwrap(),
-                    remote: "10.0.0.1:80".parse().unwrap(),
-                },
-            },
-            old: TcpState::Close,
-            new: TcpState::SynSent,
-            context: ExecContext::Task,
-            task: None,
-        })
-    }
+    use crate::trace::{TraceEncoder, queue::SharedQueue, reader::tests::transition};
 
     /// The same queue goes on with the next file.
     struct SameQueue(SharedQueue);

@@ -470,14 +470,15 @@ impl<R: Read> TraceReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::{
         model::{Conn, ExecContext, Scope, SocketTuple, TcpState, Transition},
         trace::{TraceWriter, block::frame},
     };
 
-    fn transition(i: u64) -> TraceEvent {
+    /// Connection `i` connecting at `i` µs.
+    pub fn transition(i: u64) -> TraceEvent {
         TraceEvent::Transition(Transition {
             ts_ns: i * 1000,
             conn: Conn {

@@ -6,21 +6,7 @@ use super::*;
 /// a gap: every aggregate a snapshot has to copy.
 fn incident() -> Script {
     let mut s = Script::default();
-    zookeeper_loop(&mut s, 12);
-    s.listener(SERVER_NS, "10.0.0.1:80", java());
-    for i in 0..6 {
-        let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
-        s.at(2 * S + i * 300 * MS).open(e, app());
-        s.fin_close(e.client, e.server, app(), java());
-    }
-    let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
-    s.at(3 * S).open(leak, app()).tr(
-        leak.server,
-        TcpState::Established,
-        TcpState::CloseWait,
-        None,
-    );
-    s.at(4 * S).lost(4 * S, 4 * S + MS, 3);
+    super::incident(&mut s, 12, 6, 300, 3);
     s
 }
 
