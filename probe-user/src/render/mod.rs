@@ -4,12 +4,13 @@
 //! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
-//! - `tcpchurn record`'s closing lines: [`summary`]; its live view: [`live`] and
-//!   [`metrics`];
+//! - `tcpchurn record`'s closing lines: [`summary`]; its live views: [`live`] and
+//!   [`metrics`]; `tcpchurn doctor`: [`doctor`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour).
 
 pub mod connections;
+pub mod doctor;
 pub mod events;
 pub mod format;
 pub mod live;
