@@ -103,12 +103,15 @@ impl Screen {
     fn enter() -> io::Result<Self> {
         enable_raw_mode()?;
         let mut stdout = io::stdout();
-        if let Err(err) = execute!(stdout, EnterAlternateScreen, Hide) {
-            let _restored = disable_raw_mode();
-            return Err(err);
+        let entered = execute!(stdout, EnterAlternateScreen, Hide)
+            .and_then(|()| Terminal::new(CrosstermBackend::new(stdout)));
+        match entered {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(err) => {
+                restore_terminal();
+                Err(err)
+            }
         }
-        let terminal = Terminal::new(CrosstermBackend::new(stdout))?;
-        Ok(Self { terminal })
     }
 
     fn draw(&mut self, live: &Live, view: ViewState) -> io::Result<()> {
