@@ -24,6 +24,7 @@ use ratatui::{Terminal, backend::CrosstermBackend};
 use tokio::sync::Notify;
 
 use crate::{
+    kernel::capabilities::{self, CapSet},
     record::observer::View,
     render::{
         live::{Live, SortKey, ViewState, plain::write_plain, screen},
@@ -52,6 +53,8 @@ pub fn view(stop: Arc<Notify>) -> io::Result<LiveView> {
     let handle = std::thread::Builder::new()
         .name("tcpchurn-screen".into())
         .spawn(move || {
+            // A terminal and a channel: no capability at all.
+            let _dropped = capabilities::keep_only(CapSet::EMPTY);
             if let Err(err) = run_screen(&rx, &stop) {
                 let _written = writeln!(io::stderr(), "tcpchurn: the live screen failed: {err}");
             }

@@ -21,6 +21,7 @@ use tokio::{
 };
 
 use crate::{
+    kernel::capabilities::{self, CapSet},
     record::observer::View,
     render::{
         live::Live,
@@ -109,6 +110,8 @@ impl Server {
         let handle = std::thread::Builder::new()
             .name("tcpchurn-metrics".into())
             .spawn(move || {
+                // The socket is bound already; serving it needs no capability at all.
+                let _dropped = capabilities::keep_only(CapSet::EMPTY);
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => serve(listener, slot, &stop).await,

@@ -15,6 +15,7 @@ use log::warn;
 
 use crate::{
     analysis::{Analysis, AnalyzerOptions, LiveVerdict, TraceInfo, Trend},
+    kernel::capabilities::{self, CapSet},
     record::tee::TeeReceiver,
     render::live::{Live, Status},
     trace::{
@@ -56,6 +57,8 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("tcpchurn-live".into())
         .spawn(move || {
+            // It reads a channel and writes to stdout or memory: no capability at all.
+            let _dropped = capabilities::keep_only(CapSet::EMPTY);
             let mut observer = Observer::new(tee, file, discarded, views);
             observer.run(refresh);
         })

@@ -8,7 +8,7 @@ use probe_common::{MAX_FILTER_NETNS, MAX_FILTER_PORTS};
 use crate::{
     kernel::{btf, probe::ProbeOptions},
     model::Filters,
-    record::sink,
+    record::files,
 };
 
 /// The shortest flush interval: every flush is a write and an `fdatasync`.
@@ -93,9 +93,17 @@ pub enum OptionsError {
     RingTooLarge,
     #[error("--ring-size must be a power of two of at least 4 KiB (got {0})")]
     RingSize(u64),
-    #[error("-o {} keeps no trace: it is for --metrics or --live", sink::DISCARD)]
+    #[error("--port 0 matches no connection")]
+    PortZero,
+    #[error("--duration must be longer than 0")]
+    DurationZero,
+    #[error("--max-size must be at least 1 byte")]
+    MaxSizeZero,
+    #[error("--rotate must keep at least 1 file")]
+    RotateZero,
+    #[error("-o {} keeps no trace: it is for --metrics or --live", files::DISCARD)]
     DiscardWithoutViews,
-    #[error("--max-size needs a file to rotate, not {}", sink::DISCARD)]
+    #[error("--max-size needs a file to rotate, not {}", files::DISCARD)]
     RotateDiscard,
     #[error("--metrics-pairs must be at least 1")]
     NoMetricsPairs,
@@ -117,7 +125,19 @@ impl RecordOptions {
         if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 4096 {
             return Err(OptionsError::RingSize(self.ring_bytes));
         }
-        if sink::discards(&self.output) {
+        if self.filters.ports.contains(&0) {
+            return Err(OptionsError::PortZero);
+        }
+        if self.duration == Some(Duration::ZERO) {
+            return Err(OptionsError::DurationZero);
+        }
+        if self.max_size == Some(0) {
+            return Err(OptionsError::MaxSizeZero);
+        }
+        if self.rotate == Some(0) {
+            return Err(OptionsError::RotateZero);
+        }
+        if files::discards(&self.output) {
             if !self.live && self.metrics.is_none() {
                 return Err(OptionsError::DiscardWithoutViews);
             }
@@ -188,6 +208,25 @@ mod tests {
         assert_eq!(
             options(|o| o.ring_bytes = 2048),
             Err(OptionsError::RingSize(2048))
+        );
+        assert_eq!(
+            options(|o| o.filters.ports = vec![80, 0]),
+            Err(OptionsError::PortZero)
+        );
+        assert_eq!(
+            options(|o| o.duration = Some(Duration::ZERO)),
+            Err(OptionsError::DurationZero)
+        );
+        assert_eq!(
+            options(|o| o.max_size = Some(0)),
+            Err(OptionsError::MaxSizeZero)
+        );
+        assert_eq!(
+            options(|o| {
+                o.max_size = Some(1 << 20);
+                o.rotate = Some(0);
+            }),
+            Err(OptionsError::RotateZero)
         );
         let checked = RecordOptions {
             flush_interval: Duration::ZERO,

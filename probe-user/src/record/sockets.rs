@@ -232,6 +232,10 @@ impl SocketTable {
             HashMap::new()
         };
         for socket in sockets {
+            // A socket the filters drop gets no connection id: ids count what is recorded.
+            if !self.filters.keeps(&socket.scope, &socket.tuple) {
+                continue;
+            }
             let conn = if at_end {
                 match known.get(&(socket.scope.netns, socket.tuple)) {
                     Some(conn) => *conn,
@@ -245,9 +249,6 @@ impl SocketTable {
                 }
                 conn
             };
-            if !self.keep(&conn) {
-                continue;
-            }
             emit(TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns,
                 conn,
@@ -697,6 +698,34 @@ mod tests {
         // After the grace period the closed socket is forgotten.
         table.sweep(START + 10_000_000_000);
         assert_eq!(table.tracked(), 0);
+    }
+
+    #[test]
+    fn snapshot_sockets_the_filters_drop_are_not_counted() {
+        let filters = Filters {
+            ports: vec![2181],
+            netns: Vec::new(),
+        };
+        let mut table = SocketTable::new(START, filters);
+        let socket = |local, remote| DiagSocket {
+            scope: scope(),
+            tuple: tuple(local, remote),
+            state: TcpState::Established,
+            inode: 1,
+            uid: 0,
+            timer_ms: None,
+            owner: None,
+        };
+        let sockets = [
+            socket("10.0.0.1:22", "10.0.0.2:40000"),
+            socket("10.0.0.1:2181", "10.0.0.2:40001"),
+            socket("10.0.0.1:80", "10.0.0.2:40002"),
+        ];
+        let mut kept = Vec::new();
+        table.snapshot(START, &sockets, false, |event| kept.push(event));
+        assert_eq!((kept.len(), table.connections()), (1, 1));
+        table.snapshot(START + 1, &sockets[..1], true, |event| kept.push(event));
+        assert_eq!((kept.len(), table.connections()), (1, 1));
     }
 
     #[test]

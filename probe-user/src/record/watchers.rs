@@ -8,11 +8,10 @@ use anyhow::Context as _;
 use tokio::sync::Notify;
 
 use crate::record::{
-    live,
+    files, live,
     metrics::{Exporter, Server, Slot},
     observer::{self, View},
     options::RecordOptions,
-    sink,
     tee::{self, Tee},
 };
 
@@ -52,7 +51,7 @@ impl Watchers {
             observer::spawn(
                 receiver,
                 options.output.display().to_string(),
-                sink::discards(&options.output),
+                files::discards(&options.output),
                 options.refresh,
                 views,
             )

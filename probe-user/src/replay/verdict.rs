@@ -7,6 +7,7 @@ use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
+        connections::CONNECTIONS_HEADER,
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
@@ -14,14 +15,20 @@ use crate::{
     trace::TraceReader,
 };
 
-/// Replays the trace into the verdict on `out`.
+/// Replays the trace into the verdict on `out`. With `--connections`, the JSON
+/// document holds the rows; the text verdict's table comes from
+/// [`write_connection_table`], a second pass.
 pub fn write_verdict<R: Read>(
     reader: &mut TraceReader<R>,
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let rule = LoopRule::default();
-    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let mut rows = if options.connections && options.json {
+        RowSink::json(out)?
+    } else {
+        RowSink::None
+    };
     let analysis = analyse(reader, options, rule, &mut rows, out)?;
     let trace = trace_info(reader, options);
     if options.json {
@@ -30,7 +37,26 @@ pub fn write_verdict<R: Read>(
         let style = stdout_style(options.color);
         verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
     }
-    rows.finish(out)?;
+    Ok(())
+}
+
+/// The text `--connections` table, which follows the verdict: a second pass over the
+/// trace (given up to where the first one stopped), so that rows are neither held in
+/// memory nor written to a file.
+pub fn write_connection_table<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "{CONNECTIONS_HEADER}")?;
+    analyse(
+        reader,
+        options,
+        LoopRule::default(),
+        &mut RowSink::Text,
+        out,
+    )?;
     Ok(())
 }
 
@@ -47,7 +73,7 @@ fn analyse<R: Read>(
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
         rule,
-        connections: options.connections,
+        connections: rows.wants_rows(),
     });
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
@@ -161,6 +187,10 @@ mod tests {
         let mut reader = TraceReader::open(bytes).unwrap();
         let mut out = Vec::new();
         write_verdict(&mut reader, options, &mut out).unwrap();
+        if options.connections && !options.json {
+            let mut again = TraceReader::open(bytes).unwrap();
+            write_connection_table(&mut again, options, &mut out).unwrap();
+        }
         String::from_utf8(out).unwrap()
     }
 
@@ -199,6 +229,53 @@ mod tests {
         assert!(text.contains("CONN   CLIENT"), "{text}");
         assert!(text.contains("LOST EVENTS"), "{text}");
         assert_eq!(text.matches(" rst ").count(), 30, "{text}");
+    }
+
+    #[test]
+    fn strings_from_the_trace_cannot_drive_the_terminal() {
+        let evil = "\x1b[2J\x1b]0;PWN\x07";
+        let mut s = Script::default();
+        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+        s.at(S).open(leak, app()).tr(
+            leak.server,
+            TcpState::Established,
+            TcpState::CloseWait,
+            Some(crate::synth::task(66, evil)),
+        );
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: evil.into(),
+            kernel: evil.into(),
+            tracepoints: vec![crate::model::TracepointStatus {
+                name: "tcp:tcp_send_reset".into(),
+                attached: false,
+                detail: Some(evil.into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        for event in &s.events {
+            writer.push(event).unwrap();
+        }
+        let bytes = writer
+            .finish(&TraceEnd {
+                end_ns: 40 * S,
+                stop_reason: evil.into(),
+                ..TraceEnd::default()
+            })
+            .unwrap();
+        let text = run(&bytes, &options(false, true));
+        assert!(!text.contains(['\x1b', '\x07']), "{text}");
+        assert!(text.contains("host \\x1b[2J\\x1b]0;PWN\\x07"), "{text}");
+        assert!(
+            text.contains("(\\x1b[2J\\x1b]0;PWN\\x07)"),
+            "the detail: {text}"
+        );
+        assert!(text.contains("pid 66 (\\x1b[2J"), "the leak: {text}");
+        // JSON keeps the string, escaped its own way.
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, true))).unwrap();
+        assert_eq!(doc["close_wait"][0]["comm"], evil);
     }
 
     #[test]

@@ -258,6 +258,16 @@ impl<R: Read> TraceReader<R> {
         self.offset
     }
 
+    /// The time of the last event read.
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+
+    /// The input the trace is read from.
+    pub fn get_ref(&self) -> &R {
+        &self.input
+    }
+
     fn read_exact_or_cut(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         Ok(read_up_to(&mut self.input, buf)? == buf.len())
     }

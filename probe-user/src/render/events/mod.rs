@@ -64,6 +64,7 @@ mod tests {
     use crate::{
         model::{Comm, ExecContext, Gap, GapCause, Scope, Task, TcpState, TraceEvent, Transition},
         owner::{Owner, OwnerSource},
+        trace::TraceMeta,
     };
 
     fn transition() -> TraceEvent {
@@ -173,6 +174,74 @@ mod tests {
             header.find("PID").unwrap() + 3,
             lines[0].find(" zk").unwrap()
         );
+    }
+
+    #[test]
+    fn every_event_fits_its_column_and_strings_from_the_trace_are_escaped() {
+        use crate::model::{ResetReason, ResetSent, SnapshotSocket, SocketError};
+        let TraceEvent::Transition(base) = transition() else {
+            unreachable!()
+        };
+        let mut evil = owner();
+        evil.task.comm = Comm::from_str_lossy("\x1b[2J\x1b]0;PWN\x07");
+        let states = (0..16).filter_map(TcpState::from_kernel);
+        let mut events: Vec<TraceEvent> = states
+            .clone()
+            .flat_map(|old| states.clone().map(move |new| (old, new)))
+            .map(|(old, new)| TraceEvent::Transition(Transition { old, new, ..base }))
+            .collect();
+        for state in states.clone() {
+            for at_end in [false, true] {
+                events.push(TraceEvent::Snapshot(SnapshotSocket {
+                    ts_ns: 0,
+                    conn: base.conn,
+                    state,
+                    owner: Some(evil.task),
+                    inode: 0,
+                    uid: 0,
+                    timer_ms: None,
+                    at_end,
+                }));
+            }
+        }
+        for reason in 0..30 {
+            events.push(TraceEvent::ResetSent(ResetSent {
+                ts_ns: 0,
+                socket: SocketRef::Conn(base.conn),
+                state: None,
+                reason: ResetReason(reason),
+                context: ExecContext::Task,
+                task: None,
+            }));
+        }
+        for errno in [104, 111, 110, 32, 113, 101, 103, 71, 5] {
+            events.push(TraceEvent::SocketError(SocketError {
+                ts_ns: 0,
+                socket: SocketRef::Conn(base.conn),
+                errno,
+                context: ExecContext::Task,
+                task: None,
+            }));
+        }
+        let pid_at = text_header(Clock::Relative).find("PID").unwrap();
+        for event in &events {
+            let mut out = Vec::new();
+            write_text(&mut out, event, Some(&evil), Clock::Relative).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            assert_eq!(line.find("   1234 ").unwrap() + 4, pid_at, "{line}");
+            assert!(
+                line.trim_end().ends_with("1234 \\x1b[2J\\x1b]0;PWN\\x07"),
+                "{line}"
+            );
+        }
+        let meta = TraceMeta {
+            hostname: "\x1b]0;PWN\x07".into(),
+            ..TraceMeta::default()
+        };
+        let mut out = Vec::new();
+        write_text_header(&mut out, &meta, Clock::Relative).unwrap();
+        let header = String::from_utf8(out).unwrap();
+        assert!(header.starts_with("# \\x1b]0;PWN\\x07 ("), "{header}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::{
             pairs::{COLUMNS, pair_rows},
             plain::status_line,
         },
-        text::{printable, wrap_to},
+        text::{clean, wrap_to},
         verdict_text::{LineKind, verdict_lines},
     },
 };
@@ -70,12 +70,12 @@ fn head_text(live: &Live, view: ViewState) -> Text<'static> {
         if text.is_empty() {
             "?".to_owned()
         } else {
-            printable(text).into_owned()
+            clean(text).into_owned()
         }
     };
     let title = format!(
         "tcpchurn record --live  {}  host {}, kernel {}",
-        printable(&trace.file),
+        clean(&trace.file),
         known(&trace.host),
         known(&trace.kernel)
     );
@@ -112,7 +112,7 @@ fn verdict_text(live: &Live, width: u16) -> Text<'static> {
             LineKind::Finding => severity_paint(line.severity),
             LineKind::Reason => Paint::new(),
         };
-        for wrapped in wrap_to(&printable(&line.text), first, rest, width).lines() {
+        for wrapped in wrap_to(&line.text, first, rest, width).lines() {
             lines.push(Line::styled(wrapped.to_owned(), paint));
         }
     }
@@ -142,7 +142,7 @@ fn pair_table(live: &Live, view: ViewState) -> Table<'static> {
             Paint::new()
         };
         Row::new(
-            std::iter::once(Cell::from(printable(&row.label).into_owned())).chain(
+            std::iter::once(Cell::from(clean(&row.label).into_owned())).chain(
                 row.cells()
                     .into_iter()
                     .map(|cell| Cell::from(Line::from(cell).right_aligned())),
@@ -166,7 +166,7 @@ fn leak_table(analysis: &Analysis) -> Table<'static> {
     let body = analysis.close_wait.iter().take(MAX_LEAK_ROWS).map(|leak| {
         let (pid, comm) = leak.owner.map_or_else(
             || ("-".to_owned(), "-".to_owned()),
-            |t| (t.pid.to_string(), printable(&t.comm.as_str()).into_owned()),
+            |t| (t.pid.to_string(), clean(&t.comm.as_str()).into_owned()),
         );
         let age = format!(
             "{}{}",
@@ -319,7 +319,7 @@ mod tests {
             !text.contains('\u{1b}'),
             "no escape reaches the terminal: {text}"
         );
-        assert!(text.contains("evil\u{fffd}[2J"), "{text}");
+        assert!(text.contains("evil\\x1b[2J"), "{text}");
         assert!(
             text.lines()
                 .last()

@@ -14,7 +14,7 @@ use self::books::{PairCounts, SIDES};
 use crate::{
     analysis::{CloseHow, Side, leak_groups},
     model::GapCause,
-    render::{live::Live, text::printable},
+    render::{live::Live, text::clean},
 };
 
 /// The content type of [`exposition`].
@@ -220,7 +220,7 @@ pub fn exposition(
             (false, _) => (OTHER.to_owned(), OTHER.to_owned()),
             (true, Some(task)) => (
                 task.pid.to_string(),
-                printable(&task.comm.as_str()).into_owned(),
+                clean(&task.comm.as_str()).into_owned(),
             ),
             (true, None) => ("-".to_owned(), "-".to_owned()),
         };
