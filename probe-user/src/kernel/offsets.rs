@@ -213,7 +213,8 @@ pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
         daddr_v6: ipv6.map_or(0, |[_, daddr_v6]| daddr_v6),
         sport,
         task_comm,
-        reserved: 0,
+        // Only the error-report program needs it: without it, that one falls back.
+        sk_err: integer(btf, "sock", &["sk_err"], 4).unwrap_or(0),
     })
 }
 

@@ -47,6 +47,7 @@ impl Header {
                 softirq_tracking: probe.softirq_tracking,
             },
             socket_offsets: btf.info.clone(),
+            kernel_features: Some(probe.features),
             recorder: RecorderInfo {
                 pid: std::process::id(),
                 ring_bytes: options.ring_bytes,

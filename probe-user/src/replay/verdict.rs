@@ -119,19 +119,29 @@ mod tests {
 
     use super::*;
     use crate::{
-        analysis::tests::{S, app, incident as stage_incident},
-        model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
+        analysis::tests::{S, app, incident as stage_incident, zookeeper_loop},
+        model::{
+            Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
+            TracepointStatus,
+        },
         synth::Script,
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
     fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
-        let meta = TraceMeta {
-            tool: "tcpchurn".into(),
-            hostname: "zk-1".into(),
-            kernel: "6.18.44".into(),
-            ..TraceMeta::default()
-        };
+        trace_file_with(
+            TraceMeta {
+                tool: "tcpchurn".into(),
+                hostname: "zk-1".into(),
+                kernel: "6.18.44".into(),
+                ..TraceMeta::default()
+            },
+            script,
+            end_ns,
+        )
+    }
+
+    fn trace_file_with(meta: TraceMeta, script: &Script, end_ns: u64) -> Vec<u8> {
         let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
         for event in &script.events {
             writer.push(event).unwrap();
@@ -246,7 +256,7 @@ mod tests {
             tool: "tcpchurn".into(),
             hostname: evil.into(),
             kernel: evil.into(),
-            tracepoints: vec![crate::model::TracepointStatus {
+            tracepoints: vec![TracepointStatus {
                 name: "tcp:tcp_send_reset".into(),
                 attached: false,
                 detail: Some(evil.into()),
@@ -354,6 +364,63 @@ mod tests {
                 assert!(doc.get("connections").is_none());
             }
         }
+    }
+
+    /// A 6.1 recording: no reset reasons, no RSTs without a socket, error reports paired
+    /// by CPU. The verdict says what it cannot know, in text (within 80 columns) and
+    /// JSON; a trace from before the header said (format 1.0) claims nothing.
+    #[test]
+    fn the_verdict_says_what_the_kernel_did_not_give() {
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 3);
+        let meta = TraceMeta {
+            kernel: "6.1.0-56-amd64".into(),
+            kernel_features: Some(KernelFeatures::default()),
+            tracepoints: vec![TracepointStatus {
+                name: "sock:inet_sk_error_report".into(),
+                attached: true,
+                detail: Some("classic tracepoint (tp_btf: no kernel BTF)".into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let bytes = trace_file_with(meta, &s, 10 * S);
+        let text = run(&bytes, &options(false, false));
+        assert!(
+            text.contains("not known on this kernel: why each RST was sent"),
+            "{text}"
+        );
+        assert!(text.contains("RSTs sent without a socket"), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, false))).unwrap();
+        let limits = json["trace"]["kernel_limits"].as_array().unwrap();
+        assert_eq!(limits.len(), 3, "{json}");
+        assert!(
+            limits[0]
+                .as_str()
+                .unwrap()
+                .starts_with("why each RST was sent")
+        );
+        let warnings = json["warnings"].as_array().unwrap();
+        assert!(
+            warnings.iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("not known on this kernel: ")),
+            "{json}"
+        );
+        let tracepoint = &json["trace"]["tracepoints"][0];
+        assert_eq!(tracepoint["name"], "sock:inet_sk_error_report");
+        assert_eq!(tracepoint["attached"], true);
+        assert_eq!(
+            tracepoint["detail"],
+            "classic tracepoint (tp_btf: no kernel BTF)"
+        );
+
+        let text = run(&trace_file(&s, 10 * S), &options(false, false));
+        assert!(!text.contains("not known on this kernel"), "{text}");
     }
 
     #[test]

@@ -641,10 +641,11 @@ pub(super) mod tests {
         );
         let mut newer = trace_bytes(true);
         newer[8] = 9;
+        newer[10] = 0;
         let err = TraceReader::open(&newer[..]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "trace format 9.0 is newer than this tcpchurn reads (1.0); replay it with a newer tcpchurn"
+            "trace format 9.0 is newer than this tcpchurn reads (1.1); replay it with a newer tcpchurn"
         );
         let bytes = trace_bytes(true);
         assert!(matches!(

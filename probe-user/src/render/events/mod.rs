@@ -62,7 +62,10 @@ impl EventSocket {
 mod tests {
     use super::*;
     use crate::{
-        model::{Comm, ExecContext, Gap, GapCause, Scope, Task, TcpState, TraceEvent, Transition},
+        model::{
+            Comm, ExecContext, Gap, GapCause, ResetReason, ResetSent, Scope, SocketRef, Task,
+            TcpState, TraceEvent, Transition,
+        },
         owner::{Owner, OwnerSource},
         trace::TraceMeta,
     };
@@ -176,6 +179,50 @@ mod tests {
         );
     }
 
+    /// A reset from a kernel without `reason` (before 6.10): JSON null and text "-",
+    /// never NOT_SPECIFIED (a real reason value).
+    #[test]
+    fn an_unknown_reset_reason_is_null_and_a_dash() {
+        let TraceEvent::Transition(t) = transition() else {
+            unreachable!()
+        };
+        let reset = |reason| {
+            TraceEvent::ResetSent(ResetSent {
+                ts_ns: 1,
+                socket: SocketRef::Conn(t.conn),
+                state: Some(TcpState::Close),
+                reason,
+                context: ExecContext::Task,
+                task: None,
+            })
+        };
+        let json = |event: &TraceEvent| {
+            let mut out = Vec::new();
+            write_json(&mut out, event, None).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let text = |event: &TraceEvent| {
+            let mut out = Vec::new();
+            write_text(&mut out, event, None, Clock::Relative).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let unknown = reset(None);
+        let value = json(&unknown);
+        assert!(value["reason"].is_null(), "{value}");
+        assert!(value.as_object().unwrap().contains_key("reason"));
+        assert!(text(&unknown).contains("RST sent (-)"));
+        let known = reset(Some(ResetReason::TCP_STATE));
+        assert_eq!(json(&known)["reason"], "TCP_STATE");
+        assert!(text(&known).contains("RST sent (TCP_STATE)"));
+        // Other events have no reason key at all.
+        assert!(
+            !json(&transition())
+                .as_object()
+                .unwrap()
+                .contains_key("reason")
+        );
+    }
+
     #[test]
     fn every_event_fits_its_column_and_strings_from_the_trace_are_escaped() {
         use crate::model::{ResetReason, ResetSent, SnapshotSocket, SocketError};
@@ -209,7 +256,7 @@ mod tests {
                 ts_ns: 0,
                 socket: SocketRef::Conn(base.conn),
                 state: None,
-                reason: ResetReason(reason),
+                reason: Some(ResetReason(reason)),
                 context: ExecContext::Task,
                 task: None,
             }));

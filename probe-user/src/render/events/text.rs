@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, ResetReason, Task, TraceEvent},
     owner::Owner,
     render::{
         events::{EventSocket, errno_name},
@@ -148,7 +148,7 @@ fn described<'a>(
         }
         TraceEvent::ResetSent(r) => (
             EventSocket::of(&r.socket),
-            format!("RST sent ({})", r.reason.name()),
+            format!("RST sent ({})", r.reason.map_or("-", ResetReason::name)),
             attributed,
         ),
         TraceEvent::ResetReceived(r) => (
