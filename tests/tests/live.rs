@@ -12,6 +12,7 @@ use std::{
     collections::BTreeMap,
     io::Write as _,
     net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     process::Command,
     thread,
@@ -27,7 +28,7 @@ use tcpchurn_harness::{
     tmux::Tmux,
 };
 use tcpchurn_tests::{
-    Layout, Peer, Scratch, netns, privileged_tests, record, replay_verdict, tcpchurn_bin,
+    Layout, Peer, Recorder, Scratch, netns, privileged_tests, record, replay_verdict, tcpchurn_bin,
     verdict_pair,
 };
 
@@ -200,6 +201,7 @@ fn live_screen_shows_the_loop_and_q_stops_it() {
     assert!(screen.contains("flagged because"), "{screen}");
     assert!(screen.contains("q stop recording"), "{screen}");
     eprintln!("the live screen:\n{screen}");
+    keys_sort_and_pause(&tmux);
     client.wait_for("done", Duration::from_secs(30));
     tmux.keys("q").unwrap();
     let code = wait_for_file_line(&status, "", Duration::from_secs(30));
@@ -223,6 +225,29 @@ fn live_screen_shows_the_loop_and_q_stops_it() {
     assert_eq!(verdict["trace"]["stop_reason"], "interrupted");
 }
 
+/// `n` sorts by connections, `s` goes on to the next order; `p` freezes the screen
+/// (its clock stops while the recording goes on) and `p` again lets it move.
+fn keys_sort_and_pause(tmux: &Tmux) {
+    let wait = |what: &str, ready: &dyn Fn(&str) -> bool| {
+        tmux.wait_for(what, Duration::from_secs(10), ready).unwrap()
+    };
+    tmux.keys("n").unwrap();
+    wait("sorted by connections", &|s| {
+        s.contains("s sort (connections)")
+    });
+    tmux.keys("s").unwrap();
+    wait("the next order", &|s| {
+        s.contains("s sort (") && !s.contains("s sort (connections)")
+    });
+    tmux.keys("p").unwrap();
+    let paused = wait("paused", &|s| s.contains("PAUSED (the recording goes on)"));
+    // Two refreshes: a screen that was not paused would show another time.
+    thread::sleep(Duration::from_millis(2500));
+    assert_eq!(tmux.screen().unwrap(), paused, "the paused screen moved");
+    tmux.keys("p").unwrap();
+    wait("moving again", &|s| !s.contains("PAUSED") && s != paused);
+}
+
 /// The trace and its rotated parts, in order.
 fn parts(trace: &Path) -> Vec<PathBuf> {
     let mut parts = vec![trace.to_path_buf()];
@@ -238,9 +263,42 @@ fn parts(trace: &Path) -> Vec<PathBuf> {
     parts
 }
 
+/// `setpriv` arguments that make a command user nobody's, holding `caps` (`,+cap...`,
+/// or none) and nothing else.
+fn as_nobody(caps: &str) -> Vec<String> {
+    vec![
+        "--reuid=65534".into(),
+        "--regid=65534".into(),
+        "--clear-groups".into(),
+        format!("--inh-caps=-all{caps}"),
+        format!("--ambient-caps=-all{caps}"),
+    ]
+}
+
+/// A recorder run by user nobody with the capabilities docs/privileges.md gives, so
+/// that another process of that user, with no capability, can read its files.
+fn record_as_nobody(scratch: &Scratch, trace: &Path, args: Vec<String>) -> Recorder {
+    let caps = ",+bpf,+perfmon,+dac_read_search,+sys_admin,+sys_ptrace";
+    let wrapper = scratch.path("as-nobody");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec setpriv {} '{}' \"$@\"\n",
+            as_nobody(caps).join(" "),
+            tcpchurn_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Recorder::start(&wrapper, trace, args).unwrap()
+}
+
+/// The recording and both followers are user nobody's, and the followers hold no
+/// capability: following needs nothing but read access to the files.
 fn follow_a_rotating_recording() {
     let ns = netns("fw");
     let scratch = Scratch::new("follow");
+    std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let trace = scratch.path("t.trace");
     let mut args = ns.netns_args();
     args.extend([
@@ -249,10 +307,15 @@ fn follow_a_rotating_recording() {
         "--flush-interval".into(),
         "200ms".into(),
     ]);
-    let recorder = record(&trace, args);
+    let recorder = record_as_nobody(&scratch, &trace, args);
     let follow = |extra: &[&str], out: &Path| {
-        let mut cmd = Command::new(tcpchurn_bin());
-        cmd.args(["replay", "--follow"]).arg(&trace).args(extra);
+        let mut cmd = Command::new("setpriv");
+        cmd.args(as_nobody(""))
+            .arg("--bounding-set=-all")
+            .arg(tcpchurn_bin())
+            .args(["replay", "--follow"])
+            .arg(&trace)
+            .args(extra);
         Spawn::new("tcpchurn replay --follow", cmd)
             .stdout_to(out)
             .start()
@@ -283,6 +346,14 @@ fn follow_a_rotating_recording() {
     }
     let parts = parts(&trace);
     assert!(parts.len() >= 3, "the recording must rotate: {parts:?}");
+    for part in &parts {
+        let meta = std::fs::metadata(part).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.mode() & 0o777),
+            (65534, 0o600),
+            "{part:?}"
+        );
+    }
     // Every event of every part, in order, as it landed.
     let followed: Vec<Value> = std::fs::read_to_string(&events_out)
         .unwrap()

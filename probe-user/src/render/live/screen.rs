@@ -208,15 +208,26 @@ fn key_line(view: ViewState) -> Line<'static> {
     ])
 }
 
-/// The screen as text, for tests.
+/// The screen as a terminal would hold it, for tests.
 #[cfg(test)]
-pub fn render_to_text(live: &Live, view: ViewState, width: u16, height: u16) -> String {
+fn render_to_buffer(
+    live: &Live,
+    view: ViewState,
+    width: u16,
+    height: u16,
+) -> ratatui::buffer::Buffer {
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
         .expect("a test terminal");
     terminal
         .draw(|frame| draw(frame, live, view))
         .expect("drawing");
-    let buffer = terminal.backend().buffer();
+    terminal.backend().buffer().clone()
+}
+
+/// The screen as text, for tests.
+#[cfg(test)]
+pub fn render_to_text(live: &Live, view: ViewState, width: u16, height: u16) -> String {
+    let buffer = render_to_buffer(live, view, width, height);
     let mut text = String::new();
     for y in 0..buffer.area.height {
         let line: String = (0..buffer.area.width)
@@ -329,6 +340,32 @@ mod tests {
         for line in text.lines() {
             assert!(line.chars().count() <= 110);
         }
+    }
+
+    /// A pair flagged as a reconnect loop stands out in bold red, the whole row; a pair
+    /// that is not flagged does not.
+    #[test]
+    fn a_flagged_pair_is_highlighted() {
+        let live = live();
+        let buffer = render_to_buffer(&live, ViewState::default(), 110, 30);
+        let row_of = |label: &str| {
+            (0..buffer.area.height)
+                .find(|&y| {
+                    let line: String = (0..buffer.area.width)
+                        .map(|x| buffer[(x, y)].symbol().to_owned())
+                        .collect();
+                    line.starts_with(label)
+                })
+                .unwrap_or_else(|| panic!("no row {label}"))
+        };
+        let flagged = row_of("10.0.0.2 -> 10.0.0.1:2181");
+        for x in [0, buffer.area.width / 2, buffer.area.width - 1] {
+            let cell = &buffer[(x, flagged)];
+            assert_eq!(cell.fg, Color::Red, "column {x}");
+            assert!(cell.modifier.contains(Modifier::BOLD), "column {x}");
+        }
+        let calm = row_of("10.0.0.4 -> 10.0.0.1:80");
+        assert_ne!(buffer[(0, calm)].fg, Color::Red);
     }
 
     #[test]
