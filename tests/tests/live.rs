@@ -12,7 +12,7 @@ use std::{
     collections::BTreeMap,
     io::Write as _,
     net::{SocketAddr, TcpListener, TcpStream},
-    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     process::Command,
     thread,
@@ -631,7 +631,71 @@ fn a_stuck_scraper_does_not_slow_the_recording() {
     );
 }
 
+/// `-o /dev/null --metrics --live` with stdout not a terminal (a DaemonSet that only
+/// exports metrics): no file is kept, the metrics name the loop, and stdout gets a text
+/// block per refresh, the last one the verdict of all that was recorded.
+fn metrics_only_with_text_blocks() {
+    let scenario = Loop::new("mo", 5321);
+    let scratch = Scratch::new("metrics-only");
+    let out = scratch.path("stdout");
+    // The recorder's stdout goes to a file: not a terminal.
+    let wrapper = scratch.path("to-file");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' \"$@\" >'{}'\n",
+            tcpchurn_bin().display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let endpoint = free_port();
+    let mut args = scenario.layout.netns_args();
+    args.extend(["--metrics".into(), endpoint.to_string(), "--live".into()]);
+    let recorder = Recorder::start(&wrapper, Path::new("/dev/null"), args).unwrap();
+    let (server, mut client) = scenario.run(12);
+    client.wait_for("done", Duration::from_secs(30));
+    let (client_ip, server_addr) = (scenario.client_ip(), scenario.server_addr(scenario.port));
+    let looping = (
+        "tcpchurn_reconnect_loop".to_owned(),
+        labels(&[("client", &client_ip), ("server", &server_addr)]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(endpoint).unwrap();
+        if samples(&text).get(&looping) == Some(&1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no loop in:\n{text}");
+        thread::sleep(Duration::from_millis(300));
+    }
+    let recording = recorder.stop().unwrap();
+    recording.ensure_success().unwrap();
+    server.kill();
+    client.kill();
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+    assert!(!Path::new("/dev/null.1").exists());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape without a terminal: {text}"
+    );
+    assert!(text.matches("--- recording for").count() >= 2, "{text}");
+    let last = text.rsplit("--- ").next().unwrap();
+    assert!(
+        last.starts_with("recording stopped (interrupted)") && last.contains("no file kept"),
+        "{text}"
+    );
+    assert!(
+        last.contains(&format!("  {client_ip} -> {server_addr}: reconnect loop, ")),
+        "{text}"
+    );
+}
+
 privileged_tests! {
+    metrics_only_keep_no_file_and_print_text_blocks: metrics_only_with_text_blocks();
     live_screen_in_a_terminal_shows_the_loop_and_q_stops_it: live_screen_shows_the_loop_and_q_stops_it();
     replay_follow_follows_a_rotating_recording: follow_a_rotating_recording();
     metrics_match_the_replay_pass_promtool_and_prometheus_reads_them: metrics_match_the_replay_and_prometheus_reads_them();
