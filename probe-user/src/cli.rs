@@ -151,7 +151,12 @@ pub struct RecordArgs {
     /// With --metrics: at most N client/server pairs get their own labels, the most
     /// active first (reconnect loops, then by connections); the others are summed under
     /// client="other", server="other". Bounds the number of series.
-    #[arg(long = "metrics-pairs", value_name = "N", default_value_t = DEFAULT_METRICS_PAIRS)]
+    #[arg(
+        long = "metrics-pairs",
+        value_name = "N",
+        default_value_t = DEFAULT_METRICS_PAIRS,
+        requires = "metrics"
+    )]
     pub metrics_pairs: usize,
     /// How often --live and --metrics compute the verdict (testing knob).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, hide = true)]
@@ -253,7 +258,14 @@ pub struct ReplayArgs {
     #[arg(long, conflicts_with = "connections")]
     pub follow: bool,
     /// With --follow: how often the verdict is printed.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = parse_duration,
+        requires = "follow",
+        conflicts_with = "events"
+    )]
     pub interval: Duration,
 }
 
@@ -405,6 +417,19 @@ mod tests {
         assert!(args.follow);
         assert!(
             Cli::try_parse_from(["tcpchurn", "replay", "x", "--follow", "--connections"]).is_err()
+        );
+        // Live flags that would be ignored are refused.
+        for ignored in [
+            &["replay", "x", "--interval", "2s"][..],
+            &["replay", "x", "--follow", "--events", "--interval", "2s"],
+            &["record", "--metrics-pairs", "10"],
+        ] {
+            let args = std::iter::once("tcpchurn").chain(ignored.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{ignored:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["tcpchurn", "replay", "x", "--follow", "--interval", "2s"])
+                .is_ok()
         );
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
         // Flags that would be ignored are refused.
