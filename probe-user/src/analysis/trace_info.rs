@@ -2,7 +2,10 @@
 
 use crate::{
     model::{KernelFeatures, TimeWindow, TracepointStatus},
-    trace::set::{HostClock, UnmatchedEnds},
+    trace::{
+        Damage, TraceEnd, TraceMeta,
+        set::{HostClock, UnmatchedEnds},
+    },
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,6 +63,42 @@ pub struct UnmergedEnds {
     pub client: String,
     pub server: String,
     pub ends: UnmatchedEnds,
+}
+
+impl TraceInfo {
+    /// What a trace's meta and end blocks say (`end` is `None` while it is being
+    /// written, or when it was cut), with the damage its reader worked around. The
+    /// window and the CLOSE_WAIT threshold are the caller's.
+    pub fn of_trace(
+        file: String,
+        meta: &TraceMeta,
+        end: Option<&TraceEnd>,
+        damage: &[Damage],
+    ) -> Self {
+        Self {
+            file,
+            host: meta.hostname.clone(),
+            kernel: meta.kernel.clone(),
+            start_unix_ns: meta.start_unix_ns,
+            stop_reason: end.map(|e| e.stop_reason.clone()),
+            missing_tracepoints: meta
+                .tracepoints
+                .iter()
+                .filter(|t| !t.attached)
+                .map(|t| match &t.detail {
+                    Some(why) => format!("{} ({why})", t.name),
+                    None => t.name.clone(),
+                })
+                .collect(),
+            tracepoints: meta.tracepoints.clone(),
+            kernel_limits: KernelLimit::of(meta.kernel_features.as_ref()),
+            damage: damage.iter().map(ToString::to_string).collect(),
+            window: TimeWindow::default(),
+            close_wait_ns: 0,
+            hosts: Vec::new(),
+            unmerged: Vec::new(),
+        }
+    }
 }
 
 /// Something the recording's kernel did not give, so a verdict cannot know it

@@ -4,7 +4,8 @@
 //! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
-//! - `tcpchurn record`'s closing lines: [`summary`]; `tcpchurn doctor`: [`doctor`];
+//! - `tcpchurn record`'s closing lines: [`summary`]; its live views: [`live`] and
+//!   [`metrics`]; `tcpchurn doctor`: [`doctor`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour).
 
@@ -13,6 +14,8 @@ pub mod doctor;
 pub mod events;
 pub mod format;
 pub mod hosts;
+pub mod live;
+pub mod metrics;
 pub mod notes;
 pub mod parquet;
 pub mod sentences;

@@ -1,11 +1,12 @@
 //! `tcpchurn replay --events`: every event of the traces, in time order, with its owner
 //! (and, with several hosts, its host).
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use crate::{
+    model::TraceEvent,
     owner::OwnerTracker,
-    render::events::{self, Clock},
+    render::events::{self, Clock, EventsHeader},
     replay::{ReplayOptions, Replayed, file},
     trace::set::Traces,
 };
@@ -18,37 +19,75 @@ pub fn write_events(
     out: &mut impl Write,
 ) -> anyhow::Result<Replayed> {
     let mut reader = traces.events();
-    let mut owners = OwnerTracker::new();
-    let clock = if options.relative_time {
-        Clock::Relative
-    } else {
-        Clock::WallClock {
-            start_unix_ns: traces.timeline.start_unix_ns,
-        }
-    };
     let several = traces.names.several();
-    if !options.json {
-        events::write_text_header(out, &file::events_header(traces), clock)?;
-    }
+    let mut printer = EventPrinter::new(options, traces.timeline.start_unix_ns, several);
+    printer.header(out, &file::events_header(traces))?;
     while let Some(event) = reader.next_event()? {
-        if options.window.is_past_reading(event.ts_ns()) {
+        if !printer.print(out, &event, traces.names.name(event.host()))? {
             break;
-        }
-        // Attribution sees every event, filtered or not, so owners stay right.
-        let owner = owners.attribute(&event);
-        if !options.window.contains(event.ts_ns()) || !options.filter.keeps(&event) {
-            continue;
-        }
-        let host = traces.names.name(event.host());
-        if options.json {
-            events::write_json(out, &event, owner.as_ref(), host)?;
-        } else {
-            let host = several.then_some(host);
-            events::write_text(out, &event, owner.as_ref(), clock, host)?;
         }
     }
     Ok(Replayed {
         damage: reader.damage().into_iter().cloned().collect(),
         end_ns: reader.end_ns(),
     })
+}
+
+/// Prints events as `--events` asks: filtered, attributed, as text or JSON lines.
+pub struct EventPrinter<'a> {
+    options: &'a ReplayOptions,
+    owners: OwnerTracker,
+    clock: Clock,
+    /// Several hosts: the text lines get a HOST column.
+    several: bool,
+}
+
+impl<'a> EventPrinter<'a> {
+    /// `start_unix_ns`: wall-clock time of the replay's time 0.
+    pub fn new(options: &'a ReplayOptions, start_unix_ns: u64, several: bool) -> Self {
+        let clock = if options.relative_time {
+            Clock::Relative
+        } else {
+            Clock::WallClock { start_unix_ns }
+        };
+        Self {
+            options,
+            owners: OwnerTracker::new(),
+            clock,
+            several,
+        }
+    }
+
+    /// The text header (nothing for JSON lines).
+    pub fn header(&self, out: &mut impl Write, header: &EventsHeader) -> io::Result<()> {
+        if self.options.json {
+            return Ok(());
+        }
+        events::write_text_header(out, header, self.clock)
+    }
+
+    /// Prints `event` (of `host`) if it passes the filters; false once past `--until`.
+    pub fn print(
+        &mut self,
+        out: &mut impl Write,
+        event: &TraceEvent,
+        host: &str,
+    ) -> io::Result<bool> {
+        let window = &self.options.window;
+        if window.is_past_reading(event.ts_ns()) {
+            return Ok(false);
+        }
+        // Attribution sees every event, filtered or not, so owners stay right.
+        let owner = self.owners.attribute(event);
+        if !window.contains(event.ts_ns()) || !self.options.filter.keeps(event) {
+            return Ok(true);
+        }
+        if self.options.json {
+            events::write_json(out, event, owner.as_ref(), host)?;
+        } else {
+            let host = self.several.then_some(host);
+            events::write_text(out, event, owner.as_ref(), self.clock, host)?;
+        }
+        Ok(true)
+    }
 }

@@ -9,7 +9,7 @@ use crate::{
         hosts,
     },
     trace::{
-        TraceEnd,
+        TraceEnd, TraceMeta,
         set::{ClockBasis, Traces},
     },
 };
@@ -73,6 +73,18 @@ pub fn events_header(traces: &Traces) -> EventsHeader {
             })
             .collect(),
         start_unix_ns: traces.timeline.start_unix_ns,
+    }
+}
+
+/// The first line of `--events` text for one trace read as it is written.
+pub fn meta_header(meta: &TraceMeta) -> EventsHeader {
+    EventsHeader {
+        hosts: vec![HeaderHost {
+            name: meta.hostname.clone(),
+            kernel: meta.kernel.clone(),
+            clock: None,
+        }],
+        start_unix_ns: meta.start_unix_ns,
     }
 }
 

@@ -1,7 +1,9 @@
-//! `tcpchurn replay`: read traces, attribute owners, print the verdict or every event.
+//! `tcpchurn replay`: read traces, attribute owners, print the verdict or every event;
+//! or follow a trace that is still being written ([`follow`]).
 
 mod events;
 mod file;
+mod follow;
 mod options;
 mod rows;
 mod verdict;
@@ -18,6 +20,12 @@ pub fn replay(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
+    if let Some(interval) = options.follow {
+        return match follow::follow(options, interval, out) {
+            Err(e) if is_broken_pipe(&e) => Ok(()),
+            other => other,
+        };
+    }
     let traces = Traces::open(&options.files)?;
     notes::write_skipped(err, traces.set.skipped())?;
     let table = options.connections && !options.json && !options.events;

@@ -170,12 +170,12 @@ mod tests {
 
     use super::*;
     use crate::{
-        analysis::tests::{MS, S, app, java, zookeeper_loop},
+        analysis::tests::{S, app, incident as stage_incident, zookeeper_loop},
         model::{
             Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
             TracepointStatus,
         },
-        synth::{SERVER_NS, Script},
+        synth::Script,
         trace::{
             TraceEnd, TraceMeta, TraceWriter,
             set::{Input, PartSource},
@@ -221,21 +221,7 @@ mod tests {
     /// a gap of lost events.
     fn incident() -> Vec<u8> {
         let mut s = Script::default();
-        zookeeper_loop(&mut s, 30);
-        s.listener(SERVER_NS, "10.0.0.1:80", java());
-        for i in 0..10 {
-            let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
-            s.at(2 * S + i * 100 * MS).open(e, app());
-            s.fin_close(e.client, e.server, app(), java());
-        }
-        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
-        s.at(3 * S).open(leak, app()).tr(
-            leak.server,
-            TcpState::Established,
-            TcpState::CloseWait,
-            None,
-        );
-        s.at(4 * S).lost(4 * S, 4 * S + MS, 12);
+        stage_incident(&mut s, 30, 10, 100, 12);
         // The kernel's end snapshot lists one of the HTTP client's TIME_WAIT sockets.
         s.at(40 * S).snapshot(
             Conn {

@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// The listening sockets of the trace (of every host).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Listeners {
     /// Per (host, netns, port).
     by_netns: FxHashMap<(HostId, u32, u16), u32>,
