@@ -370,13 +370,14 @@ pub enum GapCause {
 
 impl GapCause {
     /// Every cause, in the order of [`Self::index`].
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::RingFull,
         Self::ReadFailed,
         Self::DecodeFailed,
         Self::CorruptBlock,
         Self::Recursion,
         Self::Unreported,
+        Self::MissingPart,
     ];
 
     pub const fn index(self) -> usize {

@@ -331,7 +331,7 @@ mod tests {
         Analysis {
             events: 10,
             lost: 0,
-            lost_by_cause: [0; 6],
+            lost_by_cause: [0; GapCause::ALL.len()],
             gaps: Vec::new(),
             more_gaps: 0,
             end_ns: 1,
