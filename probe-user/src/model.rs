@@ -9,11 +9,13 @@ use std::{
 pub use probe_common::ExecContext;
 
 pub use self::{
+    counters::TcpCounters,
     filter::EndpointFilter,
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };
 
+mod counters;
 mod filter;
 mod recorder;
 mod window;
@@ -211,6 +213,10 @@ pub struct Transition {
     /// The task that was current, recorded only outside softirq. Whether it owns the
     /// socket is decided by [`crate::owner::OwnerTracker`], not here.
     pub task: Option<Task>,
+    /// The socket's counters, on the transitions that carry them (a side starts
+    /// closing, the socket ends; [`probe_common::carries_counters`]) in traces that
+    /// have them.
+    pub counters: Option<TcpCounters>,
 }
 
 /// Why the kernel sent an RST (`enum sk_rst_reason`, 6.10+).

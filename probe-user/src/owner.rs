@@ -287,6 +287,7 @@ mod tests {
             new,
             context,
             task,
+            counters: None,
         })
     }
 
@@ -517,6 +518,7 @@ mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: Some(app),
+            counters: None,
         });
         assert_eq!(tracker.attribute(&connect).map(|o| o.task), Some(app));
         let error = |socket| {

@@ -33,7 +33,7 @@ use crate::{
     },
     model::{
         Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
-        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+        SocketError, SocketRef, SocketTuple, Task, TcpCounters, TcpState, TraceEvent, Transition,
     },
 };
 
@@ -356,7 +356,8 @@ impl SocketTable {
                 old,
                 new,
                 tuple,
-            } => self.on_state_change(event, skaddr, old, new, tuple),
+                counters,
+            } => self.on_state_change(event, skaddr, (old, new), tuple, counters),
             Observation::SendReset {
                 skaddr,
                 state,
@@ -420,9 +421,9 @@ impl SocketTable {
         &mut self,
         event: &Decoded,
         skaddr: u64,
-        old: TcpState,
-        new: TcpState,
+        (old, new): (TcpState, TcpState),
         tuple: SocketTuple,
+        counters: Option<TcpCounters>,
     ) -> Option<TraceEvent> {
         let starts_new =
             old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
@@ -450,6 +451,7 @@ impl SocketTable {
                 new,
                 context: event.context,
                 task: event.task,
+                counters,
             }))
     }
 
@@ -538,6 +540,7 @@ mod tests {
                 old,
                 new,
                 tuple: t,
+                counters: None,
             },
         }
     }

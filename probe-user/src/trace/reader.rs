@@ -374,6 +374,7 @@ mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: None,
+            counters: None,
         })
     }
 

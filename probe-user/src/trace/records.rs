@@ -460,6 +460,7 @@ impl RecordsDecoder {
                     new,
                     context,
                     task,
+                    counters: None,
                 })
             }
             TAG_RESET_SENT => {
@@ -620,6 +621,7 @@ mod tests {
                 new: TcpState::SynSent,
                 context: ExecContext::Task,
                 task: Some(task(100, "zkCli")),
+                counters: None,
             }),
             TraceEvent::Transition(Transition {
                 ts_ns: 900,
@@ -628,6 +630,7 @@ mod tests {
                 new: TcpState::SynRecv,
                 context: ExecContext::Softirq,
                 task: None,
+                counters: None,
             }),
             TraceEvent::ResetSent(ResetSent {
                 ts_ns: 5_000,
@@ -721,6 +724,7 @@ mod tests {
                 new: TcpState::SynSent,
                 context: ExecContext::Task,
                 task: None,
+                counters: None,
             }),
             TraceEvent::Transition(Transition {
                 ts_ns: 2,
@@ -729,6 +733,7 @@ mod tests {
                 new: TcpState::Established,
                 context: ExecContext::Softirq,
                 task: None,
+                counters: None,
             }),
         ];
         for event in round_trip(&events) {
@@ -813,6 +818,7 @@ mod tests {
                     new,
                     context: ExecContext::Softirq,
                     task: None,
+                    counters: None,
                 }));
             }
         }

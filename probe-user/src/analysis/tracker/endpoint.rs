@@ -251,6 +251,7 @@ mod tests {
             new,
             context: ExecContext::Softirq,
             task: None,
+            counters: None,
         }
     }
 
