@@ -11,12 +11,14 @@ pub use probe_common::ExecContext;
 pub use self::{
     counters::TcpCounters,
     filter::EndpointFilter,
+    holders::{LISTED_HOLDERS, SharedWith},
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };
 
 mod counters;
 mod filter;
+mod holders;
 mod recorder;
 mod window;
 
@@ -368,8 +370,11 @@ pub struct SnapshotSocket {
     pub conn: Conn,
     pub state: TcpState,
     /// The owning process found through `/proc/*/fd`, if any (TIME_WAIT sockets and
-    /// sockets held only by the kernel have none).
+    /// sockets held only by the kernel have none); the one with the lowest pid when
+    /// several hold it.
     pub owner: Option<Task>,
+    /// The other processes that hold the socket (a listener shared by `fork()`).
+    pub shared_with: SharedWith,
     /// Socket inode (0 for TIME_WAIT).
     pub inode: u32,
     pub uid: u32,

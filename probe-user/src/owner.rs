@@ -461,6 +461,7 @@ mod tests {
             uid: 0,
             timer_ms: None,
             at_end: false,
+            shared_with: Default::default(),
         });
         let child = conn(2, "10.0.0.1:2181", "10.0.0.2:5000");
         let o = step(

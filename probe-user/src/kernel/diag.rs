@@ -23,7 +23,7 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::model::{Comm, Scope, SocketTuple, Task, TcpState};
+use crate::model::{Comm, Scope, SharedWith, SocketTuple, Task, TcpState};
 
 /// A socket found by `sock_diag` when recording started (or stopped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +34,10 @@ pub struct DiagSocket {
     pub inode: u32,
     pub uid: u32,
     pub timer_ms: Option<u32>,
+    /// The process holding it (the lowest pid when several do).
     pub owner: Option<Task>,
+    /// The other processes holding it (a listener shared by `fork()`).
+    pub shared_with: SharedWith,
 }
 
 /// A network namespace and a path that opens it.
@@ -127,6 +130,7 @@ fn to_diag_socket(netns: u32, response: &InetResponse) -> Option<DiagSocket> {
         uid: header.uid,
         timer_ms,
         owner: None,
+        shared_with: SharedWith::default(),
     })
 }
 
@@ -210,9 +214,11 @@ fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
     })
 }
 
-/// Maps socket inodes to the process holding them, scanning `/proc/*/fd`.
-fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
-    let mut owners = HashMap::new();
+/// Maps socket inodes to every process holding them, scanning `/proc/*/fd`: a listener
+/// shared by `fork()` (a pre-forking server, nginx's master and workers) is held by
+/// several, and which of them will accept a connection is not known.
+fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Vec<Task>> {
+    let mut owners: HashMap<u32, Vec<Task>> = HashMap::new();
     if wanted.is_empty() {
         return owners;
     }
@@ -243,24 +249,33 @@ fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
             else {
                 continue;
             };
-            if !wanted.contains(&inode) || owners.contains_key(&inode) {
+            if !wanted.contains(&inode) {
+                continue;
+            }
+            let holders = owners.entry(inode).or_default();
+            if holders.iter().any(|t| t.pid == pid) {
                 continue;
             }
             let comm = *comm.get_or_insert_with(|| {
                 let name = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
                 Comm::from_str_lossy(name.trim_end())
             });
-            owners.insert(
-                inode,
-                Task {
-                    pid,
-                    tid: pid,
-                    comm,
-                },
-            );
+            holders.push(Task {
+                pid,
+                tid: pid,
+                comm,
+            });
         }
     }
     owners
+}
+
+/// The first owner (lowest pid) and the other holders of a socket.
+fn owner_and_others(holders: &[Task]) -> (Option<Task>, SharedWith) {
+    let Some(first) = holders.iter().min_by_key(|t| t.pid) else {
+        return (None, SharedWith::default());
+    };
+    (Some(*first), SharedWith::of(first, holders))
 }
 
 /// The result of a snapshot: sockets, and the namespaces that could not be read.
@@ -295,7 +310,9 @@ pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
             .collect();
         let owners = socket_owners(&wanted);
         for socket in &mut snapshot.sockets {
-            socket.owner = owners.get(&socket.inode).copied();
+            if let Some(holders) = owners.get(&socket.inode) {
+                (socket.owner, socket.shared_with) = owner_and_others(holders);
+            }
         }
     }
     snapshot

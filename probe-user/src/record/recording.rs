@@ -107,6 +107,7 @@ impl Recording {
                 uid: 0,
                 timer_ms: None,
                 at_end: false,
+                shared_with: Default::default(),
             }));
         }
     }

@@ -257,6 +257,7 @@ impl SocketTable {
                 uid: socket.uid,
                 timer_ms: socket.timer_ms,
                 at_end,
+                shared_with: socket.shared_with,
             }));
         }
     }
@@ -723,6 +724,7 @@ mod tests {
                 uid: 0,
                 timer_ms: None,
                 owner: Some(owner),
+                shared_with: Default::default(),
             }],
             false,
             |event| snap.push(event),

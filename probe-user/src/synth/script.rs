@@ -135,6 +135,7 @@ impl Script {
             uid: 0,
             timer_ms: None,
             at_end,
+            shared_with: Default::default(),
         }));
         self
     }

@@ -5,6 +5,7 @@ mod block;
 mod meta;
 mod reader;
 mod records;
+mod sections;
 mod varint;
 mod writer;
 

@@ -500,6 +500,25 @@ mod tests {
         );
     }
 
+    /// A recording made by tcpchurn before format 1.1 (six HTTP/1.0-style connections
+    /// on loopback, the server answering 2 KB and closing first): it replays, its
+    /// transitions simply have no counters.
+    #[test]
+    fn a_format_1_0_recording_replays_without_counters() {
+        let file = include_bytes!("testdata/served-format-1.0.trace");
+        let mut reader = TraceReader::open(&file[..]).unwrap();
+        assert_eq!(reader.version(), (1, 0));
+        let mut transitions = 0;
+        while let Some(event) = reader.next_event().unwrap() {
+            if let TraceEvent::Transition(t) = event {
+                transitions += 1;
+                assert_eq!(t.counters, None, "{t:?}");
+            }
+        }
+        assert_eq!(transitions, 62);
+        assert!(reader.damage().is_empty(), "{:?}", reader.damage());
+    }
+
     #[test]
     fn headers_are_checked() {
         assert!(matches!(
@@ -513,10 +532,14 @@ mod tests {
         );
         let mut newer = trace_bytes(true);
         newer[8] = 9;
+        newer[10] = 0;
         let err = TraceReader::open(&newer[..]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "trace format 9.0 is newer than this tcpchurn reads (1.0); replay it with a newer tcpchurn"
+            format!(
+                "trace format 9.0 is newer than this tcpchurn reads ({FORMAT_MAJOR}.{FORMAT_MINOR}); \
+                 replay it with a newer tcpchurn"
+            )
         );
         let bytes = trace_bytes(true);
         assert!(matches!(

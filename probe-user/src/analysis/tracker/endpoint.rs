@@ -370,6 +370,7 @@ mod tests {
             uid: 0,
             timer_ms: None,
             at_end: false,
+            shared_with: Default::default(),
         };
         let e = Endpoint::from_snapshot(&snapshot(CloseWait));
         assert_eq!(e.start, Some((CloseStart::PeerFin, 9)));
