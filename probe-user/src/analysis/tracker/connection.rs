@@ -146,9 +146,38 @@ impl Connection {
             end_ns: self.end_ns(),
             close_delay_ns: self.close_delay_ns(verdict),
             resets: [self.sent_reset(Side::Client), self.sent_reset(Side::Server)],
+            bytes: [self.bytes_sent(Side::Client), self.bytes_sent(Side::Server)],
             preexisting: self.preexisting,
             incomplete: self.incomplete,
         }
+    }
+
+    /// Payload bytes `side` sent: acknowledged, by its own counters when it was traced,
+    /// else received, by the other end's. `None` when neither end's counters tell (a
+    /// trace without counters, a kernel that lacks them).
+    pub fn bytes_sent(&self, side: Side) -> Option<u64> {
+        self.endpoint(side)
+            .and_then(|e| e.acked_payload(side == Side::Client))
+            .or_else(|| {
+                self.endpoint(side.other())
+                    .and_then(Endpoint::received_payload)
+            })
+    }
+
+    /// Segments `side` retransmitted (only its own socket counts them).
+    pub fn retransmits(&self, side: Side) -> Option<u32> {
+        self.endpoint(side)?.counters?.0.retransmits()
+    }
+
+    /// The smoothed round-trip time, in microseconds: the client's estimate, else the
+    /// server's (0, no sample yet, is none).
+    pub fn rtt_us(&self) -> Option<u32> {
+        let rtt = |side| {
+            self.endpoint(side)
+                .and_then(|e| e.counters?.0.srtt_us())
+                .filter(|&us| us > 0)
+        };
+        rtt(Side::Client).or_else(|| rtt(Side::Server))
     }
 
     /// From the completed handshake to the first closer's first close step, as seen by

@@ -156,7 +156,7 @@ impl ConnectionTracker {
             endpoint.tuple = t.conn.tuple;
         }
         if let Some(owner) = owner {
-            endpoint.owner = Some(owner.task);
+            endpoint.set_owner(owner);
         }
         let fin_sent_before = endpoint.fin_sent;
         let handover = endpoint.apply(t);

@@ -2,7 +2,10 @@
 
 use crate::{
     analysis::verdict::CloseStart,
-    model::{ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpState, Transition},
+    model::{
+        ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpCounters, TcpState, Transition,
+    },
+    owner::{Candidates, Owner},
 };
 
 /// A close step whose meaning depends on events that follow it.
@@ -53,6 +56,12 @@ pub struct Endpoint {
     /// When it left CLOSE_WAIT (the application called `close()`).
     pub close_wait_left_ns: Option<u64>,
     pub owner: Option<Task>,
+    /// While the owner is not known: the processes it may be (those holding the
+    /// listener an accepted socket came from).
+    pub candidates: Option<Candidates>,
+    /// The latest counters the socket's transitions carried (the final ones once it
+    /// closed), and the transition that carried them.
+    pub counters: Option<(TcpCounters, (TcpState, TcpState))>,
     /// Registered under its 4-tuple for merging with the other end.
     pub(super) indexed: bool,
 }
@@ -79,6 +88,8 @@ impl Endpoint {
             close_wait_ns: None,
             close_wait_left_ns: None,
             owner: None,
+            candidates: None,
+            counters: None,
             indexed: false,
         }
     }
@@ -100,6 +111,20 @@ impl Endpoint {
             endpoint.close_wait_ns = Some(s.ts_ns);
         }
         endpoint
+    }
+
+    /// Takes the owner an event was attributed to: a known one replaces the candidates.
+    pub fn set_owner(&mut self, owner: &Owner) {
+        match (owner.task(), owner.candidates()) {
+            (Some(task), _) => {
+                self.owner = Some(*task);
+                self.candidates = None;
+            }
+            (None, Some(candidates)) if self.owner.is_none() => {
+                self.candidates = Some(*candidates);
+            }
+            _ => {}
+        }
     }
 
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
@@ -196,7 +221,46 @@ impl Endpoint {
         if t.new == Close {
             self.closed_ns = Some(ts);
         }
+        if let Some(counters) = t.counters {
+            self.counters = Some((counters, (t.old, t.new)));
+        }
         time_wait
+    }
+
+    /// Payload bytes this socket sent that its peer acknowledged, from its own
+    /// counters: `bytes_acked` less the sequence numbers of a connecting socket's SYN
+    /// (`connected`: this is the end that connected) and of its FIN once acknowledged
+    /// (`docs/kernel-facts.md` §6).
+    pub fn acked_payload(&self, connected: bool) -> Option<u64> {
+        use TcpState::*;
+        let (counters, at) = self.counters?;
+        let acked = counters.bytes_acked()?;
+        let syn = u64::from(connected && acked > 0);
+        let fin = match at {
+            // FIN_WAIT2 is reached only once the FIN is acknowledged.
+            (FinWait2, Close) => 1,
+            // The FIN's ACK ends LAST_ACK and CLOSING, unless an RST did.
+            (LastAck | Closing, Close) => u64::from(!self.rst_received),
+            _ => 0,
+        };
+        Some(acked.saturating_sub(syn + fin))
+    }
+
+    /// Payload bytes this socket received, from its own counters: `bytes_received` less
+    /// the peer's FIN once it arrived. Unknown when it cannot be told whether the FIN
+    /// was in (a FIN_WAIT2→CLOSE hand-over on a kernel whose `sk_shutdown` was not read).
+    pub fn received_payload(&self) -> Option<u64> {
+        use TcpState::*;
+        let (counters, at) = self.counters?;
+        let received = counters.bytes_received()?;
+        let fin = match at {
+            (_, CloseWait) | (CloseWait | LastAck | Closing, _) => 1,
+            // A hand-over to TIME_WAIT follows the peer's FIN, but an orphaned socket's
+            // comes first (docs/kernel-facts.md §1.2): `sk_shutdown` says which.
+            (FinWait2, Close) if !self.rst_received => u64::from(counters.receive_shut()?),
+            _ => 0,
+        };
+        Some(received.saturating_sub(fin))
     }
 
     /// This socket sent an RST.

@@ -62,8 +62,11 @@ impl EventSocket {
 mod tests {
     use super::*;
     use crate::{
-        model::{Comm, ExecContext, Gap, GapCause, Scope, Task, TcpState, TraceEvent, Transition},
-        owner::{Owner, OwnerSource},
+        model::{
+            Comm, ExecContext, Gap, GapCause, Scope, Task, TcpCounters, TcpState, TraceEvent,
+            Transition,
+        },
+        owner::{Candidates, Owner, OwnerSource, Who},
     };
 
     fn transition() -> TraceEvent {
@@ -90,11 +93,11 @@ mod tests {
 
     fn owner() -> Owner {
         Owner {
-            task: Task {
+            who: Who::Task(Task {
                 pid: 1234,
                 tid: 1235,
                 comm: Comm::from_str_lossy("zk\"Cli"),
-            },
+            }),
             source: OwnerSource::Task,
         }
     }
@@ -128,6 +131,59 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null());
         assert!(value["comm"].is_null());
+    }
+
+    #[test]
+    fn transitions_that_carry_counters_show_them_unknown_ones_null() {
+        let TraceEvent::Transition(mut t) = transition() else {
+            unreachable!()
+        };
+        t.old = TcpState::LastAck;
+        t.new = TcpState::Close;
+        t.counters = Some(
+            TcpCounters::builder()
+                .bytes_sent(2_000)
+                .bytes_acked(2_001)
+                .bytes_received(19)
+                .srtt_us(61)
+                .build(),
+        );
+        let mut out = Vec::new();
+        write_json(&mut out, &TraceEvent::Transition(t), None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["bytes_sent"], 2_000);
+        assert_eq!(value["bytes_acked"], 2_001);
+        assert_eq!(value["bytes_received"], 19);
+        assert_eq!(value["srtt_us"], 61);
+        assert!(value["retransmits"].is_null(), "not read: {value}");
+        // Without counters the keys are absent.
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value.get("bytes_sent").is_none(), "{value}");
+    }
+
+    #[test]
+    fn candidates_are_listed_never_picked() {
+        let candidates = Owner {
+            who: Who::Candidates(Candidates::new(
+                &[100, 101],
+                0,
+                Some(Comm::from_str_lossy("nginx")),
+            )),
+            source: OwnerSource::Listener,
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), Some(&candidates)).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value["pid"].is_null() && value["tid"].is_null(), "{value}");
+        assert_eq!(value["comm"], "nginx");
+        assert_eq!(value["pids"], serde_json::json!([100, 101]));
+        assert_eq!(value["owner_source"], "listener");
+        let mut text = Vec::new();
+        write_text(&mut text, &transition(), Some(&candidates), Clock::Relative).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.trim_end().ends_with("- nginx (one of 2)"), "{text}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use crate::{
     model::{Gap, Task, TraceEvent},
-    owner::Owner,
+    owner::{Candidates, Owner},
     render::{
         events::{EventSocket, errno_name},
         format::secs,
@@ -94,6 +94,26 @@ fn who(task: Option<&Task>) -> String {
     }
 }
 
+/// `      - nginx (one of 3)`: several processes may own the socket.
+fn one_of(candidates: &Candidates) -> String {
+    let (count, name) = count_and_name(candidates);
+    format!("{:>7} {name} (one of {count})", "-")
+}
+
+/// `      - nginx (3 hold it)`: several processes hold a snapshot socket.
+fn holders_of(holders: &Candidates) -> String {
+    let (count, name) = count_and_name(holders);
+    format!("{:>7} {name} ({count} hold it)", "-")
+}
+
+fn count_and_name(candidates: &Candidates) -> (u64, String) {
+    let count = candidates.pids().len() as u64 + u64::from(candidates.more());
+    let name = candidates
+        .comm()
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
+    (count, name)
+}
+
 /// Writes one event as an aligned text line; a gap as a line of its own kind.
 pub fn write_text(
     out: &mut impl Write,
@@ -101,17 +121,25 @@ pub fn write_text(
     owner: Option<&Owner>,
     clock: Clock,
 ) -> io::Result<()> {
-    let attributed = owner.map(|o| &o.task);
+    let attributed = owner.and_then(Owner::task);
     let (socket, what, task) = match event {
         TraceEvent::Transition(t) => (
             EventSocket::of_conn(&t.conn),
             format!("{} -> {}", t.old, t.new),
             attributed,
         ),
-        // A snapshot names the owner `/proc` found.
+        // A snapshot names the owner `/proc` found (or how many hold the socket).
         TraceEvent::Snapshot(s) => {
             let when = if s.at_end { "at end:" } else { "existing:" };
             let what = format!("{when} {}", s.state);
+            if let Some(first) = s.owner.filter(|_| !s.shared_with.is_empty()) {
+                let mut pids = vec![first.pid];
+                pids.extend_from_slice(s.shared_with.pids());
+                let comm = s.shared_with.same_comm().then_some(first.comm);
+                let holders = Candidates::new(&pids, s.shared_with.more(), comm);
+                let socket = EventSocket::of_conn(&s.conn);
+                return write_line(out, clock, event, socket, &what, &holders_of(&holders));
+            }
             (EventSocket::of_conn(&s.conn), what, s.owner.as_ref())
         }
         TraceEvent::ResetSent(r) => (
@@ -131,9 +159,24 @@ pub fn write_text(
         ),
         TraceEvent::Lost(gap) => return write_gap(out, gap, clock),
     };
+    let who = match owner.and_then(Owner::candidates) {
+        Some(candidates) if task.is_none() => one_of(candidates),
+        _ => who(task),
+    };
+    write_line(out, clock, event, socket, &what, &who)
+}
+
+fn write_line(
+    out: &mut impl Write,
+    clock: Clock,
+    event: &TraceEvent,
+    socket: EventSocket,
+    what: &str,
+    who: &str,
+) -> io::Result<()> {
     writeln!(
         out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
+        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {who}",
         clock.format(event.ts_ns()),
         socket
             .conn
@@ -142,7 +185,6 @@ pub fn write_text(
         socket.tuple.local.to_string(),
         socket.tuple.remote.to_string(),
         what,
-        who(task)
     )
 }
 
