@@ -123,15 +123,11 @@ pub mod counter_field {
     pub const SEGS: u8 = 1 << 3;
     pub const RETRANS: u8 = 1 << 4;
     pub const SRTT: u8 = 1 << 5;
-    /// `sk_shutdown`.
-    pub const SHUTDOWN: u8 = 1 << 6;
+    /// `sk_flags`' `SOCK_DONE` bit: whether the peer's FIN was processed.
+    pub const PEER_FIN: u8 = 1 << 6;
     /// Every field.
     pub const ALL: u8 = (1 << 7) - 1;
 }
-
-/// `sk_shutdown` bit: no more receptions (the peer's FIN was processed, or the
-/// application called `shutdown(SHUT_RD)`), `include/net/sock.h`.
-pub const RCV_SHUTDOWN: u8 = 1;
 
 /// A socket's `struct tcp_sock` counters, read by the kernel program at the state
 /// changes where they matter ([`carries_counters`]).
@@ -155,8 +151,9 @@ pub struct TcpCounters {
     pub srtt_us8: u32,
     /// [`counter_field`] bits: which fields were read.
     pub known: u8,
-    /// `sk_shutdown` ([`RCV_SHUTDOWN`], 2 = SEND_SHUTDOWN).
-    pub shutdown: u8,
+    /// 1 when `sk_flags` has `SOCK_DONE`: the peer's FIN was processed (`tcp_fin()`
+    /// sets it, right after the FIN's sequence number entered `bytes_received`).
+    pub peer_fin: u8,
     pub reserved: [u8; 6],
 }
 
@@ -170,7 +167,7 @@ impl TcpCounters {
         total_retrans: 0,
         srtt_us8: 0,
         known: 0,
-        shutdown: 0,
+        peer_fin: 0,
         reserved: [0; 6],
     };
 }
@@ -395,9 +392,10 @@ pub struct CounterOffsets {
     pub segs_out: u32,
     pub total_retrans: u32,
     pub srtt_us: u32,
-    /// `struct sock`: `sk_shutdown` (1 byte).
-    pub sk_shutdown: u32,
-    pub reserved: u32,
+    /// `struct sock`: `__sk_common.skc_flags` (`sk_flags`, 8 bytes).
+    pub sk_flags: u32,
+    /// The bit of `SOCK_DONE` in `sk_flags` (`enum sock_flags`).
+    pub sock_done: u32,
 }
 
 impl CounterOffsets {
@@ -410,8 +408,8 @@ impl CounterOffsets {
         segs_out: 0,
         total_retrans: 0,
         srtt_us: 0,
-        sk_shutdown: 0,
-        reserved: 0,
+        sk_flags: 0,
+        sock_done: 0,
     };
 }
 

@@ -672,7 +672,7 @@ mod probe {
             &mut received,
         );
         let (mut segs_in, mut segs_out, mut retrans, mut srtt) = (0u32, 0u32, 0u32, 0u32);
-        let mut shutdown = 0u8;
+        let mut flags = 0u64;
         if wanted & counter_field::SEGS != 0
             && source.load(off.segs_in, &mut segs_in)
             && source.load(off.segs_out, &mut segs_out)
@@ -685,9 +685,10 @@ mod probe {
         if wanted & counter_field::SRTT != 0 && source.load(off.srtt_us, &mut srtt) {
             known |= counter_field::SRTT;
         }
-        if wanted & counter_field::SHUTDOWN != 0 && source.load(off.sk_shutdown, &mut shutdown) {
-            known |= counter_field::SHUTDOWN;
+        if wanted & counter_field::PEER_FIN != 0 && source.load(off.sk_flags, &mut flags) {
+            known |= counter_field::PEER_FIN;
         }
+        let peer_fin = (flags >> (off.sock_done & 63)) & 1;
         // SAFETY: see above; plain stores, each field once.
         unsafe {
             (*out).bytes_sent = sent;
@@ -697,9 +698,9 @@ mod probe {
             (*out).segs_out = segs_out;
             (*out).total_retrans = retrans;
             (*out).srtt_us8 = srtt;
-            // `known`, `shutdown` and the reserved bytes: one 8-byte store.
+            // `known`, `peer_fin` and the reserved bytes: one 8-byte store.
             let tail = (&raw mut (*out).known).cast::<u64>();
-            tail.write_volatile(u64::from(known) | (u64::from(shutdown) << 8));
+            tail.write_volatile(u64::from(known) | (peer_fin << 8));
         }
     }
 

@@ -15,6 +15,7 @@ mod layout;
 mod peer;
 mod privileged;
 mod recording;
+mod scenario;
 mod scratch;
 mod ss;
 mod trace_file;
@@ -31,6 +32,7 @@ pub use crate::{
     recording::{
         netns, record, replay_events, replay_verdict, replay_with_warnings, tcpchurn, topology,
     },
+    scenario::{Scenario, connections_of},
     scratch::Scratch,
     ss::{SsSocket, ss},
     trace_file::{open_trace, state_change_attachment},

@@ -57,6 +57,8 @@ struct Type {
     /// Element type and length for arrays.
     array_elem: u32,
     array_len: u32,
+    /// Enumerators (name offset, value) of an ENUM or ENUM64.
+    enumerators: Vec<(u32, u64)>,
 }
 
 /// Parsed BTF types and strings.
@@ -159,8 +161,27 @@ fn read_type(type_data: &[u8], mut at: usize, id: u32) -> Result<(Type, usize), 
                 at += 12;
             }
         }
-        KIND_ENUM | KIND_FUNC_PROTO => at += 8 * vlen,
-        KIND_DATASEC | KIND_ENUM64 => at += 12 * vlen,
+        KIND_ENUM => {
+            ty.enumerators.reserve(vlen);
+            for _ in 0..vlen {
+                // Signed or unsigned by kind_flag; the values we read are small.
+                let value = u64::from(u32_at(type_data, at + 4)?);
+                ty.enumerators.push((u32_at(type_data, at)?, value));
+                at += 8;
+            }
+        }
+        KIND_ENUM64 => {
+            ty.enumerators.reserve(vlen);
+            for _ in 0..vlen {
+                let low = u64::from(u32_at(type_data, at + 4)?);
+                let high = u64::from(u32_at(type_data, at + 8)?);
+                ty.enumerators
+                    .push((u32_at(type_data, at)?, (high << 32) | low));
+                at += 12;
+            }
+        }
+        KIND_FUNC_PROTO => at += 8 * vlen,
+        KIND_DATASEC => at += 12 * vlen,
         KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
         | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
         kind => return Err(BtfError::UnknownKind { kind, id }),
@@ -261,6 +282,18 @@ impl Btf {
             }
         }
         None
+    }
+
+    /// The value of enumerator `name` of the enum named `enum_name` (`enum sock_flags`'
+    /// `SOCK_DONE`).
+    pub fn enum_value(&self, enum_name: &str, name: &str) -> Option<u64> {
+        self.types
+            .iter()
+            .filter(|ty| matches!(ty.kind, KIND_ENUM | KIND_ENUM64))
+            .filter(|ty| self.name(ty.name_off) == enum_name)
+            .flat_map(|ty| ty.enumerators.iter())
+            .find(|(name_off, _)| self.name(*name_off) == name)
+            .map(|&(_, value)| value)
     }
 
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_net", "net"]`) inside the
@@ -373,6 +406,17 @@ pub(crate) mod tests {
             id
         }
 
+        fn enumeration(&mut self, name: &str, values: &[(&str, u32)]) -> u32 {
+            let vlen = u32::try_from(values.len()).unwrap();
+            let id = self.header(name, KIND_ENUM, vlen, false, 4);
+            for &(member, value) in values {
+                let name_off = self.string(member);
+                self.types.extend_from_slice(&name_off.to_le_bytes());
+                self.types.extend_from_slice(&value.to_le_bytes());
+            }
+            id
+        }
+
         fn finish(self) -> Vec<u8> {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
@@ -450,6 +494,7 @@ pub(crate) mod tests {
             false,
         );
         let flags = b.int("u8", 1);
+        b.enumeration("sock_flags", &[("SOCK_DEAD", 0), ("SOCK_DONE", 1)]);
         b.composite(
             KIND_STRUCT,
             "sock",
@@ -487,6 +532,9 @@ pub(crate) mod tests {
         );
         assert_eq!(btf.member_offset("sock", &["no_such_member"]), None);
         assert_eq!(btf.member_offset("no_such_struct", &["x"]), None);
+        assert_eq!(btf.enum_value("sock_flags", "SOCK_DONE"), Some(1));
+        assert_eq!(btf.enum_value("sock_flags", "SOCK_NOPE"), None);
+        assert_eq!(btf.enum_value("no_such_enum", "SOCK_DONE"), None);
     }
 
     #[test]

@@ -548,7 +548,7 @@ pub(crate) mod tests {
             segs_out: 30,
             total_retrans: 2,
             srtt_us8: 8 * 120,
-            known: counter_field::ALL & !counter_field::SHUTDOWN,
+            known: counter_field::ALL & !counter_field::PEER_FIN,
             ..probe_common::TcpCounters::UNKNOWN
         };
         let aligned = raw.counted_bytes(counters);
@@ -566,7 +566,7 @@ pub(crate) mod tests {
             assert_eq!(c.bytes_received(), Some(10_240));
             assert_eq!((c.segs_in(), c.segs_out()), (Some(40), Some(30)));
             assert_eq!((c.retransmits(), c.srtt_us()), (Some(2), Some(120)));
-            assert_eq!(c.receive_shut(), None, "sk_shutdown was not read");
+            assert_eq!(c.peer_fin(), None, "sk_flags was not read");
         }
         let mut truncated = raw.counted_bytes(counters);
         truncated.pop();

@@ -219,10 +219,10 @@ const COUNTERS: [(u8, &str, &[&str], u32); 8] = [
     ),
     (counter_field::SRTT, "srtt_us", &["srtt_us"], 4),
     (
-        counter_field::SHUTDOWN,
-        "sk_shutdown",
-        &["inet_conn", "icsk_inet", "sk", "sk_shutdown"],
-        1,
+        counter_field::PEER_FIN,
+        "sk_flags",
+        &["inet_conn", "icsk_inet", "sk", "__sk_common", "skc_flags"],
+        8,
     ),
 ];
 
@@ -243,6 +243,14 @@ pub fn counter_offsets(btf: &Btf) -> (CounterOffsets, Vec<String>) {
             }
         }
     }
+    // `SOCK_DONE`'s bit in `sk_flags` (1 since the flags exist; read, not assumed).
+    let sock_done = btf
+        .enum_value("sock_flags", "SOCK_DONE")
+        .filter(|&bit| bit < 64);
+    if sock_done.is_none() {
+        known &= !counter_field::PEER_FIN;
+        missing.push("byte counters: enum sock_flags has no SOCK_DONE".to_owned());
+    }
     let [
         sent,
         acked,
@@ -251,7 +259,7 @@ pub fn counter_offsets(btf: &Btf) -> (CounterOffsets, Vec<String>) {
         segs_out,
         retrans,
         srtt,
-        shutdown,
+        flags,
     ] = resolved;
     offsets.bytes_sent = sent;
     offsets.bytes_acked = acked;
@@ -260,7 +268,8 @@ pub fn counter_offsets(btf: &Btf) -> (CounterOffsets, Vec<String>) {
     offsets.segs_out = segs_out;
     offsets.total_retrans = retrans;
     offsets.srtt_us = srtt;
-    offsets.sk_shutdown = shutdown;
+    offsets.sk_flags = flags;
+    offsets.sock_done = sock_done.map_or(0, |bit| bit as u32);
     offsets.known = u32::from(known & counter_field::ALL);
     (offsets, missing)
 }
@@ -356,13 +365,14 @@ mod tests {
         assert_eq!((state.valid, state.ipv6), (1, 1));
         let (counters, missing) = counter_offsets(&btf);
         assert_eq!(counters.known, u32::from(counter_field::ALL), "{missing:?}");
-        // `struct tcp_sock` begins with `struct sock`, so the offset of `sk_shutdown` is
+        // `struct tcp_sock` begins with `struct sock`, so the offset of `sk_flags` is
         // the same from either.
         assert_eq!(
-            Some(counters.sk_shutdown),
-            btf.member_offset("sock", &["sk_shutdown"])
+            Some(counters.sk_flags),
+            btf.member_offset("sock", &["__sk_common", "skc_flags"])
                 .map(|m| m.offset)
         );
+        assert_eq!(counters.sock_done, 1);
         // skc_daddr and skc_rcv_saddr share an 8-byte union member, in this order.
         assert_eq!(state.saddr, state.daddr + 4);
     }

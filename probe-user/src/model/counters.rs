@@ -1,6 +1,6 @@
 //! A socket's `struct tcp_sock` counters at one state change.
 
-use probe_common::{RCV_SHUTDOWN, counter_field as field};
+use probe_common::counter_field as field;
 
 /// What the kernel counted for a socket, as read at one state change. Each field is
 /// `None` when the kernel program could not read it (a kernel whose `tcp_sock` lacks
@@ -9,8 +9,8 @@ use probe_common::{RCV_SHUTDOWN, counter_field as field};
 pub struct TcpCounters {
     /// [`probe_common::counter_field`] bits of the fields that are known.
     known: u8,
-    /// `sk_shutdown & RCV_SHUTDOWN`.
-    receive_shut: bool,
+    /// `SOCK_DONE`: the peer's FIN was processed.
+    peer_fin: bool,
     bytes_sent: u64,
     bytes_acked: u64,
     bytes_received: u64,
@@ -62,10 +62,10 @@ impl CountersBuilder {
         self
     }
 
-    /// Whether `sk_shutdown` had [`RCV_SHUTDOWN`].
-    pub fn receive_shut(mut self, value: bool) -> Self {
-        self.0.known |= field::SHUTDOWN;
-        self.0.receive_shut = value;
+    /// Whether the peer's FIN had been processed (`SOCK_DONE`).
+    pub fn peer_fin(mut self, value: bool) -> Self {
+        self.0.known |= field::PEER_FIN;
+        self.0.peer_fin = value;
         self
     }
 
@@ -83,7 +83,7 @@ impl TcpCounters {
     pub fn from_kernel(raw: &probe_common::TcpCounters) -> Self {
         Self {
             known: raw.known & field::ALL,
-            receive_shut: raw.shutdown & RCV_SHUTDOWN != 0,
+            peer_fin: raw.peer_fin != 0,
             bytes_sent: raw.bytes_sent,
             bytes_acked: raw.bytes_acked,
             bytes_received: raw.bytes_received,
@@ -138,10 +138,10 @@ impl TcpCounters {
         self.get(field::SRTT, self.srtt_us)
     }
 
-    /// Whether the socket had stopped receiving (`sk_shutdown & RCV_SHUTDOWN`): the
-    /// peer's FIN was processed, or the application called `shutdown(SHUT_RD)`.
-    pub fn receive_shut(&self) -> Option<bool> {
-        self.get(field::SHUTDOWN, self.receive_shut)
+    /// Whether the peer's FIN had been processed (`sk_flags` has `SOCK_DONE`, set by
+    /// `tcp_fin()`): then `bytes_received` counts it.
+    pub fn peer_fin(&self) -> Option<bool> {
+        self.get(field::PEER_FIN, self.peer_fin)
     }
 }
 
@@ -155,14 +155,14 @@ mod tests {
             bytes_sent: 10,
             bytes_acked: 12,
             srtt_us8: 8 * 40 + 7,
-            shutdown: 3,
-            known: field::BYTES_SENT | field::BYTES_ACKED | field::SRTT | field::SHUTDOWN,
+            peer_fin: 1,
+            known: field::BYTES_SENT | field::BYTES_ACKED | field::SRTT | field::PEER_FIN,
             ..probe_common::TcpCounters::UNKNOWN
         };
         let c = TcpCounters::from_kernel(&raw);
         assert_eq!((c.bytes_sent(), c.bytes_acked()), (Some(10), Some(12)));
         assert_eq!(c.srtt_us(), Some(40));
-        assert_eq!(c.receive_shut(), Some(true));
+        assert_eq!(c.peer_fin(), Some(true));
         assert_eq!(c.bytes_received(), None);
         assert_eq!(
             (c.segs_in(), c.segs_out(), c.retransmits()),
@@ -172,7 +172,7 @@ mod tests {
             .bytes_sent(10)
             .bytes_acked(12)
             .srtt_us(40)
-            .receive_shut(true)
+            .peer_fin(true)
             .build();
         assert_eq!(built, c);
     }

@@ -94,7 +94,7 @@ impl Script {
         server: Task,
     ) -> &mut Self {
         use TcpState::*;
-        let counters = |sent: u64, acked: u64, received: u64, shut: bool| {
+        let counters = |sent: u64, acked: u64, received: u64, fin: bool| {
             TcpCounters::builder()
                 .bytes_sent(sent)
                 .bytes_acked(acked)
@@ -102,7 +102,7 @@ impl Script {
                 .segs(4, 4)
                 .retransmits(0)
                 .srtt_us(50)
-                .receive_shut(shut)
+                .peer_fin(fin)
                 .build()
         };
         let t = self.ts;

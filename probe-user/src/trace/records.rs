@@ -682,7 +682,7 @@ mod tests {
                         .segs(3, 2)
                         .retransmits(0)
                         .srtt_us(61)
-                        .receive_shut(false)
+                        .peer_fin(false)
                         .build(),
                 ),
             }),
@@ -875,7 +875,7 @@ mod tests {
                         .segs(5, 5)
                         .retransmits(0)
                         .srtt_us(40)
-                        .receive_shut(true)
+                        .peer_fin(true)
                         .build()
                 });
                 encoder.push(&TraceEvent::Transition(Transition {

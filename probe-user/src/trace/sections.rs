@@ -15,7 +15,7 @@
 //! A 1.0 reader stops reading the definitions after the connections, so the sections
 //! are invisible to it. Each section names records by their position in the block:
 //! counters of a transition (`fields` holds the [`probe_common::counter_field`] bits of
-//! the values that follow, and bit 7 `sk_shutdown & RCV_SHUTDOWN`), and the other
+//! the values that follow, and bit 7 whether the peer's FIN had been processed), and the other
 //! processes holding a snapshot socket (`flags` bit 0: they all share the first owner's
 //! name).
 
@@ -30,8 +30,8 @@ use crate::{
 const KIND_COUNTERS: u8 = 1;
 const KIND_HOLDERS: u8 = 2;
 
-/// Bit 7 of a counters entry's `fields`: `sk_shutdown & RCV_SHUTDOWN`.
-const RECEIVE_SHUT: u8 = 1 << 7;
+/// Bit 7 of a counters entry's `fields`: the peer's FIN had been processed.
+const PEER_FIN: u8 = 1 << 7;
 /// Bit 0 of a holders entry's `flags`.
 const SAME_COMM: u8 = 1;
 
@@ -78,8 +78,8 @@ impl SectionsEncoder {
     pub fn counters(&mut self, record: u32, counters: &TcpCounters) {
         let out = self.counters.begin(record);
         let mut fields = counters.known() & counter_field::ALL;
-        if counters.receive_shut() == Some(true) {
-            fields |= RECEIVE_SHUT;
+        if counters.peer_fin() == Some(true) {
+            fields |= PEER_FIN;
         }
         out.push(fields);
         let values = [
@@ -181,8 +181,8 @@ fn read_counters(cursor: &mut Cursor<'_>) -> Option<TcpCounters> {
     if let Some(v) = next(counter_field::SRTT)? {
         c = c.srtt_us(small(v)?);
     }
-    if fields & counter_field::SHUTDOWN != 0 {
-        c = c.receive_shut(fields & RECEIVE_SHUT != 0);
+    if fields & counter_field::PEER_FIN != 0 {
+        c = c.peer_fin(fields & PEER_FIN != 0);
     }
     Some(c.build())
 }
@@ -268,7 +268,7 @@ mod tests {
             .segs(40, 800)
             .retransmits(3)
             .srtt_us(95)
-            .receive_shut(true)
+            .peer_fin(true)
             .build();
         let partial = TcpCounters::builder().bytes_received(17).build();
         let shared = SharedWith::from_pids(&[12, 13], 4, true);

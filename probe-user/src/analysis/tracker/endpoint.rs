@@ -247,18 +247,19 @@ impl Endpoint {
     }
 
     /// Payload bytes this socket received, from its own counters: `bytes_received` less
-    /// the peer's FIN once it arrived. Unknown when it cannot be told whether the FIN
-    /// was in (a FIN_WAIT2→CLOSE hand-over on a kernel whose `sk_shutdown` was not read).
+    /// the peer's FIN once it arrived (`SOCK_DONE` says so; without it, the states do,
+    /// but not for a FIN_WAIT2→CLOSE hand-over: then it is unknown).
     pub fn received_payload(&self) -> Option<u64> {
         use TcpState::*;
         let (counters, at) = self.counters?;
         let received = counters.bytes_received()?;
-        let fin = match at {
-            (_, CloseWait) | (CloseWait | LastAck | Closing, _) => 1,
+        let fin = match (counters.peer_fin(), at) {
+            (Some(fin), _) => u64::from(fin),
+            (None, (_, CloseWait) | (CloseWait | LastAck | Closing, _)) => 1,
             // A hand-over to TIME_WAIT follows the peer's FIN, but an orphaned socket's
-            // comes first (docs/kernel-facts.md §1.2): `sk_shutdown` says which.
-            (FinWait2, Close) if !self.rst_received => u64::from(counters.receive_shut()?),
-            _ => 0,
+            // comes first (docs/kernel-facts.md §1.2).
+            (None, (FinWait2, Close)) if !self.rst_received => return None,
+            (None, _) => 0,
         };
         Some(received.saturating_sub(fin))
     }
