@@ -194,7 +194,7 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
 }
 
 /// The counters of [`probe_common::TcpCounters`]: their [`counter_field`] bit, their
-/// `struct tcp_sock` members and sizes (see `docs/kernel-facts.md` §6).
+/// `struct tcp_sock` members and sizes (see `docs/kernel-facts.md §6`).
 const COUNTERS: [(u8, &str, &[&str], u32); 8] = [
     (counter_field::BYTES_SENT, "bytes_sent", &["bytes_sent"], 8),
     (

@@ -85,7 +85,7 @@ impl Script {
     /// closed by the application, hands over to TIME_WAIT before the client's FIN), and
     /// the client closes a millisecond later. Counters as the kernel keeps them: the
     /// client's SYN and each acknowledged FIN count one in `bytes_acked`, a received FIN
-    /// one in `bytes_received` (`docs/kernel-facts.md` §6).
+    /// one in `bytes_received` (`docs/kernel-facts.md §6`).
     pub fn answered_then_closed(
         &mut self,
         e: Ends,

@@ -230,7 +230,7 @@ impl Endpoint {
     /// Payload bytes this socket sent that its peer acknowledged, from its own
     /// counters: `bytes_acked` less the sequence numbers of a connecting socket's SYN
     /// (`connected`: this is the end that connected) and of its FIN once acknowledged
-    /// (`docs/kernel-facts.md` §6).
+    /// (`docs/kernel-facts.md §6`).
     pub fn acked_payload(&self, connected: bool) -> Option<u64> {
         use TcpState::*;
         let (counters, at) = self.counters?;
