@@ -11,7 +11,7 @@ pub use probe_common::ExecContext;
 pub use self::{
     counters::TcpCounters,
     filter::EndpointFilter,
-    holders::{LISTED_HOLDERS, SharedWith},
+    holders::{LISTED_PIDS, PidList, SharedWith},
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
 };

@@ -108,7 +108,7 @@ impl Listeners {
         let key = ListenerKey::new(conn.scope.netns, conn.tuple.local);
         let mut holders: Vec<Holder> = owner.into_iter().map(Holder::of).collect();
         let comm = owner.map(|t| t.comm).filter(|_| shared_with.same_comm());
-        holders.extend(shared_with.pids().iter().map(|&pid| Holder {
+        holders.extend(shared_with.pids().pids().iter().map(|&pid| Holder {
             pid,
             task: None,
             comm,
@@ -120,7 +120,7 @@ impl Listeners {
             .push(ListenerSocket {
                 conn: conn.id,
                 holders,
-                more: shared_with.more(),
+                more: shared_with.pids().more(),
             });
         self.keys.insert(conn.id, key);
     }
@@ -199,15 +199,10 @@ impl Listeners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Scope, SocketTuple};
-
-    fn task(pid: u32, comm: &str) -> Task {
-        Task {
-            pid,
-            tid: pid,
-            comm: Comm::from_str_lossy(comm),
-        }
-    }
+    use crate::{
+        model::{PidList, Scope, SocketTuple},
+        synth::task,
+    };
 
     fn listener(id: ConnId, addr: &str) -> Conn {
         Conn {
@@ -279,7 +274,7 @@ mod tests {
     fn a_listener_shared_by_fork_gives_every_holder() {
         let mut listeners = Listeners::default();
         let master = task(100, "nginx");
-        let shared = SharedWith::from_pids(&[101, 102], 0, true);
+        let shared = SharedWith::new(PidList::new(&[101, 102], 0), true);
         listeners.open(&listener(1, "0.0.0.0:80"), Some(master), &shared);
         let Some(Who::Candidates(c)) = owner_at(&listeners, "10.0.0.1:80") else {
             panic!("candidates expected");

@@ -23,7 +23,7 @@ mod listeners;
 
 use std::collections::VecDeque;
 
-pub use self::candidates::{Candidates, LISTED_CANDIDATES};
+pub use self::candidates::Candidates;
 use self::listeners::{ListenerKey, Listeners};
 use crate::{
     idmap::ConnIdMap,
@@ -129,13 +129,10 @@ impl OwnerTracker {
         }
         let who = match socket.owner {
             Some(task) if socket.shared_with.is_empty() => Some(Who::Task(task)),
-            Some(task) => {
-                let mut pids = vec![task.pid];
-                pids.extend_from_slice(socket.shared_with.pids());
-                let comm = socket.shared_with.same_comm().then_some(task.comm);
-                let more = socket.shared_with.more();
-                Some(Who::Candidates(Candidates::new(&pids, more, comm)))
-            }
+            Some(task) => Some(Who::Candidates(Candidates::holders_of(
+                &task,
+                &socket.shared_with,
+            ))),
             None => None,
         };
         if let Some(who) = who {

@@ -594,7 +594,7 @@ fn decode_gap(cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<Gap> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{SharedWith, TcpCounters};
+    use crate::model::{PidList, SharedWith, TcpCounters};
 
     pub(crate) fn v4(local: &str, remote: &str) -> SocketTuple {
         SocketTuple {
@@ -647,7 +647,7 @@ mod tests {
                 uid: 0,
                 timer_ms: None,
                 at_end: false,
-                shared_with: SharedWith::from_pids(&[43, 44], 0, true),
+                shared_with: SharedWith::new(PidList::new(&[43, 44], 0), true),
             }),
             TraceEvent::Transition(Transition {
                 ts_ns: 1_000,

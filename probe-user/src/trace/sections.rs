@@ -23,7 +23,7 @@ use bytes::BufMut;
 use probe_common::counter_field;
 
 use crate::{
-    model::{SharedWith, TcpCounters},
+    model::{LISTED_PIDS, PidList, SharedWith, TcpCounters},
     trace::varint::{Cursor, put_u64},
 };
 
@@ -103,9 +103,9 @@ impl SectionsEncoder {
         }
         let out = self.holders.begin(record);
         out.push(if shared.same_comm() { SAME_COMM } else { 0 });
-        put_u64(out, u64::from(shared.more()));
-        put_u64(out, shared.pids().len() as u64);
-        for &pid in shared.pids() {
+        put_u64(out, u64::from(shared.pids().more()));
+        put_u64(out, shared.pids().pids().len() as u64);
+        for &pid in shared.pids().pids() {
             put_u64(out, u64::from(pid));
         }
     }
@@ -191,16 +191,15 @@ fn read_holders(cursor: &mut Cursor<'_>) -> Option<SharedWith> {
     let flags = cursor.u8()?;
     let more = cursor.var_u32()?;
     let n = usize::try_from(cursor.var_u64()?).ok()?;
-    if n > crate::model::LISTED_HOLDERS {
+    if n > LISTED_PIDS {
         return None;
     }
-    let mut pids = [0u32; crate::model::LISTED_HOLDERS];
+    let mut pids = [0u32; LISTED_PIDS];
     for pid in pids.iter_mut().take(n) {
         *pid = cursor.var_u32()?;
     }
-    Some(SharedWith::from_pids(
-        &pids[..n],
-        more,
+    Some(SharedWith::new(
+        PidList::new(&pids[..n], more),
         flags & SAME_COMM != 0,
     ))
 }
@@ -271,7 +270,7 @@ mod tests {
             .peer_fin(true)
             .build();
         let partial = TcpCounters::builder().bytes_received(17).build();
-        let shared = SharedWith::from_pids(&[12, 13], 4, true);
+        let shared = SharedWith::new(PidList::new(&[12, 13], 4), true);
         let mut encoder = SectionsEncoder::default();
         encoder.counters(0, &full);
         encoder.counters(7, &partial);
@@ -300,7 +299,7 @@ mod tests {
     fn malformed_sections_are_refused_without_panicking() {
         let mut encoder = SectionsEncoder::default();
         encoder.counters(2, &TcpCounters::builder().bytes_sent(5).build());
-        encoder.holders(1, &SharedWith::from_pids(&[1, 2, 3], 0, false));
+        encoder.holders(1, &SharedWith::new(PidList::new(&[1, 2, 3], 0), false));
         let mut out = Vec::new();
         encoder.finish_into(&mut out);
         for len in 0..out.len() {

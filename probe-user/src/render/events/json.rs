@@ -118,13 +118,12 @@ impl<'a> JsonOwner<'a> {
                 source: OwnerSource::Snapshot,
             });
         }
-        let mut pids = vec![task.pid];
-        pids.extend_from_slice(s.shared_with.pids());
+        let holders = Candidates::holders_of(task, &s.shared_with);
         Some(Self {
             pid: None,
             tid: None,
             comm: s.shared_with.same_comm().then(|| task.comm.as_str()),
-            pids: Some(pids),
+            pids: Some(holders.pids().to_vec()),
             source: OwnerSource::Snapshot,
         })
     }

@@ -107,7 +107,7 @@ fn holders_of(holders: &Candidates) -> String {
 }
 
 fn count_and_name(candidates: &Candidates) -> (u64, String) {
-    let count = candidates.pids().len() as u64 + u64::from(candidates.more());
+    let count = candidates.count();
     let name = candidates
         .comm()
         .map_or_else(|| "-".to_owned(), ToString::to_string);
@@ -133,10 +133,7 @@ pub fn write_text(
             let when = if s.at_end { "at end:" } else { "existing:" };
             let what = format!("{when} {}", s.state);
             if let Some(first) = s.owner.filter(|_| !s.shared_with.is_empty()) {
-                let mut pids = vec![first.pid];
-                pids.extend_from_slice(s.shared_with.pids());
-                let comm = s.shared_with.same_comm().then_some(first.comm);
-                let holders = Candidates::new(&pids, s.shared_with.more(), comm);
+                let holders = Candidates::holders_of(&first, &s.shared_with);
                 let socket = EventSocket::of_conn(&s.conn);
                 return write_line(out, clock, event, socket, &what, &holders_of(&holders));
             }
