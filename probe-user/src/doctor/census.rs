@@ -152,7 +152,6 @@ mod tests {
                 tid: pid,
                 comm: Comm::from_str_lossy(if pid == 7 { "java" } else { "client" }),
             }),
-            shared_with: Default::default(),
         }
     }
 

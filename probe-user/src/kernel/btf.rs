@@ -57,8 +57,16 @@ struct Type {
     /// Element type and length for arrays.
     array_elem: u32,
     array_len: u32,
-    /// Enumerators (name offset, value) of an ENUM or ENUM64.
-    enumerators: Vec<(u32, u64)>,
+}
+
+/// One enumerator of an ENUM or ENUM64 type: its enum's name, its own name (string
+/// offsets) and its value. Kept apart from [`Type`], which every one of the kernel's
+/// ~130,000 types has.
+#[derive(Clone, Copy, Debug)]
+struct Enumerator {
+    enum_name_off: u32,
+    name_off: u32,
+    value: u64,
 }
 
 /// Parsed BTF types and strings.
@@ -68,6 +76,7 @@ pub struct Btf {
     strings: Vec<u8>,
     /// Struct/union name → ids with that name (complete definitions first).
     by_name: HashMap<String, Vec<u32>>,
+    enumerators: Vec<Enumerator>,
 }
 
 /// Where a member sits and how big it is.
@@ -126,7 +135,12 @@ fn sections(data: &[u8]) -> Result<(&[u8], &[u8]), BtfError> {
 
 /// Reads type `id` at byte `at` of the type section; returns it and where the next
 /// type starts.
-fn read_type(type_data: &[u8], mut at: usize, id: u32) -> Result<(Type, usize), BtfError> {
+fn read_type(
+    type_data: &[u8],
+    mut at: usize,
+    id: u32,
+    enumerators: &mut Vec<Enumerator>,
+) -> Result<(Type, usize), BtfError> {
     let info = u32_at(type_data, at + 4)?;
     let mut ty = Type {
         name_off: u32_at(type_data, at)?,
@@ -161,23 +175,22 @@ fn read_type(type_data: &[u8], mut at: usize, id: u32) -> Result<(Type, usize), 
                 at += 12;
             }
         }
-        KIND_ENUM => {
-            ty.enumerators.reserve(vlen);
-            for _ in 0..vlen {
-                // Signed or unsigned by kind_flag; the values we read are small.
-                let value = u64::from(u32_at(type_data, at + 4)?);
-                ty.enumerators.push((u32_at(type_data, at)?, value));
-                at += 8;
-            }
-        }
-        KIND_ENUM64 => {
-            ty.enumerators.reserve(vlen);
+        KIND_ENUM | KIND_ENUM64 => {
+            // ENUM entries: name, 32-bit value; ENUM64: name, low and high halves.
+            let wide = ty.kind == KIND_ENUM64;
             for _ in 0..vlen {
                 let low = u64::from(u32_at(type_data, at + 4)?);
-                let high = u64::from(u32_at(type_data, at + 8)?);
-                ty.enumerators
-                    .push((u32_at(type_data, at)?, (high << 32) | low));
-                at += 12;
+                let high = if wide {
+                    u64::from(u32_at(type_data, at + 8)?)
+                } else {
+                    0
+                };
+                enumerators.push(Enumerator {
+                    enum_name_off: ty.name_off,
+                    name_off: u32_at(type_data, at)?,
+                    value: (high << 32) | low,
+                });
+                at += if wide { 12 } else { 8 };
             }
         }
         KIND_FUNC_PROTO => at += 8 * vlen,
@@ -195,10 +208,11 @@ impl Btf {
         let (type_data, strings) = sections(data)?;
         // Type id 0 is `void`.
         let mut types = vec![Type::default()];
+        let mut enumerators = Vec::new();
         let mut at = 0;
         while at < type_data.len() {
             let id = u32::try_from(types.len()).unwrap_or(u32::MAX);
-            let (ty, next) = read_type(type_data, at, id)?;
+            let (ty, next) = read_type(type_data, at, id, &mut enumerators)?;
             types.push(ty);
             at = next;
         }
@@ -210,6 +224,7 @@ impl Btf {
             types,
             strings: strings.to_vec(),
             by_name: HashMap::new(),
+            enumerators,
         };
         for (id, ty) in btf.types.iter().enumerate() {
             if matches!(ty.kind, KIND_STRUCT | KIND_UNION) && ty.name_off != 0 {
@@ -300,13 +315,10 @@ impl Btf {
     /// The value of enumerator `name` of the enum named `enum_name` (`enum sock_flags`'
     /// `SOCK_DONE`).
     pub fn enum_value(&self, enum_name: &str, name: &str) -> Option<u64> {
-        self.types
+        self.enumerators
             .iter()
-            .filter(|ty| matches!(ty.kind, KIND_ENUM | KIND_ENUM64))
-            .filter(|ty| self.name(ty.name_off) == enum_name)
-            .flat_map(|ty| ty.enumerators.iter())
-            .find(|(name_off, _)| self.name(*name_off) == name)
-            .map(|&(_, value)| value)
+            .find(|e| self.name(e.name_off) == name && self.name(e.enum_name_off) == enum_name)
+            .map(|e| e.value)
     }
 
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_net", "net"]`) inside the

@@ -34,10 +34,9 @@ pub struct DiagSocket {
     pub inode: u32,
     pub uid: u32,
     pub timer_ms: Option<u32>,
-    /// The process holding it (the lowest pid when several do).
+    /// The process holding it (the lowest pid when several do; the others are in
+    /// [`Snapshot::shared_with`]).
     pub owner: Option<Task>,
-    /// The other processes holding it (a listener shared by `fork()`).
-    pub shared_with: SharedWith,
 }
 
 /// A network namespace and a path that opens it.
@@ -130,7 +129,6 @@ fn to_diag_socket(netns: u32, response: &InetResponse) -> Option<DiagSocket> {
         uid: header.uid,
         timer_ms,
         owner: None,
-        shared_with: SharedWith::default(),
     })
 }
 
@@ -280,17 +278,19 @@ fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Vec<Task>> {
 }
 
 /// The first owner (lowest pid) and the other holders of a socket.
-fn owner_and_others(holders: &[Task]) -> (Option<Task>, SharedWith) {
-    let Some(first) = holders.iter().min_by_key(|t| t.pid) else {
-        return (None, SharedWith::default());
-    };
-    (Some(*first), SharedWith::of(first, holders))
+fn owner_and_others(holders: &[Task]) -> Option<(Task, SharedWith)> {
+    let first = holders.iter().min_by_key(|t| t.pid)?;
+    Some((*first, SharedWith::of(first, holders)))
 }
 
 /// The result of a snapshot: sockets, and the namespaces that could not be read.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub sockets: Vec<DiagSocket>,
+    /// By socket inode: the other processes holding a socket that several hold (a
+    /// listener shared by `fork()`). Apart from the sockets, which are nearly all held
+    /// by one process or none, and can be a million at the end.
+    pub shared_with: HashMap<u32, SharedWith>,
     pub warnings: Vec<String>,
 }
 
@@ -319,8 +319,13 @@ pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
             .collect();
         let owners = socket_owners(&wanted);
         for socket in &mut snapshot.sockets {
-            if let Some(holders) = owners.get(&socket.inode) {
-                (socket.owner, socket.shared_with) = owner_and_others(holders);
+            let Some((owner, others)) = owners.get(&socket.inode).and_then(|h| owner_and_others(h))
+            else {
+                continue;
+            };
+            socket.owner = Some(owner);
+            if !others.is_empty() {
+                snapshot.shared_with.insert(socket.inode, others);
             }
         }
     }

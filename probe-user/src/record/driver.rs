@@ -147,7 +147,7 @@ impl<'a> Recorder<'a> {
             for warning in &snapshot.warnings {
                 warn!("snapshot: {warning}");
             }
-            recording.snapshot(monotonic_now(), &snapshot.sockets, false);
+            recording.snapshot(monotonic_now(), &snapshot, false);
         }
         // The line tests and scripts wait for: from here on, every transition is recorded.
         let _written = writeln!(
@@ -269,7 +269,7 @@ impl<'a> Recorder<'a> {
         recording.account(counters, now);
         if options.snapshot && !matches!(stop, Stop::Error(_)) {
             let snapshot = diag::snapshot(&options.filters.netns, false);
-            recording.snapshot(now, &snapshot.sockets, true);
+            recording.snapshot(now, &snapshot, true);
         }
         if let Some(error) = recording.first_decode_error() {
             warn!(

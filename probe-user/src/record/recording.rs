@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::{
-    kernel::{decode, diag::DiagSocket, layouts::Layouts, probe::KernelCounters},
+    kernel::{decode, diag::Snapshot, layouts::Layouts, probe::KernelCounters},
     model::{Filters, Gap, GapCause, SnapshotSocket, TcpState, TraceEvent},
     record::sockets::SocketTable,
     trace::{TraceEncoder, TraceEnd},
@@ -79,12 +79,12 @@ impl Recording {
     }
 
     /// The sockets of a `sock_diag` snapshot, at the start or at the end.
-    pub fn snapshot(&mut self, monotonic_ns: u64, sockets: &[DiagSocket], at_end: bool) {
+    pub fn snapshot(&mut self, monotonic_ns: u64, snapshot: &Snapshot, at_end: bool) {
         // Straight into the encoder, a block at a time: the end snapshot can hold a
         // TIME_WAIT socket for every connection of the last minute (131,072 per
         // namespace by default).
         let Self { table, encoder, .. } = self;
-        table.snapshot(monotonic_ns, sockets, at_end, |event| {
+        table.snapshot(monotonic_ns, snapshot, at_end, |event| {
             encoder.push(&event);
             if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
                 encoder.close_block();

@@ -29,7 +29,7 @@ use rustc_hash::FxHashMap;
 use crate::{
     kernel::{
         decode::{Decoded, Observation},
-        diag::DiagSocket,
+        diag::Snapshot,
     },
     model::{
         Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
@@ -216,10 +216,11 @@ impl SocketTable {
     pub fn snapshot(
         &mut self,
         ts_monotonic_ns: u64,
-        sockets: &[DiagSocket],
+        snapshot: &Snapshot,
         at_end: bool,
         mut emit: impl FnMut(TraceEvent),
     ) {
+        let sockets = &snapshot.sockets;
         let ts_ns = self.rel(ts_monotonic_ns);
         // At the end, a socket continues the connection the trace knows, when one matches.
         let known: HashMap<(u32, SocketTuple), Conn> = if at_end {
@@ -257,7 +258,11 @@ impl SocketTable {
                 uid: socket.uid,
                 timer_ms: socket.timer_ms,
                 at_end,
-                shared_with: socket.shared_with,
+                shared_with: snapshot
+                    .shared_with
+                    .get(&socket.inode)
+                    .copied()
+                    .unwrap_or_default(),
             }));
         }
     }
@@ -504,7 +509,10 @@ impl SocketTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ResetReason;
+    use crate::{
+        kernel::diag::DiagSocket,
+        model::{PidList, ResetReason, SharedWith},
+    };
 
     const START: u64 = 1_000_000;
 
@@ -714,9 +722,8 @@ mod tests {
             comm: crate::model::Comm::from_str_lossy("java"),
         };
         let mut snap = Vec::new();
-        table.snapshot(
-            START,
-            &[DiagSocket {
+        let snapshot = Snapshot {
+            sockets: vec![DiagSocket {
                 scope: scope(),
                 tuple: t,
                 state: Established,
@@ -724,14 +731,16 @@ mod tests {
                 uid: 0,
                 timer_ms: None,
                 owner: Some(owner),
-                shared_with: Default::default(),
             }],
-            false,
-            |event| snap.push(event),
-        );
+            // A forked worker holds it too.
+            shared_with: HashMap::from([(77, SharedWith::new(PidList::new(&[10], 0), true))]),
+            ..Snapshot::default()
+        };
+        table.snapshot(START, &snapshot, false, |event| snap.push(event));
         let TraceEvent::Snapshot(s) = snap[0] else {
             panic!()
         };
+        assert_eq!(s.shared_with.pids().pids(), [10]);
         let later = transition(table.observe(&state(5, 0, 0xd, Established, CloseWait, t)));
         assert_eq!(later.conn.id, s.conn.id);
     }
