@@ -90,12 +90,53 @@ struct Listening {
     /// Processes seen acting on children of these listeners that no socket names: they
     /// hold one of them (inherited by `fork()` after `listen()`).
     learned: Vec<Holder>,
+    /// Who owns their children, worked out again whenever the above change (asked for
+    /// by every accepted socket's events until its first syscall).
+    children_owner: Option<Who>,
+}
+
+impl Listening {
+    /// Their one process, or all of them when several hold them; `None` when one
+    /// listener's owner is unknown.
+    fn children_owner(&self) -> Option<Who> {
+        if self.sockets.iter().any(|s| s.holders.is_empty()) {
+            return None;
+        }
+        let mut holders: Vec<Holder> = self
+            .sockets
+            .iter()
+            .flat_map(|s| s.holders.iter().copied())
+            .chain(self.learned.iter().copied())
+            .collect();
+        holders.sort_by_key(|h| (h.pid, h.task.is_none()));
+        holders.dedup_by_key(|h| h.pid);
+        let more = self.sockets.iter().map(|s| s.more).sum::<u32>();
+        match holders.as_slice() {
+            [only] if more == 0 => only.task.map(Who::Task),
+            _ => {
+                let first = holders.first()?.comm;
+                let shared = holders.iter().all(|h| h.comm.is_some() && h.comm == first);
+                let pids: Vec<u32> = holders.iter().map(|h| h.pid).collect();
+                Some(Who::Candidates(Candidates::new(
+                    &pids,
+                    more,
+                    first.filter(|_| shared),
+                )))
+            }
+        }
+    }
+
+    fn refresh(&mut self) {
+        self.children_owner = self.children_owner();
+    }
 }
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    by_key: FxHashMap<ListenerKey, Listening>,
+    /// By namespace and port (one lookup for every accepted socket): the addresses
+    /// listened on, each with its listeners. Nearly always one address.
+    by_port: FxHashMap<(u32, u16), Vec<(IpAddr, Listening)>>,
     /// Where each listening socket listens, to find it again when it closes.
     keys: ConnIdMap<ListenerKey>,
 }
@@ -113,15 +154,21 @@ impl Listeners {
             task: None,
             comm,
         }));
-        self.by_key
-            .entry(key)
-            .or_default()
-            .sockets
-            .push(ListenerSocket {
-                conn: conn.id,
-                holders,
-                more: shared_with.pids().more(),
-            });
+        let addresses = self.by_port.entry((key.netns, key.port)).or_default();
+        let at = match addresses.iter().position(|(addr, _)| *addr == key.addr) {
+            Some(at) => at,
+            None => {
+                addresses.push((key.addr, Listening::default()));
+                addresses.len() - 1
+            }
+        };
+        let listening = &mut addresses[at].1;
+        listening.sockets.push(ListenerSocket {
+            conn: conn.id,
+            holders,
+            more: shared_with.pids().more(),
+        });
+        listening.refresh();
         self.keys.insert(conn.id, key);
     }
 
@@ -130,58 +177,57 @@ impl Listeners {
         let Some(key) = self.keys.remove(&conn.id) else {
             return;
         };
-        if let Some(listening) = self.by_key.get_mut(&key) {
+        let port = (key.netns, key.port);
+        let Some(addresses) = self.by_port.get_mut(&port) else {
+            return;
+        };
+        if let Some(at) = addresses.iter().position(|(addr, _)| *addr == key.addr) {
+            let listening = &mut addresses[at].1;
             listening.sockets.retain(|s| s.conn != conn.id);
             if listening.sockets.is_empty() {
-                self.by_key.remove(&key);
+                addresses.swap_remove(at);
+            } else {
+                listening.refresh();
             }
         }
+        if addresses.is_empty() {
+            self.by_port.remove(&port);
+        }
+    }
+
+    fn get(&self, key: ListenerKey) -> Option<&Listening> {
+        let addresses = self.by_port.get(&(key.netns, key.port))?;
+        addresses
+            .iter()
+            .find(|(addr, _)| *addr == key.addr)
+            .map(|(_, listening)| listening)
     }
 
     /// The listeners a child born in `netns` with local end `local` came from.
     pub fn find(&self, netns: u32, local: SocketAddr) -> Option<ListenerKey> {
+        let addresses = self.by_port.get(&(netns, local.port()))?;
         ListenerKey::lookups(netns, local)
             .into_iter()
             .flatten()
-            .find(|key| self.by_key.contains_key(key))
+            .find(|key| addresses.iter().any(|(addr, _)| *addr == key.addr))
     }
 
     /// Who owns a child of the listeners on `key` before its own first syscall: their
     /// one process, or all of them when several hold them; `None` when one listener's
     /// owner is unknown.
     pub fn owner_of_children(&self, key: ListenerKey) -> Option<Who> {
-        let listening = self.by_key.get(&key)?;
-        if listening.sockets.iter().any(|s| s.holders.is_empty()) {
-            return None;
-        }
-        let mut holders: Vec<Holder> = listening
-            .sockets
-            .iter()
-            .flat_map(|s| s.holders.iter().copied())
-            .chain(listening.learned.iter().copied())
-            .collect();
-        holders.sort_by_key(|h| (h.pid, h.task.is_none()));
-        holders.dedup_by_key(|h| h.pid);
-        let more = listening.sockets.iter().map(|s| s.more).sum::<u32>();
-        match holders.as_slice() {
-            [only] if more == 0 => only.task.map(Who::Task),
-            _ => {
-                let first = holders.first()?.comm;
-                let shared = holders.iter().all(|h| h.comm.is_some() && h.comm == first);
-                let pids: Vec<u32> = holders.iter().map(|h| h.pid).collect();
-                Some(Who::Candidates(Candidates::new(
-                    &pids,
-                    more,
-                    first.filter(|_| shared),
-                )))
-            }
-        }
+        self.get(key)?.children_owner
     }
 
     /// `task` acted in a syscall on a child of the listeners on `key`: it holds one of
     /// them, whether or not a listener names it.
     pub fn learn(&mut self, key: ListenerKey, task: Task) {
-        let Some(listening) = self.by_key.get_mut(&key) else {
+        let Some(listening) = self
+            .by_port
+            .get_mut(&(key.netns, key.port))
+            .and_then(|addresses| addresses.iter_mut().find(|(addr, _)| *addr == key.addr))
+            .map(|(_, listening)| listening)
+        else {
             return;
         };
         let known = listening
@@ -192,6 +238,7 @@ impl Listeners {
             .any(|h| h.pid == task.pid);
         if !known {
             listening.learned.push(Holder::of(task));
+            listening.refresh();
         }
     }
 }

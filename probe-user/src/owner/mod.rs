@@ -94,15 +94,36 @@ impl Owner {
 /// How long a closed socket's owner is kept for resets and errors that follow it.
 const CLOSED_RETENTION_NS: u64 = 5_000_000_000;
 
+/// A socket's known owner, as remembered (the common case, kept small: the map holds
+/// every socket closed in the last [`CLOSED_RETENTION_NS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Known {
+    task: Task,
+    source: OwnerSource,
+}
+
+impl Known {
+    fn owner(self) -> Owner {
+        Owner {
+            who: Who::Task(self.task),
+            source: self.source,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct OwnerTracker {
     // Keys are connection ids chosen by the recorder, not by a remote party: a fast
     // non-cryptographic hash is safe, and replay speed depends on it.
-    sockets: ConnIdMap<Owner>,
+    sockets: ConnIdMap<Known>,
     listeners: Listeners,
     /// Accepted sockets that have made no syscall yet, and the listeners they came
-    /// from: their first syscall shows a process that holds those listeners.
+    /// from: their first syscall shows a process that holds those listeners, and until
+    /// then they belong to those listeners' holders (the candidates when several).
     children: ConnIdMap<ListenerKey>,
+    /// Sockets several processes may hold (rare): of the start snapshot, or accepted
+    /// children that closed before their first syscall.
+    shared: ConnIdMap<Candidates>,
     closed: VecDeque<(u64, ConnId)>,
 }
 
@@ -127,22 +148,21 @@ impl OwnerTracker {
             self.listeners
                 .open(&socket.conn, socket.owner, &socket.shared_with);
         }
-        let who = match socket.owner {
-            Some(task) if socket.shared_with.is_empty() => Some(Who::Task(task)),
-            Some(task) => Some(Who::Candidates(Candidates::holders_of(
-                &task,
-                &socket.shared_with,
-            ))),
-            None => None,
-        };
-        if let Some(who) = who {
-            self.sockets.insert(
-                socket.conn.id,
-                Owner {
-                    who,
-                    source: OwnerSource::Snapshot,
-                },
-            );
+        match socket.owner {
+            Some(task) if socket.shared_with.is_empty() => {
+                self.sockets.insert(
+                    socket.conn.id,
+                    Known {
+                        task,
+                        source: OwnerSource::Snapshot,
+                    },
+                );
+            }
+            Some(task) => {
+                let holders = Candidates::holders_of(&task, &socket.shared_with);
+                self.shared.insert(socket.conn.id, holders);
+            }
+            None => {}
         }
     }
 
@@ -166,10 +186,13 @@ impl OwnerTracker {
             {
                 self.listeners.learn(key, task);
             }
+            if !self.shared.is_empty() {
+                self.shared.remove(&t.conn.id);
+            }
             self.sockets.insert(
                 t.conn.id,
-                Owner {
-                    who: Who::Task(task),
+                Known {
+                    task,
                     source: OwnerSource::Socket,
                 },
             );
@@ -180,7 +203,7 @@ impl OwnerTracker {
         } else if t.old == TcpState::Listen && t.new == TcpState::SynRecv {
             self.on_child(&t.conn)
         } else {
-            self.sockets.get(&t.conn.id).copied()
+            self.remembered(t.conn.id)
         };
 
         match (t.old, t.new) {
@@ -193,7 +216,13 @@ impl OwnerTracker {
         }
         if t.new == TcpState::Close {
             self.closed.push_back((t.ts_ns, t.conn.id));
-            self.children.remove(&t.conn.id);
+            // A child closed before any syscall keeps its candidates for the resets
+            // and errors that follow, even once its listener is gone.
+            if let Some(key) = self.children.remove(&t.conn.id)
+                && let Some(Who::Candidates(candidates)) = self.listeners.owner_of_children(key)
+            {
+                self.shared.insert(t.conn.id, candidates);
+            }
         }
         owner
     }
@@ -201,22 +230,42 @@ impl OwnerTracker {
     /// A new child socket: it belongs to whoever holds its listener, until it makes a
     /// syscall.
     fn on_child(&mut self, conn: &Conn) -> Option<Owner> {
+        self.sockets.remove(&conn.id);
+        self.shared.remove(&conn.id);
         let key = self.listeners.find(conn.scope.netns, conn.tuple.local);
-        let inherited = key
-            .and_then(|key| self.listeners.owner_of_children(key))
-            .map(|who| Owner {
-                who,
-                source: OwnerSource::Listener,
-            });
         match key {
             Some(key) => self.children.insert(conn.id, key),
             None => self.children.remove(&conn.id),
         };
-        match inherited {
-            Some(owner) => self.sockets.insert(conn.id, owner),
-            None => self.sockets.remove(&conn.id),
-        };
-        inherited
+        let who = key.and_then(|key| self.listeners.owner_of_children(key));
+        // One holder: remembered as the socket's owner (even if its listener closes).
+        if let Some(Who::Task(task)) = who {
+            let source = OwnerSource::Listener;
+            self.sockets.insert(conn.id, Known { task, source });
+        }
+        who.map(|who| Owner {
+            who,
+            source: OwnerSource::Listener,
+        })
+    }
+
+    /// What is known of a socket's owner without an event of its own: its remembered
+    /// owner, or, for an accepted socket before its first syscall, its listener's
+    /// holders.
+    fn remembered(&self, id: ConnId) -> Option<Owner> {
+        if let Some(known) = self.sockets.get(&id) {
+            return Some(known.owner());
+        }
+        if let Some(key) = self.children.get(&id) {
+            return self.listeners.owner_of_children(*key).map(|who| Owner {
+                who,
+                source: OwnerSource::Listener,
+            });
+        }
+        self.shared.get(&id).map(|candidates| Owner {
+            who: Who::Candidates(*candidates),
+            source: OwnerSource::Snapshot,
+        })
     }
 
     /// The owner for a reset or error event on a known connection.
@@ -231,7 +280,7 @@ impl OwnerTracker {
                 who: Who::Task(task),
                 source: OwnerSource::Task,
             }),
-            None => self.sockets.get(&conn.id).copied(),
+            None => self.remembered(conn.id),
         }
     }
 
@@ -259,7 +308,7 @@ impl OwnerTracker {
 
     /// The owner a connection is known to have, without an event.
     pub fn owner_of(&self, conn: ConnId) -> Option<Owner> {
-        self.sockets.get(&conn).copied()
+        self.remembered(conn)
     }
 
     fn expire(&mut self, now_ns: u64) {
@@ -269,6 +318,7 @@ impl OwnerTracker {
             }
             self.closed.pop_front();
             self.sockets.remove(&id);
+            self.shared.remove(&id);
         }
     }
 }
@@ -494,6 +544,29 @@ mod tests {
                 .pid,
             2
         );
+    }
+
+    #[test]
+    fn a_child_closed_before_its_first_syscall_keeps_its_candidates() {
+        use ExecContext::*;
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        let listeners = [1, 2].map(|id| conn(id, "0.0.0.0:80", "0.0.0.0:0"));
+        for (n, listener) in (1..).zip(listeners) {
+            let holder = Some(task(n, "srv"));
+            step(&mut tracker, 1, listener, (Close, Listen), Task, holder);
+        }
+        let child = conn(3, "10.0.0.1:80", "10.0.0.2:5000");
+        step(&mut tracker, 2, child, (Listen, SynRecv), Softirq, None);
+        step(&mut tracker, 3, child, (SynRecv, Close), Softirq, None);
+        for (n, listener) in (1..).zip(listeners) {
+            let holder = Some(task(n, "srv"));
+            step(&mut tracker, 4, listener, (Listen, Close), Task, holder);
+        }
+        let owner = tracker.owner_of(child.id).expect("its candidates");
+        let candidates = owner.candidates().expect("not one process");
+        assert_eq!(candidates.pids(), [1, 2]);
+        assert_eq!(candidates.comm(), Some(&Comm::from_str_lossy("srv")));
     }
 
     #[test]

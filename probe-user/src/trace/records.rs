@@ -403,8 +403,9 @@ impl RecordsDecoder {
             let tuple = get_tuple(&mut defs).ok_or(fail(at, "bad connection addresses"))?;
             conns.push(Conn { id, scope, tuple });
         }
-        let sections = Sections::parse(&mut defs)
-            .ok_or(fail(4 + defs.position(), "bad definition sections"))?;
+        let sections_at = 4 + defs.position();
+        let sections = Sections::parse(&payload, (sections_at, body_start))
+            .ok_or(fail(sections_at, "bad definition sections"))?;
         Ok(Self {
             payload,
             pos: body_start,
@@ -453,17 +454,21 @@ impl RecordsDecoder {
             reason: "truncated or malformed record",
         });
         let consumed = cursor.position();
+        let mut result = result;
+        if let Ok(event) = &mut result
+            && !self.sections.is_done()
+            && self.attach_sections(event).is_err()
+        {
+            result = Err(RecordsError {
+                offset: start,
+                reason: "malformed section entry for this record",
+            });
+        }
         match result {
-            Ok(mut event) => {
+            Ok(event) => {
                 self.pos = start + consumed;
                 self.ts = event.ts_ns();
-                let record = self.record;
                 self.record = self.record.saturating_add(1);
-                match &mut event {
-                    TraceEvent::Transition(t) => t.counters = self.sections.counters_of(record),
-                    TraceEvent::Snapshot(s) => s.shared_with = self.sections.holders_of(record),
-                    _ => {}
-                }
                 Some(Ok(event))
             }
             Err(err) => {
@@ -472,6 +477,22 @@ impl RecordsDecoder {
                 Some(Err(err))
             }
         }
+    }
+
+    /// Adds to the event what the block's sections say about its record.
+    fn attach_sections(&mut self, event: &mut TraceEvent) -> Result<(), ()> {
+        let Self {
+            sections,
+            payload,
+            record,
+            ..
+        } = self;
+        match event {
+            TraceEvent::Transition(t) => t.counters = sections.counters_of(payload, *record)?,
+            TraceEvent::Snapshot(s) => s.shared_with = sections.holders_of(payload, *record)?,
+            _ => {}
+        }
+        Ok(())
     }
 
     fn decode_one(&self, cursor: &mut Cursor<'_>) -> Option<TraceEvent> {

@@ -122,34 +122,95 @@ impl SectionsEncoder {
     }
 }
 
-/// Facts about some records of one block, in record order.
-#[derive(Debug, Default)]
-pub struct Sections {
-    counters: Vec<(u32, TcpCounters)>,
-    holders: Vec<(u32, SharedWith)>,
-    next_counters: usize,
-    next_holders: usize,
+/// One section of a block being read: its entries are decoded as their records come,
+/// from the block's payload, so a block's sections cost no memory of their own.
+#[derive(Debug)]
+struct SectionReader<T> {
+    /// Where the next entry starts and where the section ends, in the payload.
+    pos: usize,
+    end: usize,
+    /// Entries not yet decoded.
+    left: u64,
+    /// The record the next entry's gap counts from.
+    next_record: u32,
+    /// An entry decoded ahead, for a record still to come.
+    ahead: Option<(u32, T)>,
+    read: fn(&mut Cursor<'_>) -> Option<T>,
 }
 
-/// Reads entries of one section: `read` decodes an entry's fields after its gap.
-fn entries<T>(
-    body: &[u8],
-    min_entry: usize,
-    mut read: impl FnMut(&mut Cursor<'_>) -> Option<T>,
-) -> Option<Vec<(u32, T)>> {
-    let mut cursor = Cursor::new(body);
-    let n = usize::try_from(cursor.var_u64()?).ok()?;
-    if n > body.len() / min_entry {
-        return None;
+impl<T: Copy> SectionReader<T> {
+    /// A section whose body is `payload[start..end]`; `None` when its entry count
+    /// cannot fit (`min_entry` bytes each at least).
+    fn new(
+        payload: &[u8],
+        (start, end): (usize, usize),
+        min_entry: usize,
+        read: fn(&mut Cursor<'_>) -> Option<T>,
+    ) -> Option<Self> {
+        let mut cursor = Cursor::new(payload.get(start..end)?);
+        let left = cursor.var_u64()?;
+        let fits = (end - start) / min_entry.max(1);
+        (usize::try_from(left).ok()? <= fits).then_some(Self {
+            pos: start + cursor.position(),
+            end,
+            left,
+            next_record: 0,
+            ahead: None,
+            read,
+        })
     }
-    let mut out = Vec::with_capacity(n);
-    let mut next_record = 0u32;
-    for _ in 0..n {
-        let record = next_record.checked_add(cursor.var_u32()?)?;
-        next_record = record.checked_add(1)?;
-        out.push((record, read(&mut cursor)?));
+
+    /// No entry left to read.
+    fn is_done(&self) -> bool {
+        self.left == 0 && self.ahead.is_none()
     }
-    Some(out)
+
+    fn empty(read: fn(&mut Cursor<'_>) -> Option<T>) -> Self {
+        Self {
+            pos: 0,
+            end: 0,
+            left: 0,
+            next_record: 0,
+            ahead: None,
+            read,
+        }
+    }
+
+    /// The entry of record `record` (asked for in increasing order); `Err` when the
+    /// section is malformed.
+    fn take(&mut self, payload: &[u8], record: u32) -> Result<Option<T>, ()> {
+        loop {
+            let (at, value) = match self.ahead.take() {
+                Some(entry) => entry,
+                None if self.left == 0 => return Ok(None),
+                None => self.decode(payload).ok_or(())?,
+            };
+            if at > record {
+                self.ahead = Some((at, value));
+                return Ok(None);
+            }
+            if at == record {
+                return Ok(Some(value));
+            }
+        }
+    }
+
+    fn decode(&mut self, payload: &[u8]) -> Option<(u32, T)> {
+        let mut cursor = Cursor::new(payload.get(self.pos..self.end)?);
+        let at = self.next_record.checked_add(cursor.var_u32()?)?;
+        let value = (self.read)(&mut cursor)?;
+        self.pos += cursor.position();
+        self.left -= 1;
+        self.next_record = at.checked_add(1)?;
+        Some((at, value))
+    }
+}
+
+/// Facts about some records of one block, in record order.
+#[derive(Debug)]
+pub struct Sections {
+    counters: SectionReader<TcpCounters>,
+    holders: SectionReader<SharedWith>,
 }
 
 fn read_counters(cursor: &mut Cursor<'_>) -> Option<TcpCounters> {
@@ -205,57 +266,64 @@ fn read_holders(cursor: &mut Cursor<'_>) -> Option<SharedWith> {
 }
 
 impl Sections {
-    /// Reads the sections at the end of a block's definitions; `None` when one of a
-    /// known kind is malformed. Unknown kinds (later minor versions) are skipped.
-    pub fn parse(cursor: &mut Cursor<'_>) -> Option<Self> {
-        let mut sections = Self::default();
+    /// Finds the sections in `payload[start..end]` (the end of a block's definitions);
+    /// `None` when one of a known kind cannot be what it says. Unknown kinds (later
+    /// minor versions) are skipped.
+    pub fn parse(payload: &[u8], (start, end): (usize, usize)) -> Option<Self> {
+        let mut sections = Self {
+            counters: SectionReader::empty(read_counters),
+            holders: SectionReader::empty(read_holders),
+        };
+        let mut cursor = Cursor::new(payload.get(start..end)?);
         while let Some(kind) = cursor.u8() {
             let len = usize::try_from(cursor.var_u64()?).ok()?;
-            let body = cursor.bytes(len)?;
+            let body_start = start + cursor.position();
+            cursor.bytes(len)?;
+            let body = (body_start, body_start + len);
             match kind {
-                KIND_COUNTERS => sections.counters = entries(body, 2, read_counters)?,
-                KIND_HOLDERS => sections.holders = entries(body, 4, read_holders)?,
+                KIND_COUNTERS => {
+                    sections.counters = SectionReader::new(payload, body, 2, read_counters)?;
+                }
+                KIND_HOLDERS => {
+                    sections.holders = SectionReader::new(payload, body, 4, read_holders)?;
+                }
                 _ => {}
             }
         }
         Some(sections)
     }
 
-    /// The counters of record `record`; records are asked for in increasing order.
-    pub fn counters_of(&mut self, record: u32) -> Option<TcpCounters> {
-        take_at(&self.counters, &mut self.next_counters, record)
+    /// Every entry has been read (or there were none): records have nothing to add.
+    pub fn is_done(&self) -> bool {
+        self.counters.is_done() && self.holders.is_done()
+    }
+
+    /// The counters of record `record` of the block whose payload is `payload`;
+    /// records are asked for in increasing order. `Err`: the section is malformed.
+    pub fn counters_of(&mut self, payload: &[u8], record: u32) -> Result<Option<TcpCounters>, ()> {
+        self.counters.take(payload, record)
     }
 
     /// The other holders of snapshot record `record`; in increasing order.
-    pub fn holders_of(&mut self, record: u32) -> SharedWith {
-        take_at(&self.holders, &mut self.next_holders, record).unwrap_or_default()
+    pub fn holders_of(&mut self, payload: &[u8], record: u32) -> Result<SharedWith, ()> {
+        Ok(self.holders.take(payload, record)?.unwrap_or_default())
     }
-}
-
-fn take_at<T: Copy>(entries: &[(u32, T)], next: &mut usize, record: u32) -> Option<T> {
-    while let Some(&(at, value)) = entries.get(*next) {
-        if at > record {
-            return None;
-        }
-        *next += 1;
-        if at == record {
-            return Some(value);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn round_trip(encoder: &SectionsEncoder) -> Sections {
-        let mut out = Vec::new();
+    fn encode(encoder: &SectionsEncoder) -> Vec<u8> {
+        let mut out = vec![0xaa; 3];
         encoder.finish_into(&mut out);
-        // A section of a kind this reader does not know, between the two.
+        // A section of a kind this reader does not know, after the two.
         out.extend([9, 2, 0xff, 0xff]);
-        let mut cursor = Cursor::new(&out);
-        Sections::parse(&mut cursor).expect("well formed")
+        out
+    }
+
+    fn parse(payload: &[u8]) -> Option<Sections> {
+        Sections::parse(payload, (3, payload.len()))
     }
 
     #[test]
@@ -276,13 +344,14 @@ mod tests {
         encoder.counters(7, &partial);
         encoder.holders(3, &shared);
         encoder.holders(4, &SharedWith::default());
-        let mut sections = round_trip(&encoder);
-        assert_eq!(sections.counters_of(0), Some(full));
-        assert_eq!(sections.holders_of(3), shared);
-        assert_eq!(sections.holders_of(4), SharedWith::default());
-        assert_eq!(sections.counters_of(5), None);
-        assert_eq!(sections.counters_of(7), Some(partial));
-        assert_eq!(sections.counters_of(8), None);
+        let payload = encode(&encoder);
+        let mut sections = parse(&payload).expect("well formed");
+        assert_eq!(sections.counters_of(&payload, 0), Ok(Some(full)));
+        assert_eq!(sections.holders_of(&payload, 3), Ok(shared));
+        assert_eq!(sections.holders_of(&payload, 4), Ok(SharedWith::default()));
+        assert_eq!(sections.counters_of(&payload, 5), Ok(None));
+        assert_eq!(sections.counters_of(&payload, 7), Ok(Some(partial)));
+        assert_eq!(sections.counters_of(&payload, 8), Ok(None));
     }
 
     #[test]
@@ -290,9 +359,8 @@ mod tests {
         let mut out = Vec::new();
         SectionsEncoder::default().finish_into(&mut out);
         assert!(out.is_empty());
-        let mut cursor = Cursor::new(&out);
-        let mut sections = Sections::parse(&mut cursor).unwrap();
-        assert_eq!(sections.counters_of(0), None);
+        let mut sections = Sections::parse(&out, (0, 0)).unwrap();
+        assert_eq!(sections.counters_of(&out, 0), Ok(None));
     }
 
     #[test]
@@ -303,11 +371,20 @@ mod tests {
         let mut out = Vec::new();
         encoder.finish_into(&mut out);
         for len in 0..out.len() {
-            let mut cursor = Cursor::new(&out[..len]);
-            let _parsed = Sections::parse(&mut cursor);
+            let payload = &out[..len];
+            if let Some(mut sections) = Sections::parse(payload, (0, len)) {
+                for record in 0..4 {
+                    let _counters = sections.counters_of(payload, record);
+                    let _holders = sections.holders_of(payload, record);
+                }
+            }
         }
         // A count larger than the section could hold.
-        let mut cursor = Cursor::new(&[KIND_COUNTERS, 2, 0x7f, 0]);
-        assert!(Sections::parse(&mut cursor).is_none());
+        let tiny = [KIND_COUNTERS, 2, 0x7f, 0];
+        assert!(Sections::parse(&tiny, (0, tiny.len())).is_none());
+        // An entry cut short is an error when its record comes.
+        let cut = [KIND_COUNTERS, 2, 1, 0];
+        let mut sections = Sections::parse(&cut, (0, cut.len())).unwrap();
+        assert_eq!(sections.counters_of(&cut, 0), Err(()));
     }
 }

@@ -5,7 +5,6 @@ use crate::{
     model::{
         ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpCounters, TcpState, Transition,
     },
-    owner::{Candidates, Owner},
 };
 
 /// A close step whose meaning depends on events that follow it.
@@ -56,9 +55,6 @@ pub struct Endpoint {
     /// When it left CLOSE_WAIT (the application called `close()`).
     pub close_wait_left_ns: Option<u64>,
     pub owner: Option<Task>,
-    /// While the owner is not known: the processes it may be (those holding the
-    /// listener an accepted socket came from).
-    pub candidates: Option<Candidates>,
     /// The latest counters the socket's transitions carried (the final ones once it
     /// closed), and the transition that carried them.
     pub counters: Option<(TcpCounters, (TcpState, TcpState))>,
@@ -88,7 +84,6 @@ impl Endpoint {
             close_wait_ns: None,
             close_wait_left_ns: None,
             owner: None,
-            candidates: None,
             counters: None,
             indexed: false,
         }
@@ -111,20 +106,6 @@ impl Endpoint {
             endpoint.close_wait_ns = Some(s.ts_ns);
         }
         endpoint
-    }
-
-    /// Takes the owner an event was attributed to: a known one replaces the candidates.
-    pub fn set_owner(&mut self, owner: &Owner) {
-        match (owner.task(), owner.candidates()) {
-            (Some(task), _) => {
-                self.owner = Some(*task);
-                self.candidates = None;
-            }
-            (None, Some(candidates)) if self.owner.is_none() => {
-                self.candidates = Some(*candidates);
-            }
-            _ => {}
-        }
     }
 
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
