@@ -10,9 +10,12 @@ use serde::Serialize;
 
 use crate::{
     analysis::{CloseHow, ClosedFirst, ConnectionRow, Side, TIME_WAIT_NS},
-    model::Task,
+    model::{Comm, Task},
     owner::Candidates,
-    render::format::{human_duration, round3, secs},
+    render::{
+        format::{human_duration, round3, secs},
+        text::clean,
+    },
 };
 
 /// The header of the text table: like tcplife's (addresses, owners, bytes each way,
@@ -31,14 +34,15 @@ fn addr(a: SocketAddr) -> String {
     }
 }
 
-/// `PID COMM` of one end: the owner, or `-` and the name its candidates share.
+/// `PID COMM` of one end: the owner, or `-` and the name its candidates share. Names
+/// come from the trace: escaped, they cannot drive the terminal.
 fn owner_cells(owner: Option<&Task>, candidates: Option<&Candidates>) -> (String, String) {
+    let name = |comm: &Comm| clean(&comm.as_str()).into_owned();
     match (owner, candidates) {
-        (Some(task), _) => (task.pid.to_string(), task.comm.to_string()),
+        (Some(task), _) => (task.pid.to_string(), name(&task.comm)),
         (None, Some(c)) => (
             "-".to_owned(),
-            c.comm()
-                .map_or_else(|| "-".to_owned(), |comm| comm.to_string()),
+            c.comm().map_or_else(|| "-".to_owned(), name),
         ),
         (None, None) => ("-".to_owned(), "-".to_owned()),
     }

@@ -85,7 +85,7 @@ impl Script {
     /// closed by the application, hands over to TIME_WAIT before the client's FIN), and
     /// the client closes a millisecond later. Counters as the kernel keeps them: the
     /// client's SYN and each acknowledged FIN count one in `bytes_acked`, a received FIN
-    /// one in `bytes_received` (`docs/kernel-facts.md §6`).
+    /// one in `bytes_received` (`docs/kernel-facts.md §7`).
     pub fn answered_then_closed(
         &mut self,
         e: Ends,
@@ -123,14 +123,14 @@ impl Script {
     pub fn rst_sent(
         &mut self,
         socket: SocketRef,
-        reason: ResetReason,
+        reason: impl Into<Option<ResetReason>>,
         by: Option<Task>,
     ) -> &mut Self {
         self.events.push(TraceEvent::ResetSent(ResetSent {
             ts_ns: self.ts,
             socket,
             state: Some(TcpState::Close),
-            reason,
+            reason: reason.into(),
             context: context(by),
             task: by,
         }));

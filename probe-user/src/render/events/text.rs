@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, ResetReason, Task, TraceEvent},
     owner::{Candidates, Owner},
     render::{
         events::{EventSocket, errno_name},
         format::secs,
+        text::clean,
     },
     trace::TraceMeta,
 };
@@ -68,12 +69,16 @@ pub fn write_text_header(out: &mut impl Write, meta: &TraceMeta, clock: Clock) -
     writeln!(
         out,
         "# {} ({}), recording started {}",
-        meta.hostname,
-        meta.kernel,
+        clean(&meta.hostname),
+        clean(&meta.kernel),
         utc_datetime(meta.start_unix_ns)
     )?;
     writeln!(out, "{}", text_header(clock))
 }
+
+/// The width of the EVENT column: the longest event there is, `RST sent
+/// (TCP_INVALID_ACK_SEQUENCE)` (a test checks every one fits).
+const EVENT_WIDTH: usize = 35;
 
 /// Column header for [`write_text`].
 pub fn text_header(clock: Clock) -> String {
@@ -82,14 +87,14 @@ pub fn text_header(clock: Clock) -> String {
         Clock::Relative => "TIME (s)",
     };
     format!(
-        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
+        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {:>7} COMM",
         "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
     )
 }
 /// `    PID COMM`, or dashes when the owner is unknown.
 fn who(task: Option<&Task>) -> String {
     match task {
-        Some(t) => format!("{:>7} {}", t.pid, t.comm),
+        Some(t) => format!("{:>7} {}", t.pid, clean(&t.comm.as_str())),
         None => format!("{:>7} -", "-"),
     }
 }
@@ -110,7 +115,7 @@ fn count_and_name(candidates: &Candidates) -> (u64, String) {
     let count = candidates.count();
     let name = candidates
         .comm()
-        .map_or_else(|| "-".to_owned(), ToString::to_string);
+        .map_or_else(|| "-".to_owned(), |comm| clean(&comm.as_str()).into_owned());
     (count, name)
 }
 
@@ -121,6 +126,29 @@ pub fn write_text(
     owner: Option<&Owner>,
     clock: Clock,
 ) -> io::Result<()> {
+    let Some((socket, what, who)) = described(event, owner) else {
+        if let TraceEvent::Lost(gap) = event {
+            return write_gap(out, gap, clock);
+        }
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {who}",
+        clock.format(event.ts_ns()),
+        socket
+            .conn
+            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        socket.netns,
+        socket.tuple.local.to_string(),
+        socket.tuple.remote.to_string(),
+        what,
+    )
+}
+
+/// An event's socket, what happened (the EVENT column) and who did it (the last
+/// columns); `None` for a gap.
+fn described(event: &TraceEvent, owner: Option<&Owner>) -> Option<(EventSocket, String, String)> {
     let attributed = owner.and_then(Owner::task);
     let (socket, what, task) = match event {
         TraceEvent::Transition(t) => (
@@ -134,14 +162,13 @@ pub fn write_text(
             let what = format!("{when} {}", s.state);
             if let Some(first) = s.owner.filter(|_| !s.shared_with.is_empty()) {
                 let holders = Candidates::holders_of(&first, &s.shared_with);
-                let socket = EventSocket::of_conn(&s.conn);
-                return write_line(out, clock, event, socket, &what, &holders_of(&holders));
+                return Some((EventSocket::of_conn(&s.conn), what, holders_of(&holders)));
             }
             (EventSocket::of_conn(&s.conn), what, s.owner.as_ref())
         }
         TraceEvent::ResetSent(r) => (
             EventSocket::of(&r.socket),
-            format!("RST sent ({})", r.reason.name()),
+            format!("RST sent ({})", r.reason.map_or("-", ResetReason::name)),
             attributed,
         ),
         TraceEvent::ResetReceived(r) => (
@@ -154,35 +181,13 @@ pub fn write_text(
             format!("error {}", errno_name(e.errno)),
             attributed,
         ),
-        TraceEvent::Lost(gap) => return write_gap(out, gap, clock),
+        TraceEvent::Lost(_) => return None,
     };
     let who = match owner.and_then(Owner::candidates) {
         Some(candidates) if task.is_none() => one_of(candidates),
         _ => who(task),
     };
-    write_line(out, clock, event, socket, &what, &who)
-}
-
-fn write_line(
-    out: &mut impl Write,
-    clock: Clock,
-    event: &TraceEvent,
-    socket: EventSocket,
-    what: &str,
-    who: &str,
-) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {who}",
-        clock.format(event.ts_ns()),
-        socket
-            .conn
-            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
-        socket.netns,
-        socket.tuple.local.to_string(),
-        socket.tuple.remote.to_string(),
-        what,
-    )
+    Some((socket, what, who))
 }
 
 fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock) -> io::Result<()> {
