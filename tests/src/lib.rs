@@ -34,7 +34,7 @@ pub use crate::{
     recording::{
         netns, record, replay_events, replay_verdict, replay_with_warnings, tcpchurn, topology,
     },
-    scenario::{Scenario, connections_of},
+    scenario::{Program, Scenario, assert_program, connections_of},
     scratch::Scratch,
     ss::{SsSocket, ss},
     trace_file::{

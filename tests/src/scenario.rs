@@ -7,20 +7,39 @@ use std::net::{IpAddr, SocketAddr};
 use serde_json::Value;
 use tcpchurn_harness::{Netns, Recorder};
 
-use crate::{Layout, Peer, Scratch, record, replay_events, replay_verdict, ss, verdict_pair};
+use crate::{
+    Layout, Peer, Scratch, kernel_has_btf, record, replay_events, replay_verdict, ss, verdict_pair,
+};
 
 pub struct Scenario {
     pub layout: Layout,
     /// Holds the trace file until the scenario ends.
     scratch: Scratch,
     recorder: Option<Recorder>,
+    /// Recorder arguments beyond the namespaces.
+    record_args: Vec<String>,
     pub port: u16,
+}
+
+/// Which kernel program records state changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// What `record` chooses: the `tp_btf` program where the kernel has BTF.
+    TpBtf,
+    /// The classic tracepoint program (`--no-tp-btf`), which reads the socket through
+    /// its address.
+    Classic,
 }
 
 impl Scenario {
     /// Starts recording the scenario's namespaces.
     pub fn start(veth: bool, tag: &str, port: u16) -> Self {
-        let mut scenario = Self::prepare(veth, tag, port);
+        Self::start_with(veth, tag, port, Program::TpBtf)
+    }
+
+    /// Starts recording the scenario's namespaces with `program`.
+    pub fn start_with(veth: bool, tag: &str, port: u16, program: Program) -> Self {
+        let mut scenario = Self::prepare(veth, tag, port).with(program);
         scenario.record();
         scenario
     }
@@ -32,13 +51,33 @@ impl Scenario {
             layout: Layout::new(veth, tag),
             scratch: Scratch::new("scenario"),
             recorder: None,
+            record_args: Vec::new(),
             port,
+        }
+    }
+
+    /// Records state changes with `program` (before [`Self::record`]).
+    pub fn with(mut self, program: Program) -> Self {
+        if program == Program::Classic {
+            self.record_args.push("--no-tp-btf".to_owned());
+        }
+        self
+    }
+
+    /// The program state changes are recorded with.
+    pub fn program(&self) -> Program {
+        if self.record_args.iter().any(|a| a == "--no-tp-btf") {
+            Program::Classic
+        } else {
+            Program::TpBtf
         }
     }
 
     /// Starts the recorder.
     pub fn record(&mut self) {
-        self.recorder = Some(record(&self.trace(), self.layout.netns_args()));
+        let mut args = self.layout.netns_args();
+        args.extend(self.record_args.iter().cloned());
+        self.recorder = Some(record(&self.trace(), args));
     }
 
     pub fn trace(&self) -> std::path::PathBuf {
@@ -117,6 +156,22 @@ impl Scenario {
     /// The verdict's pair of this scenario's client and server.
     pub fn pair<'a>(&self, verdict: &'a Value) -> &'a Value {
         verdict_pair(verdict, &self.client_ip().to_string(), &self.server_addr())
+    }
+}
+
+/// Checks that a verdict's trace recorded state changes with `program`.
+pub fn assert_program(verdict: &Value, program: Program) {
+    let how = verdict["trace"]["tracepoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "sock:inet_sock_set_state")
+        .and_then(|t| t["detail"].as_str())
+        .unwrap_or_else(|| panic!("no state-change tracepoint: {}", verdict["trace"]));
+    match program {
+        Program::Classic => assert!(how.starts_with("classic tracepoint"), "{how}"),
+        Program::TpBtf if kernel_has_btf() => assert_eq!(how, "tp_btf"),
+        Program::TpBtf => {}
     }
 }
 

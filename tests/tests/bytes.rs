@@ -11,8 +11,8 @@ use std::{thread, time::Duration};
 
 use serde_json::Value;
 use tcpchurn_tests::{
-    Scenario, Scratch, connections_of, privileged_tests, record, replay_verdict, tcpchurn,
-    verdict_pair,
+    Program, Scenario, Scratch, assert_program, connections_of, privileged_tests, record,
+    replay_verdict, tcpchurn, verdict_pair,
 };
 
 const CLIENTS: u64 = 12;
@@ -41,6 +41,7 @@ fn requests(s: &mut Scenario, server_args: &[&str]) -> Value {
     thread::sleep(Duration::from_millis(200));
     let verdict = s.verdict(&[]);
     server.kill();
+    assert_program(&verdict, s.program());
     verdict
 }
 
@@ -57,10 +58,18 @@ fn text_verdict(verdict: &Value) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A scenario's tag: its namespaces' names, apart for each program.
+fn tag(base: &str, program: Program) -> String {
+    match program {
+        Program::TpBtf => base.to_owned(),
+        Program::Classic => format!("{base}c"),
+    }
+}
+
 /// A client fetching a page again and again from a server that answers each request
 /// and closes first (HTTP/1.0 style).
-fn answered_requests_are_served(veth: bool) {
-    let mut s = Scenario::start(veth, "bs", 5201);
+fn answered_requests_are_served(veth: bool, program: Program) {
+    let mut s = Scenario::start_with(veth, &tag("bs", program), 5201, program);
     let page = PAGE.to_string();
     let verdict = requests(&mut s, &["--behaviour", "answer", "--answer-bytes", &page]);
     let pair = s.pair(&verdict);
@@ -97,8 +106,8 @@ fn answered_requests_are_served(veth: bool) {
 }
 
 /// The same client against a server that closes each connection without a byte.
-fn silent_closes_are_rejections(veth: bool) {
-    let mut s = Scenario::start(veth, "bj", 5202);
+fn silent_closes_are_rejections(veth: bool, program: Program) {
+    let mut s = Scenario::start_with(veth, &tag("bj", program), 5202, program);
     let verdict = requests(&mut s, &["--behaviour", "close"]);
     let pair = s.pair(&verdict);
     assert_eq!(pair["reconnect_loop"], true, "must be flagged: {pair:#}");
@@ -121,8 +130,8 @@ fn silent_closes_are_rejections(veth: bool) {
 }
 
 /// A server that answers each request with a short error line: the bytes say it.
-fn an_error_line_shows_its_bytes(veth: bool) {
-    let mut s = Scenario::start(veth, "be", 5203);
+fn an_error_line_shows_its_bytes(veth: bool, program: Program) {
+    let mut s = Scenario::start_with(veth, &tag("be", program), 5203, program);
     let verdict = requests(&mut s, &["--behaviour", "error-line"]);
     let error_line = "ERR too many connections\n".len();
     for c in connections_of(&verdict, s.port) {
@@ -204,18 +213,34 @@ fn known_transfer() {
 }
 
 mod veth {
+    use tcpchurn_tests::Program::TpBtf;
+
     tcpchurn_tests::privileged_tests! {
-        answered_requests_are_served: super::answered_requests_are_served(true);
-        silent_closes_are_rejections: super::silent_closes_are_rejections(true);
-        an_error_line_shows_its_bytes: super::an_error_line_shows_its_bytes(true);
+        answered_requests_are_served: super::answered_requests_are_served(true, TpBtf);
+        silent_closes_are_rejections: super::silent_closes_are_rejections(true, TpBtf);
+        an_error_line_shows_its_bytes: super::an_error_line_shows_its_bytes(true, TpBtf);
+    }
+}
+
+/// The same with the classic tracepoint program, which reads the counters through the
+/// socket's address with probe reads.
+mod classic {
+    use tcpchurn_tests::Program::Classic;
+
+    tcpchurn_tests::privileged_tests! {
+        answered_requests_are_served: super::answered_requests_are_served(true, Classic);
+        silent_closes_are_rejections: super::silent_closes_are_rejections(true, Classic);
+        an_error_line_shows_its_bytes: super::an_error_line_shows_its_bytes(true, Classic);
     }
 }
 
 mod loopback {
+    use tcpchurn_tests::Program::TpBtf;
+
     tcpchurn_tests::privileged_tests! {
-        answered_requests_are_served: super::answered_requests_are_served(false);
-        silent_closes_are_rejections: super::silent_closes_are_rejections(false);
-        an_error_line_shows_its_bytes: super::an_error_line_shows_its_bytes(false);
+        answered_requests_are_served: super::answered_requests_are_served(false, TpBtf);
+        silent_closes_are_rejections: super::silent_closes_are_rejections(false, TpBtf);
+        an_error_line_shows_its_bytes: super::an_error_line_shows_its_bytes(false, TpBtf);
     }
 }
 

@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, thread, time::Duration};
 
 use serde_json::Value;
-use tcpchurn_tests::{Peer, Scenario, event_ip, privileged_tests};
+use tcpchurn_tests::{Peer, Program, Scenario, assert_program, event_ip, privileged_tests};
 
 const CONNECTIONS: usize = 8;
 const LINE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -104,9 +104,9 @@ fn owners_are_right_or_candidates(
 /// An IPv4 server and an IPv6 server (`IPV6_V6ONLY`) on one port, in two processes,
 /// started before the recording (`snapshot`) or during it: each child gets its own
 /// listener's process, from its first event.
-fn v4_and_v6_servers_on_one_port(snapshot: bool) {
+fn v4_and_v6_servers_on_one_port(snapshot: bool, program: Program) {
     let port = 5301;
-    let mut s = Scenario::prepare(true, "ov", port);
+    let mut s = Scenario::prepare(true, &tag("ov", snapshot, program), port).with(program);
     if !snapshot {
         s.record();
     }
@@ -130,6 +130,7 @@ fn v4_and_v6_servers_on_one_port(snapshot: bool) {
     requests(&s, server_v6, CONNECTIONS / 2);
     thread::sleep(Duration::from_millis(200));
     let events = s.events();
+    assert_program(&s.verdict(&[]), program);
     for (family, server, pid) in [("IPv4", server_v4, v4.pid()), ("IPv6", server_v6, v6.pid())] {
         let side = server_side(&events, server);
         assert!(side.len() >= 2 * CONNECTIONS, "{family}: {side:?}");
@@ -143,9 +144,9 @@ fn v4_and_v6_servers_on_one_port(snapshot: bool) {
 
 /// A server that forked a worker after `listen()`, both accepting, running before the
 /// recording: the start snapshot finds both holding the listener.
-fn shared_with_a_forked_worker() {
+fn shared_with_a_forked_worker(program: Program) {
     let port = 5302;
-    let mut s = Scenario::prepare(true, "of", port);
+    let mut s = Scenario::prepare(true, &tag("of", false, program), port).with(program);
     let mut server = s.server(&["--count", "0", "--behaviour", "answer", "--workers", "1"]);
     let worker: u32 = server
         .wait_for("worker", LINE_TIMEOUT)
@@ -160,6 +161,7 @@ fn shared_with_a_forked_worker() {
     let accepted = accepted_by(&mut server, CONNECTIONS);
     thread::sleep(Duration::from_millis(200));
     let verdict_events = s.events();
+    assert_program(&s.verdict(&[]), program);
     let mut holders = vec![server.pid(), worker];
     holders.sort_unstable();
     let unknown = owners_are_right_or_candidates(&verdict_events, addr, &accepted, &holders);
@@ -173,9 +175,9 @@ fn shared_with_a_forked_worker() {
 /// Two processes listening with `SO_REUSEPORT` on one address, started during the
 /// recording: the kernel picks a socket per connection, and nothing in the trace says
 /// which until the accepting process acts.
-fn so_reuseport_pair() {
+fn so_reuseport_pair(program: Program) {
     let port = 5303;
-    let mut s = Scenario::start(true, "or", port);
+    let mut s = Scenario::start_with(true, &tag("or", false, program), port, program);
     let args = ["--count", "0", "--behaviour", "answer", "--reuseport"];
     let mut first = s.server(&args);
     let mut second = s.server(&args);
@@ -183,6 +185,7 @@ fn so_reuseport_pair() {
     requests(&s, addr, CONNECTIONS);
     thread::sleep(Duration::from_millis(200));
     let events = s.events();
+    assert_program(&s.verdict(&[]), program);
     let mut accepted = BTreeMap::new();
     for server in [&mut first, &mut second] {
         // Each process says what it accepted; the two account for every connection.
@@ -202,6 +205,18 @@ fn so_reuseport_pair() {
     second.kill();
 }
 
+/// A test's namespace names: apart for each variant, as tests run in parallel.
+fn tag(base: &str, snapshot: bool, program: Program) -> String {
+    let mut tag = base.to_owned();
+    if snapshot {
+        tag.push('s');
+    }
+    if program == Program::Classic {
+        tag.push('c');
+    }
+    tag
+}
+
 /// The next `accepted` line of a server, if it prints one within a second.
 fn server_line(server: &mut Peer) -> Option<(u16, u32)> {
     let line = server.try_wait_for("accepted", Duration::from_secs(1))?;
@@ -212,9 +227,24 @@ fn server_line(server: &mut Peer) -> Option<(u16, u32)> {
 
 privileged_tests! {
     v4_and_v6_servers_on_one_port_started_during_the_recording:
-        v4_and_v6_servers_on_one_port(false);
+        v4_and_v6_servers_on_one_port(false, Program::TpBtf);
     v4_and_v6_servers_on_one_port_started_before_the_recording:
-        v4_and_v6_servers_on_one_port(true);
-    a_listener_shared_with_a_forked_worker: shared_with_a_forked_worker();
-    an_so_reuseport_pair_of_processes: so_reuseport_pair();
+        v4_and_v6_servers_on_one_port(true, Program::TpBtf);
+    a_listener_shared_with_a_forked_worker: shared_with_a_forked_worker(Program::TpBtf);
+    an_so_reuseport_pair_of_processes: so_reuseport_pair(Program::TpBtf);
+}
+
+/// The same with the classic tracepoint program: its events name the process from
+/// `bpf_get_current_comm`, not the task's BTF.
+mod classic {
+    use tcpchurn_tests::Program::Classic;
+
+    tcpchurn_tests::privileged_tests! {
+        v4_and_v6_servers_on_one_port_started_during_the_recording:
+            super::v4_and_v6_servers_on_one_port(false, Classic);
+        v4_and_v6_servers_on_one_port_started_before_the_recording:
+            super::v4_and_v6_servers_on_one_port(true, Classic);
+        a_listener_shared_with_a_forked_worker: super::shared_with_a_forked_worker(Classic);
+        an_so_reuseport_pair_of_processes: super::so_reuseport_pair(Classic);
+    }
 }
