@@ -31,20 +31,19 @@ pub fn human_ms(ms: Option<f64>) -> String {
     ms.map_or_else(|| "-".to_owned(), |ms| human_duration((ms * 1e6) as u64))
 }
 
-/// A byte count for people: `0 B`, `850 B`, `2.0 KiB`, `1.0 MiB`, `3.4 GiB`.
-pub fn human_bytes(bytes: f64) -> String {
+/// A size for people: `512 B`, `64.0 KiB`, `12.3 MiB`, `1.2 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024.0 {
-        return format!("{bytes:.0} B");
+    if bytes < 1024 {
+        return format!("{bytes} B");
     }
-    let mut value = bytes / 1024.0;
-    for unit in &UNITS[..UNITS.len() - 1] {
-        if value < 1024.0 {
-            return format!("{value:.1} {unit}");
-        }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
         value /= 1024.0;
+        unit += 1;
     }
-    format!("{value:.1} {}", UNITS[UNITS.len() - 1])
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// `1 connection`, `2 connections`.
@@ -70,12 +69,13 @@ mod tests {
         assert_eq!(human_ms(None), "-");
         assert_eq!(human_ms(Some(2.0)), "2.0 ms");
         assert_eq!(round3(1.23456), 1.235);
-        assert_eq!(human_bytes(0.0), "0 B");
-        assert_eq!(human_bytes(850.0), "850 B");
-        assert_eq!(human_bytes(2048.0), "2.0 KiB");
-        assert_eq!(human_bytes(1_048_576.0), "1.0 MiB");
-        assert_eq!(human_bytes(3.4 * 1024.0 * 1024.0 * 1024.0), "3.4 GiB");
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(1_048_576), "1.0 MiB");
         assert_eq!(plural(1, "socket"), "1 socket");
         assert_eq!(plural(0, "socket"), "0 sockets");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(65_536), "64.0 KiB");
+        assert_eq!(human_bytes(12_900_000), "12.3 MiB");
     }
 }

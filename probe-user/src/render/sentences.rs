@@ -106,7 +106,9 @@ pub fn pair_verdict(verdict: &PairVerdict<'_>) -> String {
 /// connections the server ends after each answer, so the TIME_WAIT is the server's;
 /// keep-alive would avoid it"
 fn served_words(served: &Served) -> String {
-    let bytes = |side: Side| served.median_bytes[side.index()].map(human_bytes);
+    // A median of an even count may fall between two whole bytes.
+    let bytes =
+        |side: Side| served.median_bytes[side.index()].map(|b| human_bytes(b.round() as u64));
     let medians = match (bytes(Side::Client), bytes(Side::Server)) {
         (Some(request), Some(answer)) => format!(" (median request {request}, answer {answer})"),
         (None, Some(answer)) => format!(" (median answer {answer})"),
