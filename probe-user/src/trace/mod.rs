@@ -7,6 +7,7 @@ mod meta;
 pub mod queue;
 mod reader;
 mod records;
+mod sections;
 mod varint;
 mod writer;
 
