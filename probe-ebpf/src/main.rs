@@ -23,14 +23,14 @@ mod probe {
             },
         },
         macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
-        maps::{PerCpuArray, RingBuf},
+        maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
         programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     };
     use aya_log_ebpf::warn;
     use probe_common::{
-        ERROR_PAIRING_NS, EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields,
-        MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS,
-        counter, state_record,
+        CountedEvent, ERROR_PAIRING_NS, EventKind, ExecContext, FieldSpec, KernelEvent,
+        KernelFields, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START,
+        RECORD_WORDS, TcpCounters, carries_counters, counter, counter_field, state_record,
     };
 
     /// Set by the recorder at load time; `.rodata` is frozen, so the verifier sees
@@ -419,7 +419,24 @@ mod probe {
             }
             netns = (last >> 32) as u32;
         }
-        submit(kind, &record, netns, cgroup_id, Comm::Helper, pairs);
+        let counters = match (
+            field(&record, fields.oldstate),
+            field(&record, fields.newstate),
+        ) {
+            (Some(old), Some(new)) if sk != 0 && carries_counters(old as u32, new as u32) => {
+                CountersFrom::Probe(sk)
+            }
+            _ => CountersFrom::None,
+        };
+        submit(
+            kind,
+            &record,
+            netns,
+            cgroup_id,
+            Comm::Helper,
+            pairs,
+            counters,
+        );
     }
 
     /// What every event of a socket does once it is known to be recorded: warn about an
@@ -443,9 +460,21 @@ mod probe {
         TaskBtf,
     }
 
-    /// Reserves, fills and submits one event. `pairs`: the `LAST_SOCKET` key of an event
-    /// an error report on this CPU may pair with, stored with the event's time once the
-    /// event is in the ring.
+    /// Where a state change's counters come from, when it carries them.
+    #[derive(Clone, Copy)]
+    enum CountersFrom {
+        /// The event carries none.
+        None,
+        /// Direct loads from the socket (a BTF pointer) as a `struct tcp_sock`.
+        Btf(*const u8),
+        /// `bpf_probe_read_kernel` at the socket's address (classic tracepoint).
+        Probe(u64),
+    }
+
+    /// Reserves, fills and submits one event: a [`CountedEvent`] when `counters` says
+    /// where to read them, otherwise a [`KernelEvent`]. `pairs`: the `LAST_SOCKET` key
+    /// of an event an error report on this CPU may pair with, stored with the event's
+    /// time once the event is in the ring.
     #[inline(always)]
     fn submit(
         kind: EventKind,
@@ -454,66 +483,248 @@ mod probe {
         cgroup_id: u64,
         comm_from: Comm,
         pairs: Option<u64>,
+        counters: CountersFrom,
     ) {
         let context = cpu_context();
-        let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
-            bump(counter::RING_FULL);
-            return;
+        let event = Event {
+            kind,
+            record,
+            netns,
+            cgroup_id,
+            comm_from,
+            pairs,
+            context,
         };
-        let event = entry.as_mut_ptr();
-        // SAFETY: `event` points to a reserved, exclusively owned, 8-byte aligned
-        // ring-buffer slot of the right size. Every field is written exactly once, with
-        // plain stores (no stack copy, no memcpy).
-        unsafe {
-            let ts_ns = bpf_ktime_get_ns();
-            (*event).ts_ns = ts_ns;
-            if let Some(key) = pairs
-                && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
-                && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
-            {
-                *slot = key;
-                *at = ts_ns;
+        if matches!(counters, CountersFrom::None) {
+            let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
+                bump(counter::RING_FULL);
+                return;
+            };
+            // SAFETY: a reserved, exclusively owned, 8-byte aligned slot of the right size.
+            unsafe { event.write(entry.as_mut_ptr()) };
+            submit_entry(entry);
+        } else {
+            let Some(mut entry) = EVENTS.reserve::<CountedEvent>(0) else {
+                bump(counter::RING_FULL);
+                return;
+            };
+            let slot = entry.as_mut_ptr();
+            // SAFETY: as above; the event is the entry's first member.
+            unsafe {
+                event.write(&raw mut (*slot).event);
+                write_counters(&raw mut (*slot).counters, counters);
             }
-            (*event).cgroup_id = cgroup_id;
-            (*event).netns = netns;
-            (*event).cpu = bpf_get_smp_processor_id() as u16;
-            (*event).kind = kind as u8;
-            (*event).context = context;
-            let comm = (&raw mut (*event).comm).cast::<u64>();
-            if context == ExecContext::Softirq as u8 {
-                (*event).pid_tgid = 0;
-                comm.write_volatile(0);
-                comm.add(1).write_volatile(0);
-            } else {
-                (*event).pid_tgid = bpf_get_current_pid_tgid();
-                if comm_from == Comm::TaskBtf {
-                    // A trusted BTF pointer: the loads are checked against BTF at load
-                    // time (an 8-byte load inside a char array is allowed).
-                    let task = bpf_get_current_task_btf().cast::<u8>().cast_const();
-                    let at = config(&CONFIG.btf_state.task_comm) as usize;
-                    let name = task.add(at).cast::<u64>();
-                    comm.write_volatile(name.read_volatile());
-                    comm.add(1).write_volatile(name.add(1).read_volatile());
-                } else if current_comm_into(comm.cast(), 16) != 0 {
+            submit_entry(entry);
+        }
+    }
+
+    /// One event's values, written into its ring slot by [`Event::write`].
+    struct Event<'a> {
+        kind: EventKind,
+        record: &'a Words,
+        netns: u32,
+        cgroup_id: u64,
+        comm_from: Comm,
+        pairs: Option<u64>,
+        context: u8,
+    }
+
+    impl Event<'_> {
+        /// Fills the slot `event` points to.
+        ///
+        /// # Safety
+        /// `event` points to a reserved, exclusively owned, 8-byte aligned ring-buffer
+        /// slot of at least `size_of::<KernelEvent>()` bytes.
+        #[inline(always)]
+        unsafe fn write(&self, event: *mut KernelEvent) {
+            let Self {
+                kind,
+                record,
+                netns,
+                cgroup_id,
+                comm_from,
+                pairs,
+                context,
+            } = *self;
+            // SAFETY: see above. Every field is written exactly once, with plain stores
+            // (no stack copy, no memcpy).
+            unsafe {
+                let ts_ns = bpf_ktime_get_ns();
+                (*event).ts_ns = ts_ns;
+                if let Some(key) = pairs
+                    && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
+                    && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
+                {
+                    *slot = key;
+                    *at = ts_ns;
+                }
+                (*event).cgroup_id = cgroup_id;
+                (*event).netns = netns;
+                (*event).cpu = bpf_get_smp_processor_id() as u16;
+                (*event).kind = kind as u8;
+                (*event).context = context;
+                let comm = (&raw mut (*event).comm).cast::<u64>();
+                if context == ExecContext::Softirq as u8 {
+                    (*event).pid_tgid = 0;
                     comm.write_volatile(0);
                     comm.add(1).write_volatile(0);
+                } else {
+                    (*event).pid_tgid = bpf_get_current_pid_tgid();
+                    if comm_from == Comm::TaskBtf {
+                        // A trusted BTF pointer: the loads are checked against BTF at load
+                        // time (an 8-byte load inside a char array is allowed).
+                        let task = bpf_get_current_task_btf().cast::<u8>().cast_const();
+                        let at = config(&CONFIG.btf_state.task_comm) as usize;
+                        let name = task.add(at).cast::<u64>();
+                        comm.write_volatile(name.read_volatile());
+                        comm.add(1).write_volatile(name.add(1).read_volatile());
+                    } else if current_comm_into(comm.cast(), 16) != 0 {
+                        comm.write_volatile(0);
+                        comm.add(1).write_volatile(0);
+                    }
+                }
+                let words = (&raw mut (*event).record).cast::<u64>();
+                let mut i = 0;
+                while i < RECORD_WORDS {
+                    words.add(i).write_volatile(record[i]);
+                    i += 1;
                 }
             }
-            let words = (&raw mut (*event).record).cast::<u64>();
-            let mut i = 0;
-            while i < RECORD_WORDS {
-                words.add(i).write_volatile(record[i]);
-                i += 1;
+        }
+    }
+
+    /// Writes a state change's counters into its slot. With BTF they are direct loads
+    /// from the `tcp_sock` (checked by the verifier, fault-safe); the classic program
+    /// reads them with `bpf_probe_read_kernel` at the same offsets. A member this
+    /// kernel lacks, or a read that fails, leaves its bit out of `known`.
+    ///
+    /// # Safety
+    /// `out` points into a reserved, exclusively owned ring-buffer slot.
+    #[inline(always)]
+    unsafe fn write_counters(out: *mut TcpCounters, from: CountersFrom) {
+        match from {
+            CountersFrom::Btf(sk) => {
+                // The `tcp_sock` view is taken here, right before its loads, and handed
+                // to a function of its own: the optimiser may otherwise merge it with
+                // the socket pointer on a path the verifier cannot rule out, and the
+                // verifier then refuses the loads.
+                // SAFETY: a BTF helper; it returns NULL for anything but a TCP socket.
+                let tp = unsafe { bpf_skc_to_tcp_sock(sk.cast_mut().cast()) };
+                if tp.is_null() {
+                    // SAFETY: see above.
+                    unsafe { fill_counters(out, SockAddress(sk as u64)) };
+                } else {
+                    // SAFETY: see above.
+                    unsafe { fill_counters(out, TcpSockBtf(tp.cast::<u8>().cast_const())) };
+                }
+            }
+            // SAFETY: see above.
+            CountersFrom::Probe(sk) => unsafe { fill_counters(out, SockAddress(sk)) },
+            CountersFrom::None => {}
+        }
+    }
+
+    /// Where counters are loaded from.
+    trait CounterSource: Copy {
+        /// Loads the member at byte offset `at` into `into`; false when it could not.
+        fn load<T: Copy>(self, at: u32, into: &mut T) -> bool;
+    }
+
+    /// A `struct tcp_sock` BTF pointer, not NULL.
+    #[derive(Clone, Copy)]
+    struct TcpSockBtf(*const u8);
+
+    impl CounterSource for TcpSockBtf {
+        #[inline(always)]
+        fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
+            *into = btf_load(self.0, at);
+            true
+        }
+    }
+
+    /// A socket's kernel address, read with `bpf_probe_read_kernel`.
+    #[derive(Clone, Copy)]
+    struct SockAddress(u64);
+
+    impl CounterSource for SockAddress {
+        #[inline(always)]
+        fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
+            match read_kernel::<T>(self.0 + u64::from(at)) {
+                Some(value) => {
+                    *into = value;
+                    true
+                }
+                None => false,
             }
         }
+    }
+
+    /// Fills `out` from `source`. Every value starts at 0 and is written on every path
+    /// (the verifier refuses a register that may hold nothing).
+    ///
+    /// # Safety
+    /// `out` points into a reserved, exclusively owned ring-buffer slot.
+    #[inline(never)]
+    unsafe fn fill_counters<S: CounterSource>(out: *mut TcpCounters, source: S) {
+        let off = config(&CONFIG.counters);
+        let wanted = off.known as u8;
+        let mut known = 0u8;
+        let mut load = |bit: u8, at: u32, into: &mut u64| {
+            if wanted & bit != 0 && source.load(at, into) {
+                known |= bit;
+            }
+        };
+        let (mut sent, mut acked, mut received) = (0u64, 0u64, 0u64);
+        load(counter_field::BYTES_SENT, off.bytes_sent, &mut sent);
+        load(counter_field::BYTES_ACKED, off.bytes_acked, &mut acked);
+        load(
+            counter_field::BYTES_RECEIVED,
+            off.bytes_received,
+            &mut received,
+        );
+        let (mut segs_in, mut segs_out, mut retrans, mut srtt) = (0u32, 0u32, 0u32, 0u32);
+        let mut flags = 0u64;
+        if wanted & counter_field::SEGS != 0
+            && source.load(off.segs_in, &mut segs_in)
+            && source.load(off.segs_out, &mut segs_out)
+        {
+            known |= counter_field::SEGS;
+        }
+        if wanted & counter_field::RETRANS != 0 && source.load(off.total_retrans, &mut retrans) {
+            known |= counter_field::RETRANS;
+        }
+        if wanted & counter_field::SRTT != 0 && source.load(off.srtt_us, &mut srtt) {
+            known |= counter_field::SRTT;
+        }
+        if wanted & counter_field::PEER_FIN != 0 && source.load(off.sk_flags, &mut flags) {
+            known |= counter_field::PEER_FIN;
+        }
+        let peer_fin = (flags >> (off.sock_done & 63)) & 1;
+        // SAFETY: see above; plain stores, each field once.
+        unsafe {
+            (*out).bytes_sent = sent;
+            (*out).bytes_acked = acked;
+            (*out).bytes_received = received;
+            (*out).segs_in = segs_in;
+            (*out).segs_out = segs_out;
+            (*out).total_retrans = retrans;
+            (*out).srtt_us8 = srtt;
+            // `known`, `peer_fin` and the reserved bytes: one 8-byte store.
+            let tail = (&raw mut (*out).known).cast::<u64>();
+            tail.write_volatile(u64::from(known) | (peer_fin << 8));
+        }
+    }
+
+    /// Submits a filled entry. Waking the reader per event costs more than the event:
+    /// the recorder polls on a timer and is woken only when the ring is filling up. The
+    /// fill level is checked on every 16th event of a CPU, unless the threshold is so
+    /// low that 16 events could cross it.
+    #[inline(always)]
+    fn submit_entry<T>(entry: RingBufEntry<T>) {
         let submitted = bump(counter::SUBMITTED);
-        // Waking the reader per event costs more than the event: let the recorder poll
-        // on a timer and wake it only when the ring is filling up. The fill level is
-        // checked on every 16th event of a CPU, unless the threshold is so low that 16
-        // events could cross it.
         let threshold = config(&CONFIG.wakeup_threshold);
         let check =
-            threshold <= 16 * size_of::<KernelEvent>() as u64 || submitted.is_multiple_of(16);
+            threshold <= 16 * size_of::<CountedEvent>() as u64 || submitted.is_multiple_of(16);
         let flags = if check && EVENTS.query(0) >= threshold {
             BPF_RB_FORCE_WAKEUP
         } else {
@@ -579,6 +790,11 @@ mod probe {
         };
         let sport = u16::from_be(sport_be);
         let dport = u16::from_be(btf_load::<u16>(sk, off.dport));
+        let counters = if carries_counters(oldstate, newstate) {
+            CountersFrom::Btf(sk)
+        } else {
+            CountersFrom::None
+        };
         if !ports_allowed(sport, dport) {
             return;
         }
@@ -639,6 +855,7 @@ mod probe {
             cgroup_id,
             Comm::TaskBtf,
             pairs,
+            counters,
         );
     }
 
@@ -702,6 +919,7 @@ mod probe {
             cgroup_id,
             Comm::Helper,
             None,
+            CountersFrom::None,
         );
     }
 

@@ -9,8 +9,10 @@ use std::{
 pub use probe_common::ExecContext;
 
 pub use self::{
+    counters::TcpCounters,
     export::ExportSummary,
     filter::EndpointFilter,
+    holders::{LISTED_PIDS, PidList, SharedWith},
     host::{ConnKey, HostId, HostNames},
     recorder::{
         Filters, KernelFeatures, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus,
@@ -18,9 +20,11 @@ pub use self::{
     window::{TimeWindow, duration_ns},
 };
 
+mod counters;
 pub mod doctor;
 mod export;
 mod filter;
+mod holders;
 mod host;
 mod recorder;
 mod window;
@@ -243,6 +247,10 @@ pub struct Transition {
     /// The task that was current, recorded only outside softirq. Whether it owns the
     /// socket is decided by [`crate::owner::OwnerTracker`], not here.
     pub task: Option<Task>,
+    /// The socket's counters, on the transitions that carry them (a side starts
+    /// closing, the socket ends; [`probe_common::carries_counters`]) in traces that
+    /// have them.
+    pub counters: Option<TcpCounters>,
 }
 
 /// Why the kernel sent an RST (`enum sk_rst_reason`, 6.10+).
@@ -419,8 +427,11 @@ pub struct SnapshotSocket {
     pub conn: Conn,
     pub state: TcpState,
     /// The owning process found through `/proc/*/fd`, if any (TIME_WAIT sockets and
-    /// sockets held only by the kernel have none).
+    /// sockets held only by the kernel have none); the one with the lowest pid when
+    /// several hold it.
     pub owner: Option<Task>,
+    /// The other processes that hold the socket (a listener shared by `fork()`).
+    pub shared_with: SharedWith,
     /// Socket inode (0 for TIME_WAIT).
     pub inode: u32,
     pub uid: u32,

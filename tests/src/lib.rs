@@ -17,6 +17,7 @@ mod layout;
 mod peer;
 mod privileged;
 mod recording;
+mod scenario;
 mod scratch;
 mod ss;
 mod trace_file;
@@ -35,6 +36,7 @@ pub use crate::{
     recording::{
         netns, record, replay_events, replay_verdict, replay_with_warnings, tcpchurn, topology,
     },
+    scenario::{Program, Scenario, assert_program, connections_of},
     scratch::Scratch,
     ss::{SsSocket, ss},
     trace_file::{

@@ -61,6 +61,11 @@ impl Peer {
         self.out.wait_for(prefix, timeout).unwrap()
     }
 
+    /// Waits for a line starting with `prefix`; `None` when none comes within `timeout`.
+    pub fn try_wait_for(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        self.out.wait_for(prefix, timeout).ok()
+    }
+
     /// Waits for the process to exit and returns every line it printed.
     pub fn wait(mut self) -> Vec<String> {
         self.process

@@ -9,6 +9,7 @@ use crate::{
         verdict::{CloseVerdict, Side},
     },
     model::{ConnId, HostId, Task},
+    owner::Candidates,
 };
 
 /// One connection of `--connections`.
@@ -31,10 +32,20 @@ pub struct ConnectionRow {
     pub end_ns: Option<u64>,
     pub client_owner: Option<Task>,
     pub server_owner: Option<Task>,
+    /// When an end's owner is not known but several processes may be it (a listener
+    /// shared by several processes): their pids.
+    pub client_candidates: Option<Candidates>,
+    pub server_candidates: Option<Candidates>,
     /// When each side entered TIME_WAIT (it holds the 4-tuple for 60 s from then,
     /// unless a new connection reuses it).
     pub time_wait_ns: [Option<u64>; 2],
     pub resets: [bool; 2],
+    /// Payload bytes each side sent, when the counters tell.
+    pub bytes: [Option<u64>; 2],
+    /// Segments each side retransmitted, when its own socket was traced with counters.
+    pub retransmits: [Option<u32>; 2],
+    /// The smoothed round-trip time (the client's estimate, else the server's).
+    pub rtt_us: Option<u32>,
     pub preexisting: bool,
     pub incomplete: bool,
     pub role_guessed: bool,
@@ -60,8 +71,13 @@ impl ConnectionRow {
             end_ns: outcome.end_ns,
             client_owner: c.client.and_then(|e| e.owner),
             server_owner: c.server.and_then(|e| e.owner),
+            client_candidates: c.candidates(Side::Client),
+            server_candidates: c.candidates(Side::Server),
             time_wait_ns: [time_wait(Side::Client), time_wait(Side::Server)],
             resets: outcome.resets,
+            bytes: outcome.bytes,
+            retransmits: [c.retransmits(Side::Client), c.retransmits(Side::Server)],
+            rtt_us: c.rtt_us(),
             preexisting: c.preexisting,
             incomplete: c.incomplete,
             role_guessed: c.role_guessed,
@@ -86,8 +102,13 @@ impl ConnectionRow {
             end_ns: outcome.end_ns,
             client_owner: None,
             server_owner: None,
+            client_candidates: None,
+            server_candidates: None,
             time_wait_ns: [None; 2],
             resets: outcome.resets,
+            bytes: outcome.bytes,
+            retransmits: [None; 2],
+            rtt_us: None,
             preexisting: outcome.preexisting,
             incomplete: outcome.incomplete,
             role_guessed: false,

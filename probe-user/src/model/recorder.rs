@@ -55,6 +55,9 @@ pub struct SocketOffsetsInfo {
     pub netns: bool,
     /// The cgroup id of each socket was read from the socket.
     pub cgroup: bool,
+    /// The `struct tcp_sock` counters read at the state changes that carry them
+    /// (`bytes_sent`, `bytes_acked`...); empty in traces from before they were recorded.
+    pub counters: Vec<String>,
     /// What could not be resolved, and why.
     pub missing: Vec<String>,
 }

@@ -155,7 +155,7 @@ impl<'a> Recorder<'a> {
             for warning in &snapshot.warnings {
                 warn!("snapshot: {warning}");
             }
-            recording.start_snapshot(monotonic_now(), &snapshot.sockets);
+            recording.start_snapshot(monotonic_now(), &snapshot);
         }
         let keep = privileges::needed_after_start(
             options,
@@ -281,7 +281,7 @@ impl<'a> Recorder<'a> {
             .is_none_or(|blocks| files.output.send(blocks));
         if sent && options.snapshot && !matches!(stop, Stop::Error(_)) {
             let snapshot = diag::snapshot(&options.filters.netns, false);
-            let apart = recording.end_snapshot(now, &snapshot.sockets);
+            let apart = recording.end_snapshot(now, &snapshot);
             sent = files.write_end_snapshot(&mut recording, apart, now)?;
         }
         let end = recording.end(now, &stop.reason(), files.output.sent());

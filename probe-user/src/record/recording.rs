@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::{
-    kernel::{decode, diag::DiagSocket, layouts::Layouts, probe::KernelCounters},
+    kernel::{decode, diag::Snapshot, layouts::Layouts, probe::KernelCounters},
     model::{Filters, Gap, GapCause, SnapshotSocket, TcpState, TraceEvent},
     record::sockets::SocketTable,
     trace::{TraceEncoder, TraceEnd},
@@ -87,17 +87,17 @@ impl Recording {
     }
 
     /// The sockets of the `sock_diag` snapshot taken at the start.
-    pub fn start_snapshot(&mut self, monotonic_ns: u64, sockets: &[DiagSocket]) {
+    pub fn start_snapshot(&mut self, monotonic_ns: u64, snapshot: &Snapshot) {
         let Self { table, encoder, .. } = self;
-        encode_snapshot(table, encoder, monotonic_ns, sockets, false);
+        encode_snapshot(table, encoder, monotonic_ns, snapshot, false);
     }
 
     /// The sockets of the `sock_diag` snapshot taken at the end, encoded apart so that
     /// the driver can choose the file they go to; they count once
     /// [`Self::commit_apart`] hands them over.
-    pub fn end_snapshot(&mut self, monotonic_ns: u64, sockets: &[DiagSocket]) -> ApartBlocks {
+    pub fn end_snapshot(&mut self, monotonic_ns: u64, snapshot: &Snapshot) -> ApartBlocks {
         let mut apart = TraceEncoder::new();
-        encode_snapshot(&mut self.table, &mut apart, monotonic_ns, sockets, true);
+        encode_snapshot(&mut self.table, &mut apart, monotonic_ns, snapshot, true);
         ApartBlocks {
             records: apart.total_records(),
             blocks: apart.take_block().unwrap_or_default(),
@@ -135,6 +135,7 @@ impl Recording {
                 uid: 0,
                 timer_ms: None,
                 at_end: false,
+                shared_with: Default::default(),
             }));
         }
         self.part_opening_end = self.total_records();
@@ -278,10 +279,10 @@ fn encode_snapshot(
     table: &mut SocketTable,
     encoder: &mut TraceEncoder,
     monotonic_ns: u64,
-    sockets: &[DiagSocket],
+    snapshot: &Snapshot,
     at_end: bool,
 ) {
-    table.snapshot(monotonic_ns, sockets, at_end, |event| {
+    table.snapshot(monotonic_ns, snapshot, at_end, |event| {
         encoder.push(&event);
         if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
             encoder.close_block();

@@ -29,11 +29,11 @@ use rustc_hash::FxHashMap;
 use crate::{
     kernel::{
         decode::{Decoded, Observation},
-        diag::DiagSocket,
+        diag::Snapshot,
     },
     model::{
         Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
-        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+        SocketError, SocketRef, SocketTuple, Task, TcpCounters, TcpState, TraceEvent, Transition,
     },
 };
 
@@ -216,10 +216,11 @@ impl SocketTable {
     pub fn snapshot(
         &mut self,
         ts_monotonic_ns: u64,
-        sockets: &[DiagSocket],
+        snapshot: &Snapshot,
         at_end: bool,
         mut emit: impl FnMut(TraceEvent),
     ) {
+        let sockets = &snapshot.sockets;
         let ts_ns = self.rel(ts_monotonic_ns);
         // At the end, a socket continues the connection the trace knows, when one matches.
         let known: HashMap<(u32, SocketTuple), Conn> = if at_end {
@@ -258,6 +259,11 @@ impl SocketTable {
                 uid: socket.uid,
                 timer_ms: socket.timer_ms,
                 at_end,
+                shared_with: snapshot
+                    .shared_with
+                    .get(&socket.inode)
+                    .copied()
+                    .unwrap_or_default(),
             }));
         }
     }
@@ -357,7 +363,8 @@ impl SocketTable {
                 old,
                 new,
                 tuple,
-            } => self.on_state_change(event, skaddr, old, new, tuple),
+                counters,
+            } => self.on_state_change(event, skaddr, (old, new), tuple, counters),
             Observation::SendReset {
                 skaddr,
                 state,
@@ -430,9 +437,9 @@ impl SocketTable {
         &mut self,
         event: &Decoded,
         skaddr: u64,
-        old: TcpState,
-        new: TcpState,
+        (old, new): (TcpState, TcpState),
         tuple: SocketTuple,
+        counters: Option<TcpCounters>,
     ) -> Option<TraceEvent> {
         let starts_new =
             old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
@@ -460,6 +467,7 @@ impl SocketTable {
                 new,
                 context: event.context,
                 task: event.task,
+                counters,
             }))
     }
 
@@ -522,7 +530,10 @@ impl SocketTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ResetReason;
+    use crate::{
+        kernel::diag::DiagSocket,
+        model::{PidList, ResetReason, SharedWith},
+    };
 
     const START: u64 = 1_000_000;
 
@@ -556,6 +567,7 @@ mod tests {
                 old,
                 new,
                 tuple: t,
+                counters: None,
             },
         }
     }
@@ -777,10 +789,16 @@ mod tests {
             socket("10.0.0.1:2181", "10.0.0.2:40001"),
             socket("10.0.0.1:80", "10.0.0.2:40002"),
         ];
+        let snapshot = |sockets: &[DiagSocket]| Snapshot {
+            sockets: sockets.to_vec(),
+            ..Snapshot::default()
+        };
         let mut kept = Vec::new();
-        table.snapshot(START, &sockets, false, |event| kept.push(event));
+        table.snapshot(START, &snapshot(&sockets), false, |event| kept.push(event));
         assert_eq!((kept.len(), table.connections()), (1, 1));
-        table.snapshot(START + 1, &sockets[..1], true, |event| kept.push(event));
+        table.snapshot(START + 1, &snapshot(&sockets[..1]), true, |event| {
+            kept.push(event);
+        });
         assert_eq!((kept.len(), table.connections()), (1, 1));
     }
 
@@ -795,9 +813,8 @@ mod tests {
             comm: crate::model::Comm::from_str_lossy("java"),
         };
         let mut snap = Vec::new();
-        table.snapshot(
-            START,
-            &[DiagSocket {
+        let snapshot = Snapshot {
+            sockets: vec![DiagSocket {
                 scope: scope(),
                 tuple: t,
                 state: Established,
@@ -806,12 +823,15 @@ mod tests {
                 timer_ms: None,
                 owner: Some(owner),
             }],
-            false,
-            |event| snap.push(event),
-        );
+            // A forked worker holds it too.
+            shared_with: HashMap::from([(77, SharedWith::new(PidList::new(&[10], 0), true))]),
+            ..Snapshot::default()
+        };
+        table.snapshot(START, &snapshot, false, |event| snap.push(event));
         let TraceEvent::Snapshot(s) = snap[0] else {
             panic!()
         };
+        assert_eq!(s.shared_with.pids().pids(), [10]);
         let later = transition(table.observe(&state(5, 0, 0xd, Established, CloseWait, t)));
         assert_eq!(later.conn.id, s.conn.id);
     }

@@ -92,6 +92,11 @@ struct JsonLeak {
 
 #[derive(Serialize)]
 struct JsonPair {
+    /// Payload bytes each side sent, summed over the connections whose counters tell
+    /// (null when none does).
+    bytes: SideCounts<Option<u64>>,
+    /// Connections whose counters tell each side's bytes.
+    bytes_counted: SideCounts<u64>,
     client: String,
     closed_by: JsonClosedBy,
     closed_first: JsonClosedFirst,
@@ -107,7 +112,13 @@ struct JsonPair {
     reconnect_loop_reason: Option<String>,
     refused: u64,
     rejected: u64,
+    /// Of `rejected`, those whose bytes the trace cannot tell (no counters).
+    rejected_untold: u64,
     resets: SideCounts<u64>,
+    /// Connections the server closed first after answering.
+    served: u64,
+    /// Median payload bytes each side sent in the served connections.
+    served_median_bytes: SideCounts<Option<f64>>,
     server: String,
     server_close_p99_ms: Option<f64>,
     time_wait: SideCounts<u64>,
@@ -180,7 +191,10 @@ impl JsonPair {
         let by = |f: ClosedFirst| JsonHow::of(s.closed_by[f.index()]);
         let ms = |v: Option<f64>| v.map(round3);
         let at = |ns: Option<u64>| ns.map(|ns| round3(secs(ns)));
+        let total = |side: usize| (s.bytes_known[side] > 0).then_some(s.bytes[side]);
         Self {
+            bytes: SideCounts::of([total(0), total(1)]),
+            bytes_counted: SideCounts::of(s.bytes_known),
             client: s.key.client.to_string(),
             closed_by: JsonClosedBy {
                 client: by(ClosedFirst::Client),
@@ -209,7 +223,14 @@ impl JsonPair {
                 .map(|e| sentences::loop_reason(e, rule)),
             refused: s.refused,
             rejected: s.rejected,
+            rejected_untold: s.rejected_untold,
             resets: SideCounts::of(s.resets),
+            served: s.served,
+            served_median_bytes: SideCounts::of(
+                s.served_bytes
+                    .each_ref()
+                    .map(|h| h.quantile(0.5).map(f64::round)),
+            ),
             server: s.key.server.to_string(),
             server_close_p99_ms: ms(s.server_close_delay.quantile_ms(0.99)),
             time_wait: SideCounts::of(s.time_wait_live),

@@ -170,12 +170,13 @@ mod tests {
 
     use super::*;
     use crate::{
-        analysis::tests::{S, app, incident as stage_incident, zookeeper_loop},
+        analysis::tests::{MS, S, app, incident as stage_incident, java, zookeeper_loop},
         model::{
             Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
             TracepointStatus,
         },
-        synth::Script,
+        render::connections::CONNECTIONS_HEADER,
+        synth::{SERVER_NS, Script},
         trace::{
             TraceEnd, TraceMeta, TraceWriter,
             set::{Input, PartSource},
@@ -260,8 +261,15 @@ mod tests {
     fn the_text_report_starts_with_the_verdict_and_fits_80_columns() {
         let text = run(&incident(), &options(false, true));
         let lines: Vec<&str> = text.lines().collect();
-        for line in &lines {
+        // The report fits a terminal; the per-connection table after it is as wide as
+        // tcplife's wide output.
+        let (report, table) = text.split_once("\nCONN   CLIENT").unwrap();
+        for line in report.lines() {
             assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        let header = CONNECTIONS_HEADER.chars().count();
+        for line in table.lines().skip(1) {
+            assert!(line.chars().count() <= header + 6, "{line:?}");
         }
         assert!(!text.contains('\x1b'), "no colour with --color never");
         assert!(
@@ -291,6 +299,86 @@ mod tests {
         assert!(text.contains("CONN   CLIENT"), "{text}");
         assert!(text.contains("LOST EVENTS"), "{text}");
         assert_eq!(text.matches(" rst ").count(), 30, "{text}");
+    }
+
+    /// An HTTP/1.0-style server answering 2000 bytes to 18-byte requests, then closing.
+    fn served_pages() -> Vec<u8> {
+        let mut s = Script::default();
+        s.listener(SERVER_NS, "10.0.0.1:80", java());
+        for i in 0..8 {
+            let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
+            s.at(S + i * 200 * MS).open(e, app());
+            s.at(S + i * 200 * MS + MS)
+                .answered_then_closed(e, (18, 2_000), app(), java());
+        }
+        trace_file(&s, 10 * S)
+    }
+
+    #[test]
+    fn a_server_answering_then_closing_is_named_served_with_its_bytes() {
+        let text = run(&served_pages(), &options(false, true));
+        let verdict = text.split("\n\n").nth(1).unwrap().replace("\n    ", " ");
+        assert!(!verdict.contains("reconnect loop"), "{text}");
+        assert!(
+            verdict.contains(
+                "10.0.0.3 -> 10.0.0.1:80: 8 connections in 1.4 s, server closed first 8/8 by \
+                 FIN, all after answering (median request 18 B, answer 2.0 KiB): short \
+                 connections the server ends after each answer, so the TIME_WAIT is the \
+                 server's; keep-alive would avoid it; server holds 8 TIME_WAIT, client 0"
+            ),
+            "{text}"
+        );
+        // The table, like tcplife: owners, bytes each way, lifetime, who closed, how.
+        let row = text.lines().find(|l| l.contains("10.0.0.3:50000")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "2",
+                "10.0.0.3:50000",
+                "7",
+                "app",
+                "10.0.0.1:80",
+                "42",
+                "java",
+                "18",
+                "2000",
+                "2.0",
+                "ms",
+                "server",
+                "fin",
+                "server"
+            ],
+            "{row}"
+        );
+        let json = run(&served_pages(), &options(true, true));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let pair = &value["pairs"][0];
+        assert_eq!(
+            (pair["served"].as_u64(), pair["rejected"].as_u64()),
+            (Some(8), Some(0))
+        );
+        assert_eq!(pair["bytes"]["client"], 8 * 18);
+        assert_eq!(pair["bytes"]["server"], 8 * 2_000);
+        let row = &value["connections"][0];
+        assert_eq!(row["bytes"]["client"], 18);
+        assert_eq!(row["bytes"]["server"], 2_000);
+        assert_eq!(row["retransmits"]["server"], 0);
+        assert_eq!(row["rtt_ms"], 0.05);
+    }
+
+    #[test]
+    fn a_trace_without_counters_says_its_rule_could_not_tell() {
+        let file = include_bytes!("../trace/testdata/served-format-1.0.trace");
+        let text = run(file, &options(false, false)).replace("\n    ", " ");
+        assert!(text.contains("reconnect loop, 6 connections"), "{text}");
+        assert!(
+            text.contains(
+                "for 6 of them the trace has no byte counters, so whether the server had \
+                 answered before closing could not be told"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

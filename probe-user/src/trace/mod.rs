@@ -7,6 +7,7 @@ mod meta;
 pub mod queue;
 mod reader;
 mod records;
+mod sections;
 pub mod set;
 mod varint;
 mod writer;

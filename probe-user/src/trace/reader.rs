@@ -531,6 +531,7 @@ pub(super) mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: None,
+            counters: None,
         })
     }
 
@@ -654,6 +655,25 @@ pub(super) mod tests {
                 len: garbage.len() as u64
             }]
         );
+    }
+
+    /// A recording made by tcpchurn before format 1.1 (six HTTP/1.0-style connections
+    /// on loopback, the server answering 2 KB and closing first): it replays, its
+    /// transitions simply have no counters.
+    #[test]
+    fn a_format_1_0_recording_replays_without_counters() {
+        let file = include_bytes!("testdata/served-format-1.0.trace");
+        let mut reader = TraceReader::open(&file[..]).unwrap();
+        assert_eq!(reader.version(), (1, 0));
+        let mut transitions = 0;
+        while let Some(event) = reader.next_event().unwrap() {
+            if let TraceEvent::Transition(t) = event {
+                transitions += 1;
+                assert_eq!(t.counters, None, "{t:?}");
+            }
+        }
+        assert_eq!(transitions, 62);
+        assert!(reader.damage().is_empty(), "{:?}", reader.damage());
     }
 
     #[test]

@@ -66,9 +66,9 @@ mod tests {
     use crate::{
         model::{
             Comm, ExecContext, Gap, GapCause, ResetReason, ResetSent, Scope, SocketRef, Task,
-            TcpState, TraceEvent, Transition,
+            TcpCounters, TcpState, TraceEvent, Transition,
         },
-        owner::{Owner, OwnerSource},
+        owner::{Candidates, Owner, OwnerSource, Who},
     };
 
     fn transition() -> TraceEvent {
@@ -86,16 +86,17 @@ mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: None,
+            counters: None,
         })
     }
 
     fn owner() -> Owner {
         Owner {
-            task: Task {
+            who: Who::Task(Task {
                 pid: 1234,
                 tid: 1235,
                 comm: Comm::from_str_lossy("zk\"Cli"),
-            },
+            }),
             source: OwnerSource::Task,
         }
     }
@@ -130,6 +131,66 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null());
         assert!(value["comm"].is_null());
+    }
+
+    #[test]
+    fn transitions_that_carry_counters_show_them_unknown_ones_null() {
+        let TraceEvent::Transition(mut t) = transition() else {
+            unreachable!()
+        };
+        t.old = TcpState::LastAck;
+        t.new = TcpState::Close;
+        t.counters = Some(
+            TcpCounters::builder()
+                .bytes_sent(2_000)
+                .bytes_acked(2_001)
+                .bytes_received(19)
+                .srtt_us(61)
+                .build(),
+        );
+        let mut out = Vec::new();
+        write_json(&mut out, &TraceEvent::Transition(t), None, "zk-1").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["bytes_sent"], 2_000);
+        assert_eq!(value["bytes_acked"], 2_001);
+        assert_eq!(value["bytes_received"], 19);
+        assert_eq!(value["srtt_us"], 61);
+        assert!(value["retransmits"].is_null(), "not read: {value}");
+        // Without counters the keys are absent.
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), None, "zk-1").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value.get("bytes_sent").is_none(), "{value}");
+    }
+
+    #[test]
+    fn candidates_are_listed_never_picked() {
+        let candidates = Owner {
+            who: Who::Candidates(Candidates::new(
+                &[100, 101],
+                0,
+                Some(Comm::from_str_lossy("nginx")),
+            )),
+            source: OwnerSource::Listener,
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), Some(&candidates), "zk-1").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value["pid"].is_null() && value["tid"].is_null(), "{value}");
+        assert_eq!(value["comm"], "nginx");
+        assert_eq!(value["pids"], serde_json::json!([100, 101]));
+        assert_eq!(value["owner_source"], "listener");
+        let mut text = Vec::new();
+        write_text(
+            &mut text,
+            &transition(),
+            Some(&candidates),
+            Clock::Relative,
+            None,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.trim_end().ends_with("- nginx (one of 2)"), "{text}");
     }
 
     #[test]
@@ -238,8 +299,14 @@ mod tests {
         let TraceEvent::Transition(base) = transition() else {
             unreachable!()
         };
-        let mut evil = owner();
-        evil.task.comm = Comm::from_str_lossy("\x1b[2J\x1b]0;PWN\x07");
+        let evil_task = Task {
+            comm: Comm::from_str_lossy("\x1b[2J\x1b]0;PWN\x07"),
+            ..*owner().task().unwrap()
+        };
+        let evil = Owner {
+            who: Who::Task(evil_task),
+            source: OwnerSource::Task,
+        };
         let states = (0..16).filter_map(TcpState::from_kernel);
         let mut events: Vec<TraceEvent> = states
             .clone()
@@ -252,11 +319,12 @@ mod tests {
                     ts_ns: 0,
                     conn: base.conn,
                     state,
-                    owner: Some(evil.task),
+                    owner: Some(evil_task),
                     inode: 0,
                     uid: 0,
                     timer_ms: None,
                     at_end,
+                    shared_with: Default::default(),
                 }));
             }
         }
@@ -290,6 +358,27 @@ mod tests {
                 "{line}"
             );
         }
+        // Several processes it may be: no pid, their shared name, escaped too.
+        let candidates = Owner {
+            who: Who::Candidates(Candidates::new(&[1, 2], 0, Some(evil_task.comm))),
+            source: OwnerSource::Listener,
+        };
+        let mut out = Vec::new();
+        write_text(
+            &mut out,
+            &events[0],
+            Some(&candidates),
+            Clock::Relative,
+            None,
+        )
+        .unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(&line[pid_at + 2..pid_at + 4], "- ", "{line}");
+        assert!(
+            line.trim_end()
+                .ends_with("- \\x1b[2J\\x1b]0;PWN\\x07 (one of 2)"),
+            "{line}"
+        );
         let header = EventsHeader {
             hosts: vec![HeaderHost {
                 name: "\x1b]0;PWN\x07".into(),

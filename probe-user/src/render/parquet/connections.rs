@@ -15,7 +15,7 @@ use arrow_array::{
 };
 
 use crate::{
-    analysis::{CloseHow, ConnectionRow, TIME_WAIT_NS},
+    analysis::{CloseHow, ConnectionRow, Side, TIME_WAIT_NS},
     model::HostNames,
     render::{
         connections::time_wait_name,
@@ -55,6 +55,11 @@ pub struct ConnectionColumns {
     time_wait_until: TimestampNanosecondBuilder,
     resets_client: BooleanBuilder,
     resets_server: BooleanBuilder,
+    bytes_client: UInt64Builder,
+    bytes_server: UInt64Builder,
+    retransmits_client: UInt32Builder,
+    retransmits_server: UInt32Builder,
+    rtt_ms: Float64Builder,
     client_conn: UInt64Builder,
     server_conn: UInt64Builder,
     client_netns: UInt32Builder,
@@ -93,6 +98,11 @@ impl ConnectionColumns {
             time_wait_until: timestamps(),
             resets_client: BooleanBuilder::new(),
             resets_server: BooleanBuilder::new(),
+            bytes_client: UInt64Builder::new(),
+            bytes_server: UInt64Builder::new(),
+            retransmits_client: UInt32Builder::new(),
+            retransmits_server: UInt32Builder::new(),
+            rtt_ms: Float64Builder::new(),
             client_conn: UInt64Builder::new(),
             server_conn: UInt64Builder::new(),
             client_netns: UInt32Builder::new(),
@@ -147,6 +157,16 @@ impl ConnectionColumns {
         self.time_wait_until.append_option(tw_until);
         self.resets_client.append_value(row.resets[0]);
         self.resets_server.append_value(row.resets[1]);
+        self.bytes_client
+            .append_option(row.bytes[Side::Client.index()]);
+        self.bytes_server
+            .append_option(row.bytes[Side::Server.index()]);
+        self.retransmits_client
+            .append_option(row.retransmits[Side::Client.index()]);
+        self.retransmits_server
+            .append_option(row.retransmits[Side::Server.index()]);
+        self.rtt_ms
+            .append_option(row.rtt_us.map(|us| round3(f64::from(us) / 1000.0)));
         self.client_conn.append_option(row.client_conn);
         self.server_conn.append_option(row.server_conn);
         self.client_netns.append_option(row.client_netns);
@@ -184,6 +204,11 @@ impl Columns for ConnectionColumns {
         ("time_wait_until", true),
         ("resets_client", false),
         ("resets_server", false),
+        ("bytes_client", true),
+        ("bytes_server", true),
+        ("retransmits_client", true),
+        ("retransmits_server", true),
+        ("rtt_ms", true),
         ("client_conn", true),
         ("server_conn", true),
         ("client_netns", true),
@@ -223,6 +248,11 @@ impl Columns for ConnectionColumns {
             Arc::new(self.time_wait_until.finish()),
             Arc::new(self.resets_client.finish()),
             Arc::new(self.resets_server.finish()),
+            Arc::new(self.bytes_client.finish()),
+            Arc::new(self.bytes_server.finish()),
+            Arc::new(self.retransmits_client.finish()),
+            Arc::new(self.retransmits_server.finish()),
+            Arc::new(self.rtt_ms.finish()),
             Arc::new(self.client_conn.finish()),
             Arc::new(self.server_conn.finish()),
             Arc::new(self.client_netns.finish()),

@@ -15,8 +15,8 @@ use arrow_array::{
 };
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
-    owner::{Owner, OwnerSource},
+    model::{Comm, Gap, SnapshotSocket, Task, TraceEvent},
+    owner::{Candidates, Owner, OwnerSource},
     render::{
         events::{EventSocket, errno_name},
         parquet::{Columns, wall_clock},
@@ -31,6 +31,39 @@ fn names() -> Names {
 
 fn timestamps() -> TimestampNanosecondBuilder {
     TimestampNanosecondBuilder::new().with_timezone("UTC")
+}
+
+/// Who an event's socket belongs to, as the columns say it: one task, or several
+/// processes (then no pid, and their name only when they share one).
+#[derive(Clone, Copy)]
+struct EventOwner<'a> {
+    task: Option<&'a Task>,
+    comm: Option<&'a Comm>,
+    source: OwnerSource,
+}
+
+impl<'a> EventOwner<'a> {
+    fn of(owner: &'a Owner) -> Self {
+        let task = owner.task();
+        Self {
+            task,
+            comm: task
+                .map(|t| &t.comm)
+                .or_else(|| owner.candidates().and_then(Candidates::comm)),
+            source: owner.source,
+        }
+    }
+
+    /// The holders `/proc` named for a snapshot socket.
+    fn of_snapshot(s: &'a SnapshotSocket) -> Option<Self> {
+        let task = s.owner.as_ref()?;
+        let alone = s.shared_with.is_empty();
+        Some(Self {
+            task: alone.then_some(task),
+            comm: (alone || s.shared_with.same_comm()).then_some(&task.comm),
+            source: OwnerSource::Snapshot,
+        })
+    }
 }
 
 /// The builders of `events.parquet`, in [`EventColumns::COLUMNS`] order.
@@ -75,7 +108,7 @@ struct Extra<'a> {
     old: Option<&'static str>,
     new: Option<&'static str>,
     state: Option<&'static str>,
-    owner: Option<(&'a Task, OwnerSource)>,
+    owner: Option<EventOwner<'a>>,
     reason: Option<&'static str>,
     errno: Option<i32>,
     inode: Option<u32>,
@@ -124,7 +157,7 @@ impl EventColumns {
 
     /// One event of `host`, with the owner attribution gave it.
     pub fn push(&mut self, event: &TraceEvent, owner: Option<&Owner>, host: &str) {
-        let owner = owner.map(|o| (&o.task, o.source));
+        let owner = owner.map(EventOwner::of);
         let (kind, socket, extra) = match event {
             TraceEvent::Transition(t) => (
                 "transition",
@@ -141,7 +174,7 @@ impl EventColumns {
                 EventSocket::of_conn(&s.conn),
                 Extra {
                     state: Some(s.state.name()),
-                    owner: s.owner.as_ref().map(|t| (t, OwnerSource::Snapshot)),
+                    owner: EventOwner::of_snapshot(s),
                     inode: Some(s.inode),
                     timer_ms: s.timer_ms,
                     at_end: Some(s.at_end),
@@ -218,12 +251,14 @@ impl EventColumns {
         self.old.append_option(e.old);
         self.new.append_option(e.new);
         self.state.append_option(e.state);
-        self.pid.append_option(e.owner.map(|(t, _)| t.pid));
-        self.tid.append_option(e.owner.map(|(t, _)| t.tid));
+        self.pid
+            .append_option(e.owner.and_then(|o| o.task).map(|t| t.pid));
+        self.tid
+            .append_option(e.owner.and_then(|o| o.task).map(|t| t.tid));
         self.comm
-            .append_option(e.owner.map(|(t, _)| t.comm.as_str()));
+            .append_option(e.owner.and_then(|o| o.comm).map(Comm::as_str));
         self.owner_source
-            .append_option(e.owner.map(|(_, source)| source.name()));
+            .append_option(e.owner.map(|o| o.source.name()));
         self.reason.append_option(e.reason);
         self.errno.append_option(e.errno);
         self.error.append_option(e.errno.map(errno_name));

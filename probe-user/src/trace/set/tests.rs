@@ -121,6 +121,7 @@ fn open_connections(events: &[TraceEvent], ts: u64) -> Vec<TraceEvent> {
                 uid: 0,
                 timer_ms: None,
                 at_end: false,
+                shared_with: Default::default(),
             })
         })
         .collect()
