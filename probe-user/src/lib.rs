@@ -23,6 +23,7 @@ pub mod report;
 pub mod sockets;
 pub mod trace;
 pub mod tracefs;
+pub mod workload;
 
 use std::io::Write;
 

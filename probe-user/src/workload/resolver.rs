@@ -1,0 +1,494 @@
+//! Cgroup ids, processes, network namespaces and addresses to [`Identity`], from the
+//! node's files below a host root (`/`, or where a container mounted the host's `/`,
+//! as Inspektor Gadget's `HOST_ROOT` does).
+//!
+//! - cgroup id → path: the cgroup v2 id is the directory's inode in the v2 hierarchy;
+//!   the hierarchy is found in the mount table (`/sys/fs/cgroup`, or
+//!   `/sys/fs/cgroup/unified` on hybrid hosts) and walked into an inode → path index,
+//!   rebuilt when an id is missing (at most every [`REWALK_INTERVAL`]).
+//! - pid → `/proc/PID/cgroup`, every hierarchy (v1 and v2 lines).
+//! - netns inode → the processes in it (`/proc/*/ns/net`) → their pod; the host's own
+//!   namespace (that of PID 1) is the host.
+//! - address → the namespace holding it (`/proc/PID/net/fib_trie`, `if_inet6` of one
+//!   process per namespace) → that namespace's pod. An address held by two
+//!   namespaces names neither.
+//!
+//! Every answer is cached (bounded): the recorder asks once per new key, never per
+//! event.
+
+use std::{
+    collections::HashMap,
+    fs,
+    net::IpAddr,
+    os::unix::fs::{DirEntryExt as _, MetadataExt as _},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use super::{
+    Identity, Workload,
+    bounded::{self, Cache},
+    catalog::Catalog,
+    cgroup_path::{self, Placement, ProcCgroups},
+    netns_addrs,
+};
+
+/// How often the cgroup tree, `/proc` and the address index may be rescanned for a
+/// key they do not hold.
+pub const REWALK_INTERVAL: Duration = Duration::from_millis(250);
+/// Entries kept per cache.
+pub const CACHE_CAPACITY: usize = 65_536;
+/// Cgroup directories indexed at most (a node has thousands).
+const MAX_CGROUPS: usize = 1 << 20;
+const MAX_DEPTH: usize = 64;
+/// Processes remembered per network namespace (enough to see the pod; a host
+/// namespace holds thousands).
+const PIDS_PER_NETNS: usize = 32;
+const SMALL_FILE: u64 = 1 << 20;
+
+/// Where the cgroup v2 hierarchy is mounted, from a `mountinfo` text (field 5 is the
+/// mount point; the filesystem type follows the ` - ` separator).
+pub fn cgroup2_mount(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(unescape_octal))?
+    })
+}
+
+/// `mountinfo` escapes space, tab, newline and backslash as `\NNN`.
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && let Some(code) = bytes
+                .get(i + 1..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        {
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `net:[4026531840]` → 4026531840.
+fn netns_inode(link: &Path) -> Option<u32> {
+    let target = fs::read_link(link).ok()?;
+    let text = target.to_str()?;
+    text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// An index rebuilt on demand, at most every [`REWALK_INTERVAL`].
+#[derive(Debug)]
+struct Index<K, V> {
+    map: HashMap<K, V>,
+    built_at: Option<Instant>,
+}
+
+impl<K, V> Default for Index<K, V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            built_at: None,
+        }
+    }
+}
+
+impl<K, V> Index<K, V> {
+    fn may_rebuild(&self) -> bool {
+        self.built_at
+            .is_none_or(|at| at.elapsed() >= REWALK_INTERVAL)
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Resolver {
+    root: PathBuf,
+    proc: PathBuf,
+    cgroup2: Option<PathBuf>,
+    host_netns: Option<u32>,
+    catalog: Catalog,
+    cgroup_paths: Index<u64, String>,
+    netns_pids: Index<u32, Vec<u32>>,
+    /// `None`: held by several namespaces.
+    addresses: Index<IpAddr, Option<u32>>,
+    by_cgroup: Cache<u64, Identity>,
+    by_pid: Cache<u32, Identity>,
+    by_netns: Cache<u32, Identity>,
+}
+
+impl Resolver {
+    /// A resolver reading the node below `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let proc = root.join("proc");
+        // Below the real root, this process's mount table is the node's; below another
+        // root, PID 1's mount table (in the host's `/proc`) is.
+        let mountinfo = if root == Path::new("/") {
+            PathBuf::from("/proc/self/mountinfo")
+        } else {
+            proc.join("1/mountinfo")
+        };
+        let from_mountinfo = bounded::read_text(&mountinfo, SMALL_FILE)
+            .ok()
+            .and_then(|text| cgroup2_mount(&text))
+            .map(|mount| root.join(mount.trim_start_matches('/')));
+        let cgroup2 = from_mountinfo
+            .into_iter()
+            .chain(
+                ["sys/fs/cgroup", "sys/fs/cgroup/unified"]
+                    .into_iter()
+                    .map(|p| root.join(p)),
+            )
+            .find(|dir| dir.join("cgroup.controllers").exists());
+        let host_netns = netns_inode(&proc.join("1/ns/net"));
+        Self {
+            catalog: Catalog::new(root.clone()),
+            root,
+            proc,
+            cgroup2,
+            host_netns,
+            cgroup_paths: Index::default(),
+            netns_pids: Index::default(),
+            addresses: Index::default(),
+            by_cgroup: Cache::new(CACHE_CAPACITY),
+            by_pid: Cache::new(CACHE_CAPACITY),
+            by_netns: Cache::new(CACHE_CAPACITY),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The cgroup v2 hierarchy's directory, when one is mounted.
+    pub fn cgroup2_dir(&self) -> Option<&Path> {
+        self.cgroup2.as_deref()
+    }
+
+    /// The host's network namespace (PID 1's).
+    pub const fn host_netns(&self) -> Option<u32> {
+        self.host_netns
+    }
+
+    fn walk_cgroups(&mut self) {
+        let mut map = HashMap::new();
+        if let Some(top) = &self.cgroup2 {
+            if let Ok(meta) = fs::metadata(top) {
+                map.insert(meta.ino(), "/".to_owned());
+            }
+            let mut stack = vec![(top.clone(), String::new(), 0usize)];
+            while let Some((dir, rel, depth)) = stack.pop() {
+                if depth >= MAX_DEPTH {
+                    continue;
+                }
+                for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if map.len() >= MAX_CGROUPS {
+                        break;
+                    }
+                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let path = format!("{rel}/{name}");
+                    map.insert(entry.ino(), path.clone());
+                    stack.push((entry.path(), path, depth + 1));
+                }
+            }
+        }
+        self.cgroup_paths = Index {
+            map,
+            built_at: Some(Instant::now()),
+        };
+    }
+
+    /// The path of cgroup v2 id `id`, relative to the hierarchy (`/kubepods.slice/...`).
+    pub fn cgroup_path(&mut self, id: u64) -> Option<String> {
+        if !self.cgroup_paths.map.contains_key(&id) && self.cgroup_paths.may_rebuild() {
+            self.walk_cgroups();
+        }
+        self.cgroup_paths.map.get(&id).cloned()
+    }
+
+    /// What cgroup v2 id `id` is. On v1 and hybrid hosts a container's v2 cgroup may
+    /// be the root (the host): ask [`Self::process`] or [`Self::netns`] then.
+    pub fn cgroup(&mut self, id: u64) -> Identity {
+        if let Some(known) = self.by_cgroup.get(&id) {
+            return known.clone();
+        }
+        let Some(path) = self.cgroup_path(id) else {
+            // Not cached: the cgroup may appear at the next walk.
+            return Identity::Unknown;
+        };
+        let identity = self.name(cgroup_path::parse(&path));
+        self.by_cgroup.insert(id, identity.clone());
+        identity
+    }
+
+    /// What process `pid` is in, from every hierarchy of `/proc/PID/cgroup`.
+    pub fn process(&mut self, pid: u32) -> Identity {
+        if let Some(known) = self.by_pid.get(&pid) {
+            return known.clone();
+        }
+        let path = self.proc.join(pid.to_string()).join("cgroup");
+        let Ok(text) = bounded::read_text(&path, SMALL_FILE) else {
+            return Identity::Unknown;
+        };
+        let identity = self.name(ProcCgroups::parse(&text).placement());
+        self.by_pid.insert(pid, identity.clone());
+        identity
+    }
+
+    fn scan_netns(&mut self) {
+        let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
+        for entry in fs::read_dir(&self.proc).into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(inode) = netns_inode(&entry.path().join("ns/net")) {
+                let pids = map.entry(inode).or_default();
+                if pids.len() < PIDS_PER_NETNS {
+                    pids.push(pid);
+                }
+            }
+        }
+        self.netns_pids = Index {
+            map,
+            built_at: Some(Instant::now()),
+        };
+    }
+
+    /// What network namespace `inode` belongs to: the host's, one pod's (all its
+    /// containers share it), one container's, or unknown (empty, or shared by
+    /// different workloads).
+    pub fn netns(&mut self, inode: u32) -> Identity {
+        if Some(inode) == self.host_netns {
+            return Identity::Host;
+        }
+        if let Some(known) = self.by_netns.get(&inode) {
+            return known.clone();
+        }
+        if !self.netns_pids.map.contains_key(&inode) && self.netns_pids.may_rebuild() {
+            self.scan_netns();
+        }
+        let Some(pids) = self.netns_pids.map.get(&inode).cloned() else {
+            return Identity::Unknown;
+        };
+        let identities: Vec<Identity> = pids.iter().map(|&pid| self.process(pid)).collect();
+        let identity = shared_identity(&identities);
+        self.by_netns.insert(inode, identity.clone());
+        identity
+    }
+
+    fn index_addresses(&mut self) {
+        if self.netns_pids.may_rebuild() {
+            self.scan_netns();
+        }
+        let mut map: HashMap<IpAddr, Option<u32>> = HashMap::new();
+        for (&inode, pids) in &self.netns_pids.map {
+            let Some(&pid) = pids.first() else { continue };
+            for addr in netns_addrs::of_process(&self.proc, pid) {
+                map.entry(addr)
+                    .and_modify(|held| {
+                        if *held != Some(inode) {
+                            *held = None;
+                        }
+                    })
+                    .or_insert(Some(inode));
+            }
+        }
+        self.addresses = Index {
+            map,
+            built_at: Some(Instant::now()),
+        };
+    }
+
+    /// The network namespace holding local address `ip`, when exactly one does.
+    pub fn address_netns(&mut self, ip: IpAddr) -> Option<u32> {
+        let ip = ip.to_canonical();
+        if !self.addresses.map.contains_key(&ip) && self.addresses.may_rebuild() {
+            self.index_addresses();
+        }
+        self.addresses.map.get(&ip).copied().flatten()
+    }
+
+    /// What holds address `ip` on this node (a pod's address names the pod; the
+    /// host's, the host). Unknown for remote addresses and for addresses held by
+    /// several namespaces.
+    pub fn address(&mut self, ip: IpAddr) -> Identity {
+        match self.address_netns(ip) {
+            Some(inode) => self.netns(inode),
+            None => Identity::Unknown,
+        }
+    }
+
+    /// Names a placement from the catalog.
+    fn name(&mut self, placement: Placement) -> Identity {
+        let parsed = match placement {
+            Placement::Host => return Identity::Host,
+            Placement::Unknown => return Identity::Unknown,
+            Placement::Workload(parsed) => parsed,
+        };
+        let names = match &parsed.id {
+            Some(id) => self.catalog.container(id, parsed.runtime),
+            None => match &parsed.pod_uid {
+                Some(uid) => self.catalog.pod(uid),
+                None => return Identity::Unknown,
+            },
+        };
+        let mut workload = Workload {
+            runtime: names.runtime.or(parsed.runtime),
+            id: parsed.id,
+            container: names.container,
+            pod: names.pod,
+            namespace: names.namespace,
+            pod_uid: parsed.pod_uid.or(names.pod_uid),
+            qos: parsed.qos,
+        };
+        if workload.pod.is_none()
+            && let Some(uid) = workload.pod_uid.clone()
+        {
+            let pod = self.catalog.pod(&uid);
+            workload.pod = pod.pod;
+            workload.namespace = workload.namespace.or(pod.namespace);
+        }
+        if names.sandbox {
+            workload = workload.pod_only();
+        }
+        Identity::Workload(workload)
+    }
+}
+
+/// What the processes of one network namespace say together: one pod (or one
+/// container outside pods) when every workload agrees, the host when only host
+/// processes are there, unknown otherwise.
+pub fn shared_identity(identities: &[Identity]) -> Identity {
+    let workloads: Vec<&Workload> = identities.iter().filter_map(Identity::workload).collect();
+    if workloads.is_empty() {
+        return if !identities.is_empty() && identities.iter().all(|i| *i == Identity::Host) {
+            Identity::Host
+        } else {
+            Identity::Unknown
+        };
+    }
+    let pod_key = |w: &Workload| w.pod_uid.clone().or_else(|| w.pod_ref());
+    let first = workloads[0];
+    if let Some(key) = pod_key(first) {
+        if workloads.iter().all(|w| pod_key(w).as_ref() == Some(&key)) {
+            // The best-named member, as the pod.
+            let best = workloads
+                .iter()
+                .max_by_key(|w| (w.pod.is_some(), w.namespace.is_some()))
+                .copied()
+                .unwrap_or(first);
+            return Identity::Workload(best.pod_only());
+        }
+        return Identity::Unknown;
+    }
+    if workloads.iter().all(|w| w.id.is_some() && w.id == first.id) {
+        return Identity::Workload(first.clone());
+    }
+    Identity::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{Named, Runtime, Source};
+
+    #[test]
+    fn cgroup2_mount_on_hybrid_and_unified_hosts() {
+        // This machine (hybrid): v1 controllers, v2 at /sys/fs/cgroup/unified.
+        let hybrid = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
+        assert_eq!(
+            cgroup2_mount(hybrid).as_deref(),
+            Some("/sys/fs/cgroup/unified")
+        );
+        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate";
+        assert_eq!(cgroup2_mount(unified).as_deref(), Some("/sys/fs/cgroup"));
+        let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu";
+        assert_eq!(cgroup2_mount(v1), None);
+        assert_eq!(
+            cgroup2_mount("1 2 0:1 / /a\\040b rw - cgroup2 cgroup2 rw").as_deref(),
+            Some("/a b")
+        );
+        assert_eq!(cgroup2_mount("garbage - \n - \n\n"), None);
+    }
+
+    fn pod_member(uid: &str, id: Option<&str>) -> Identity {
+        Identity::Workload(Workload {
+            runtime: Some(Runtime::Containerd),
+            id: id.map(str::to_owned),
+            pod_uid: Some(uid.to_owned()),
+            pod: Some(Named::new("zk-0", Source::OciConfig)),
+            namespace: Some(Named::new("infra", Source::OciConfig)),
+            container: id.map(|_| Named::new("zookeeper", Source::OciConfig)),
+            qos: None,
+        })
+    }
+
+    #[test]
+    fn a_namespace_shared_by_one_pod_names_the_pod() {
+        let ids = [
+            pod_member("u1", Some("a")),
+            pod_member("u1", None),
+            Identity::Host,
+        ];
+        let Identity::Workload(w) = shared_identity(&ids) else {
+            panic!()
+        };
+        assert_eq!(w.pod_ref().as_deref(), Some("infra/zk-0"));
+        assert_eq!((w.id, w.container), (None, None));
+    }
+
+    #[test]
+    fn a_namespace_shared_by_different_pods_is_unknown() {
+        let ids = [pod_member("u1", Some("a")), pod_member("u2", Some("b"))];
+        assert_eq!(shared_identity(&ids), Identity::Unknown);
+        assert_eq!(shared_identity(&[]), Identity::Unknown);
+        assert_eq!(
+            shared_identity(&[Identity::Host, Identity::Unknown]),
+            Identity::Unknown
+        );
+        assert_eq!(shared_identity(&[Identity::Host]), Identity::Host);
+    }
+
+    #[test]
+    fn a_namespace_of_one_plain_container_names_it() {
+        let c = Identity::Workload(Workload {
+            runtime: Some(Runtime::Podman),
+            id: Some("c".into()),
+            container: Some(Named::new("web", Source::PodmanState)),
+            ..Workload::default()
+        });
+        assert_eq!(shared_identity(&[c.clone(), c.clone()]), c);
+        let other = Identity::Workload(Workload {
+            id: Some("d".into()),
+            ..Workload::default()
+        });
+        assert_eq!(shared_identity(&[c, other]), Identity::Unknown);
+    }
+
+    #[test]
+    fn a_missing_root_resolves_nothing_and_does_not_panic() {
+        let mut r = Resolver::new("/nonexistent-tcpchurn-root");
+        assert_eq!(r.cgroup2_dir(), None);
+        assert_eq!(r.cgroup(12345), Identity::Unknown);
+        assert_eq!(r.process(1), Identity::Unknown);
+        assert_eq!(r.netns(4_026_531_840), Identity::Unknown);
+        assert_eq!(r.address("10.0.0.1".parse().unwrap()), Identity::Unknown);
+    }
+}
