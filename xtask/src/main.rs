@@ -6,6 +6,7 @@ mod lint;
 mod run;
 mod scenario;
 mod setup;
+mod setup_containers;
 mod soak;
 mod test;
 mod zookeeper;

@@ -287,23 +287,19 @@ impl ProcCgroups {
     }
 
     /// Where the process is. A container or pod named by any hierarchy wins (on v1 and
-    /// hybrid hosts the v2 path may be `/` while every v1 path names the container);
-    /// otherwise the host when the v2 path or the `name=systemd` path says so;
-    /// otherwise unknown. Other v1 controllers alone never make a process the host:
-    /// they group resources, not placement.
+    /// hybrid hosts the v2 path may be `/` while every v1 path names the container).
+    /// Otherwise the v2 path decides between host and unknown when it is below the
+    /// root, else the `name=systemd` path does (on v1 hosts the `0::/` line means
+    /// nothing). Other v1 controllers never make a process the host: they group
+    /// resources, not placement.
     pub fn placement(&self) -> Placement {
-        let placement_paths = self.v2.iter().map(String::as_str).chain(
-            self.v1
-                .iter()
-                .filter(|(c, _)| c == "name=systemd")
-                .map(|(_, p)| p.as_str()),
-        );
-        let all_paths = placement_paths
-            .clone()
-            .chain(self.v1.iter().map(|(_, p)| p.as_str()));
-        let mut host = false;
         let mut pod_only = None;
-        for path in all_paths {
+        let all = self
+            .v2
+            .iter()
+            .map(String::as_str)
+            .chain(self.v1.iter().map(|(_, p)| p.as_str()));
+        for path in all {
             match parse(path) {
                 Placement::Workload(parsed) if parsed.id.is_some() => {
                     return Placement::Workload(parsed);
@@ -317,13 +313,19 @@ impl ProcCgroups {
         if let Some(parsed) = pod_only {
             return Placement::Workload(parsed);
         }
-        for path in placement_paths {
-            host |= parse(path) == Placement::Host;
-        }
-        if host {
-            Placement::Host
-        } else {
-            Placement::Unknown
+        let systemd = self
+            .v1
+            .iter()
+            .find(|(c, _)| c == "name=systemd")
+            .map(|(_, p)| p.as_str());
+        let deciding = match self.v2.as_deref() {
+            Some(v2) if v2 != "/" => Some(v2),
+            Some(v2) => systemd.or(Some(v2)),
+            None => systemd,
+        };
+        match deciding.map(parse) {
+            Some(Placement::Host) => Placement::Host,
+            _ => Placement::Unknown,
         }
     }
 }

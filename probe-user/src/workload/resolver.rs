@@ -8,7 +8,8 @@
 //!   rebuilt when an id is missing (at most every [`REWALK_INTERVAL`]).
 //! - pid → `/proc/PID/cgroup`, every hierarchy (v1 and v2 lines).
 //! - netns inode → the processes in it (`/proc/*/ns/net`) → their pod; the host's own
-//!   namespace (that of PID 1) is the host.
+//!   namespace (that of PID 1, or the recorder's own where PID 1's is hidden) is the
+//!   host.
 //! - address → the namespace holding it (`/proc/PID/net/fib_trie`, `if_inet6` of one
 //!   process per namespace) → that namespace's pod. An address held by two
 //!   namespaces names neither.
@@ -149,7 +150,14 @@ impl Resolver {
                     .map(|p| root.join(p)),
             )
             .find(|dir| dir.join("cgroup.controllers").exists());
-        let host_netns = netns_inode(&proc.join("1/ns/net"));
+        // PID 1's namespace is the host's. Where its link cannot be read (a sandbox
+        // that hides PID 1), this process's own namespace stands in below the real
+        // root: the recorder runs in the host's namespace to see every socket.
+        let host_netns = netns_inode(&proc.join("1/ns/net")).or_else(|| {
+            (root == Path::new("/"))
+                .then(|| netns_inode(Path::new("/proc/self/ns/net")))
+                .flatten()
+        });
         Self {
             catalog: Catalog::new(root.clone()),
             root,

@@ -424,6 +424,18 @@ fn host_processes_are_the_host_whatever_their_resource_controllers_say() {
 }
 
 #[test]
+fn a_v2_path_below_the_root_decides_over_a_root_name_systemd_path() {
+    // A hybrid host where a process was moved in the v2 hierarchy only.
+    let text = "9:name=systemd:/\n0::/tcpchurn-test";
+    assert_eq!(ProcCgroups::parse(text).placement(), Placement::Unknown);
+    let text = "9:name=systemd:/tcpchurn-test\n0::/system.slice/ssh.service";
+    assert_eq!(ProcCgroups::parse(text).placement(), Placement::Host);
+    // v1 host: `0::/` is always there and says nothing.
+    let text = "9:name=systemd:/tcpchurn-test\n0::/";
+    assert_eq!(ProcCgroups::parse(text).placement(), Placement::Unknown);
+}
+
+#[test]
 fn a_process_in_an_unknown_placement_is_not_the_host() {
     let text = "9:name=systemd:/tcpchurn-test\n0::/tcpchurn-test";
     assert_eq!(ProcCgroups::parse(text).placement(), Placement::Unknown);
