@@ -90,7 +90,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tcw-bounded-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
-        std::fs::File::create(&path)
+        File::create(&path)
             .unwrap()
             .write_all(&[b'x'; 100])
             .unwrap();

@@ -266,3 +266,138 @@ impl Catalog {
         &self.root
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "c74b0f5062f0bc726cae1e9369ad4a95deed6b298d247f0407475adb23fa3190";
+    const UID: &str = "2942c55e-c9cb-428a-93f4-eaf89c1f3ce0";
+
+    struct Root(PathBuf);
+
+    impl Root {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("tcw-catalog-{name}-{}", std::process::id()));
+            let _removed = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn write(&self, rel: &str, text: &str) {
+            let path = self.0.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _removed = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_containerd_bundle_names_everything() {
+        let root = Root::new("containerd");
+        root.write(
+            &format!("{CONTAINERD_TASKS}/k8s.io/{ID}/config.json"),
+            &format!(
+                r#"{{"annotations":{{"io.kubernetes.cri.container-type":"container",
+                "io.kubernetes.cri.container-name":"zookeeper","io.kubernetes.cri.sandbox-name":"zk-0",
+                "io.kubernetes.cri.sandbox-namespace":"infra","io.kubernetes.cri.sandbox-uid":"{UID}"}}}}"#
+            ),
+        );
+        let names = Catalog::new(&root.0).container(ID, None);
+        assert_eq!(names.runtime, Some(Runtime::Containerd));
+        assert_eq!(
+            names.container,
+            Some(Named::new("zookeeper", Source::OciConfig))
+        );
+        assert_eq!(names.pod, Some(Named::new("zk-0", Source::OciConfig)));
+        assert_eq!(
+            names.namespace,
+            Some(Named::new("infra", Source::OciConfig))
+        );
+        assert_eq!(names.pod_uid.as_deref(), Some(UID));
+    }
+
+    #[test]
+    fn the_kubelet_log_tree_alone_names_container_and_pod() {
+        let root = Root::new("logs");
+        root.write(
+            &format!("var/log/pods/infra_zk-0_{UID}/zookeeper/0.log"),
+            "",
+        );
+        fs::create_dir_all(root.0.join("var/log/containers")).unwrap();
+        std::os::unix::fs::symlink(
+            "/nonexistent",
+            root.0
+                .join(format!("var/log/containers/zk-0_infra_zookeeper-{ID}.log")),
+        )
+        .unwrap();
+        let mut catalog = Catalog::new(&root.0);
+        let names = catalog.container(ID, None);
+        assert_eq!(names.runtime, None, "the logs do not say which runtime");
+        assert_eq!(
+            names.container,
+            Some(Named::new("zookeeper", Source::KubeletContainerLogs))
+        );
+        assert_eq!(
+            names.pod,
+            Some(Named::new("zk-0", Source::KubeletContainerLogs))
+        );
+        let pod = catalog.pod(UID);
+        assert_eq!(pod.pod, Some(Named::new("zk-0", Source::KubeletPodLogs)));
+        assert_eq!(
+            pod.namespace,
+            Some(Named::new("infra", Source::KubeletPodLogs))
+        );
+        assert_eq!(
+            catalog.pod("00000000-0000-0000-0000-000000000000").pod,
+            None
+        );
+    }
+
+    #[test]
+    fn docker_config_names_plain_and_cri_dockerd_containers() {
+        let root = Root::new("docker");
+        root.write(
+            &format!("{DOCKER_CONTAINERS}/{ID}/config.v2.json"),
+            r#"{"Name":"/web","Config":{"Labels":{}}}"#,
+        );
+        let names = Catalog::new(&root.0).container(ID, Some(Runtime::Docker));
+        assert_eq!(
+            names.container,
+            Some(Named::new("web", Source::DockerConfig))
+        );
+        root.write(
+            &format!("{DOCKER_CONTAINERS}/{ID}/config.v2.json"),
+            r#"{"Name":"/k8s_POD_zk-0_infra_x_0","Config":{"Labels":{
+                "io.kubernetes.pod.name":"zk-0","io.kubernetes.pod.namespace":"infra",
+                "io.kubernetes.container.name":"POD"}}}"#,
+        );
+        let names = Catalog::new(&root.0).container(ID, Some(Runtime::Docker));
+        assert!(names.sandbox);
+        assert_eq!(names.container, None);
+        assert_eq!(names.pod, Some(Named::new("zk-0", Source::DockerConfig)));
+    }
+
+    #[test]
+    fn nothing_on_disk_names_nothing() {
+        let root = Root::new("empty");
+        root.write(
+            &format!("{CONTAINERD_TASKS}/k8s.io/{ID}/config.json"),
+            "not json",
+        );
+        let names = Catalog::new(&root.0).container(ID, Some(Runtime::Containerd));
+        assert_eq!(
+            names,
+            ContainerNames {
+                runtime: Some(Runtime::Containerd),
+                ..ContainerNames::default()
+            }
+        );
+    }
+}

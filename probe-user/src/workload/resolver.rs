@@ -36,7 +36,7 @@ use super::{
 
 /// How often the cgroup tree, `/proc` and the address index may be rescanned for a
 /// key they do not hold.
-pub const REWALK_INTERVAL: Duration = Duration::from_millis(250);
+pub const REWALK_INTERVAL: Duration = Duration::from_secs(1);
 /// Entries kept per cache.
 pub const CACHE_CAPACITY: usize = 65_536;
 /// Cgroup directories indexed at most (a node has thousands).
@@ -124,6 +124,7 @@ pub struct Resolver {
     by_cgroup: Cache<u64, Identity>,
     by_pid: Cache<u32, Identity>,
     by_netns: Cache<u32, Identity>,
+    by_address: Cache<IpAddr, Identity>,
 }
 
 impl Resolver {
@@ -170,6 +171,7 @@ impl Resolver {
             by_cgroup: Cache::new(CACHE_CAPACITY),
             by_pid: Cache::new(CACHE_CAPACITY),
             by_netns: Cache::new(CACHE_CAPACITY),
+            by_address: Cache::new(CACHE_CAPACITY),
         }
     }
 
@@ -232,8 +234,13 @@ impl Resolver {
         if let Some(known) = self.by_cgroup.get(&id) {
             return known.clone();
         }
+        let walked = self.cgroup_paths.may_rebuild();
         let Some(path) = self.cgroup_path(id) else {
-            // Not cached: the cgroup may appear at the next walk.
+            // Missing from a fresh walk: gone (or never there), and remembered so.
+            // Missing from an older index: asked again after the next walk.
+            if walked {
+                self.by_cgroup.insert(id, Identity::Unknown);
+            }
             return Identity::Unknown;
         };
         let identity = self.name(cgroup_path::parse(&path));
@@ -288,10 +295,14 @@ impl Resolver {
         if let Some(known) = self.by_netns.get(&inode) {
             return known.clone();
         }
-        if !self.netns_pids.map.contains_key(&inode) && self.netns_pids.may_rebuild() {
+        let walked = self.netns_pids.may_rebuild();
+        if !self.netns_pids.map.contains_key(&inode) && walked {
             self.scan_netns();
         }
         let Some(pids) = self.netns_pids.map.get(&inode).cloned() else {
+            if walked {
+                self.by_netns.insert(inode, Identity::Unknown);
+            }
             return Identity::Unknown;
         };
         let identities: Vec<Identity> = pids.iter().map(|&pid| self.process(pid)).collect();
@@ -336,10 +347,20 @@ impl Resolver {
     /// host's, the host). Unknown for remote addresses and for addresses held by
     /// several namespaces.
     pub fn address(&mut self, ip: IpAddr) -> Identity {
-        match self.address_netns(ip) {
+        let ip = ip.to_canonical();
+        if let Some(known) = self.by_address.get(&ip) {
+            return known.clone();
+        }
+        let walked = self.addresses.may_rebuild();
+        let identity = match self.address_netns(ip) {
             Some(inode) => self.netns(inode),
             None => Identity::Unknown,
+        };
+        // A remote address misses every time: remembered once a fresh index said so.
+        if identity != Identity::Unknown || walked {
+            self.by_address.insert(ip, identity.clone());
         }
+        identity
     }
 
     /// Names a placement from the catalog.
