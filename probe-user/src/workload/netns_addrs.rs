@@ -87,10 +87,10 @@ pub fn of_process(proc: &Path, pid: u32) -> Vec<IpAddr> {
 mod tests {
     use super::*;
 
-    /// `/proc/PID/net/fib_trie` of a namespace with `lo` and a veth at 10.77.0.1/24
-    /// (as `ip netns` tests here set up), kernel 6.18.
+    /// `/proc/PID/net/fib_trie` of a namespace with `lo` up and a veth at
+    /// 10.77.0.1/24, read on this machine (kernel 6.18).
     const FIB_TRIE: &str = "Main:
-  +-- 0.0.0.0/0 3 0 4
+  +-- 0.0.0.0/1 2 0 2
      +-- 10.77.0.0/24 2 0 2
         +-- 10.77.0.0/31 1 0 0
            |-- 10.77.0.0
@@ -105,10 +105,26 @@ mod tests {
               /8 host LOCAL
            |-- 127.0.0.1
               /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
 Local:
-  +-- 0.0.0.0/0 3 0 4
+  +-- 0.0.0.0/1 2 0 2
+     +-- 10.77.0.0/24 2 0 2
+        +-- 10.77.0.0/31 1 0 0
+           |-- 10.77.0.0
+              /24 link UNICAST
            |-- 10.77.0.1
               /32 host LOCAL
+        |-- 10.77.0.255
+           /32 link BROADCAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
 ";
 
     #[test]
@@ -120,9 +136,11 @@ Local:
 
     #[test]
     fn if_inet6_global_addresses_only() {
-        let text = "fd770000000000000000000000000001 03 40 00 80 veth-srv
+        // The same namespace with fd77::1/64 (nodad), read on this machine.
+        let text = "fe80000000000000747959fffe00b4f2 03 40 20 c0       v0
+fd770000000000000000000000000001 03 40 00 82       v0
 00000000000000000000000000000001 01 80 10 80       lo
-fe80000000000000b0c1fffffe2a3b4c 03 40 20 80 veth-srv
+fe80000000000000203cd9fffe29b873 02 40 20 c0       v1
 zz 03 40 00 80 bad
 ";
         assert_eq!(
