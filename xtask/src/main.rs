@@ -40,7 +40,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Setup(args) => setup::setup(&args),
+        Command::Setup(args) => setup::setup(&args).and_then(|()| setup_containers::install()),
         Command::Lint => lint::lint(),
         Command::Test(args) => test::test(&args),
         Command::Demo(args) => demo::demo(&args),

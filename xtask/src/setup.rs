@@ -90,9 +90,6 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     if args.zookeeper {
         apt_install(&ZOOKEEPER_PACKAGES)?;
     }
-    if is_root() {
-        crate::setup_containers::install()?;
-    }
     eprintln!("xtask: setup complete");
     Ok(())
 }

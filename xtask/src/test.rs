@@ -8,6 +8,7 @@ use crate::{
     lint::lint,
     run::{cargo, in_ci, is_root, run, workspace_root},
     setup::{SetupArgs, setup},
+    setup_containers,
 };
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +59,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         setup(&SetupArgs {
             zookeeper: is_root(),
         })?;
+        setup_containers::install()?;
     }
     if !args.no_lint && !args.privileged_only {
         lint()?;
