@@ -68,19 +68,21 @@ pub fn parse_if_inet6(text: &str) -> Vec<Ipv6Addr> {
 }
 
 /// The addresses of the network namespace `pid` is in, `proc` being the (host's)
-/// `/proc`. Unreadable files give no addresses.
-pub fn of_process(proc: &Path, pid: u32) -> Vec<IpAddr> {
+/// `/proc`; `None` when the process is gone (its files cannot be read), so the caller
+/// can ask another process of the same namespace.
+pub fn of_process(proc: &Path, pid: u32) -> Option<Vec<IpAddr>> {
     let net = proc.join(pid.to_string()).join("net");
-    let v4 = bounded::read_text(&net.join("fib_trie"), FIB_LIMIT)
-        .map(|t| parse_fib_trie(&t))
-        .unwrap_or_default();
+    let v4 = parse_fib_trie(&bounded::read_text(&net.join("fib_trie"), FIB_LIMIT).ok()?);
+    // A namespace without IPv6 has no `if_inet6`.
     let v6 = bounded::read_text(&net.join("if_inet6"), IF_INET6_LIMIT)
         .map(|t| parse_if_inet6(&t))
         .unwrap_or_default();
-    v4.into_iter()
-        .map(IpAddr::V4)
-        .chain(v6.into_iter().map(IpAddr::V6))
-        .collect()
+    Some(
+        v4.into_iter()
+            .map(IpAddr::V4)
+            .chain(v6.into_iter().map(IpAddr::V6))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

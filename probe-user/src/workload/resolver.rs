@@ -317,8 +317,14 @@ impl Resolver {
         }
         let mut map: HashMap<IpAddr, Option<u32>> = HashMap::new();
         for (&inode, pids) in &self.netns_pids.map {
-            let Some(&pid) = pids.first() else { continue };
-            for addr in netns_addrs::of_process(&self.proc, pid) {
+            // The first process still there (others may be short-lived children).
+            let Some(addrs) = pids
+                .iter()
+                .find_map(|&pid| netns_addrs::of_process(&self.proc, pid))
+            else {
+                continue;
+            };
+            for addr in addrs {
                 map.entry(addr)
                     .and_modify(|held| {
                         if *held != Some(inode) {
