@@ -2,7 +2,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{kernel::diag, model::Filters, record::RecordOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +84,36 @@ pub struct RecordArgs {
     /// the BTF-enabled raw tracepoint (testing and benchmark knob).
     #[arg(long = "no-tp-btf", hide = true)]
     pub no_tp_btf: bool,
+}
+
+impl RecordArgs {
+    /// The options these arguments ask for, with `--netns` names resolved (checked by
+    /// [`crate::record::record`]).
+    pub fn options(&self) -> anyhow::Result<RecordOptions> {
+        let netns = self
+            .netns
+            .iter()
+            .map(|spec| diag::resolve_namespace(spec).with_context(|| format!("--netns {spec}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(RecordOptions {
+            output: self.output.clone(),
+            force: self.force,
+            duration: self.duration,
+            filters: Filters {
+                ports: self.ports.clone(),
+                netns,
+            },
+            ring_bytes: self.ring_size,
+            flush_interval: self.flush_interval,
+            snapshot: !self.no_snapshot,
+            max_size: self.max_size,
+            rotate: self.rotate,
+            btf: self.btf.clone(),
+            poll_interval: self.poll_interval,
+            wakeup_bytes: self.wakeup_bytes,
+            tp_btf: !self.no_tp_btf,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,9 @@ use std::{
 
 pub use probe_common::ExecContext;
 
+mod recorder;
+pub use recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus};
+
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

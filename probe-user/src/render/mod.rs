@@ -2,3 +2,4 @@
 
 pub mod events;
 pub mod report;
+pub mod summary;

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Filters, Losses, SocketOffsetsInfo, TracepointStatus};
+
 /// What the recorder knew about itself, the host and the kernel when it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -35,46 +37,10 @@ pub struct TraceMeta {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Filters {
-    /// Kept only events where either port is one of these (empty = all ports).
-    pub ports: Vec<u16>,
-    /// Kept only sockets in these network namespaces (inode numbers; empty = all).
-    pub netns: Vec<u32>,
-}
-
-impl Filters {
-    pub fn is_empty(&self) -> bool {
-        self.ports.is_empty() && self.netns.is_empty()
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TracepointStatus {
-    /// `category:name`.
-    pub name: String,
-    pub attached: bool,
-    /// Why it is not attached (missing on this kernel, layout not understood...).
-    pub detail: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Attribution {
     /// `irq:softirq_entry`/`softirq_exit` were attached: every event says whether it
     /// ran in softirq, so `current` is used only when it is the socket's own task.
     pub softirq_tracking: bool,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SocketOffsetsInfo {
-    /// The netns inode of each socket was read from the socket (BTF offsets found).
-    pub netns: bool,
-    /// The cgroup id of each socket was read from the socket.
-    pub cgroup: bool,
-    /// What could not be resolved, and why.
-    pub missing: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,10 +94,15 @@ pub struct TraceEnd {
 
 impl TraceEnd {
     pub fn lost(&self) -> u64 {
-        self.lost_ring_full
-            + self.lost_read_failed
-            + self.lost_decode_failed
-            + self.lost_recursion
-            + self.lost_unreported
+        self.losses().total()
+    }
+
+    pub fn losses(&self) -> Losses {
+        Losses {
+            ring_full: self.lost_ring_full,
+            recursion: self.lost_recursion,
+            unreported: self.lost_unreported,
+            unreadable: self.lost_read_failed + self.lost_decode_failed,
+        }
     }
 }

@@ -9,9 +9,9 @@ mod varint;
 mod writer;
 
 pub use block::{FORMAT_MAJOR, FORMAT_MINOR};
-pub use meta::{
-    Attribution, Filters, PartInfo, RecorderInfo, SocketOffsetsInfo, TraceEnd, TraceMeta,
-    TracepointStatus,
-};
+pub use meta::{Attribution, PartInfo, RecorderInfo, TraceEnd, TraceMeta};
 pub use reader::{Damage, TraceError, TraceReader};
 pub use writer::{TraceEncoder, TraceWriter};
+
+/// The parts of the meta block that the model defines (the recorder fills them in).
+pub use crate::model::{Filters, SocketOffsetsInfo, TracepointStatus};

@@ -17,7 +17,7 @@
 //! Because the definitions are written when the block is closed, a connect whose
 //! `SYN_SENT` event carried source port 0 gets its real port in the same block.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::{BufMut, BytesMut};
 use rustc_hash::FxHashMap;
@@ -299,31 +299,22 @@ pub struct RecordsDecoder {
 }
 
 fn get_tuple(cursor: &mut Cursor<'_>) -> Option<SocketTuple> {
-    let family = cursor.u8()?;
-    let (local, remote) = match family {
-        4 => {
-            let local = Ipv4Addr::from(cursor.array::<4>()?);
-            let local_port = cursor.u16_be()?;
-            let remote = Ipv4Addr::from(cursor.array::<4>()?);
-            let remote_port = cursor.u16_be()?;
-            (
-                SocketAddr::new(IpAddr::V4(local), local_port),
-                SocketAddr::new(IpAddr::V4(remote), remote_port),
-            )
-        }
-        6 => {
-            let local = Ipv6Addr::from(cursor.array::<16>()?);
-            let local_port = cursor.u16_be()?;
-            let remote = Ipv6Addr::from(cursor.array::<16>()?);
-            let remote_port = cursor.u16_be()?;
-            (
-                SocketAddr::new(IpAddr::V6(local), local_port),
-                SocketAddr::new(IpAddr::V6(remote), remote_port),
-            )
-        }
+    /// One end: an address of `N` bytes, then the port.
+    fn end<const N: usize>(cursor: &mut Cursor<'_>) -> Option<(IpAddr, u16)>
+    where
+        IpAddr: From<[u8; N]>,
+    {
+        Some((IpAddr::from(cursor.array::<N>()?), cursor.u16_be()?))
+    }
+    let ((local, local_port), (remote, remote_port)) = match cursor.u8()? {
+        4 => (end::<4>(cursor)?, end::<4>(cursor)?),
+        6 => (end::<16>(cursor)?, end::<16>(cursor)?),
         _ => return None,
     };
-    Some(SocketTuple { local, remote })
+    Some(SocketTuple {
+        local: SocketAddr::new(local, local_port),
+        remote: SocketAddr::new(remote, remote_port),
+    })
 }
 
 /// Bounds a count read from the file by what the remaining bytes could hold, so a
@@ -510,56 +501,60 @@ impl RecordsDecoder {
                     task,
                 })
             }
-            TAG_GAP => {
-                let span = cursor.var_u64()?;
-                let lost = cursor.var_u64()?;
-                let cpu = match cursor.var_u64()? {
-                    0 => None,
-                    n => Some(u32::try_from(n - 1).ok()?),
-                };
-                let cause = match cursor.u8()? {
-                    1 => GapCause::RingFull,
-                    2 => GapCause::ReadFailed,
-                    3 => GapCause::DecodeFailed,
-                    4 => GapCause::CorruptBlock,
-                    5 => GapCause::Recursion,
-                    6 => GapCause::Unreported,
-                    _ => return None,
-                };
-                TraceEvent::Lost(Gap {
-                    from_ns: ts_ns.saturating_sub(span),
-                    to_ns: ts_ns,
-                    lost,
-                    cpu,
-                    cause,
-                })
-            }
-            TAG_SNAPSHOT => {
-                let conn = self.conn(cursor.var_u64()?)?;
-                let state = TcpState::from_kernel(u32::from(cursor.u8()?))?;
-                let flags = cursor.u8()?;
-                let (_, owner) = self.actor(cursor.var_u64()?)?;
-                let inode = cursor.var_u32()?;
-                let uid = cursor.var_u32()?;
-                let timer_ms = match cursor.var_u64()? {
-                    0 => None,
-                    n => Some(u32::try_from(n - 1).ok()?),
-                };
-                TraceEvent::Snapshot(SnapshotSocket {
-                    ts_ns,
-                    conn,
-                    state,
-                    owner,
-                    inode,
-                    uid,
-                    timer_ms,
-                    at_end: flags & SNAPSHOT_AT_END != 0,
-                })
-            }
+            TAG_GAP => TraceEvent::Lost(decode_gap(cursor, ts_ns)?),
+            TAG_SNAPSHOT => TraceEvent::Snapshot(self.decode_snapshot(cursor, ts_ns)?),
             _ => return None,
         };
         Some(event)
     }
+
+    fn decode_snapshot(&self, cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<SnapshotSocket> {
+        let conn = self.conn(cursor.var_u64()?)?;
+        let state = TcpState::from_kernel(u32::from(cursor.u8()?))?;
+        let flags = cursor.u8()?;
+        let (_, owner) = self.actor(cursor.var_u64()?)?;
+        let inode = cursor.var_u32()?;
+        let uid = cursor.var_u32()?;
+        let timer_ms = match cursor.var_u64()? {
+            0 => None,
+            n => Some(u32::try_from(n - 1).ok()?),
+        };
+        Some(SnapshotSocket {
+            ts_ns,
+            conn,
+            state,
+            owner,
+            inode,
+            uid,
+            timer_ms,
+            at_end: flags & SNAPSHOT_AT_END != 0,
+        })
+    }
+}
+
+fn decode_gap(cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<Gap> {
+    let span = cursor.var_u64()?;
+    let lost = cursor.var_u64()?;
+    let cpu = match cursor.var_u64()? {
+        0 => None,
+        n => Some(u32::try_from(n - 1).ok()?),
+    };
+    let cause = match cursor.u8()? {
+        1 => GapCause::RingFull,
+        2 => GapCause::ReadFailed,
+        3 => GapCause::DecodeFailed,
+        4 => GapCause::CorruptBlock,
+        5 => GapCause::Recursion,
+        6 => GapCause::Unreported,
+        _ => return None,
+    };
+    Some(Gap {
+        from_ns: ts_ns.saturating_sub(span),
+        to_ns: ts_ns,
+        lost,
+        cpu,
+        cause,
+    })
 }
 
 #[cfg(test)]

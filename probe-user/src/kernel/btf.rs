@@ -1,13 +1,7 @@
-//! Just enough of a BTF reader to find struct member offsets in the running kernel.
-//!
-//! Rust BPF programs get no CO-RE relocations, so the offsets of `struct sock` members
-//! the kernel program dereferences (netns, cgroup) are looked up here in
-//! `/sys/kernel/btf/vmlinux` and passed to the program as constants. A member that
-//! cannot be found means "unknown", never a guessed offset.
+//! Just enough of a BTF reader to find struct member offsets in the running kernel
+//! (what the kernel program needs from them is in [`crate::kernel::offsets`]).
 
-use std::{collections::HashMap, fs, io, path::Path};
-
-use probe_common::{BtfStateOffsets, SockOffsets};
+use std::{collections::HashMap, io};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -53,7 +47,7 @@ struct Member {
     bit_offset: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Type {
     name_off: u32,
     kind: u32,
@@ -96,110 +90,96 @@ fn u32_at(data: &[u8], at: usize) -> Result<u32, BtfError> {
         .ok_or(BtfError::Truncated("type section"))
 }
 
-impl Btf {
-    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let data = fs::read(path).map_err(|source| BtfError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&data)
+/// The type and string sections of raw BTF, after checking the header.
+fn sections(data: &[u8]) -> Result<(&[u8], &[u8]), BtfError> {
+    let magic = u16_at(data, 0)?;
+    if magic != BTF_MAGIC {
+        return Err(BtfError::BadMagic(magic));
     }
+    let hdr_len = u32_at(data, 4)? as usize;
+    let type_off = u32_at(data, 8)? as usize;
+    let type_len = u32_at(data, 12)? as usize;
+    let str_off = u32_at(data, 16)? as usize;
+    let str_len = u32_at(data, 20)? as usize;
+    let types_start = hdr_len
+        .checked_add(type_off)
+        .ok_or(BtfError::Truncated("type offset"))?;
+    let types_end = types_start
+        .checked_add(type_len)
+        .ok_or(BtfError::Truncated("type length"))?;
+    let str_start = hdr_len
+        .checked_add(str_off)
+        .ok_or(BtfError::Truncated("string offset"))?;
+    let str_end = str_start
+        .checked_add(str_len)
+        .ok_or(BtfError::Truncated("string length"))?;
+    let type_data = data
+        .get(types_start..types_end)
+        .ok_or(BtfError::Truncated("type section"))?;
+    let strings = data
+        .get(str_start..str_end)
+        .ok_or(BtfError::Truncated("string section"))?;
+    Ok((type_data, strings))
+}
 
+/// Reads type `id` at byte `at` of the type section; returns it and where the next
+/// type starts.
+fn read_type(type_data: &[u8], mut at: usize, id: u32) -> Result<(Type, usize), BtfError> {
+    let info = u32_at(type_data, at + 4)?;
+    let mut ty = Type {
+        name_off: u32_at(type_data, at)?,
+        kind: (info >> 24) & 0x1f,
+        size_or_type: u32_at(type_data, at + 8)?,
+        ..Type::default()
+    };
+    at += 12;
+    let vlen = (info & 0xffff) as usize;
+    let kind_flag = info >> 31 == 1;
+    match ty.kind {
+        KIND_INT | KIND_VAR | KIND_DECL_TAG => at += 4,
+        KIND_ARRAY => {
+            ty.array_elem = u32_at(type_data, at)?;
+            ty.array_len = u32_at(type_data, at + 8)?;
+            at += 12;
+        }
+        KIND_STRUCT | KIND_UNION => {
+            ty.members.reserve(vlen);
+            for _ in 0..vlen {
+                let offset = u32_at(type_data, at + 8)?;
+                ty.members.push(Member {
+                    name_off: u32_at(type_data, at)?,
+                    type_id: u32_at(type_data, at + 4)?,
+                    // With kind_flag the top 8 bits hold the bitfield size.
+                    bit_offset: if kind_flag {
+                        offset & 0x00ff_ffff
+                    } else {
+                        offset
+                    },
+                });
+                at += 12;
+            }
+        }
+        KIND_ENUM | KIND_FUNC_PROTO => at += 8 * vlen,
+        KIND_DATASEC | KIND_ENUM64 => at += 12 * vlen,
+        KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+        | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
+        kind => return Err(BtfError::UnknownKind { kind, id }),
+    }
+    Ok((ty, at))
+}
+
+impl Btf {
     /// Parses little-endian raw BTF (the format of `/sys/kernel/btf/vmlinux`).
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
-        let magic = u16_at(data, 0)?;
-        if magic != BTF_MAGIC {
-            return Err(BtfError::BadMagic(magic));
-        }
-        let hdr_len = u32_at(data, 4)? as usize;
-        let type_off = u32_at(data, 8)? as usize;
-        let type_len = u32_at(data, 12)? as usize;
-        let str_off = u32_at(data, 16)? as usize;
-        let str_len = u32_at(data, 20)? as usize;
-        let types_start = hdr_len
-            .checked_add(type_off)
-            .ok_or(BtfError::Truncated("type offset"))?;
-        let types_end = types_start
-            .checked_add(type_len)
-            .ok_or(BtfError::Truncated("type length"))?;
-        let str_start = hdr_len
-            .checked_add(str_off)
-            .ok_or(BtfError::Truncated("string offset"))?;
-        let str_end = str_start
-            .checked_add(str_len)
-            .ok_or(BtfError::Truncated("string length"))?;
-        let type_data = data
-            .get(types_start..types_end)
-            .ok_or(BtfError::Truncated("type section"))?;
-        let strings = data
-            .get(str_start..str_end)
-            .ok_or(BtfError::Truncated("string section"))?
-            .to_vec();
-
+        let (type_data, strings) = sections(data)?;
         // Type id 0 is `void`.
-        let mut types = vec![Type {
-            name_off: 0,
-            kind: 0,
-            size_or_type: 0,
-            members: Vec::new(),
-            array_elem: 0,
-            array_len: 0,
-        }];
+        let mut types = vec![Type::default()];
         let mut at = 0;
         while at < type_data.len() {
-            let name_off = u32_at(type_data, at)?;
-            let info = u32_at(type_data, at + 4)?;
-            let size_or_type = u32_at(type_data, at + 8)?;
-            at += 12;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let mut members = Vec::new();
-            let mut array_elem = 0;
-            let mut array_len = 0;
-            match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => at += 4,
-                KIND_ARRAY => {
-                    array_elem = u32_at(type_data, at)?;
-                    array_len = u32_at(type_data, at + 8)?;
-                    at += 12;
-                }
-                KIND_STRUCT | KIND_UNION => {
-                    members.reserve(vlen);
-                    for _ in 0..vlen {
-                        let offset = u32_at(type_data, at + 8)?;
-                        members.push(Member {
-                            name_off: u32_at(type_data, at)?,
-                            type_id: u32_at(type_data, at + 4)?,
-                            // With kind_flag the top 8 bits hold the bitfield size.
-                            bit_offset: if kind_flag {
-                                offset & 0x00ff_ffff
-                            } else {
-                                offset
-                            },
-                        });
-                        at += 12;
-                    }
-                }
-                KIND_ENUM | KIND_FUNC_PROTO => at += 8 * vlen,
-                KIND_DATASEC | KIND_ENUM64 => at += 12 * vlen,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
-                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
-                _ => {
-                    return Err(BtfError::UnknownKind {
-                        kind,
-                        id: u32::try_from(types.len()).unwrap_or(u32::MAX),
-                    });
-                }
-            }
-            types.push(Type {
-                name_off,
-                kind,
-                size_or_type,
-                members,
-                array_elem,
-                array_len,
-            });
+            let id = u32::try_from(types.len()).unwrap_or(u32::MAX);
+            let (ty, next) = read_type(type_data, at, id)?;
+            types.push(ty);
+            at = next;
         }
         if at != type_data.len() {
             return Err(BtfError::Truncated("last type runs past the type section"));
@@ -207,7 +187,7 @@ impl Btf {
 
         let mut btf = Self {
             types,
-            strings,
+            strings: strings.to_vec(),
             by_name: HashMap::new(),
         };
         for (id, ty) in btf.types.iter().enumerate() {
@@ -310,153 +290,8 @@ impl Btf {
     }
 }
 
-/// What [`sock_offsets`] could and could not resolve, for the trace header and the
-/// "no BTF" warning.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OffsetReport {
-    pub offsets: SockOffsets,
-    /// Human-readable reasons for each part that stays unknown.
-    pub missing: Vec<String>,
-}
-
-fn pointer(btf: &Btf, root: &str, path: &[&str]) -> Result<u32, String> {
-    match btf.member_offset(root, path) {
-        Some(m) if m.is_pointer => Ok(m.offset),
-        Some(m) => Err(format!(
-            "struct {root}.{} is not a pointer (size {})",
-            path.join("."),
-            m.size
-        )),
-        None => Err(format!("struct {root} has no member {}", path.join("."))),
-    }
-}
-
-fn integer(btf: &Btf, root: &str, path: &[&str], size: u32) -> Result<u32, String> {
-    match btf.member_offset(root, path) {
-        Some(m) if m.size == size && !m.is_pointer => Ok(m.offset),
-        Some(m) => Err(format!(
-            "struct {root}.{} has size {}, expected {size}",
-            path.join("."),
-            m.size
-        )),
-        None => Err(format!("struct {root} has no member {}", path.join("."))),
-    }
-}
-
-/// Resolves every offset the kernel program needs. Parts that cannot be resolved stay
-/// marked invalid, so the program reports "unknown" instead of reading wrong memory.
-pub fn sock_offsets(btf: &Btf) -> OffsetReport {
-    let mut report = OffsetReport::default();
-    let offsets = &mut report.offsets;
-
-    match (
-        pointer(btf, "sock", &["__sk_common", "skc_net", "net"]),
-        integer(btf, "net", &["ns", "inum"], 4),
-    ) {
-        (Ok(sk_net), Ok(net_inum)) => {
-            offsets.sk_net = sk_net;
-            offsets.net_inum = net_inum;
-            offsets.netns_valid = 1;
-        }
-        (a, b) => report.missing.extend(
-            [a.err(), b.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| format!("netns: {e}")),
-        ),
-    }
-
-    match (
-        pointer(btf, "sock", &["sk_cgrp_data", "cgroup"]),
-        pointer(btf, "cgroup", &["kn"]),
-        integer(btf, "kernfs_node", &["id"], 8),
-    ) {
-        (Ok(sk_cgroup), Ok(cgroup_kn), Ok(kn_id)) => {
-            offsets.sk_cgroup = sk_cgroup;
-            offsets.cgroup_kn = cgroup_kn;
-            offsets.kn_id = kn_id;
-            offsets.cgroup_valid = 1;
-        }
-        (a, b, c) => report.missing.extend(
-            [a.err(), b.err(), c.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| format!("cgroup: {e}")),
-        ),
-    }
-
-    match (
-        pointer(btf, "sk_buff", &["dev"]),
-        pointer(btf, "net_device", &["nd_net", "net"]),
-    ) {
-        (Ok(skb_dev), Ok(dev_net)) => {
-            offsets.skb_dev = skb_dev;
-            offsets.dev_net = dev_net;
-            offsets.skb_valid = 1;
-        }
-        (a, b) => report.missing.extend(
-            [a.err(), b.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| format!("netns of resets without a socket: {e}")),
-        ),
-    }
-    report
-}
-
-/// Resolves the offsets of the `tp_btf` state-change program, or says why it cannot
-/// be used (the classic tracepoint program then records state changes).
-pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
-    let common = |name: &'static str, size: u32| integer(btf, "sock", &["__sk_common", name], size);
-    let parts = [
-        common("skc_family", 2),
-        integer(btf, "sock", &["sk_protocol"], 2),
-        common("skc_dport", 2),
-        common("skc_rcv_saddr", 4),
-        common("skc_daddr", 4),
-        integer(
-            btf,
-            "tcp_sock",
-            &["inet_conn", "icsk_inet", "inet_sport"],
-            2,
-        ),
-        integer(btf, "task_struct", &["comm"], 16),
-    ];
-    let mut missing = Vec::new();
-    let mut values = [0; 7];
-    for (value, part) in values.iter_mut().zip(parts) {
-        match part {
-            Ok(offset) => *value = offset,
-            Err(err) => missing.push(err),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(missing);
-    }
-    let [family, protocol, dport, saddr, daddr, sport, task_comm] = values;
-    // Without CONFIG_IPV6 the tracepoint writes v4-mapped addresses only.
-    let ipv6 = match (common("skc_v6_rcv_saddr", 16), common("skc_v6_daddr", 16)) {
-        (Ok(saddr_v6), Ok(daddr_v6)) => Some((saddr_v6, daddr_v6)),
-        _ => None,
-    };
-    Ok(BtfStateOffsets {
-        valid: 1,
-        ipv6: u32::from(ipv6.is_some()),
-        family,
-        protocol,
-        dport,
-        saddr,
-        daddr,
-        saddr_v6: ipv6.map_or(0, |v| v.0),
-        daddr_v6: ipv6.map_or(0, |v| v.1),
-        sport,
-        task_comm,
-        reserved: 0,
-    })
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds raw BTF by hand, the way the kernel lays it out.
@@ -556,7 +391,7 @@ mod tests {
 
     /// A miniature of the 6.18 structures, with the anonymous unions that make naive
     /// lookups fail.
-    fn kernel_like() -> Vec<u8> {
+    pub(crate) fn kernel_like() -> Vec<u8> {
         let mut b = Builder::new();
         let u32_t = b.int("unsigned int", 4);
         let u64_t = b.int("u64", 8);
@@ -655,30 +490,6 @@ mod tests {
     }
 
     #[test]
-    fn sock_offsets_reports_what_is_missing() {
-        let report = sock_offsets(&Btf::parse(&kernel_like()).unwrap());
-        assert_eq!(report.offsets.netns_valid, 1);
-        assert_eq!(report.offsets.sk_net, 48);
-        assert_eq!(report.offsets.net_inum, 144);
-        assert_eq!(report.offsets.cgroup_valid, 1);
-        assert_eq!(
-            (
-                report.offsets.sk_cgroup,
-                report.offsets.cgroup_kn,
-                report.offsets.kn_id
-            ),
-            (5000, 256, 80)
-        );
-        // The miniature has no sk_buff: that part is reported, not guessed.
-        assert_eq!(report.offsets.skb_valid, 0);
-        assert!(
-            report.missing.iter().any(|m| m.contains("sk_buff")),
-            "{:?}",
-            report.missing
-        );
-    }
-
-    #[test]
     fn rejects_garbage() {
         assert!(matches!(
             Btf::parse(b"nope"),
@@ -688,41 +499,5 @@ mod tests {
         let mut data = kernel_like();
         data.truncate(data.len() - 40);
         assert!(Btf::parse(&data).is_err());
-    }
-
-    #[test]
-    fn reads_this_kernels_btf_when_present() {
-        let path = Path::new(VMLINUX);
-        if !path.exists() {
-            eprintln!("skipping: {VMLINUX} not present");
-            return;
-        }
-        let btf = Btf::from_file(path).unwrap();
-        let report = sock_offsets(&btf);
-        assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
-        assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);
-        assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
-        let state = btf_state_offsets(&btf).unwrap();
-        assert_eq!((state.valid, state.ipv6), (1, 1));
-        // skc_daddr and skc_rcv_saddr share an 8-byte union member, in this order.
-        assert_eq!(state.saddr, state.daddr + 4);
-    }
-
-    #[test]
-    fn btf_state_offsets_say_what_is_missing() {
-        // The miniature has no sk_protocol, tcp_sock or task_struct.
-        let missing = btf_state_offsets(&Btf::parse(&kernel_like()).unwrap()).unwrap_err();
-        assert!(
-            missing.iter().any(|m| m.contains("sk_protocol")),
-            "{missing:?}"
-        );
-        assert!(
-            missing.iter().any(|m| m.contains("struct tcp_sock")),
-            "{missing:?}"
-        );
-        assert!(
-            missing.iter().any(|m| m.contains("task_struct")),
-            "{missing:?}"
-        );
     }
 }

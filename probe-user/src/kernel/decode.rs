@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use probe_common::{EventKind, ExecContext, KernelEvent};
 
 use crate::{
+    kernel::layouts::{Field, Layouts, ResetAddrs, SendResetLayout, TupleFields},
     model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpState},
-    tracefs::{Field, Layouts, ResetAddrs, TupleFields},
 };
 
 const AF_INET: u64 = 2;
@@ -94,20 +94,6 @@ pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
     decode_event(&kernel_event(bytes)?, layouts)
 }
 
-/// [`Field::read_uint`] with fixed-size loads for the usual sizes: a variable-length
-/// copy is a `memcpy` call, and the recorder reads six of these per event.
-#[inline]
-fn uint(field: Field, record: &[u8]) -> Option<u64> {
-    let bytes = record.get(field.offset..field.offset + field.size)?;
-    Some(match *bytes {
-        [a] => u64::from(a),
-        [a, b] => u64::from(u16::from_le_bytes([a, b])),
-        [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
-        [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
-        _ => return field.read_uint(record),
-    })
-}
-
 fn canonical(ip: IpAddr) -> IpAddr {
     // A dual-stack socket talking to an IPv4 peer reports v4-mapped addresses; the
     // peer's socket reports plain IPv4. Canonical form lets both ends meet.
@@ -117,10 +103,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
 fn tuple_from(record: &[u8], fields: &TupleFields) -> Result<SocketTuple, DecodeError> {
     let read16 = |f: Field| f.read_bytes::<16>(record).ok_or(DecodeError::Field);
     let read4 = |f: Field| f.read_bytes::<4>(record).ok_or(DecodeError::Field);
-    let sport = uint(fields.sport, record).ok_or(DecodeError::Field)? as u16;
-    let dport = uint(fields.dport, record).ok_or(DecodeError::Field)? as u16;
+    let sport = fields.sport.read_uint(record).ok_or(DecodeError::Field)? as u16;
+    let dport = fields.dport.read_uint(record).ok_or(DecodeError::Field)? as u16;
     let family = match fields.family {
-        Some(field) => uint(field, record).ok_or(DecodeError::Field)?,
+        Some(field) => field.read_uint(record).ok_or(DecodeError::Field)?,
         // tcp:* events before 5.12 have no family: the v6 fields are v4-mapped for
         // IPv4 sockets.
         None => {
@@ -138,7 +124,7 @@ fn tuple_from(record: &[u8], fields: &TupleFields) -> Result<SocketTuple, Decode
             IpAddr::V4(Ipv4Addr::from(read4(fields.daddr)?)),
         ),
         // For AF_INET6 the 4-byte fields hold 127.0.0.6 after connect(): only the v6
-        // fields are meaningful (kernel-facts §4.2).
+        // fields are meaningful (docs/kernel-facts.md §4.2).
         AF_INET6 => (
             IpAddr::V6(Ipv6Addr::from(read16(fields.saddr_v6)?)),
             IpAddr::V6(Ipv6Addr::from(read16(fields.daddr_v6)?)),
@@ -174,10 +160,32 @@ fn state(value: u64) -> Result<TcpState, DecodeError> {
         .ok_or(DecodeError::State(value))
 }
 
+fn send_reset(layout: &SendResetLayout, record: &[u8]) -> Result<Observation, DecodeError> {
+    let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
+    let tuple = match layout.addrs {
+        ResetAddrs::Sockaddr { saddr, daddr } => SocketTuple {
+            local: sockaddr(&saddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
+            remote: sockaddr(&daddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
+        },
+        ResetAddrs::Split(fields) => tuple_from(record, &fields)?,
+    };
+    let state = match layout.state.map(field).transpose()? {
+        None | Some(0) => None,
+        Some(s) => Some(state(s)?),
+    };
+    let reason = layout.reason.map(field).transpose()?.unwrap_or(0);
+    Ok(Observation::SendReset {
+        skaddr: field(layout.skaddr)?,
+        state,
+        reason: ResetReason(u32::try_from(reason).unwrap_or(u32::MAX)),
+        tuple,
+    })
+}
+
 pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, DecodeError> {
     let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
     let record = &event.record[..];
-    let field = |f: Field| uint(f, record).ok_or(DecodeError::Field);
+    let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
     let observation = match kind {
         EventKind::StateChange => {
             let layout = &layouts.state_change;
@@ -188,30 +196,13 @@ pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, D
                 tuple: tuple_from(record, &layout.tuple)?,
             }
         }
-        EventKind::SendReset => {
-            let layout = layouts
+        EventKind::SendReset => send_reset(
+            layouts
                 .send_reset
                 .as_ref()
-                .ok_or(DecodeError::NoLayout(kind))?;
-            let tuple = match layout.addrs {
-                ResetAddrs::Sockaddr { saddr, daddr } => SocketTuple {
-                    local: sockaddr(&saddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
-                    remote: sockaddr(&daddr.read_bytes::<28>(record).ok_or(DecodeError::Field)?)?,
-                },
-                ResetAddrs::Split(fields) => tuple_from(record, &fields)?,
-            };
-            let state = match layout.state.map(field).transpose()? {
-                None | Some(0) => None,
-                Some(s) => Some(state(s)?),
-            };
-            let reason = layout.reason.map(field).transpose()?.unwrap_or(0);
-            Observation::SendReset {
-                skaddr: field(layout.skaddr)?,
-                state,
-                reason: ResetReason(u32::try_from(reason).unwrap_or(u32::MAX)),
-                tuple,
-            }
-        }
+                .ok_or(DecodeError::NoLayout(kind))?,
+            record,
+        )?,
         EventKind::ReceiveReset => {
             let layout = layouts
                 .receive_reset
@@ -263,8 +254,9 @@ pub(crate) mod tests {
     use probe_common::{RECORD_BYTES, RECORD_START};
 
     use super::*;
-    use crate::tracefs::{
-        ErrorReportLayout, FormatFile, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+    use crate::kernel::{
+        layouts::{ErrorReportLayout, ReceiveResetLayout, SendResetLayout, StateChangeLayout},
+        tracefs::FormatFile,
     };
 
     pub(crate) fn layouts_6_18() -> Layouts {

@@ -3,7 +3,7 @@
 //!
 //! The tracepoints only show changes: without this, a replay would not know about
 //! connections opened before the recording, nor about TIME_WAIT sockets (which no
-//! tracepoint reports, kernel-facts §1.3).
+//! tracepoint reports, docs/kernel-facts.md §1.3).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -23,10 +23,19 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::{
-    model::{Comm, Scope, SocketTuple, Task, TcpState},
-    sockets::DiagSocket,
-};
+use crate::model::{Comm, Scope, SocketTuple, Task, TcpState};
+
+/// A socket found by `sock_diag` when recording started (or stopped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiagSocket {
+    pub scope: Scope,
+    pub tuple: SocketTuple,
+    pub state: TcpState,
+    pub inode: u32,
+    pub uid: u32,
+    pub timer_ms: Option<u32>,
+    pub owner: Option<Task>,
+}
 
 /// A network namespace and a path that opens it.
 #[derive(Clone, Debug, PartialEq, Eq)]

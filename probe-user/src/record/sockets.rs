@@ -27,24 +27,22 @@ use probe_common::ERROR_PAIRING_NS;
 use rustc_hash::FxHashMap;
 
 use crate::{
-    decode::{Decoded, Observation},
-    model::{
-        Conn, ConnId, ExecContext, ResetReceived, ResetSent, Scope, SnapshotSocket, SocketError,
-        SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+    kernel::{
+        decode::{Decoded, Observation},
+        diag::DiagSocket,
     },
-    trace::Filters,
+    model::{
+        Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
+        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+    },
 };
 
-/// How long a closed socket stays matchable for resets and error reports that the
-/// kernel emits right after the state change.
-const CLOSED_GRACE_NS: u64 = 2_000_000_000;
-
-/// Closed sockets are also forgotten once the trace itself (event time, not wall time)
-/// has moved this far past their close: the events that need them (an RST sent on a
-/// local abort, an error report) come from the same kernel call as the close,
-/// microseconds later, and a full churn closes tens of thousands of sockets per second,
-/// which a wall-clock grace alone would keep in memory.
-const CLOSED_EVICT_NS: u64 = 250_000_000;
+/// How long a closed socket stays matchable for the resets and error reports that the
+/// kernel emits right after the state change. They come from the same kernel call as
+/// the close, microseconds later; a full churn closes tens of thousands of sockets per
+/// second, which a long grace would keep in memory. Measured in event time as events
+/// arrive, and on the monotonic clock when they stop.
+const CLOSED_GRACE_NS: u64 = 250_000_000;
 
 #[derive(Clone, Copy, Debug)]
 struct LiveSocket {
@@ -106,29 +104,55 @@ fn fewest_transitions(from: TcpState, to: TcpState) -> u64 {
     1
 }
 
-/// A socket found by `sock_diag` when recording started (or stopped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DiagSocket {
-    pub scope: Scope,
-    pub tuple: SocketTuple,
-    pub state: TcpState,
-    pub inode: u32,
-    pub uid: u32,
-    pub timer_ms: Option<u32>,
-    pub owner: Option<Task>,
+/// Hands out connection ids: 1, 2, 3..., one per socket lifetime.
+#[derive(Debug)]
+struct ConnIds {
+    next: ConnId,
+}
+
+impl ConnIds {
+    fn new_conn(&mut self, scope: Scope, tuple: SocketTuple) -> Conn {
+        let id = self.next;
+        self.next += 1;
+        Conn { id, scope, tuple }
+    }
+
+    fn handed_out(&self) -> u64 {
+        self.next - 1
+    }
+}
+
+impl ChainBreaks {
+    /// A live socket last seen in `state` whose next event leaves `expected`: counts the
+    /// transitions missing in between, and says whether the event comes from another
+    /// socket on the address, whose start was missed (another 4-tuple or namespace):
+    /// it must not inherit this connection (or its owners).
+    fn add(
+        &mut self,
+        last: &LiveSocket,
+        state: TcpState,
+        expected: TcpState,
+        scope: Scope,
+        tuple: &SocketTuple,
+    ) -> bool {
+        self.missing += fewest_transitions(state, expected);
+        self.since_ns = Some(self.since_ns.map_or(last.last_ns, |s| s.min(last.last_ns)));
+        let known = last.conn;
+        (completeness(tuple) == 4 && completeness(&known.tuple) == 4 && *tuple != known.tuple)
+            || (scope.netns != 0 && known.scope.netns != 0 && scope.netns != known.scope.netns)
+    }
 }
 
 #[derive(Debug)]
 pub struct SocketTable {
     start_monotonic_ns: u64,
-    next_id: ConnId,
+    ids: ConnIds,
     live: FxHashMap<u64, LiveSocket>,
     /// Sockets from the start snapshot not yet seen in an event, by (netns, tuple).
     preexisting: FxHashMap<(u32, SocketTuple), ConnId>,
     /// Per CPU: the socket of the last event that had one, and its monotonic time.
     last_on_cpu: Vec<(u64, u64)>,
     filters: Filters,
-    connections: u64,
     /// Closed sockets in order of closing: `(closed_at, skaddr)`.
     closed: VecDeque<(u64, u64)>,
     breaks: ChainBreaks,
@@ -145,12 +169,11 @@ impl SocketTable {
     pub fn new(start_monotonic_ns: u64, filters: Filters) -> Self {
         Self {
             start_monotonic_ns,
-            next_id: 1,
+            ids: ConnIds { next: 1 },
             live: FxHashMap::default(),
             preexisting: FxHashMap::default(),
             last_on_cpu: Vec::new(),
             filters,
-            connections: 0,
             closed: VecDeque::new(),
             breaks: ChainBreaks::default(),
         }
@@ -163,7 +186,7 @@ impl SocketTable {
 
     /// Connections (socket lifetimes) handed an id so far.
     pub fn connections(&self) -> u64 {
-        self.connections
+        self.ids.handed_out()
     }
 
     /// Sockets currently tracked (live, or closed within the grace period).
@@ -175,51 +198,22 @@ impl SocketTable {
         monotonic_ns.saturating_sub(self.start_monotonic_ns)
     }
 
-    fn new_conn(&mut self, scope: Scope, tuple: SocketTuple) -> Conn {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.connections += 1;
-        Conn { id, scope, tuple }
-    }
-
     fn keep(&self, conn: &Conn) -> bool {
-        let ports_ok = self.filters.ports.is_empty()
-            || self
-                .filters
-                .ports
-                .iter()
-                .any(|&p| p == conn.tuple.local.port() || p == conn.tuple.remote.port());
-        let netns_ok =
-            self.filters.netns.is_empty() || self.filters.netns.contains(&conn.scope.netns);
-        ports_ok && netns_ok
+        self.filters.keeps(&conn.scope, &conn.tuple)
     }
 
-    fn keep_unmatched(&self, scope: &Scope, tuple: &SocketTuple) -> bool {
-        self.keep(&Conn {
-            id: 0,
-            scope: *scope,
-            tuple: *tuple,
-        })
+    fn keep_socket(&self, socket: &SocketRef) -> bool {
+        match socket {
+            SocketRef::Conn(conn) => self.keep(conn),
+            SocketRef::Unmatched { scope, tuple } => self.filters.keeps(scope, tuple),
+        }
     }
 
-    /// Gives the sockets of a `sock_diag` snapshot their connection ids and returns them
-    /// as trace events. Start-of-trace sockets are remembered so that their later
-    /// events continue the same connection.
+    /// Gives the sockets of a `sock_diag` snapshot their connection ids and hands them
+    /// to `emit` as trace events (one at a time: the end snapshot of a busy host holds
+    /// a TIME_WAIT socket per connection of the last minute). Start-of-trace sockets are
+    /// remembered so that their later events continue the same connection.
     pub fn snapshot(
-        &mut self,
-        ts_monotonic_ns: u64,
-        sockets: &[DiagSocket],
-        at_end: bool,
-    ) -> Vec<TraceEvent> {
-        let mut out = Vec::with_capacity(sockets.len());
-        self.snapshot_each(ts_monotonic_ns, sockets, at_end, |event| out.push(event));
-        out
-    }
-
-    /// [`Self::snapshot`], handing each event to `emit` instead of collecting them: the
-    /// end snapshot of a busy host holds a TIME_WAIT socket per connection of the
-    /// last minute.
-    pub fn snapshot_each(
         &mut self,
         ts_monotonic_ns: u64,
         sockets: &[DiagSocket],
@@ -241,10 +235,10 @@ impl SocketTable {
             let conn = if at_end {
                 match known.get(&(socket.scope.netns, socket.tuple)) {
                     Some(conn) => *conn,
-                    None => self.new_conn(socket.scope, socket.tuple),
+                    None => self.ids.new_conn(socket.scope, socket.tuple),
                 }
             } else {
-                let conn = self.new_conn(socket.scope, socket.tuple);
+                let conn = self.ids.new_conn(socket.scope, socket.tuple);
                 if socket.state != TcpState::TimeWait {
                     self.preexisting
                         .insert((socket.scope.netns, socket.tuple), conn.id);
@@ -284,34 +278,18 @@ impl SocketTable {
         let Self {
             live,
             preexisting,
-            next_id,
-            connections,
+            ids,
             breaks,
             ..
         } = self;
         let entry = live.entry(skaddr);
-        // A break with another 4-tuple or namespace is another socket on the address,
-        // whose start was missed: it must not inherit this connection (or its owners).
         let mut other_socket = false;
         if let (Entry::Occupied(last), Some(leaves)) = (&entry, leaves)
             && let Some(state) = last.get().state.filter(|_| last.get().closed_at.is_none())
         {
             let expected = if starts_new { TcpState::Close } else { leaves };
             if state != expected {
-                let last = last.get();
-                breaks.missing += fewest_transitions(state, expected);
-                breaks.since_ns = Some(
-                    breaks
-                        .since_ns
-                        .map_or(last.last_ns, |s| s.min(last.last_ns)),
-                );
-                let known = last.conn;
-                other_socket = (completeness(&tuple) == 4
-                    && completeness(&known.tuple) == 4
-                    && tuple != known.tuple)
-                    || (scope.netns != 0
-                        && known.scope.netns != 0
-                        && scope.netns != known.scope.netns);
+                other_socket = breaks.add(last.get(), state, expected, scope, &tuple);
             }
         }
         let entry = match entry {
@@ -337,12 +315,7 @@ impl SocketTable {
         };
         let conn = match preexisting {
             Some(id) if !starts_new => Conn { id, scope, tuple },
-            _ => {
-                let id = *next_id;
-                *next_id += 1;
-                *connections += 1;
-                Conn { id, scope, tuple }
-            }
+            _ => ids.new_conn(scope, tuple),
         };
         let socket = LiveSocket {
             conn,
@@ -377,42 +350,13 @@ impl SocketTable {
 
     /// Turns one decoded kernel event into a trace event; `None` when filtered out.
     pub fn observe(&mut self, event: &Decoded) -> Option<TraceEvent> {
-        let ts_ns = self.rel(event.ts_ns);
         match event.observation {
             Observation::StateChange {
                 skaddr,
                 old,
                 new,
                 tuple,
-            } => {
-                let starts_new =
-                    old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
-                let socket = self.conn_for(skaddr, event.scope, tuple, starts_new, Some(old));
-                socket.state = Some(new);
-                socket.last_ns = event.ts_ns;
-                if event.context == ExecContext::Task && event.task.is_some() {
-                    socket.owner = event.task;
-                }
-                let closed = new == TcpState::Close;
-                if closed {
-                    socket.closed_at = Some(event.ts_ns);
-                }
-                let conn = socket.conn;
-                if closed {
-                    self.closed.push_back((event.ts_ns, skaddr));
-                    self.evict_closed(event.ts_ns);
-                }
-                self.note_cpu(event.cpu, skaddr, event.ts_ns);
-                self.keep(&conn)
-                    .then_some(TraceEvent::Transition(Transition {
-                        ts_ns,
-                        conn,
-                        old,
-                        new,
-                        context: event.context,
-                        task: event.task,
-                    }))
-            }
+            } => self.on_state_change(event, skaddr, old, new, tuple),
             Observation::SendReset {
                 skaddr,
                 state,
@@ -429,25 +373,22 @@ impl SocketTable {
                         tuple,
                     },
                 };
-                let keep = match &socket {
-                    SocketRef::Conn(conn) => self.keep(conn),
-                    SocketRef::Unmatched { scope, tuple } => self.keep_unmatched(scope, tuple),
-                };
-                keep.then_some(TraceEvent::ResetSent(ResetSent {
-                    ts_ns,
-                    socket,
-                    state,
-                    reason,
-                    context: event.context,
-                    task: event.task,
-                }))
+                self.keep_socket(&socket)
+                    .then_some(TraceEvent::ResetSent(ResetSent {
+                        ts_ns: self.rel(event.ts_ns),
+                        socket,
+                        state,
+                        reason,
+                        context: event.context,
+                        task: event.task,
+                    }))
             }
             Observation::ReceiveReset { skaddr, tuple } => {
                 let conn = self.conn_for(skaddr, event.scope, tuple, false, None).conn;
                 self.note_cpu(event.cpu, skaddr, event.ts_ns);
                 self.keep(&conn)
                     .then_some(TraceEvent::ResetReceived(ResetReceived {
-                        ts_ns,
+                        ts_ns: self.rel(event.ts_ns),
                         conn,
                         context: event.context,
                         task: event.task,
@@ -461,24 +402,61 @@ impl SocketTable {
                     },
                     SocketRef::Conn,
                 );
-                let keep = match &socket {
-                    SocketRef::Conn(conn) => self.keep(conn),
-                    SocketRef::Unmatched { scope, tuple } => self.keep_unmatched(scope, tuple),
-                };
-                keep.then_some(TraceEvent::SocketError(SocketError {
-                    ts_ns,
-                    socket,
-                    errno,
-                    context: event.context,
-                    task: event.task,
-                }))
+                self.keep_socket(&socket)
+                    .then_some(TraceEvent::SocketError(SocketError {
+                        ts_ns: self.rel(event.ts_ns),
+                        socket,
+                        errno,
+                        context: event.context,
+                        task: event.task,
+                    }))
             }
         }
     }
 
+    /// The recorder's hot path: one state change.
+    #[inline]
+    fn on_state_change(
+        &mut self,
+        event: &Decoded,
+        skaddr: u64,
+        old: TcpState,
+        new: TcpState,
+        tuple: SocketTuple,
+    ) -> Option<TraceEvent> {
+        let starts_new =
+            old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
+        let socket = self.conn_for(skaddr, event.scope, tuple, starts_new, Some(old));
+        socket.state = Some(new);
+        socket.last_ns = event.ts_ns;
+        if event.context == ExecContext::Task && event.task.is_some() {
+            socket.owner = event.task;
+        }
+        let closed = new == TcpState::Close;
+        if closed {
+            socket.closed_at = Some(event.ts_ns);
+        }
+        let conn = socket.conn;
+        if closed {
+            self.closed.push_back((event.ts_ns, skaddr));
+            self.sweep(event.ts_ns);
+        }
+        self.note_cpu(event.cpu, skaddr, event.ts_ns);
+        self.keep(&conn)
+            .then_some(TraceEvent::Transition(Transition {
+                ts_ns: self.rel(event.ts_ns),
+                conn,
+                old,
+                new,
+                context: event.context,
+                task: event.task,
+            }))
+    }
+
     /// An error report names no socket: it belongs to the socket whose state just
     /// changed on the same CPU, if it came within [`ERROR_PAIRING_NS`] and the ports
-    /// agree (the peer port may already be 0 after `tcp_disconnect`, kernel-facts §3).
+    /// agree (the peer port may already be 0 after `tcp_disconnect`,
+    /// docs/kernel-facts.md §3).
     fn match_error(&self, cpu: u32, ts_ns: u64, tuple: &SocketTuple) -> Option<Conn> {
         let (skaddr, at) = *self.last_on_cpu.get(cpu as usize)?;
         if ts_ns.saturating_sub(at) > ERROR_PAIRING_NS {
@@ -491,11 +469,12 @@ impl SocketTable {
         .then_some(conn)
     }
 
-    /// Forgets sockets that closed more than [`CLOSED_EVICT_NS`] of trace time before
-    /// `ts_ns`, unless their address has been reused since.
-    fn evict_closed(&mut self, ts_ns: u64) {
+    /// Forgets sockets that closed at least `CLOSED_GRACE_NS` before `now_ns` (an
+    /// event's time, or the monotonic clock when no event comes: the same clock),
+    /// unless their address has been reused since.
+    pub fn sweep(&mut self, now_ns: u64) {
         while let Some(&(closed_at, skaddr)) = self.closed.front() {
-            if ts_ns.saturating_sub(closed_at) < CLOSED_EVICT_NS {
+            if now_ns.saturating_sub(closed_at) < CLOSED_GRACE_NS {
                 break;
             }
             self.closed.pop_front();
@@ -505,15 +484,6 @@ impl SocketTable {
                 entry.remove();
             }
         }
-    }
-
-    /// Forgets sockets closed longer ago than the grace period.
-    pub fn sweep(&mut self, now_monotonic_ns: u64) {
-        self.live.retain(|_, socket| {
-            socket
-                .closed_at
-                .is_none_or(|closed| now_monotonic_ns.saturating_sub(closed) < CLOSED_GRACE_NS)
-        });
     }
 
     /// Live (not closed) connections with their last known state and owner, for the
@@ -739,7 +709,8 @@ mod tests {
             tid: 9,
             comm: crate::model::Comm::from_str_lossy("java"),
         };
-        let snap = table.snapshot(
+        let mut snap = Vec::new();
+        table.snapshot(
             START,
             &[DiagSocket {
                 scope: scope(),
@@ -751,6 +722,7 @@ mod tests {
                 owner: Some(owner),
             }],
             false,
+            |event| snap.push(event),
         );
         let TraceEvent::Snapshot(s) = snap[0] else {
             panic!()

@@ -1,137 +1,14 @@
-//! Tracepoint record layouts, read from tracefs `format` files at load time.
+//! Tracepoint record layouts: where each field the decoder reads sits in the record
+//! the kernel program copies, as this kernel's tracefs `format` files say.
 //!
 //! The record of `sock:inet_sock_set_state` moved every address field by one byte in
 //! Linux 5.6 (`protocol` became a `__u16`), and `tcp:tcp_send_reset` was rewritten in
 //! 6.10; reading offsets from the running kernel's format file is the only way to be
 //! right on both sides of those changes without CO-RE.
 
-use std::{
-    collections::HashMap,
-    fs, io,
-    path::{Path, PathBuf},
-};
-
 use probe_common::{FieldSpec, KernelFields, RECORD_BYTES, RECORD_START};
 
-/// Where tracefs may be mounted, in order of preference.
-pub const TRACEFS_MOUNTS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-
-#[derive(Debug, thiserror::Error)]
-pub enum FormatError {
-    #[error("line {line}: {reason}: {text:?}")]
-    Malformed {
-        line: usize,
-        reason: &'static str,
-        text: String,
-    },
-    #[error("{tracepoint}: field `{field}` is missing from the format file")]
-    MissingField {
-        tracepoint: &'static str,
-        field: &'static str,
-    },
-    #[error("{tracepoint}: field `{field}` has size {size}, expected {expected}")]
-    BadSize {
-        tracepoint: &'static str,
-        field: &'static str,
-        size: usize,
-        expected: &'static str,
-    },
-    #[error(
-        "{tracepoint}: field `{field}` ends at byte {end} of the record, past the {limit} bytes \
-         the kernel program copies"
-    )]
-    OutOfReach {
-        tracepoint: &'static str,
-        field: &'static str,
-        end: usize,
-        limit: usize,
-    },
-}
-
-/// One `field:` line of a format file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FormatField {
-    pub c_type: String,
-    pub offset: usize,
-    pub size: usize,
-    pub signed: bool,
-}
-
-/// A parsed tracefs `format` file.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FormatFile {
-    pub name: String,
-    pub id: Option<u32>,
-    pub fields: HashMap<String, FormatField>,
-}
-
-impl FormatFile {
-    pub fn parse(text: &str) -> Result<Self, FormatError> {
-        let mut file = Self::default();
-        for (index, line) in text.lines().enumerate() {
-            let line_no = index + 1;
-            let trimmed = line.trim();
-            if let Some(name) = trimmed.strip_prefix("name:") {
-                file.name = name.trim().to_owned();
-            } else if let Some(id) = trimmed.strip_prefix("ID:") {
-                file.id = id.trim().parse().ok();
-            } else if trimmed.starts_with("field:") {
-                let (name, field) =
-                    parse_field_line(trimmed).ok_or_else(|| FormatError::Malformed {
-                        line: line_no,
-                        reason: "expected `field:TYPE NAME; offset:N; size:N; signed:N;`",
-                        text: trimmed.to_owned(),
-                    })?;
-                file.fields.insert(name, field);
-            } else if trimmed.starts_with("print fmt:") {
-                break;
-            }
-        }
-        Ok(file)
-    }
-
-    pub fn field(&self, name: &str) -> Option<&FormatField> {
-        self.fields.get(name)
-    }
-}
-
-/// `field:__u8 saddr[4]; offset:32; size:4; signed:0;` → ("saddr", ...).
-fn parse_field_line(line: &str) -> Option<(String, FormatField)> {
-    let mut parts = line.split(';').map(str::trim).filter(|p| !p.is_empty());
-    let decl = parts.next()?.strip_prefix("field:")?.trim();
-    let mut offset = None;
-    let mut size = None;
-    let mut signed = false;
-    for part in parts {
-        let (key, value) = part.split_once(':')?;
-        match key.trim() {
-            "offset" => offset = value.trim().parse().ok(),
-            "size" => size = value.trim().parse().ok(),
-            "signed" => signed = value.trim() == "1",
-            _ => {}
-        }
-    }
-    // The name is the last identifier of the declaration, before any array suffix:
-    // `const void * skaddr`, `__u8 saddr_v6[16]`, `enum sk_rst_reason reason`.
-    let without_array = decl.split('[').next()?.trim_end();
-    let name_start = without_array
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
-    let name = &without_array[name_start..];
-    if name.is_empty() {
-        return None;
-    }
-    let c_type = without_array[..name_start].trim().to_owned();
-    Some((
-        name.to_owned(),
-        FormatField {
-            c_type,
-            offset: offset?,
-            size: size?,
-            signed,
-        },
-    ))
-}
+use crate::kernel::tracefs::{FormatError, FormatFile};
 
 /// A field's place in the bytes the kernel program copies (record offset minus
 /// [`RECORD_START`]).
@@ -142,12 +19,24 @@ pub struct Field {
 }
 
 impl Field {
-    /// Reads an unsigned little-endian integer of 1, 2, 4 or 8 bytes.
+    /// Reads an unsigned little-endian integer of 1, 2, 4 or 8 bytes (the first 8 of a
+    /// longer field). The usual sizes are fixed-size loads: a variable-length copy is a
+    /// `memcpy` call, and the recorder reads six of these per event.
+    #[inline]
     pub fn read_uint(self, record: &[u8]) -> Option<u64> {
         let bytes = record.get(self.offset..self.offset + self.size)?;
-        let mut value = [0u8; 8];
-        value[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-        Some(u64::from_le_bytes(value))
+        Some(match *bytes {
+            [a] => u64::from(a),
+            [a, b] => u64::from(u16::from_le_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+            _ => {
+                let mut value = [0u8; 8];
+                let len = bytes.len().min(8);
+                value[..len].copy_from_slice(&bytes[..len]);
+                u64::from_le_bytes(value)
+            }
+        })
     }
 
     pub fn read_bytes<const N: usize>(self, record: &[u8]) -> Option<[u8; N]> {
@@ -185,6 +74,19 @@ fn copy_len(fields: &[Option<Field>]) -> u16 {
 }
 
 impl TupleFields {
+    /// The kernel program's view of a record with these tuple fields and `others`: the
+    /// ports, and the bytes to copy (up to the last field the decoder reads).
+    fn kernel_fields(&self, others: &[Field]) -> KernelFields {
+        let mut used: Vec<Option<Field>> = others.iter().copied().map(Some).collect();
+        used.extend(self.all());
+        KernelFields {
+            sport: spec(Some(self.sport)),
+            dport: spec(Some(self.dport)),
+            copy_len: copy_len(&used),
+            ..KernelFields::ABSENT
+        }
+    }
+
     fn all(&self) -> [Option<Field>; 7] {
         [
             Some(self.sport),
@@ -332,22 +234,10 @@ impl StateChangeLayout {
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
             protocol: spec(Some(self.protocol)),
-            sport: spec(Some(self.tuple.sport)),
-            dport: spec(Some(self.tuple.dport)),
-            copy_len: copy_len(&self.used()),
-            ..KernelFields::ABSENT
+            ..self
+                .tuple
+                .kernel_fields(&[self.skaddr, self.oldstate, self.newstate, self.protocol])
         }
-    }
-
-    fn used(&self) -> Vec<Option<Field>> {
-        let mut fields = vec![
-            Some(self.skaddr),
-            Some(self.oldstate),
-            Some(self.newstate),
-            Some(self.protocol),
-        ];
-        fields.extend(self.tuple.all());
-        fields
     }
 }
 
@@ -355,7 +245,7 @@ impl StateChangeLayout {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResetAddrs {
     /// 6.10+: `struct sockaddr_in`/`sockaddr_in6` in 28-byte fields, ports in network
-    /// order, no family field (kernel-facts §3).
+    /// order, no family field (docs/kernel-facts.md §3).
     Sockaddr { saddr: Field, daddr: Field },
     /// Before 6.10: the `tcp_event_sk_skb` class with separate ports and addresses.
     Split(TupleFields),
@@ -451,14 +341,9 @@ impl ReceiveResetLayout {
     }
 
     pub fn kernel_fields(&self) -> KernelFields {
-        let mut used = vec![Some(self.skaddr)];
-        used.extend(self.tuple.all());
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
-            sport: spec(Some(self.tuple.sport)),
-            dport: spec(Some(self.tuple.dport)),
-            copy_len: copy_len(&used),
-            ..KernelFields::ABSENT
+            ..self.tuple.kernel_fields(&[self.skaddr])
         }
     }
 }
@@ -487,15 +372,10 @@ impl ErrorReportLayout {
     }
 
     pub fn kernel_fields(&self) -> KernelFields {
-        let mut used = vec![Some(self.error), Some(self.protocol)];
-        used.extend(self.tuple.all());
         KernelFields {
             protocol: spec(Some(self.protocol)),
-            sport: spec(Some(self.tuple.sport)),
-            dport: spec(Some(self.tuple.dport)),
             error: spec(Some(self.error)),
-            copy_len: copy_len(&used),
-            ..KernelFields::ABSENT
+            ..self.tuple.kernel_fields(&[self.error, self.protocol])
         }
     }
 }
@@ -510,119 +390,10 @@ pub struct Layouts {
     pub error_report: Option<ErrorReportLayout>,
 }
 
-/// A mounted tracefs.
-#[derive(Clone, Debug)]
-pub struct Tracefs {
-    root: PathBuf,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TracefsError {
-    #[error(
-        "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({0}); mount it \
-         with `mount -t tracefs nodev /sys/kernel/tracing`"
-    )]
-    NotMounted(io::Error),
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("{path}: {source}")]
-    Format { path: PathBuf, source: FormatError },
-}
-
-impl Tracefs {
-    pub fn at(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    /// Finds a mounted tracefs, mounting one at `/sys/kernel/tracing` if there is none
-    /// (kernel-facts: "tracefs may not be mounted").
-    pub fn locate_or_mount() -> Result<Self, TracefsError> {
-        if let Some(found) = Self::locate() {
-            return Ok(found);
-        }
-        mount_tracefs(Path::new(TRACEFS_MOUNTS[0])).map_err(TracefsError::NotMounted)?;
-        Self::locate().ok_or_else(|| {
-            TracefsError::NotMounted(io::Error::other("mounted, but events/ is still missing"))
-        })
-    }
-
-    pub fn locate() -> Option<Self> {
-        TRACEFS_MOUNTS
-            .iter()
-            .map(Path::new)
-            .find(|root| root.join("events").is_dir())
-            .map(Self::at)
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn has_event(&self, (category, name): (&str, &str)) -> bool {
-        self.root.join("events").join(category).join(name).is_dir()
-    }
-
-    pub fn format(&self, (category, name): (&str, &str)) -> Result<FormatFile, TracefsError> {
-        let path = self
-            .root
-            .join("events")
-            .join(category)
-            .join(name)
-            .join("format");
-        let text = fs::read_to_string(&path).map_err(|source| TracefsError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        FormatFile::parse(&text).map_err(|source| TracefsError::Format { path, source })
-    }
-
-    /// Reads the layout of one tracepoint; `Ok(None)` when this kernel lacks it.
-    pub fn layout<T>(
-        &self,
-        tracepoint: (&'static str, &'static str),
-        build: impl FnOnce(&FormatFile) -> Result<T, FormatError>,
-    ) -> Result<Option<T>, TracefsError> {
-        if !self.has_event(tracepoint) {
-            return Ok(None);
-        }
-        let path = self
-            .root
-            .join("events")
-            .join(tracepoint.0)
-            .join(tracepoint.1)
-            .join("format");
-        let file = self.format(tracepoint)?;
-        build(&file)
-            .map(Some)
-            .map_err(|source| TracefsError::Format { path, source })
-    }
-}
-
-fn mount_tracefs(target: &Path) -> io::Result<()> {
-    use std::{ffi::CString, os::unix::ffi::OsStrExt as _};
-    let target = CString::new(target.as_os_str().as_bytes())?;
-    let source = c"nodev";
-    let fstype = c"tracefs";
-    // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::tracefs::FormatFile;
 
     const STATE_6_18: &str = include_str!("testdata/inet_sock_set_state.6.18.format");
     const STATE_5_5: &str = include_str!("testdata/inet_sock_set_state.5.5.format");
@@ -635,25 +406,6 @@ mod tests {
             offset: offset - RECORD_START,
             size,
         }
-    }
-
-    #[test]
-    fn parses_field_lines_with_pointers_arrays_and_enums() {
-        let file = FormatFile::parse(SEND_RESET_6_18).unwrap();
-        assert_eq!(file.name, "tcp_send_reset");
-        let skaddr = file.field("skaddr").unwrap();
-        assert_eq!(
-            (skaddr.c_type.as_str(), skaddr.offset, skaddr.size),
-            ("const void *", 16, 8)
-        );
-        let reason = file.field("reason").unwrap();
-        assert_eq!(
-            (reason.c_type.as_str(), reason.offset),
-            ("enum sk_rst_reason", 28)
-        );
-        let saddr = file.field("saddr").unwrap();
-        assert_eq!((saddr.offset, saddr.size), (32, 28));
-        assert!(file.field("common_pid").unwrap().signed);
     }
 
     #[test]
@@ -738,7 +490,7 @@ mod tests {
 
     #[test]
     fn send_reset_before_6_10_uses_split_fields() {
-        // The tcp_event_sk_skb layout of 5.x (kernel-facts §3, tcp_retransmit_skb row).
+        // The tcp_event_sk_skb layout of 5.x (docs/kernel-facts.md §3, tcp_retransmit_skb row).
         let text = "name: tcp_send_reset\nformat:\n\
             \tfield:const void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\
             \tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;\n\
@@ -786,12 +538,6 @@ mod tests {
         let text = STATE_6_18.replace("offset:56;\tsize:16", "offset:96;\tsize:16");
         let err = StateChangeLayout::from_format(&FormatFile::parse(&text).unwrap()).unwrap_err();
         assert!(err.to_string().contains("past the 88 bytes"), "{err}");
-    }
-
-    #[test]
-    fn malformed_lines_are_rejected_with_their_number() {
-        let err = FormatFile::parse("name: x\nformat:\n\tfield:int a;\toffset:x;\n").unwrap_err();
-        assert!(err.to_string().starts_with("line 3:"), "{err}");
     }
 
     #[test]

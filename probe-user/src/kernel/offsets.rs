@@ -1,0 +1,286 @@
+//! The struct offsets the kernel program needs, resolved from kernel BTF.
+//!
+//! Rust BPF programs get no CO-RE relocations, so the offsets of `struct sock` members
+//! the kernel program dereferences (netns, cgroup) are looked up here in the kernel's
+//! BTF and passed to the program as constants. A member that cannot be found means
+//! "unknown", never a guessed offset.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use probe_common::{BtfStateOffsets, SockOffsets};
+
+use crate::{
+    kernel::btf::{Btf, BtfError},
+    model::SocketOffsetsInfo,
+};
+
+/// Kernel BTF as the recorder uses it, read once: the offsets the kernel program needs,
+/// and the raw data for the program loader (which parses it again for its own use).
+#[derive(Debug)]
+pub struct KernelBtf {
+    pub path: PathBuf,
+    /// The file's contents, when it could be read.
+    pub raw: Option<Vec<u8>>,
+    pub sock: SockOffsets,
+    /// What the trace header says about `sock`.
+    pub info: SocketOffsetsInfo,
+    /// For the `tp_btf` state-change program, or why it cannot be used.
+    pub state: Result<BtfStateOffsets, String>,
+}
+
+impl KernelBtf {
+    /// Reads and resolves `path`. Without BTF the recording goes on, with netns and
+    /// cgroup unknown.
+    pub fn read(path: &Path) -> Self {
+        let raw = fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        });
+        let parsed = raw.as_deref().map_err(|err| err.to_string());
+        let parsed = parsed.and_then(|data| Btf::parse(data).map_err(|err| err.to_string()));
+        let (sock, info, state) = match parsed {
+            Ok(btf) => {
+                let report = sock_offsets(&btf);
+                let info = SocketOffsetsInfo {
+                    netns: report.offsets.netns_valid == 1,
+                    cgroup: report.offsets.cgroup_valid == 1,
+                    missing: report.missing,
+                };
+                let state = btf_state_offsets(&btf).map_err(|missing| missing.join("; "));
+                (report.offsets, info, state)
+            }
+            Err(err) => (
+                SockOffsets::UNKNOWN,
+                SocketOffsetsInfo {
+                    netns: false,
+                    cgroup: false,
+                    missing: vec![format!(
+                        "no kernel BTF ({err}): network namespace and cgroup are not recorded"
+                    )],
+                },
+                Err("no kernel BTF".to_owned()),
+            ),
+        };
+        Self {
+            path: path.to_path_buf(),
+            raw: raw.ok(),
+            sock,
+            info,
+            state,
+        }
+    }
+}
+
+/// What [`sock_offsets`] could and could not resolve, for the trace header and the
+/// "no BTF" warning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetReport {
+    pub offsets: SockOffsets,
+    /// Human-readable reasons for each part that stays unknown.
+    pub missing: Vec<String>,
+}
+
+fn pointer(btf: &Btf, root: &str, path: &[&str]) -> Result<u32, String> {
+    match btf.member_offset(root, path) {
+        Some(m) if m.is_pointer => Ok(m.offset),
+        Some(m) => Err(format!(
+            "struct {root}.{} is not a pointer (size {})",
+            path.join("."),
+            m.size
+        )),
+        None => Err(format!("struct {root} has no member {}", path.join("."))),
+    }
+}
+
+fn integer(btf: &Btf, root: &str, path: &[&str], size: u32) -> Result<u32, String> {
+    match btf.member_offset(root, path) {
+        Some(m) if m.size == size && !m.is_pointer => Ok(m.offset),
+        Some(m) => Err(format!(
+            "struct {root}.{} has size {}, expected {size}",
+            path.join("."),
+            m.size
+        )),
+        None => Err(format!("struct {root} has no member {}", path.join("."))),
+    }
+}
+
+/// Every one of `parts`, or what is missing.
+fn all_of<const N: usize>(parts: [Result<u32, String>; N]) -> Result<[u32; N], Vec<String>> {
+    let mut values = [0; N];
+    let mut missing = Vec::new();
+    for (value, part) in values.iter_mut().zip(parts) {
+        match part {
+            Ok(offset) => *value = offset,
+            Err(err) => missing.push(err),
+        }
+    }
+    if missing.is_empty() {
+        Ok(values)
+    } else {
+        Err(missing)
+    }
+}
+
+impl OffsetReport {
+    /// The offsets of one part, if all of them resolve; otherwise says why, as `what`.
+    fn part<const N: usize>(
+        &mut self,
+        what: &str,
+        parts: [Result<u32, String>; N],
+    ) -> Option<[u32; N]> {
+        all_of(parts)
+            .map_err(|missing| {
+                let reasons = missing.into_iter().map(|e| format!("{what}: {e}"));
+                self.missing.extend(reasons);
+            })
+            .ok()
+    }
+}
+
+/// Resolves every offset the kernel program needs. Parts that cannot be resolved stay
+/// marked invalid, so the program reports "unknown" instead of reading wrong memory.
+pub fn sock_offsets(btf: &Btf) -> OffsetReport {
+    let mut report = OffsetReport::default();
+    if let Some([sk_net, net_inum]) = report.part(
+        "netns",
+        [
+            pointer(btf, "sock", &["__sk_common", "skc_net", "net"]),
+            integer(btf, "net", &["ns", "inum"], 4),
+        ],
+    ) {
+        report.offsets.sk_net = sk_net;
+        report.offsets.net_inum = net_inum;
+        report.offsets.netns_valid = 1;
+    }
+    if let Some([sk_cgroup, cgroup_kn, kn_id]) = report.part(
+        "cgroup",
+        [
+            pointer(btf, "sock", &["sk_cgrp_data", "cgroup"]),
+            pointer(btf, "cgroup", &["kn"]),
+            integer(btf, "kernfs_node", &["id"], 8),
+        ],
+    ) {
+        report.offsets.sk_cgroup = sk_cgroup;
+        report.offsets.cgroup_kn = cgroup_kn;
+        report.offsets.kn_id = kn_id;
+        report.offsets.cgroup_valid = 1;
+    }
+    if let Some([skb_dev, dev_net]) = report.part(
+        "netns of resets without a socket",
+        [
+            pointer(btf, "sk_buff", &["dev"]),
+            pointer(btf, "net_device", &["nd_net", "net"]),
+        ],
+    ) {
+        report.offsets.skb_dev = skb_dev;
+        report.offsets.dev_net = dev_net;
+        report.offsets.skb_valid = 1;
+    }
+    report
+}
+
+/// Resolves the offsets of the `tp_btf` state-change program, or says why it cannot
+/// be used (the classic tracepoint program then records state changes).
+pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
+    let common = |name: &'static str, size: u32| integer(btf, "sock", &["__sk_common", name], size);
+    let parts = [
+        common("skc_family", 2),
+        integer(btf, "sock", &["sk_protocol"], 2),
+        common("skc_dport", 2),
+        common("skc_rcv_saddr", 4),
+        common("skc_daddr", 4),
+        integer(
+            btf,
+            "tcp_sock",
+            &["inet_conn", "icsk_inet", "inet_sport"],
+            2,
+        ),
+        integer(btf, "task_struct", &["comm"], 16),
+    ];
+    let [family, protocol, dport, saddr, daddr, sport, task_comm] = all_of(parts)?;
+    // Without CONFIG_IPV6 the tracepoint writes v4-mapped addresses only.
+    let ipv6 = all_of([common("skc_v6_rcv_saddr", 16), common("skc_v6_daddr", 16)]).ok();
+    Ok(BtfStateOffsets {
+        valid: 1,
+        ipv6: u32::from(ipv6.is_some()),
+        family,
+        protocol,
+        dport,
+        saddr,
+        daddr,
+        saddr_v6: ipv6.map_or(0, |[saddr_v6, _]| saddr_v6),
+        daddr_v6: ipv6.map_or(0, |[_, daddr_v6]| daddr_v6),
+        sport,
+        task_comm,
+        reserved: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::btf::{VMLINUX, tests::kernel_like};
+
+    #[test]
+    fn sock_offsets_reports_what_is_missing() {
+        let report = sock_offsets(&Btf::parse(&kernel_like()).unwrap());
+        assert_eq!(report.offsets.netns_valid, 1);
+        assert_eq!(report.offsets.sk_net, 48);
+        assert_eq!(report.offsets.net_inum, 144);
+        assert_eq!(report.offsets.cgroup_valid, 1);
+        assert_eq!(
+            (
+                report.offsets.sk_cgroup,
+                report.offsets.cgroup_kn,
+                report.offsets.kn_id
+            ),
+            (5000, 256, 80)
+        );
+        // The miniature has no sk_buff: that part is reported, not guessed.
+        assert_eq!(report.offsets.skb_valid, 0);
+        assert!(
+            report.missing.iter().any(|m| m.contains("sk_buff")),
+            "{:?}",
+            report.missing
+        );
+    }
+
+    #[test]
+    fn reads_this_kernels_btf_when_present() {
+        let path = Path::new(VMLINUX);
+        if !path.exists() {
+            eprintln!("skipping: {VMLINUX} not present");
+            return;
+        }
+        let btf = Btf::parse(&fs::read(path).unwrap()).unwrap();
+        let report = sock_offsets(&btf);
+        assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
+        assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);
+        assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
+        let state = btf_state_offsets(&btf).unwrap();
+        assert_eq!((state.valid, state.ipv6), (1, 1));
+        // skc_daddr and skc_rcv_saddr share an 8-byte union member, in this order.
+        assert_eq!(state.saddr, state.daddr + 4);
+    }
+
+    #[test]
+    fn btf_state_offsets_say_what_is_missing() {
+        // The miniature has no sk_protocol, tcp_sock or task_struct.
+        let missing = btf_state_offsets(&Btf::parse(&kernel_like()).unwrap()).unwrap_err();
+        assert!(
+            missing.iter().any(|m| m.contains("sk_protocol")),
+            "{missing:?}"
+        );
+        assert!(
+            missing.iter().any(|m| m.contains("struct tcp_sock")),
+            "{missing:?}"
+        );
+        assert!(
+            missing.iter().any(|m| m.contains("task_struct")),
+            "{missing:?}"
+        );
+    }
+}

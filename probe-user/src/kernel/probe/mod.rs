@@ -1,0 +1,320 @@
+//! The only module that talks to aya: load the kernel program with this kernel's
+//! layouts and offsets, attach it, and hand out the ring buffer and loss counters.
+
+mod attach;
+mod counters;
+mod ring;
+
+use std::os::fd::{AsFd as _, AsRawFd as _};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use log::debug;
+use probe_common::{
+    BtfStateOffsets, KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig,
+};
+
+pub use self::{counters::KernelCounters, ring::EventRing};
+use crate::{
+    kernel::{
+        layouts::{
+            ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+        },
+        offsets::KernelBtf,
+        tracefs::{FormatError, FormatFile, Tracefs, TracefsError},
+    },
+    model::{Filters, TracepointStatus},
+};
+
+/// The compiled kernel program.
+static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    #[error("this kernel has no sock:inet_sock_set_state tracepoint (it appeared in Linux 4.16)")]
+    NoStateTracepoint,
+    #[error("this tcpchurn was built without its kernel program (AYA_BUILD_SKIP was set)")]
+    NoObject,
+    #[error("loading the kernel program failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("the kernel program has no {0}")]
+    Missing(&'static str),
+    #[error("{what}: {source}")]
+    Program {
+        what: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("polling the ring buffer: {0}")]
+    Poll(#[source] std::io::Error),
+    #[error("{what}: {source}")]
+    Map {
+        what: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// How the kernel program is set up.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Ring-buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// Fill level above which events wake the reader.
+    pub wakeup_threshold: u64,
+    /// What the kernel program keeps (the first [`MAX_FILTER_PORTS`] ports and
+    /// [`MAX_FILTER_NETNS`] namespaces).
+    pub filters: Filters,
+    /// Try the BTF-enabled raw tracepoint for state changes (else: classic only).
+    pub tp_btf: bool,
+}
+
+/// A loaded and attached kernel program. Dropping it detaches every program.
+pub struct KernelProbe {
+    ebpf: Ebpf,
+    /// Forwards the kernel program's rare log lines (aya-log) to the `log` crate.
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// File descriptors of the attached event programs, for their skipped-run counts.
+    event_program_fds: Vec<i32>,
+    counters: PerCpuArray<MapData, u64>,
+    /// Every tracepoint tried, the state change first.
+    pub tracepoints: Vec<TracepointStatus>,
+    pub softirq_tracking: bool,
+    /// The layouts of the records the attached programs write.
+    pub layouts: Layouts,
+}
+
+impl std::fmt::Debug for KernelProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelProbe")
+            .field("tracepoints", &self.tracepoints)
+            .field("softirq_tracking", &self.softirq_tracking)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads this kernel's record layouts; the state-change tracepoint is mandatory. An
+/// optional tracepoint that is missing or not understood gets a status saying why.
+fn read_layouts(tracefs: &Tracefs) -> Result<(Layouts, Vec<TracepointStatus>), KernelError> {
+    let state_change = tracefs
+        .layout(
+            StateChangeLayout::TRACEPOINT,
+            StateChangeLayout::from_format,
+        )?
+        .ok_or(KernelError::NoStateTracepoint)?;
+    let mut statuses = Vec::new();
+    let layouts = Layouts {
+        state_change,
+        send_reset: optional_layout(
+            tracefs,
+            SendResetLayout::TRACEPOINT,
+            SendResetLayout::from_format,
+            &mut statuses,
+        ),
+        receive_reset: optional_layout(
+            tracefs,
+            ReceiveResetLayout::TRACEPOINT,
+            ReceiveResetLayout::from_format,
+            &mut statuses,
+        ),
+        error_report: optional_layout(
+            tracefs,
+            ErrorReportLayout::TRACEPOINT,
+            ErrorReportLayout::from_format,
+            &mut statuses,
+        ),
+    };
+    Ok((layouts, statuses))
+}
+
+fn optional_layout<T>(
+    tracefs: &Tracefs,
+    tracepoint: (&'static str, &'static str),
+    build: fn(&FormatFile) -> Result<T, FormatError>,
+    statuses: &mut Vec<TracepointStatus>,
+) -> Option<T> {
+    let detail = match tracefs.layout(tracepoint, build) {
+        Ok(Some(layout)) => return Some(layout),
+        Ok(None) => "not available on this kernel".to_owned(),
+        Err(err) => format!("layout not understood: {err}"),
+    };
+    statuses.push(TracepointStatus {
+        name: format!("{}:{}", tracepoint.0, tracepoint.1),
+        attached: false,
+        detail: Some(detail),
+    });
+    None
+}
+
+fn kernel_filter(filters: &Filters) -> KernelFilter {
+    let mut filter = KernelFilter::NONE;
+    for (slot, port) in filter
+        .ports
+        .iter_mut()
+        .zip(filters.ports.iter().take(MAX_FILTER_PORTS))
+    {
+        *slot = *port;
+    }
+    for (slot, netns) in filter
+        .netns
+        .iter_mut()
+        .zip(filters.netns.iter().take(MAX_FILTER_NETNS))
+    {
+        *slot = *netns;
+    }
+    filter.port_count = u32::try_from(filters.ports.len().min(MAX_FILTER_PORTS)).unwrap_or(0);
+    filter.netns_count = u32::try_from(filters.netns.len().min(MAX_FILTER_NETNS)).unwrap_or(0);
+    filter
+}
+
+/// The constants the kernel program runs with.
+fn probe_config(layouts: &Layouts, btf: &KernelBtf, options: &ProbeOptions) -> ProbeConfig {
+    ProbeConfig {
+        state_change: layouts.state_change.kernel_fields(),
+        send_reset: layouts
+            .send_reset
+            .map(|l| l.kernel_fields())
+            .unwrap_or_default(),
+        receive_reset: layouts
+            .receive_reset
+            .map(|l| l.kernel_fields())
+            .unwrap_or_default(),
+        error_report: layouts
+            .error_report
+            .map(|l| l.kernel_fields())
+            .unwrap_or_default(),
+        sock: btf.sock,
+        btf_state: btf.state.clone().unwrap_or(BtfStateOffsets::UNKNOWN),
+        filter: kernel_filter(&options.filters),
+        wakeup_threshold: options.wakeup_threshold,
+    }
+}
+
+impl KernelProbe {
+    /// Loads the program with this kernel's layouts and offsets and attaches it.
+    /// Returns the probe and its ring buffer (owned separately so it can be polled
+    /// while the probe is detached at shutdown).
+    pub fn load(
+        tracefs: &Tracefs,
+        options: &ProbeOptions,
+        btf: &KernelBtf,
+    ) -> Result<(Self, EventRing), KernelError> {
+        if PROBE_OBJECT.is_empty() {
+            return Err(KernelError::NoObject);
+        }
+        let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
+        let config = probe_config(&layouts, btf, options);
+        debug!("kernel program config: {config:?}");
+        // aya reads the same BTF as the offsets: for the loader, and as the target of
+        // the `tp_btf` program.
+        let target = match &btf.raw {
+            Some(raw) => aya::Btf::parse(raw, aya::Endianness::default())
+                .map_err(|err| format!("reading {}: {err}", btf.path.display())),
+            None => Err("no kernel BTF".to_owned()),
+        };
+        let mut ebpf = EbpfLoader::new()
+            .btf(target.as_ref().ok())
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", options.ring_bytes)
+            .load(PROBE_OBJECT)?;
+
+        let softirq = attach::softirq_tracking(&mut ebpf);
+        let softirq_tracking = softirq.attached;
+        tracepoints.push(softirq);
+        tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
+        let tp_btf = if options.tp_btf {
+            (btf.state.as_ref().map_err(Clone::clone))
+                .and_then(|_| target.as_ref().map_err(Clone::clone))
+        } else {
+            Err("not used (--no-tp-btf)".to_owned())
+        };
+        let (state_change, status) = attach::state_change(&mut ebpf, layouts.state_change, tp_btf)?;
+        layouts.state_change = state_change;
+        tracepoints.insert(0, status);
+
+        let (ring, counters) = take_maps(&mut ebpf)?;
+        Ok((
+            Self {
+                event_program_fds: event_program_fds(&ebpf),
+                logger: logger(&mut ebpf),
+                ebpf,
+                counters,
+                tracepoints,
+                softirq_tracking,
+                layouts,
+            },
+            ring,
+        ))
+    }
+
+    /// Reads the per-CPU counters and the runs the kernel skipped.
+    pub fn counters(&self) -> Result<KernelCounters, KernelError> {
+        let mut counters = counters::read_counters(&self.counters)?;
+        counters.recursion_missed = counters::recursion_misses(&self.event_program_fds);
+        Ok(counters)
+    }
+
+    /// Passes on what the kernel program logged since the last call.
+    pub fn flush_logs(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+
+    /// Detaches every program now (dropping the probe does the same), and returns the
+    /// counters as they were at that moment.
+    pub fn detach(mut self) -> Result<KernelCounters, KernelError> {
+        self.flush_logs();
+        // Skipped runs are read while the programs still exist; nothing runs once they
+        // are detached, so the per-CPU counters read after are final.
+        let recursion_missed = counters::recursion_misses(&self.event_program_fds);
+        drop(self.ebpf);
+        let mut counters = counters::read_counters(&self.counters)?;
+        counters.recursion_missed = recursion_missed;
+        Ok(counters)
+    }
+}
+
+/// The ring buffer and the counters, owned apart from the programs so that both can be
+/// read after detaching.
+fn take_maps(ebpf: &mut Ebpf) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
+    let mut take = |name, missing| ebpf.take_map(name).ok_or(KernelError::Missing(missing));
+    let map_error = |what| move |source| KernelError::Map { what, source };
+    let ring = RingBuf::try_from(take("EVENTS", "EVENTS map")?)
+        .map_err(map_error("EVENTS ring buffer"))?;
+    let counters = PerCpuArray::try_from(take("COUNTERS", "COUNTERS map")?)
+        .map_err(map_error("COUNTERS map"))?;
+    let ring = EventRing::new(ring).map_err(KernelError::Poll)?;
+    Ok((ring, counters))
+}
+
+fn event_program_fds(ebpf: &Ebpf) -> Vec<i32> {
+    counters::EVENT_PROGRAMS
+        .iter()
+        .filter_map(|name| ebpf.program(name))
+        .filter_map(|program| program.fd().ok())
+        .map(|fd| fd.as_fd().as_raw_fd())
+        .collect()
+}
+
+fn logger(ebpf: &mut Ebpf) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+    match aya_log::EbpfLogger::init(ebpf) {
+        Ok(logger) => Some(logger),
+        Err(err) => {
+            debug!("kernel program logs unavailable: {err}");
+            None
+        }
+    }
+}
+
+/// CPUs the kernel may run programs on (the length of per-CPU maps).
+pub fn possible_cpus() -> u32 {
+    aya::util::nr_cpus()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}

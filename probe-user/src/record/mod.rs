@@ -1,0 +1,36 @@
+//! `tcpchurn record`: attach, stream the ring buffer into a trace file, stop cleanly.
+//!
+//! Threads: the tokio current-thread runtime drains the ring buffer and encodes
+//! blocks; a writer thread does the file I/O (write + fdatasync per block), so a slow
+//! disk never stalls the reader. If the disk falls behind, the channel fills, the
+//! reader waits, the ring fills and the kernel counts the loss: nothing is dropped
+//! silently and memory stays bounded.
+
+mod driver;
+mod header;
+pub mod options;
+pub mod recording;
+pub mod sink;
+pub mod sockets;
+
+use anyhow::Context as _;
+
+pub use self::options::{OptionsError, RecordOptions};
+use crate::{
+    kernel::{host, preflight, tracefs::Tracefs},
+    model::RecordSummary,
+};
+
+/// Records until stopped. Errors before attaching leave no kernel state and no file.
+pub fn record(options: RecordOptions) -> anyhow::Result<RecordSummary> {
+    let options = options.checked()?;
+    preflight::check_privileges()?;
+    preflight::check_kernel(&host::uname().release)?;
+    sink::check_output(&options.output, options.force)?;
+    let tracefs = Tracefs::locate_or_mount()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(driver::run(&options, &tracefs))
+}

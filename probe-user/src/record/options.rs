@@ -1,0 +1,163 @@
+//! What `tcpchurn record` can be told, and the checks those options must pass before
+//! anything is touched.
+
+use std::{path::PathBuf, time::Duration};
+
+use probe_common::{MAX_FILTER_NETNS, MAX_FILTER_PORTS};
+
+use crate::{
+    kernel::{btf, probe::ProbeOptions},
+    model::Filters,
+};
+
+/// The shortest flush interval: every flush is a write and an `fdatasync`.
+const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// The shortest ring-buffer poll interval.
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Everything `tcpchurn record` can be told.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub output: PathBuf,
+    pub force: bool,
+    pub duration: Option<Duration>,
+    /// `--port` and `--netns` (namespace inodes, already resolved).
+    pub filters: Filters,
+    /// Kernel ring-buffer size: a power of two of at least 4 KiB, below 4 GiB.
+    pub ring_bytes: u64,
+    /// How often blocks are written and synced (at least 10 ms).
+    pub flush_interval: Duration,
+    /// How often the ring buffer is drained when no wake-up came (at least 1 ms).
+    pub poll_interval: Duration,
+    /// Take `sock_diag` snapshots at start and end.
+    pub snapshot: bool,
+    /// Start a new file when this one reaches this size (bytes).
+    pub max_size: Option<u64>,
+    /// Keep at most this many files when rotating (oldest are removed).
+    pub rotate: Option<u32>,
+    /// Kernel BTF file for struct offsets.
+    pub btf: PathBuf,
+    /// Ring fill level that wakes the reader early (0: a quarter of the ring).
+    pub wakeup_bytes: u64,
+    /// Use the BTF-enabled raw tracepoint for state changes when kernel BTF allows it.
+    pub tp_btf: bool,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        Self {
+            output: PathBuf::from("tcpchurn.trace"),
+            force: false,
+            duration: None,
+            filters: Filters::default(),
+            ring_bytes: 16 << 20,
+            flush_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(20),
+            snapshot: true,
+            max_size: None,
+            rotate: None,
+            btf: PathBuf::from(btf::VMLINUX),
+            wakeup_bytes: 0,
+            tp_btf: true,
+        }
+    }
+}
+
+/// Options the kernel program cannot take.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("at most {MAX_FILTER_PORTS} --port filters")]
+    TooManyPorts,
+    #[error("at most {MAX_FILTER_NETNS} --netns filters")]
+    TooManyNetns,
+    #[error("--ring-size must be below 4 GiB")]
+    RingTooLarge,
+    #[error("--ring-size must be a power of two of at least 4 KiB (got {0})")]
+    RingSize(u64),
+}
+
+impl RecordOptions {
+    /// The options as the recorder uses them: refused if the kernel program cannot take
+    /// them, intervals raised to their minimum.
+    pub fn checked(self) -> Result<Self, OptionsError> {
+        if self.filters.ports.len() > MAX_FILTER_PORTS {
+            return Err(OptionsError::TooManyPorts);
+        }
+        if self.filters.netns.len() > MAX_FILTER_NETNS {
+            return Err(OptionsError::TooManyNetns);
+        }
+        if u32::try_from(self.ring_bytes).is_err() {
+            return Err(OptionsError::RingTooLarge);
+        }
+        if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 4096 {
+            return Err(OptionsError::RingSize(self.ring_bytes));
+        }
+        Ok(Self {
+            flush_interval: self.flush_interval.max(MIN_FLUSH_INTERVAL),
+            poll_interval: self.poll_interval.max(MIN_POLL_INTERVAL),
+            ..self
+        })
+    }
+
+    /// How the kernel program is set up for these (checked) options.
+    pub fn probe_options(&self) -> ProbeOptions {
+        let ring_bytes = u32::try_from(self.ring_bytes).unwrap_or(u32::MAX);
+        ProbeOptions {
+            ring_bytes,
+            wakeup_threshold: if self.wakeup_bytes == 0 {
+                u64::from(ring_bytes / 4)
+            } else {
+                self.wakeup_bytes
+            },
+            filters: self.filters.clone(),
+            tp_btf: self.tp_btf,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_kernel_program_cannot_take_is_refused() {
+        let options = |change: fn(&mut RecordOptions)| {
+            let mut options = RecordOptions::default();
+            change(&mut options);
+            options.checked().map(|o| o.probe_options().ring_bytes)
+        };
+        assert_eq!(options(|_| {}), Ok(16 << 20));
+        assert_eq!(
+            options(|o| o.filters.ports = vec![1; 9]),
+            Err(OptionsError::TooManyPorts)
+        );
+        assert_eq!(
+            options(|o| o.filters.netns = vec![1; 9]),
+            Err(OptionsError::TooManyNetns)
+        );
+        assert_eq!(
+            options(|o| o.ring_bytes = 8 << 30),
+            Err(OptionsError::RingTooLarge)
+        );
+        assert_eq!(
+            options(|o| o.ring_bytes = 5000),
+            Err(OptionsError::RingSize(5000))
+        );
+        assert_eq!(
+            options(|o| o.ring_bytes = 2048),
+            Err(OptionsError::RingSize(2048))
+        );
+        let checked = RecordOptions {
+            flush_interval: Duration::ZERO,
+            poll_interval: Duration::ZERO,
+            ..RecordOptions::default()
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(
+            (checked.flush_interval, checked.poll_interval),
+            (MIN_FLUSH_INTERVAL, MIN_POLL_INTERVAL)
+        );
+        assert_eq!(checked.probe_options().wakeup_threshold, 4 << 20);
+    }
+}

@@ -1,0 +1,279 @@
+//! The pure core of a recording: decodes ring-buffer entries, tracks sockets, turns the
+//! kernel's loss counters into gaps, and encodes blocks. No I/O: the driver feeds it.
+
+use bytes::Bytes;
+
+use crate::{
+    kernel::{decode, diag::DiagSocket, layouts::Layouts, probe::KernelCounters},
+    model::{Filters, Gap, GapCause, SnapshotSocket, TcpState, TraceEvent},
+    record::sockets::SocketTable,
+    trace::{TraceEncoder, TraceEnd},
+};
+
+/// A block is closed once this many bytes of records are pending, before the flush
+/// interval is up: it bounds the recorder's memory at any event rate and in a snapshot
+/// of any size (a block is held a few times over while it is encoded, framed, queued
+/// and written).
+const BLOCK_TARGET_BYTES: usize = 1 << 20;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Recording {
+    layouts: Layouts,
+    table: SocketTable,
+    encoder: TraceEncoder,
+    start_monotonic_ns: u64,
+    counters: KernelCounters,
+    counters_at_ns: u64,
+    decode_failed: u64,
+    decode_failed_reported: u64,
+    first_decode_error: Option<String>,
+    transitions: u64,
+    /// Records written before the current file (part) started.
+    part_records_start: u64,
+    /// Counted losses not yet matched to a chain break: a break they explain is not
+    /// counted twice.
+    counted_not_matched: u64,
+    /// Transitions lost without a kernel count, inferred from chain breaks.
+    unreported: u64,
+}
+
+impl Recording {
+    pub fn new(layouts: Layouts, start_monotonic_ns: u64, filters: Filters) -> Self {
+        Self {
+            layouts,
+            table: SocketTable::new(start_monotonic_ns, filters),
+            encoder: TraceEncoder::new(),
+            start_monotonic_ns,
+            counters: KernelCounters::default(),
+            counters_at_ns: 0,
+            decode_failed: 0,
+            decode_failed_reported: 0,
+            first_decode_error: None,
+            transitions: 0,
+            part_records_start: 0,
+            counted_not_matched: 0,
+            unreported: 0,
+        }
+    }
+
+    /// One ring-buffer entry.
+    pub fn ingest(&mut self, bytes: &[u8]) {
+        // Borrowed, not moved: a decoded event and a trace event are 144 bytes each,
+        // and moving them costs a memcpy call per event.
+        match &decode::decode(bytes, &self.layouts) {
+            Ok(decoded) => {
+                if let Some(event) = &self.table.observe(decoded) {
+                    if matches!(event, TraceEvent::Transition(_)) {
+                        self.transitions += 1;
+                    }
+                    self.encoder.push(event);
+                }
+            }
+            Err(err) => {
+                self.decode_failed += 1;
+                self.first_decode_error
+                    .get_or_insert_with(|| err.to_string());
+            }
+        }
+    }
+
+    /// The sockets of a `sock_diag` snapshot, at the start or at the end.
+    pub fn snapshot(&mut self, monotonic_ns: u64, sockets: &[DiagSocket], at_end: bool) {
+        // Straight into the encoder, a block at a time: the end snapshot can hold a
+        // TIME_WAIT socket for every connection of the last minute (131,072 per
+        // namespace by default).
+        let Self { table, encoder, .. } = self;
+        table.snapshot(monotonic_ns, sockets, at_end, |event| {
+            encoder.push(&event);
+            if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
+                encoder.close_block();
+            }
+        });
+    }
+
+    /// At the start of a rotated file: the connections still open (with their owners),
+    /// so that the new file replays on its own.
+    pub fn start_part(&mut self, monotonic_ns: u64) {
+        let ts_ns = monotonic_ns.saturating_sub(self.start_monotonic_ns);
+        self.part_records_start = self.encoder.total_records();
+        for (conn, state, owner) in self.table.live_connections() {
+            self.encoder.push(&TraceEvent::Snapshot(SnapshotSocket {
+                ts_ns,
+                conn,
+                state: state.unwrap_or(TcpState::Established),
+                owner,
+                inode: 0,
+                uid: 0,
+                timer_ms: None,
+                at_end: false,
+            }));
+        }
+    }
+
+    /// Records gaps for everything the kernel (or the decoder) lost since the last call,
+    /// one per CPU and cause, so a replay can say where its verdicts may be incomplete.
+    pub fn account(&mut self, counters: KernelCounters, monotonic_ns: u64) {
+        let now = monotonic_ns.saturating_sub(self.start_monotonic_ns);
+        let from = self.counters_at_ns;
+        let counted = self.counted_gaps(&counters);
+        // A counted loss usually shows up as a chain break too, often later (when the
+        // socket's address is reused): only breaks beyond every loss counted so far are
+        // unreported.
+        self.counted_not_matched += counted.iter().map(|(lost, _, _)| lost).sum::<u64>();
+        let breaks = self.table.take_chain_breaks();
+        let matched = breaks.missing.min(self.counted_not_matched);
+        self.counted_not_matched -= matched;
+        let unreported = breaks.missing - matched;
+        self.unreported += unreported;
+        for (lost, cpu, cause) in counted {
+            self.push_gap(from, now, lost, cpu, cause);
+        }
+        if unreported > 0 {
+            let since = breaks.since_ns.map_or(from, |ns| {
+                ns.saturating_sub(self.start_monotonic_ns).min(from)
+            });
+            self.push_gap(since, now, unreported, None, GapCause::Unreported);
+        }
+        self.decode_failed_reported = self.decode_failed;
+        self.counters = counters;
+        self.counters_at_ns = now;
+        self.table.sweep(monotonic_ns);
+    }
+
+    /// The losses counted since the last [`Self::account`]: `(lost, cpu, cause)`.
+    fn counted_gaps(&self, counters: &KernelCounters) -> Vec<(u64, Option<u32>, GapCause)> {
+        let mut gaps = Vec::new();
+        for (cpu, &count) in counters.ring_full.iter().enumerate() {
+            let old = self.counters.ring_full.get(cpu).copied().unwrap_or(0);
+            let lost = count.saturating_sub(old);
+            if lost > 0 {
+                gaps.push((lost, u32::try_from(cpu).ok(), GapCause::RingFull));
+            }
+        }
+        let skipped = counters
+            .recursion_missed
+            .saturating_sub(self.counters.recursion_missed);
+        if skipped > 0 {
+            gaps.push((skipped, None, GapCause::Recursion));
+        }
+        let undecodable = self.decode_failed - self.decode_failed_reported;
+        if undecodable > 0 {
+            gaps.push((undecodable, None, GapCause::DecodeFailed));
+        }
+        gaps
+    }
+
+    fn push_gap(&mut self, from_ns: u64, to_ns: u64, lost: u64, cpu: Option<u32>, cause: GapCause) {
+        self.encoder.push(&TraceEvent::Lost(Gap {
+            from_ns,
+            to_ns,
+            lost,
+            cpu,
+            cause,
+        }));
+    }
+
+    /// Every closed block and the pending records, framed and ready to write (framed
+    /// blocks simply follow each other); `None` when there is nothing.
+    pub fn take_blocks(&mut self) -> Option<Bytes> {
+        self.encoder.take_block()
+    }
+
+    /// Like [`Self::take_blocks`], but only once the pending records fill a block.
+    pub fn take_full_blocks(&mut self) -> Option<Bytes> {
+        if self.encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
+            self.encoder.take_block()
+        } else {
+            None
+        }
+    }
+
+    /// The end block's content for the current file, as of `monotonic_ns`.
+    pub fn end(&self, monotonic_ns: u64, stop_reason: &str, bytes: u64) -> TraceEnd {
+        TraceEnd {
+            end_ns: monotonic_ns.saturating_sub(self.start_monotonic_ns),
+            stop_reason: stop_reason.to_owned(),
+            records: self.encoder.total_records() - self.part_records_start,
+            connections: self.table.connections(),
+            lost_ring_full: self.counters.ring_full.iter().sum(),
+            // Written by older recorders; the kernel program no longer reads in a
+            // way that can fail.
+            lost_read_failed: 0,
+            lost_recursion: self.counters.recursion_missed,
+            lost_decode_failed: self.decode_failed,
+            lost_unreported: self.unreported,
+            kernel_submitted: self.counters.submitted_total(),
+            bytes,
+            next_part: None,
+        }
+    }
+
+    /// Records encoded so far, over every file.
+    pub fn records(&self) -> u64 {
+        self.encoder.total_records()
+    }
+
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    pub fn first_decode_error(&self) -> Option<&str> {
+        self.first_decode_error.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::decode::tests::{layouts_6_18, state_change_v4};
+
+    fn transition(recording: &mut Recording, old: u32, new: u32) {
+        let event = state_change_v4(old, new, 40_000, 80, [10, 0, 0, 2], [10, 0, 0, 1]);
+        recording.ingest(&event.bytes());
+    }
+
+    /// ESTABLISHED -> FIN_WAIT1, and then the address starts a new lifetime: the rest of
+    /// the close never arrived.
+    fn lose_a_close(recording: &mut Recording) {
+        const ESTABLISHED: u32 = 1;
+        const SYN_SENT: u32 = 2;
+        const FIN_WAIT1: u32 = 4;
+        const CLOSE: u32 = 7;
+        transition(recording, CLOSE, SYN_SENT);
+        transition(recording, SYN_SENT, ESTABLISHED);
+        transition(recording, ESTABLISHED, FIN_WAIT1);
+        transition(recording, CLOSE, SYN_SENT);
+        transition(recording, SYN_SENT, CLOSE);
+    }
+
+    #[test]
+    fn breaks_beyond_the_counted_losses_are_unreported_losses() {
+        let mut recording = Recording::new(layouts_6_18(), 0, Filters::default());
+        lose_a_close(&mut recording);
+        recording.account(KernelCounters::default(), 2_000);
+        assert_eq!(recording.end(2_000, "test", 0).lost_unreported, 1);
+
+        // The kernel counted a skipped run: the next break is that loss, not a new one.
+        lose_a_close(&mut recording);
+        let counted = KernelCounters {
+            recursion_missed: 1,
+            ..KernelCounters::default()
+        };
+        recording.account(counted.clone(), 3_000);
+        let end = recording.end(3_000, "test", 0);
+        assert_eq!((end.lost_unreported, end.lost_recursion), (1, 1));
+        assert_eq!(end.lost(), 2);
+
+        // A counted loss whose break shows up later is matched then.
+        let counted = KernelCounters {
+            recursion_missed: 2,
+            ..KernelCounters::default()
+        };
+        recording.account(counted.clone(), 4_000);
+        lose_a_close(&mut recording);
+        recording.account(counted, 5_000);
+        let end = recording.end(5_000, "test", 0);
+        assert_eq!((end.lost_unreported, end.lost_recursion), (1, 2));
+    }
+}
