@@ -7,8 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tcpchurn::{
-    replay::{ReplayOptions, write_events},
-    report::write_report,
+    replay::{ReplayOptions, write_events, write_verdict},
     trace::TraceReader,
 };
 
@@ -30,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let _result = if events {
             write_events(&mut reader, &options(events, json), &mut out)
         } else {
-            write_report(&mut reader, &options(events, json), &mut out)
+            write_verdict(&mut reader, &options(events, json), &mut out)
         };
     }
 });

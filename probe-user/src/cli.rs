@@ -124,6 +124,16 @@ pub enum ColorChoice {
     Never,
 }
 
+impl From<ColorChoice> for crate::render::style::ColorChoice {
+    fn from(choice: ColorChoice) -> Self {
+        match choice {
+            ColorChoice::Auto => Self::Auto,
+            ColorChoice::Always => Self::Always,
+            ColorChoice::Never => Self::Never,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Trace file written by `tcpchurn record`.

@@ -16,7 +16,7 @@ pub mod owner;
 pub mod record;
 pub mod render;
 pub mod replay;
-pub mod report;
+pub mod synth;
 pub mod trace;
 pub mod workload;
 
@@ -25,19 +25,26 @@ use std::io::Write;
 use crate::cli::{Cli, Command, ReplayArgs};
 
 fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
-    let filter = replay::EndpointFilter {
-        server: args
-            .server
-            .as_deref()
-            .map(replay::EndpointFilter::parse_server)
+    fn parse<T>(
+        flag: &str,
+        text: Option<&str>,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> anyhow::Result<Option<T>> {
+        text.map(parse)
             .transpose()
-            .map_err(|e| anyhow::anyhow!("--server: {e}"))?,
-        client: args
-            .client
-            .as_deref()
-            .map(replay::EndpointFilter::parse_client)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--client: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    }
+    let filter = model::EndpointFilter {
+        server: parse(
+            "--server",
+            args.server.as_deref(),
+            model::EndpointFilter::parse_server,
+        )?,
+        client: parse(
+            "--client",
+            args.client.as_deref(),
+            model::EndpointFilter::parse_client,
+        )?,
     };
     Ok(replay::ReplayOptions {
         file: args.file.clone(),
@@ -45,10 +52,9 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         json: args.json,
         connections: args.connections,
         filter,
-        since: args.since,
-        until: args.until,
+        window: model::TimeWindow::new(args.since, args.until),
         close_wait: args.close_wait,
-        color: args.color,
+        color: args.color.into(),
         relative_time: args.relative,
     })
 }

@@ -8,8 +8,15 @@ use std::{
 
 pub use probe_common::ExecContext;
 
+pub use self::{
+    filter::EndpointFilter,
+    recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
+    window::{TimeWindow, duration_ns},
+};
+
+mod filter;
 mod recorder;
-pub use recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus};
+mod window;
 
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

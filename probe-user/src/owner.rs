@@ -1,6 +1,6 @@
 //! Who owns a socket at each event: correct, or explicitly unknown.
 //!
-//! The rule (see `docs/attribution.md` and kernel-facts §2):
+//! The rule (see `docs/attribution.md` and `docs/kernel-facts.md §2`):
 //! 1. An event that ran in task context (the kernel program saw no softirq in progress
 //!    on that CPU) ran in a syscall on the socket, or in the socket-lock owner
 //!    processing its backlog: that task is the owner, and it is remembered for the
@@ -21,7 +21,10 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     idmap::ConnIdMap,
-    model::{Conn, ConnId, ExecContext, SnapshotSocket, Task, TcpState, Transition},
+    model::{
+        Conn, ConnId, ExecContext, SnapshotSocket, SocketRef, Task, TcpState, TraceEvent,
+        Transition,
+    },
 };
 
 /// How an owner was determined.
@@ -201,6 +204,28 @@ impl OwnerTracker {
                 source: OwnerSource::Task,
             }),
             None => self.sockets.get(&conn.id).copied(),
+        }
+    }
+
+    /// The owner of the socket an event is about; learns from every event, so feed it
+    /// all of them, filtered or not, for owners to stay right.
+    pub fn attribute(&mut self, event: &TraceEvent) -> Option<Owner> {
+        match event {
+            TraceEvent::Transition(t) => self.on_transition(t),
+            TraceEvent::Snapshot(s) => {
+                self.on_snapshot(s);
+                None
+            }
+            TraceEvent::ResetReceived(r) => self.on_socket_event(&r.conn, r.context, r.task),
+            TraceEvent::ResetSent(r) => match &r.socket {
+                SocketRef::Conn(conn) => self.on_socket_event(conn, r.context, r.task),
+                SocketRef::Unmatched { .. } => None,
+            },
+            TraceEvent::SocketError(e) => match &e.socket {
+                SocketRef::Conn(conn) => self.on_socket_event(conn, e.context, e.task),
+                SocketRef::Unmatched { .. } => None,
+            },
+            TraceEvent::Lost(_) => None,
         }
     }
 
@@ -477,5 +502,50 @@ mod tests {
             Some(task(1, "a")),
         );
         assert_eq!(tracker.owner_of(1), None);
+    }
+
+    #[test]
+    fn resets_and_errors_get_their_sockets_owner_and_unmatched_ones_none() {
+        use crate::model::{ResetReason, ResetSent, SocketError};
+        let mut tracker = OwnerTracker::new();
+        let c = conn(1, "10.0.0.2:40000", "10.0.0.1:80");
+        let app = task(7, "app");
+        let connect = TraceEvent::Transition(Transition {
+            ts_ns: 1,
+            conn: c,
+            old: TcpState::Close,
+            new: TcpState::SynSent,
+            context: ExecContext::Task,
+            task: Some(app),
+        });
+        assert_eq!(tracker.attribute(&connect).map(|o| o.task), Some(app));
+        let error = |socket| {
+            TraceEvent::SocketError(SocketError {
+                ts_ns: 2,
+                socket,
+                errno: 111,
+                context: ExecContext::Softirq,
+                task: Some(task(99, "ksoftirqd/0")),
+            })
+        };
+        let owner = tracker.attribute(&error(SocketRef::Conn(c)));
+        assert_eq!(
+            owner.map(|o| (o.task, o.source)),
+            Some((app, OwnerSource::Socket))
+        );
+        let unmatched = SocketRef::Unmatched {
+            scope: c.scope,
+            tuple: c.tuple,
+        };
+        assert_eq!(tracker.attribute(&error(unmatched)), None);
+        let reset = TraceEvent::ResetSent(ResetSent {
+            ts_ns: 3,
+            socket: unmatched,
+            state: None,
+            reason: ResetReason::NO_SOCKET,
+            context: ExecContext::Task,
+            task: Some(app),
+        });
+        assert_eq!(tracker.attribute(&reset), None);
     }
 }

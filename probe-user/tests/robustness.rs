@@ -10,19 +10,14 @@
 )]
 
 use std::{
-    net::SocketAddr,
     path::Path,
     time::{Duration, Instant},
 };
 
 use tcpchurn::{
-    model::{
-        Comm, Conn, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent, Scope,
-        SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent,
-        Transition,
-    },
-    replay::{ReplayOptions, write_events},
-    report::write_report,
+    model::{Scope, SocketRef, TcpState},
+    replay::{ReplayOptions, write_events, write_verdict},
+    synth::{SERVER_NS, Script, task},
     trace::{TraceEnd, TraceMeta, TraceReader, TraceWriter},
 };
 
@@ -42,14 +37,36 @@ impl Rng {
     }
 }
 
-fn tuple(local: &str, remote: &str) -> SocketTuple {
-    SocketTuple {
-        local: local.parse::<SocketAddr>().unwrap(),
-        remote: remote.parse::<SocketAddr>().unwrap(),
+/// A ZooKeeper-style reconnect loop with every record kind: a start snapshot, both
+/// ends of each connection, resets both ways, socket errors (some for sockets the
+/// recorder could not match) and gaps of lost events.
+fn valid_script() -> Script {
+    let (java, client) = (task(10, "java"), task(20, "client"));
+    let mut s = Script::default();
+    let listener = s.socket(SERVER_NS, "10.0.0.1:2181", "0.0.0.0:0");
+    s.snapshot(listener, TcpState::Listen, Some(java), false);
+    for i in 0..60u64 {
+        let e = s.ends(&format!("10.0.0.2:{}", 40_000 + i), "10.0.0.1:2181");
+        let start = 1_000 + i * 13_500;
+        s.at(start)
+            .open(e, client)
+            .at(start + 6_000)
+            .reset_by_server(e, java);
+        if i % 2 == 1 {
+            let unmatched = SocketRef::Unmatched {
+                scope: Scope::default(),
+                tuple: e.client.tuple,
+            };
+            s.socket_error(unmatched, 104);
+        }
+        if i % 20 == 7 {
+            s.lost(start + 5_500, start + 6_000, 3);
+        }
     }
+    s
 }
 
-/// A trace with every record kind, several blocks, both ends of connections.
+/// [`valid_script`] as a trace of several blocks.
 fn valid_trace() -> Vec<u8> {
     let meta = TraceMeta {
         tool: "tcpchurn".into(),
@@ -60,142 +77,10 @@ fn valid_trace() -> Vec<u8> {
     let mut writer = TraceWriter::new(Vec::new(), &meta)
         .unwrap()
         .with_block_records(37);
-    let scope = Scope {
-        netns: 4_026_532_177,
-        cgroup: 9,
-    };
-    let task = |pid: u32, comm: &str| Task {
-        pid,
-        tid: pid,
-        comm: Comm::from_str_lossy(comm),
-    };
-    let listener = Conn {
-        id: 1,
-        scope,
-        tuple: tuple("10.0.0.1:2181", "0.0.0.0:0"),
-    };
-    writer
-        .push(&TraceEvent::Snapshot(SnapshotSocket {
-            ts_ns: 0,
-            conn: listener,
-            state: TcpState::Listen,
-            owner: Some(task(10, "java")),
-            inode: 5,
-            uid: 0,
-            timer_ms: None,
-            at_end: false,
-        }))
-        .unwrap();
-    let mut ts = 1_000;
-    for i in 0..60u64 {
-        let port = 40_000 + u16::try_from(i).unwrap();
-        let client = Conn {
-            id: 2 + 2 * i,
-            scope,
-            tuple: tuple(&format!("10.0.0.2:{port}"), "10.0.0.1:2181"),
-        };
-        let server = Conn {
-            id: 3 + 2 * i,
-            scope: Scope {
-                netns: 4_026_532_300,
-                cgroup: 1,
-            },
-            tuple: client.tuple.reversed(),
-        };
-        let step = |ts: &mut u64| {
-            *ts += 1_500;
-            *ts
-        };
-        use TcpState::*;
-        for (conn, old, new, context, actor) in [
-            (
-                client,
-                Close,
-                SynSent,
-                ExecContext::Task,
-                Some(task(20, "client")),
-            ),
-            (server, Listen, SynRecv, ExecContext::Softirq, None),
-            (server, SynRecv, Established, ExecContext::Softirq, None),
-            (client, SynSent, Established, ExecContext::Softirq, None),
-            (
-                server,
-                Established,
-                Close,
-                ExecContext::Task,
-                Some(task(10, "java")),
-            ),
-        ] {
-            writer
-                .push(&TraceEvent::Transition(Transition {
-                    ts_ns: step(&mut ts),
-                    conn,
-                    old,
-                    new,
-                    context,
-                    task: actor,
-                }))
-                .unwrap();
-        }
-        writer
-            .push(&TraceEvent::ResetSent(ResetSent {
-                ts_ns: step(&mut ts),
-                socket: SocketRef::Conn(server),
-                state: Some(Close),
-                reason: ResetReason::TCP_STATE,
-                context: ExecContext::Task,
-                task: Some(task(10, "java")),
-            }))
-            .unwrap();
-        writer
-            .push(&TraceEvent::ResetReceived(ResetReceived {
-                ts_ns: step(&mut ts),
-                conn: client,
-                context: ExecContext::Softirq,
-                task: None,
-            }))
-            .unwrap();
-        writer
-            .push(&TraceEvent::Transition(Transition {
-                ts_ns: step(&mut ts),
-                conn: client,
-                old: Established,
-                new: Close,
-                context: ExecContext::Softirq,
-                task: None,
-            }))
-            .unwrap();
-        writer
-            .push(&TraceEvent::SocketError(SocketError {
-                ts_ns: step(&mut ts),
-                socket: if i % 2 == 0 {
-                    SocketRef::Conn(client)
-                } else {
-                    SocketRef::Unmatched {
-                        scope: Scope::default(),
-                        tuple: client.tuple,
-                    }
-                },
-                errno: 104,
-                context: ExecContext::Softirq,
-                task: None,
-            }))
-            .unwrap();
-        if i % 20 == 7 {
-            writer
-                .push(&TraceEvent::Lost(Gap {
-                    from_ns: ts - 500,
-                    to_ns: ts,
-                    lost: 3,
-                    cpu: Some(1),
-                    cause: GapCause::RingFull,
-                }))
-                .unwrap();
-        }
-    }
+    valid_script().write(&mut writer).unwrap();
     writer
         .finish(&TraceEnd {
-            end_ns: ts + 1,
+            end_ns: 1_000_000,
             stop_reason: "interrupted".into(),
             ..TraceEnd::default()
         })
@@ -222,7 +107,7 @@ fn replay_every_way(bytes: &[u8]) {
         let _result = if events {
             write_events(&mut reader, &options(events, json), &mut out)
         } else {
-            write_report(&mut reader, &options(events, json), &mut out)
+            write_verdict(&mut reader, &options(events, json), &mut out)
         };
         let _damage = reader.damage().len();
     }
@@ -281,7 +166,8 @@ fn the_valid_trace_replays_completely() {
     let bytes = valid_trace();
     let mut reader = TraceReader::open(&bytes[..]).unwrap();
     let events = reader.collect_events().unwrap();
-    assert_eq!(events.len(), 1 + 60 * 9 + 3);
+    assert_eq!(events, valid_script().events);
+    assert_eq!(events.len(), 1 + 60 * 9 + 30 + 3);
     assert!(reader.damage().is_empty());
     assert!(reader.end().is_some());
 }

@@ -16,13 +16,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use tcpchurn_harness::{bpftool, procfs, recorder};
 use tcpchurn_tests::{
-    Netns, Peer, Recorder, Scratch, replay_events, require_root, state_change_attachment, tcpchurn,
-    tcpchurn_bin,
+    Netns, Peer, Scratch, count_kind, lost_total, netns, open_trace, record, replay_events,
+    replay_with_warnings, require_root, state_change_attachment, tcpchurn, tcpchurn_bin,
 };
 
 const PORT: u16 = 5181;
+/// How long a signalled recorder may take to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `count` loopback connections in `ns` (client closes, server waits for it):
 /// ten transitions each, plus the listener's CLOSE->LISTEN and LISTEN->CLOSE.
@@ -59,49 +61,13 @@ fn transitions_for(connections: u32) -> usize {
 }
 
 fn netns_args(ns: &Netns, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["--netns".to_owned(), ns.name.clone()];
+    let mut args = ns.netns_args();
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args
 }
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn replay_stderr(path: &Path) -> (Vec<Value>, String) {
-    let out = tcpchurn(&["replay", "--events", "--json", path.to_str().unwrap()]);
-    assert!(out.status.success(), "replay failed: {}", stderr_of(&out));
-    let events = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (events, stderr_of(&out))
-}
-
-fn count(events: &[Value], kind: &str) -> usize {
-    events.iter().filter(|e| e["kind"] == kind).count()
-}
-
-/// Ids of BPF programs some process holds (a program or link fd shows `prog_id:` in
-/// its fdinfo). This bpftool does not report holders itself.
-fn held_program_ids() -> Vec<u64> {
-    let mut ids = Vec::new();
-    for process in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(fds) = fs::read_dir(process.path().join("fdinfo")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(info) = fs::read_to_string(fd.path()) else {
-                continue;
-            };
-            ids.extend(
-                info.lines()
-                    .filter_map(|l| l.strip_prefix("prog_id:"))
-                    .filter_map(|v| v.trim().parse::<u64>().ok()),
-            );
-        }
-    }
-    ids
 }
 
 /// Programs of ours that are still loaded but held by no process: that would be
@@ -116,25 +82,22 @@ fn orphaned_programs() -> Vec<String> {
         "softirq_entry",
         "softirq_exit",
     ];
-    let held = held_program_ids();
-    let out = Command::new("bpftool")
-        .args(["prog", "show", "--json"])
-        .output()
-        .unwrap();
-    let progs: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()));
-    progs
-        .as_array()
-        .unwrap()
-        .iter()
+    let held: Vec<u32> = procfs::pids()
+        .into_iter()
+        .flat_map(procfs::bpf_prog_ids)
+        .collect();
+    bpftool::loaded_programs()
+        .unwrap_or_default()
+        .into_iter()
         .filter(|p| {
-            let name = p["name"].as_str().unwrap_or("");
+            let name = p.name.as_deref().unwrap_or("");
             // The kernel truncates program names to 15 characters.
             names
                 .iter()
                 .any(|n| n.starts_with(name) && !name.is_empty())
-                && p["id"].as_u64().is_some_and(|id| !held.contains(&id))
+                && !held.contains(&p.id)
         })
-        .map(|p| p.to_string())
+        .map(|p| format!("{p:?}"))
         .collect()
 }
 
@@ -156,17 +119,16 @@ fn sigterm_stops_cleanly_and_leaves_nothing_behind() {
     if !require_root("sigterm_stops_cleanly_and_leaves_nothing_behind") {
         return;
     }
-    let ns = Netns::new("term");
+    let ns = netns("term");
     let scratch = Scratch::new("term");
     let path = scratch.path("t.trace");
-    let mut recorder = Recorder::start(&path, &netns_args(&ns, &[]));
+    let recorder = record(&path, netns_args(&ns, &[]));
     churn(&ns, 3);
     thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(i32::try_from(recorder.child.id()).unwrap(), libc::SIGTERM) };
-    let status = recorder.child.wait().unwrap();
-    let stderr = recorder.err.rest().join("\n");
-    assert!(status.success(), "{stderr}");
+    recorder.signal(libc::SIGTERM);
+    let recorded = recorder.wait(STOP_TIMEOUT).unwrap();
+    let stderr = recorded.stderr.join("\n");
+    assert!(recorded.status.success(), "{stderr}");
     assert!(
         stderr.contains("recording stopped (terminated)"),
         "{stderr}"
@@ -175,9 +137,9 @@ fn sigterm_stops_cleanly_and_leaves_nothing_behind() {
         fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let (events, warnings) = replay_stderr(&path);
+    let (events, warnings) = replay_with_warnings(&path);
     assert_eq!(
-        count(&events, "transition"),
+        count_kind(&events, "transition"),
         transitions_for(3),
         "{events:?}"
     );
@@ -193,28 +155,24 @@ fn a_second_signal_exits_at_once_with_a_readable_file() {
     if !require_root("a_second_signal_exits_at_once_with_a_readable_file") {
         return;
     }
-    let ns = Netns::new("twice");
+    let ns = netns("twice");
     let scratch = Scratch::new("twice");
     let path = scratch.path("t.trace");
-    let mut recorder = Recorder::start(&path, &netns_args(&ns, &["--flush-interval", "100ms"]));
+    let recorder = record(&path, netns_args(&ns, &["--flush-interval", "100ms"]));
     churn(&ns, 3);
     thread::sleep(Duration::from_millis(400));
-    let pid = i32::try_from(recorder.child.id()).unwrap();
     // Two different signals, so the kernel cannot merge them into one.
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(pid, libc::SIGINT);
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let status = recorder.child.wait().unwrap();
-    let stderr = recorder.err.rest().join("\n");
+    recorder.signal(libc::SIGINT);
+    recorder.signal(libc::SIGTERM);
+    let recorded = recorder.wait(STOP_TIMEOUT).unwrap();
+    let (status, stderr) = (recorded.status, recorded.stderr.join("\n"));
     assert!(
         status.code() == Some(130) || status.success(),
         "unexpected exit {status:?}: {stderr}"
     );
-    let (events, _) = replay_stderr(&path);
+    let (events, _) = replay_with_warnings(&path);
     assert_eq!(
-        count(&events, "transition"),
+        count_kind(&events, "transition"),
         transitions_for(3),
         "flushed events must survive"
     );
@@ -226,17 +184,17 @@ fn sigkill_leaves_a_trace_that_replays_and_says_it_is_cut() {
     if !require_root("sigkill_leaves_a_trace_that_replays_and_says_it_is_cut") {
         return;
     }
-    let ns = Netns::new("kill");
+    let ns = netns("kill");
     let scratch = Scratch::new("kill");
     let path = scratch.path("t.trace");
-    let recorder = Recorder::start(&path, &netns_args(&ns, &["--flush-interval", "100ms"]));
+    let recorder = record(&path, netns_args(&ns, &["--flush-interval", "100ms"]));
     churn(&ns, 5);
     // Past a flush, so the events are on disk.
     thread::sleep(Duration::from_millis(600));
-    let killed = recorder.kill();
+    let killed = recorder.kill().unwrap();
     assert!(!killed.status.success());
-    let (events, warnings) = replay_stderr(&path);
-    assert_eq!(count(&events, "transition"), transitions_for(5));
+    let (events, warnings) = replay_with_warnings(&path);
+    assert_eq!(count_kind(&events, "transition"), transitions_for(5));
     assert!(warnings.contains("cut at byte"), "{warnings}");
     assert_no_leftovers();
 }
@@ -246,7 +204,7 @@ fn a_full_disk_stops_recording_with_an_error_and_the_file_replays() {
     if !require_root("a_full_disk_stops_recording_with_an_error_and_the_file_replays") {
         return;
     }
-    let ns = Netns::new("full");
+    let ns = netns("full");
     let scratch = Scratch::new("full");
     let mount = scratch.path("small");
     fs::create_dir(&mount).unwrap();
@@ -270,9 +228,9 @@ fn a_full_disk_stops_recording_with_an_error_and_the_file_replays() {
     }
     let _unmount = Unmount(&mount);
     let path = mount.join("t.trace");
-    let mut recorder = Recorder::start(
+    let recorder = record(
         &path,
-        &netns_args(&ns, &["--flush-interval", "50ms", "--no-snapshot"]),
+        netns_args(&ns, &["--flush-interval", "50ms", "--no-snapshot"]),
     );
     churn(&ns, 5);
     // Past a flush, so these events are on disk before the disk fills up.
@@ -286,25 +244,17 @@ fn a_full_disk_stops_recording_with_an_error_and_the_file_replays() {
     drop(filler);
     // Several pages of events, so they cannot all land in the trace's last page.
     churn(&ns, 300);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = recorder.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the recorder kept running on a full disk"
-        );
-        thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = recorder.err.rest().join("\n");
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    let recorded = recorder
+        .wait(Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("the recorder kept running on a full disk: {e:#}"));
+    let stderr = recorded.stderr.join("\n");
+    assert_eq!(recorded.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
-    let (events, warnings) = replay_stderr(&path);
+    let (events, warnings) = replay_with_warnings(&path);
     assert!(
-        count(&events, "transition") >= transitions_for(5),
+        count_kind(&events, "transition") >= transitions_for(5),
         "only {} transitions; replay said: {warnings}",
-        count(&events, "transition")
+        count_kind(&events, "transition")
     );
     assert!(warnings.contains("cut"), "{warnings}");
     assert_no_leftovers();
@@ -315,12 +265,12 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
     if !require_root("rotation_keeps_the_newest_files_and_each_replays_alone") {
         return;
     }
-    let ns = Netns::new("rot");
+    let ns = netns("rot");
     let scratch = Scratch::new("rot");
     let path = scratch.path("t.trace");
-    let recorder = Recorder::start(
+    let recorder = record(
         &path,
-        &netns_args(
+        netns_args(
             &ns,
             &[
                 "--flush-interval",
@@ -336,8 +286,7 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
         churn(&ns, 400);
         thread::sleep(Duration::from_millis(150));
     }
-    let recorded = recorder.stop();
-    assert!(recorded.status.success(), "{:?}", recorded.stderr);
+    recorder.stop().unwrap().ensure_success().unwrap();
     let mut parts: Vec<_> = fs::read_dir(&scratch.0)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -358,8 +307,8 @@ fn rotation_keeps_the_newest_files_and_each_replays_alone() {
             fs::metadata(part).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let (events, warnings) = replay_stderr(part);
-        transitions += count(&events, "transition");
+        let (events, warnings) = replay_with_warnings(part);
+        transitions += count_kind(&events, "transition");
         assert!(warnings.is_empty(), "{}: {warnings}", part.display());
     }
     assert!(transitions > 0);
@@ -370,13 +319,13 @@ fn a_tiny_ring_reports_every_lost_event() {
     if !require_root("a_tiny_ring_reports_every_lost_event") {
         return;
     }
-    let ns = Netns::new("ring");
+    let ns = netns("ring");
     let scratch = Scratch::new("ring");
     let path = scratch.path("t.trace");
     // 4 KiB holds 30 events; the reader wakes up only once a second.
-    let recorder = Recorder::start(
+    let recorder = record(
         &path,
-        &netns_args(
+        netns_args(
             &ns,
             &[
                 "--ring-size",
@@ -391,28 +340,19 @@ fn a_tiny_ring_reports_every_lost_event() {
     );
     let connections = 300;
     churn(&ns, connections);
-    let recorded = recorder.stop();
+    let recorded = recorder.stop().unwrap();
     let summary = recorded.stderr.join("\n");
     assert!(recorded.status.success(), "{summary}");
-    let lost_line = recorded
-        .stderr
-        .iter()
-        .find(|l| l.trim_start().starts_with("lost events"))
-        .unwrap();
-    let reported: u64 = lost_line
-        .split_whitespace()
-        .nth(2)
+    let reported: u64 = recorded
+        .summary("lost events")
+        .and_then(|v| v.split_whitespace().next())
         .unwrap()
         .parse()
         .unwrap();
     assert!(reported > 0, "{summary}");
     let events = replay_events(&path);
-    let transitions = count(&events, "transition") as u64;
-    let lost: u64 = events
-        .iter()
-        .filter(|e| e["kind"] == "lost")
-        .map(|e| e["lost"].as_u64().unwrap())
-        .sum();
+    let transitions = count_kind(&events, "transition") as u64;
+    let lost = lost_total(&events);
     assert_eq!(lost, reported, "every lost event is in the trace as a gap");
     assert!(
         events
@@ -422,9 +362,7 @@ fn a_tiny_ring_reports_every_lost_event() {
     );
     // The end block's accounting: everything the kernel program submitted is in the
     // file (the recorder dropped nothing), and the gaps add up to its loss counters.
-    let mut reader =
-        tcpchurn::trace::TraceReader::open(std::io::BufReader::new(File::open(&path).unwrap()))
-            .unwrap();
+    let mut reader = open_trace(&path).unwrap();
     let in_file = reader
         .collect_events()
         .unwrap()
@@ -489,13 +427,13 @@ fn replay_runs_as_any_user() {
     if !require_root("replay_runs_as_any_user") {
         return;
     }
-    let ns = Netns::new("anyuser");
+    let ns = netns("anyuser");
     let scratch = Scratch::new("anyuser");
     fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o755)).unwrap();
     let path = scratch.path("t.trace");
-    let recorder = Recorder::start(&path, &netns_args(&ns, &[]));
+    let recorder = record(&path, netns_args(&ns, &[]));
     churn(&ns, 2);
-    recorder.stop();
+    recorder.stop().unwrap();
     // The trace is 0600 root: a user who was handed a copy replays it.
     let copy = scratch.path("copy.trace");
     fs::copy(&path, &copy).unwrap();
@@ -533,12 +471,12 @@ fn without_btf_it_records_the_rest_and_says_what_is_missing() {
     if !require_root("without_btf_it_records_the_rest_and_says_what_is_missing") {
         return;
     }
-    let ns = Netns::new("nobtf");
+    let ns = netns("nobtf");
     let scratch = Scratch::new("nobtf");
     let path = scratch.path("t.trace");
-    let recorder = Recorder::start(
+    let recorder = record(
         &path,
-        &[
+        [
             "--btf".into(),
             "/nonexistent/vmlinux".into(),
             "--port".into(),
@@ -546,7 +484,7 @@ fn without_btf_it_records_the_rest_and_says_what_is_missing() {
         ],
     );
     churn(&ns, 2);
-    let recorded = recorder.stop();
+    let recorded = recorder.stop().unwrap();
     let stderr = recorded.stderr.join("\n");
     assert!(recorded.status.success(), "{stderr}");
     assert!(stderr.contains("no kernel BTF"), "{stderr}");
@@ -614,7 +552,7 @@ fn output_path_problems_are_caught_before_attaching() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
         assert!(
-            !stderr.contains("recording to"),
+            !recorder::says_ready(&stderr),
             "attached before checking the path: {stderr}"
         );
     }

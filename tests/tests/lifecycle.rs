@@ -1,71 +1,21 @@
 //! Exact transition sequences and owners on both ends of real connections, recorded
 //! by the real kernel program: between two namespaces over veth, and over loopback
 //! inside one namespace, where the kernel runs the receiving side's softirq in the
-//! *sender's* context (kernel-facts §2.1).
+//! *sender's* context (docs/kernel-facts.md §2.1).
 #![allow(
     clippy::unwrap_used,
     reason = "tests: a failed step must fail the test loudly"
 )]
 
-use std::net::{IpAddr, SocketAddr};
+use std::{net::SocketAddr, time::Duration};
 
 use serde_json::Value;
 use tcpchurn_tests::{
-    Netns, Peer, Recorder, Scratch, Topology, conns_where, replay_events, require_root,
+    Layout, Peer, Scratch, conns_where, event_ip, privileged_tests, record, replay_events,
     transitions_of,
 };
 
 const PORT: u16 = 4181;
-
-/// Where the two peers run.
-enum Layout {
-    /// Server and client in two namespaces joined by a veth pair.
-    Veth(Topology),
-    /// Both in one namespace, over loopback.
-    Loopback(Netns),
-}
-
-impl Layout {
-    fn new(veth: bool, tag: &str) -> Self {
-        if veth {
-            Self::Veth(Topology::new(tag))
-        } else {
-            Self::Loopback(Netns::new(tag))
-        }
-    }
-
-    fn server_ns(&self) -> &Netns {
-        match self {
-            Self::Veth(t) => &t.server,
-            Self::Loopback(ns) => ns,
-        }
-    }
-
-    fn client_ns(&self) -> &Netns {
-        match self {
-            Self::Veth(t) => &t.client,
-            Self::Loopback(ns) => ns,
-        }
-    }
-
-    fn addrs(&self, v6: bool) -> (IpAddr, IpAddr) {
-        match (self, v6) {
-            (Self::Veth(t), false) => (t.server_v4.into(), t.client_v4.into()),
-            (Self::Veth(t), true) => (t.server_v6.into(), t.client_v6.into()),
-            (Self::Loopback(_), false) => {
-                ("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap())
-            }
-            (Self::Loopback(_), true) => ("::1".parse().unwrap(), "::1".parse().unwrap()),
-        }
-    }
-
-    fn netns_args(&self) -> Vec<String> {
-        match self {
-            Self::Veth(t) => t.netns_args(),
-            Self::Loopback(ns) => vec!["--netns".into(), ns.name.clone()],
-        }
-    }
-}
 
 /// What one recorded connection looked like.
 struct Run {
@@ -75,8 +25,8 @@ struct Run {
     client_conn: Option<u64>,
     server_conn: Option<u64>,
     client_port: Option<u16>,
-    server_netns: u32,
-    client_netns: u32,
+    server_netns: u64,
+    client_netns: u64,
 }
 
 fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, listen: bool) -> Run {
@@ -84,7 +34,8 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
     let scratch = Scratch::new("lifecycle");
     let (server_ip, client_ip) = layout.addrs(v6);
     let server_addr = SocketAddr::new(server_ip, PORT).to_string();
-    let recorder = Recorder::start(&scratch.path("t.trace"), &layout.netns_args());
+    let trace = scratch.path("t.trace");
+    let recorder = record(&trace, layout.netns_args());
 
     let server = listen.then(|| {
         Peer::server(
@@ -104,7 +55,7 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
         &["--connect", &server_addr, "--behaviour", client_behaviour],
     );
     let client_pid = client.pid();
-    let first = client.out.wait_for("", std::time::Duration::from_secs(10));
+    let first = client.wait_for("", Duration::from_secs(10));
     let client_port = first
         .strip_prefix("connected ")
         .map(|a| a.parse::<SocketAddr>().unwrap().port());
@@ -114,20 +65,14 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
         s.wait();
         pid
     });
-    let recorded = recorder.stop();
-    assert!(
-        recorded.status.success(),
-        "recorder failed: {:?}",
-        recorded.stderr
-    );
+    recorder.stop().unwrap().ensure_success().unwrap();
 
-    let events = replay_events(&recorded.path);
-    let ip = |e: &Value, key: &str| e[key].as_str().unwrap().parse::<IpAddr>().unwrap();
+    let events = replay_events(&trace);
     let client_conns = conns_where(&events, |e| {
-        ip(e, "laddr") == client_ip && ip(e, "raddr") == server_ip && e["rport"] == PORT
+        event_ip(e, "laddr") == client_ip && event_ip(e, "raddr") == server_ip && e["rport"] == PORT
     });
     let server_conns = conns_where(&events, |e| {
-        ip(e, "laddr") == server_ip && e["lport"] == PORT && ip(e, "raddr") == client_ip
+        event_ip(e, "laddr") == server_ip && e["lport"] == PORT && event_ip(e, "raddr") == client_ip
     });
     assert!(
         client_conns.len() <= 1,
@@ -294,18 +239,7 @@ fn connect_refused(veth: bool, v6: bool) {
     assert_eq!(reset["lport"], PORT, "{reset}");
 }
 
-macro_rules! scenarios {
-    ($($name:ident: $body:ident($veth:expr, $v6:expr);)*) => {$(
-        #[test]
-        fn $name() {
-            if require_root(stringify!($name)) {
-                $body($veth, $v6);
-            }
-        }
-    )*};
-}
-
-scenarios! {
+privileged_tests! {
     veth_client_closes_first: client_closes_first(true, false);
     veth_server_closes_first: server_closes_first(true, false);
     veth_server_resets: server_resets(true, false);

@@ -8,16 +8,17 @@
     reason = "tests: a failed step must fail the test loudly"
 )]
 
-use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+use std::path::{Path, PathBuf};
 
+use tcpchurn_harness::{
+    churn::{ChurnLoad, CloseMode, RunningChurn},
+    runner::in_ci,
+};
 use tcpchurn_tests::{
-    Netns, Recorder, Scratch, replay_events, require_root, state_change_attachment,
+    Netns, Scratch, netns, record, replay_events, require_root, state_change_attachment,
 };
 
-const CONNECTIONS_PER_PAIR: u32 = 3000;
+const CONNECTIONS_PER_PAIR: u64 = 3000;
 
 /// Where cgroup v2 is mounted, if anywhere.
 fn cgroup2_root() -> Option<PathBuf> {
@@ -43,37 +44,28 @@ impl Drop for Cgroup {
     }
 }
 
-fn inode(path: &std::path::Path) -> u64 {
+fn inode(path: &Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
 }
 
-/// Runs the churn generator in `ns` (optionally inside a cgroup) and returns the
-/// transitions it says a tracer must see.
-fn churn(ns: &Netns, port: u16, close: &str, cgroup: Option<&Cgroup>) -> std::process::Child {
-    let churn = env!("CARGO_BIN_EXE_tcpchurn-churn");
-    let args = format!(
-        "--pairs 2 --duration 30 --count {CONNECTIONS_PER_PAIR} --close {close} --port {port}"
-    );
-    let script = match cgroup {
-        Some(cg) => format!(
-            "echo $$ > {}/cgroup.procs && exec ip netns exec {} {churn} {args}",
-            cg.0.display(),
-            ns.name
-        ),
-        None => format!("exec ip netns exec {} {churn} {args}", ns.name),
+/// Starts the churn generator in `ns` (inside a cgroup, if given): two loopback pairs
+/// from `port`, `CONNECTIONS_PER_PAIR` connections each.
+fn churn(ns: &Netns, port: u16, close: CloseMode, cgroup: Option<&Cgroup>) -> RunningChurn {
+    let load = ChurnLoad {
+        pairs: 2,
+        duration_s: 30.0,
+        close,
+        port,
+        count: Some(CONNECTIONS_PER_PAIR),
     };
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
+    let bin = Path::new(env!("CARGO_BIN_EXE_tcpchurn-churn"));
+    load.start(bin, ns, cgroup.map(|cg| cg.0.as_path()))
         .unwrap()
 }
 
-fn expected(child: std::process::Child) -> u64 {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["expected_transitions"].as_u64().unwrap()
+/// The transitions a churn run says a tracer must see.
+fn expected(churn: RunningChurn) -> u64 {
+    churn.finish().unwrap().expected_transitions
 }
 
 #[test]
@@ -97,27 +89,23 @@ fn reused_socket_addresses_keep_their_own_namespace_and_cgroup_classic_tracepoin
 /// Churns two namespaces at once under one recorder started with `args`, and checks
 /// every transition's namespace and cgroup. Returns how state changes were recorded.
 fn check_scopes(names: (&str, &str), args: &[String]) -> String {
-    let (a, b) = (Netns::new(names.0), Netns::new(names.1));
+    let (a, b) = (netns(names.0), netns(names.1));
     let cgroup = cgroup2_root().map(|root| {
         let dir = root.join(format!("tcpchurn-scope-{}-{}", names.0, std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         Cgroup(dir)
     });
     let scratch = Scratch::new(&format!("scope-{}", names.0));
-    let mut recorder_args = vec![
-        "--netns".into(),
-        a.name.clone(),
-        "--netns".into(),
-        b.name.clone(),
-        "--no-snapshot".into(),
-    ];
+    let mut recorder_args = a.netns_args();
+    recorder_args.extend(b.netns_args());
+    recorder_args.push("--no-snapshot".into());
     recorder_args.extend_from_slice(args);
-    let recorder = Recorder::start(&scratch.path("t.trace"), &recorder_args);
-    let in_a = churn(&a, 23_100, "client", None);
-    let in_b = churn(&b, 24_100, "server", cgroup.as_ref());
+    let trace = scratch.path("t.trace");
+    let recorder = record(&trace, recorder_args);
+    let in_a = churn(&a, 23_100, CloseMode::Client, None);
+    let in_b = churn(&b, 24_100, CloseMode::Server, cgroup.as_ref());
     let expected = expected(in_a) + expected(in_b);
-    let recorded = recorder.stop();
-    assert!(recorded.status.success(), "{:?}", recorded.stderr);
+    recorder.stop().unwrap().ensure_success().unwrap();
 
     // The churn in `a` runs in this test's cgroup, the one in `b` in its own.
     let own_cgroup = own_cgroup();
@@ -126,12 +114,12 @@ fn check_scopes(names: (&str, &str), args: &[String]) -> String {
     if cgroup.is_none() || own_cgroup.is_none() {
         eprintln!("scope: no cgroup v2 hierarchy here: cgroup ids are not checked");
         assert!(
-            std::env::var_os("CI").is_none(),
+            !in_ci(),
             "CI: cgroup ids must be checked (cgroup v2 is not mounted)"
         );
     }
     let b_cgroup = cgroup.as_ref().map_or(own_cgroup, |cg| Some(inode(&cg.0)));
-    let events = replay_events(&recorded.path);
+    let events = replay_events(&trace);
     let mut checked = 0u64;
     for event in events.iter().filter(|e| e["kind"] == "transition") {
         let ports = [
@@ -152,7 +140,7 @@ fn check_scopes(names: (&str, &str), args: &[String]) -> String {
         checked += 1;
     }
     assert_eq!(checked, expected);
-    state_change_attachment(&recorded.path)
+    state_change_attachment(&trace)
 }
 
 /// The cgroup v2 id (directory inode) of this test process, when cgroup v2 is

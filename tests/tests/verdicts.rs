@@ -6,98 +6,49 @@
     reason = "tests: a failed step must fail the test loudly"
 )]
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    path::Path,
-    thread,
-    time::Duration,
-};
+use std::{net::SocketAddr, thread, time::Duration};
 
 use serde_json::Value;
-use tcpchurn_tests::{Netns, Peer, Recorder, Scratch, Topology, replay_verdict};
-
-/// Where the two peers run.
-enum Layout {
-    /// Server and client in two namespaces joined by a veth pair.
-    Veth(Topology),
-    /// Both in one namespace, over loopback.
-    Loopback(Netns),
-}
-
-impl Layout {
-    fn server_ns(&self) -> &Netns {
-        match self {
-            Self::Veth(t) => &t.server,
-            Self::Loopback(ns) => ns,
-        }
-    }
-
-    fn client_ns(&self) -> &Netns {
-        match self {
-            Self::Veth(t) => &t.client,
-            Self::Loopback(ns) => ns,
-        }
-    }
-
-    fn server_ip(&self) -> IpAddr {
-        match self {
-            Self::Veth(t) => t.server_v4.into(),
-            Self::Loopback(_) => "127.0.0.1".parse().unwrap(),
-        }
-    }
-
-    fn client_ip(&self) -> IpAddr {
-        match self {
-            Self::Veth(t) => t.client_v4.into(),
-            Self::Loopback(_) => "127.0.0.1".parse().unwrap(),
-        }
-    }
-
-    fn netns_args(&self) -> Vec<String> {
-        match self {
-            Self::Veth(t) => t.netns_args(),
-            Self::Loopback(ns) => vec!["--netns".into(), ns.name.clone()],
-        }
-    }
-}
+use tcpchurn_tests::{
+    Layout, Netns, Peer, Recorder, Scratch, record, replay_verdict, ss, verdict_pair,
+};
 
 fn pair<'a>(verdict: &'a Value, s: &Scenario) -> &'a Value {
-    let (client, server) = (s.layout.client_ip().to_string(), s.server_addr());
-    verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["client"] == client && p["server"] == server)
-        .unwrap_or_else(|| panic!("no pair {client} -> {server} in {verdict:#}"))
+    verdict_pair(verdict, &s.client_ip().to_string(), &s.server_addr())
 }
 
 struct Scenario {
     layout: Layout,
     /// Holds the trace file until the scenario ends.
-    _scratch: Scratch,
+    scratch: Scratch,
     recorder: Option<Recorder>,
     port: u16,
 }
 
 impl Scenario {
     fn start(veth: bool, tag: &str, port: u16) -> Self {
-        let layout = if veth {
-            Layout::Veth(Topology::new(tag))
-        } else {
-            Layout::Loopback(Netns::new(tag))
-        };
+        let layout = Layout::new(veth, tag);
         let scratch = Scratch::new("verdicts");
-        let recorder = Recorder::start(&scratch.path("t.trace"), &layout.netns_args());
+        let recorder = record(&scratch.path("t.trace"), layout.netns_args());
         Self {
             layout,
-            _scratch: scratch,
+            scratch,
             recorder: Some(recorder),
             port,
         }
     }
 
+    /// The verdicts are checked on IPv4.
+    fn server_ip(&self) -> std::net::IpAddr {
+        self.layout.addrs(false).0
+    }
+
+    fn client_ip(&self) -> std::net::IpAddr {
+        self.layout.addrs(false).1
+    }
+
     fn server_addr(&self) -> String {
-        SocketAddr::new(self.layout.server_ip(), self.port).to_string()
+        SocketAddr::new(self.server_ip(), self.port).to_string()
     }
 
     fn server(&self, args: &[&str]) -> Peer {
@@ -119,17 +70,11 @@ impl Scenario {
     /// client's have it as their peer port.
     fn ss_time_wait(&self) -> (u64, u64) {
         let count = |ns: &Netns, local: bool| {
-            let out = ns.sh("ss", &["-tanH", "state", "time-wait"]);
-            let port = format!(":{}", self.port);
-            out.lines()
-                .filter(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let at = if local {
-                        fields.len() - 2
-                    } else {
-                        fields.len() - 1
-                    };
-                    fields.len() >= 2 && fields[at].ends_with(&port)
+            ss(ns)
+                .iter()
+                .filter(|s| {
+                    let port = if local { s.local.1 } else { s.peer.1 };
+                    s.state == "TIME-WAIT" && port == self.port
                 })
                 .count() as u64
         };
@@ -141,15 +86,11 @@ impl Scenario {
 
     /// Stops recording and returns the verdict (`replay --json --connections`).
     fn verdict(&mut self, extra: &[&str]) -> Value {
-        let recorded = self.recorder.take().unwrap().stop();
-        assert!(
-            recorded.status.success(),
-            "recorder failed: {:?}",
-            recorded.stderr
-        );
+        let recorder = self.recorder.take().unwrap();
+        recorder.stop().unwrap().ensure_success().unwrap();
         let mut args = vec!["--connections"];
         args.extend_from_slice(extra);
-        replay_verdict(Path::new(&recorded.path), &args)
+        replay_verdict(&self.scratch.path("t.trace"), &args)
     }
 }
 
@@ -181,14 +122,29 @@ fn connections_of(verdict: &Value, port: u16) -> Vec<&Value> {
         .collect()
 }
 
-fn client_closes_first(veth: bool) {
-    let mut s = Scenario::start(veth, "vc", 5101);
-    let server = s.server(&["--count", "3", "--behaviour", "wait-peer"]);
+/// What three connections, 50 ms apart, left behind.
+struct ThreeConnections {
+    verdict: Value,
+    /// TIME_WAIT sockets of (client, server), from `ss`.
+    ss: (u64, u64),
+    server_pid: u32,
+    client_pid: u32,
+}
+
+/// Three connections where `closer` (`client` or `server`) closes first and the other
+/// side waits for it.
+fn three_closed_by(s: &mut Scenario, closer: &str) -> ThreeConnections {
+    let (server_behaviour, client_behaviour) = if closer == "client" {
+        ("wait-peer", "close")
+    } else {
+        ("close", "wait-peer")
+    };
+    let server = s.server(&["--count", "3", "--behaviour", server_behaviour]);
     let client = s.client(&[
         "--count",
         "3",
         "--behaviour",
-        "close",
+        client_behaviour,
         "--interval-ms",
         "50",
     ]);
@@ -197,7 +153,22 @@ fn client_closes_first(veth: bool) {
     server.wait();
     thread::sleep(Duration::from_millis(200));
     let ss = s.ss_time_wait();
-    let verdict = s.verdict(&[]);
+    ThreeConnections {
+        verdict: s.verdict(&[]),
+        ss,
+        server_pid,
+        client_pid,
+    }
+}
+
+fn client_closes_first(veth: bool) {
+    let mut s = Scenario::start(veth, "vc", 5101);
+    let ThreeConnections {
+        verdict,
+        ss,
+        server_pid,
+        client_pid,
+    } = three_closed_by(&mut s, "client");
     let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 3, "both ends merged: {pair:#}");
     assert_eq!(pair["closed_first"]["client"], 3, "{pair:#}");
@@ -218,21 +189,12 @@ fn client_closes_first(veth: bool) {
 
 fn server_closes_first(veth: bool) {
     let mut s = Scenario::start(veth, "vs", 5102);
-    let server = s.server(&["--count", "3", "--behaviour", "close"]);
-    let client = s.client(&[
-        "--count",
-        "3",
-        "--behaviour",
-        "wait-peer",
-        "--interval-ms",
-        "50",
-    ]);
-    let server_pid = server.pid();
-    client.wait();
-    server.wait();
-    thread::sleep(Duration::from_millis(200));
-    let ss = s.ss_time_wait();
-    let verdict = s.verdict(&[]);
+    let ThreeConnections {
+        verdict,
+        ss,
+        server_pid,
+        ..
+    } = three_closed_by(&mut s, "server");
     let pair = pair(&verdict, &s);
     assert_eq!(pair["connections"], 3, "{pair:#}");
     assert_eq!(pair["closed_first"]["server"], 3, "{pair:#}");
@@ -262,7 +224,7 @@ fn server_resets_in_a_loop(veth: bool) {
         "100",
     ]);
     let server_pid = server.pid();
-    client.out.wait_for("done", Duration::from_secs(30));
+    client.wait_for("done", Duration::from_secs(30));
     thread::sleep(Duration::from_millis(200));
     let ss = s.ss_time_wait();
     let verdict = s.verdict(&[]);
@@ -307,8 +269,8 @@ fn server_resets_in_a_loop(veth: bool) {
     let text = String::from_utf8(text.stdout).unwrap();
     let expected = format!(
         "  {} -> {}:{}: reconnect loop, 15 connections in",
-        s.layout.client_ip(),
-        s.layout.server_ip(),
+        s.client_ip(),
+        s.server_ip(),
         s.port
     );
     assert!(text.contains(&expected), "{text}");
@@ -343,7 +305,7 @@ fn close_wait_leak(veth: bool) {
             leak["peer"]
                 .as_str()
                 .unwrap()
-                .starts_with(&format!("{}:", s.layout.client_ip())),
+                .starts_with(&format!("{}:", s.client_ip())),
             "{leak}"
         );
         assert!(leak["age_s"].as_f64().unwrap() >= 1.0, "{leak}");
@@ -383,38 +345,25 @@ fn refused_connects(veth: bool) {
     }
 }
 
-macro_rules! scenarios {
-    ($veth:expr; $($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            if tcpchurn_tests::require_root(stringify!($name)) {
-                super::$name($veth);
-            }
-        }
-    )*};
-}
-
 /// Two namespaces joined by veth: the two ends are in different namespaces.
 mod veth {
-    scenarios! {
-        true;
-        client_closes_first,
-        server_closes_first,
-        server_resets_in_a_loop,
-        close_wait_leak,
-        refused_connects,
+    tcpchurn_tests::privileged_tests! {
+        client_closes_first: super::client_closes_first(true);
+        server_closes_first: super::server_closes_first(true);
+        server_resets_in_a_loop: super::server_resets_in_a_loop(true);
+        close_wait_leak: super::close_wait_leak(true);
+        refused_connects: super::refused_connects(true);
     }
 }
 
 /// One namespace over loopback: the kernel runs each side's softirq in the other
 /// side's task, and both ends have the same addresses.
 mod loopback {
-    scenarios! {
-        false;
-        client_closes_first,
-        server_closes_first,
-        server_resets_in_a_loop,
-        close_wait_leak,
-        refused_connects,
+    tcpchurn_tests::privileged_tests! {
+        client_closes_first: super::client_closes_first(false);
+        server_closes_first: super::server_closes_first(false);
+        server_resets_in_a_loop: super::server_resets_in_a_loop(false);
+        close_wait_leak: super::close_wait_leak(false);
+        refused_connects: super::refused_connects(false);
     }
 }

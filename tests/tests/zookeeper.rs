@@ -1,12 +1,13 @@
-//! The incident of `shared/seed/000_cd1bf467d002e595.txt`, with the real software:
-//! Dubbo applications on one Kubernetes node exceed ZooKeeper's per-IP
-//! `maxClientCnxns`; ZooKeeper accepts each connection over the limit and closes it at
-//! once; the ZooKeeper client reconnects 1-2 s later, forever.
+//! The incident the project was built for (README.md; docs/incident-guide.md follows
+//! it step by step), with the real software: Dubbo applications on one Kubernetes node
+//! exceed ZooKeeper's per-IP `maxClientCnxns`; ZooKeeper accepts each connection over
+//! the limit and closes it at once; the ZooKeeper client reconnects 1-2 s later,
+//! forever.
 //!
 //! - Server namespace: Debian's ZooKeeper (3.8), standalone, `maxClientCnxns=4`,
-//!   logging through slf4j-simple (tests/zookeeper/README.md says why).
+//!   logging through slf4j-simple (harness/zookeeper/README.md says why).
 //! - Application node: 2 Java processes with 3 `org.apache.zookeeper.ZooKeeper`
-//!   sessions each (tests/zookeeper/ZkSessions.java) and ZooKeeper's own CLI: 7
+//!   sessions each (harness/zookeeper/ZkSessions.java) and ZooKeeper's own CLI: 7
 //!   sessions for 4 slots, so 3 of them loop.
 //! - `tcpchurn record` records both namespaces for 25 s; the test then checks the
 //!   events, and the verdict's keys, against the truth: ZooKeeper's log, `ss` in both
@@ -25,19 +26,19 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, Ipv4Addr},
+    net::IpAddr,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+use tcpchurn_harness::zookeeper::{self, PORT, ZooKeeper, logged_rejections};
 use tcpchurn_tests::{
-    Netns, Peer, Recorder, Scratch, Topology, replay_events, replay_verdict, require_root,
+    Peer, Recorder, Scratch, SsSocket, Topology, event_ip, lost_total, record, replay_events,
+    replay_verdict, require_root, ss, topology, verdict_pair,
 };
 
-const PORT: u16 = 2181;
 const MAX_CLIENT_CNXNS: usize = 4;
 const APPLICATIONS: usize = 2;
 const SESSIONS_PER_APPLICATION: usize = 3;
@@ -47,208 +48,6 @@ const RECORD_FOR: Duration = Duration::from_secs(25);
 /// Three looping sessions reconnect every 1-2 s each: about 2 attempts per second.
 /// Half of that leaves room for a slow machine.
 const MIN_ATTEMPTS_PER_S: f64 = 1.0;
-
-const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
-const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
-const CONFIG_TEMPLATE: &str = include_str!("../zookeeper/zoo.cfg.in");
-const CLIENT_SOURCE: &str = include_str!("../zookeeper/ZkSessions.java");
-
-/// Installs ZooKeeper and a JRE if they are missing (`cargo xtask test` normally has,
-/// through `xtask setup --zookeeper`).
-fn ensure_zookeeper_installed() {
-    let java = Command::new("java")
-        .arg("-version")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if java && Path::new(ZOOKEEPER_JAR).exists() && Path::new(SLF4J_SIMPLE_JAR).exists() {
-        return;
-    }
-    eprintln!("zookeeper: installing zookeeper and default-jre-headless (apt-get)");
-    let apt = |args: &[&str]| {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .unwrap();
-        assert!(status.success(), "apt-get {args:?} failed: {status}");
-    };
-    apt(&["update", "-qq"]);
-    apt(&[
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "zookeeper",
-        "default-jre-headless",
-    ]);
-}
-
-/// The scenario's files: configuration, compiled client, logs.
-struct Files {
-    dir: PathBuf,
-    class_path: String,
-}
-
-impl Files {
-    fn prepare(scratch: &Scratch) -> Self {
-        let dir = scratch.0.clone();
-        let classes = dir.join("classes");
-        std::fs::create_dir_all(&classes).unwrap();
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let source = dir.join("ZkSessions.java");
-        std::fs::write(&source, CLIENT_SOURCE).unwrap();
-        // The runtime's own compiler module: Debian's JRE has it, without `javac`.
-        let out = Command::new("java")
-            .args(["-m", "jdk.compiler/com.sun.tools.javac.Main", "-cp"])
-            .arg(ZOOKEEPER_JAR)
-            .arg("-d")
-            .arg(&classes)
-            .arg(&source)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "compiling ZkSessions.java: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self {
-            class_path: format!("{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}:{}", classes.display()),
-            dir,
-        }
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.log"))
-    }
-
-    /// `java` in a namespace, logging through slf4j-simple into `name.log`.
-    fn java(&self, netns: &Netns, name: &str, heap: &str) -> Command {
-        let mut cmd = netns.command("java");
-        cmd.arg(format!("-Xmx{heap}"))
-            .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k"])
-            .arg(format!(
-                "-Dorg.slf4j.simpleLogger.logFile={}",
-                self.log(name).display()
-            ))
-            .args([
-                "-Dorg.slf4j.simpleLogger.showDateTime=true",
-                "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
-                "-cp",
-                &self.class_path,
-            ])
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit());
-        cmd
-    }
-
-    fn start_server(&self, topology: &Topology) -> Peer {
-        let config = CONFIG_TEMPLATE
-            .replace("@DATA_DIR@", &self.dir.join("data").display().to_string())
-            .replace("@ADDRESS@", &topology.server_v4.to_string())
-            .replace("@PORT@", &PORT.to_string())
-            .replace("@MAX_CLIENT_CNXNS@", &MAX_CLIENT_CNXNS.to_string());
-        let config_path = self.dir.join("zoo.cfg");
-        std::fs::write(&config_path, config).unwrap();
-        let mut cmd = self.java(&topology.server, "zookeeper", "256m");
-        cmd.arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&config_path);
-        let mut server = Peer::spawn_command(cmd);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ss(&topology.server)
-            .iter()
-            .any(|s| s.state == "LISTEN" && s.local.1 == PORT)
-        {
-            assert!(
-                server.child.try_wait().unwrap().is_none(),
-                "ZooKeeper exited; log:\n{}",
-                std::fs::read_to_string(self.log("zookeeper")).unwrap_or_default()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "ZooKeeper did not listen within 60 s"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-}
-
-/// One line of `ss -Htanp`.
-#[derive(Debug)]
-struct SsSocket {
-    state: String,
-    local: (IpAddr, u16),
-    peer: (IpAddr, u16),
-    pid: Option<u32>,
-}
-
-fn endpoint(text: &str) -> (IpAddr, u16) {
-    let (host, port) = text.rsplit_once(':').unwrap();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = host
-        .parse::<IpAddr>()
-        .map_or(IpAddr::from(Ipv4Addr::UNSPECIFIED), |ip| ip.to_canonical());
-    (ip, port.parse().unwrap_or(0))
-}
-
-/// Every TCP socket of a namespace, as `ss` sees it.
-fn ss(netns: &Netns) -> Vec<SsSocket> {
-    netns
-        .sh("ss", &["-Htanp"])
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [state, _recv_q, _send_q, local, peer, rest @ ..] = fields.as_slice() else {
-                return None;
-            };
-            let pid = rest.iter().find_map(|r| {
-                let start = r.find("pid=")? + 4;
-                let digits: String = r[start..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                digits.parse().ok()
-            });
-            Some(SsSocket {
-                state: (*state).to_owned(),
-                local: endpoint(local),
-                peer: endpoint(peer),
-                pid,
-            })
-        })
-        .collect()
-}
-
-/// Rejections in ZooKeeper's log. 3.8 rate-limits the message (`RateLogger`, 100 ms):
-/// `Message:... Value:null` for the first, then `[K times] Message: ...` for K more.
-fn logged_rejections(log: &str) -> u64 {
-    log.lines()
-        .filter(|line| line.contains("Too many connections"))
-        .map(|line| {
-            line.find(" times] Message")
-                .and_then(|end| {
-                    let start = line[..end].rfind('[')? + 1;
-                    line[start..end].parse().ok()
-                })
-                .unwrap_or(1)
-        })
-        .sum()
-}
-
-fn signal(peer: &Peer, signal: i32) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(i32::try_from(peer.pid()).unwrap(), signal) };
-}
-
-fn ip_of(event: &Value, key: &str) -> IpAddr {
-    event[key]
-        .as_str()
-        .unwrap()
-        .parse::<IpAddr>()
-        .unwrap()
-        .to_canonical()
-}
 
 /// One end of one connection in the trace.
 #[derive(Debug, Default)]
@@ -270,10 +69,10 @@ impl End {
         self.transitions.iter().any(|t| t == transition)
     }
 
-    /// Ended by handing the connection to a TIME_WAIT socket (kernel-facts §1.3):
-    /// FIN_WAIT2 -> CLOSE or CLOSING -> CLOSE, unless the socket aborted with an RST
-    /// (a linger-0 `close()` in FIN_WAIT2 also goes FIN_WAIT2 -> CLOSE, then sends the
-    /// RST: ZooKeeper does this when the client's ACK of its FIN comes first).
+    /// Ended by handing the connection to a TIME_WAIT socket (docs/kernel-facts.md
+    /// §1.3): FIN_WAIT2 -> CLOSE or CLOSING -> CLOSE, unless the socket aborted with an
+    /// RST (a linger-0 `close()` in FIN_WAIT2 also goes FIN_WAIT2 -> CLOSE, then sends
+    /// the RST: ZooKeeper does this when the client's ACK of its FIN comes first).
     fn entered_time_wait(&self) -> bool {
         let aborted = self
             .resets_sent
@@ -304,8 +103,8 @@ fn ends(events: &[Value], topology: &Topology, server: bool) -> BTreeMap<u64, En
             continue;
         };
         if event["netns"] != netns
-            || ip_of(event, "laddr") != IpAddr::from(local_ip)
-            || ip_of(event, "raddr") != IpAddr::from(remote_ip)
+            || event_ip(event, "laddr") != IpAddr::from(local_ip)
+            || event_ip(event, "raddr") != IpAddr::from(remote_ip)
         {
             continue;
         }
@@ -393,34 +192,33 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
         return;
     }
     let started = Instant::now();
-    ensure_zookeeper_installed();
-    let topology = Topology::new("zk");
+    zookeeper::install().unwrap();
+    let topology = topology("zk");
     let scratch = Scratch::new("zookeeper");
-    let files = Files::prepare(&scratch);
-    let server = files.start_server(&topology);
+    let zookeeper = ZooKeeper::prepare(&scratch.0).unwrap();
+    let server = zookeeper.start_server(&topology, MAX_CLIENT_CNXNS).unwrap();
     let zk_pid = u64::from(server.pid());
     let zk_addr = format!("{}:{PORT}", topology.server_v4);
 
     let trace = scratch.path("zookeeper.trace");
-    let recorder = Recorder::start(&trace, &topology.netns_args());
+    let recorder = record(&trace, topology.netns_args());
     let recording_started = Instant::now();
     let mut clients = Vec::new();
     for i in 0..APPLICATIONS {
-        let mut cmd = files.java(&topology.client, &format!("application-{i}"), "64m");
-        cmd.arg("ZkSessions")
-            .arg(&zk_addr)
-            .arg(SESSIONS_PER_APPLICATION.to_string());
-        let mut application = Peer::spawn_command(cmd);
         // One application after the other, as pods start: a burst of connections can
         // slip past maxClientCnxns (ZkSessions.java explains the race).
-        application.out.wait_for("opened", Duration::from_secs(30));
-        clients.push(application);
+        clients.push(
+            zookeeper
+                .start_sessions(
+                    &topology,
+                    &format!("application-{i}"),
+                    SESSIONS_PER_APPLICATION,
+                )
+                .unwrap(),
+        );
     }
     // ZooKeeper's CLI, interactive: it keeps its session while stdin stays open.
-    let mut cli = files.java(&topology.client, "zkcli", "64m");
-    cli.args(["org.apache.zookeeper.ZooKeeperMain", "-server", &zk_addr])
-        .stdin(Stdio::piped());
-    clients.push(Peer::spawn_command(cli));
+    clients.push(zookeeper.start_cli(&topology, "zkcli").unwrap());
     let client_pids: BTreeSet<u64> = clients.iter().map(|c| u64::from(c.pid())).collect();
 
     // All slots are taken within seconds; the other sessions loop from then on.
@@ -442,7 +240,7 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
     // Freeze the clients, so that `ss`, ZooKeeper's log and the end of the trace all
     // describe the same moment.
     for client in &clients {
-        signal(client, libc::SIGSTOP);
+        client.signal(libc::SIGSTOP);
     }
     thread::sleep(Duration::from_millis(300));
     // ZooKeeper logs rejections through a 100 ms rate limiter that flushes on the next
@@ -455,13 +253,8 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
     thread::sleep(Duration::from_millis(300));
     let server_sockets = ss(&topology.server);
     let client_sockets = ss(&topology.client);
-    let zk_log = std::fs::read_to_string(files.log("zookeeper")).unwrap();
-    let recorded = recorder.stop();
-    assert!(
-        recorded.status.success(),
-        "recorder failed: {:?}",
-        recorded.stderr
-    );
+    let zk_log = std::fs::read_to_string(zookeeper.log("zookeeper")).unwrap();
+    recorder.stop().unwrap().ensure_success().unwrap();
     let recording = recording_started.elapsed();
     drop(clients);
     drop(server);
@@ -496,13 +289,8 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
     );
 
     // What the trace says.
-    let events = replay_events(&recorded.path);
-    let lost: u64 = events
-        .iter()
-        .filter(|e| e["kind"] == "lost")
-        .map(|e| e["lost"].as_u64().unwrap())
-        .sum();
-    assert_eq!(lost, 0, "events were lost");
+    let events = replay_events(&trace);
+    assert_eq!(lost_total(&events), 0, "events were lost");
     let server_ends = ends(&events, &topology, true);
     let client_ends = ends(&events, &topology, false);
     let server_time_waits = time_waits(&server_ends);
@@ -675,7 +463,7 @@ fn zookeeper_max_client_cnxns_reconnect_loop() {
 
     // The verdict, found by the analysis alone.
     check_verdict(
-        &verdict(&recorded.path),
+        &verdict(&trace),
         &topology,
         &Expected {
             rejected: rejected.len(),
@@ -708,58 +496,34 @@ struct Expected<'a> {
 fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) {
     let client = topology.client_v4.to_string();
     let server = format!("{}:{PORT}", topology.server_v4);
-    let pair = verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["client"] == client.as_str() && p["server"] == server.as_str())
-        .unwrap_or_else(|| panic!("no pair {client} -> {server} in {:#}", verdict["pairs"]));
-    let count = |v: &Value| usize::try_from(v.as_u64().unwrap()).unwrap();
+    let pair = verdict_pair(verdict, &client, &server);
     assert_eq!(pair["reconnect_loop"], true, "{pair:#}");
-    assert_eq!(
-        count(&pair["connections"]),
-        expected.rejected + expected.held,
-        "{pair:#}"
-    );
-    assert_eq!(
-        count(&pair["closed_first"]["server"]),
-        expected.rejected,
-        "{pair:#}"
-    );
-    assert_eq!(count(&pair["closed_first"]["client"]), 0, "{pair:#}");
-    assert_eq!(
-        count(&pair["closed_first"]["open"]),
-        expected.held,
-        "{pair:#}"
-    );
-    assert_eq!(
-        count(&pair["resets"]["server"]),
-        expected.with_rst,
-        "{pair:#}"
-    );
-    // The server's TCP_ABORT_ON_DATA aborts fire tcp_receive_reset on the server socket
-    // itself: they are the server's resets, never the client's.
-    assert_eq!(count(&pair["resets"]["client"]), 0, "{pair:#}");
     assert!(
         pair["connects_per_s"].as_f64().unwrap() >= MIN_ATTEMPTS_PER_S,
         "{pair:#}"
     );
-    // A linger-0 abort from FIN_WAIT2 is not TIME_WAIT: the count is the kernel's.
-    assert_eq!(
-        count(&pair["time_wait"]["server"]),
-        expected.time_wait_server,
-        "{pair:#}"
-    );
-    assert_eq!(
-        count(&pair["time_wait"]["client"]),
-        expected.time_wait_client,
-        "{pair:#}"
-    );
-    assert_eq!(
-        count(&pair["time_wait_peak"]["server"]),
-        expected.time_wait_peak_server,
-        "{pair:#}"
-    );
+    let counts = [
+        ("connections", "", expected.rejected + expected.held),
+        ("closed_first", "server", expected.rejected),
+        ("closed_first", "client", 0),
+        ("closed_first", "open", expected.held),
+        ("resets", "server", expected.with_rst),
+        // The server's TCP_ABORT_ON_DATA aborts fire tcp_receive_reset on the server
+        // socket itself: they are the server's resets, never the client's.
+        ("resets", "client", 0),
+        // A linger-0 abort from FIN_WAIT2 is not TIME_WAIT: the count is the kernel's.
+        ("time_wait", "server", expected.time_wait_server),
+        ("time_wait", "client", expected.time_wait_client),
+        ("time_wait_peak", "server", expected.time_wait_peak_server),
+    ];
+    for (key, side, want) in counts {
+        let value = if side.is_empty() {
+            &pair[key]
+        } else {
+            &pair[key][side]
+        };
+        assert_eq!(value.as_u64(), Some(want as u64), "{key} {side}: {pair:#}");
+    }
     for conn in verdict["connections"].as_array().unwrap() {
         if conn["client"]
             .as_str()
@@ -786,6 +550,78 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
     );
 }
 
+/// One connection from the client namespace to a `tcpchurn-peer` server on the
+/// ZooKeeper port, recorded: ZooKeeper's ways of rejecting a connection, one at a time.
+struct OneConnection {
+    topology: Topology,
+    _scratch: Scratch,
+    trace: PathBuf,
+    recorder: Recorder,
+    server_addr: String,
+}
+
+/// What was recorded: the server's and the client's end, and the verdict's pair.
+struct Recorded {
+    server_end: End,
+    client_end: End,
+    pair: Value,
+}
+
+impl OneConnection {
+    /// Starts recording, and a server that accepts one connection and treats it as
+    /// `behaviour` says.
+    fn start(tag: &str, behaviour: &str) -> (Self, Peer) {
+        let topology = topology(tag);
+        let scratch = Scratch::new(tag);
+        let server_addr = format!("{}:{PORT}", topology.server_v4);
+        let trace = scratch.path("t.trace");
+        let recorder = record(&trace, topology.netns_args());
+        let server = Peer::server(
+            Some(&topology.server),
+            &[
+                "--listen",
+                &server_addr,
+                "--count",
+                "1",
+                "--behaviour",
+                behaviour,
+            ],
+        );
+        let staged = Self {
+            topology,
+            _scratch: scratch,
+            trace,
+            recorder,
+            server_addr,
+        };
+        (staged, server)
+    }
+
+    fn client(&self, args: &[&str]) -> Peer {
+        let mut full = vec!["--connect", self.server_addr.as_str()];
+        full.extend_from_slice(args);
+        Peer::client(Some(&self.topology.client), &full)
+    }
+
+    /// Stops recording; the trace must hold one connection.
+    fn stop(self) -> Recorded {
+        self.recorder.stop().unwrap().ensure_success().unwrap();
+        let events = replay_events(&self.trace);
+        let the_one = |server: bool| {
+            let mut ends = ends(&events, &self.topology, server);
+            assert_eq!(ends.len(), 1, "one connection expected: {ends:?}");
+            ends.pop_first().unwrap().1
+        };
+        let verdict = verdict(&self.trace);
+        let client = self.topology.client_v4.to_string();
+        Recorded {
+            server_end: the_one(true),
+            client_end: the_one(false),
+            pair: verdict_pair(&verdict, &client, &self.server_addr).clone(),
+        }
+    }
+}
+
 /// ZooKeeper's rejection, made deterministic: `fastCloseSock` with the client's ACK of
 /// the FIN arriving before `close()`. The server socket goes FIN_WAIT1 -> FIN_WAIT2,
 /// then the linger-0 `close()` takes it FIN_WAIT2 -> CLOSE and sends an RST: the same
@@ -796,42 +632,22 @@ fn fast_close_from_fin_wait2_is_not_time_wait() {
     if !require_root("fast_close_from_fin_wait2_is_not_time_wait") {
         return;
     }
-    let topology = Topology::new("fc");
-    let scratch = Scratch::new("fastclose");
-    let server_addr = format!("{}:{PORT}", topology.server_v4);
-    let recorder = Recorder::start(&scratch.path("fc.trace"), &topology.netns_args());
-    let server = Peer::server(
-        Some(&topology.server),
-        &[
-            "--listen",
-            &server_addr,
-            "--count",
-            "1",
-            "--behaviour",
-            "fast-close",
-        ],
-    );
+    let (staged, server) = OneConnection::start("fc", "fast-close");
     // The client never closes: only its ACK answers the server's FIN.
-    let mut client = Peer::client(
-        Some(&topology.client),
-        &["--connect", &server_addr, "--behaviour", "hold"],
-    );
-    client.out.wait_for("connected", Duration::from_secs(10));
+    let mut client = staged.client(&["--behaviour", "hold"]);
+    client.wait_for("connected", Duration::from_secs(10));
     server.wait();
     thread::sleep(Duration::from_millis(200));
-    let ss_tw_server = ss(&topology.server)
+    let ss_tw_server = ss(&staged.topology.server)
         .iter()
         .filter(|s| s.state == "TIME-WAIT")
         .count();
-    let recorded = recorder.stop();
-    assert!(recorded.status.success(), "{:?}", recorded.stderr);
+    let Recorded {
+        server_end: end,
+        pair,
+        ..
+    } = staged.stop();
     assert_eq!(ss_tw_server, 0, "the kernel holds no TIME_WAIT");
-
-    let events = replay_events(&recorded.path);
-    let server_ends = ends(&events, &topology, true);
-    let [end] = server_ends.values().collect::<Vec<_>>()[..] else {
-        panic!("one server connection expected: {server_ends:?}");
-    };
     assert_eq!(
         end.transitions,
         [
@@ -844,14 +660,6 @@ fn fast_close_from_fin_wait2_is_not_time_wait() {
     );
     assert_eq!(end.resets_sent, ["TCP_STATE"]);
     assert!(!end.entered_time_wait());
-
-    let verdict = verdict(&recorded.path);
-    let pair = verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["server"] == server_addr.as_str())
-        .unwrap_or_else(|| panic!("no pair for {server_addr}: {verdict:#}"));
     assert_eq!(pair["closed_first"]["server"], 1, "{pair:#}");
     assert_eq!(pair["resets"]["server"], 1, "{pair:#}");
     assert_eq!(pair["time_wait"]["server"], 0, "{pair:#}");
@@ -868,60 +676,21 @@ fn abort_on_data_is_the_servers_reset() {
     if !require_root("abort_on_data_is_the_servers_reset") {
         return;
     }
-    let topology = Topology::new("ad");
-    let scratch = Scratch::new("abortdata");
-    let server_addr = format!("{}:{PORT}", topology.server_v4);
-    let recorder = Recorder::start(&scratch.path("ad.trace"), &topology.netns_args());
-    let server = Peer::server(
-        Some(&topology.server),
-        &[
-            "--listen",
-            &server_addr,
-            "--count",
-            "1",
-            "--behaviour",
-            "shutdown",
-        ],
-    );
-    let client = Peer::client(
-        Some(&topology.client),
-        &[
-            "--connect",
-            &server_addr,
-            "--delay-ms",
-            "100",
-            "--behaviour",
-            "send",
-        ],
-    );
+    let (staged, server) = OneConnection::start("ad", "shutdown");
+    let client = staged.client(&["--delay-ms", "100", "--behaviour", "send"]);
     client.wait();
     server.wait();
-    let recorded = recorder.stop();
-    assert!(recorded.status.success(), "{:?}", recorded.stderr);
-
-    let events = replay_events(&recorded.path);
-    let server_ends = ends(&events, &topology, true);
-    let client_ends = ends(&events, &topology, false);
-    let [server_end] = server_ends.values().collect::<Vec<_>>()[..] else {
-        panic!("one server connection expected: {server_ends:?}");
-    };
-    let [client_end] = client_ends.values().collect::<Vec<_>>()[..] else {
-        panic!("one client connection expected: {client_ends:?}");
-    };
+    let Recorded {
+        server_end,
+        client_end,
+        pair,
+    } = staged.stop();
     assert_eq!(server_end.resets_sent, ["TCP_ABORT_ON_DATA"]);
     assert!(
         client_end.resets_sent.is_empty(),
         "the client sent no RST: {client_end:?}"
     );
     assert!(server_end.has("ESTABLISHED->FIN_WAIT1"));
-
-    let verdict = verdict(&recorded.path);
-    let pair = verdict["pairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["server"] == server_addr.as_str())
-        .unwrap_or_else(|| panic!("no pair for {server_addr}: {verdict:#}"));
     assert_eq!(pair["closed_first"]["server"], 1, "{pair:#}");
     assert_eq!(pair["resets"]["server"], 1, "{pair:#}");
     assert_eq!(pair["resets"]["client"], 0, "{pair:#}");

@@ -1,15 +1,14 @@
 //! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
 
 mod bench;
+mod binaries;
+mod cargo;
 mod demo;
 mod lint;
-mod run;
-mod scenario;
 mod setup;
 mod setup_containers;
 mod soak;
 mod test;
-mod zookeeper;
 
 use clap::{Parser, Subcommand};
 

@@ -3,10 +3,15 @@
 //! being root is a failure, not a skip.
 
 use anyhow::bail;
+use tcpchurn_harness::{
+    exec::run_shown,
+    runner::{in_ci, is_root},
+};
 
 use crate::{
+    binaries::build_tcpchurn,
+    cargo::cargo,
     lint::lint,
-    run::{cargo, in_ci, is_root, run, workspace_root},
     setup::{SetupArgs, setup},
     setup_containers,
 };
@@ -29,31 +34,6 @@ pub struct TestArgs {
     pub filter: Option<String>,
 }
 
-/// Builds the release `tcpchurn` and returns its path.
-pub fn build_tcpchurn() -> anyhow::Result<std::path::PathBuf> {
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "probe-user",
-        "--bin",
-        "tcpchurn",
-    ]))?;
-    Ok(workspace_root().join("target/release/tcpchurn"))
-}
-
-/// Builds release binaries of the tests crate (peer, churn generator, trace tool).
-/// Separate from `tcpchurn`'s build: built together, the packages would unify
-/// features differently and rebuild the `tcpchurn` that `xtask test` builds alone.
-pub fn build_test_binaries(bins: &[&str]) -> anyhow::Result<()> {
-    let mut cmd = cargo();
-    cmd.args(["build", "--release", "-p", "tcpchurn-tests"]);
-    for bin in bins {
-        cmd.args(["--bin", bin]);
-    }
-    run(&mut cmd)
-}
-
 pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     if !args.no_setup {
         setup(&SetupArgs {
@@ -65,7 +45,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         lint()?;
     }
     if !args.privileged_only {
-        run(cargo().args([
+        run_shown(cargo().args([
             "test",
             "--workspace",
             "--exclude",
@@ -103,7 +83,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     if let Some(filter) = &args.filter {
         cmd.arg(filter);
     }
-    run(&mut cmd)?;
+    run_shown(&mut cmd)?;
     eprintln!("xtask: all tests passed");
     Ok(())
 }

@@ -5,10 +5,13 @@ use std::{
     time::Duration,
 };
 
-use crate::analysis::{
-    histogram::LogHistogram,
-    keys::ip_bits,
-    verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+use crate::{
+    analysis::{
+        histogram::LogHistogram,
+        keys::ip_bits,
+        verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+    },
+    model::duration_ns,
 };
 
 /// A client address and the server address:port it connects to. Addresses are
@@ -79,10 +82,6 @@ impl Default for LoopRule {
     }
 }
 
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// A run of rejected connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Run {
@@ -108,6 +107,23 @@ pub struct ConnectionOutcome {
 }
 
 impl ConnectionOutcome {
+    /// A connect refused at `ts_ns` by a traced server host whose client was not
+    /// traced: the server's RST is all there is.
+    pub fn refused_unseen(ts_ns: u64) -> Self {
+        Self {
+            verdict: CloseVerdict {
+                closed_first: ClosedFirst::Server,
+                how: Some(CloseHow::Refused),
+            },
+            start_ns: Some(ts_ns),
+            end_ns: Some(ts_ns),
+            close_delay_ns: None,
+            resets: [false, true],
+            preexisting: false,
+            incomplete: false,
+        }
+    }
+
     pub fn lifetime_ns(&self) -> Option<u64> {
         Some(self.end_ns?.saturating_sub(self.start_ns?))
     }
@@ -118,7 +134,7 @@ impl ConnectionOutcome {
             (_, Some(CloseHow::Refused)) => true,
             (ClosedFirst::Server, Some(CloseHow::Fin | CloseHow::Rst)) => self
                 .close_delay_ns
-                .is_some_and(|delay| delay <= ns(rule.short)),
+                .is_some_and(|delay| delay <= duration_ns(rule.short)),
             _ => false,
         }
     }
@@ -239,7 +255,13 @@ impl PairStats {
             self.rejected += 1;
             let start = c.start_ns.unwrap_or(0);
             let end = c.end_ns.unwrap_or(start);
-            if self.run.len > 0 && start <= self.run.last_end_ns.saturating_add(ns(rule.max_gap)) {
+            if self.run.len > 0
+                && start
+                    <= self
+                        .run
+                        .last_end_ns
+                        .saturating_add(duration_ns(rule.max_gap))
+            {
                 self.run.len += 1;
                 self.run.last_end_ns = self.run.last_end_ns.max(end);
             } else {

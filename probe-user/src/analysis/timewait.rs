@@ -1,9 +1,9 @@
-//! TIME_WAIT accounting. No tracepoint ever reports TIME_WAIT (kernel-facts §1.3): the
-//! kernel hands the connection to a separate timewait socket and traces the full
-//! socket's FIN_WAIT2→CLOSE or CLOSING→CLOSE instead. The timewait socket then holds
-//! the 4-tuple for `TCP_TIMEWAIT_LEN` (60 s, hard-coded), unless a new connection on
-//! the same 4-tuple in the same namespace ends it early. Its end is not traced, so it
-//! is inferred here.
+//! TIME_WAIT accounting. No tracepoint ever reports TIME_WAIT
+//! (`docs/kernel-facts.md §1.3`): the kernel hands the connection to a separate
+//! timewait socket and traces the full socket's FIN_WAIT2→CLOSE or CLOSING→CLOSE
+//! instead. The timewait socket then holds the 4-tuple for `TCP_TIMEWAIT_LEN` (60 s,
+//! hard-coded), unless a new connection on the same 4-tuple in the same namespace ends
+//! it early. Its end is not traced, so it is inferred here.
 
 use std::collections::VecDeque;
 
@@ -101,6 +101,7 @@ impl TimeWaitBook {
         self.live.is_empty()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live.len()
     }

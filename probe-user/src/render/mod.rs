@@ -1,5 +1,19 @@
-//! Rendering: pure functions from values to text or JSON on any `io::Write`.
+//! Rendering: pure functions from values to text or JSON on any `io::Write`, one
+//! printer per output and format.
+//!
+//! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
+//!   the words of [`sentences`];
+//! - `--connections` rows: [`connections`]; `--events`: [`events`];
+//! - `tcpchurn record`'s closing lines: [`summary`];
+//! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
+//!   [`style`] (colour).
 
+pub mod connections;
 pub mod events;
-pub mod report;
+pub mod format;
+pub mod sentences;
+pub mod style;
 pub mod summary;
+pub mod text;
+pub mod verdict_json;
+pub mod verdict_text;

@@ -7,7 +7,7 @@
 //! holds TIME_WAIT); with `--close server` the server closes first.
 //!
 //! On loopback each completed connection makes exactly ten `inet_sock_set_state`
-//! transitions (kernel-facts §1.2), five per end:
+//! transitions (docs/kernel-facts.md §1.2), five per end:
 //! - the closing end: CLOSE->SYN_SENT or LISTEN->SYN_RECV, ->ESTABLISHED,
 //!   ESTABLISHED->FIN_WAIT1, FIN_WAIT1->FIN_WAIT2, FIN_WAIT2->CLOSE;
 //! - the other end: ..., ->ESTABLISHED, ESTABLISHED->CLOSE_WAIT, CLOSE_WAIT->LAST_ACK,
@@ -26,24 +26,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clap::{Parser, ValueEnum};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Closer {
-    /// The client closes first (active close on the client, TIME_WAIT there).
-    Client,
-    /// The server closes first, right after its response.
-    Server,
-}
-
-impl Closer {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Server => "server",
-        }
-    }
-}
+use clap::Parser;
+use tcpchurn_harness::churn::{ChurnReport, CloseMode};
 
 #[derive(Debug, Parser)]
 #[command(about = "TCP churn load generator (loopback client/server pairs)")]
@@ -55,8 +39,8 @@ struct Cli {
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
     /// Which side closes first.
-    #[arg(long, value_enum, default_value_t = Closer::Client)]
-    close: Closer,
+    #[arg(long, value_enum, default_value_t = CloseMode::Client)]
+    close: CloseMode,
     /// First listening port; pair i listens on PORT + i.
     #[arg(long, default_value_t = 23_100)]
     port: u16,
@@ -96,31 +80,23 @@ fn read_exact_or_eof(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<bool>
 
 /// Reads until the peer's FIN.
 fn wait_eof(stream: &mut TcpStream) -> io::Result<()> {
-    let mut buf = [0u8; 64];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    io::copy(stream, &mut io::sink()).map(drop)
 }
 
-fn serve_one(mut stream: TcpStream, closer: Closer) -> io::Result<()> {
+fn serve_one(mut stream: TcpStream, closer: CloseMode) -> io::Result<()> {
     let mut request = [0u8; REQUEST.len()];
     if !read_exact_or_eof(&mut stream, &mut request)? {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
     }
     stream.write_all(RESPONSE)?;
-    if closer == Closer::Client {
+    if closer == CloseMode::Client {
         wait_eof(&mut stream)?;
     }
     drop(stream);
     Ok(())
 }
 
-fn server(listener: &TcpListener, closer: Closer) -> ServerStats {
+fn server(listener: &TcpListener, closer: CloseMode) -> ServerStats {
     let mut stats = ServerStats::default();
     // The main thread shuts the listener down when the clients are done, which makes
     // accept() fail and ends the loop.
@@ -133,20 +109,20 @@ fn server(listener: &TcpListener, closer: Closer) -> ServerStats {
     stats
 }
 
-fn exchange(mut stream: TcpStream, closer: Closer) -> io::Result<()> {
+fn exchange(mut stream: TcpStream, closer: CloseMode) -> io::Result<()> {
     stream.write_all(REQUEST)?;
     let mut response = [0u8; RESPONSE.len()];
     if !read_exact_or_eof(&mut stream, &mut response)? {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no response"));
     }
-    if closer == Closer::Server {
+    if closer == CloseMode::Server {
         wait_eof(&mut stream)?;
     }
     drop(stream);
     Ok(())
 }
 
-fn client(target: SocketAddr, closer: Closer, count: u64, deadline: Instant) -> ClientStats {
+fn client(target: SocketAddr, closer: CloseMode, count: u64, deadline: Instant) -> ClientStats {
     let mut stats = ClientStats::default();
     loop {
         if count > 0 && stats.completed >= count {
@@ -230,29 +206,33 @@ fn main() -> anyhow::Result<()> {
         .collect();
     drop(listeners);
 
+    let report = report(&cli, &clients, &servers, elapsed.as_secs_f64());
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    Ok(())
+}
+
+/// What the generator did, for the tracer's results to be checked against.
+fn report(cli: &Cli, clients: &[ClientStats], servers: &[ServerStats], secs: f64) -> ChurnReport {
     let completed: u64 = clients.iter().map(|c| c.completed).sum();
-    let connect_failed: u64 = clients.iter().map(|c| c.connect_failed).sum();
-    let exchange_failed: u64 = clients.iter().map(|c| c.exchange_failed).sum();
-    let accepted: u64 = servers.iter().map(|s| s.accepted).sum();
-    let server_failed: u64 = servers.iter().map(|s| s.failed).sum();
-    let secs = elapsed.as_secs_f64();
-    let summary = serde_json::json!({
-        "pairs": cli.pairs,
-        "close": closer.name(),
-        "port": cli.port,
-        "elapsed_s": secs,
-        "completed": completed,
-        "connect_failed": connect_failed,
-        "exchange_failed": exchange_failed,
-        "accepted": accepted,
-        "server_failed": server_failed,
-        "conn_per_s": if secs > 0.0 { completed as f64 / secs } else { 0.0 },
-        "per_pair": clients.iter().map(|c| c.completed).collect::<Vec<_>>(),
+    ChurnReport {
+        pairs: cli.pairs,
+        close: cli.close,
+        port: cli.port,
+        elapsed_s: secs,
+        completed,
+        connect_failed: clients.iter().map(|c| c.connect_failed).sum(),
+        exchange_failed: clients.iter().map(|c| c.exchange_failed).sum(),
+        accepted: servers.iter().map(|s| s.accepted).sum(),
+        server_failed: servers.iter().map(|s| s.failed).sum(),
+        conn_per_s: if secs > 0.0 {
+            completed as f64 / secs
+        } else {
+            0.0
+        },
+        per_pair: clients.iter().map(|c| c.completed).collect(),
         // What a tracer should see: ten transitions per completed connection, two
         // per listener (CLOSE->LISTEN, LISTEN->CLOSE).
-        "expected_transitions": completed * 10 + 2 * u64::from(cli.pairs),
-    });
-    let mut out = io::stdout().lock();
-    writeln!(out, "{summary}")?;
-    Ok(())
+        expected_transitions: completed * 10 + 2 * u64::from(cli.pairs),
+    }
 }

@@ -6,7 +6,7 @@
 //! `refused`, `closed`, `done`) so that tests can synchronise with it.
 
 use std::{
-    io::{self, Read as _, Write as _},
+    io::{self, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
     thread,
@@ -121,15 +121,17 @@ fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
 }
 
 fn read_to_eof(stream: &mut TcpStream) -> io::Result<()> {
-    let mut buf = [0u8; 512];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    io::copy(stream, &mut io::sink()).map(drop)
+}
+
+/// Shuts the socket down (`how`), keeps it for `pause`, then closes it.
+fn shut_down_then_close(stream: TcpStream, how: std::net::Shutdown, pause: Duration) {
+    if let Err(e) = stream.shutdown(how) {
+        say(&format!("error shutdown {e}"));
     }
+    thread::sleep(pause);
+    drop(stream);
+    say("closed");
 }
 
 /// Acts on one connected socket; returns a socket to keep alive, if any.
@@ -161,21 +163,13 @@ fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
             if let Err(e) = set_linger_zero(&stream) {
                 say(&format!("error linger {e}"));
             }
-            if let Err(e) = stream.shutdown(std::net::Shutdown::Write) {
-                say(&format!("error shutdown {e}"));
-            }
-            thread::sleep(Duration::from_millis(100));
-            drop(stream);
-            say("closed");
+            let pause = Duration::from_millis(100);
+            shut_down_then_close(stream, std::net::Shutdown::Write, pause);
             None
         }
         Behaviour::Shutdown => {
-            if let Err(e) = stream.shutdown(std::net::Shutdown::Both) {
-                say(&format!("error shutdown {e}"));
-            }
-            thread::sleep(Duration::from_millis(300));
-            drop(stream);
-            say("closed");
+            let pause = Duration::from_millis(300);
+            shut_down_then_close(stream, std::net::Shutdown::Both, pause);
             None
         }
         Behaviour::Send => {

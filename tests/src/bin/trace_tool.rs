@@ -9,10 +9,9 @@
 //! - `read`: only streams the events (`TraceReader::next_event`), to time the reader.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fs::File,
-    io::{self, BufReader, BufWriter},
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    io::BufWriter,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -20,11 +19,12 @@ use std::{
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tcpchurn::{
-    model::{
-        Comm, Conn, ConnId, ExecContext, Scope, SocketTuple, Task, TcpState, TraceEvent, Transition,
-    },
-    trace::{Filters, PartInfo, RecorderInfo, TraceEnd, TraceMeta, TraceReader, TraceWriter},
+    model::{ConnId, TcpState, TraceEvent},
+    synth::{Churn, Closer},
+    trace::{Filters, PartInfo, RecorderInfo, TraceEnd, TraceMeta, TraceWriter},
 };
+use tcpchurn_harness::trace_stat::{TraceEndStat, TraceStat};
+use tcpchurn_tests::open_trace;
 
 #[derive(Debug, Parser)]
 #[command(about = "Synthetic traces and trace statistics for the benchmark")]
@@ -62,37 +62,8 @@ enum Cmd {
 
 const NETNS: u32 = 4_026_532_177;
 
-fn open(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
-    let file = File::open(path).with_context(|| path.display().to_string())?;
-    TraceReader::open(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// One loopback pair of the synthetic load: its threads and ports.
-struct Pair {
-    server_port: u16,
-    next_client_port: u16,
-    client: Task,
-    server: Task,
-    listener: Conn,
-    client_closes: bool,
-}
-
-fn tuple(local: (Ipv4Addr, u16), remote: (Ipv4Addr, u16)) -> SocketTuple {
-    SocketTuple {
-        local: SocketAddr::new(IpAddr::V4(local.0), local.1),
-        remote: SocketAddr::new(IpAddr::V4(remote.0), remote.1),
-    }
-}
-
 fn synth(out: &Path, events: u64, pairs: u16, block_records: u32, rate: u64) -> anyhow::Result<()> {
-    let gap = 1_000_000_000 / rate.max(1);
-    use TcpState::*;
     let started = Instant::now();
-    let scope = Scope {
-        netns: NETNS,
-        cgroup: 1,
-    };
     let meta = TraceMeta {
         tool: "tcpchurn".into(),
         tool_version: "synthetic".into(),
@@ -115,149 +86,29 @@ fn synth(out: &Path, events: u64, pairs: u16, block_records: u32, rate: u64) -> 
     let file = File::create(out).with_context(|| out.display().to_string())?;
     let mut writer = TraceWriter::new(BufWriter::with_capacity(1 << 20, file), &meta)?
         .with_block_records(block_records);
-    let lo = Ipv4Addr::LOCALHOST;
-    let pid = 4242;
-    let comm = Comm::from_str_lossy("tcpchurn-churn");
-    let mut next_id: ConnId = 1;
-    let mut ts: u64 = 1_000_000;
-    let mut pairs: Vec<Pair> = (0..pairs)
-        .map(|i| {
-            let server_port = 23_100 + i;
-            let listener = Conn {
-                id: next_id,
-                scope,
-                tuple: tuple((lo, server_port), (Ipv4Addr::UNSPECIFIED, 0)),
-            };
-            next_id += 1;
-            Pair {
-                server_port,
-                next_client_port: 10_000 + i * 997,
-                client: Task {
-                    pid,
-                    tid: pid + 1 + u32::from(i),
-                    comm,
-                },
-                server: Task {
-                    pid,
-                    tid: pid + 1000 + u32::from(i),
-                    comm,
-                },
-                listener,
-                client_closes: i % 2 == 0,
-            }
-        })
-        .collect();
-    let main_task = Task {
-        pid,
-        tid: pid,
-        comm,
-    };
-    let push = |writer: &mut TraceWriter<BufWriter<File>>,
-                ts: &mut u64,
-                conn: Conn,
-                old: TcpState,
-                new: TcpState,
-                task: Option<Task>|
-     -> io::Result<()> {
-        // Half to one and a half mean gaps apart.
-        *ts += gap / 2 + (*ts * 7919) % gap.max(1);
-        writer.push(&TraceEvent::Transition(Transition {
-            ts_ns: *ts,
-            conn,
-            old,
-            new,
-            context: if task.is_some() {
-                ExecContext::Task
-            } else {
-                ExecContext::Softirq
-            },
-            task,
-        }))
-    };
-    for pair in &pairs {
-        push(
-            &mut writer,
-            &mut ts,
-            pair.listener,
-            Close,
-            Listen,
-            Some(main_task),
-        )?;
+    let churned = Churn {
+        connections: events.div_ceil(10),
+        pairs,
+        clients: 1,
+        closer: Closer::Alternate,
+        gap_ns: 1_000_000_000 / rate.max(1),
     }
-    let connections = events.div_ceil(10);
-    let mut written = 0u64;
-    for n in 0..connections {
-        let count = pairs.len();
-        let pair = &mut pairs[usize::try_from(n).unwrap_or(0) % count];
-        let port = pair.next_client_port;
-        pair.next_client_port = if port >= 64_999 { 10_000 } else { port + 1 };
-        let client = Conn {
-            id: next_id,
-            scope,
-            tuple: tuple((lo, port), (lo, pair.server_port)),
-        };
-        let server = Conn {
-            id: next_id + 1,
-            scope,
-            tuple: client.tuple.reversed(),
-        };
-        next_id += 2;
-        let syn_sent = Conn {
-            tuple: tuple((lo, 0), (lo, pair.server_port)),
-            ..client
-        };
-        let (c, s) = (Some(pair.client), Some(pair.server));
-        push(&mut writer, &mut ts, syn_sent, Close, SynSent, c)?;
-        push(&mut writer, &mut ts, client, SynSent, Established, None)?;
-        push(&mut writer, &mut ts, server, Listen, SynRecv, None)?;
-        push(&mut writer, &mut ts, server, SynRecv, Established, None)?;
-        let (closer, closer_task, other, other_task) = if pair.client_closes {
-            (client, c, server, s)
-        } else {
-            (server, s, client, c)
-        };
-        push(
-            &mut writer,
-            &mut ts,
-            closer,
-            Established,
-            FinWait1,
-            closer_task,
-        )?;
-        push(&mut writer, &mut ts, other, Established, CloseWait, None)?;
-        push(&mut writer, &mut ts, other, CloseWait, LastAck, other_task)?;
-        push(&mut writer, &mut ts, closer, FinWait1, FinWait2, None)?;
-        push(&mut writer, &mut ts, closer, FinWait2, Close, None)?;
-        push(&mut writer, &mut ts, other, LastAck, Close, None)?;
-        written += 10;
-    }
-    for pair in &pairs {
-        push(
-            &mut writer,
-            &mut ts,
-            pair.listener,
-            Listen,
-            Close,
-            Some(main_task),
-        )?;
-        written += 2;
-    }
+    .write(&mut writer)?;
     let records = writer.records();
-    let out_writer = writer.finish(&TraceEnd {
-        end_ns: ts + 1_000,
+    drop(writer.finish(&TraceEnd {
+        end_ns: churned.last_ts_ns + 1_000,
         stop_reason: "synthetic".into(),
-        connections: next_id - 1,
-        kernel_submitted: written,
+        connections: churned.last_conn,
+        kernel_submitted: churned.transitions,
         ..TraceEnd::default()
-    })?;
-    drop(out_writer);
+    })?);
     let bytes = std::fs::metadata(out)?.len();
     let secs = started.elapsed().as_secs_f64();
     let summary = serde_json::json!({
         "file": out.display().to_string(),
-        "transitions": written,
+        "transitions": churned.transitions,
         "records": records,
-        "connections": next_id - 1,
+        "connections": churned.last_conn,
         "bytes": bytes,
         "bytes_per_event": bytes as f64 / records as f64,
         "write_s": secs,
@@ -326,10 +177,10 @@ fn churn_patterns() -> Vec<(&'static str, u64)> {
 fn stat(path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let bytes = std::fs::metadata(path)?.len();
-    let mut reader = open(path)?;
+    let mut reader = open_trace(path)?;
     let mut records = 0u64;
     let mut transitions = 0u64;
-    let mut kinds: HashMap<&'static str, u64> = HashMap::new();
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut lost = 0u64;
     // Per connection: its transitions packed 8 bits each (the last 8), and how many.
     let mut sequences: HashMap<ConnId, (u64, u32)> = HashMap::new();
@@ -352,48 +203,47 @@ fn stat(path: &Path) -> anyhow::Result<()> {
                 "gap"
             }
         };
-        *kinds.entry(kind).or_default() += 1;
+        *kinds.entry(kind.to_owned()).or_default() += 1;
     }
     let patterns = churn_patterns();
-    let mut by_pattern: HashMap<&'static str, u64> = HashMap::new();
+    let mut by_pattern: BTreeMap<String, u64> = BTreeMap::new();
     let mut other = 0u64;
     for (code, count) in sequences.values() {
         match patterns.iter().find(|(_, p)| *p == *code && *count <= 5) {
-            Some((name, _)) => *by_pattern.entry(name).or_default() += 1,
+            Some((name, _)) => *by_pattern.entry((*name).to_owned()).or_default() += 1,
             None => other += 1,
         }
     }
-    let end = reader.end().cloned();
-    let secs = started.elapsed().as_secs_f64();
-    let summary = serde_json::json!({
-        "file": path.display().to_string(),
-        "bytes": bytes,
-        "records": records,
-        "transitions": transitions,
-        "kinds": kinds,
-        "lost_in_gaps": lost,
-        "connections": sequences.len(),
-        "patterns": by_pattern,
-        "other_sequences": other,
-        "damage": reader.damage().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "end": end.map(|e| serde_json::json!({
-            "records": e.records,
-            "connections": e.connections,
-            "kernel_submitted": e.kernel_submitted,
-            "lost_ring_full": e.lost_ring_full,
-            "lost_read_failed": e.lost_read_failed,
-            "lost_decode_failed": e.lost_decode_failed,
-            "stop_reason": e.stop_reason,
-        })),
-        "read_s": secs,
+    let end = reader.end().map(|e| TraceEndStat {
+        records: e.records,
+        connections: e.connections,
+        kernel_submitted: e.kernel_submitted,
+        lost_ring_full: e.lost_ring_full,
+        lost_read_failed: e.lost_read_failed,
+        lost_decode_failed: e.lost_decode_failed,
+        stop_reason: e.stop_reason.clone(),
     });
-    println!("{summary}");
+    let summary = TraceStat {
+        file: path.display().to_string(),
+        bytes,
+        records,
+        transitions,
+        kinds,
+        lost_in_gaps: lost,
+        connections: sequences.len() as u64,
+        patterns: by_pattern,
+        other_sequences: other,
+        damage: reader.damage().iter().map(ToString::to_string).collect(),
+        end,
+        read_s: started.elapsed().as_secs_f64(),
+    };
+    println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
 
 fn read(path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut reader = open(path)?;
+    let mut reader = open_trace(path)?;
     let mut events = 0u64;
     while reader.next_event()?.is_some() {
         events += 1;

@@ -1,0 +1,146 @@
+//! The streaming analysis: attribution, then the connection tracker, then the
+//! aggregates; gaps and snapshots on the side.
+
+use crate::{
+    analysis::{
+        aggregates::Aggregates, gaps::GapLog, keys::AddrPairKey, options::AnalyzerOptions,
+        result::Analysis, rows::ConnectionRow, timewait::TIME_WAIT_NS, tracker::ConnectionTracker,
+    },
+    model::{Gap, SnapshotSocket, TcpState, TraceEvent},
+    owner::OwnerTracker,
+};
+
+/// Feed it every event of a trace in file order, then call [`Analyzer::finish`].
+#[derive(Debug)]
+pub struct Analyzer {
+    options: AnalyzerOptions,
+    owners: OwnerTracker,
+    tracker: ConnectionTracker,
+    agg: Aggregates,
+    events: u64,
+    gaps: GapLog,
+    last_ts: u64,
+    end_snapshot: bool,
+    window_started: bool,
+}
+
+impl Analyzer {
+    pub fn new(options: AnalyzerOptions) -> Self {
+        Self {
+            owners: OwnerTracker::new(),
+            tracker: ConnectionTracker::new(options.filter),
+            agg: Aggregates::new(&options),
+            options,
+            events: 0,
+            gaps: GapLog::default(),
+            last_ts: 0,
+            end_snapshot: false,
+            window_started: false,
+        }
+    }
+
+    /// Rows of connections that ended since the last call (with `connections`).
+    pub fn drain_rows(&mut self) -> std::vec::Drain<'_, ConnectionRow> {
+        self.agg.rows.drain(..)
+    }
+
+    pub fn on_event(&mut self, event: &TraceEvent) {
+        self.events += 1;
+        // Attribution sees every event, filtered or not, so owners stay right.
+        let owner = self.owners.attribute(event);
+        let ts = event.ts_ns();
+        if self.options.window.has_ended(ts) {
+            self.last_ts = self.last_ts.max(ts);
+            return;
+        }
+        if ts > self.last_ts {
+            self.last_ts = ts;
+            self.agg.expire_time_wait(ts);
+        }
+        if !self.window_started && self.options.window.has_started(ts) {
+            self.window_started = true;
+            self.agg.pairs.open_window();
+        }
+        match event {
+            TraceEvent::Lost(gap) => self.on_gap(gap),
+            TraceEvent::Snapshot(s) if s.at_end => self.on_end_snapshot(s),
+            TraceEvent::Snapshot(s) if s.state == TcpState::TimeWait => self.on_time_wait_socket(s),
+            _ => {}
+        }
+        self.tracker.on_event(event, owner.as_ref(), &mut self.agg);
+    }
+
+    fn on_gap(&mut self, gap: &Gap) {
+        let window = self.options.window;
+        if window.contains(gap.to_ns) || window.contains(gap.from_ns) {
+            self.gaps.record(gap);
+        }
+    }
+
+    /// A TIME_WAIT socket from the start snapshot: it expires when its timer says.
+    fn on_time_wait_socket(&mut self, s: &SnapshotSocket) {
+        if self.options.filter.excludes(&s.conn.tuple) {
+            return;
+        }
+        let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
+        let pair = self.agg.pairs.index(key);
+        let left_ns = s
+            .timer_ms
+            .map_or(TIME_WAIT_NS, |ms| u64::from(ms) * 1_000_000);
+        self.agg.enter_time_wait(
+            AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint(),
+            pair,
+            side,
+            s.ts_ns,
+            s.ts_ns.saturating_add(left_ns),
+        );
+    }
+
+    /// The end snapshot: the kernel's own list of sockets when recording stopped.
+    fn on_end_snapshot(&mut self, s: &SnapshotSocket) {
+        self.end_snapshot = true;
+        if self.options.filter.excludes(&s.conn.tuple) {
+            return;
+        }
+        match s.state {
+            TcpState::TimeWait => {
+                let key = AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint();
+                let (pair, side) = self.agg.time_wait.get(&key).unwrap_or_else(|| {
+                    let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
+                    (self.agg.pairs.index(key), side)
+                });
+                self.agg.pairs.get_mut(pair).time_wait_observed[side.index()] += 1;
+            }
+            TcpState::CloseWait => {
+                if let Some(owner) = s.owner {
+                    self.agg.close_wait.end_owner(s.conn.id, owner);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the analysis at `end_ns` (the trace's end, or `--until`).
+    pub fn finish(mut self, end_ns: u64) -> (Analysis, Vec<ConnectionRow>) {
+        let end_ns = self.options.window.end_of(end_ns.max(self.last_ts));
+        self.agg.close_wait.end_ns = end_ns;
+        // The tracker may still hold hand-overs to TIME_WAIT inside their grace period:
+        // decide them before expiring what the end of the trace outlived.
+        self.tracker.finish(&mut self.agg);
+        self.agg.expire_time_wait(end_ns);
+        let (close_wait, close_wait_closed_late) = self.agg.close_wait.finish();
+        let analysis = Analysis {
+            events: self.events,
+            lost: self.gaps.lost,
+            gaps: self.gaps.windows,
+            more_gaps: self.gaps.more,
+            end_ns,
+            connections: self.agg.connections,
+            pairs: self.agg.pairs.into_reports(&self.options.rule),
+            close_wait,
+            close_wait_closed_late,
+            end_snapshot: self.end_snapshot,
+        };
+        (analysis, self.agg.rows)
+    }
+}

@@ -1,0 +1,98 @@
+//! One row per connection, for `--connections`.
+
+use std::net::SocketAddr;
+
+use crate::{
+    analysis::{
+        pairs::{ConnectionOutcome, PairKey},
+        tracker::Connection,
+        verdict::{CloseVerdict, Side},
+    },
+    model::{ConnId, Task},
+};
+
+/// One connection of `--connections`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionRow {
+    /// The client socket's id when it was traced, otherwise the server socket's;
+    /// `None` for a connect that only the refusing host saw.
+    pub conn: Option<ConnId>,
+    pub client_conn: Option<ConnId>,
+    pub server_conn: Option<ConnId>,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub client_netns: Option<u32>,
+    pub server_netns: Option<u32>,
+    pub verdict: CloseVerdict,
+    pub start_ns: Option<u64>,
+    pub end_ns: Option<u64>,
+    pub client_owner: Option<Task>,
+    pub server_owner: Option<Task>,
+    /// When each side entered TIME_WAIT (it holds the 4-tuple for 60 s from then,
+    /// unless a new connection reuses it).
+    pub time_wait_ns: [Option<u64>; 2],
+    pub resets: [bool; 2],
+    pub preexisting: bool,
+    pub incomplete: bool,
+    pub role_guessed: bool,
+}
+
+impl ConnectionRow {
+    /// The row of a connection the tracker handed over.
+    pub fn of(c: &Connection, outcome: &ConnectionOutcome) -> Self {
+        let (client, server) = c.addresses();
+        let time_wait = |side| c.endpoint(side).and_then(|e| e.time_wait_ns);
+        Self {
+            conn: c.client.or(c.server).map(|e| e.conn),
+            client_conn: c.client.map(|e| e.conn),
+            server_conn: c.server.map(|e| e.conn),
+            client,
+            server,
+            client_netns: c.client.map(|e| e.netns),
+            server_netns: c.server.map(|e| e.netns),
+            verdict: outcome.verdict,
+            start_ns: outcome.start_ns,
+            end_ns: outcome.end_ns,
+            client_owner: c.client.and_then(|e| e.owner),
+            server_owner: c.server.and_then(|e| e.owner),
+            time_wait_ns: [time_wait(Side::Client), time_wait(Side::Server)],
+            resets: outcome.resets,
+            preexisting: c.preexisting,
+            incomplete: c.incomplete,
+            role_guessed: c.role_guessed,
+        }
+    }
+
+    /// The row of a connect that only the refusing host saw: its client port and
+    /// socket are unknown.
+    pub fn unseen_client(key: PairKey, outcome: &ConnectionOutcome) -> Self {
+        Self {
+            conn: None,
+            client_conn: None,
+            server_conn: None,
+            client: SocketAddr::new(key.client, 0),
+            server: key.server,
+            client_netns: None,
+            server_netns: None,
+            verdict: outcome.verdict,
+            start_ns: outcome.start_ns,
+            end_ns: outcome.end_ns,
+            client_owner: None,
+            server_owner: None,
+            time_wait_ns: [None; 2],
+            resets: outcome.resets,
+            preexisting: outcome.preexisting,
+            incomplete: outcome.incomplete,
+            role_guessed: false,
+        }
+    }
+
+    pub fn lifetime_ns(&self) -> Option<u64> {
+        Some(self.end_ns?.saturating_sub(self.start_ns?))
+    }
+
+    /// Which sides entered TIME_WAIT.
+    pub fn time_wait(&self) -> [bool; 2] {
+        self.time_wait_ns.map(|t| t.is_some())
+    }
+}

@@ -1,0 +1,190 @@
+//! `replay --events`: one line per event, as text (like tcpstates, plus owners and
+//! connection ids; [`text`]) or as JSON lines ([`json`]).
+
+pub mod json;
+pub mod text;
+
+pub use self::{
+    json::write_json,
+    text::{Clock, text_header, utc_datetime, write_text, write_text_header},
+};
+use crate::model::{Conn, SocketRef, SocketTuple};
+
+/// The Linux name of an errno that TCP reports.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        104 => "ECONNRESET",
+        111 => "ECONNREFUSED",
+        110 => "ETIMEDOUT",
+        32 => "EPIPE",
+        113 => "EHOSTUNREACH",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        71 => "EPROTO",
+        _ => "E?",
+    }
+}
+
+/// The socket an event is about, as both formats show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EventSocket {
+    /// `None` for a socket the recorder could not match.
+    conn: Option<u64>,
+    netns: u32,
+    cgroup: u64,
+    tuple: SocketTuple,
+}
+
+impl EventSocket {
+    fn of_conn(conn: &Conn) -> Self {
+        Self {
+            conn: Some(conn.id),
+            netns: conn.scope.netns,
+            cgroup: conn.scope.cgroup,
+            tuple: conn.tuple,
+        }
+    }
+
+    fn of(socket: &SocketRef) -> Self {
+        match socket {
+            SocketRef::Conn(conn) => Self::of_conn(conn),
+            SocketRef::Unmatched { scope, tuple } => Self {
+                conn: None,
+                netns: scope.netns,
+                cgroup: scope.cgroup,
+                tuple: *tuple,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{Comm, ExecContext, Gap, GapCause, Scope, Task, TcpState, TraceEvent, Transition},
+        owner::{Owner, OwnerSource},
+    };
+
+    fn transition() -> TraceEvent {
+        TraceEvent::Transition(Transition {
+            ts_ns: 1_500_000,
+            conn: Conn {
+                id: 17,
+                scope: Scope {
+                    netns: 4_026_532_177,
+                    cgroup: 3,
+                },
+                tuple: SocketTuple {
+                    local: "10.0.0.2:40000".parse().unwrap(),
+                    remote: "10.0.0.1:2181".parse().unwrap(),
+                },
+            },
+            old: TcpState::Close,
+            new: TcpState::SynSent,
+            context: ExecContext::Task,
+            task: None,
+        })
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            task: Task {
+                pid: 1234,
+                tid: 1235,
+                comm: Comm::from_str_lossy("zk\"Cli"),
+            },
+            source: OwnerSource::Task,
+        }
+    }
+
+    #[test]
+    fn json_lines_have_the_documented_keys() {
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), Some(&owner())).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["kind"], "transition");
+        assert_eq!(value["ts_ns"], 1_500_000);
+        assert_eq!(value["conn"], 17);
+        assert_eq!(value["netns"], 4_026_532_177u64);
+        assert_eq!(value["family"], "ipv4");
+        assert_eq!(value["laddr"], "10.0.0.2");
+        assert_eq!(value["lport"], 40000);
+        assert_eq!(value["raddr"], "10.0.0.1");
+        assert_eq!(value["rport"], 2181);
+        assert_eq!(value["old"], "CLOSE");
+        assert_eq!(value["new"], "SYN_SENT");
+        assert_eq!(value["pid"], 1234);
+        assert_eq!(value["comm"], "zk\"Cli");
+        assert_eq!(value["owner_source"], "task");
+        assert!(out.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn unknown_owners_are_null() {
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value["pid"].is_null());
+        assert!(value["comm"].is_null());
+    }
+
+    #[test]
+    fn gaps_are_lost_records() {
+        let mut out = Vec::new();
+        let gap = TraceEvent::Lost(Gap {
+            from_ns: 1,
+            to_ns: 2,
+            lost: 99,
+            cpu: None,
+            cause: GapCause::RingFull,
+        });
+        write_json(&mut out, &gap, None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["kind"], "lost");
+        assert_eq!(value["lost"], 99);
+        assert_eq!(value["cause"], "ring_full");
+        let mut text = Vec::new();
+        write_text(&mut text, &gap, None, Clock::Relative).unwrap();
+        assert!(String::from_utf8(text).unwrap().contains("99 events lost"));
+    }
+
+    #[test]
+    fn text_lines_show_the_owner_or_a_dash() {
+        let mut out = Vec::new();
+        write_text(&mut out, &transition(), Some(&owner()), Clock::Relative).unwrap();
+        write_text(
+            &mut out,
+            &transition(),
+            None,
+            Clock::WallClock { start_unix_ns: 0 },
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("CLOSE -> SYN_SENT"), "{text}");
+        assert!(lines[0].ends_with("1234 zk\"Cli"), "{text}");
+        assert!(lines[1].ends_with("- -"), "{text}");
+        assert!(lines[0].starts_with("0.001500 "), "{text}");
+        assert!(lines[1].starts_with("00:00:00.001500 "), "{text}");
+        // Columns line up with the header.
+        let header = text_header(Clock::Relative);
+        assert_eq!(
+            header.find("PID").unwrap() + 3,
+            lines[0].find(" zk").unwrap()
+        );
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_datetime(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            utc_datetime(1_795_600_563_000_000_000),
+            "2026-11-25 09:56:03 UTC"
+        );
+        assert_eq!(
+            utc_datetime(951_782_400_000_000_000),
+            "2000-02-29 00:00:00 UTC"
+        );
+    }
+}

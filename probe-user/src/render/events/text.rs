@@ -1,0 +1,159 @@
+//! Events as aligned text lines, like tcpstates, with owners and connection ids.
+
+use std::io::{self, Write};
+
+use crate::{
+    model::{Gap, Task, TraceEvent},
+    owner::Owner,
+    render::{
+        events::{EventSocket, errno_name},
+        format::secs,
+    },
+    trace::TraceMeta,
+};
+
+/// How the text view shows time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Wall-clock time of day (UTC), like tcpdump: what application logs show.
+    WallClock { start_unix_ns: u64 },
+    /// Seconds since the trace started.
+    Relative,
+}
+
+impl Clock {
+    fn format(self, ts_ns: u64) -> String {
+        match self {
+            Self::WallClock { start_unix_ns } => {
+                let ns = start_unix_ns.saturating_add(ts_ns);
+                let day = ns % 86_400_000_000_000;
+                format!(
+                    "{:02}:{:02}:{:02}.{:06}",
+                    day / 3_600_000_000_000,
+                    day / 60_000_000_000 % 60,
+                    day / 1_000_000_000 % 60,
+                    day / 1_000 % 1_000_000
+                )
+            }
+            Self::Relative => format!("{:.6}", ts_ns as f64 / 1e9),
+        }
+    }
+}
+
+/// `2026-11-25 10:16:03 UTC` from nanoseconds since the Unix epoch.
+pub fn utc_datetime(unix_ns: u64) -> String {
+    let secs = unix_ns / 1_000_000_000;
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    )
+}
+
+/// The two header lines of the text view: where and when the trace was recorded, and
+/// the column names.
+pub fn write_text_header(out: &mut impl Write, meta: &TraceMeta, clock: Clock) -> io::Result<()> {
+    writeln!(
+        out,
+        "# {} ({}), recording started {}",
+        meta.hostname,
+        meta.kernel,
+        utc_datetime(meta.start_unix_ns)
+    )?;
+    writeln!(out, "{}", text_header(clock))
+}
+
+/// Column header for [`write_text`].
+pub fn text_header(clock: Clock) -> String {
+    let time = match clock {
+        Clock::WallClock { .. } => "TIME (UTC)",
+        Clock::Relative => "TIME (s)",
+    };
+    format!(
+        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
+        "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
+    )
+}
+/// `    PID COMM`, or dashes when the owner is unknown.
+fn who(task: Option<&Task>) -> String {
+    match task {
+        Some(t) => format!("{:>7} {}", t.pid, t.comm),
+        None => format!("{:>7} -", "-"),
+    }
+}
+
+/// Writes one event as an aligned text line; a gap as a line of its own kind.
+pub fn write_text(
+    out: &mut impl Write,
+    event: &TraceEvent,
+    owner: Option<&Owner>,
+    clock: Clock,
+) -> io::Result<()> {
+    let attributed = owner.map(|o| &o.task);
+    let (socket, what, task) = match event {
+        TraceEvent::Transition(t) => (
+            EventSocket::of_conn(&t.conn),
+            format!("{} -> {}", t.old, t.new),
+            attributed,
+        ),
+        // A snapshot names the owner `/proc` found.
+        TraceEvent::Snapshot(s) => {
+            let when = if s.at_end { "at end:" } else { "existing:" };
+            let what = format!("{when} {}", s.state);
+            (EventSocket::of_conn(&s.conn), what, s.owner.as_ref())
+        }
+        TraceEvent::ResetSent(r) => (
+            EventSocket::of(&r.socket),
+            format!("RST sent ({})", r.reason.name()),
+            attributed,
+        ),
+        TraceEvent::ResetReceived(r) => (
+            EventSocket::of_conn(&r.conn),
+            "RST received".to_owned(),
+            attributed,
+        ),
+        TraceEvent::SocketError(e) => (
+            EventSocket::of(&e.socket),
+            format!("error {}", errno_name(e.errno)),
+            attributed,
+        ),
+        TraceEvent::Lost(gap) => return write_gap(out, gap, clock),
+    };
+    writeln!(
+        out,
+        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
+        clock.format(event.ts_ns()),
+        socket
+            .conn
+            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        socket.netns,
+        socket.tuple.local.to_string(),
+        socket.tuple.remote.to_string(),
+        what,
+        who(task)
+    )
+}
+
+fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<15} -- {} events lost between {:.6} and {:.6} s ({}) --",
+        clock.format(gap.to_ns),
+        gap.lost,
+        secs(gap.from_ns),
+        secs(gap.to_ns),
+        gap.cause.name()
+    )
+}

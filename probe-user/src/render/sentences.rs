@@ -1,0 +1,246 @@
+//! The verdict's sentences, shared by the text and the JSON printers.
+
+use std::fmt::Write as _;
+
+use crate::{
+    analysis::{
+        CloseHow, Closes, Finding, LeakGroup, LoopEvidence, LoopRule, PairReport, PairVerdict,
+        SideCloses, TimeWaitHolders,
+    },
+    model::duration_ns,
+    render::format::{human_duration, human_ms, plural, secs},
+};
+
+/// The sentence of a finding.
+pub fn finding(finding: &Finding<'_>) -> String {
+    match finding {
+        Finding::LostEvents {
+            lost,
+            windows,
+            more,
+        } => {
+            let windows: Vec<String> = windows
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} between {:.3} and {:.3} s",
+                        g.lost,
+                        secs(g.from_ns),
+                        secs(g.to_ns)
+                    )
+                })
+                .collect();
+            let mut text = format!(
+                "{lost} events were lost, so these verdicts may be incomplete: {}",
+                windows.join(", ")
+            );
+            if *more > 0 {
+                write!(text, " and {more} more gaps").unwrap_or_default();
+            }
+            text
+        }
+        Finding::NotRecorded(what) => format!("not recorded: {what}"),
+        Finding::Damaged(what) => format!("damaged trace: {what}"),
+        Finding::Pair(pair) => pair_verdict(pair),
+        Finding::MorePairs(more) => format!("... and {more} more pairs in the tables below"),
+        Finding::NoConnections => {
+            "no connections in this trace (or none matched the filters)".to_owned()
+        }
+        Finding::CloseWaitLeak(group) => leak(group),
+    }
+}
+
+/// `10.0.0.2 -> 10.0.0.1:2181`
+pub fn pair_label(pair: &PairReport) -> String {
+    format!("{} -> {}", pair.stats.key.client, pair.stats.key.server)
+}
+
+/// The one-sentence verdict for a pair.
+pub fn pair_verdict(verdict: &PairVerdict<'_>) -> String {
+    let stats = &verdict.pair.stats;
+    let mut text = format!("{}: ", pair_label(verdict.pair));
+    if verdict.pair.reconnect_loop.is_some() {
+        text.push_str("reconnect loop, ");
+    }
+    text.push_str(&plural(stats.connections, "connection"));
+    if let Some(span) = verdict.span_ns {
+        write!(text, " in {}", human_duration(span)).unwrap_or_default();
+    }
+    match verdict.closes {
+        Closes::AllOpen => text.push_str(", all still open"),
+        Closes::Unknown { count, ended } => {
+            write!(text, ", closer unknown for {count}/{ended}").unwrap_or_default();
+        }
+        Closes::Simultaneous { count, ended } => {
+            write!(text, ", both closed at once {count}/{ended}").unwrap_or_default();
+        }
+        Closes::BySide(side) => text.push_str(&side_closes(&side)),
+    }
+    write!(text, "; {}", time_wait(&verdict.time_wait)).unwrap_or_default();
+    text
+}
+
+/// ", server closed first 34/34 by FIN within 1.7 ms of accept (28 of the FINs then
+/// followed by an RST), 2/34 refused"
+fn side_closes(closes: &SideCloses) -> String {
+    let mut text = String::new();
+    let ended = closes.ended;
+    if closes.closed > 0 {
+        write!(
+            text,
+            ", {} closed first {}/{ended} by {}",
+            closes.side.name(),
+            closes.closed,
+            how_words(&closes.how)
+        )
+        .unwrap_or_default();
+        if let Some(p99) = closes.within_ms {
+            write!(text, " within {} of accept", human_ms(Some(p99))).unwrap_or_default();
+        }
+        text.push_str(&rst_after_fin_words(closes));
+    }
+    if closes.refused > 0 {
+        write!(text, ", {}/{ended} refused", closes.refused).unwrap_or_default();
+    }
+    text
+}
+
+/// "FIN", "RST", "FIN or RST", "timeout"...
+fn how_words(counts: &[u64; 5]) -> String {
+    let named: Vec<&str> = CloseHow::ALL
+        .iter()
+        .filter(|how| counts[how.index()] > 0)
+        .map(|how| match how {
+            CloseHow::Fin => "FIN",
+            CloseHow::Rst => "RST",
+            other => other.name(),
+        })
+        .collect();
+    if named.is_empty() {
+        "unknown means".to_owned()
+    } else {
+        named.join(" or ")
+    }
+}
+
+/// " (28 of the FINs then followed by an RST)": a side that closed with a FIN and then
+/// reset the connection anyway (ZooKeeper's `fastCloseSock`: linger 0, shutdown, close).
+fn rst_after_fin_words(closes: &SideCloses) -> String {
+    let fin = closes.how[CloseHow::Fin.index()];
+    match closes.fin_then_rst {
+        0 => String::new(),
+        all if all == fin => " (each then followed by an RST)".to_owned(),
+        some => format!(" ({some} of the FINs then followed by an RST)"),
+    }
+}
+
+/// "server holds 6 TIME_WAIT, client 0 (the kernel listed 5 and 0)"
+fn time_wait(holders: &TimeWaitHolders) -> String {
+    let (holder, other) = (holders.holder, holders.holder.other());
+    let live = holders.live;
+    let mut words = format!(
+        "{} holds {} TIME_WAIT, {} {}",
+        holder.name(),
+        live[holder.index()],
+        other.name(),
+        live[other.index()]
+    );
+    if let Some(kernel) = holders.kernel {
+        write!(
+            words,
+            " (the kernel listed {} and {})",
+            kernel[holder.index()],
+            kernel[other.index()]
+        )
+        .unwrap_or_default();
+    }
+    words
+}
+
+/// "CLOSE_WAIT leak: pid 42 (java) holds 3 sockets in CLOSE_WAIT ..."
+fn leak(group: &LeakGroup) -> String {
+    format!(
+        "CLOSE_WAIT leak: {} holds {} socket{} in CLOSE_WAIT (peer closed, no close() since), \
+         oldest {}{}",
+        group.owner.map_or_else(
+            || "an unknown process".to_owned(),
+            |t| format!("pid {} ({})", t.pid, t.comm)
+        ),
+        group.sockets,
+        if group.sockets == 1 { "" } else { "s" },
+        human_duration(group.oldest_ns),
+        if group.at_least { " or more" } else { "" }
+    )
+}
+
+/// Why a pair was flagged, in words.
+pub fn loop_reason(evidence: &LoopEvidence, rule: &LoopRule) -> String {
+    format!(
+        "flagged because {} of {} ended connections were rejected (refused, or closed by \
+         the server within {} of the handshake), {} of them in a row at most {} apart",
+        evidence.rejected,
+        evidence.ended,
+        human_duration(duration_ns(rule.short)),
+        evidence.run.len,
+        human_duration(duration_ns(rule.max_gap)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Side;
+
+    fn server_fins(fin_then_rst: u64) -> SideCloses {
+        let mut how = [0; 5];
+        how[CloseHow::Fin.index()] = 34;
+        SideCloses {
+            side: Side::Server,
+            closed: 34,
+            ended: 34,
+            how,
+            fin_then_rst,
+            within_ms: Some(1.7),
+            refused: 0,
+        }
+    }
+
+    #[test]
+    fn fins_followed_by_resets_are_named() {
+        assert_eq!(
+            side_closes(&server_fins(28)),
+            ", server closed first 34/34 by FIN within 1.7 ms of accept (28 of the FINs then \
+             followed by an RST)"
+        );
+        assert_eq!(
+            rst_after_fin_words(&server_fins(34)),
+            " (each then followed by an RST)"
+        );
+        assert_eq!(rst_after_fin_words(&server_fins(0)), "");
+    }
+
+    #[test]
+    fn refusals_and_unknown_means_are_said() {
+        let mut closes = server_fins(0);
+        closes.how = [0; 5];
+        closes.closed = 0;
+        closes.refused = 3;
+        closes.ended = 3;
+        assert_eq!(side_closes(&closes), ", 3/3 refused");
+        assert_eq!(how_words(&[0; 5]), "unknown means");
+        assert_eq!(how_words(&[1, 1, 0, 1, 0]), "FIN or RST or timeout");
+    }
+
+    #[test]
+    fn the_time_wait_holder_comes_first() {
+        let holders = TimeWaitHolders {
+            holder: Side::Server,
+            live: [0, 6],
+            kernel: Some([1, 5]),
+        };
+        assert_eq!(
+            time_wait(&holders),
+            "server holds 6 TIME_WAIT, client 0 (the kernel listed 5 and 1)"
+        );
+    }
+}

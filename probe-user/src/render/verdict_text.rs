@@ -1,0 +1,258 @@
+//! The text verdict: a line about the trace, the verdict, then aligned tables that fit
+//! an 80-column terminal.
+
+use std::io::{self, Write};
+
+use crate::{
+    analysis::{
+        Analysis, ClosedFirst, Finding, LoopRule, PairReport, Severity, TraceInfo, findings,
+    },
+    render::{
+        format::{human_duration, human_ms, secs},
+        sentences::{self, pair_label},
+        style::Style,
+        text::{LABEL, table, wrap},
+    },
+};
+
+/// Writes the text verdict (the verdict, then the tables).
+pub fn write_text(
+    out: &mut impl Write,
+    trace: &TraceInfo,
+    analysis: &Analysis,
+    rule: &LoopRule,
+    style: Style,
+) -> io::Result<()> {
+    writeln!(out, "{}", wrap(&trace_line(trace, analysis), "", "  "))?;
+    writeln!(out)?;
+    writeln!(out, "{}", style.bold("VERDICT"))?;
+    for finding in findings(trace, analysis) {
+        write_finding(out, &finding, rule, style)?;
+    }
+    if analysis.pairs.is_empty() && analysis.close_wait.is_empty() {
+        return Ok(());
+    }
+    write_pairs(out, analysis, style)?;
+    write_closers(out, analysis, style)?;
+    write_time_wait(out, analysis, style)?;
+    write_leaks(out, trace, analysis, style)?;
+    write_gaps(out, analysis, style)
+}
+
+/// "FILE: host H, kernel K, 40.0 s, 394 events, 12 lost, window 1.0-3.0 s"
+fn trace_line(trace: &TraceInfo, analysis: &Analysis) -> String {
+    let known = |text: &str| if text.is_empty() { "?" } else { text }.to_owned();
+    let window = &trace.window;
+    let window = if window.is_whole() {
+        String::new()
+    } else {
+        format!(
+            ", window {:.1}-{} s",
+            secs(window.since_ns.unwrap_or(0)),
+            window
+                .until_ns
+                .map_or_else(|| "end".to_owned(), |u| format!("{:.1}", secs(u)))
+        )
+    };
+    format!(
+        "{}: host {}, kernel {}, {:.1} s, {} events, {} lost{window}",
+        trace.file,
+        known(&trace.host),
+        known(&trace.kernel),
+        secs(analysis.end_ns),
+        analysis.events,
+        analysis.lost,
+    )
+}
+
+/// A verdict line, coloured by severity; a reconnect loop is followed by why.
+fn write_finding(
+    out: &mut impl Write,
+    finding: &Finding<'_>,
+    rule: &LoopRule,
+    style: Style,
+) -> io::Result<()> {
+    let text = wrap(&sentences::finding(finding), "  ", "    ");
+    let text = match finding.severity() {
+        Severity::Alarm => style.alarm(&text),
+        Severity::Warning => style.warn(&text),
+        Severity::Note => text,
+    };
+    writeln!(out, "{text}")?;
+    if let Finding::Pair(pair) = finding
+        && let Some(evidence) = &pair.pair.reconnect_loop
+    {
+        let reason = sentences::loop_reason(evidence, rule);
+        writeln!(out, "{}", wrap(&reason, "    ", "    "))?;
+    }
+    Ok(())
+}
+
+fn n(value: u64) -> String {
+    value.to_string()
+}
+
+/// A table with a row per pair, after a blank line.
+fn pair_table(
+    out: &mut impl Write,
+    style: Style,
+    title: &str,
+    columns: &[(usize, &str)],
+    analysis: &Analysis,
+    cells: impl Fn(&PairReport) -> Vec<String>,
+) -> io::Result<()> {
+    writeln!(out)?;
+    table(out, style, title, columns, &analysis.pairs, |pair| {
+        (pair_label(pair), cells(pair))
+    })
+}
+
+/// Connections, their rate and lifetimes, per pair.
+fn write_pairs(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
+    let columns = [
+        (7, "CONNS"),
+        (9, "CONN/S"),
+        (10, "LIFE P50"),
+        (10, "LIFE P99"),
+        (6, "LOOP"),
+    ];
+    pair_table(out, style, "CLIENT -> SERVER", &columns, analysis, |pair| {
+        let s = &pair.stats;
+        let looping = if pair.reconnect_loop.is_some() {
+            "yes"
+        } else {
+            "-"
+        };
+        vec![
+            n(s.connections),
+            format!("{:.2}", s.connects_per_s()),
+            human_ms(s.lifetime.quantile_ms(0.5)),
+            human_ms(s.lifetime.quantile_ms(0.99)),
+            looping.to_owned(),
+        ]
+    })
+}
+
+/// Who closed first, per pair.
+fn write_closers(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
+    let columns = [
+        (7, "CLIENT"),
+        (7, "SERVER"),
+        (6, "BOTH"),
+        (6, "UNKN"),
+        (6, "OPEN"),
+        (8, "REFUSED"),
+        (8, "TIMEOUT"),
+    ];
+    pair_table(out, style, "CLOSED FIRST BY", &columns, analysis, |pair| {
+        let s = &pair.stats;
+        let first = |f: ClosedFirst| n(s.closed_first[f.index()]);
+        vec![
+            first(ClosedFirst::Client),
+            first(ClosedFirst::Server),
+            first(ClosedFirst::Simultaneous),
+            first(ClosedFirst::Unknown),
+            first(ClosedFirst::Open),
+            n(s.refused),
+            n(s.timed_out),
+        ]
+    })
+}
+
+/// Resets and TIME_WAIT by side, per pair; the kernel's count with an end snapshot.
+fn write_time_wait(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
+    let mut columns = vec![
+        (6, "RST C"),
+        (6, "RST S"),
+        (6, "TW C"),
+        (6, "TW S"),
+        (7, "PEAK C"),
+        (7, "PEAK S"),
+    ];
+    if analysis.end_snapshot {
+        columns.extend([(6, "SS C"), (6, "SS S")]);
+    }
+    let title = "RESETS, TIME_WAIT AT END";
+    pair_table(out, style, title, &columns, analysis, |pair| {
+        let s = &pair.stats;
+        let mut sides = vec![s.resets, s.time_wait_live, s.time_wait_peak];
+        if analysis.end_snapshot {
+            sides.push(s.time_wait_observed);
+        }
+        sides.iter().flatten().map(|&v| n(v)).collect()
+    })?;
+    let legend = format!(
+        "TW = TIME_WAIT inferred from FIN_WAIT2/CLOSING->CLOSE (60 s){}",
+        if analysis.end_snapshot {
+            "; SS = TIME_WAIT in the kernel's end snapshot"
+        } else {
+            ""
+        }
+    );
+    writeln!(out, "{}", wrap(&legend, "", "  "))
+}
+
+/// The leaking sockets, and those that sat in CLOSE_WAIT too long but were closed.
+fn write_leaks(
+    out: &mut impl Write,
+    trace: &TraceInfo,
+    analysis: &Analysis,
+    style: Style,
+) -> io::Result<()> {
+    let threshold = human_duration(trace.close_wait_ns);
+    if !analysis.close_wait.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "CLOSE_WAIT LEAKS: peer closed, no close() for longer than {threshold}"
+        )?;
+        let columns = format!(
+            "{:<LABEL$}{:>10} {:<15} {:>6}",
+            "LOCAL <- PEER", "PID", "COMM", "AGE"
+        );
+        writeln!(out, "{}", style.bold(&columns))?;
+        for leak in &analysis.close_wait {
+            let (pid, comm) = leak.owner.map_or(("-".to_owned(), "-".to_owned()), |t| {
+                (t.pid.to_string(), t.comm.to_string())
+            });
+            writeln!(
+                out,
+                "{:<LABEL$}{pid:>10} {comm:<15} {:>6}{}",
+                format!("{} <- {}", leak.local, leak.peer),
+                human_duration(leak.age_ns),
+                if leak.at_least { "+" } else { "" }
+            )?;
+        }
+    }
+    if analysis.close_wait_closed_late > 0 {
+        writeln!(
+            out,
+            "{} more sockets sat in CLOSE_WAIT longer than {threshold} but were closed before the end",
+            analysis.close_wait_closed_late,
+        )?;
+    }
+    Ok(())
+}
+
+/// Where events were lost, in trace time.
+fn write_gaps(out: &mut impl Write, analysis: &Analysis, style: Style) -> io::Result<()> {
+    if analysis.gaps.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", style.bold("LOST EVENTS (trace time)"))?;
+    for gap in &analysis.gaps {
+        writeln!(
+            out,
+            "  {:.3} - {:.3} s  {:>10} lost  ({})",
+            secs(gap.from_ns),
+            secs(gap.to_ns),
+            gap.lost,
+            gap.cause.name()
+        )?;
+    }
+    if analysis.more_gaps > 0 {
+        writeln!(out, "  ... and {} more gaps", analysis.more_gaps)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! What `tcpchurn replay` was asked to do.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::{
+    model::{EndpointFilter, TimeWindow},
+    render::style::ColorChoice,
+};
+
+/// Validated `replay` options.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub file: PathBuf,
+    /// Every event instead of the verdict.
+    pub events: bool,
+    pub json: bool,
+    /// A row per connection in the verdict.
+    pub connections: bool,
+    pub filter: EndpointFilter,
+    pub window: TimeWindow,
+    /// CLOSE_WAIT for longer than this is a leak.
+    pub close_wait: Duration,
+    pub color: ColorChoice,
+    /// Text events show seconds since the start instead of wall-clock time.
+    pub relative_time: bool,
+}
+
+impl ReplayOptions {
+    /// The defaults of `tcpchurn replay FILE`: the text verdict of the whole trace.
+    pub fn new(file: impl Into<PathBuf>) -> Self {
+        Self {
+            file: file.into(),
+            events: false,
+            json: false,
+            connections: false,
+            filter: EndpointFilter::default(),
+            window: TimeWindow::default(),
+            close_wait: Duration::from_secs(5),
+            color: ColorChoice::Never,
+            relative_time: false,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! `tcpchurn replay FILE`: streams the trace through the analysis and renders the
+//! verdict (text or `--json`), with the rows of `--connections`.
+
+use std::io::{self, IsTerminal as _, Read, Write};
+
+use crate::{
+    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
+    model::duration_ns,
+    render::{
+        style::{ColorChoice, Style},
+        verdict_json, verdict_text,
+    },
+    replay::{ReplayOptions, rows::RowSink},
+    trace::TraceReader,
+};
+
+/// Replays the trace into the verdict on `out`.
+pub fn write_verdict<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let rule = LoopRule::default();
+    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let analysis = analyse(reader, options, rule, &mut rows, out)?;
+    let trace = trace_info(reader, options);
+    if options.json {
+        verdict_json::write_json(out, &trace, &analysis, &rule, options.connections)?;
+    } else {
+        let style = stdout_style(options.color);
+        verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
+    }
+    rows.finish(out)?;
+    Ok(())
+}
+
+/// Streams the trace through the analysis, writing rows as connections end.
+fn analyse<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    rule: LoopRule,
+    rows: &mut RowSink,
+    out: &mut impl Write,
+) -> anyhow::Result<Analysis> {
+    let mut analyzer = Analyzer::new(AnalyzerOptions {
+        filter: options.filter,
+        window: options.window,
+        close_wait_ns: duration_ns(options.close_wait),
+        rule,
+        connections: options.connections,
+    });
+    while let Some(event) = reader.next_event()? {
+        if options.window.is_past_reading(event.ts_ns()) {
+            break;
+        }
+        analyzer.on_event(&event);
+        for row in analyzer.drain_rows() {
+            rows.push(out, &row)?;
+        }
+    }
+    let (analysis, last_rows) = analyzer.finish(reader.end().map_or(0, |e| e.end_ns));
+    for row in &last_rows {
+        rows.push(out, row)?;
+    }
+    Ok(analysis)
+}
+
+/// What the verdict says about the trace itself: its meta and end blocks, the damage
+/// the reader worked around, and the options that shaped the replay.
+fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
+    let meta = reader.meta();
+    TraceInfo {
+        file: options.file.display().to_string(),
+        host: meta.hostname.clone(),
+        kernel: meta.kernel.clone(),
+        start_unix_ns: meta.start_unix_ns,
+        stop_reason: reader.end().map(|e| e.stop_reason.clone()),
+        missing_tracepoints: meta
+            .tracepoints
+            .iter()
+            .filter(|t| !t.attached)
+            .map(|t| match &t.detail {
+                Some(why) => format!("{} ({why})", t.name),
+                None => t.name.clone(),
+            })
+            .collect(),
+        damage: reader.damage().iter().map(ToString::to_string).collect(),
+        window: options.window,
+        close_wait_ns: duration_ns(options.close_wait),
+    }
+}
+
+/// The style of text on stdout: colours with `--color always`, or `auto` on a terminal
+/// without `NO_COLOR` set (<https://no-color.org>).
+fn stdout_style(choice: ColorChoice) -> Style {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Style::new(choice, io::stdout().is_terminal(), no_color)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        analysis::tests::{MS, S, app, java, zookeeper_loop},
+        model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
+        synth::{SERVER_NS, Script},
+        trace::{TraceEnd, TraceMeta, TraceWriter},
+    };
+
+    fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: "zk-1".into(),
+            kernel: "6.18.44".into(),
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        for event in &script.events {
+            writer.push(event).unwrap();
+        }
+        writer
+            .finish(&TraceEnd {
+                end_ns,
+                stop_reason: "interrupted".into(),
+                ..TraceEnd::default()
+            })
+            .unwrap()
+    }
+
+    fn options(json: bool, connections: bool) -> ReplayOptions {
+        ReplayOptions {
+            json,
+            connections,
+            ..ReplayOptions::new("zk.trace")
+        }
+    }
+
+    /// The ZooKeeper loop, a well-behaved HTTP/1.0-style client, a CLOSE_WAIT leak and
+    /// a gap of lost events.
+    fn incident() -> Vec<u8> {
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 30);
+        s.listener(SERVER_NS, "10.0.0.1:80", java());
+        for i in 0..10 {
+            let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
+            s.at(2 * S + i * 100 * MS).open(e, app());
+            s.fin_close(e.client, e.server, app(), java());
+        }
+        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+        s.at(3 * S).open(leak, app()).tr(
+            leak.server,
+            TcpState::Established,
+            TcpState::CloseWait,
+            None,
+        );
+        s.at(4 * S).lost(4 * S, 4 * S + MS, 12);
+        // The kernel's end snapshot lists one of the HTTP client's TIME_WAIT sockets.
+        s.at(40 * S).snapshot(
+            Conn {
+                id: 9_999,
+                scope: Scope {
+                    netns: 100,
+                    cgroup: 0,
+                },
+                tuple: SocketTuple {
+                    local: "10.0.0.3:50009".parse().unwrap(),
+                    remote: "10.0.0.1:80".parse().unwrap(),
+                },
+            },
+            TcpState::TimeWait,
+            None,
+            true,
+        );
+        // A connect refused three times, too few for a loop.
+        for port in 0..3 {
+            s.at(5 * S)
+                .refused_at("10.0.0.5", 45000 + port, "10.0.0.1:81", app());
+        }
+        trace_file(&s, 40 * S)
+    }
+
+    fn run(bytes: &[u8], options: &ReplayOptions) -> String {
+        let mut reader = TraceReader::open(bytes).unwrap();
+        let mut out = Vec::new();
+        write_verdict(&mut reader, options, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_text_report_starts_with_the_verdict_and_fits_80_columns() {
+        let text = run(&incident(), &options(false, true));
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        assert!(!text.contains('\x1b'), "no colour with --color never");
+        assert!(
+            lines[0].starts_with("zk.trace: host zk-1, kernel 6.18.44"),
+            "{text}"
+        );
+        assert_eq!(lines[2], "VERDICT", "{text}");
+        assert!(lines[3].contains("12 events were lost"), "{text}");
+        let verdict = text.split("\n\n").nth(1).unwrap();
+        assert!(
+            verdict.contains(
+                "10.0.0.2 -> 10.0.0.1:2181: reconnect loop, 30 connections in 20.3 s, server\n    \
+                 closed first 30/30 by RST within 2.0 ms of accept; server holds 0 TIME_WAIT,\n    \
+                 client 0"
+            ),
+            "{text}"
+        );
+        assert!(
+            verdict.contains("flagged because 30 of 30 ended connections"),
+            "{text}"
+        );
+        assert!(verdict.contains("10.0.0.3 -> 10.0.0.1:80: 10 connections in 900 ms, client closed first 10/10\n    by FIN; client holds 10 TIME_WAIT, server 0"), "{text}");
+        assert!(
+            verdict.contains("CLOSE_WAIT leak: pid 42 (java) holds 1 socket"),
+            "{text}"
+        );
+        assert!(text.contains("CONN   CLIENT"), "{text}");
+        assert!(text.contains("LOST EVENTS"), "{text}");
+        assert_eq!(text.matches(" rst ").count(), 30, "{text}");
+    }
+
+    #[test]
+    fn colours_only_when_asked() {
+        let mut always = options(false, false);
+        always.color = ColorChoice::Always;
+        let text = run(&incident(), &always);
+        assert!(
+            text.contains("\x1b[1;31m  10.0.0.2 -> 10.0.0.1:2181: reconnect loop"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_json_document_has_the_documented_keys() {
+        let bytes = incident();
+        for connections in [false, true] {
+            let text = run(&bytes, &options(true, connections));
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let trace = &doc["trace"];
+            assert_eq!(trace["host"], "zk-1");
+            assert_eq!(trace["kernel"], "6.18.44");
+            assert_eq!(trace["lost"], 12);
+            assert_eq!(trace["duration_s"], 40.0);
+            assert!(trace["events"].as_u64().unwrap() > 300);
+            assert_eq!(doc["incomplete"], true);
+            let pairs = doc["pairs"].as_array().unwrap();
+            let zk = &pairs[0];
+            assert_eq!(zk["client"], "10.0.0.2");
+            assert_eq!(zk["server"], "10.0.0.1:2181");
+            assert_eq!(zk["connections"], 30);
+            assert_eq!(zk["reconnect_loop"], true);
+            assert_eq!(zk["closed_first"]["server"], 30);
+            assert_eq!(zk["resets"]["server"], 30);
+            assert_eq!(zk["refused"], 0);
+            assert_eq!(zk["timed_out"], 0);
+            assert_eq!(zk["time_wait"]["client"], 0);
+            assert!(zk["median_lifetime_ms"].as_f64().unwrap() < 2.2);
+            assert!(zk["connects_per_s"].as_f64().unwrap() > 1.4);
+            assert!(
+                zk["reconnect_loop_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("30 of 30")
+            );
+            let http = &pairs[1];
+            assert_eq!(http["reconnect_loop"], false);
+            assert_eq!(http["time_wait"]["client"], 10);
+            let leak = &doc["close_wait"][0];
+            assert_eq!(leak["pid"], 42);
+            assert_eq!(leak["comm"], "java");
+            assert_eq!(leak["local"], "10.0.0.1:80");
+            assert_eq!(leak["peer"], "10.0.0.4:41000");
+            assert_eq!(leak["age_s"], 37.0);
+            if connections {
+                let rows = doc["connections"].as_array().unwrap();
+                assert_eq!(rows.len(), 44);
+                let row = rows
+                    .iter()
+                    .find(|r| r["server"] == "10.0.0.1:2181")
+                    .unwrap();
+                assert_eq!(row["closed_first"], "server");
+                assert_eq!(row["how"], "rst");
+                assert_eq!(row["server_pid"], 42);
+                assert_eq!(row["client_pid"], 7);
+                assert!(row["time_wait"].is_null());
+                let http = rows.iter().find(|r| r["server"] == "10.0.0.1:80").unwrap();
+                assert_eq!(http["time_wait"], "client");
+                let (from, until) = (
+                    http["time_wait_from_s"].as_f64().unwrap(),
+                    http["time_wait_until_s"].as_f64().unwrap(),
+                );
+                assert!((until - from - 60.0).abs() < 1e-6, "{http}");
+                assert!(row["lifetime_ms"].as_f64().unwrap() > 1.9);
+            } else {
+                assert!(doc.get("connections").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn filters_reach_the_verdict() {
+        let mut filtered = options(true, false);
+        filtered.filter.server = Some(EndpointFilter::parse_server("10.0.0.1:80").unwrap());
+        let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &filtered)).unwrap();
+        let pairs = doc["pairs"].as_array().unwrap();
+        assert!(
+            pairs.iter().all(|p| p["server"] == "10.0.0.1:80"),
+            "{pairs:?}"
+        );
+        let mut window = options(true, false);
+        window.window = TimeWindow::new(None, Some(Duration::from_secs(1)));
+        let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
+        assert_eq!(doc["trace"]["duration_s"], 1.0);
+        assert_eq!(doc["pairs"][0]["connections"], 1);
+    }
+}

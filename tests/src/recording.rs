@@ -1,0 +1,57 @@
+//! Namespaces, the recorder and `tcpchurn` itself, as tests use them: a failed step
+//! panics.
+
+use std::{
+    ffi::OsStr,
+    path::Path,
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+use tcpchurn_harness::{Addresses, Netns, Recorder, Topology, replay};
+
+use crate::binaries::tcpchurn_bin;
+
+/// A fresh namespace with loopback up; `tag` says what for.
+pub fn netns(tag: &str) -> Netns {
+    Netns::create(tag).unwrap()
+}
+
+/// A server namespace and a client namespace joined by veth: `10.77.0.1` and `fd77::1`
+/// on the server side, `.2` and `::2` on the client side.
+pub fn topology(tag: &str) -> Topology {
+    Topology::create(tag, Addresses::subnet(77)).unwrap()
+}
+
+/// `tcpchurn record -o TRACE ARGS...`, running once its programs are attached.
+pub fn record<I, S>(trace: &Path, args: I) -> Recorder
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Recorder::start(&tcpchurn_bin(), trace, args).unwrap()
+}
+
+/// Runs `tcpchurn` with arguments and returns its output.
+pub fn tcpchurn(args: &[&str]) -> Output {
+    Command::new(tcpchurn_bin())
+        .args(args)
+        .output()
+        .expect("running tcpchurn")
+}
+
+/// `tcpchurn replay --events --json`, parsed.
+pub fn replay_events(path: &Path) -> Vec<Value> {
+    replay_with_warnings(path).0
+}
+
+/// `tcpchurn replay --events --json`, parsed, and what the replay said on stderr.
+pub fn replay_with_warnings(path: &Path) -> (Vec<Value>, String) {
+    let replayed = replay::events(&tcpchurn_bin(), path).unwrap();
+    (replayed.events, replayed.warnings)
+}
+
+/// `tcpchurn replay --json` (the verdict document), parsed.
+pub fn replay_verdict(path: &Path, extra: &[&str]) -> Value {
+    replay::verdict(&tcpchurn_bin(), path, extra).unwrap()
+}

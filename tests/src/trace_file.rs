@@ -1,0 +1,28 @@
+//! Reading a trace file with the project's own reader.
+
+use std::{fs::File, io::BufReader, path::Path};
+
+use anyhow::Context as _;
+use tcpchurn::trace::TraceReader;
+
+/// Opens a trace for reading, buffered.
+pub fn open_trace(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
+    let file = File::open(path).with_context(|| path.display().to_string())?;
+    TraceReader::open(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// How a trace's header says `sock:inet_sock_set_state` was attached (`tp_btf`, or
+/// `classic tracepoint (tp_btf: why not)`).
+pub fn state_change_attachment(path: &Path) -> String {
+    let reader = open_trace(path).unwrap();
+    let status = reader
+        .meta()
+        .tracepoints
+        .iter()
+        .find(|t| t.name == "sock:inet_sock_set_state")
+        .cloned()
+        .unwrap();
+    assert!(status.attached);
+    status.detail.unwrap_or_default()
+}
