@@ -4,7 +4,7 @@
 //! pulled), and a static busybox whose applets (`nc`, `sh`, `sleep`) make the tests'
 //! container image from a local rootfs tarball.
 
-use crate::{run::is_root, setup::apt_install};
+use tcpchurn_harness::{apt::install_missing, runner::is_root};
 
 pub const CONTAINER_PACKAGES: [&str; 5] =
     ["podman", "runc", "conmon", "catatonit", "busybox-static"];
@@ -13,7 +13,7 @@ pub const CONTAINER_PACKAGES: [&str; 5] =
 /// use them are privileged); fast when all are there.
 pub fn install() -> anyhow::Result<()> {
     if is_root() {
-        apt_install(&CONTAINER_PACKAGES)?;
+        install_missing(&CONTAINER_PACKAGES)?;
     }
     Ok(())
 }
