@@ -12,11 +12,17 @@ pub use self::{
     filter::EndpointFilter,
     recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
     window::{TimeWindow, duration_ns},
+    workload::{Identity, Named, Qos, Runtime, Source, Workload},
+    workload_filter::{PodSelector, WorkloadFilter},
+    workload_table::{WorkloadKey, WorkloadTable, WorkloadTableBuilder},
 };
 
 mod filter;
 mod recorder;
 mod window;
+pub mod workload;
+mod workload_filter;
+mod workload_table;
 
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

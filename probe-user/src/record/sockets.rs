@@ -806,6 +806,7 @@ mod tests {
         let filters = Filters {
             ports: vec![80],
             netns: vec![],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(
@@ -835,6 +836,7 @@ mod tests {
         let filters = Filters {
             ports: vec![],
             netns: vec![1],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(

@@ -6,11 +6,13 @@ mod meta;
 mod reader;
 mod records;
 mod varint;
+mod workloads;
 mod writer;
 
 pub use block::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use meta::{Attribution, PartInfo, RecorderInfo, TraceEnd, TraceMeta};
 pub use reader::{Damage, TraceError, TraceReader};
+pub use records::BlockKeys;
 pub use writer::{TraceEncoder, TraceWriter};
 
 /// The parts of the meta block that the model defines (the recorder fills them in).
