@@ -46,8 +46,11 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
             model::EndpointFilter::parse_client,
         )?,
     };
+    let workloads =
+        model::WorkloadFilter::parse(&args.pods, &args.containers).map_err(anyhow::Error::msg)?;
     Ok(replay::ReplayOptions {
         file: args.file.clone(),
+        workloads,
         events: args.events,
         json: args.json,
         connections: args.connections,

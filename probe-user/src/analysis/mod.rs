@@ -20,6 +20,7 @@ mod gaps;
 mod histogram;
 mod keys;
 mod options;
+mod pair_names;
 mod pair_table;
 mod pairs;
 mod result;
@@ -28,6 +29,7 @@ mod timewait;
 mod trace_info;
 mod tracker;
 mod verdict;
+mod workloads;
 
 pub use self::{
     analyzer::Analyzer,
@@ -39,6 +41,7 @@ pub use self::{
     gaps::{GapWindow, MAX_GAP_WINDOWS},
     histogram::LogHistogram,
     options::AnalyzerOptions,
+    pair_names::SideNames,
     pair_table::PairReport,
     pairs::{ConnectionOutcome, LoopEvidence, LoopRule, PairKey, PairStats, Run},
     result::Analysis,
@@ -46,6 +49,7 @@ pub use self::{
     timewait::TIME_WAIT_NS,
     trace_info::TraceInfo,
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+    workloads::{Ends, WorkloadBook},
 };
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 
 mod driver;
 mod header;
+pub mod names;
 pub mod options;
 pub mod recording;
+pub mod selection;
 pub mod sink;
 pub mod sockets;
 

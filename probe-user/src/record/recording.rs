@@ -6,7 +6,7 @@ use bytes::Bytes;
 use crate::{
     kernel::{decode, diag::DiagSocket, layouts::Layouts, probe::KernelCounters},
     model::{Filters, Gap, GapCause, SnapshotSocket, TcpState, TraceEvent},
-    record::sockets::SocketTable,
+    record::{names::Names, selection::Selection, sockets::SocketTable},
     trace::{TraceEncoder, TraceEnd},
 };
 
@@ -36,6 +36,30 @@ pub struct Recording {
     counted_not_matched: u64,
     /// Transitions lost without a kernel count, inferred from chain breaks.
     unreported: u64,
+    /// Names for each block's keys (none in unit tests).
+    names: Option<Names>,
+    /// `--pod`/`--container`: which scopes are recorded (needs `names`).
+    selection: Option<Selection>,
+}
+
+/// Writes the names of the pending records' keys before them.
+fn name_pending(encoder: &mut TraceEncoder, names: Option<&mut Names>) {
+    if let Some(names) = names {
+        let table = names.for_block(&encoder.pending_keys());
+        encoder.add_workloads(&table);
+    }
+}
+
+/// Whether the selection keeps `event` (always without one; gaps always).
+fn selected(
+    event: &TraceEvent,
+    selection: Option<&mut Selection>,
+    names: Option<&mut Names>,
+) -> bool {
+    match (selection, names, event.scope()) {
+        (Some(selection), Some(names), Some(scope)) => selection.keeps(scope, names.resolver()),
+        _ => true,
+    }
 }
 
 impl Recording {
@@ -54,7 +78,17 @@ impl Recording {
             part_records_start: 0,
             counted_not_matched: 0,
             unreported: 0,
+            names: None,
+            selection: None,
         }
+    }
+
+    /// Names each block's keys with `names`, and records only the scopes `selection`
+    /// keeps.
+    pub fn with_names(mut self, names: Names, selection: Option<Selection>) -> Self {
+        self.names = Some(names);
+        self.selection = selection;
+        self
     }
 
     /// One ring-buffer entry.
@@ -63,7 +97,9 @@ impl Recording {
         // and moving them costs a memcpy call per event.
         match &decode::decode(bytes, &self.layouts) {
             Ok(decoded) => {
-                if let Some(event) = &self.table.observe(decoded) {
+                if let Some(event) = &self.table.observe(decoded)
+                    && selected(event, self.selection.as_mut(), self.names.as_mut())
+                {
                     if matches!(event, TraceEvent::Transition(_)) {
                         self.transitions += 1;
                     }
@@ -83,10 +119,20 @@ impl Recording {
         // Straight into the encoder, a block at a time: the end snapshot can hold a
         // TIME_WAIT socket for every connection of the last minute (131,072 per
         // namespace by default).
-        let Self { table, encoder, .. } = self;
+        let Self {
+            table,
+            encoder,
+            names,
+            selection,
+            ..
+        } = self;
         table.snapshot(monotonic_ns, sockets, at_end, |event| {
+            if !selected(&event, selection.as_mut(), names.as_mut()) {
+                return;
+            }
             encoder.push(&event);
             if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
+                name_pending(encoder, names.as_mut());
                 encoder.close_block();
             }
         });
@@ -97,8 +143,11 @@ impl Recording {
     pub fn start_part(&mut self, monotonic_ns: u64) {
         let ts_ns = monotonic_ns.saturating_sub(self.start_monotonic_ns);
         self.part_records_start = self.encoder.total_records();
+        if let Some(names) = &self.names {
+            self.encoder.add_workloads(&names.full_table());
+        }
         for (conn, state, owner) in self.table.live_connections() {
-            self.encoder.push(&TraceEvent::Snapshot(SnapshotSocket {
+            let carried = TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns,
                 conn,
                 state: state.unwrap_or(TcpState::Established),
@@ -107,7 +156,10 @@ impl Recording {
                 uid: 0,
                 timer_ms: None,
                 at_end: false,
-            }));
+            });
+            if selected(&carried, self.selection.as_mut(), self.names.as_mut()) {
+                self.encoder.push(&carried);
+            }
         }
     }
 
@@ -177,13 +229,14 @@ impl Recording {
     /// Every closed block and the pending records, framed and ready to write (framed
     /// blocks simply follow each other); `None` when there is nothing.
     pub fn take_blocks(&mut self) -> Option<Bytes> {
+        name_pending(&mut self.encoder, self.names.as_mut());
         self.encoder.take_block()
     }
 
     /// Like [`Self::take_blocks`], but only once the pending records fill a block.
     pub fn take_full_blocks(&mut self) -> Option<Bytes> {
         if self.encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
-            self.encoder.take_block()
+            self.take_blocks()
         } else {
             None
         }

@@ -6,7 +6,7 @@
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
 //! - `tcpchurn record`'s closing lines: [`summary`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
-//!   [`style`] (colour).
+//!   [`style`] (colour), [`workload`] (pods and containers in both formats).
 
 pub mod connections;
 pub mod events;
@@ -17,3 +17,4 @@ pub mod summary;
 pub mod text;
 pub mod verdict_json;
 pub mod verdict_text;
+pub mod workload;

@@ -5,10 +5,13 @@ use std::fmt::Write as _;
 use crate::{
     analysis::{
         CloseHow, Closes, Finding, LeakGroup, LoopEvidence, LoopRule, PairReport, PairVerdict,
-        SideCloses, TimeWaitHolders,
+        Side, SideCloses, TimeWaitHolders,
     },
     model::duration_ns,
-    render::format::{human_duration, human_ms, plural, secs},
+    render::{
+        format::{human_duration, human_ms, plural, secs},
+        workload::printable,
+    },
 };
 
 /// The sentence of a finding.
@@ -50,9 +53,21 @@ pub fn finding(finding: &Finding<'_>) -> String {
     }
 }
 
-/// `10.0.0.2 -> 10.0.0.1:2181`
+/// `10.0.0.2 -> 10.0.0.1:2181`, with each side's workload when every connection of
+/// the pair agrees on it: `10.0.0.2 (shop/app-0/app) -> 10.0.0.1:2181 (infra/zk-0)`.
 pub fn pair_label(pair: &PairReport) -> String {
-    format!("{} -> {}", pair.stats.key.client, pair.stats.key.server)
+    let named = |side: Side| {
+        pair.stats.names[side.index()]
+            .label()
+            .map_or_else(String::new, |label| format!(" ({})", printable(label)))
+    };
+    format!(
+        "{}{} -> {}{}",
+        pair.stats.key.client,
+        named(Side::Client),
+        pair.stats.key.server,
+        named(Side::Server)
+    )
 }
 
 /// The one-sentence verdict for a pair.
@@ -189,7 +204,6 @@ pub fn loop_reason(evidence: &LoopEvidence, rule: &LoopRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::Side;
 
     fn server_fins(fin_then_rst: u64) -> SideCloses {
         let mut how = [0; 5];

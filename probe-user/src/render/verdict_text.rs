@@ -12,6 +12,7 @@ use crate::{
         sentences::{self, pair_label},
         style::Style,
         text::{LABEL, table, wrap},
+        workload::text_label,
     },
 };
 
@@ -222,6 +223,9 @@ fn write_leaks(
                 human_duration(leak.age_ns),
                 if leak.at_least { "+" } else { "" }
             )?;
+            if let Some(w) = &leak.workload {
+                writeln!(out, "  in {}", text_label(w))?;
+            }
         }
     }
     if analysis.close_wait_closed_late > 0 {

@@ -1,9 +1,15 @@
-//! `tcpchurn replay --events`: every event of the trace, in file order, with its owner.
+//! `tcpchurn replay --events`: every event of the trace, in file order, with its owner
+//! and its socket's workload.
 
-use std::io::{Read, Write};
+use std::{
+    io::{Read, Write},
+    sync::Arc,
+};
 
 use crate::{
-    owner::OwnerTracker,
+    analysis::WorkloadBook,
+    model::{TraceEvent, Workload},
+    owner::{Owner, OwnerTracker},
     render::events::{self, Clock},
     replay::ReplayOptions,
     trace::TraceReader,
@@ -16,6 +22,7 @@ pub fn write_events<R: Read>(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut owners = OwnerTracker::new();
+    let mut book = WorkloadBook::default();
     let meta = reader.meta();
     let clock = if options.relative_time {
         Clock::Relative
@@ -31,16 +38,48 @@ pub fn write_events<R: Read>(
         if options.window.is_past_reading(event.ts_ns()) {
             break;
         }
+        for table in reader.take_workloads() {
+            book.learn(&table);
+        }
         // Attribution sees every event, filtered or not, so owners stay right.
         let owner = owners.attribute(&event);
         if !options.window.contains(event.ts_ns()) || !options.filter.keeps(&event) {
             continue;
         }
+        let container = socket_workload(&book, &event, owner.as_ref());
+        if !options.workloads.is_empty()
+            && !options.workloads.keeps([
+                container.as_deref(),
+                peer_workload(&book, &event).as_deref(),
+            ])
+        {
+            continue;
+        }
         if options.json {
-            events::write_json(out, &event, owner.as_ref())?;
+            events::write_json(out, &event, owner.as_ref(), container.as_deref())?;
         } else {
-            events::write_text(out, &event, owner.as_ref(), clock)?;
+            events::write_text(out, &event, owner.as_ref(), container.as_deref(), clock)?;
         }
     }
     Ok(())
+}
+
+/// The workload of the socket an event is about: by its scope and its owner (a
+/// snapshot's owner is the one `/proc` named).
+fn socket_workload(
+    book: &WorkloadBook,
+    event: &TraceEvent,
+    owner: Option<&Owner>,
+) -> Option<Arc<Workload>> {
+    let scope = event.scope()?;
+    let pid = match event {
+        TraceEvent::Snapshot(s) => s.owner.map(|t| t.pid),
+        _ => owner.map(|o| o.task.pid),
+    };
+    book.socket(scope, pid)
+}
+
+/// What holds the remote address of the event's socket on the recording node.
+fn peer_workload(book: &WorkloadBook, event: &TraceEvent) -> Option<Arc<Workload>> {
+    book.address(event.tuple()?.remote.ip())
 }

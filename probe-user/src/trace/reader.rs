@@ -584,7 +584,7 @@ mod tests {
         assert!(damage.is_empty());
     }
 
-    fn names() -> crate::model::WorkloadTable {
+    fn names() -> WorkloadTable {
         use crate::model::{Identity, Named, Source, Workload, WorkloadKey, WorkloadTableBuilder};
         let mut builder = WorkloadTableBuilder::default();
         let zk = Identity::Workload(Workload {

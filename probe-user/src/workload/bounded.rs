@@ -35,9 +35,12 @@ pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
 /// lookups; an insert may evict one entry.
 #[derive(Debug)]
 pub struct Cache<K, V> {
-    map: HashMap<K, V>,
-    order: VecDeque<K>,
+    /// Each value with the generation of its insert: the order queue may still hold
+    /// an older generation of a key that was removed and inserted again.
+    map: HashMap<K, (V, u64)>,
+    order: VecDeque<(K, u64)>,
     capacity: usize,
+    next: u64,
 }
 
 impl<K: Clone + Eq + Hash, V> Cache<K, V> {
@@ -46,23 +49,49 @@ impl<K: Clone + Eq + Hash, V> Cache<K, V> {
             map: HashMap::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
+            next: 0,
         }
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
+        self.map.get(key).map(|(v, _)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key).map(|(v, _)| v)
     }
 
     pub fn insert(&mut self, key: K, value: V) {
-        if self.map.insert(key.clone(), value).is_some() {
+        if let Some((old, _)) = self.map.get_mut(&key) {
+            *old = value;
             return;
         }
-        self.order.push_back(key);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
+        self.next += 1;
+        self.map.insert(key.clone(), (value, self.next));
+        self.order.push_back((key, self.next));
+        while self.map.len() > self.capacity {
+            let Some((old, generation)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|(_, g)| *g == generation) {
                 self.map.remove(&old);
             }
         }
+        // Removed keys leave their place in the queue: drop those now and then.
+        if self.order.len() > 2 * self.capacity {
+            let map = &self.map;
+            self.order
+                .retain(|(k, g)| map.get(k).is_some_and(|(_, current)| current == g));
+        }
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.map.remove(key).map(|(v, _)| v)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
     }
 
     pub fn len(&self) -> usize {
@@ -111,5 +140,25 @@ mod tests {
         assert_eq!(cache.get(&1), None);
         assert_eq!(cache.get(&2), Some(&"b2"));
         assert_eq!(cache.get(&3), Some(&"c"));
+    }
+
+    #[test]
+    fn a_key_removed_and_inserted_again_is_the_newest() {
+        let mut cache = Cache::new(2);
+        cache.insert(1, "a");
+        cache.insert(2, "b");
+        assert_eq!(cache.remove(&1), Some("a"));
+        cache.insert(1, "a2");
+        cache.insert(3, "c");
+        assert_eq!(cache.get(&2), None, "the oldest went");
+        assert_eq!(cache.get(&1), Some(&"a2"));
+        for i in 0..100 {
+            cache.insert(10, "x");
+            cache.remove(&10);
+            cache.insert(i + 20, "y");
+        }
+        assert!(cache.order.len() <= 4 + 1, "{}", cache.order.len());
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.iter().count(), 2);
     }
 }

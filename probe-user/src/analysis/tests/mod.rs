@@ -14,6 +14,7 @@ mod closes;
 mod loops;
 mod time_wait;
 mod trace_edges;
+mod workloads;
 
 pub(crate) const MS: u64 = 1_000_000;
 

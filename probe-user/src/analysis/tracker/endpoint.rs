@@ -2,7 +2,7 @@
 
 use crate::{
     analysis::verdict::CloseStart,
-    model::{ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpState, Transition},
+    model::{ConnId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task, TcpState, Transition},
 };
 
 /// A close step whose meaning depends on events that follow it.
@@ -21,6 +21,8 @@ pub(super) enum Pending {
 pub struct Endpoint {
     pub conn: ConnId,
     pub netns: u32,
+    /// Its cgroup v2 id (0: not recorded).
+    pub cgroup: u64,
     /// As this socket sees it (local = this end).
     pub tuple: SocketTuple,
     pub state: TcpState,
@@ -62,6 +64,7 @@ impl Endpoint {
         Self {
             conn,
             netns,
+            cgroup: 0,
             tuple,
             state,
             opened_ns: None,
@@ -88,6 +91,7 @@ impl Endpoint {
     pub fn from_snapshot(s: &SnapshotSocket) -> Self {
         use TcpState::*;
         let mut endpoint = Self::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
+        endpoint.cgroup = s.conn.scope.cgroup;
         endpoint.owner = s.owner;
         endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
         match s.state {
@@ -105,6 +109,14 @@ impl Endpoint {
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
         if self.start.is_none() {
             self.start = Some((start, ts_ns));
+        }
+    }
+
+    /// Where the socket lives.
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: self.cgroup,
         }
     }
 

@@ -8,9 +8,12 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, Task, TraceEvent, Workload},
     owner::{Owner, OwnerSource},
-    render::events::{EventSocket, errno_name},
+    render::{
+        events::{EventSocket, errno_name},
+        workload::JsonContainer,
+    },
 };
 
 #[derive(Serialize)]
@@ -35,6 +38,8 @@ struct JsonEvent<'a> {
     tid: Option<u32>,
     comm: Option<Cow<'a, str>>,
     owner_source: Option<&'static str>,
+    /// The socket's container or pod, when the trace names it.
+    container: Option<JsonContainer<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +72,7 @@ impl<'a> JsonEvent<'a> {
         ts_ns: u64,
         socket: EventSocket,
         owner: Option<(&'a Task, OwnerSource)>,
+        container: Option<&'a Workload>,
     ) -> Self {
         let tuple = socket.tuple;
         Self {
@@ -87,6 +93,7 @@ impl<'a> JsonEvent<'a> {
             tid: owner.map(|(task, _)| task.tid),
             comm: owner.map(|(task, _)| task.comm.as_str()),
             owner_source: owner.map(|(_, source)| source.name()),
+            container: JsonContainer::of_option(container),
             reason: None,
             errno: None,
             error: None,
@@ -110,11 +117,16 @@ enum JsonLine<'a> {
 }
 
 impl<'a> JsonLine<'a> {
-    /// `event` with its owner: the attributed one, or for a snapshot the one `/proc`
-    /// named.
-    fn of(event: &'a TraceEvent, owner: Option<&'a Owner>) -> Self {
+    /// `event` with its owner (the attributed one, or for a snapshot the one `/proc`
+    /// named) and its socket's workload.
+    fn of(
+        event: &'a TraceEvent,
+        owner: Option<&'a Owner>,
+        container: Option<&'a Workload>,
+    ) -> Self {
         let owner = owner.map(|o| (&o.task, o.source));
-        let base = JsonEvent::base;
+        let base =
+            |kind, ts_ns, socket, owner| JsonEvent::base(kind, ts_ns, socket, owner, container);
         Self::Event(match event {
             TraceEvent::Transition(t) => JsonEvent {
                 old: Some(t.old.name()),
@@ -166,12 +178,13 @@ impl JsonGap {
     }
 }
 
-/// Writes one event as a JSON object on its own line.
+/// Writes one event as a JSON object on its own line, with its socket's workload.
 pub fn write_json(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    container: Option<&Workload>,
 ) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner))?;
+    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, container))?;
     out.write_all(b"\n")
 }

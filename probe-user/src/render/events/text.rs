@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, Task, TraceEvent, Workload},
     owner::Owner,
     render::{
         events::{EventSocket, errno_name},
         format::secs,
+        workload::text_label,
     },
     trace::TraceMeta,
 };
@@ -94,11 +95,13 @@ fn who(task: Option<&Task>) -> String {
     }
 }
 
-/// Writes one event as an aligned text line; a gap as a line of its own kind.
+/// Writes one event as an aligned text line, ending with its socket's workload when
+/// known; a gap as a line of its own kind.
 pub fn write_text(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    container: Option<&Workload>,
     clock: Clock,
 ) -> io::Result<()> {
     let attributed = owner.map(|o| &o.task);
@@ -131,9 +134,10 @@ pub fn write_text(
         ),
         TraceEvent::Lost(gap) => return write_gap(out, gap, clock),
     };
+    let workload = container.map_or_else(String::new, |w| format!("  [{}]", text_label(w)));
     writeln!(
         out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
+        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}{workload}",
         clock.format(event.ts_ns()),
         socket
             .conn

@@ -5,86 +5,49 @@
 //! - cgroup id → path: the cgroup v2 id is the directory's inode in the v2 hierarchy;
 //!   the hierarchy is found in the mount table (`/sys/fs/cgroup`, or
 //!   `/sys/fs/cgroup/unified` on hybrid hosts) and walked into an inode → path index,
-//!   rebuilt when an id is missing (at most every [`REWALK_INTERVAL`]).
-//! - pid → `/proc/PID/cgroup`, every hierarchy (v1 and v2 lines).
+//!   rebuilt when an id is missing (at most every [`REWALK_INTERVAL`]). Where v1
+//!   hierarchies are mounted too (hybrid hosts), the v2 root is unknown, not the host:
+//!   a runtime may have placed a container in v1 hierarchies only.
+//! - pid (with its start time: a reused pid is another process) → `/proc/PID/cgroup`,
+//!   every hierarchy (v1 and v2 lines).
 //! - netns inode → the processes in it (`/proc/*/ns/net`) → their pod; the host's own
 //!   namespace (that of PID 1, or the recorder's own where PID 1's is hidden) is the
 //!   host.
 //! - address → the namespace holding it (`/proc/PID/net/fib_trie`, `if_inet6` of one
 //!   process per namespace) → that namespace's pod. An address held by two
-//!   namespaces names neither.
+//!   namespaces names neither. Answers expire after [`ADDRESS_TTL`]: a pod's address
+//!   is given to another pod once the first is gone.
 //!
-//! Every answer is cached (bounded): the recorder asks once per new key, never per
-//! event.
+//! Every answer is cached (bounded; [`Resolver::forget`] drops one): the recorder asks
+//! once per new key, never per event. [`scan`] holds the node-wide scans.
+
+mod scan;
 
 use std::{
     collections::HashMap,
-    fs,
     net::IpAddr,
-    os::unix::fs::{DirEntryExt as _, MetadataExt as _},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
+pub use self::scan::{cgroup2_mount, parse_start_time};
 use super::{
     Identity, Workload,
     bounded::{self, Cache},
     catalog::Catalog,
     cgroup_path::{self, Placement, ProcCgroups},
-    netns_addrs,
 };
+use crate::model::WorkloadKey;
 
 /// How often the cgroup tree, `/proc` and the address index may be rescanned for a
 /// key they do not hold.
 pub const REWALK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an address's answer holds: a pod's address is given to another pod after
+/// the first is gone.
+pub const ADDRESS_TTL: Duration = Duration::from_secs(30);
 /// Entries kept per cache.
 pub const CACHE_CAPACITY: usize = 65_536;
-/// Cgroup directories indexed at most (a node has thousands).
-const MAX_CGROUPS: usize = 1 << 20;
-const MAX_DEPTH: usize = 64;
-/// Processes remembered per network namespace (enough to see the pod; a host
-/// namespace holds thousands).
-const PIDS_PER_NETNS: usize = 32;
 const SMALL_FILE: u64 = 1 << 20;
-
-/// Where the cgroup v2 hierarchy is mounted, from a `mountinfo` text (field 5 is the
-/// mount point; the filesystem type follows the ` - ` separator).
-pub fn cgroup2_mount(mountinfo: &str) -> Option<String> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        (right.split_whitespace().next()? == "cgroup2")
-            .then(|| left.split_whitespace().nth(4).map(unescape_octal))?
-    })
-}
-
-/// `mountinfo` escapes space, tab, newline and backslash as `\NNN`.
-fn unescape_octal(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(code) = bytes
-                .get(i + 1..i + 4)
-                .and_then(|d| std::str::from_utf8(d).ok())
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        {
-            out.push(code);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `net:[4026531840]` → 4026531840.
-fn netns_inode(link: &Path) -> Option<u32> {
-    let target = fs::read_link(link).ok()?;
-    let text = target.to_str()?;
-    text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
-}
 
 /// An index rebuilt on demand, at most every [`REWALK_INTERVAL`].
 #[derive(Debug)]
@@ -103,6 +66,13 @@ impl<K, V> Default for Index<K, V> {
 }
 
 impl<K, V> Index<K, V> {
+    fn built(map: HashMap<K, V>) -> Self {
+        Self {
+            map,
+            built_at: Some(Instant::now()),
+        }
+    }
+
     fn may_rebuild(&self) -> bool {
         self.built_at
             .is_none_or(|at| at.elapsed() >= REWALK_INTERVAL)
@@ -115,6 +85,9 @@ pub struct Resolver {
     root: PathBuf,
     proc: PathBuf,
     cgroup2: Option<PathBuf>,
+    /// v1 hierarchies are mounted too: the v2 root names nothing (a runtime may have
+    /// placed a container in v1 hierarchies only).
+    hybrid: bool,
     host_netns: Option<u32>,
     catalog: Catalog,
     cgroup_paths: Index<u64, String>,
@@ -122,9 +95,10 @@ pub struct Resolver {
     /// `None`: held by several namespaces.
     addresses: Index<IpAddr, Option<u32>>,
     by_cgroup: Cache<u64, Identity>,
-    by_pid: Cache<u32, Identity>,
+    /// By pid and start time: a reused pid is another process.
+    by_process: Cache<(u32, u64), Identity>,
     by_netns: Cache<u32, Identity>,
-    by_address: Cache<IpAddr, Identity>,
+    by_address: Cache<IpAddr, (Identity, Instant)>,
 }
 
 impl Resolver {
@@ -139,10 +113,9 @@ impl Resolver {
         } else {
             proc.join("1/mountinfo")
         };
-        let from_mountinfo = bounded::read_text(&mountinfo, SMALL_FILE)
-            .ok()
-            .and_then(|text| cgroup2_mount(&text))
-            .map(|mount| root.join(mount.trim_start_matches('/')));
+        let mountinfo = bounded::read_text(&mountinfo, SMALL_FILE).unwrap_or_default();
+        let from_mountinfo =
+            cgroup2_mount(&mountinfo).map(|mount| root.join(mount.trim_start_matches('/')));
         let cgroup2 = from_mountinfo
             .into_iter()
             .chain(
@@ -151,12 +124,16 @@ impl Resolver {
                     .map(|p| root.join(p)),
             )
             .find(|dir| dir.join("cgroup.controllers").exists());
+        let hybrid = scan::has_cgroup1(&mountinfo)
+            || cgroup2
+                .as_deref()
+                .is_some_and(|dir| dir.ends_with("unified"));
         // PID 1's namespace is the host's. Where its link cannot be read (a sandbox
         // that hides PID 1), this process's own namespace stands in below the real
         // root: the recorder runs in the host's namespace to see every socket.
-        let host_netns = netns_inode(&proc.join("1/ns/net")).or_else(|| {
+        let host_netns = scan::netns_inode(&proc.join("1/ns/net")).or_else(|| {
             (root == Path::new("/"))
-                .then(|| netns_inode(Path::new("/proc/self/ns/net")))
+                .then(|| scan::netns_inode(Path::new("/proc/self/ns/net")))
                 .flatten()
         });
         Self {
@@ -164,12 +141,13 @@ impl Resolver {
             root,
             proc,
             cgroup2,
+            hybrid,
             host_netns,
             cgroup_paths: Index::default(),
             netns_pids: Index::default(),
             addresses: Index::default(),
             by_cgroup: Cache::new(CACHE_CAPACITY),
-            by_pid: Cache::new(CACHE_CAPACITY),
+            by_process: Cache::new(CACHE_CAPACITY),
             by_netns: Cache::new(CACHE_CAPACITY),
             by_address: Cache::new(CACHE_CAPACITY),
         }
@@ -184,52 +162,65 @@ impl Resolver {
         self.cgroup2.as_deref()
     }
 
+    /// Whether cgroup v1 hierarchies are mounted next to v2 (then the v2 root is
+    /// unknown, not the host).
+    pub const fn is_hybrid(&self) -> bool {
+        self.hybrid
+    }
+
     /// The host's network namespace (PID 1's).
     pub const fn host_netns(&self) -> Option<u32> {
         self.host_netns
     }
 
-    fn walk_cgroups(&mut self) {
-        let mut map = HashMap::new();
-        if let Some(top) = &self.cgroup2 {
-            if let Ok(meta) = fs::metadata(top) {
-                map.insert(meta.ino(), "/".to_owned());
-            }
-            let mut stack = vec![(top.clone(), String::new(), 0usize)];
-            while let Some((dir, rel, depth)) = stack.pop() {
-                if depth >= MAX_DEPTH {
-                    continue;
-                }
-                for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-                    if map.len() >= MAX_CGROUPS {
-                        break;
-                    }
-                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        continue;
-                    }
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    let path = format!("{rel}/{name}");
-                    map.insert(entry.ino(), path.clone());
-                    stack.push((entry.path(), path, depth + 1));
+    /// When process `pid` started, while it runs.
+    pub fn process_start(&self, pid: u32) -> Option<u64> {
+        scan::process_start(&self.proc, pid)
+    }
+
+    /// Forgets the answer for `key`: the next question looks again (a container's
+    /// names written after it was first seen, processes that joined a namespace).
+    pub fn forget(&mut self, key: WorkloadKey) {
+        match key {
+            WorkloadKey::Cgroup(id) => drop(self.by_cgroup.remove(&id)),
+            WorkloadKey::Netns(inode) => drop(self.by_netns.remove(&inode)),
+            WorkloadKey::Address(ip) => drop(self.by_address.remove(&ip.to_canonical())),
+            WorkloadKey::Process(pid) => {
+                if let Some(start) = self.process_start(pid) {
+                    drop(self.by_process.remove(&(pid, start)));
                 }
             }
         }
-        self.cgroup_paths = Index {
-            map,
-            built_at: Some(Instant::now()),
-        };
     }
 
     /// The path of cgroup v2 id `id`, relative to the hierarchy (`/kubepods.slice/...`).
     pub fn cgroup_path(&mut self, id: u64) -> Option<String> {
-        if !self.cgroup_paths.map.contains_key(&id) && self.cgroup_paths.may_rebuild() {
-            self.walk_cgroups();
+        if !self.cgroup_paths.map.contains_key(&id) {
+            self.rewalk_cgroups();
         }
         self.cgroup_paths.map.get(&id).cloned()
     }
 
+    /// Every cgroup v2 id of the node, from a fresh walk when one is allowed.
+    pub fn cgroup_ids(&mut self) -> Vec<u64> {
+        self.rewalk_cgroups();
+        self.cgroup_paths.map.keys().copied().collect()
+    }
+
+    /// Walks the cgroup tree again, unless it was walked within [`REWALK_INTERVAL`].
+    fn rewalk_cgroups(&mut self) {
+        if self.cgroup_paths.may_rebuild() {
+            let map = self
+                .cgroup2
+                .as_deref()
+                .map(scan::walk_cgroups)
+                .unwrap_or_default();
+            self.cgroup_paths = Index::built(map);
+        }
+    }
+
     /// What cgroup v2 id `id` is. On v1 and hybrid hosts a container's v2 cgroup may
-    /// be the root (the host): ask [`Self::process`] or [`Self::netns`] then.
+    /// be the root, which then says nothing: ask [`Self::process`] or [`Self::netns`].
     pub fn cgroup(&mut self, id: u64) -> Identity {
         if let Some(known) = self.by_cgroup.get(&id) {
             return known.clone();
@@ -243,14 +234,22 @@ impl Resolver {
             }
             return Identity::Unknown;
         };
-        let identity = self.name(cgroup_path::parse(&path));
+        let identity = if path == "/" && self.hybrid {
+            Identity::Unknown
+        } else {
+            self.name(cgroup_path::parse(&path))
+        };
         self.by_cgroup.insert(id, identity.clone());
         identity
     }
 
-    /// What process `pid` is in, from every hierarchy of `/proc/PID/cgroup`.
+    /// What process `pid` is in, from every hierarchy of `/proc/PID/cgroup`; unknown
+    /// once it has exited.
     pub fn process(&mut self, pid: u32) -> Identity {
-        if let Some(known) = self.by_pid.get(&pid) {
+        let Some(start) = self.process_start(pid) else {
+            return Identity::Unknown;
+        };
+        if let Some(known) = self.by_process.get(&(pid, start)) {
             return known.clone();
         }
         let path = self.proc.join(pid.to_string()).join("cgroup");
@@ -258,31 +257,12 @@ impl Resolver {
             return Identity::Unknown;
         };
         let identity = self.name(ProcCgroups::parse(&text).placement());
-        self.by_pid.insert(pid, identity.clone());
+        self.by_process.insert((pid, start), identity.clone());
         identity
     }
 
     fn scan_netns(&mut self) {
-        let mut map: HashMap<u32, Vec<u32>> = HashMap::new();
-        for entry in fs::read_dir(&self.proc).into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(inode) = netns_inode(&entry.path().join("ns/net")) {
-                let pids = map.entry(inode).or_default();
-                if pids.len() < PIDS_PER_NETNS {
-                    pids.push(pid);
-                }
-            }
-        }
-        self.netns_pids = Index {
-            map,
-            built_at: Some(Instant::now()),
-        };
+        self.netns_pids = Index::built(scan::netns_pids(&self.proc));
     }
 
     /// What network namespace `inode` belongs to: the host's, one pod's (all its
@@ -311,50 +291,26 @@ impl Resolver {
         identity
     }
 
-    fn index_addresses(&mut self) {
-        if self.netns_pids.may_rebuild() {
-            self.scan_netns();
-        }
-        let mut map: HashMap<IpAddr, Option<u32>> = HashMap::new();
-        for (&inode, pids) in &self.netns_pids.map {
-            // The first process still there (others may be short-lived children).
-            let Some(addrs) = pids
-                .iter()
-                .find_map(|&pid| netns_addrs::of_process(&self.proc, pid))
-            else {
-                continue;
-            };
-            for addr in addrs {
-                map.entry(addr)
-                    .and_modify(|held| {
-                        if *held != Some(inode) {
-                            *held = None;
-                        }
-                    })
-                    .or_insert(Some(inode));
-            }
-        }
-        self.addresses = Index {
-            map,
-            built_at: Some(Instant::now()),
-        };
-    }
-
     /// The network namespace holding local address `ip`, when exactly one does.
     pub fn address_netns(&mut self, ip: IpAddr) -> Option<u32> {
         let ip = ip.to_canonical();
         if !self.addresses.map.contains_key(&ip) && self.addresses.may_rebuild() {
-            self.index_addresses();
+            if self.netns_pids.may_rebuild() {
+                self.scan_netns();
+            }
+            self.addresses = Index::built(scan::addresses(&self.proc, &self.netns_pids.map));
         }
         self.addresses.map.get(&ip).copied().flatten()
     }
 
     /// What holds address `ip` on this node (a pod's address names the pod; the
     /// host's, the host). Unknown for remote addresses and for addresses held by
-    /// several namespaces.
+    /// several namespaces. Answers hold for [`ADDRESS_TTL`].
     pub fn address(&mut self, ip: IpAddr) -> Identity {
         let ip = ip.to_canonical();
-        if let Some(known) = self.by_address.get(&ip) {
+        if let Some((known, at)) = self.by_address.get(&ip)
+            && at.elapsed() < ADDRESS_TTL
+        {
             return known.clone();
         }
         let walked = self.addresses.may_rebuild();
@@ -364,7 +320,8 @@ impl Resolver {
         };
         // A remote address misses every time: remembered once a fresh index said so.
         if identity != Identity::Unknown || walked {
-            self.by_address.insert(ip, identity.clone());
+            self.by_address
+                .insert(ip, (identity.clone(), Instant::now()));
         }
         identity
     }
@@ -442,26 +399,6 @@ pub fn shared_identity(identities: &[Identity]) -> Identity {
 mod tests {
     use super::*;
     use crate::workload::{Named, Runtime, Source};
-
-    #[test]
-    fn cgroup2_mount_on_hybrid_and_unified_hosts() {
-        // This machine (hybrid): v1 controllers, v2 at /sys/fs/cgroup/unified.
-        let hybrid = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
-                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
-        assert_eq!(
-            cgroup2_mount(hybrid).as_deref(),
-            Some("/sys/fs/cgroup/unified")
-        );
-        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate";
-        assert_eq!(cgroup2_mount(unified).as_deref(), Some("/sys/fs/cgroup"));
-        let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu";
-        assert_eq!(cgroup2_mount(v1), None);
-        assert_eq!(
-            cgroup2_mount("1 2 0:1 / /a\\040b rw - cgroup2 cgroup2 rw").as_deref(),
-            Some("/a b")
-        );
-        assert_eq!(cgroup2_mount("garbage - \n - \n\n"), None);
-    }
 
     fn pod_member(uid: &str, id: Option<&str>) -> Identity {
         Identity::Workload(Workload {
