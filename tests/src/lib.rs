@@ -11,8 +11,10 @@
 
 mod binaries;
 mod events;
+pub mod kubelet;
 mod layout;
 mod peer;
+pub mod podman;
 mod privileged;
 mod recording;
 mod scratch;
@@ -33,6 +35,6 @@ pub use crate::{
     },
     scratch::Scratch,
     ss::{SsSocket, ss},
-    trace_file::{open_trace, state_change_attachment},
+    trace_file::{open_trace, state_change_attachment, trace_names},
     verdict::verdict_pair,
 };

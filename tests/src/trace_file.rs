@@ -3,7 +3,10 @@
 use std::{fs::File, io::BufReader, path::Path};
 
 use anyhow::Context as _;
-use tcpchurn::trace::TraceReader;
+use tcpchurn::{
+    model::{Identity, WorkloadKey},
+    trace::TraceReader,
+};
 
 /// Opens a trace for reading, buffered.
 pub fn open_trace(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
@@ -25,4 +28,22 @@ pub fn state_change_attachment(path: &Path) -> String {
         .unwrap();
     assert!(status.attached);
     status.detail.unwrap_or_default()
+}
+
+/// What a trace's names say about each key, the latest entry winning (as a replay
+/// takes them).
+pub fn trace_names(path: &Path) -> std::collections::BTreeMap<WorkloadKey, Identity> {
+    let mut reader = open_trace(path).unwrap();
+    let mut names = std::collections::BTreeMap::new();
+    loop {
+        let more = reader.next_event().unwrap().is_some();
+        for table in reader.take_workloads() {
+            for (key, identity) in table.entries() {
+                names.insert(key, identity.clone());
+            }
+        }
+        if !more {
+            return names;
+        }
+    }
 }
