@@ -10,7 +10,7 @@
 /// Bytes of the tracepoint record copied into each event, starting at record offset 8.
 ///
 /// Bytes 0-7 of a BPF tracepoint context are a `pt_regs` pointer, not the common
-/// header (kernel-facts §4.1), so the copy starts after them. 80 bytes cover the largest
+/// header (docs/kernel-facts.md §4.1), so the copy starts after them. 80 bytes cover the largest
 /// record we read (`tcp:tcp_send_reset` ends at offset 88 on 6.18).
 pub const RECORD_BYTES: usize = 80;
 
@@ -162,7 +162,7 @@ pub struct KernelFields {
     /// Host-order destination port, for the `--port` filter.
     pub dport: FieldSpec,
     /// `error` of `inet_sk_error_report`: reports of error 0 are dropped in the kernel
-    /// (a failed `connect()` emits one after the real error, kernel-facts §3).
+    /// (a failed `connect()` emits one after the real error, docs/kernel-facts.md §3).
     pub error: FieldSpec,
     /// Record bytes (from [`RECORD_START`]) the kernel program copies: the end of the
     /// last field the decoder reads, at most [`RECORD_BYTES`]. The program reads its

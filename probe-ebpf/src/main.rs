@@ -47,7 +47,7 @@ mod probe {
 
     /// One [`ExecContext`] per CPU, maintained by the softirq tracepoints below.
     /// Softirqs never nest on one CPU, so entry/exit bracket exactly the code where
-    /// `current` is a bystander (kernel-facts §2).
+    /// `current` is a bystander (docs/kernel-facts.md §2).
     #[map]
     static CPU_CONTEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 

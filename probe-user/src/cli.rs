@@ -15,6 +15,7 @@ use crate::{
 #[command(
     name = "tcpchurn",
     version,
+    long_version = include_str!(concat!(env!("OUT_DIR"), "/long_version.txt")),
     about = "Record TCP state transitions with eBPF; replay them to see who closes first, who loops, \
              who holds TIME_WAIT and who leaks CLOSE_WAIT",
     after_help = "Record during an outage (root):   tcpchurn record -o incident.trace\n\
@@ -33,6 +34,44 @@ pub enum Command {
     /// Read a trace file and print verdicts per connection and per client/server pair,
     /// or every event (--events). Needs no privileges.
     Replay(ReplayArgs),
+    /// Check this node in about a second: can tcpchurn record here, the TCP settings
+    /// behind TIME_WAIT and reconnect loops (and the myths about them), and the sockets
+    /// per state in every network namespace, with who holds TIME_WAIT and CLOSE_WAIT.
+    Doctor(DoctorArgs),
+    /// Write the man pages or the shell completions into a directory (used to package
+    /// tcpchurn).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON document instead of text.
+    #[arg(short = 'j', long)]
+    pub json: bool,
+    /// How many holders of TIME_WAIT and of CLOSE_WAIT to list.
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub top: usize,
+    /// Kernel BTF to check (as `record --btf` would read it).
+    #[arg(long, value_name = "FILE", default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// tcpchurn.1 and one page per subcommand (tcpchurn-record.1, ...).
+    Man,
+    /// tcpchurn.bash, _tcpchurn (zsh) and tcpchurn.fish.
+    Completions,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// Directory to write into (must exist).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -305,5 +344,19 @@ mod tests {
         assert!(args.events && args.json);
         assert!(Cli::try_parse_from(["tcpchurn", "record", "--rotate", "3"]).is_err());
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
+        let cli = Cli::try_parse_from(["tcpchurn", "doctor", "--json", "--top", "3"]).unwrap();
+        let Command::Doctor(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.json);
+        assert_eq!(args.top, 3);
+    }
+
+    #[test]
+    fn long_version_names_the_commit_and_the_kernel_programs() {
+        let version = Cli::command().render_long_version();
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+        assert!(version.contains("\ncommit   "), "{version}");
+        assert!(version.contains("kernel programs"), "{version}");
     }
 }

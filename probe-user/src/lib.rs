@@ -9,6 +9,8 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod doctor;
+pub mod generate;
 pub mod idmap;
 pub mod kernel;
 pub mod model;
@@ -22,7 +24,7 @@ pub mod workload;
 
 use std::io::Write;
 
-use crate::cli::{Cli, Command, ReplayArgs};
+use crate::cli::{Cli, Command, DoctorArgs, ReplayArgs};
 
 fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
     fn parse<T>(
@@ -62,6 +64,19 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
     })
 }
 
+fn run_doctor(args: &DoctorArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let report = doctor::doctor(&doctor::DoctorOptions {
+        btf: args.btf.clone(),
+        top: args.top,
+    });
+    if args.json {
+        render::doctor::write_json(out, &report)?;
+    } else {
+        render::doctor::write_text(out, &report)?;
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line. Output goes to `out`, diagnostics to `err`.
 pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<()> {
     match &cli.command {
@@ -71,5 +86,13 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Res
             Ok(())
         }
         Command::Replay(args) => replay::replay(&replay_options(args)?, out, err),
+        Command::Doctor(args) => run_doctor(args, out),
+        Command::Generate(args) => {
+            let written = generate::generate(args.what, &args.dir)?;
+            for path in written {
+                writeln!(err, "tcpchurn: wrote {}", path.display())?;
+            }
+            Ok(())
+        }
     }
 }

@@ -17,6 +17,7 @@ pub use self::{
     workload_table::{WorkloadKey, WorkloadTable, WorkloadTableBuilder},
 };
 
+pub mod doctor;
 mod filter;
 mod recorder;
 mod window;
@@ -81,7 +82,7 @@ impl TcpState {
     }
 
     /// True for transitions that the kernel only ever performs inside a syscall on the
-    /// socket (kernel-facts §2.1, §2.3 rule 1). Used to attribute events that fired on a
+    /// socket (docs/kernel-facts.md §2.1, §2.3 rule 1). Used to attribute events that fired on a
     /// CPU whose softirq state is not yet known.
     pub const fn is_syscall_only(old: Self, new: Self) -> bool {
         matches!(
@@ -301,7 +302,7 @@ pub struct ResetSent {
     pub ts_ns: u64,
     pub socket: SocketRef,
     /// Socket state when the RST went out (`None` when the kernel reported 0: no
-    /// socket). For local aborts the socket is already CLOSE (kernel-facts §3).
+    /// socket). For local aborts the socket is already CLOSE (docs/kernel-facts.md §3).
     pub state: Option<TcpState>,
     pub reason: ResetReason,
     pub context: ExecContext,

@@ -1,9 +1,10 @@
-//! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak`.
+//! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak | dist`.
 
 mod bench;
 mod binaries;
 mod cargo;
 mod demo;
+mod dist;
 mod lint;
 mod setup;
 mod setup_containers;
@@ -35,6 +36,9 @@ enum Command {
     /// Record churn for a long time (default 10 minutes) with rotation; check that
     /// events in = events out + lost, and that the recorder's memory stays flat.
     Soak(soak::SoakArgs),
+    /// Build what ships into target/dist: the static (musl) binary with man pages,
+    /// completions, README and licenses, as a .tar.gz with its SHA-256, and a .deb.
+    Dist(dist::DistArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::demo(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Soak(args) => soak::soak(&args),
+        Command::Dist(args) => dist::dist(&args),
     }
 }

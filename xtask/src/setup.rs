@@ -68,6 +68,7 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     if args.zookeeper {
         zookeeper::install()?;
     }
+    crate::dist::install_tools()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }

@@ -11,6 +11,7 @@ use tcpchurn_harness::{
 use crate::{
     binaries::build_tcpchurn,
     cargo::cargo,
+    dist::{DistArgs, X86_64, dist, dist_dir, kubernetes_validate},
     lint::lint,
     setup::{SetupArgs, setup},
     setup_containers,
@@ -66,6 +67,11 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let tcpchurn = build_tcpchurn()?;
+    // What ships (static binary, tarball, .deb) is tested as shipped (tests/tests/ship.rs).
+    dist(&DistArgs {
+        aarch64: false,
+        no_deb: false,
+    })?;
     let mut cmd = cargo();
     // All test binaries run even when one fails, so one CI run shows every failure.
     cmd.args([
@@ -79,6 +85,8 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     // The tests share one kernel: run them one at a time.
     .args(["--test-threads=1"])
     .env("TCPCHURN_BIN", &tcpchurn)
+    .env("TCPCHURN_DIST", dist_dir().join(X86_64.name()))
+    .env("TCPCHURN_KUBE_VALIDATE", kubernetes_validate())
     .env("RUST_BACKTRACE", "1");
     if let Some(filter) = &args.filter {
         cmd.arg(filter);

@@ -213,6 +213,19 @@ impl Btf {
         self.types.get(id as usize)
     }
 
+    /// The name of type `id` (empty for anonymous types), if it exists.
+    pub fn type_name(&self, id: u32) -> Option<&str> {
+        self.ty(id).map(|ty| self.name(ty.name_off))
+    }
+
+    /// Whether a typedef of this name exists: the kernel declares `btf_trace_NAME` for
+    /// every tracepoint `NAME` it has (what `tp_btf` programs attach to).
+    pub fn has_typedef(&self, name: &str) -> bool {
+        self.types
+            .iter()
+            .any(|ty| ty.kind == KIND_TYPEDEF && self.name(ty.name_off) == name)
+    }
+
     /// Follows typedefs and qualifiers to the underlying type.
     fn resolve(&self, mut id: u32) -> Option<u32> {
         for _ in 0..32 {
@@ -464,6 +477,20 @@ pub(crate) mod tests {
         b.finish()
     }
 
+    /// An `int` (type 1) and the typedef the kernel declares for a tracepoint (type 2).
+    pub(crate) fn tracepoint_typedef(tracepoint: &str) -> Vec<u8> {
+        let mut b = Builder::new();
+        let int = b.int("int", 4);
+        b.header(
+            &format!("btf_trace_{tracepoint}"),
+            KIND_TYPEDEF,
+            0,
+            false,
+            int,
+        );
+        b.finish()
+    }
+
     #[test]
     fn resolves_members_through_anonymous_unions_and_typedefs() {
         let btf = Btf::parse(&kernel_like()).unwrap();
@@ -487,6 +514,16 @@ pub(crate) mod tests {
         );
         assert_eq!(btf.member_offset("sock", &["no_such_member"]), None);
         assert_eq!(btf.member_offset("no_such_struct", &["x"]), None);
+    }
+
+    #[test]
+    fn names_types_and_finds_typedefs() {
+        let btf = Btf::parse(&kernel_like()).unwrap();
+        assert_eq!(btf.type_name(1), Some("unsigned int"));
+        assert_eq!(btf.type_name(0), Some(""));
+        assert_eq!(btf.type_name(10_000), None);
+        assert!(btf.has_typedef("possible_net_t"));
+        assert!(!btf.has_typedef("btf_trace_inet_sock_set_state"));
     }
 
     #[test]

@@ -215,11 +215,13 @@ fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
     Ok(out)
 }
 
-/// Dumps one namespace from a helper thread that joins it, so the recorder's own
-/// namespace is never changed.
-fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+/// Runs `work` in a helper thread that joins `ns`, so the caller's own namespace is
+/// never changed (what a thread reads under `/proc/sys/net` is its namespace's).
+pub fn in_namespace<T: Send>(
+    ns: &Namespace,
+    work: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
     let file = fs::File::open(&ns.path)?;
-    let inode = ns.inode;
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -227,11 +229,28 @@ fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
                 if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                dump_current_namespace(inode)
+                work()
             })
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("sock_diag thread panicked")))
+            .unwrap_or_else(|_| Err(io::Error::other("namespace thread panicked")))
     })
+}
+
+/// Dumps one namespace's TCP sockets.
+fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+    let inode = ns.inode;
+    in_namespace(ns, move || dump_current_namespace(inode))
+}
+
+/// Every process's pid and `/proc/PID` directory.
+pub fn processes() -> impl Iterator<Item = (u32, PathBuf)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry.path()))
+        })
 }
 
 /// Maps socket inodes to the process holding them, scanning `/proc/*/fd`.
@@ -240,18 +259,8 @@ fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
     if wanted.is_empty() {
         return owners;
     }
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return owners;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+    for (pid, proc_dir) in processes() {
+        let Ok(fds) = fs::read_dir(proc_dir.join("fd")) else {
             continue;
         };
         let mut comm = None;
@@ -271,7 +280,7 @@ fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
                 continue;
             }
             let comm = *comm.get_or_insert_with(|| {
-                let name = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                let name = fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
                 Comm::from_str_lossy(name.trim_end())
             });
             owners.insert(

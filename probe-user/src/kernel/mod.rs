@@ -3,6 +3,7 @@
 //! `sock_diag`), the loaded program ([`probe`], the only module that uses aya), and the
 //! decoding of what that program sends.
 
+pub mod attached;
 pub mod btf;
 pub mod decode;
 pub mod diag;

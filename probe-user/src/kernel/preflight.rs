@@ -3,9 +3,72 @@
 
 use std::fs;
 
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
+
+/// The capabilities the recorder uses, and what for (docs/kubernetes.md lists them).
+pub const RECORDER_CAPABILITIES: [(u32, &str, &str); 5] = [
+    (CAP_BPF, "CAP_BPF", "load the kernel program and its maps"),
+    (CAP_PERFMON, "CAP_PERFMON", "attach it to tracepoints"),
+    (
+        CAP_SYS_ADMIN,
+        "CAP_SYS_ADMIN",
+        "enter other network namespaces for their socket snapshots, mount tracefs",
+    ),
+    (
+        CAP_SYS_PTRACE,
+        "CAP_SYS_PTRACE",
+        "follow other users' /proc/PID/fd links and open their /proc/PID/ns/net",
+    ),
+    (
+        CAP_DAC_READ_SEARCH,
+        "CAP_DAC_READ_SEARCH",
+        "list other users' /proc/PID/fd directories (mode 0500)",
+    ),
+];
+
+/// Names of the [`RECORDER_CAPABILITIES`] held in `cap_eff`, and of CAP_NET_ADMIN
+/// (shown because people expect it to matter; sock_diag dumps do not need it).
+pub fn held_capabilities(cap_eff: u64) -> Vec<&'static str> {
+    RECORDER_CAPABILITIES
+        .iter()
+        .map(|&(cap, name, _)| (cap, name))
+        .chain([(CAP_NET_ADMIN, "CAP_NET_ADMIN")])
+        .filter(|&(cap, _)| cap_eff & (1u64 << cap) != 0)
+        .map(|(_, name)| name)
+        .collect()
+}
+
+/// This process's effective capabilities, if `/proc/self/status` says.
+pub fn own_capabilities() -> Option<u64> {
+    effective_capabilities(&fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+/// `RLIMIT_MEMLOCK` (soft limit in bytes; `None` = unlimited). Only kernels before 5.11
+/// charge BPF maps to it; later ones charge the memory cgroup.
+pub fn memlock_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &raw mut limit) } != 0 {
+        return Some(0);
+    }
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// The active lockdown mode from `/sys/kernel/security/lockdown` (`none [integrity]
+/// confidentiality` → `integrity`); `None` without the lockdown LSM.
+pub fn lockdown_mode(text: &str) -> Option<String> {
+    let start = text.find('[')?;
+    let end = text[start..].find(']')?;
+    Some(text[start + 1..start + end].to_owned())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -101,5 +164,23 @@ mod tests {
         );
         assert_eq!(missing_privileges(1 << CAP_SYS_ADMIN), None);
         assert_eq!(effective_capabilities("Name: x\n"), None);
+    }
+
+    #[test]
+    fn names_held_capabilities_and_lockdown() {
+        assert_eq!(
+            held_capabilities((1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << CAP_NET_ADMIN)),
+            vec!["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"]
+        );
+        assert!(held_capabilities(0).is_empty());
+        assert_eq!(
+            lockdown_mode("none [integrity] confidentiality\n").as_deref(),
+            Some("integrity")
+        );
+        assert_eq!(
+            lockdown_mode("[none] integrity confidentiality").as_deref(),
+            Some("none")
+        );
+        assert_eq!(lockdown_mode(""), None);
     }
 }

@@ -4,11 +4,12 @@
 //! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
-//! - `tcpchurn record`'s closing lines: [`summary`];
+//! - `tcpchurn record`'s closing lines: [`summary`]; `tcpchurn doctor`: [`doctor`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour), [`workload`] (pods and containers in both formats).
 
 pub mod connections;
+pub mod doctor;
 pub mod events;
 pub mod format;
 pub mod sentences;

@@ -318,3 +318,12 @@ pub fn possible_cpus() -> u32 {
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(0)
 }
+
+/// The names of the BPF programs loaded in the kernel, by program id (empty without
+/// CAP_SYS_ADMIN, which listing them needs).
+pub fn program_names() -> std::collections::HashMap<u32, String> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .filter_map(|info| Some((info.id(), info.name_as_str()?.to_owned())))
+        .collect()
+}
