@@ -32,6 +32,27 @@ pub fn podman_available() -> bool {
     found
 }
 
+/// Writes the test configuration into `dir`: runc, cgroupfs, and ulimits this host's
+/// hard limits allow. Returns its path.
+pub fn write_conf(dir: &Path) -> PathBuf {
+    let conf = dir.join("containers.conf");
+    fs::write(
+        &conf,
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+         [engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n",
+    )
+    .unwrap();
+    conf
+}
+
+/// `podman` with the configuration at `conf`.
+pub fn podman_command(conf: &Path) -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.env("CONTAINERS_CONF", conf)
+        .args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"]);
+    cmd
+}
+
 /// The containers and pods a test made, removed on drop.
 #[derive(Debug)]
 pub struct Podman {
@@ -43,15 +64,8 @@ pub struct Podman {
 impl Podman {
     /// Writes the configuration into `dir` and makes sure the image exists.
     pub fn new(dir: &Path) -> Self {
-        let conf = dir.join("containers.conf");
-        fs::write(
-            &conf,
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n",
-        )
-        .unwrap();
         let podman = Self {
-            conf,
+            conf: write_conf(dir),
             containers: Vec::new(),
             pods: Vec::new(),
         };
@@ -61,14 +75,7 @@ impl Podman {
 
     /// `podman` with this configuration.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_CONF", &self.conf).args([
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-        ]);
-        cmd
+        podman_command(&self.conf)
     }
 
     fn run(&self, args: &[&str]) -> String {

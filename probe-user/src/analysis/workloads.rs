@@ -70,25 +70,9 @@ impl WorkloadBook {
             })
             .collect();
         // An index that points nowhere (a damaged or hostile table) names nothing.
-        let known = |index: u32| shared.get(index as usize).cloned();
-        for &(id, i) in &table.cgroups {
-            if let Some(k) = known(i) {
-                self.set(WorkloadKey::Cgroup(id), k);
-            }
-        }
-        for &(pid, i) in &table.processes {
-            if let Some(k) = known(i) {
-                self.set(WorkloadKey::Process(pid), k);
-            }
-        }
-        for &(inode, i) in &table.netns {
-            if let Some(k) = known(i) {
-                self.set(WorkloadKey::Netns(inode), k);
-            }
-        }
-        for &(ip, i) in &table.addresses {
-            if let Some(k) = known(i) {
-                self.set(WorkloadKey::Address(ip), k);
+        for (key, index) in table.indexed() {
+            if let Some(known) = shared.get(index as usize) {
+                self.set(key, known.clone());
             }
         }
     }

@@ -48,27 +48,29 @@ impl WorkloadTable {
         self.len() == 0
     }
 
-    /// Every entry with its identity; entries whose index points nowhere (a damaged
-    /// or hostile table) are left out.
-    pub fn entries(&self) -> impl Iterator<Item = (WorkloadKey, &Identity)> + '_ {
-        let with = |index: u32| self.identities.get(index as usize);
+    /// Every entry as its key and its identity's index, in the order of the table.
+    pub fn indexed(&self) -> impl Iterator<Item = (WorkloadKey, u32)> + '_ {
         let cgroups = self
             .cgroups
             .iter()
-            .filter_map(move |&(k, i)| Some((WorkloadKey::Cgroup(k), with(i)?)));
+            .map(|&(k, i)| (WorkloadKey::Cgroup(k), i));
         let processes = self
             .processes
             .iter()
-            .filter_map(move |&(k, i)| Some((WorkloadKey::Process(k), with(i)?)));
-        let netns = self
-            .netns
-            .iter()
-            .filter_map(move |&(k, i)| Some((WorkloadKey::Netns(k), with(i)?)));
+            .map(|&(k, i)| (WorkloadKey::Process(k), i));
+        let netns = self.netns.iter().map(|&(k, i)| (WorkloadKey::Netns(k), i));
         let addresses = self
             .addresses
             .iter()
-            .filter_map(move |&(k, i)| Some((WorkloadKey::Address(k), with(i)?)));
+            .map(|&(k, i)| (WorkloadKey::Address(k), i));
         cgroups.chain(processes).chain(netns).chain(addresses)
+    }
+
+    /// Every entry with its identity; entries whose index points nowhere (a damaged
+    /// or hostile table) are left out.
+    pub fn entries(&self) -> impl Iterator<Item = (WorkloadKey, &Identity)> + '_ {
+        self.indexed()
+            .filter_map(|(key, i)| Some((key, self.identities.get(i as usize)?)))
     }
 }
 
