@@ -2,16 +2,17 @@
 //! and a client container, each in its own network namespace joined by a veth pair,
 //! and a pod whose container talks to the same server over a veth of its own. The
 //! client reconnects in a loop (nc), the server closes each connection at once.
-//! Three recordings at once: everything, `--container SERVER`, `--pod POD`. The
-//! replays name the container at each end, the pod of the pod's connections, and keep
-//! what `--pod`/`--container` select, recording and replaying.
+//! Four recordings at once: everything, `--container SERVER`, `--pod POD`, and
+//! everything in files of 4 KiB. The replays name the container at each end, the pod
+//! of the pod's connections, keep what `--pod`/`--container` select, recording and
+//! replaying, and each rotated file names both ends on its own.
 #![allow(
     clippy::unwrap_used,
     reason = "tests: a failed step must fail the test loudly"
 )]
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
 };
@@ -38,9 +39,10 @@ const CLIENT: &str = "10.58.0.2";
 const POD_SERVER: &str = "10.58.1.1";
 const POD_CLIENT: &str = "10.58.1.2";
 
-/// A shell loop connecting to `addr` port 2181 again and again.
+/// A shell loop connecting to `addr` port 2181 again and again (a connect that hangs
+/// is given up after 2 s).
 fn reconnect_loop(addr: &str) -> String {
-    format!("while true; do nc {addr} 2181 </dev/null; sleep 0.2; done")
+    format!("while true; do nc -w 2 {addr} 2181 </dev/null; sleep 0.2; done")
 }
 
 /// A veth from the pod's namespace (through its infra process) to the server's, with
@@ -87,18 +89,24 @@ fn link_pod(infra_pid: u32, server: &Netns) {
 }
 
 /// Waits until the server's namespace has seen connections from both clients.
-fn wait_for_both_clients(server: &Netns) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+fn wait_for_both_clients(podman: &Podman, topology: &Topology) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     let seen = |addr: &str| {
         let ip: std::net::IpAddr = addr.parse().unwrap();
-        ss(server).iter().filter(|s| s.peer.0 == ip).count()
+        ss(&topology.server)
+            .iter()
+            .filter(|s| s.peer.0 == ip)
+            .count()
     };
     while seen(CLIENT) < 3 || seen(POD_CLIENT) < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "the clients did not connect: {:?}",
-            ss(server)
-        );
+        if Instant::now() > deadline {
+            let containers = exec::stdout(podman.command().args(["ps", "-a"]));
+            panic!(
+                "the clients did not connect within 60 s; server {:?}; client {:?}; {containers:?}",
+                ss(&topology.server),
+                ss(&topology.client),
+            );
+        }
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -171,13 +179,15 @@ fn podman_scenario() {
         scratch.path("all.trace"),
         scratch.path("server.trace"),
         scratch.path("pod.trace"),
+        scratch.path("rotated.trace"),
     ];
     let recorders = [
         record(&traces[0], &args),
         record(&traces[1], with(&["--container", &server])),
         record(&traces[2], with(&["--pod", &pod])),
+        record(&traces[3], with(&["--max-size", "4K"])),
     ];
-    wait_for_both_clients(&topology.server);
+    wait_for_both_clients(&podman, &topology);
     thread::sleep(Duration::from_secs(2));
     for recorder in recorders {
         recorder.stop().unwrap().ensure_success().unwrap();
@@ -193,6 +203,40 @@ fn podman_scenario() {
     check_everything(&traces[0], &ids, &topology);
     check_selected(&traces[1], &ids, &topology, Selected::Server);
     check_selected(&traces[2], &ids, &topology, Selected::Pod);
+    check_rotated(&traces[3], &ids);
+}
+
+/// A recording rotated every 4 KiB: a later file names the containers it holds,
+/// although they were first named in an earlier one (each file starts with every name
+/// still held).
+fn check_rotated(trace: &Path, ids: &Ids) {
+    let part = |n: u32| PathBuf::from(format!("{}.{n}", trace.display()));
+    assert!(part(2).exists(), "fewer than three files");
+    let verdict = replay_verdict(&part(1), &["--connections"]);
+    let rows: Vec<&Value> = verdict["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["client"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{CLIENT}:"))
+        })
+        .collect();
+    assert!(!rows.is_empty(), "{verdict:#}");
+    for row in rows {
+        assert_eq!(
+            row["client_container"]["container"],
+            ids.client.0.as_str(),
+            "{row:#}"
+        );
+        assert_eq!(
+            row["server_container"]["container"],
+            ids.server.0.as_str(),
+            "{row:#}"
+        );
+    }
 }
 
 /// Names and ids of the scenario's containers.
