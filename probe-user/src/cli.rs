@@ -343,6 +343,32 @@ mod tests {
         };
         assert!(args.events && args.json);
         assert!(Cli::try_parse_from(["tcpchurn", "record", "--rotate", "3"]).is_err());
+        let cli = Cli::try_parse_from([
+            "tcpchurn",
+            "record",
+            "--pod",
+            "infra/zk-0",
+            "--container",
+            "web",
+            "--host-root",
+            "/host",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        let options = args.options().unwrap();
+        assert_eq!(options.filters.pods, ["infra/zk-0"]);
+        assert_eq!(options.filters.containers, ["web"]);
+        assert_eq!(options.host_root, std::path::Path::new("/host"));
+        let cli = Cli::try_parse_from(["tcpchurn", "record", "--pod", "a/b/c"]).unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            args.options().unwrap_err().to_string(),
+            "--pod: `a/b/c` is not NAMESPACE/NAME or NAME"
+        );
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
         let cli = Cli::try_parse_from(["tcpchurn", "doctor", "--json", "--top", "3"]).unwrap();
         let Command::Doctor(args) = cli.command else {

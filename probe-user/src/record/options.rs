@@ -159,6 +159,12 @@ mod tests {
             options(|o| o.ring_bytes = 2048),
             Err(OptionsError::RingSize(2048))
         );
+        assert_eq!(
+            options(|o| o.host_root = PathBuf::from("/nonexistent-tcpchurn-root")),
+            Err(OptionsError::HostRoot(PathBuf::from(
+                "/nonexistent-tcpchurn-root"
+            )))
+        );
         let checked = RecordOptions {
             flush_interval: Duration::ZERO,
             poll_interval: Duration::ZERO,
