@@ -95,27 +95,57 @@ impl Names {
         builder.finish()
     }
 
+    /// Whether process `pid` is to be looked up: new, or (at most once a second) its
+    /// pid now names a process with another start time. `Some(start)` when it is;
+    /// `None` when it is not, or has exited.
+    fn process_due(&mut self, pid: u32) -> Option<Option<u64>> {
+        let key = WorkloadKey::Process(pid);
+        if let Some(said) = self.said.get(&key)
+            && said.checked.elapsed() < RECHECK_AFTER
+        {
+            return None;
+        }
+        let start = self.resolver.process_start(pid)?;
+        if let Some(said) = self.said.get_mut(&key)
+            && said.start == Some(start)
+        {
+            said.checked = Instant::now();
+            return None;
+        }
+        Some(Some(start))
+    }
+
     /// Looks `key` up when it is new or due again; returns the identity to write when
     /// it differs from what the trace said.
     fn look_up(&mut self, key: WorkloadKey) -> Option<Identity> {
         let start = match key {
-            WorkloadKey::Process(pid) => Some(self.resolver.process_start(pid)?),
+            WorkloadKey::Process(pid) => self.process_due(pid)?,
             _ => None,
         };
-        let said = self.said.get(&key).cloned();
-        if let Some(said) = &said {
-            let due = match key {
-                WorkloadKey::Process(_) => said.start != start,
-                WorkloadKey::Address(_) => said.checked.elapsed() >= ADDRESS_TTL,
-                WorkloadKey::Cgroup(_) | WorkloadKey::Netns(_) => {
-                    unsettled(&said.identity)
-                        && said.rechecks < MAX_RECHECKS
-                        && said.checked.elapsed() >= RECHECK_AFTER
+        let previous = match self.said.get(&key) {
+            None => Identity::Unknown,
+            Some(said) => {
+                let due = match key {
+                    // Decided by `process_due`.
+                    WorkloadKey::Process(_) => true,
+                    WorkloadKey::Address(_) => said.checked.elapsed() >= ADDRESS_TTL,
+                    WorkloadKey::Cgroup(_) | WorkloadKey::Netns(_) => {
+                        unsettled(&said.identity)
+                            && said.rechecks < MAX_RECHECKS
+                            && said.checked.elapsed() >= RECHECK_AFTER
+                    }
+                };
+                if !due {
+                    return None;
                 }
-            };
-            if !due {
-                return None;
+                said.identity.clone()
             }
+        };
+        let rechecks = self
+            .said
+            .get(&key)
+            .map_or(0, |s| s.rechecks.saturating_add(1));
+        if rechecks > 0 {
             self.resolver.forget(key);
         }
         let identity = match key {
@@ -124,14 +154,13 @@ impl Names {
             WorkloadKey::Netns(inode) => self.resolver.netns(inode),
             WorkloadKey::Address(ip) => self.resolver.address(ip),
         };
-        let previous = said.as_ref().map_or(&Identity::Unknown, |s| &s.identity);
-        let changed = identity != *previous;
+        let changed = identity != previous;
         self.said.insert(
             key,
             Said {
                 identity: identity.clone(),
                 checked: Instant::now(),
-                rechecks: said.map_or(0, |s| s.rechecks.saturating_add(1)),
+                rechecks,
                 start,
             },
         );
