@@ -266,10 +266,16 @@ fn check_everything(trace: &Path, ids: &Ids, topology: &Topology) {
     let mut rows = 0;
     for row in verdict["connections"].as_array().unwrap() {
         let from = row["client"].as_str().unwrap();
+        // A client socket the trace did not record (at the very start) is named by
+        // its address: the pod's namespace names the pod, not its container.
+        let recorded = !row["client_conn"].is_null();
         let client = if from.starts_with(&format!("{CLIENT}:")) {
             container(&ids.client.0, &ids.client.1, None)
-        } else if from.starts_with(&format!("{POD_CLIENT}:")) {
+        } else if from.starts_with(&format!("{POD_CLIENT}:")) && recorded {
             container(&ids.in_pod.0, &ids.in_pod.1, Some(&ids.pod))
+        } else if from.starts_with(&format!("{POD_CLIENT}:")) {
+            json!({"namespace": null, "pod": ids.pod, "container": null, "id": null,
+                   "runtime": "podman"})
         } else {
             continue;
         };
