@@ -11,6 +11,7 @@
 
 mod binaries;
 mod events;
+mod kernel;
 pub mod kubelet;
 mod layout;
 mod peer;
@@ -22,11 +23,12 @@ mod ss;
 mod trace_file;
 mod verdict;
 
-pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology};
+pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_scale};
 
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
+    kernel::{kernel_has_btf, test_btf},
     layout::Layout,
     peer::Peer,
     privileged::require_root,
@@ -35,6 +37,9 @@ pub use crate::{
     },
     scratch::Scratch,
     ss::{SsSocket, ss},
-    trace_file::{open_trace, state_change_attachment, trace_names},
+    trace_file::{
+        attachment, expected_reason, kernel_features, open_trace, state_change_attachment,
+        trace_meta, trace_names,
+    },
     verdict::verdict_pair,
 };

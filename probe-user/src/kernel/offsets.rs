@@ -5,15 +5,12 @@
 //! BTF and passed to the program as constants. A member that cannot be found means
 //! "unknown", never a guessed offset.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use probe_common::{BtfStateOffsets, SockOffsets};
 
 use crate::{
-    kernel::btf::{Btf, BtfError},
+    kernel::btf::{self, Btf, BtfError},
     model::SocketOffsetsInfo,
 };
 
@@ -33,12 +30,13 @@ pub struct KernelBtf {
 
 impl KernelBtf {
     /// Reads and resolves `path`. Without BTF the recording goes on, with netns and
-    /// cgroup unknown.
-    pub fn read(path: &Path) -> Self {
-        let raw = fs::read(path).map_err(|source| BtfError::Read {
-            path: path.display().to_string(),
-            source,
-        });
+    /// cgroup unknown; a path that cannot be BTF at all (not a regular file, too large)
+    /// is refused.
+    pub fn read(path: &Path) -> Result<Self, BtfError> {
+        let raw = match btf::read_file(path) {
+            Err(err) if err.is_wrong_file() => return Err(err),
+            raw => raw,
+        };
         let parsed = raw.as_deref().map_err(|err| err.to_string());
         let parsed = parsed.and_then(|data| Btf::parse(data).map_err(|err| err.to_string()));
         let (sock, info, state) = match parsed {
@@ -64,13 +62,13 @@ impl KernelBtf {
                 Err("no kernel BTF".to_owned()),
             ),
         };
-        Self {
+        Ok(Self {
             path: path.to_path_buf(),
             raw: raw.ok(),
             sock,
             info,
             state,
-        }
+        })
     }
 }
 
@@ -215,7 +213,8 @@ pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
         daddr_v6: ipv6.map_or(0, |[_, daddr_v6]| daddr_v6),
         sport,
         task_comm,
-        reserved: 0,
+        // Only the error-report program needs it: without it, that one falls back.
+        sk_err: integer(btf, "sock", &["sk_err"], 4).unwrap_or(0),
     })
 }
 
@@ -249,13 +248,34 @@ mod tests {
     }
 
     #[test]
+    fn only_a_regular_file_of_a_sane_size_is_read() {
+        let wrong = |path: &str| KernelBtf::read(Path::new(path)).unwrap_err().to_string();
+        assert_eq!(wrong("/dev/zero"), "--btf /dev/zero: not a regular file");
+        assert_eq!(wrong("/"), "--btf /: not a regular file");
+        let big = std::env::temp_dir().join(format!("tcpchurn-big-btf-{}", std::process::id()));
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(btf::MAX_BTF_BYTES + 1).unwrap();
+        assert!(wrong(big.to_str().unwrap()).contains("too large"));
+        std::fs::remove_file(&big).unwrap();
+        // A FIFO nobody writes to: refused at once, never opened (opening it would block).
+        let fifo = std::ffi::CString::new(big.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(wrong(big.to_str().unwrap()).ends_with("not a regular file"));
+        std::fs::remove_file(&big).unwrap();
+        // A missing file is no BTF, not an error: the recording goes on without it.
+        let missing = KernelBtf::read(Path::new("/nonexistent/vmlinux")).unwrap();
+        assert!(missing.raw.is_none() && !missing.info.netns);
+    }
+
+    #[test]
     fn reads_this_kernels_btf_when_present() {
         let path = Path::new(VMLINUX);
         if !path.exists() {
             eprintln!("skipping: {VMLINUX} not present");
             return;
         }
-        let btf = Btf::parse(&fs::read(path).unwrap()).unwrap();
+        let btf = Btf::parse(&btf::read_file(path).unwrap()).unwrap();
         let report = sock_offsets(&btf);
         assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);

@@ -83,6 +83,14 @@ pub enum OptionsError {
     RingSize(u64),
     #[error("--host-root {0}: not a directory")]
     HostRoot(PathBuf),
+    #[error("--port 0 matches no connection")]
+    PortZero,
+    #[error("--duration must be longer than 0")]
+    DurationZero,
+    #[error("--max-size must be at least 1 byte")]
+    MaxSizeZero,
+    #[error("--rotate must keep at least 1 file")]
+    RotateZero,
 }
 
 impl RecordOptions {
@@ -103,6 +111,18 @@ impl RecordOptions {
         }
         if !self.host_root.is_dir() {
             return Err(OptionsError::HostRoot(self.host_root));
+        }
+        if self.filters.ports.contains(&0) {
+            return Err(OptionsError::PortZero);
+        }
+        if self.duration == Some(Duration::ZERO) {
+            return Err(OptionsError::DurationZero);
+        }
+        if self.max_size == Some(0) {
+            return Err(OptionsError::MaxSizeZero);
+        }
+        if self.rotate == Some(0) {
+            return Err(OptionsError::RotateZero);
         }
         Ok(Self {
             flush_interval: self.flush_interval.max(MIN_FLUSH_INTERVAL),
@@ -164,6 +184,25 @@ mod tests {
             Err(OptionsError::HostRoot(PathBuf::from(
                 "/nonexistent-tcpchurn-root"
             )))
+        );
+        assert_eq!(
+            options(|o| o.filters.ports = vec![80, 0]),
+            Err(OptionsError::PortZero)
+        );
+        assert_eq!(
+            options(|o| o.duration = Some(Duration::ZERO)),
+            Err(OptionsError::DurationZero)
+        );
+        assert_eq!(
+            options(|o| o.max_size = Some(0)),
+            Err(OptionsError::MaxSizeZero)
+        );
+        assert_eq!(
+            options(|o| {
+                o.max_size = Some(1 << 20);
+                o.rotate = Some(0);
+            }),
+            Err(OptionsError::RotateZero)
         );
         let checked = RecordOptions {
             flush_interval: Duration::ZERO,

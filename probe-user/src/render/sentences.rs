@@ -4,14 +4,11 @@ use std::fmt::Write as _;
 
 use crate::{
     analysis::{
-        CloseHow, Closes, Finding, LeakGroup, LoopEvidence, LoopRule, PairReport, PairVerdict,
-        Side, SideCloses, TimeWaitHolders,
+        CloseHow, Closes, Finding, KernelLimit, LeakGroup, LoopEvidence, LoopRule, PairReport,
+        PairVerdict, Side, SideCloses, TimeWaitHolders,
     },
     model::duration_ns,
-    render::{
-        format::{human_duration, human_ms, plural, secs},
-        workload::printable,
-    },
+    render::format::{human_duration, human_ms, plural, secs},
 };
 
 /// The sentence of a finding.
@@ -43,6 +40,7 @@ pub fn finding(finding: &Finding<'_>) -> String {
             text
         }
         Finding::NotRecorded(what) => format!("not recorded: {what}"),
+        Finding::NotKnown(limit) => format!("not known on this kernel: {}", kernel_limit(*limit)),
         Finding::Damaged(what) => format!("damaged trace: {what}"),
         Finding::Pair(pair) => pair_verdict(pair),
         Finding::MorePairs(more) => format!("... and {more} more pairs in the tables below"),
@@ -53,13 +51,31 @@ pub fn finding(finding: &Finding<'_>) -> String {
     }
 }
 
+/// What a verdict cannot know on the recording's kernel, and what that means.
+pub fn kernel_limit(limit: KernelLimit) -> &'static str {
+    match limit {
+        KernelLimit::ResetReason => {
+            "why each RST was sent: this kernel's tcp_send_reset gives no reason (before 6.10)"
+        }
+        KernelLimit::ResetWithoutSocket => {
+            "RSTs sent without a socket (before 6.10): a connect refused here is seen only \
+             from its client's side, so refusals of clients not traced here are not counted"
+        }
+        KernelLimit::ErrorReportSocket => {
+            "which socket each error report is for (no BTF, so no socket offsets): reports \
+             are paired with the last socket event on their CPU, and one that cannot be \
+             paired has no connection"
+        }
+    }
+}
+
 /// `10.0.0.2 -> 10.0.0.1:2181`, with each side's workload when every connection of
 /// the pair agrees on it: `10.0.0.2 (shop/app-0/app) -> 10.0.0.1:2181 (infra/zk-0)`.
 pub fn pair_label(pair: &PairReport) -> String {
     let named = |side: Side| {
         pair.stats.names[side.index()]
             .label()
-            .map_or_else(String::new, |label| format!(" ({})", printable(label)))
+            .map_or_else(String::new, |label| format!(" ({label})"))
     };
     format!(
         "{}{} -> {}{}",

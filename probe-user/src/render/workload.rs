@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::Workload;
+use crate::{model::Workload, render::text::clean};
 
 /// `{namespace, pod, container, id, runtime}`, each null when unknown; the object
 /// itself is null for the host and for unknown workloads.
@@ -33,16 +33,9 @@ impl<'a> JsonContainer<'a> {
 }
 
 /// `namespace/pod/container` (or what is known of it) for text: names come from the
-/// trace, so control characters are shown as `?`, never sent to the terminal.
+/// trace, so control characters are escaped ([`clean`]), never sent to the terminal.
 pub fn text_label(w: &Workload) -> String {
-    printable(&w.label())
-}
-
-/// `text` with control characters (escape sequences, newlines) replaced by `?`.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    clean(&w.label()).into_owned()
 }
 
 #[cfg(test)]
@@ -72,6 +65,6 @@ mod tests {
             container: Some(Named::new("evil\x1b[31m\nname", Source::PodmanState)),
             ..Workload::default()
         };
-        assert_eq!(text_label(&w), "evil?[31m?name");
+        assert_eq!(text_label(&w), "evil\\x1b[31m\\x0aname");
     }
 }

@@ -16,4 +16,4 @@ pub use records::BlockKeys;
 pub use writer::{TraceEncoder, TraceWriter};
 
 /// The parts of the meta block that the model defines (the recorder fills them in).
-pub use crate::model::{Filters, SocketOffsetsInfo, TracepointStatus};
+pub use crate::model::{Filters, KernelFeatures, SocketOffsetsInfo, TracepointStatus};

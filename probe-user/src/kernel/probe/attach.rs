@@ -38,8 +38,8 @@ pub(super) fn softirq_tracking(ebpf: &mut Ebpf) -> TracepointStatus {
     }
 }
 
-/// Attaches the resets and error reports this kernel has a layout for; one that fails
-/// is recorded without.
+/// Attaches the resets and the classic error reports this kernel has a layout for; one
+/// that fails is recorded without.
 pub(super) fn optional_tracepoints(ebpf: &mut Ebpf, layouts: &Layouts) -> Vec<TracepointStatus> {
     let optional = [
         (
@@ -52,35 +52,81 @@ pub(super) fn optional_tracepoints(ebpf: &mut Ebpf, layouts: &Layouts) -> Vec<Tr
             ReceiveResetLayout::TRACEPOINT,
             layouts.receive_reset.is_some(),
         ),
-        (
-            "inet_sk_error_report",
-            ErrorReportLayout::TRACEPOINT,
-            layouts.error_report.is_some(),
-        ),
     ];
     let mut statuses = Vec::new();
     for (program, tracepoint, available) in optional {
         if !available {
             continue;
         }
-        let name = format!("{}:{}", tracepoint.0, tracepoint.1);
-        statuses.push(match attach(ebpf, program, tracepoint) {
-            Ok(()) => TracepointStatus {
-                name,
-                attached: true,
-                detail: None,
-            },
-            Err(err) => {
-                warn!("{err}; recording without it");
-                TracepointStatus {
-                    name,
-                    attached: false,
-                    detail: Some(err.to_string()),
-                }
-            }
-        });
+        statuses.push(attach_optional(ebpf, program, tracepoint, None));
     }
     statuses
+}
+
+/// Attaches classic tracepoint program `name`; a failure is recorded without it.
+/// `detail` says how an attached one was attached.
+fn attach_optional(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: (&str, &str),
+    detail: Option<String>,
+) -> TracepointStatus {
+    let name = format!("{}:{}", tracepoint.0, tracepoint.1);
+    match attach(ebpf, program, tracepoint) {
+        Ok(()) => TracepointStatus {
+            name,
+            attached: true,
+            detail,
+        },
+        Err(err) => {
+            warn!("{err}; recording without it");
+            TracepointStatus {
+                name,
+                attached: false,
+                detail: Some(err.to_string()),
+            }
+        }
+    }
+}
+
+/// Attaches the error-report program: the raw tracepoint when the socket's offsets are
+/// known (from kernel BTF or a `--btf` file; its first argument is the socket, which the
+/// classic record does not name, so a classic report is paired with the last socket
+/// event on its CPU, docs/kernel-facts.md §6), the classic tracepoint otherwise.
+/// `classic` is this kernel's tracefs layout (`None`: no such tracepoint, before 5.14);
+/// `offsets`: whether the raw program can read the socket, or why not. Returns the
+/// layout of the records the attached program writes, and its status.
+pub(super) fn error_report(
+    ebpf: &mut Ebpf,
+    classic: Option<ErrorReportLayout>,
+    offsets: Result<(), String>,
+) -> Option<(Option<ErrorReportLayout>, TracepointStatus)> {
+    let classic = classic?;
+    let tried = offsets.and_then(|()| {
+        attach_raw_to(ebpf, "inet_sk_error_report_raw", "inet_sk_error_report")
+            .map_err(|err| err.to_string())
+    });
+    Some(match tried {
+        Ok(()) => (
+            Some(ErrorReportLayout::FROM_SOCKET),
+            TracepointStatus {
+                name: "sock:inet_sk_error_report".into(),
+                attached: true,
+                detail: Some("raw tracepoint".into()),
+            },
+        ),
+        Err(why) => {
+            debug!("error reports through the classic tracepoint: raw tracepoint: {why}");
+            let detail = format!("classic tracepoint (raw tracepoint: {})", first_line(&why));
+            let status = attach_optional(
+                ebpf,
+                "inet_sk_error_report",
+                ErrorReportLayout::TRACEPOINT,
+                Some(detail),
+            );
+            (status.attached.then_some(classic), status)
+        }
+    })
 }
 
 /// Attaches the state-change program: the BTF-enabled raw tracepoint when kernel BTF
@@ -92,14 +138,23 @@ pub(super) fn state_change(
     classic: StateChangeLayout,
     tp_btf: Result<&aya::Btf, String>,
 ) -> Result<(StateChangeLayout, TracepointStatus), KernelError> {
-    let (layout, detail) = match tp_btf.and_then(|target| attach_btf_state_change(ebpf, target)) {
+    let tried = tp_btf.and_then(|target| {
+        attach_btf(
+            ebpf,
+            "inet_sock_set_state_btf",
+            "inet_sock_set_state",
+            target,
+        )
+    });
+    let (layout, detail) = match tried {
         Ok(()) => (StateChangeLayout::TP_BTF, "tp_btf".to_owned()),
         Err(why) => {
             debug!("state changes through the classic tracepoint: tp_btf: {why}");
-            // The first line says why; a verifier log stays in the debug output.
-            let why: String = why.lines().next().unwrap_or("").chars().take(200).collect();
             attach(ebpf, "inet_sock_set_state", StateChangeLayout::TRACEPOINT)?;
-            (classic, format!("classic tracepoint (tp_btf: {why})"))
+            (
+                classic,
+                format!("classic tracepoint (tp_btf: {})", first_line(&why)),
+            )
         }
     };
     debug!("sock:inet_sock_set_state attached as {detail}");
@@ -111,21 +166,32 @@ pub(super) fn state_change(
     Ok((layout, status))
 }
 
-/// Loads and attaches the `tp_btf` state-change program against `target`, the kernel
-/// BTF the offsets came from.
-fn attach_btf_state_change(ebpf: &mut Ebpf, target: &aya::Btf) -> Result<(), String> {
+/// Loads `tp_btf` program `name` and attaches it to the tracepoint `function` of
+/// `target`, the running kernel's own BTF.
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    name: &str,
+    function: &str,
+    target: &aya::Btf,
+) -> Result<(), String> {
     let program: &mut BtfTracePoint = ebpf
-        .program_mut("inet_sock_set_state_btf")
-        .ok_or("the kernel program has no inet_sock_set_state_btf")?
+        .program_mut(name)
+        .ok_or_else(|| format!("the kernel program has no {name}"))?
         .try_into()
         .map_err(|err| format!("{err}"))?;
     program
-        .load("inet_sock_set_state", target)
+        .load(function, target)
         .map_err(|err| format!("loading (verifier): {}", program_error(&err)))?;
     program
         .attach()
         .map_err(|err| format!("attaching: {}", program_error(&err)))?;
     Ok(())
+}
+
+/// The first line of why a `tp_btf` program was not used; a verifier log stays in the
+/// debug output.
+fn first_line(why: &str) -> String {
+    why.lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 /// A program error with its sources (the verifier log of a refused program).
@@ -178,11 +244,16 @@ fn attach(
 
 /// Attaches a raw tracepoint program to the tracepoint of the same name.
 fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), KernelError> {
-    let what = format!("attaching raw tracepoint {name}");
+    attach_raw_to(ebpf, name, name)
+}
+
+/// Attaches raw tracepoint program `name` to `tracepoint`.
+fn attach_raw_to(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> Result<(), KernelError> {
+    let what = format!("attaching raw tracepoint {tracepoint}");
     let program: &mut RawTracePoint = program(ebpf, name, &what)?;
     program.load().map_err(verifier(name))?;
     program
-        .attach(name)
+        .attach(tracepoint)
         .map_err(|source| KernelError::Program { what, source })?;
     Ok(())
 }

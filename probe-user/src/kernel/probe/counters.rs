@@ -22,12 +22,14 @@ impl KernelCounters {
 }
 
 /// The programs whose skipped runs are lost events (the softirq trackers are not:
-/// they emit nothing). Only one of the two state-change programs is loaded.
-pub(super) const EVENT_PROGRAMS: [&str; 5] = [
+/// they emit nothing). Only one of the two state-change programs is loaded, and one of
+/// the two error-report programs.
+pub(super) const EVENT_PROGRAMS: [&str; 6] = [
     "inet_sock_set_state_btf",
     "inet_sock_set_state",
     "tcp_send_reset",
     "tcp_receive_reset",
+    "inet_sk_error_report_raw",
     "inet_sk_error_report",
 ];
 

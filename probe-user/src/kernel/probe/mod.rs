@@ -5,7 +5,10 @@ mod attach;
 mod counters;
 mod ring;
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -19,13 +22,15 @@ use probe_common::{
 pub use self::{counters::KernelCounters, ring::EventRing};
 use crate::{
     kernel::{
+        btf,
         layouts::{
-            ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+            ErrorReportLayout, Layouts, ReceiveResetLayout, ResetAddrs, SendResetLayout,
+            StateChangeLayout,
         },
         offsets::KernelBtf,
         tracefs::{FormatError, FormatFile, Tracefs, TracefsError},
     },
-    model::{Filters, TracepointStatus},
+    model::{Filters, KernelFeatures, TracepointStatus},
 };
 
 /// The compiled kernel program.
@@ -86,6 +91,8 @@ pub struct KernelProbe {
     pub softirq_tracking: bool,
     /// The layouts of the records the attached programs write.
     pub layouts: Layouts,
+    /// What the attached tracepoints give, where kernels differ.
+    pub features: KernelFeatures,
 }
 
 impl std::fmt::Debug for KernelProbe {
@@ -209,8 +216,7 @@ impl KernelProbe {
         let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
         let config = probe_config(&layouts, btf, options);
         debug!("kernel program config: {config:?}");
-        // aya reads the same BTF as the offsets: for the loader, and as the target of
-        // the `tp_btf` program.
+        // aya reads the same BTF as the offsets for the loader.
         let target = match &btf.raw {
             Some(raw) => aya::Btf::parse(raw, aya::Endianness::default())
                 .map_err(|err| format!("reading {}: {err}", btf.path.display())),
@@ -222,23 +228,20 @@ impl KernelProbe {
             .map_max_entries("EVENTS", options.ring_bytes)
             .load(PROBE_OBJECT)?;
 
-        let softirq = attach::softirq_tracking(&mut ebpf);
-        let softirq_tracking = softirq.attached;
-        tracepoints.push(softirq);
-        tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
-        let tp_btf = if options.tp_btf {
-            (btf.state.as_ref().map_err(Clone::clone))
-                .and_then(|_| target.as_ref().map_err(Clone::clone))
-        } else {
-            Err("not used (--no-tp-btf)".to_owned())
-        };
-        let (state_change, status) = attach::state_change(&mut ebpf, layouts.state_change, tp_btf)?;
-        layouts.state_change = state_change;
-        tracepoints.insert(0, status);
+        let softirq_tracking = attach_all(
+            &mut ebpf,
+            &mut layouts,
+            &mut tracepoints,
+            btf,
+            options,
+            target,
+        )?;
 
+        let features = kernel_features(&layouts, &tracepoints);
         let (ring, counters) = take_maps(&mut ebpf)?;
         Ok((
             Self {
+                features,
                 event_program_fds: event_program_fds(&ebpf),
                 logger: logger(&mut ebpf),
                 ebpf,
@@ -277,6 +280,80 @@ impl KernelProbe {
         counters.recursion_missed = recursion_missed;
         Ok(counters)
     }
+}
+
+/// Attaches every program: the softirq trackers, the resets, the error reports and the
+/// state changes, choosing for each the variant this kernel allows. `layouts` become
+/// those of the records the attached programs write; `tracepoints` gets each one's
+/// status, the state change first. `target` is the parsed `btf` file. Returns whether
+/// softirq tracking is on.
+fn attach_all(
+    ebpf: &mut Ebpf,
+    layouts: &mut Layouts,
+    tracepoints: &mut Vec<TracepointStatus>,
+    btf: &KernelBtf,
+    options: &ProbeOptions,
+    target: Result<aya::Btf, String>,
+) -> Result<bool, KernelError> {
+    let softirq = attach::softirq_tracking(ebpf);
+    let softirq_tracking = softirq.attached;
+    tracepoints.push(softirq);
+    tracepoints.extend(attach::optional_tracepoints(ebpf, layouts));
+    // The raw error-report program reads the socket at the BTF offsets: the kernel's
+    // own BTF or a `--btf` file both serve.
+    let state = btf.state.as_ref().map_err(Clone::clone);
+    let socket_readable = state.clone().and_then(|offsets| {
+        (offsets.sk_err != 0)
+            .then_some(())
+            .ok_or_else(|| "no sock.sk_err in BTF".to_owned())
+    });
+    if let Some((layout, status)) =
+        attach::error_report(ebpf, layouts.error_report, socket_readable)
+    {
+        layouts.error_report = layout;
+        tracepoints.push(status);
+    }
+    // The `tp_btf` program names its tracepoint by a type id of the running kernel's
+    // own BTF: a file for another build (`--btf`, as from BTFHub for a kernel without
+    // BTF) only gives offsets.
+    let own = if !options.tp_btf {
+        Err("not used (--no-tp-btf)".to_owned())
+    } else if btf.path == Path::new(btf::VMLINUX) {
+        target
+    } else {
+        running_kernel_btf()
+    };
+    let tp_btf = state.and_then(|_| own.as_ref().map_err(Clone::clone));
+    let (state_change, status) = attach::state_change(ebpf, layouts.state_change, tp_btf)?;
+    layouts.state_change = state_change;
+    tracepoints.insert(0, status);
+    Ok(softirq_tracking)
+}
+
+/// What the attached tracepoints give, where kernels differ (docs/kernel-facts.md §6).
+fn kernel_features(layouts: &Layouts, tracepoints: &[TracepointStatus]) -> KernelFeatures {
+    let attached = |name: &str| tracepoints.iter().any(|t| t.name == name && t.attached);
+    let send_reset = layouts
+        .send_reset
+        .filter(|_| attached("tcp:tcp_send_reset"));
+    KernelFeatures {
+        reset_reason: send_reset.is_some_and(|l| l.reason.is_some()),
+        // The sockaddr layout came with the rewrite that traces RSTs without a socket.
+        reset_without_socket: send_reset
+            .is_some_and(|l| matches!(l.addrs, ResetAddrs::Sockaddr { .. })),
+        error_report_socket: layouts.error_report == Some(ErrorReportLayout::FROM_SOCKET),
+    }
+}
+
+/// The running kernel's own BTF, for the `tp_btf` programs; a kernel that does not
+/// expose it has none to attach them with.
+fn running_kernel_btf() -> Result<aya::Btf, String> {
+    let path = Path::new(btf::VMLINUX);
+    if !path.exists() {
+        return Err("no kernel BTF".into());
+    }
+    aya::Btf::parse_file(path, aya::Endianness::default())
+        .map_err(|err| format!("reading {}: {err}", path.display()))
 }
 
 /// The ring buffer and the counters, owned apart from the programs so that both can be

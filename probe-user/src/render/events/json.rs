@@ -8,7 +8,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    model::{Gap, Task, TraceEvent, Workload},
+    model::{Gap, ResetReason, Task, TraceEvent, Workload},
     owner::{Owner, OwnerSource},
     render::{
         events::{EventSocket, errno_name},
@@ -40,8 +40,9 @@ struct JsonEvent<'a> {
     owner_source: Option<&'static str>,
     /// The socket's container or pod, when the trace names it.
     container: Option<JsonContainer<'a>>,
+    /// Resets only: `null` when the kernel gives no reason (before 6.10).
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
+    reason: Option<Option<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,7 +146,7 @@ impl<'a> JsonLine<'a> {
             }
             TraceEvent::ResetSent(r) => JsonEvent {
                 state: r.state.map(|s| s.name()),
-                reason: Some(r.reason.name()),
+                reason: Some(r.reason.map(ResetReason::name)),
                 ..base("reset_sent", r.ts_ns, EventSocket::of(&r.socket), owner)
             },
             TraceEvent::ResetReceived(r) => base(
