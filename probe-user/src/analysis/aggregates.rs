@@ -17,7 +17,7 @@ use crate::{
     model::{SocketTuple, TimeWindow, WorkloadFilter},
 };
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Aggregates {
     window: TimeWindow,
     rule: LoopRule,

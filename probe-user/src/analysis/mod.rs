@@ -19,6 +19,7 @@ mod findings;
 mod gaps;
 mod histogram;
 mod keys;
+mod live;
 mod options;
 mod pair_names;
 mod pair_table;
@@ -28,6 +29,7 @@ mod rows;
 mod timewait;
 mod trace_info;
 mod tracker;
+mod trend;
 mod verdict;
 mod workloads;
 
@@ -36,10 +38,11 @@ pub use self::{
     close_wait::CloseWaitLeak,
     findings::{
         Closes, Finding, LeakGroup, MAX_PAIRS, PairVerdict, Severity, SideCloses, TimeWaitHolders,
-        findings,
+        findings, leak_groups,
     },
     gaps::{GapWindow, MAX_GAP_WINDOWS},
     histogram::LogHistogram,
+    live::LiveVerdict,
     options::AnalyzerOptions,
     pair_names::SideNames,
     pair_table::PairReport,
@@ -48,6 +51,7 @@ pub use self::{
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
     trace_info::{KernelLimit, TraceInfo},
+    trend::{PairTrend, Pulse, Trend},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
     workloads::{Ends, WorkloadBook},
 };

@@ -45,8 +45,9 @@ impl Known {
 /// The workloads of both ends of a connection, by [`Side::index`].
 pub type Ends = [Option<Arc<Workload>>; 2];
 
-/// The names learnt so far, and the rules above.
-#[derive(Debug, Default)]
+/// The names learnt so far, and the rules above. (A live view's snapshot copies it
+/// with the aggregates; its entries are shared.)
+#[derive(Clone, Debug, Default)]
 pub struct WorkloadBook {
     cgroups: FxHashMap<u64, Known>,
     processes: FxHashMap<u32, Known>,

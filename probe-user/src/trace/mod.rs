@@ -2,16 +2,18 @@
 //! The byte-level specification is `docs/trace-format.md`.
 
 mod block;
+pub mod follow;
 mod meta;
+pub mod queue;
 mod reader;
 mod records;
 mod varint;
 mod workloads;
 mod writer;
 
-pub use block::{FORMAT_MAJOR, FORMAT_MINOR};
+pub use block::{FORMAT_MAJOR, FORMAT_MINOR, records_in};
 pub use meta::{Attribution, PartInfo, RecorderInfo, TraceEnd, TraceMeta};
-pub use reader::{Damage, TraceError, TraceReader};
+pub use reader::{Damage, Opening, Polled, TraceError, TraceReader};
 pub use records::BlockKeys;
 pub use writer::{TraceEncoder, TraceWriter};
 
