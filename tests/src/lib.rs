@@ -12,8 +12,10 @@
 mod binaries;
 mod events;
 mod kernel;
+pub mod kubelet;
 mod layout;
 mod peer;
+pub mod podman;
 mod privileged;
 mod recording;
 mod scenario;
@@ -39,7 +41,7 @@ pub use crate::{
     ss::{SsSocket, ss},
     trace_file::{
         attachment, expected_reason, kernel_features, open_trace, state_change_attachment,
-        trace_meta,
+        trace_meta, trace_names,
     },
     verdict::verdict_pair,
 };

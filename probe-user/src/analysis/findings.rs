@@ -387,6 +387,8 @@ mod tests {
         let leak = |pid, age_ns| CloseWaitLeak {
             conn: 1,
             netns: 0,
+            cgroup: 0,
+            workload: None,
             owner: Some(task(pid, "java")),
             local: "10.0.0.1:80".parse().unwrap(),
             peer: "10.0.0.2:1".parse().unwrap(),

@@ -775,7 +775,7 @@ mod tests {
     fn snapshot_sockets_the_filters_drop_are_not_counted() {
         let filters = Filters {
             ports: vec![2181],
-            netns: Vec::new(),
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         let socket = |local, remote| DiagSocket {
@@ -914,6 +914,7 @@ mod tests {
         let filters = Filters {
             ports: vec![80],
             netns: vec![],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(
@@ -943,6 +944,7 @@ mod tests {
         let filters = Filters {
             ports: vec![],
             netns: vec![1],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(

@@ -199,6 +199,7 @@ impl ConnectionTracker {
                     _ => (self.listeners.guess_side(netns, &t.conn.tuple), false),
                 };
                 let mut endpoint = Endpoint::new(t.conn.id, netns, t.conn.tuple, t.old);
+                endpoint.cgroup = t.conn.scope.cgroup;
                 let mut connection = Connection::new(t.ts_ns, self.gap_epoch);
                 if opening {
                     endpoint.opened_ns = Some(t.ts_ns);

@@ -3,7 +3,8 @@
 use crate::{
     analysis::verdict::CloseStart,
     model::{
-        ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpCounters, TcpState, Transition,
+        ConnId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task, TcpCounters, TcpState,
+        Transition,
     },
 };
 
@@ -23,6 +24,8 @@ pub(super) enum Pending {
 pub struct Endpoint {
     pub conn: ConnId,
     pub netns: u32,
+    /// Its cgroup v2 id (0: not recorded).
+    pub cgroup: u64,
     /// As this socket sees it (local = this end).
     pub tuple: SocketTuple,
     pub state: TcpState,
@@ -67,6 +70,7 @@ impl Endpoint {
         Self {
             conn,
             netns,
+            cgroup: 0,
             tuple,
             state,
             opened_ns: None,
@@ -94,6 +98,7 @@ impl Endpoint {
     pub fn from_snapshot(s: &SnapshotSocket) -> Self {
         use TcpState::*;
         let mut endpoint = Self::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
+        endpoint.cgroup = s.conn.scope.cgroup;
         endpoint.owner = s.owner;
         endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
         match s.state {
@@ -111,6 +116,14 @@ impl Endpoint {
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
         if self.start.is_none() {
             self.start = Some((start, ts_ns));
+        }
+    }
+
+    /// Where the socket lives.
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: self.cgroup,
         }
     }
 

@@ -8,9 +8,12 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    model::{Gap, ResetReason, SnapshotSocket, TcpCounters, TraceEvent},
+    model::{Gap, ResetReason, SnapshotSocket, TcpCounters, TraceEvent, Workload},
     owner::{Candidates, Owner, OwnerSource},
-    render::events::{EventSocket, errno_name},
+    render::{
+        events::{EventSocket, errno_name},
+        workload::JsonContainer,
+    },
 };
 
 #[derive(Serialize)]
@@ -54,6 +57,8 @@ struct JsonEvent<'a> {
     retransmits: Option<Option<u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     srtt_us: Option<Option<u32>>,
+    /// The socket's container or pod, when the trace names it.
+    container: Option<JsonContainer<'a>>,
     /// Resets only: `null` when the kernel gives no reason (before 6.10).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Option<&'static str>>,
@@ -151,6 +156,7 @@ impl<'a> JsonEvent<'a> {
         ts_ns: u64,
         socket: EventSocket,
         owner: Option<JsonOwner<'a>>,
+        container: Option<&'a Workload>,
     ) -> Self {
         let tuple = socket.tuple;
         Self {
@@ -179,6 +185,7 @@ impl<'a> JsonEvent<'a> {
             segs_out: None,
             retransmits: None,
             srtt_us: None,
+            container: JsonContainer::of_option(container),
             reason: None,
             errno: None,
             error: None,
@@ -202,11 +209,16 @@ enum JsonLine<'a> {
 }
 
 impl<'a> JsonLine<'a> {
-    /// `event` with its owner: the attributed one, or for a snapshot the one `/proc`
-    /// named.
-    fn of(event: &'a TraceEvent, owner: Option<&'a Owner>) -> Self {
+    /// `event` with its owner (the attributed one, or for a snapshot the one `/proc`
+    /// named) and its socket's workload.
+    fn of(
+        event: &'a TraceEvent,
+        owner: Option<&'a Owner>,
+        container: Option<&'a Workload>,
+    ) -> Self {
         let owner = owner.map(JsonOwner::of);
-        let base = JsonEvent::base;
+        let base =
+            |kind, ts_ns, socket, owner| JsonEvent::base(kind, ts_ns, socket, owner, container);
         Self::Event(match event {
             TraceEvent::Transition(t) => JsonEvent {
                 old: Some(t.old.name()),
@@ -259,12 +271,13 @@ impl JsonGap {
     }
 }
 
-/// Writes one event as a JSON object on its own line.
+/// Writes one event as a JSON object on its own line, with its socket's workload.
 pub fn write_json(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    container: Option<&Workload>,
 ) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner))?;
+    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, container))?;
     out.write_all(b"\n")
 }
