@@ -133,6 +133,12 @@ impl Podman {
         self.run(&["pod", "create", "--name", name, "--network", "none"])
     }
 
+    /// Starts a pod's infra container, so that its network namespace exists before any
+    /// of its containers runs.
+    pub fn start_pod(&self, name: &str) {
+        self.run(&["pod", "start", name]);
+    }
+
     /// `podman inspect -f FORMAT WHAT`.
     pub fn inspect(&self, what: &str, format: &str) -> String {
         self.run(&["inspect", "-f", format, what])

@@ -157,14 +157,17 @@ fn podman_scenario() {
         &["--network", &ns(&topology.client)],
         &["sh", "-c", &reconnect_loop(SERVER)],
     );
+    // The pod's network is linked before its client starts: a client looping before
+    // its route exists could stall in a half-set-up namespace.
     podman.create_pod(&pod);
+    podman.start_pod(&pod);
+    let infra_pid = podman.pid(&podman.inspect_pod(&pod, "{{.InfraContainerID}}"));
+    link_pod(infra_pid, &topology.server);
     let in_pod_id = podman.start(
         &in_pod,
         &["--pod", &pod],
         &["sh", "-c", &reconnect_loop(POD_SERVER)],
     );
-    let infra_pid = podman.pid(&podman.inspect_pod(&pod, "{{.InfraContainerID}}"));
-    link_pod(infra_pid, &topology.server);
 
     // Three recorders at once, over the three namespaces.
     let mut args = topology.netns_args();
