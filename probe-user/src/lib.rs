@@ -23,6 +23,7 @@ pub mod render;
 pub mod replay;
 pub mod synth;
 pub mod trace;
+pub mod workload;
 
 use std::io::Write;
 
@@ -50,8 +51,11 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
             model::EndpointFilter::parse_client,
         )?,
     };
+    let workloads =
+        model::WorkloadFilter::parse(&args.pods, &args.containers).map_err(anyhow::Error::msg)?;
     Ok(replay::ReplayOptions {
         files: args.files.clone(),
+        workloads,
         events: args.events,
         json: args.json,
         connections: args.connections,

@@ -18,6 +18,9 @@ pub use self::{
         Filters, KernelFeatures, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus,
     },
     window::{TimeWindow, duration_ns},
+    workload::{Identity, Named, Qos, Runtime, Source, Workload},
+    workload_filter::{PodSelector, WorkloadFilter},
+    workload_table::{WorkloadKey, WorkloadTable, WorkloadTableBuilder},
 };
 
 mod counters;
@@ -28,6 +31,9 @@ mod holders;
 mod host;
 mod recorder;
 mod window;
+pub mod workload;
+mod workload_filter;
+mod workload_table;
 
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -316,6 +322,22 @@ pub enum SocketRef {
     },
 }
 
+impl SocketRef {
+    pub const fn tuple(&self) -> SocketTuple {
+        match self {
+            Self::Conn(conn) => conn.tuple,
+            Self::Unmatched { tuple, .. } => *tuple,
+        }
+    }
+
+    pub const fn scope(&self) -> Scope {
+        match self {
+            Self::Conn(conn) => conn.scope,
+            Self::Unmatched { scope, .. } => *scope,
+        }
+    }
+}
+
 /// `tcp:tcp_send_reset`: this host sent an RST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResetSent {
@@ -454,6 +476,30 @@ pub enum TraceEvent {
 }
 
 impl TraceEvent {
+    /// The addresses of the socket the event is about; `None` for a gap.
+    pub const fn tuple(&self) -> Option<SocketTuple> {
+        Some(match self {
+            Self::Transition(t) => t.conn.tuple,
+            Self::Snapshot(s) => s.conn.tuple,
+            Self::ResetReceived(r) => r.conn.tuple,
+            Self::ResetSent(r) => r.socket.tuple(),
+            Self::SocketError(e) => e.socket.tuple(),
+            Self::Lost(_) => return None,
+        })
+    }
+
+    /// The scope of the socket the event is about; `None` for a gap.
+    pub const fn scope(&self) -> Option<Scope> {
+        Some(match self {
+            Self::Snapshot(s) => s.conn.scope,
+            Self::Transition(t) => t.conn.scope,
+            Self::ResetReceived(r) => r.conn.scope,
+            Self::ResetSent(r) => r.socket.scope(),
+            Self::SocketError(e) => e.socket.scope(),
+            Self::Lost(_) => return None,
+        })
+    }
+
     pub const fn ts_ns(&self) -> u64 {
         match self {
             Self::Snapshot(s) => s.ts_ns,

@@ -13,8 +13,10 @@ mod binaries;
 mod duckdb;
 mod events;
 mod kernel;
+pub mod kubelet;
 mod layout;
 mod peer;
+pub mod podman;
 mod privileged;
 mod recording;
 mod scenario;
@@ -41,7 +43,7 @@ pub use crate::{
     ss::{SsSocket, ss},
     trace_file::{
         attachment, expected_reason, kernel_features, open_trace, rewrite_meta,
-        state_change_attachment, trace_meta,
+        state_change_attachment, trace_meta, trace_names,
     },
     verdict::verdict_pair,
 };

@@ -4,7 +4,10 @@ use std::{fs::File, io::BufReader, path::Path};
 
 use anyhow::Context as _;
 use serde_json::Value;
-use tcpchurn::trace::{KernelFeatures, TraceMeta, TraceReader, TraceWriter};
+use tcpchurn::{
+    model::{Identity, WorkloadKey},
+    trace::{KernelFeatures, TraceMeta, TraceReader, TraceWriter},
+};
 
 /// Opens a trace for reading, buffered.
 pub fn open_trace(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
@@ -30,19 +33,39 @@ pub fn attachment(path: &Path, tracepoint: &str) -> String {
     status.detail.unwrap_or_default()
 }
 
-/// Copies a trace with its meta block changed by `change` (events and end block as
-/// they were): what another host's recorder, with its own clock, would have written.
+/// Copies a trace with its meta block changed by `change` (names, events and end block
+/// as they were): what another host's recorder, with its own clock, would have written.
 pub fn rewrite_meta(input: &Path, output: &Path, change: impl FnOnce(&mut TraceMeta)) {
     let mut reader = open_trace(input).unwrap();
     let mut meta = reader.meta().clone();
     change(&mut meta);
-    let events = reader.collect_events().unwrap();
-    let end = reader.end().cloned().expect("a trace that stopped cleanly");
     let mut writer = TraceWriter::new(File::create(output).unwrap(), &meta).unwrap();
-    for event in &events {
-        writer.push(event).unwrap();
+    while let Some(event) = reader.next_event().unwrap() {
+        for table in reader.take_workloads() {
+            writer.push_workloads(&table);
+        }
+        writer.push(&event).unwrap();
     }
+    let end = reader.end().cloned().expect("a trace that stopped cleanly");
     writer.finish(&end).unwrap();
+}
+
+/// What a trace's names say about each key, the latest entry winning (as a replay
+/// takes them).
+pub fn trace_names(path: &Path) -> std::collections::BTreeMap<WorkloadKey, Identity> {
+    let mut reader = open_trace(path).unwrap();
+    let mut names = std::collections::BTreeMap::new();
+    loop {
+        let more = reader.next_event().unwrap().is_some();
+        for table in reader.take_workloads() {
+            for (key, identity) in table.entries() {
+                names.insert(key, identity.clone());
+            }
+        }
+        if !more {
+            return names;
+        }
+    }
 }
 
 /// What the recording's kernel gave, from the trace header: tests expect what each

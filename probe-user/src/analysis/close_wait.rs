@@ -1,20 +1,23 @@
 //! CLOSE_WAIT leaks: the peer closed, the local application never called `close()`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::tracker::Endpoint,
-    model::{ConnId, ConnKey, HostId, Task, TcpState},
+    model::{ConnId, ConnKey, HostId, Scope, Task, TcpState, Workload},
 };
 
 /// A socket that sat in CLOSE_WAIT past the threshold and was still there at the end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseWaitLeak {
     pub conn: ConnId,
     pub host: HostId,
     pub netns: u32,
+    pub cgroup: u64,
+    /// The leaking socket's workload, when the trace names it.
+    pub workload: Option<Arc<Workload>>,
     pub owner: Option<Task>,
     pub local: SocketAddr,
     pub peer: SocketAddr,
@@ -23,6 +26,16 @@ pub struct CloseWaitLeak {
     pub age_ns: u64,
     /// It was already in CLOSE_WAIT when the trace started: the age is a lower bound.
     pub at_least: bool,
+}
+
+impl CloseWaitLeak {
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: self.cgroup,
+            host: self.host,
+        }
+    }
 }
 
 /// The sockets that sat in CLOSE_WAIT past the threshold.
@@ -64,6 +77,8 @@ impl CloseWaitBook {
                     conn: endpoint.conn,
                     host: endpoint.host,
                     netns: endpoint.netns,
+                    cgroup: endpoint.cgroup,
+                    workload: None,
                     owner: endpoint
                         .owner
                         .or_else(|| self.end_owners.get(&endpoint.key()).copied()),

@@ -396,6 +396,8 @@ mod tests {
             conn: 1,
             host: crate::model::HostId::FIRST,
             netns: 0,
+            cgroup: 0,
+            workload: None,
             owner: Some(task(pid, "java")),
             local: "10.0.0.1:80".parse().unwrap(),
             peer: "10.0.0.2:1".parse().unwrap(),

@@ -4,7 +4,7 @@
 
 use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, TraceInfo},
-    model::TraceEvent,
+    model::{HostId, TraceEvent, WorkloadTable},
     trace::{Damage, TraceEnd, TraceMeta},
 };
 
@@ -28,6 +28,14 @@ impl LiveVerdict {
 
     pub fn on_event(&mut self, event: &TraceEvent) {
         self.analyzer.on_event(event);
+    }
+
+    /// Names read from the trace (one host's: a live view follows one recording),
+    /// before the events they name.
+    pub fn learn(&mut self, tables: Vec<WorkloadTable>) {
+        for table in &tables {
+            self.analyzer.learn(HostId::FIRST, table);
+        }
     }
 
     /// Events taken in so far.

@@ -21,6 +21,7 @@ mod histogram;
 mod keys;
 mod live;
 mod options;
+mod pair_names;
 mod pair_table;
 mod pairs;
 mod result;
@@ -30,6 +31,7 @@ mod trace_info;
 mod tracker;
 mod trend;
 mod verdict;
+mod workloads;
 
 pub use self::{
     analyzer::Analyzer,
@@ -42,6 +44,7 @@ pub use self::{
     histogram::LogHistogram,
     live::LiveVerdict,
     options::AnalyzerOptions,
+    pair_names::SideNames,
     pair_table::PairReport,
     pairs::{ConnectionOutcome, LoopClass, LoopEvidence, LoopRule, PairKey, PairStats, Run},
     result::Analysis,
@@ -50,6 +53,7 @@ pub use self::{
     trace_info::{HostInfo, KernelLimit, TraceInfo, UnmergedEnds},
     trend::{PairTrend, Pulse, Trend},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+    workloads::{Ends, WorkloadBook},
 };
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use crate::{
     analysis::{
         histogram::LogHistogram,
         keys::ip_bits,
+        pair_names::SideNames,
         verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+        workloads::Ends,
     },
     model::duration_ns,
 };
@@ -233,6 +235,8 @@ pub struct PairStats {
     pub time_wait_peak: [u64; 2],
     /// TIME_WAIT sockets in the end snapshot (sock_diag), per side.
     pub time_wait_observed: [u64; 2],
+    /// Each side's pod and workload, when all the pair's connections agree.
+    pub names: [SideNames; 2],
 }
 
 impl PairStats {
@@ -264,7 +268,20 @@ impl PairStats {
             time_wait_live: [0; 2],
             time_wait_peak: [0; 2],
             time_wait_observed: [0; 2],
+            names: [SideNames::default(), SideNames::default()],
         }
+    }
+
+    /// One connection's workloads, by [`Side::index`].
+    pub fn add_workloads(&mut self, ends: &Ends) {
+        for (names, end) in self.names.iter_mut().zip(ends) {
+            names.add(end.as_deref());
+        }
+    }
+
+    /// `namespace/pod` of `side`, when every connection of the pair agrees on it.
+    pub fn pod(&self, side: Side) -> Option<&str> {
+        self.names[side.index()].pod()
     }
 
     pub fn add(&mut self, c: &ConnectionOutcome, rule: &LoopRule) {

@@ -1,19 +1,20 @@
 //! One row per connection, for `--connections`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use crate::{
     analysis::{
         pairs::{ConnectionOutcome, PairKey},
         tracker::Connection,
         verdict::{CloseVerdict, Side},
+        workloads::Ends,
     },
-    model::{ConnId, HostId, Task},
+    model::{ConnId, HostId, Task, Workload},
     owner::Candidates,
 };
 
 /// One connection of `--connections`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionRow {
     /// The client socket's id when it was traced, otherwise the server socket's;
     /// `None` for a connect that only the refusing host saw.
@@ -36,6 +37,9 @@ pub struct ConnectionRow {
     /// shared by several processes): their pids.
     pub client_candidates: Option<Candidates>,
     pub server_candidates: Option<Candidates>,
+    /// The workload of each end, when the trace names it.
+    pub client_workload: Option<Arc<Workload>>,
+    pub server_workload: Option<Arc<Workload>>,
     /// When each side entered TIME_WAIT (it holds the 4-tuple for 60 s from then,
     /// unless a new connection reuses it).
     pub time_wait_ns: [Option<u64>; 2],
@@ -53,7 +57,8 @@ pub struct ConnectionRow {
 
 impl ConnectionRow {
     /// The row of a connection the tracker handed over.
-    pub fn of(c: &Connection, outcome: &ConnectionOutcome) -> Self {
+    pub fn of(c: &Connection, outcome: &ConnectionOutcome, ends: Ends) -> Self {
+        let [client_workload, server_workload] = ends;
         let (client, server) = c.addresses();
         let time_wait = |side| c.endpoint(side).and_then(|e| e.time_wait_ns);
         Self {
@@ -73,6 +78,8 @@ impl ConnectionRow {
             server_owner: c.server.and_then(|e| e.owner),
             client_candidates: c.candidates(Side::Client),
             server_candidates: c.candidates(Side::Server),
+            client_workload,
+            server_workload,
             time_wait_ns: [time_wait(Side::Client), time_wait(Side::Server)],
             resets: outcome.resets,
             bytes: outcome.bytes,
@@ -86,7 +93,13 @@ impl ConnectionRow {
 
     /// The row of a connect that only the refusing host saw: its client port and
     /// socket are unknown.
-    pub fn unseen_client(key: PairKey, host: HostId, outcome: &ConnectionOutcome) -> Self {
+    pub fn unseen_client(
+        key: PairKey,
+        host: HostId,
+        outcome: &ConnectionOutcome,
+        ends: Ends,
+    ) -> Self {
+        let [client_workload, server_workload] = ends;
         Self {
             conn: None,
             client_conn: None,
@@ -104,6 +117,8 @@ impl ConnectionRow {
             server_owner: None,
             client_candidates: None,
             server_candidates: None,
+            client_workload,
+            server_workload,
             time_wait_ns: [None; 2],
             resets: outcome.resets,
             bytes: outcome.bytes,

@@ -1,5 +1,5 @@
 //! One pass over the traces: every event goes to the events table with the owner the
-//! analysis attributed to it, every connection to the connections table as it ends.
+//! analysis attributed to it and its socket's workload (from the traces' names), every connection to the connections table as it ends.
 
 use std::io::Write;
 
@@ -29,8 +29,13 @@ pub fn export(options: &ExportOptions, err: &mut impl Write) -> anyhow::Result<E
         ..AnalyzerOptions::default()
     });
     while let Some(event) = reader.next_event()? {
+        for (host, table) in reader.take_workloads() {
+            analyzer.learn(host, &table);
+        }
         let owner = analyzer.on_event(&event);
-        tables.event(&event, owner.as_ref(), traces.names.name(event.host()))?;
+        let workload = analyzer.workload_of(&event, owner.as_ref());
+        let host = traces.names.name(event.host());
+        tables.event(&event, owner.as_ref(), host, workload.as_deref())?;
         for row in analyzer.drain_rows() {
             tables.connection(&row, &traces.names)?;
         }

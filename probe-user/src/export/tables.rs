@@ -10,7 +10,7 @@ use std::{
 use crate::{
     analysis::ConnectionRow,
     export::{ExportFormat, output},
-    model::{HostNames, TraceEvent},
+    model::{HostNames, TraceEvent, Workload},
     owner::Owner,
     render::{
         connections::write_connection_json,
@@ -78,20 +78,21 @@ impl Tables {
         })
     }
 
-    /// One event of `host`, with its owner.
+    /// One event of `host`, with its owner and its socket's workload.
     pub fn event(
         &mut self,
         event: &TraceEvent,
         owner: Option<&Owner>,
         host: &str,
+        workload: Option<&Workload>,
     ) -> anyhow::Result<()> {
         self.events += 1;
         match &mut self.writers {
             Writers::Parquet(tables) => {
-                tables.events.columns().push(event, owner, host);
+                tables.events.columns().push(event, owner, host, workload);
                 tables.events.row_added()?;
             }
-            Writers::Ndjson { events, .. } => write_json(events, event, owner, host)?,
+            Writers::Ndjson { events, .. } => write_json(events, event, owner, host, workload)?,
         }
         Ok(())
     }

@@ -17,12 +17,12 @@ use std::{
 };
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla as _,
 };
 use netlink_packet_sock_diag::{
     SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer},
+    inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer, nlas::Nla},
 };
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 
@@ -165,6 +165,27 @@ fn canonical(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip.to_canonical(), port)
 }
 
+/// `INET_DIAG_CGROUP_ID` (`include/uapi/linux/inet_diag.h`): the socket's cgroup v2
+/// id, which kernels since 5.7 send with every full socket (not with TIME_WAIT or
+/// request sockets).
+const INET_DIAG_CGROUP_ID: u16 = 21;
+
+/// The cgroup v2 id of a dumped socket; 0 when the kernel did not send one.
+fn cgroup_id(response: &InetResponse) -> u64 {
+    response
+        .nlas
+        .iter()
+        .find_map(|nla| match nla {
+            Nla::Other(attr) if attr.kind() == INET_DIAG_CGROUP_ID && attr.value_len() == 8 => {
+                let mut raw = [0u8; 8];
+                attr.emit_value(&mut raw);
+                Some(u64::from_ne_bytes(raw))
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 /// The length of a netlink message header.
 const NLMSG_HDRLEN: usize = 16;
 /// Offsets in `struct inet_diag_msg`: `idiag_timer`, and `idiag_expires` after the
@@ -201,7 +222,10 @@ fn to_diag_socket(
         None => None,
     };
     Some(DiagSocket {
-        scope: Scope::new(netns, 0),
+        scope: Scope {
+            cgroup: cgroup_id(response),
+            ..Scope::new(netns, 0)
+        },
         tuple: SocketTuple {
             local: canonical(id.source_address, id.source_port),
             remote: canonical(id.destination_address, id.destination_port),

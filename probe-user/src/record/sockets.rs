@@ -772,7 +772,7 @@ mod tests {
     fn snapshot_sockets_the_filters_drop_are_not_counted() {
         let filters = Filters {
             ports: vec![2181],
-            netns: Vec::new(),
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         let socket = |local, remote| DiagSocket {
@@ -911,6 +911,7 @@ mod tests {
         let filters = Filters {
             ports: vec![80],
             netns: vec![],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(
@@ -940,6 +941,7 @@ mod tests {
         let filters = Filters {
             ports: vec![],
             netns: vec![1],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(

@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use crate::{
     analysis::{CloseHow, ClosedFirst, ConnectionRow, Side, TIME_WAIT_NS},
-    model::{Comm, HostNames, Task},
+    model::{Comm, HostNames, Task, Workload},
     owner::Candidates,
     render::{
         format::{human_duration, round3, secs},
         text::clean,
+        workload::{JsonContainer, text_label},
     },
 };
 
@@ -66,8 +67,24 @@ fn compact_bytes(bytes: Option<u64>) -> String {
     }
 }
 
-/// One text row.
+/// One text row, and under it the workloads at either end when the trace names any.
 pub fn write_connection_text(out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
+    write_row_text(out, row)?;
+    if row.client_workload.is_some() || row.server_workload.is_some() {
+        let label = |w: &Option<std::sync::Arc<Workload>>| {
+            w.as_deref().map_or_else(|| "-".to_owned(), text_label)
+        };
+        writeln!(
+            out,
+            "       {} -> {}",
+            label(&row.client_workload),
+            label(&row.server_workload)
+        )?;
+    }
+    Ok(())
+}
+
+fn write_row_text(out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
     let (client_pid, client_comm) =
         owner_cells(row.client_owner.as_ref(), row.client_candidates.as_ref());
     let (server_pid, server_comm) =
@@ -161,6 +178,8 @@ struct JsonConnection<'a> {
     /// Which host's trace holds each end.
     client_host: Option<&'a str>,
     server_host: Option<&'a str>,
+    client_container: Option<JsonContainer<'a>>,
+    server_container: Option<JsonContainer<'a>>,
     preexisting: bool,
     incomplete: bool,
     role_guessed: bool,
@@ -212,6 +231,8 @@ pub fn write_connection_json(
         server_netns: row.server_netns,
         client_host: row.client_host.map(|h| hosts.name(h)),
         server_host: row.server_host.map(|h| hosts.name(h)),
+        client_container: JsonContainer::of_option(row.client_workload.as_deref()),
+        server_container: JsonContainer::of_option(row.server_workload.as_deref()),
         preexisting: row.preexisting,
         incomplete: row.incomplete,
         role_guessed: row.role_guessed,

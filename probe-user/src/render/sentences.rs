@@ -86,9 +86,21 @@ pub fn kernel_limit(limit: KernelLimit) -> &'static str {
     }
 }
 
-/// `10.0.0.2 -> 10.0.0.1:2181`
+/// `10.0.0.2 -> 10.0.0.1:2181`, with each side's workload when every connection of
+/// the pair agrees on it: `10.0.0.2 (shop/app-0/app) -> 10.0.0.1:2181 (infra/zk-0)`.
 pub fn pair_label(pair: &PairReport) -> String {
-    format!("{} -> {}", pair.stats.key.client, pair.stats.key.server)
+    let named = |side: Side| {
+        pair.stats.names[side.index()]
+            .label()
+            .map_or_else(String::new, |label| format!(" ({label})"))
+    };
+    format!(
+        "{}{} -> {}{}",
+        pair.stats.key.client,
+        named(Side::Client),
+        pair.stats.key.server,
+        named(Side::Server)
+    )
 }
 
 /// The one-sentence verdict for a pair.
@@ -262,7 +274,6 @@ pub fn loop_reason(evidence: &LoopEvidence, rule: &LoopRule) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::Side;
 
     fn server_fins(fin_then_rst: u64) -> SideCloses {
         let mut how = [0; 5];

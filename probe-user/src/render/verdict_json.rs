@@ -10,7 +10,7 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use crate::{
     analysis::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, GapWindow, LoopRule, PairReport,
-        PairVerdict, TraceInfo, findings,
+        PairVerdict, Side, TraceInfo, findings,
     },
     model::TracepointStatus,
     render::{
@@ -18,12 +18,13 @@ use crate::{
         format::{round3, secs},
         hosts::JsonHost,
         sentences,
+        workload::JsonContainer,
     },
 };
 
 #[derive(Serialize)]
 struct JsonVerdict<'a> {
-    close_wait: Vec<JsonLeak>,
+    close_wait: Vec<JsonLeak<'a>>,
     close_wait_closed_late: u64,
     close_wait_threshold_s: f64,
     connections_counted: u64,
@@ -78,12 +79,13 @@ struct JsonRule {
 }
 
 #[derive(Serialize)]
-struct JsonLeak {
+struct JsonLeak<'a> {
     age_at_least: bool,
     age_s: f64,
     comm: Option<String>,
     conn: u64,
     host: Option<String>,
+    container: Option<JsonContainer<'a>>,
     local: String,
     netns: u32,
     peer: String,
@@ -98,6 +100,8 @@ struct JsonPair {
     /// Connections whose counters tell each side's bytes.
     bytes_counted: SideCounts<u64>,
     client: String,
+    /// `namespace/pod` of every connection's client, when they agree.
+    client_pod: Option<String>,
     closed_by: JsonClosedBy,
     closed_first: JsonClosedFirst,
     connections: u64,
@@ -121,6 +125,7 @@ struct JsonPair {
     served_median_bytes: SideCounts<Option<f64>>,
     server: String,
     server_close_p99_ms: Option<f64>,
+    server_pod: Option<String>,
     time_wait: SideCounts<u64>,
     time_wait_kernel: Option<SideCounts<u64>>,
     time_wait_peak: SideCounts<u64>,
@@ -196,6 +201,7 @@ impl JsonPair {
             bytes: SideCounts::of([total(0), total(1)]),
             bytes_counted: SideCounts::of(s.bytes_known),
             client: s.key.client.to_string(),
+            client_pod: s.pod(Side::Client).map(str::to_owned),
             closed_by: JsonClosedBy {
                 client: by(ClosedFirst::Client),
                 server: by(ClosedFirst::Server),
@@ -233,6 +239,7 @@ impl JsonPair {
             ),
             server: s.key.server.to_string(),
             server_close_p99_ms: ms(s.server_close_delay.quantile_ms(0.99)),
+            server_pod: s.pod(Side::Server).map(str::to_owned),
             time_wait: SideCounts::of(s.time_wait_live),
             time_wait_kernel: end_snapshot.then(|| SideCounts::of(s.time_wait_observed)),
             time_wait_peak: SideCounts::of(s.time_wait_peak),
@@ -253,14 +260,15 @@ impl JsonGap {
     }
 }
 
-impl JsonLeak {
-    fn of(leak: &CloseWaitLeak, trace: &TraceInfo) -> Self {
+impl<'a> JsonLeak<'a> {
+    fn of(leak: &'a CloseWaitLeak, trace: &TraceInfo) -> Self {
         Self {
             age_at_least: leak.at_least,
             age_s: round3(secs(leak.age_ns)),
             comm: leak.owner.map(|t| t.comm.to_string()),
             conn: leak.conn,
             host: trace.hosts.get(leak.host.index()).map(|h| h.name.clone()),
+            container: JsonContainer::of_option(leak.workload.as_deref()),
             local: leak.local.to_string(),
             netns: leak.netns,
             peer: leak.peer.to_string(),

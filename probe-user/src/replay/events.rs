@@ -1,10 +1,11 @@
-//! `tcpchurn replay --events`: every event of the traces, in time order, with its owner
-//! (and, with several hosts, its host).
+//! `tcpchurn replay --events`: every event of the traces, in time order, with its owner,
+//! its socket's workload (and, with several hosts, its host).
 
 use std::io::{self, Write};
 
 use crate::{
-    model::TraceEvent,
+    analysis::WorkloadBook,
+    model::{HostId, TraceEvent, WorkloadTable},
     owner::OwnerTracker,
     render::events::{self, Clock, EventsHeader},
     replay::{ReplayOptions, Replayed, file},
@@ -23,6 +24,7 @@ pub fn write_events(
     let mut printer = EventPrinter::new(options, traces.timeline.start_unix_ns, several);
     printer.header(out, &file::events_header(traces))?;
     while let Some(event) = reader.next_event()? {
+        printer.learn(reader.take_workloads());
         if !printer.print(out, &event, traces.names.name(event.host()))? {
             break;
         }
@@ -33,10 +35,11 @@ pub fn write_events(
     })
 }
 
-/// Prints events as `--events` asks: filtered, attributed, as text or JSON lines.
+/// Prints events as `--events` asks: filtered, attributed, named, as text or JSON lines.
 pub struct EventPrinter<'a> {
     options: &'a ReplayOptions,
     owners: OwnerTracker,
+    book: WorkloadBook,
     clock: Clock,
     /// Several hosts: the text lines get a HOST column.
     several: bool,
@@ -53,6 +56,7 @@ impl<'a> EventPrinter<'a> {
         Self {
             options,
             owners: OwnerTracker::new(),
+            book: WorkloadBook::default(),
             clock,
             several,
         }
@@ -64,6 +68,14 @@ impl<'a> EventPrinter<'a> {
             return Ok(());
         }
         events::write_text_header(out, header, self.clock)
+    }
+
+    /// Names read from the traces (with the host whose trace holds them), before the
+    /// events they name.
+    pub fn learn(&mut self, tables: impl IntoIterator<Item = (HostId, WorkloadTable)>) {
+        for (host, table) in tables {
+            self.book.learn(host, &table);
+        }
     }
 
     /// Prints `event` (of `host`) if it passes the filters; false once past `--until`.
@@ -82,11 +94,19 @@ impl<'a> EventPrinter<'a> {
         if !window.contains(event.ts_ns()) || !self.options.filter.keeps(event) {
             return Ok(true);
         }
+        let container = self.book.event(event, owner.as_ref());
+        let workloads = &self.options.workloads;
+        if !workloads.is_empty()
+            && !workloads.keeps([container.as_deref(), self.book.event_peer(event).as_deref()])
+        {
+            return Ok(true);
+        }
         if self.options.json {
-            events::write_json(out, event, owner.as_ref(), host)?;
+            events::write_json(out, event, owner.as_ref(), host, container.as_deref())?;
         } else {
             let host = self.several.then_some(host);
-            events::write_text(out, event, owner.as_ref(), self.clock, host)?;
+            let container = container.as_deref();
+            events::write_text(out, event, owner.as_ref(), container, self.clock, host)?;
         }
         Ok(true)
     }

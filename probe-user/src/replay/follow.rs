@@ -21,7 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     analysis::{Analysis, AnalyzerOptions, LiveVerdict, LoopRule, TraceInfo, Trend},
-    model::duration_ns,
+    model::{HostId, duration_ns},
     render::{
         live::{Live, Status, plain::write_plain},
         style::Style,
@@ -149,10 +149,12 @@ fn follow_events(
     loop {
         match follower.poll()? {
             Followed::Event(event) => {
-                if let Some((printer, host)) = &mut printer
-                    && !printer.print(out, &event, host)?
-                {
-                    break;
+                if let Some((printer, host)) = &mut printer {
+                    let names = follower.take_workloads();
+                    printer.learn(names.into_iter().map(|table| (HostId::FIRST, table)));
+                    if !printer.print(out, &event, host)? {
+                        break;
+                    }
                 }
             }
             // The header once, from the first file's meta.
@@ -251,6 +253,7 @@ fn follow_verdict(
                     continue;
                 }
                 if let Some(verdict) = &mut verdicts.verdict {
+                    verdict.learn(follower.take_workloads());
                     verdict.on_event(&event);
                 }
             }

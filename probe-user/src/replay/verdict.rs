@@ -61,6 +61,7 @@ fn analyse(
 ) -> anyhow::Result<Analysis> {
     let mut analyzer = Analyzer::new(AnalyzerOptions {
         filter: options.filter,
+        workloads: options.workloads.clone(),
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
         rule,
@@ -69,6 +70,9 @@ fn analyse(
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
             break;
+        }
+        for (host, table) in reader.take_workloads() {
+            analyzer.learn(host, &table);
         }
         analyzer.on_event(&event);
         for row in analyzer.drain_rows() {
@@ -578,5 +582,101 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
         assert_eq!(doc["trace"]["duration_s"], 1.0);
         assert_eq!(doc["pairs"][0]["connections"], 1);
+    }
+
+    /// The ZooKeeper loop, with the names a recorder on a Kubernetes node writes.
+    fn named_loop() -> Vec<u8> {
+        use crate::model::{
+            Identity, Named, Runtime, Source, Workload, WorkloadKey, WorkloadTableBuilder,
+        };
+        let named = |v: &str| Some(Named::new(v, Source::OciConfig));
+        let zookeeper = Identity::Workload(Workload {
+            runtime: Some(Runtime::CriO),
+            id: Some("c".repeat(64)),
+            container: named("zookeeper"),
+            pod: named("zookeeper-0"),
+            namespace: named("infra"),
+            ..Workload::default()
+        });
+        let client = Identity::Workload(Workload {
+            pod: named("dubbo-client-7d9f8c6b5-x2x4q"),
+            namespace: named("shop"),
+            ..Workload::default()
+        });
+        let mut names = WorkloadTableBuilder::default();
+        names.add(WorkloadKey::Process(42), &zookeeper);
+        names.add(WorkloadKey::Netns(crate::synth::CLIENT_NS), &client);
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 10);
+        let meta = TraceMeta::default();
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        writer.push_workloads(&names.finish());
+        for event in &s.events {
+            writer.push(event).unwrap();
+        }
+        writer.finish(&TraceEnd::default()).unwrap()
+    }
+
+    #[test]
+    fn names_reach_the_verdict_in_both_formats() {
+        let bytes = named_loop();
+        let text = run(&bytes, &options(false, true));
+        assert!(
+            text.contains(
+                "  10.0.0.2 (shop/dubbo-client-7d9f8c6b5-x2x4q) -> 10.0.0.1:2181\n    \
+                 (infra/zookeeper-0/zookeeper): reconnect loop, 10 connections"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "       shop/dubbo-client-7d9f8c6b5-x2x4q -> infra/zookeeper-0/zookeeper"
+            ),
+            "{text}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, true))).unwrap();
+        let pair = &doc["pairs"][0];
+        assert_eq!(pair["client_pod"], "shop/dubbo-client-7d9f8c6b5-x2x4q");
+        assert_eq!(pair["server_pod"], "infra/zookeeper-0");
+        let row = &doc["connections"][0];
+        assert_eq!(
+            row["server_container"],
+            serde_json::json!({
+                "namespace": "infra", "pod": "zookeeper-0", "container": "zookeeper",
+                "id": "c".repeat(64), "runtime": "cri-o"
+            })
+        );
+        assert_eq!(
+            row["client_container"]["container"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            row["client_container"]["pod"],
+            "dubbo-client-7d9f8c6b5-x2x4q"
+        );
+        // Filters by the recorded names.
+        let mut only = options(true, false);
+        only.workloads =
+            crate::model::WorkloadFilter::parse(&["infra/zookeeper-0".into()], &[]).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&run(&bytes, &only)).unwrap();
+        assert_eq!(doc["connections_counted"], 10);
+        only.workloads = crate::model::WorkloadFilter::parse(&[], &["nginx".into()]).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&run(&bytes, &only)).unwrap();
+        assert_eq!(doc["connections_counted"], 0);
+    }
+
+    #[test]
+    fn without_names_the_keys_are_null() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&incident(), &options(true, true))).unwrap();
+        let pair = &doc["pairs"][0];
+        assert!(
+            pair["client_pod"].is_null() && pair["server_pod"].is_null(),
+            "{pair}"
+        );
+        let row = &doc["connections"][0];
+        assert!(row.as_object().unwrap().contains_key("client_container"));
+        assert!(row["client_container"].is_null() && row["server_container"].is_null());
     }
 }

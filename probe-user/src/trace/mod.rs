@@ -10,11 +10,13 @@ mod records;
 mod sections;
 pub mod set;
 mod varint;
+mod workloads;
 mod writer;
 
 pub use block::{FORMAT_MAJOR, FORMAT_MINOR, records_in};
 pub use meta::{Attribution, PartInfo, RecorderInfo, TraceEnd, TraceMeta};
 pub use reader::{Damage, Opening, Polled, TraceError, TraceReader};
+pub use records::BlockKeys;
 pub use writer::{TraceEncoder, TraceWriter};
 
 /// The parts of the meta block that the model defines (the recorder fills them in).

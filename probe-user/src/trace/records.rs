@@ -46,6 +46,20 @@ const TAG_GAP: u8 = 5;
 const TAG_SNAPSHOT: u8 = 6;
 
 const SNAPSHOT_AT_END: u8 = 1;
+/// Remote addresses of unmatched sockets kept per block for naming (a flood of
+/// refused connects from one address needs one).
+const MAX_UNMATCHED_REMOTES: usize = 4096;
+
+/// What the records pending in a block refer to: the keys a recorder names in the
+/// `Workloads` block written before it.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockKeys<'a> {
+    pub scopes: &'a [Scope],
+    pub tasks: &'a [Task],
+    pub conns: &'a [Conn],
+    /// The remote addresses of sockets the recorder could not match (refused connects).
+    pub unmatched_remotes: &'a [IpAddr],
+}
 
 /// Collects events into one `Records` block.
 #[derive(Debug, Default)]
@@ -56,6 +70,7 @@ pub struct RecordsEncoder {
     task_list: Vec<Task>,
     conns: FxHashMap<ConnId, u32>,
     conn_list: Vec<Conn>,
+    unmatched_remotes: Vec<IpAddr>,
     body: Vec<u8>,
     sections: SectionsEncoder,
     first_ts: Option<u64>,
@@ -66,6 +81,21 @@ pub struct RecordsEncoder {
 impl RecordsEncoder {
     pub fn records(&self) -> u32 {
         self.records
+    }
+
+    /// The time of the first pending record.
+    pub fn first_ts(&self) -> Option<u64> {
+        self.first_ts
+    }
+
+    /// The keys of the pending records.
+    pub fn keys(&self) -> BlockKeys<'_> {
+        BlockKeys {
+            scopes: &self.scope_list,
+            tasks: &self.task_list,
+            conns: &self.conn_list,
+            unmatched_remotes: &self.unmatched_remotes,
+        }
     }
 
     /// Approximate encoded size so far.
@@ -131,6 +161,9 @@ impl RecordsEncoder {
             }
             SocketRef::Unmatched { scope, tuple } => {
                 let scope = self.scope_index(*scope);
+                if self.unmatched_remotes.len() < MAX_UNMATCHED_REMOTES {
+                    self.unmatched_remotes.push(tuple.remote.ip());
+                }
                 put_u64(&mut self.body, 0);
                 put_u64(&mut self.body, u64::from(scope));
                 put_tuple(&mut self.body, tuple);

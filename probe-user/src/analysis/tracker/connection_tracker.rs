@@ -201,6 +201,7 @@ impl ConnectionTracker {
                 };
                 let mut endpoint = Endpoint::new(t.conn.id, scope.netns, t.conn.tuple, t.old);
                 endpoint.host = scope.host;
+                endpoint.cgroup = scope.cgroup;
                 let mut connection = Connection::new(t.ts_ns, self.gap_epoch);
                 if opening {
                     endpoint.opened_ns = Some(t.ts_ns);

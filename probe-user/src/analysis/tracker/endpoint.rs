@@ -26,6 +26,8 @@ pub struct Endpoint {
     /// The host whose trace holds it (its `conn` and `netns` are that host's).
     pub host: HostId,
     pub netns: u32,
+    /// Its cgroup v2 id (0: not recorded).
+    pub cgroup: u64,
     /// As this socket sees it (local = this end).
     pub tuple: SocketTuple,
     pub state: TcpState,
@@ -71,6 +73,7 @@ impl Endpoint {
             conn,
             host: HostId::FIRST,
             netns,
+            cgroup: 0,
             tuple,
             state,
             opened_ns: None,
@@ -99,6 +102,7 @@ impl Endpoint {
         use TcpState::*;
         let mut endpoint = Self::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
         endpoint.host = s.conn.scope.host;
+        endpoint.cgroup = s.conn.scope.cgroup;
         endpoint.owner = s.owner;
         endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
         match s.state {
@@ -113,15 +117,6 @@ impl Endpoint {
         endpoint
     }
 
-    /// Where it lives (its cgroup is not kept).
-    pub const fn scope(&self) -> Scope {
-        Scope {
-            netns: self.netns,
-            cgroup: 0,
-            host: self.host,
-        }
-    }
-
     /// The socket among those of every host.
     pub const fn key(&self) -> ConnKey {
         ConnKey {
@@ -133,6 +128,15 @@ impl Endpoint {
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
         if self.start.is_none() {
             self.start = Some((start, ts_ns));
+        }
+    }
+
+    /// Where the socket lives.
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: self.cgroup,
+            host: self.host,
         }
     }
 

@@ -8,9 +8,12 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    model::{Gap, ResetReason, SnapshotSocket, TcpCounters, TraceEvent},
+    model::{Gap, ResetReason, SnapshotSocket, TcpCounters, TraceEvent, Workload},
     owner::{Candidates, Owner, OwnerSource},
-    render::events::{EventSocket, errno_name},
+    render::{
+        events::{EventSocket, errno_name},
+        workload::JsonContainer,
+    },
 };
 
 #[derive(Serialize)]
@@ -55,6 +58,8 @@ struct JsonEvent<'a> {
     retransmits: Option<Option<u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     srtt_us: Option<Option<u32>>,
+    /// The socket's container or pod, when the trace names it.
+    container: Option<JsonContainer<'a>>,
     /// Resets only: `null` when the kernel gives no reason (before 6.10).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Option<&'static str>>,
@@ -152,6 +157,7 @@ impl<'a> JsonEvent<'a> {
         (kind, ts_ns, host): (&'static str, u64, &'a str),
         socket: EventSocket,
         owner: Option<JsonOwner<'a>>,
+        container: Option<&'a Workload>,
     ) -> Self {
         let tuple = socket.tuple;
         Self {
@@ -181,6 +187,7 @@ impl<'a> JsonEvent<'a> {
             segs_out: None,
             retransmits: None,
             srtt_us: None,
+            container: JsonContainer::of_option(container),
             reason: None,
             errno: None,
             error: None,
@@ -204,11 +211,16 @@ enum JsonLine<'a> {
 }
 
 impl<'a> JsonLine<'a> {
-    /// `event` with its owner: the attributed one, or for a snapshot the one `/proc`
-    /// named.
-    fn of(event: &'a TraceEvent, owner: Option<&'a Owner>, host: &'a str) -> Self {
+    /// `event` (of `host`) with its owner (the attributed one, or for a snapshot the one
+    /// `/proc` named) and its socket's workload.
+    fn of(
+        event: &'a TraceEvent,
+        owner: Option<&'a Owner>,
+        host: &'a str,
+        container: Option<&'a Workload>,
+    ) -> Self {
         let owner = owner.map(JsonOwner::of);
-        let base = JsonEvent::base;
+        let base = |what, socket, owner| JsonEvent::base(what, socket, owner, container);
         Self::Event(match event {
             TraceEvent::Transition(t) => JsonEvent {
                 old: Some(t.old.name()),
@@ -277,13 +289,15 @@ impl<'a> JsonGap<'a> {
     }
 }
 
-/// Writes one event (of `host`) as a JSON object on its own line.
+/// Writes one event (of `host`) as a JSON object on its own line, with its socket's
+/// workload.
 pub fn write_json(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
     host: &str,
+    container: Option<&Workload>,
 ) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, host))?;
+    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, host, container))?;
     out.write_all(b"\n")
 }

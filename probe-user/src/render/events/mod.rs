@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn json_lines_have_the_documented_keys() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), Some(&owner()), "zk-1").unwrap();
+        write_json(&mut out, &transition(), Some(&owner()), "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "transition");
         assert_eq!(value["host"], "zk-1");
@@ -125,9 +125,55 @@ mod tests {
     }
 
     #[test]
+    fn events_carry_their_container_in_both_formats() {
+        use crate::model::{Named, Runtime, Source, Workload};
+        let w = Workload {
+            runtime: Some(Runtime::Containerd),
+            id: Some("ab".repeat(32)),
+            container: Some(Named::new("zookeeper", Source::OciConfig)),
+            pod: Some(Named::new("zk-0", Source::OciConfig)),
+            namespace: Some(Named::new("infra", Source::OciConfig)),
+            ..Workload::default()
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), None, "zk-1", Some(&w)).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let c = &value["container"];
+        assert_eq!(
+            (&c["namespace"], &c["pod"], &c["container"], &c["runtime"]),
+            (
+                &serde_json::json!("infra"),
+                &serde_json::json!("zk-0"),
+                &serde_json::json!("zookeeper"),
+                &serde_json::json!("containerd")
+            )
+        );
+        assert_eq!(c["id"].as_str().unwrap().len(), 64);
+        let mut none = Vec::new();
+        write_json(&mut none, &transition(), None, "zk-1", None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&none).unwrap();
+        assert!(value["container"].is_null(), "{value}");
+        let mut text = Vec::new();
+        write_text(
+            &mut text,
+            &transition(),
+            None,
+            Some(&w),
+            Clock::Relative,
+            None,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.trim_end().ends_with("- -  [infra/zk-0/zookeeper]"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn unknown_owners_are_null() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None, "zk-1").unwrap();
+        write_json(&mut out, &transition(), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null());
         assert!(value["comm"].is_null());
@@ -149,7 +195,7 @@ mod tests {
                 .build(),
         );
         let mut out = Vec::new();
-        write_json(&mut out, &TraceEvent::Transition(t), None, "zk-1").unwrap();
+        write_json(&mut out, &TraceEvent::Transition(t), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["bytes_sent"], 2_000);
         assert_eq!(value["bytes_acked"], 2_001);
@@ -158,7 +204,7 @@ mod tests {
         assert!(value["retransmits"].is_null(), "not read: {value}");
         // Without counters the keys are absent.
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None, "zk-1").unwrap();
+        write_json(&mut out, &transition(), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value.get("bytes_sent").is_none(), "{value}");
     }
@@ -174,7 +220,7 @@ mod tests {
             source: OwnerSource::Listener,
         };
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), Some(&candidates), "zk-1").unwrap();
+        write_json(&mut out, &transition(), Some(&candidates), "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null() && value["tid"].is_null(), "{value}");
         assert_eq!(value["comm"], "nginx");
@@ -185,6 +231,7 @@ mod tests {
             &mut text,
             &transition(),
             Some(&candidates),
+            None,
             Clock::Relative,
             None,
         )
@@ -204,14 +251,14 @@ mod tests {
             cause: GapCause::RingFull,
             host: crate::model::HostId::FIRST,
         });
-        write_json(&mut out, &gap, None, "zk-1").unwrap();
+        write_json(&mut out, &gap, None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "lost");
         assert_eq!(value["host"], "zk-1");
         assert_eq!(value["lost"], 99);
         assert_eq!(value["cause"], "ring_full");
         let mut text = Vec::new();
-        write_text(&mut text, &gap, None, Clock::Relative, None).unwrap();
+        write_text(&mut text, &gap, None, None, Clock::Relative, None).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("99 events lost"));
     }
 
@@ -222,6 +269,7 @@ mod tests {
             &mut out,
             &transition(),
             Some(&owner()),
+            None,
             Clock::Relative,
             None,
         )
@@ -229,6 +277,7 @@ mod tests {
         write_text(
             &mut out,
             &transition(),
+            None,
             None,
             Clock::WallClock { start_unix_ns: 0 },
             None,
@@ -268,12 +317,12 @@ mod tests {
         };
         let json = |event: &TraceEvent| {
             let mut out = Vec::new();
-            write_json(&mut out, event, None, "zk-1").unwrap();
+            write_json(&mut out, event, None, "zk-1", None).unwrap();
             serde_json::from_slice::<serde_json::Value>(&out).unwrap()
         };
         let text = |event: &TraceEvent| {
             let mut out = Vec::new();
-            write_text(&mut out, event, None, Clock::Relative, None).unwrap();
+            write_text(&mut out, event, None, None, Clock::Relative, None).unwrap();
             String::from_utf8(out).unwrap()
         };
         let unknown = reset(None);
@@ -350,7 +399,7 @@ mod tests {
         let pid_at = text_header(Clock::Relative, false).find("PID").unwrap();
         for event in &events {
             let mut out = Vec::new();
-            write_text(&mut out, event, Some(&evil), Clock::Relative, None).unwrap();
+            write_text(&mut out, event, Some(&evil), None, Clock::Relative, None).unwrap();
             let line = String::from_utf8(out).unwrap();
             assert_eq!(line.find("   1234 ").unwrap() + 4, pid_at, "{line}");
             assert!(
@@ -368,6 +417,7 @@ mod tests {
             &mut out,
             &events[0],
             Some(&candidates),
+            None,
             Clock::Relative,
             None,
         )
@@ -415,6 +465,7 @@ mod tests {
             &mut out,
             &transition(),
             Some(&owner()),
+            None,
             Clock::Relative,
             Some("node-17"),
         )

@@ -3,12 +3,13 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, GapCause, ResetReason, Task, TraceEvent},
+    model::{Gap, GapCause, ResetReason, Task, TraceEvent, Workload},
     owner::{Candidates, Owner},
     render::{
         events::{EventSocket, errno_name},
         format::secs,
         text::clean,
+        workload::text_label,
     },
 };
 
@@ -176,12 +177,14 @@ fn count_and_name(candidates: &Candidates) -> (u64, String) {
     (count, name)
 }
 
-/// Writes one event as an aligned text line; a gap as a line of its own kind. `host`:
-/// the event's host, for the HOST column of a replay of several hosts.
+/// Writes one event as an aligned text line, ending with its socket's workload when
+/// known; a gap as a line of its own kind. `host`: the event's host, for the HOST
+/// column of a replay of several hosts.
 pub fn write_text(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    container: Option<&Workload>,
     clock: Clock,
     host: Option<&str>,
 ) -> io::Result<()> {
@@ -191,9 +194,10 @@ pub fn write_text(
         }
         return Ok(());
     };
+    let workload = container.map_or_else(String::new, |w| format!("  [{}]", text_label(w)));
     writeln!(
         out,
-        "{:<15}{} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {who}",
+        "{:<15}{} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {who}{workload}",
         clock.format(event.ts_ns()),
         host_column(host),
         socket

@@ -1,17 +1,18 @@
 //! `connections.parquet`: one row per connection, the fields of
 //! `replay --connections --json` flattened (`resets` becomes `resets_client` and
 //! `resets_server`; each address also split into address and port), times as UTC
-//! timestamps.
+//! timestamps. Each end's workload (`client_container`, `server_container` in JSON) is
+//! flattened into `client_pod_namespace`, `client_pod`, `client_container`,
+//! `client_container_id`, `client_container_runtime` and the same for `server_`.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use arrow_array::{
     ArrayRef,
     builder::{
-        BooleanBuilder, Float64Builder, StringBuilder, StringDictionaryBuilder,
-        TimestampNanosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
+        BooleanBuilder, Float64Builder, StringBuilder, TimestampNanosecondBuilder, UInt16Builder,
+        UInt32Builder, UInt64Builder,
     },
-    types::Int32Type,
 };
 
 use crate::{
@@ -20,11 +21,9 @@ use crate::{
     render::{
         connections::time_wait_name,
         format::round3,
-        parquet::{Columns, wall_clock},
+        parquet::{Columns, Names, wall_clock, workload::WorkloadColumns},
     },
 };
-
-type Names = StringDictionaryBuilder<Int32Type>;
 
 fn timestamps() -> TimestampNanosecondBuilder {
     TimestampNanosecondBuilder::new().with_timezone("UTC")
@@ -69,6 +68,8 @@ pub struct ConnectionColumns {
     preexisting: BooleanBuilder,
     incomplete: BooleanBuilder,
     role_guessed: BooleanBuilder,
+    client_workload: WorkloadColumns,
+    server_workload: WorkloadColumns,
 }
 
 impl ConnectionColumns {
@@ -112,6 +113,8 @@ impl ConnectionColumns {
             preexisting: BooleanBuilder::new(),
             incomplete: BooleanBuilder::new(),
             role_guessed: BooleanBuilder::new(),
+            client_workload: WorkloadColumns::default(),
+            server_workload: WorkloadColumns::default(),
         }
     }
 
@@ -178,6 +181,8 @@ impl ConnectionColumns {
         self.preexisting.append_value(row.preexisting);
         self.incomplete.append_value(row.incomplete);
         self.role_guessed.append_value(row.role_guessed);
+        self.client_workload.push(row.client_workload.as_deref());
+        self.server_workload.push(row.server_workload.as_deref());
     }
 }
 
@@ -218,6 +223,16 @@ impl Columns for ConnectionColumns {
         ("preexisting", false),
         ("incomplete", false),
         ("role_guessed", false),
+        ("client_pod_namespace", true),
+        ("client_pod", true),
+        ("client_container", true),
+        ("client_container_id", true),
+        ("client_container_runtime", true),
+        ("server_pod_namespace", true),
+        ("server_pod", true),
+        ("server_container", true),
+        ("server_container_id", true),
+        ("server_container_runtime", true),
     ];
 
     fn rows(&self) -> usize {
@@ -226,7 +241,7 @@ impl Columns for ConnectionColumns {
 
     fn take(&mut self) -> Vec<ArrayRef> {
         self.rows = 0;
-        vec![
+        let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(self.conn.finish()),
             Arc::new(self.client.finish()),
             Arc::new(self.server.finish()),
@@ -262,6 +277,9 @@ impl Columns for ConnectionColumns {
             Arc::new(self.preexisting.finish()),
             Arc::new(self.incomplete.finish()),
             Arc::new(self.role_guessed.finish()),
-        ]
+        ];
+        arrays.extend(self.client_workload.take());
+        arrays.extend(self.server_workload.take());
+        arrays
     }
 }

@@ -1,29 +1,27 @@
 //! `events.parquet`: one row per event, the columns of `replay --events --json` with
 //! their proper types (times as UTC timestamps, ports as u16, states and other names as
 //! dictionary strings), plus the host. Gaps fill the gap columns and leave the socket's
-//! null.
+//! null. The socket's workload (`container` in JSON) is flattened into `pod_namespace`,
+//! `pod`, `container`, `container_id` and `container_runtime`.
 
 use std::sync::Arc;
 
 use arrow_array::{
     ArrayRef,
     builder::{
-        BooleanBuilder, Int32Builder, StringBuilder, StringDictionaryBuilder,
-        TimestampNanosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
+        BooleanBuilder, Int32Builder, StringBuilder, TimestampNanosecondBuilder, UInt16Builder,
+        UInt32Builder, UInt64Builder,
     },
-    types::Int32Type,
 };
 
 use crate::{
-    model::{Comm, Gap, SnapshotSocket, Task, TraceEvent},
+    model::{Comm, Gap, SnapshotSocket, Task, TraceEvent, Workload},
     owner::{Candidates, Owner, OwnerSource},
     render::{
         events::{EventSocket, errno_name},
-        parquet::{Columns, wall_clock},
+        parquet::{Columns, Names, wall_clock, workload::WorkloadColumns},
     },
 };
-
-type Names = StringDictionaryBuilder<Int32Type>;
 
 fn names() -> Names {
     Names::new()
@@ -100,6 +98,7 @@ pub struct EventColumns {
     lost: UInt64Builder,
     cause: Names,
     cpu: UInt32Builder,
+    workload: WorkloadColumns,
 }
 
 /// What one row holds beyond the socket.
@@ -152,11 +151,19 @@ impl EventColumns {
             lost: UInt64Builder::new(),
             cause: names(),
             cpu: UInt32Builder::new(),
+            workload: WorkloadColumns::default(),
         }
     }
 
-    /// One event of `host`, with the owner attribution gave it.
-    pub fn push(&mut self, event: &TraceEvent, owner: Option<&Owner>, host: &str) {
+    /// One event of `host`, with the owner attribution gave it and its socket's
+    /// workload.
+    pub fn push(
+        &mut self,
+        event: &TraceEvent,
+        owner: Option<&Owner>,
+        host: &str,
+        workload: Option<&Workload>,
+    ) {
         let owner = owner.map(EventOwner::of);
         let (kind, socket, extra) = match event {
             TraceEvent::Transition(t) => (
@@ -214,6 +221,7 @@ impl EventColumns {
         self.socket(Some(&socket));
         self.extra(&extra);
         self.gap(None);
+        self.workload.push(workload);
     }
 
     fn push_gap(&mut self, gap: &Gap, host: &str) {
@@ -221,6 +229,7 @@ impl EventColumns {
         self.socket(None);
         self.extra(&Extra::default());
         self.gap(Some(gap));
+        self.workload.push(None);
     }
 
     fn common(&mut self, kind: &str, ts_ns: u64, host: &str) {
@@ -311,6 +320,11 @@ impl Columns for EventColumns {
         ("lost", true),
         ("cause", true),
         ("cpu", true),
+        ("pod_namespace", true),
+        ("pod", true),
+        ("container", true),
+        ("container_id", true),
+        ("container_runtime", true),
     ];
 
     fn rows(&self) -> usize {
@@ -319,7 +333,7 @@ impl Columns for EventColumns {
 
     fn take(&mut self) -> Vec<ArrayRef> {
         self.rows = 0;
-        vec![
+        let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(self.host.finish()),
             Arc::new(self.kind.finish()),
             Arc::new(self.time.finish()),
@@ -350,6 +364,8 @@ impl Columns for EventColumns {
             Arc::new(self.lost.finish()),
             Arc::new(self.cause.finish()),
             Arc::new(self.cpu.finish()),
-        ]
+        ];
+        arrays.extend(self.workload.take());
+        arrays
     }
 }

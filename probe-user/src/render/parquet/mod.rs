@@ -7,10 +7,11 @@
 
 pub mod connections;
 pub mod events;
+mod workload;
 
 use std::{io::Write, sync::Arc};
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, builder::StringDictionaryBuilder, types::Int32Type};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::{
     arrow::ArrowWriter,
@@ -24,6 +25,9 @@ pub const BATCH_ROWS: usize = 1 << 16;
 /// Rows per row group: large enough for engines to skip and scan well, small enough to
 /// keep the writer's memory (an encoded row group) at tens of MB.
 pub const ROW_GROUP_ROWS: usize = 1 << 18;
+
+/// A column of names (dictionary strings).
+pub type Names = StringDictionaryBuilder<Int32Type>;
 
 /// The columns of one table: builders that take rows and give Arrow arrays.
 pub trait Columns {
@@ -123,14 +127,17 @@ mod tests {
     use super::{connections::ConnectionColumns, events::EventColumns, *};
     use crate::{
         analysis::{Analyzer, AnalyzerOptions},
-        model::HostNames,
+        model::{
+            HostId, HostNames, Identity, Named, Source, Workload, WorkloadKey, WorkloadTable,
+            WorkloadTableBuilder,
+        },
         synth::{Script, task},
     };
 
     const START: u64 = 1_795_600_000_000_000_000;
 
-    /// A script's events and connections written as the two tables.
-    fn tables(s: &Script) -> (Vec<u8>, Vec<u8>) {
+    /// A script's events and connections written as the two tables, with `names`.
+    fn tables(s: &Script, names: &WorkloadTable) -> (Vec<u8>, Vec<u8>) {
         let hosts = HostNames(vec!["node".into()]);
         let mut events = ParquetTable::new(Vec::new(), EventColumns::new(START)).unwrap();
         let mut connections = ParquetTable::new(Vec::new(), ConnectionColumns::new(START)).unwrap();
@@ -138,9 +145,13 @@ mod tests {
             connections: true,
             ..AnalyzerOptions::default()
         });
+        analyzer.learn(HostId::FIRST, names);
         for event in &s.events {
             let owner = analyzer.on_event(event);
-            events.columns().push(event, owner.as_ref(), "node");
+            let workload = analyzer.workload_of(event, owner.as_ref());
+            events
+                .columns()
+                .push(event, owner.as_ref(), "node", workload.as_deref());
             events.row_added().unwrap();
         }
         for row in analyzer.finish(10_000_000_000).1 {
@@ -165,7 +176,7 @@ mod tests {
         s.at(2_000_000)
             .reset_by_server(e, task(42, "java"))
             .lost(3_000_000, 4_000_000, 5);
-        let (events, connections) = tables(&s);
+        let (events, connections) = tables(&s, &WorkloadTable::default());
         let (schema, batches) = read(events);
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
         let field = |name: &str| schema.field_with_name(name).unwrap().data_type().clone();
@@ -193,6 +204,51 @@ mod tests {
         );
     }
 
+    /// The names in dictionary column `name` of `batch` (null as `None`).
+    fn strings(schema: &SchemaRef, batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        use arrow_array::{StringArray, cast::AsArray, types::Int32Type};
+        let column = batch.column(schema.index_of(name).unwrap());
+        let names = column.as_dictionary::<Int32Type>();
+        let names = names.downcast_dict::<StringArray>().unwrap();
+        names.into_iter().map(|s| s.map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn workloads_the_trace_names_fill_their_columns() {
+        let mut s = Script::default();
+        let e = s.ends("10.0.0.2:40000", "10.0.0.1:2181");
+        s.at(1_000).open(e, task(7, "app"));
+        s.at(2_000_000).reset_by_server(e, task(42, "java"));
+        let mut names = WorkloadTableBuilder::default();
+        let zookeeper = Workload {
+            container: Some(Named::new("zookeeper", Source::OciConfig)),
+            pod: Some(Named::new("zk-0", Source::OciConfig)),
+            namespace: Some(Named::new("infra", Source::OciConfig)),
+            ..Workload::default()
+        };
+        names.add(WorkloadKey::Process(42), &Identity::Workload(zookeeper));
+        let (events, connections) = tables(&s, &names.finish());
+        let (schema, batches) = read(connections);
+        let row = &batches[0];
+        assert_eq!(
+            strings(&schema, row, "server_container"),
+            [Some("zookeeper".into())]
+        );
+        assert_eq!(strings(&schema, row, "server_pod"), [Some("zk-0".into())]);
+        assert_eq!(
+            strings(&schema, row, "server_pod_namespace"),
+            [Some("infra".into())]
+        );
+        assert_eq!(strings(&schema, row, "client_container"), [None]);
+        let (schema, batches) = read(events);
+        let named: Vec<_> = batches
+            .iter()
+            .flat_map(|b| strings(&schema, b, "container"))
+            .collect();
+        assert!(named.contains(&Some("zookeeper".into())), "{named:?}");
+        assert!(named.contains(&None), "{named:?}");
+    }
+
     #[test]
     fn rows_go_out_in_batches_and_row_groups() {
         let mut table = ParquetTable::new(Vec::new(), EventColumns::new(START)).unwrap();
@@ -201,7 +257,7 @@ mod tests {
         s.open(e, task(7, "app"));
         let event = s.events[0];
         for _ in 0..(ROW_GROUP_ROWS + BATCH_ROWS + 3) {
-            table.columns().push(&event, None, "node");
+            table.columns().push(&event, None, "node", None);
             table.row_added().unwrap();
             assert!(table.columns().rows() < BATCH_ROWS);
         }

@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::{
-    model::{Gap, GapCause, HostId, TraceEvent},
+    model::{Gap, GapCause, HostId, TraceEvent, WorkloadTable},
     trace::{
         Damage, TraceEnd, TraceMeta, TraceReader,
         set::{SetError, parts::MissingParts},
@@ -136,6 +136,8 @@ pub struct HostStream<'a> {
     last_ts: u64,
     end: Option<TraceEnd>,
     damage: Vec<PartDamage>,
+    /// Names read before the event returned last.
+    names: Vec<WorkloadTable>,
 }
 
 impl<'a> HostStream<'a> {
@@ -152,6 +154,7 @@ impl<'a> HostStream<'a> {
             last_ts: 0,
             end: None,
             damage: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -173,6 +176,15 @@ impl<'a> HostStream<'a> {
         &self.damage
     }
 
+    pub const fn host(&self) -> HostId {
+        self.host
+    }
+
+    /// The names (`Workloads` blocks) read before the event returned last.
+    pub fn take_workloads(&mut self) -> Vec<WorkloadTable> {
+        std::mem::take(&mut self.names)
+    }
+
     fn place(&self, mut event: TraceEvent) -> TraceEvent {
         event.set_host(self.host);
         event.shift(self.shift_ns);
@@ -191,6 +203,7 @@ impl<'a> HostStream<'a> {
                     file: name.clone(),
                     error,
                 })?;
+                self.names.extend(reader.take_workloads());
                 match event {
                     Some(TraceEvent::Snapshot(s)) if self.skip_start_snapshot && !s.at_end => {}
                     Some(event) => {
@@ -237,6 +250,8 @@ impl<'a> HostStream<'a> {
                 file: part.name.clone(),
                 error,
             })?;
+            // They name the first event; the gap before it comes out first.
+            self.names.extend(reader.take_workloads());
             let to_ns = first.as_ref().map_or(from_ns, |e| e.ts_ns().max(from_ns));
             self.damage.push(PartDamage {
                 file: part.name.clone(),

@@ -1,25 +1,39 @@
 //! A k-way merge of event streams by time: each stream keeps its own order (a trace's
 //! file order, which two CPUs may have put a few microseconds out of time order), and
 //! the streams interleave by the time of their next event. Memory: one event per
-//! stream.
+//! stream. The names a stream read before an event (its `Workloads` blocks) come out
+//! with that event, not with the one read ahead.
 
 use std::{cmp::Reverse, collections::BinaryHeap};
 
-use crate::{model::TraceEvent, trace::set::SetError};
+use crate::{
+    model::{TraceEvent, WorkloadTable},
+    trace::set::SetError,
+};
 
 /// A stream of events in its own order.
 pub trait EventSource {
     fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError>;
+
+    /// The names read before the event `next_event` returned last.
+    fn take_workloads(&mut self) -> Vec<WorkloadTable> {
+        Vec::new()
+    }
 }
+
+/// A source's next event, with the names read before it.
+type Head = (TraceEvent, Vec<WorkloadTable>);
 
 /// See the module documentation.
 pub struct Merge<S> {
     sources: Vec<S>,
     /// The next event of each source.
-    heads: Vec<Option<TraceEvent>>,
+    heads: Vec<Option<Head>>,
     /// (time of the head, source), earliest first; ties go to the first source.
     order: BinaryHeap<Reverse<(u64, usize)>>,
     started: bool,
+    /// Names to take before the event returned last: (source, table).
+    names: Vec<(usize, WorkloadTable)>,
 }
 
 impl<S: EventSource> Merge<S> {
@@ -29,6 +43,7 @@ impl<S: EventSource> Merge<S> {
             sources,
             order: BinaryHeap::new(),
             started: false,
+            names: Vec::new(),
         }
     }
 
@@ -39,14 +54,18 @@ impl<S: EventSource> Merge<S> {
     fn refill(&mut self, source: usize) -> Result<(), SetError> {
         if let Some(event) = self.sources[source].next_event()? {
             self.order.push(Reverse((event.ts_ns(), source)));
-            self.heads[source] = Some(event);
+            let names = self.sources[source].take_workloads();
+            self.heads[source] = Some((event, names));
         }
         Ok(())
     }
 
     pub fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
         if let [only] = self.sources.as_mut_slice() {
-            return only.next_event();
+            let event = only.next_event()?;
+            self.names
+                .extend(only.take_workloads().into_iter().map(|table| (0, table)));
+            return Ok(event);
         }
         if !self.started {
             self.started = true;
@@ -57,9 +76,18 @@ impl<S: EventSource> Merge<S> {
         let Some(Reverse((_, source))) = self.order.pop() else {
             return Ok(None);
         };
-        let event = self.heads[source].take();
+        let head = self.heads[source].take();
         self.refill(source)?;
-        Ok(event)
+        Ok(head.map(|(event, names)| {
+            self.names
+                .extend(names.into_iter().map(|table| (source, table)));
+            event
+        }))
+    }
+
+    /// The names read before the event returned last, by source.
+    pub fn take_workloads(&mut self) -> Vec<(usize, WorkloadTable)> {
+        std::mem::take(&mut self.names)
     }
 }
 

@@ -33,7 +33,7 @@ pub use self::{
     inputs::Input,
 };
 use crate::{
-    model::{HostId, HostNames, TraceEvent},
+    model::{HostId, HostNames, TraceEvent, WorkloadTable},
     trace::{TraceEnd, TraceError, TraceMeta},
 };
 
@@ -409,11 +409,26 @@ impl EventSource for HostStream<'_> {
     fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
         HostStream::next_event(self)
     }
+
+    fn take_workloads(&mut self) -> Vec<WorkloadTable> {
+        HostStream::take_workloads(self)
+    }
 }
 
 impl SetReader<'_> {
     pub fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
         self.merge.next_event()
+    }
+
+    /// The names (`Workloads` blocks) read before the event returned last, with the
+    /// host whose trace holds them: learn them before that event.
+    pub fn take_workloads(&mut self) -> Vec<(HostId, WorkloadTable)> {
+        let names = self.merge.take_workloads();
+        let sources = self.merge.sources();
+        names
+            .into_iter()
+            .map(|(source, table)| (sources[source].host(), table))
+            .collect()
     }
 
     /// Where the replay's timeline ends: the latest host's end.
