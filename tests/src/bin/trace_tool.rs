@@ -170,6 +170,22 @@ fn churn_patterns() -> Vec<(&'static str, u64)> {
                 (LastAck, Close),
             ]),
         ),
+        (
+            "client_reset",
+            seq(&[
+                (Close, SynSent),
+                (SynSent, Established),
+                (Established, Close),
+            ]),
+        ),
+        (
+            "server_reset",
+            seq(&[
+                (Listen, SynRecv),
+                (SynRecv, Established),
+                (Established, Close),
+            ]),
+        ),
         ("listener", seq(&[(Close, Listen), (Listen, Close)])),
     ]
 }
