@@ -130,12 +130,11 @@ fn to_diag_socket(netns: u32, response: &InetResponse) -> Option<DiagSocket> {
     })
 }
 
-/// Dumps all TCP sockets of the calling thread's network namespace.
-fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
+/// Hands every TCP socket of the calling thread's network namespace to `each`.
+fn dump_current_namespace(netns: u32, each: &mut dyn FnMut(DiagSocket)) -> io::Result<()> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&NetlinkAddr::new(0, 0))?;
-    let mut out = Vec::new();
     for family in [AF_INET, AF_INET6] {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -173,7 +172,9 @@ fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
                 let len = message.header.length as usize;
                 match message.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                        out.extend(to_diag_socket(netns, &response));
+                        if let Some(socket) = to_diag_socket(netns, &response) {
+                            each(socket);
+                        }
                     }
                     NetlinkPayload::Done(_) => break 'dump,
                     NetlinkPayload::Error(err) => {
@@ -188,7 +189,7 @@ fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Runs `work` in a helper thread that joins `ns`, so the caller's own namespace is
@@ -212,10 +213,10 @@ pub fn in_namespace<T: Send>(
     })
 }
 
-/// Dumps one namespace's TCP sockets.
-fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+/// Hands one namespace's TCP sockets to `each`.
+fn dump_namespace(ns: &Namespace, each: &mut (dyn FnMut(DiagSocket) + Send)) -> io::Result<()> {
     let inode = ns.inode;
-    in_namespace(ns, move || dump_current_namespace(inode))
+    in_namespace(ns, move || dump_current_namespace(inode, each))
 }
 
 /// Every process's pid and `/proc/PID` directory.
@@ -279,22 +280,67 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
 }
 
-/// Snapshots every reachable namespace (or only `netns`, if not empty).
-pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
-    let mut snapshot = Snapshot::default();
+/// Hands the TCP sockets of every reachable namespace (or only of `netns`, if not
+/// empty) to `each`; returns the namespaces that could not be read.
+fn snapshot_each(netns: &[u32], each: &mut (dyn FnMut(DiagSocket) + Send)) -> Vec<String> {
+    let mut warnings = Vec::new();
     for ns in namespaces() {
         if !netns.is_empty() && !netns.contains(&ns.inode) {
             continue;
         }
-        match dump_namespace(&ns) {
-            Ok(sockets) => snapshot.sockets.extend(sockets),
-            Err(err) => snapshot.warnings.push(format!(
+        if let Err(err) = dump_namespace(&ns, each) {
+            warnings.push(format!(
                 "network namespace {} ({}): {err}",
                 ns.inode,
                 ns.path.display()
-            )),
+            ));
         }
     }
+    warnings
+}
+
+/// Sockets in flight between the dumping thread and the consumer of
+/// [`snapshot_streamed`]: what bounds its memory.
+const STREAM_CHUNK: usize = 4096;
+
+/// Snapshots like [`snapshot`] without owners, handing the sockets to `consume` as
+/// they are read instead of collecting them: a namespace after heavy churn holds a
+/// TIME_WAIT socket for every connection of the last minute (131,072 by default).
+/// Returns what `consume` returned and the namespaces that could not be read.
+pub fn snapshot_streamed<R>(
+    netns: &[u32],
+    consume: impl FnOnce(&mut dyn Iterator<Item = DiagSocket>) -> R,
+) -> (R, Vec<String>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<DiagSocket>>(2);
+    std::thread::scope(|scope| {
+        let dumper = scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(STREAM_CHUNK);
+            let mut receiver_gone = false;
+            let warnings = snapshot_each(netns, &mut |socket| {
+                chunk.push(socket);
+                if chunk.len() == STREAM_CHUNK && !receiver_gone {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK));
+                    receiver_gone = tx.send(full).is_err();
+                }
+            });
+            if !receiver_gone {
+                let _sent = tx.send(chunk);
+            }
+            warnings
+        });
+        let result = consume(&mut rx.into_iter().flatten());
+        let warnings = dumper
+            .join()
+            .unwrap_or_else(|_| vec!["the snapshot thread panicked".to_owned()]);
+        (result, warnings)
+    })
+}
+
+/// Snapshots every reachable namespace (or only `netns`, if not empty).
+pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
+    let mut sockets = Vec::new();
+    let warnings = snapshot_each(netns, &mut |socket| sockets.push(socket));
+    let mut snapshot = Snapshot { sockets, warnings };
     if with_owners {
         let wanted: HashSet<u32> = snapshot
             .sockets

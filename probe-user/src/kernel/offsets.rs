@@ -17,13 +17,12 @@ use crate::{
     model::SocketOffsetsInfo,
 };
 
-/// Kernel BTF as the recorder uses it, read once: the offsets the kernel program needs,
-/// and the raw data for the program loader (which parses it again for its own use).
+/// Kernel BTF as the recorder uses it: the offsets the kernel program needs. The file
+/// itself is not kept (vmlinux BTF is megabytes); the program loader reads it again
+/// from `path` when it needs it, after this parse is freed.
 #[derive(Debug)]
 pub struct KernelBtf {
     pub path: PathBuf,
-    /// The file's contents, when it could be read.
-    pub raw: Option<Vec<u8>>,
     pub sock: SockOffsets,
     /// What the trace header says about `sock`.
     pub info: SocketOffsetsInfo,
@@ -66,7 +65,6 @@ impl KernelBtf {
         };
         Self {
             path: path.to_path_buf(),
-            raw: raw.ok(),
             sock,
             info,
             state,

@@ -147,7 +147,7 @@ impl<'a> Recorder<'a> {
             for warning in &snapshot.warnings {
                 warn!("snapshot: {warning}");
             }
-            recording.snapshot(monotonic_now(), &snapshot.sockets, false);
+            recording.snapshot(monotonic_now(), snapshot.sockets, false);
         }
         // The line tests and scripts wait for: from here on, every transition is recorded.
         let _written = writeln!(
@@ -268,8 +268,10 @@ impl<'a> Recorder<'a> {
         let now = monotonic_now();
         recording.account(counters, now);
         if options.snapshot && !matches!(stop, Stop::Error(_)) {
-            let snapshot = diag::snapshot(&options.filters.netns, false);
-            recording.snapshot(now, &snapshot.sockets, true);
+            // Streamed: the end snapshot is the largest (TIME_WAIT of the last minute).
+            let ((), _unreadable) = diag::snapshot_streamed(&options.filters.netns, |sockets| {
+                recording.snapshot(now, sockets, true);
+            });
         }
         if let Some(error) = recording.first_decode_error() {
             warn!(

@@ -79,7 +79,12 @@ impl Recording {
     }
 
     /// The sockets of a `sock_diag` snapshot, at the start or at the end.
-    pub fn snapshot(&mut self, monotonic_ns: u64, sockets: &[DiagSocket], at_end: bool) {
+    pub fn snapshot(
+        &mut self,
+        monotonic_ns: u64,
+        sockets: impl IntoIterator<Item = DiagSocket>,
+        at_end: bool,
+    ) {
         // Straight into the encoder, a block at a time: the end snapshot can hold a
         // TIME_WAIT socket for every connection of the last minute (131,072 per
         // namespace by default).

@@ -216,7 +216,7 @@ impl SocketTable {
     pub fn snapshot(
         &mut self,
         ts_monotonic_ns: u64,
-        sockets: &[DiagSocket],
+        sockets: impl IntoIterator<Item = DiagSocket>,
         at_end: bool,
         mut emit: impl FnMut(TraceEvent),
     ) {
@@ -712,7 +712,7 @@ mod tests {
         let mut snap = Vec::new();
         table.snapshot(
             START,
-            &[DiagSocket {
+            [DiagSocket {
                 scope: scope(),
                 tuple: t,
                 state: Established,

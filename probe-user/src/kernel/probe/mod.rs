@@ -9,7 +9,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Map, MapData, PerCpuArray},
 };
 use log::debug;
 use probe_common::{
@@ -209,15 +209,20 @@ impl KernelProbe {
         let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
         let config = probe_config(&layouts, btf, options);
         debug!("kernel program config: {config:?}");
-        // aya reads the same BTF as the offsets: for the loader, and as the target of
-        // the `tp_btf` program.
-        let target = match &btf.raw {
-            Some(raw) => aya::Btf::parse(raw, aya::Endianness::default())
-                .map_err(|err| format!("reading {}: {err}", btf.path.display())),
-            None => Err("no kernel BTF".to_owned()),
+        // aya's loader parses /sys/kernel/btf/vmlinux as it is made, for CO-RE
+        // relocations, which Rust programs do not have: that copy (megabytes) is dropped
+        // at once, before the one the `tp_btf` program is loaded against is read.
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        let tp_btf = if options.tp_btf {
+            btf.state.as_ref().map_err(Clone::clone).and_then(|_| {
+                aya::Btf::parse_file(&btf.path, aya::Endianness::default())
+                    .map_err(|err| format!("reading {}: {err}", btf.path.display()))
+            })
+        } else {
+            Err("not used (--no-tp-btf)".to_owned())
         };
-        let mut ebpf = EbpfLoader::new()
-            .btf(target.as_ref().ok())
+        let mut ebpf = loader
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", options.ring_bytes)
             .load(PROBE_OBJECT)?;
@@ -226,17 +231,19 @@ impl KernelProbe {
         let softirq_tracking = softirq.attached;
         tracepoints.push(softirq);
         tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
-        let tp_btf = if options.tp_btf {
-            (btf.state.as_ref().map_err(Clone::clone))
-                .and_then(|_| target.as_ref().map_err(Clone::clone))
-        } else {
-            Err("not used (--no-tp-btf)".to_owned())
-        };
-        let (state_change, status) = attach::state_change(&mut ebpf, layouts.state_change, tp_btf)?;
+        let (state_change, status) = attach::state_change(
+            &mut ebpf,
+            layouts.state_change,
+            tp_btf.as_ref().map_err(Clone::clone),
+        )?;
         layouts.state_change = state_change;
         tracepoints.insert(0, status);
+        drop(tp_btf);
+        // The BTF parses are freed: give their pages back before the ring is mapped, so
+        // that they do not add to the recorder's peak RSS.
+        release_freed_memory();
 
-        let (ring, counters) = take_maps(&mut ebpf)?;
+        let (ring, counters) = take_maps(&mut ebpf, options.ring_bytes)?;
         Ok((
             Self {
                 event_program_fds: event_program_fds(&ebpf),
@@ -279,17 +286,31 @@ impl KernelProbe {
     }
 }
 
-/// The ring buffer and the counters, owned apart from the programs so that both can be
-/// read after detaching.
-fn take_maps(ebpf: &mut Ebpf) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
+/// The ring buffer (of `ring_bytes`) and the counters, owned apart from the programs so
+/// that both can be read after detaching.
+fn take_maps(
+    ebpf: &mut Ebpf,
+    ring_bytes: u32,
+) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
     let mut take = |name, missing| ebpf.take_map(name).ok_or(KernelError::Missing(missing));
     let map_error = |what| move |source| KernelError::Map { what, source };
-    let ring = RingBuf::try_from(take("EVENTS", "EVENTS map")?)
-        .map_err(map_error("EVENTS ring buffer"))?;
+    let Map::RingBuf(ring) = take("EVENTS", "EVENTS map")? else {
+        return Err(KernelError::Missing("EVENTS ring buffer"));
+    };
     let counters = PerCpuArray::try_from(take("COUNTERS", "COUNTERS map")?)
         .map_err(map_error("COUNTERS map"))?;
-    let ring = EventRing::new(ring).map_err(KernelError::Poll)?;
+    let ring = EventRing::new(&ring, ring_bytes).map_err(KernelError::Poll)?;
     Ok((ring, counters))
+}
+
+/// Returns freed heap pages to the kernel (glibc keeps them otherwise; musl's allocator
+/// returns them by itself).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn event_program_fds(ebpf: &Ebpf) -> Vec<i32> {
