@@ -45,11 +45,18 @@ mod probe {
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-    /// One [`ExecContext`] per CPU, maintained by the softirq tracepoints below.
+    /// One [`ExecContext`] per CPU, maintained by the softirq tracepoints below (only
+    /// attached when the socket lock's offset is unknown: the lock tells otherwise).
     /// Softirqs never nest on one CPU, so entry/exit bracket exactly the code where
     /// `current` is a bystander (docs/kernel-facts.md §2).
     #[map]
     static CPU_CONTEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Per CPU: 1 from the moment `inet_sock_set_state_arm` ran for a state change until
+    /// the main program has handled it. Still 1 when `inet_sock_set_state_rescue` runs:
+    /// the kernel skipped the main program for this event (see there).
+    #[map]
+    static PENDING: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
     /// Per CPU, written only while a `--netns` filter is active: the last socket event's
     /// namespace (high 32 bits), destination and source port (slot 0), and its time
@@ -88,12 +95,53 @@ mod probe {
         0
     }
 
+    // With BTF, state changes come from three BTF-enabled raw tracepoint programs,
+    // attached in this order (a tracepoint calls its probes in attach order):
+    // `_arm`, the main program `_btf`, `_rescue`.
+    //
+    // The kernel runs a raw tracepoint's program only if that same program is not
+    // already running on the CPU (`prog->active`, `__bpf_trace_run()`); other programs
+    // run. A state change in softirq that interrupts the main program (in task context,
+    // or in its few instructions before and after, which the kernel counts as running)
+    // would be lost. `_arm` marks every state change pending; the main program clears
+    // the mark once it has handled it; `_rescue` finds it still set only when the main
+    // program was skipped for this very event, and records it instead. Runs nest at most
+    // two deep (task, then softirq: docs/kernel-facts.md §4.1), so of the three programs
+    // at most the one being interrupted is skipped, and a skipped `_arm` or `_rescue`
+    // leaves the main program to record the event. docs/attribution.md §5 has the
+    // interleavings.
+
+    /// Marks the state change pending for the main program (see above).
+    #[btf_tracepoint(function = "inet_sock_set_state")]
+    pub fn inet_sock_set_state_arm(_ctx: BtfTracePointContext) -> i32 {
+        set_pending(1);
+        0
+    }
+
     /// The state-change program used when the kernel has BTF: a BTF-enabled raw
     /// tracepoint gets the tracepoint's arguments (`sk`, `oldstate`, `newstate`) without
     /// the classic record being built, and reads the socket with direct loads.
     #[btf_tracepoint(function = "inet_sock_set_state")]
     pub fn inet_sock_set_state_btf(ctx: BtfTracePointContext) -> i32 {
-        state_change_btf(&ctx);
+        state_change_btf(&ctx, counter::BTF_MAIN);
+        set_pending(0);
+        0
+    }
+
+    /// Records the state change the main program could not (see above).
+    #[btf_tracepoint(function = "inet_sock_set_state")]
+    pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
+        let Some(pending) = PENDING.get_ptr_mut(0) else {
+            return 0;
+        };
+        // SAFETY: a per-CPU slot; programs on one CPU run one at a time, nested runs
+        // included (a nested run completes before the interrupted one resumes).
+        if unsafe { *pending } == 0 {
+            return 0;
+        }
+        unsafe { *pending = 0 };
+        bump(counter::RESCUED);
+        state_change_btf(&ctx, counter::BTF_RESCUE);
         0
     }
 
@@ -115,6 +163,13 @@ mod probe {
         0
     }
 
+    fn set_pending(value: u32) {
+        if let Some(slot) = PENDING.get_ptr_mut(0) {
+            // SAFETY: a per-CPU array slot, written only from this CPU.
+            unsafe { *slot = value };
+        }
+    }
+
     fn set_cpu_context(value: ExecContext) {
         if let Some(slot) = CPU_CONTEXT.get_ptr_mut(0) {
             // SAFETY: a per-CPU array slot, written only from this CPU.
@@ -129,11 +184,67 @@ mod probe {
         }
     }
 
+    /// Whose context an event runs in, and whether `current` may be recorded.
+    #[derive(Clone, Copy)]
+    struct Context {
+        context: u8,
+        record_task: bool,
+    }
+
+    impl Context {
+        /// From the socket lock's `owned` flag (docs/attribution.md §5): set, the
+        /// socket's owner runs the event.
+        fn from_owned(owned: u32) -> Self {
+            if owned != 0 {
+                Self {
+                    context: ExecContext::Task as u8,
+                    record_task: true,
+                }
+            } else {
+                Self {
+                    context: ExecContext::Softirq as u8,
+                    record_task: false,
+                }
+            }
+        }
+
+        /// For an event whose socket lock cannot be read: the softirq tracepoints' view
+        /// of the CPU when they are used (the lock's offset is unknown), else unknown
+        /// with no task recorded.
+        fn without_socket() -> Self {
+            if config(&CONFIG.sock).sk_lock_owned != 0 {
+                return Self {
+                    context: ExecContext::Unknown as u8,
+                    record_task: false,
+                };
+            }
+            let context = cpu_context();
+            Self {
+                context,
+                record_task: context != ExecContext::Softirq as u8,
+            }
+        }
+
+        /// For a classic tracepoint's socket address: the lock read with
+        /// `bpf_probe_read_kernel` (the socket is held during the event).
+        fn of_socket_address(sk: u64) -> Self {
+            let at = config(&CONFIG.sock).sk_lock_owned;
+            if at == 0 || sk == 0 {
+                return Self::without_socket();
+            }
+            match read_kernel::<u32>(sk + u64::from(at)) {
+                Some(owned) => Self::from_owned(owned),
+                None => Self::without_socket(),
+            }
+        }
+    }
+
     /// Increments a per-CPU counter and returns its new value.
     #[inline(always)]
     fn bump(index: u32) -> u64 {
         match COUNTERS.get_ptr_mut(index) {
-            // SAFETY: a per-CPU array slot; programs on one CPU do not run concurrently.
+            // SAFETY: a per-CPU array slot, written only by runs of one program family,
+            // which never nest on a CPU (`probe_common::counter`).
             Some(slot) => unsafe {
                 *slot += 1;
                 *slot
@@ -408,7 +519,17 @@ mod probe {
             }
             netns = (last >> 32) as u32;
         }
-        submit(kind, &record, netns, cgroup_id, Comm::Helper, pairs);
+        let context = Context::of_socket_address(sk);
+        submit(
+            kind,
+            &record,
+            netns,
+            cgroup_id,
+            Comm::Helper,
+            pairs,
+            context,
+            counter::CLASSIC,
+        );
     }
 
     /// What every event of a socket does once it is known to be recorded: warn about an
@@ -443,10 +564,15 @@ mod probe {
         cgroup_id: u64,
         comm_from: Comm,
         pairs: Option<u64>,
+        context: Context,
+        program: u32,
     ) {
-        let context = cpu_context();
+        let Context {
+            context,
+            record_task,
+        } = context;
         let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
-            bump(counter::RING_FULL);
+            bump(counter::RING_FULL + program);
             return;
         };
         let event = entry.as_mut_ptr();
@@ -469,7 +595,7 @@ mod probe {
             (*event).kind = kind as u8;
             (*event).context = context;
             let comm = (&raw mut (*event).comm).cast::<u64>();
-            if context == ExecContext::Softirq as u8 {
+            if !record_task {
                 (*event).pid_tgid = 0;
                 comm.write_volatile(0);
                 comm.add(1).write_volatile(0);
@@ -495,7 +621,7 @@ mod probe {
                 i += 1;
             }
         }
-        let submitted = bump(counter::SUBMITTED);
+        let submitted = bump(counter::SUBMITTED + program);
         // Waking the reader per event costs more than the event: let the recorder poll
         // on a timer and wake it only when the ring is filling up. The fill level is
         // checked on every 16th event of a CPU, unless the threshold is so low that 16
@@ -541,7 +667,7 @@ mod probe {
     ///
     /// Netns and cgroup are five direct loads (no helper calls).
     #[inline(always)]
-    fn state_change_btf(ctx: &BtfTracePointContext) {
+    fn state_change_btf(ctx: &BtfTracePointContext, program: u32) {
         let sk: *const u8 = ctx.arg(0);
         let oldstate: u32 = ctx.arg(1);
         let newstate: u32 = ctx.arg(2);
@@ -596,6 +722,11 @@ mod probe {
             }
         }
         let pairs = socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
+        let context = if sock.sk_lock_owned != 0 {
+            Context::from_owned(btf_load::<u32>(sk, sock.sk_lock_owned))
+        } else {
+            Context::without_socket()
+        };
 
         let family: u16 = btf_load(sk, off.family);
         let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
@@ -627,6 +758,8 @@ mod probe {
             cgroup_id,
             Comm::TaskBtf,
             pairs,
+            context,
+            program,
         );
     }
 

@@ -177,6 +177,14 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
         report.offsets.dev_net = dev_net;
         report.offsets.skb_valid = 1;
     }
+    // Whether an event runs in its socket owner's context (docs/attribution.md §5);
+    // without it, the softirq tracepoints tell.
+    if let Some([owned]) = report.part(
+        "owner context from the socket lock",
+        [integer(btf, "sock", &["sk_lock", "owned"], 4)],
+    ) {
+        report.offsets.sk_lock_owned = owned;
+    }
     report
 }
 

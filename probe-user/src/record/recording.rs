@@ -209,6 +209,7 @@ impl Recording {
             lost_decode_failed: self.decode_failed,
             lost_unreported: self.unreported,
             kernel_submitted: self.counters.submitted_total(),
+            kernel_rescued: self.counters.rescued_total(),
             bytes,
             next_part: None,
         }

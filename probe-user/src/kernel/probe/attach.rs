@@ -15,8 +15,8 @@ use crate::{
     model::TracepointStatus,
 };
 
-/// Attaches the softirq trackers; without them owners come only from syscall-only
-/// transitions.
+/// Attaches the softirq trackers, used when the socket lock's offset is unknown;
+/// without them owners come only from syscall-only transitions.
 pub(super) fn softirq_tracking(ebpf: &mut Ebpf) -> TracepointStatus {
     // Attached first, so that the execution context is known as early as possible once
     // transitions start arriving.
@@ -93,7 +93,11 @@ pub(super) fn state_change(
     tp_btf: Result<&aya::Btf, String>,
 ) -> Result<(StateChangeLayout, TracepointStatus), KernelError> {
     let (layout, detail) = match tp_btf.and_then(|target| attach_btf_state_change(ebpf, target)) {
-        Ok(()) => (StateChangeLayout::TP_BTF, "tp_btf".to_owned()),
+        Ok(None) => (StateChangeLayout::TP_BTF, "tp_btf".to_owned()),
+        Ok(Some(why)) => (
+            StateChangeLayout::TP_BTF,
+            format!("tp_btf (without the rescue program: {why})"),
+        ),
         Err(why) => {
             debug!("state changes through the classic tracepoint: tp_btf: {why}");
             // The first line says why; a verifier log stays in the debug output.
@@ -111,21 +115,49 @@ pub(super) fn state_change(
     Ok((layout, status))
 }
 
-/// Loads and attaches the `tp_btf` state-change program against `target`, the kernel
-/// BTF the offsets came from.
-fn attach_btf_state_change(ebpf: &mut Ebpf, target: &aya::Btf) -> Result<(), String> {
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut("inet_sock_set_state_btf")
-        .ok_or("the kernel program has no inet_sock_set_state_btf")?
+/// The `tp_btf` program that records state changes.
+pub(super) const BTF_STATE_MAIN: &str = "inet_sock_set_state_btf";
+/// The programs that cover its skipped runs: one marks every state change pending
+/// before it, one records what it left pending (`probe-ebpf`).
+const BTF_STATE_ARM: &str = "inet_sock_set_state_arm";
+const BTF_STATE_RESCUE: &str = "inet_sock_set_state_rescue";
+
+/// Loads the `tp_btf` state-change programs against `target`, the kernel BTF the
+/// offsets came from, and attaches them in the order they must run (a tracepoint calls
+/// its probes in attach order): arm, main, rescue. Fails if the main program cannot be
+/// used; `Ok(Some(why))` when it runs without the rescue.
+fn attach_btf_state_change(ebpf: &mut Ebpf, target: &aya::Btf) -> Result<Option<String>, String> {
+    load_btf(ebpf, BTF_STATE_MAIN, target)?;
+    let helpers = load_btf(ebpf, BTF_STATE_ARM, target)
+        .and_then(|()| load_btf(ebpf, BTF_STATE_RESCUE, target));
+    let armed = helpers.and_then(|()| attach_btf(ebpf, BTF_STATE_ARM));
+    attach_btf(ebpf, BTF_STATE_MAIN)?;
+    // Only after the main program: attached before it, it would find every event armed.
+    let rescue = armed.and_then(|()| attach_btf(ebpf, BTF_STATE_RESCUE));
+    if let Err(why) = &rescue {
+        warn!("{why}; a state change that interrupts the main program on its CPU is lost");
+    }
+    Ok(rescue.err())
+}
+
+fn btf_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint, String> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("the kernel program has no {name}"))?
         .try_into()
-        .map_err(|err| format!("{err}"))?;
-    program
+        .map_err(|err| format!("{err}"))
+}
+
+fn load_btf(ebpf: &mut Ebpf, name: &str, target: &aya::Btf) -> Result<(), String> {
+    btf_program(ebpf, name)?
         .load("inet_sock_set_state", target)
-        .map_err(|err| format!("loading (verifier): {}", program_error(&err)))?;
-    program
+        .map_err(|err| format!("loading {name} (verifier): {}", program_error(&err)))
+}
+
+fn attach_btf(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+    btf_program(ebpf, name)?
         .attach()
-        .map_err(|err| format!("attaching: {}", program_error(&err)))?;
-    Ok(())
+        .map(drop)
+        .map_err(|err| format!("attaching {name}: {}", program_error(&err)))
 }
 
 /// A program error with its sources (the verifier log of a refused program).

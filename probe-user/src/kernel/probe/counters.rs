@@ -7,11 +7,13 @@ use probe_common::counter;
 use super::KernelError;
 
 /// The kernel program's counters, one value per possible CPU, and the runs the kernel
-/// skipped (per program, summed over the event programs).
+/// skipped (per program, summed over the event programs) that nothing recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
     pub submitted: Vec<u64>,
     pub ring_full: Vec<u64>,
+    /// State changes the rescue program took over from the skipped main program.
+    pub rescued: Vec<u64>,
     pub recursion_missed: u64,
 }
 
@@ -19,17 +21,30 @@ impl KernelCounters {
     pub fn submitted_total(&self) -> u64 {
         self.submitted.iter().sum()
     }
+
+    pub fn rescued_total(&self) -> u64 {
+        self.rescued.iter().sum()
+    }
 }
 
-/// The programs whose skipped runs are lost events (the softirq trackers are not:
-/// they emit nothing). Only one of the two state-change programs is loaded.
+/// The programs whose skipped runs are lost events, unless rescued (the softirq
+/// trackers and the `tp_btf` arming and rescue programs are not: they emit nothing, or
+/// only for the main program). Only one of the two state-change programs is loaded.
 pub(super) const EVENT_PROGRAMS: [&str; 5] = [
-    "inet_sock_set_state_btf",
+    super::attach::BTF_STATE_MAIN,
     "inet_sock_set_state",
     "tcp_send_reset",
     "tcp_receive_reset",
     "inet_sk_error_report",
 ];
+
+/// The skipped runs nothing recorded: every event program's `recursion_misses`, less
+/// the state changes the rescue program recorded (`rescued`, read after the misses, so
+/// that a skip is never seen without its rescue: the rescue follows the skip within the
+/// same tracepoint call).
+pub(super) fn unrescued_misses(misses: u64, rescued: u64) -> u64 {
+    misses.saturating_sub(rescued)
+}
 
 /// The runs the kernel skipped, summed over the event programs' fds: each program's
 /// `recursion_misses` from its `/proc/self/fdinfo` entry (5.12+; aya 0.14 does not
@@ -51,7 +66,7 @@ pub(super) fn recursion_misses(program_fds: &[i32]) -> u64 {
 }
 
 /// Reads the per-CPU counters (also from an already detached probe); the skipped runs
-/// are left at 0 for the caller.
+/// are left at 0 for the caller, who reads them first.
 pub(super) fn read_counters(
     counters: &PerCpuArray<MapData, u64>,
 ) -> Result<KernelCounters, KernelError> {
@@ -66,9 +81,20 @@ pub(super) fn read_counters(
             .copied()
             .collect())
     };
+    // Per CPU, the sum over the program families' slots.
+    let families = |base: u32| -> Result<Vec<u64>, KernelError> {
+        let mut sum = per_cpu(base)?;
+        for family in 1..counter::FAMILIES {
+            for (total, value) in sum.iter_mut().zip(per_cpu(base + family)?) {
+                *total += value;
+            }
+        }
+        Ok(sum)
+    };
     Ok(KernelCounters {
-        submitted: per_cpu(counter::SUBMITTED)?,
-        ring_full: per_cpu(counter::RING_FULL)?,
+        submitted: families(counter::SUBMITTED)?,
+        ring_full: families(counter::RING_FULL)?,
+        rescued: per_cpu(counter::RESCUED)?,
         recursion_missed: 0,
     })
 }

@@ -84,6 +84,8 @@ pub struct KernelProbe {
     /// Every tracepoint tried, the state change first.
     pub tracepoints: Vec<TracepointStatus>,
     pub softirq_tracking: bool,
+    /// Every event's context comes from its socket's lock (`docs/attribution.md` §5).
+    pub socket_lock: bool,
     /// The layouts of the records the attached programs write.
     pub layouts: Layouts,
 }
@@ -227,9 +229,15 @@ impl KernelProbe {
             .map_max_entries("EVENTS", options.ring_bytes)
             .load(PROBE_OBJECT)?;
 
-        let softirq = attach::softirq_tracking(&mut ebpf);
-        let softirq_tracking = softirq.attached;
-        tracepoints.push(softirq);
+        // The socket lock tells whether an event runs in its owner's context; only
+        // without its offset do the softirq tracepoints run, on every softirq.
+        let socket_lock = btf.sock.sk_lock_owned != 0;
+        let softirq_tracking = !socket_lock && {
+            let softirq = attach::softirq_tracking(&mut ebpf);
+            let attached = softirq.attached;
+            tracepoints.push(softirq);
+            attached
+        };
         tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
         let (state_change, status) = attach::state_change(
             &mut ebpf,
@@ -252,16 +260,19 @@ impl KernelProbe {
                 counters,
                 tracepoints,
                 softirq_tracking,
+                socket_lock,
                 layouts,
             },
             ring,
         ))
     }
 
-    /// Reads the per-CPU counters and the runs the kernel skipped.
+    /// Reads the per-CPU counters and the runs the kernel skipped that nothing
+    /// recorded.
     pub fn counters(&self) -> Result<KernelCounters, KernelError> {
+        let misses = counters::recursion_misses(&self.event_program_fds);
         let mut counters = counters::read_counters(&self.counters)?;
-        counters.recursion_missed = counters::recursion_misses(&self.event_program_fds);
+        counters.recursion_missed = counters::unrescued_misses(misses, counters.rescued_total());
         Ok(counters)
     }
 
@@ -278,10 +289,10 @@ impl KernelProbe {
         self.flush_logs();
         // Skipped runs are read while the programs still exist; nothing runs once they
         // are detached, so the per-CPU counters read after are final.
-        let recursion_missed = counters::recursion_misses(&self.event_program_fds);
+        let misses = counters::recursion_misses(&self.event_program_fds);
         drop(self.ebpf);
         let mut counters = counters::read_counters(&self.counters)?;
-        counters.recursion_missed = recursion_missed;
+        counters.recursion_missed = counters::unrescued_misses(misses, counters.rescued_total());
         Ok(counters)
     }
 }
