@@ -23,12 +23,15 @@ pub fn install_missing(packages: &[&str]) -> anyhow::Result<()> {
         );
     }
     eprintln!("installing {}", missing.join(" "));
-    // The package index may be stale (or empty) on a fresh machine.
-    exec::run_shown(Command::new("apt-get").args(["update", "-qq"]))?;
-    exec::run_shown(
+    // The package index may be stale (or empty) on a fresh machine. dpkg writes its
+    // progress to stdout whatever `-qq` says: it is dropped (a failure's error says what
+    // apt-get and dpkg wrote on stderr).
+    exec::stdout(Command::new("apt-get").args(["update", "-qq"]))?;
+    exec::stdout(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    )?;
+    Ok(())
 }

@@ -131,7 +131,9 @@ pub mod counter {
     pub const BTF_MAIN: u32 = 1;
     /// The `tp_btf` rescue program.
     pub const BTF_RESCUE: u32 = 2;
-    pub const FAMILIES: u32 = 3;
+    /// The raw tracepoint error-report program.
+    pub const ERROR_RAW: u32 = 3;
+    pub const FAMILIES: u32 = 4;
     /// Events written to the ring buffer: slots `SUBMITTED + family`.
     pub const SUBMITTED: u32 = 0;
     /// Events lost because the ring buffer had no room (`bpf_ringbuf_reserve` failed):
@@ -237,7 +239,10 @@ pub struct SockOffsets {
     /// `offsetof(struct sock, sk_lock.owned)` (an `int`), 0 if unknown: whether the
     /// socket's owner runs this event (`docs/attribution.md` §5).
     pub sk_lock_owned: u32,
-    pub reserved: u32,
+    /// `offsetof(struct sock, __sk_common.skc_state)` (1 byte), resolved with
+    /// `sk_lock_owned`: a reset's socket may be a listener, which softirq processes
+    /// without the lock, or a TIME_WAIT or request socket, which has none.
+    pub sk_state: u32,
 }
 
 impl SockOffsets {
@@ -253,17 +258,19 @@ impl SockOffsets {
         dev_net: 0,
         skb_valid: 0,
         sk_lock_owned: 0,
-        reserved: 0,
+        sk_state: 0,
     };
 }
 
-/// Offsets the `tp_btf` state-change program reads the socket and the task with, from
-/// kernel BTF (`offsetof` in bytes). With `valid` 0 the program is not used: the classic
-/// tracepoint program records state changes instead.
+/// Offsets the `tp_btf` state-change program and the raw-tracepoint error-report program
+/// read the socket (and the task) with, from BTF (`offsetof` in bytes). With `valid` 0
+/// neither is used: the classic tracepoint programs record instead.
 ///
 /// The `tp_btf` program gets the socket as a BTF pointer, so it loads these members
-/// directly (the verifier checks every load against BTF when the program is loaded)
-/// and writes the event's record in the fixed [`state_record`] layout.
+/// directly (the verifier checks every load against BTF when the program is loaded);
+/// the raw-tracepoint program reads them with `bpf_probe_read_kernel`, so it needs no
+/// kernel BTF (the offsets may come from a `--btf` file). Both write the event's record
+/// in the fixed [`state_record`] layout.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BtfStateOffsets {
@@ -290,7 +297,9 @@ pub struct BtfStateOffsets {
     pub sport: u32,
     /// `struct task_struct`: `comm` (16 bytes).
     pub task_comm: u32,
-    pub reserved: u32,
+    /// `struct sock`: `sk_err` (4 bytes), for the raw-tracepoint error-report program;
+    /// 0 when unresolved (then error reports come from the classic tracepoint).
+    pub sk_err: u32,
 }
 
 impl BtfStateOffsets {
@@ -306,7 +315,7 @@ impl BtfStateOffsets {
         daddr_v6: 0,
         sport: 0,
         task_comm: 0,
-        reserved: 0,
+        sk_err: 0,
     };
 }
 
@@ -315,6 +324,10 @@ impl BtfStateOffsets {
 /// record since Linux 5.6 (from [`RECORD_START`]), filled the way the tracepoint's
 /// `TP_fast_assign` fills it (host-order ports, IPv4 addresses also v4-mapped in the
 /// IPv6 fields). The bytes from [`state_record::LEN`] on are zero.
+///
+/// Error reports recorded by the raw-tracepoint error-report program use the same
+/// layout, with `int error` (`sk->sk_err`) at [`state_record::ERROR`] instead of the
+/// states: unlike the classic `inet_sk_error_report` record, it names its socket.
 pub mod state_record {
     /// `const void *skaddr`.
     pub const SKADDR: usize = 0;
@@ -322,6 +335,8 @@ pub mod state_record {
     pub const OLDSTATE: usize = 8;
     /// `int newstate`.
     pub const NEWSTATE: usize = 12;
+    /// `int error`, in error reports (where the states are not).
+    pub const ERROR: usize = 8;
     /// `__u16 sport`, host order.
     pub const SPORT: usize = 16;
     /// `__u16 dport`, host order.

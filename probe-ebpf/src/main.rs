@@ -73,6 +73,11 @@ mod probe {
     const IPPROTO_TCP: u64 = 6;
     /// `include/linux/socket.h`.
     const AF_INET6: u64 = 10;
+    /// `include/net/tcp_states.h`: the states of sockets without their own lock or
+    /// processed without it.
+    const TCP_TIME_WAIT: u8 = 6;
+    const TCP_LISTEN: u8 = 10;
+    const TCP_NEW_SYN_RECV: u8 = 12;
 
     // Raw tracepoints: these fire on every softirq of the machine and read nothing of
     // the event, so they skip building the classic tracepoint record (which costs
@@ -163,6 +168,17 @@ mod probe {
         0
     }
 
+    /// The error-report program used when the socket's offsets are known (from kernel
+    /// BTF or a `--btf` file): the raw tracepoint's argument is the socket itself, which
+    /// the classic record does not name (there, a report is paired with the last socket
+    /// event on its CPU, which another socket's event can come between, or a stalled CPU
+    /// can delay past the pairing window). Raw tracepoints need no kernel BTF.
+    #[raw_tracepoint(tracepoint = "inet_sk_error_report")]
+    pub fn inet_sk_error_report_raw(ctx: RawTracePointContext) -> i32 {
+        error_report_raw(&ctx);
+        0
+    }
+
     fn set_pending(value: u32) {
         if let Some(slot) = PENDING.get_ptr_mut(0) {
             // SAFETY: a per-CPU array slot, written only from this CPU.
@@ -225,14 +241,27 @@ mod probe {
             }
         }
 
-        /// For a classic tracepoint's socket address: the lock read with
-        /// `bpf_probe_read_kernel` (the socket is held during the event).
-        fn of_socket_address(sk: u64) -> Self {
-            let at = config(&CONFIG.sock).sk_lock_owned;
-            if at == 0 || sk == 0 {
+        /// For a socket address from a record or a raw tracepoint: the lock read with
+        /// `bpf_probe_read_kernel` (the socket is held during the event). A state
+        /// change's socket is always a full one; a reset's can be a listener (softirq
+        /// processes listeners without the lock, while their owner may hold it on
+        /// another CPU) or a TIME_WAIT or request socket (which has no lock: the bytes
+        /// there are other fields): softirq's, never the owner's.
+        fn of_socket_address(sk: u64, kind: EventKind) -> Self {
+            let sock = config(&CONFIG.sock);
+            if sock.sk_lock_owned == 0 || sk == 0 {
                 return Self::without_socket();
             }
-            match read_kernel::<u32>(sk + u64::from(at)) {
+            if kind != EventKind::StateChange {
+                match read_kernel::<u8>(sk + u64::from(sock.sk_state)) {
+                    Some(TCP_LISTEN | TCP_TIME_WAIT | TCP_NEW_SYN_RECV) => {
+                        return Self::from_owned(0);
+                    }
+                    Some(_) => {}
+                    None => return Self::without_socket(),
+                }
+            }
+            match read_kernel::<u32>(sk + u64::from(sock.sk_lock_owned)) {
                 Some(owned) => Self::from_owned(owned),
                 None => Self::without_socket(),
             }
@@ -519,7 +548,7 @@ mod probe {
             }
             netns = (last >> 32) as u32;
         }
-        let context = Context::of_socket_address(sk);
+        let context = Context::of_socket_address(sk, kind);
         submit(
             kind,
             &record,
@@ -651,6 +680,7 @@ mod probe {
         state_record::SKADDR == 0
             && state_record::OLDSTATE == 8
             && state_record::NEWSTATE == 12
+            && state_record::ERROR == 8
             && state_record::SPORT == 16
             && state_record::DPORT == 18
             && state_record::FAMILY == 20
@@ -760,6 +790,71 @@ mod probe {
             pairs,
             context,
             program,
+        );
+    }
+
+    /// The raw-tracepoint error report (rare: one per failed connection at most): the
+    /// socket read with probe reads at the BTF offsets, in the [`state_record`] layout
+    /// with `sk->sk_err` at [`state_record::ERROR`], and its own namespace and cgroup.
+    /// Reports of error 0 are dropped, as in the classic program (a failed `connect()`
+    /// emits one after the real error).
+    #[inline(always)]
+    fn error_report_raw(ctx: &RawTracePointContext) {
+        let sk: u64 = ctx.arg(0);
+        let off = config(&CONFIG.btf_state);
+        let read_u16 = |at: u32| read_kernel::<u16>(sk + u64::from(at)).unwrap_or(0);
+        let read_u32 = |at: u32| read_kernel::<u32>(sk + u64::from(at)).unwrap_or(0);
+        let read_u64 = |at: u32| read_kernel::<u64>(sk + u64::from(at)).unwrap_or(0);
+        if sk == 0 || off.valid == 0 || u64::from(read_u16(off.protocol)) != IPPROTO_TCP {
+            return;
+        }
+        let error = read_u32(off.sk_err);
+        if error == 0 {
+            return;
+        }
+        // Ports in network order in the socket; the record has them in host order.
+        let sport = u16::from_be(read_u16(off.sport));
+        let dport = u16::from_be(read_u16(off.dport));
+        if !ports_allowed(sport, dport) {
+            return;
+        }
+        let netns = socket_netns(sk).unwrap_or(0);
+        if !netns_allowed(netns) {
+            return;
+        }
+        let cgroup_id = socket_cgroup(sk).unwrap_or(0);
+        let family = read_u16(off.family);
+        let saddr = u64::from(read_u32(off.saddr));
+        let daddr = u64::from(read_u32(off.daddr));
+        let mut record: Words = [0; RECORD_WORDS];
+        record[state_record::SKADDR / 8] = sk;
+        record[state_record::ERROR / 8] = u64::from(error);
+        record[state_record::SPORT / 8] = u64::from(sport)
+            | (u64::from(dport) << 16)
+            | (u64::from(family) << 32)
+            | (IPPROTO_TCP << 48);
+        record[state_record::SADDR / 8] = saddr | (daddr << 32);
+        const V6: usize = state_record::SADDR_V6 / 8;
+        const V6D: usize = state_record::DADDR_V6 / 8;
+        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
+            record[V6] = read_u64(off.saddr_v6);
+            record[V6 + 1] = read_u64(off.saddr_v6 + 8);
+            record[V6D] = read_u64(off.daddr_v6);
+            record[V6D + 1] = read_u64(off.daddr_v6 + 8);
+        } else {
+            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
+            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
+            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
+        }
+        submit(
+            EventKind::ErrorReport,
+            &record,
+            netns,
+            cgroup_id,
+            Comm::Helper,
+            None,
+            Context::of_socket_address(sk, EventKind::ErrorReport),
+            counter::ERROR_RAW,
         );
     }
 

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Attach to the kernel and record every TCP state transition into a trace file
-    /// (needs root, or CAP_BPF and CAP_PERFMON). Stop with Ctrl-C.
+    /// (needs root, or the capabilities in docs/privileges.md). Stop with Ctrl-C.
     Record(RecordArgs),
     /// Read a trace file and print verdicts per connection and per client/server pair,
     /// or every event (--events). Needs no privileges.
@@ -72,7 +72,7 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write (created with mode 0600).
+    /// Trace file to write: always created new, mode 0600 (docs/files.md).
     #[arg(
         short = 'o',
         long = "output",
@@ -80,10 +80,11 @@ pub struct RecordArgs {
         default_value = "tcpchurn.trace"
     )]
     pub output: PathBuf,
-    /// Overwrite FILE if it exists.
+    /// Replace FILE if it exists (with --max-size, also an earlier recording's FILE.N
+    /// files, each when rotation reaches it).
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Stop after this long (e.g. 30, 30s, 5m); default: until Ctrl-C.
+    /// Stop after this long (e.g. 30, 30s, 5m, 1m30s); default: until Ctrl-C.
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Record only connections with this port at either end (repeatable, up to 8).
@@ -184,8 +185,9 @@ pub struct ReplayArgs {
     /// JSON output: one document for the verdict, one object per line with --events.
     #[arg(short = 'j', long)]
     pub json: bool,
-    /// Include every connection in the verdict (a trace can hold millions).
-    #[arg(long)]
+    /// Include every connection in the verdict (a trace can hold millions); not with
+    /// --events, which shows every event.
+    #[arg(long, conflicts_with = "events")]
     pub connections: bool,
     /// Only connections to this server: ADDR or ADDR:PORT.
     #[arg(long, value_name = "ADDR[:PORT]")]
@@ -206,33 +208,42 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// With --events: show seconds since the start instead of wall-clock time (UTC).
-    #[arg(short = 'r', long)]
+    #[arg(short = 'r', long, requires = "events")]
     pub relative: bool,
 }
 
-/// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`.
+/// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`, and sums of them like `1m30s` or `1h5m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 250ms, 5m)"))?;
-    let scale = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 1e-3,
-        "us" => 1e-6,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m or h)"
-            ));
-        }
-    };
-    let secs = value * scale;
+    let not_a_duration = || format!("`{text}` is not a duration (try 30s, 250ms, 5m, 1m30s)");
+    let is_number = |c: char| c.is_ascii_digit() || c == '.';
+    let mut secs = 0.0;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(not_a_duration());
+    }
+    while !rest.is_empty() {
+        let (number, tail) = rest.split_at(rest.find(|c| !is_number(c)).unwrap_or(rest.len()));
+        let (unit, tail) = tail.split_at(tail.find(is_number).unwrap_or(tail.len()));
+        let value: f64 = number.parse().map_err(|_| not_a_duration())?;
+        let scale = match unit.trim() {
+            // A bare number is seconds, alone; in a sum every part has its unit.
+            "" if number.len() == text.len() => 1.0,
+            "s" | "sec" | "secs" => 1.0,
+            "ms" => 1e-3,
+            "us" => 1e-6,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(not_a_duration()),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` (use ms, s, m or h)"
+                ));
+            }
+        };
+        secs += value * scale;
+        rest = tail;
+    }
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("`{text}` is out of range"));
     }
@@ -278,9 +289,22 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("1h2m3.5s"),
+            Ok(Duration::from_millis(3_723_500))
+        );
+        assert_eq!(
+            parse_duration("2m 500ms"),
+            Ok(Duration::from_millis(120_500))
+        );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("1m30").is_err(), "30 what?");
+        assert!(parse_duration("1..5s").is_err());
+        assert!(parse_duration("9999999999h").is_err());
     }
 
     #[test]
@@ -312,6 +336,13 @@ mod tests {
         assert!(args.events && args.json);
         assert!(Cli::try_parse_from(["tcpchurn", "record", "--rotate", "3"]).is_err());
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
+        // Flags that would be ignored are refused.
+        for ignored in [&["-r"][..], &["--events", "--connections"]] {
+            let mut args = vec!["tcpchurn", "replay", "x.trace"];
+            args.extend_from_slice(ignored);
+            assert!(Cli::try_parse_from(args).is_err(), "{ignored:?}");
+        }
+        assert!(Cli::try_parse_from(["tcpchurn", "replay", "x.trace", "-e", "-r"]).is_ok());
         let cli = Cli::try_parse_from(["tcpchurn", "doctor", "--json", "--top", "3"]).unwrap();
         let Command::Doctor(args) = cli.command else {
             panic!()

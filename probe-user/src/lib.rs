@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod doctor;
+pub mod errors;
 pub mod generate;
 pub mod idmap;
 pub mod kernel;
@@ -53,7 +54,7 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         json: args.json,
         connections: args.connections,
         filter,
-        window: model::TimeWindow::new(args.since, args.until),
+        window: model::TimeWindow::checked(args.since, args.until).map_err(anyhow::Error::msg)?,
         close_wait: args.close_wait,
         color: args.color.into(),
         relative_time: args.relative,
@@ -78,7 +79,9 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Res
     match &cli.command {
         Command::Record(args) => {
             let summary = record::record(args.options()?)?;
-            render::summary::write_summary(err, &summary)?;
+            // The recording succeeded and its files are closed: a summary that cannot be
+            // shown (stderr closed or full) does not make it fail.
+            let _shown = render::summary::write_summary(err, &summary);
             Ok(())
         }
         Command::Replay(args) => replay::replay(&replay_options(args)?, out, err),

@@ -6,7 +6,7 @@ use std::{
 };
 
 use clap::Parser as _;
-use tcpchurn::{cli::Cli, replay::is_broken_pipe};
+use tcpchurn::{cli::Cli, render::text::clean, replay::is_broken_pipe};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
@@ -21,7 +21,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _written = writeln!(err, "tcpchurn: {e:#}");
+            // An error can quote the trace (a damaged header's text).
+            let line = tcpchurn::errors::one_line(&e);
+            let _written = writeln!(err, "tcpchurn: {}", clean(&line));
             ExitCode::from(2)
         }
     }

@@ -10,7 +10,9 @@ pub use probe_common::ExecContext;
 
 pub use self::{
     filter::EndpointFilter,
-    recorder::{Filters, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus},
+    recorder::{
+        Filters, KernelFeatures, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus,
+    },
     window::{TimeWindow, duration_ns},
 };
 
@@ -226,6 +228,9 @@ impl ResetReason {
     pub const TCP_ABORT_ON_CLOSE: Self = Self(11);
     pub const TCP_ABORT_ON_LINGER: Self = Self(12);
     pub const TCP_STATE: Self = Self(14);
+    /// How a trace file writes "the kernel gave no reason" (no `reason` field in
+    /// `tcp:tcp_send_reset` before 6.10; docs/trace-format.md). Not a kernel value.
+    pub const WIRE_UNKNOWN: u32 = u32::MAX;
 
     /// The kernel's name for the reason (from the 6.18 format file).
     pub fn name(self) -> &'static str {
@@ -282,7 +287,8 @@ pub struct ResetSent {
     /// Socket state when the RST went out (`None` when the kernel reported 0: no
     /// socket). For local aborts the socket is already CLOSE (docs/kernel-facts.md §3).
     pub state: Option<TcpState>,
-    pub reason: ResetReason,
+    /// `None` when the kernel gives no reason (before 6.10): unknown, never a default.
+    pub reason: Option<ResetReason>,
     pub context: ExecContext,
     pub task: Option<Task>,
 }

@@ -542,7 +542,7 @@ mod tests {
             ts_ns: 3,
             socket: unmatched,
             state: None,
-            reason: ResetReason::NO_SOCKET,
+            reason: Some(ResetReason::NO_SOCKET),
             context: ExecContext::Task,
             task: Some(app),
         });

@@ -11,6 +11,7 @@
 
 mod binaries;
 mod events;
+mod kernel;
 mod layout;
 mod peer;
 mod privileged;
@@ -20,11 +21,12 @@ mod ss;
 mod trace_file;
 mod verdict;
 
-pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology};
+pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_scale};
 
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
+    kernel::{kernel_has_btf, test_btf},
     layout::Layout,
     peer::Peer,
     privileged::require_root,
@@ -33,6 +35,9 @@ pub use crate::{
     },
     scratch::Scratch,
     ss::{SsSocket, ss},
-    trace_file::{open_trace, state_change_attachment},
+    trace_file::{
+        attachment, expected_reason, kernel_features, open_trace, state_change_attachment,
+        trace_meta,
+    },
     verdict::verdict_pair,
 };

@@ -2,7 +2,7 @@
 //! panics.
 
 use std::{
-    ffi::OsStr,
+    ffi::{OsStr, OsString},
     path::Path,
     process::{Command, Output},
 };
@@ -10,7 +10,7 @@ use std::{
 use serde_json::Value;
 use tcpchurn_harness::{Addresses, Netns, Recorder, Topology, replay};
 
-use crate::binaries::tcpchurn_bin;
+use crate::{binaries::tcpchurn_bin, kernel::test_btf};
 
 /// A fresh namespace with loopback up; `tag` says what for.
 pub fn netns(tag: &str) -> Netns {
@@ -23,12 +23,19 @@ pub fn topology(tag: &str) -> Topology {
     Topology::create(tag, Addresses::subnet(77)).unwrap()
 }
 
-/// `tcpchurn record -o TRACE ARGS...`, running once its programs are attached.
+/// `tcpchurn record -o TRACE ARGS...`, running once its programs are attached; with
+/// `--btf` [`test_btf`] where the kernel's own BTF is hidden.
 pub fn record<I, S>(trace: &Path, args: I) -> Recorder
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    let mut args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    if let Some(btf) = test_btf()
+        && !args.iter().any(|a| a == "--btf")
+    {
+        args.extend(["--btf".into(), btf.into_os_string()]);
+    }
     Recorder::start(&tcpchurn_bin(), trace, args).unwrap()
 }
 

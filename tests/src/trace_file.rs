@@ -3,7 +3,8 @@
 use std::{fs::File, io::BufReader, path::Path};
 
 use anyhow::Context as _;
-use tcpchurn::trace::TraceReader;
+use serde_json::Value;
+use tcpchurn::trace::{KernelFeatures, TraceMeta, TraceReader};
 
 /// Opens a trace for reading, buffered.
 pub fn open_trace(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
@@ -15,14 +16,39 @@ pub fn open_trace(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
 /// How a trace's header says `sock:inet_sock_set_state` was attached (`tp_btf`, or
 /// `classic tracepoint (tp_btf: why not)`).
 pub fn state_change_attachment(path: &Path) -> String {
-    let reader = open_trace(path).unwrap();
-    let status = reader
-        .meta()
+    attachment(path, "sock:inet_sock_set_state")
+}
+
+/// How a trace's header says a tracepoint (`category:name`) was attached.
+pub fn attachment(path: &Path, tracepoint: &str) -> String {
+    let status = trace_meta(path)
         .tracepoints
-        .iter()
-        .find(|t| t.name == "sock:inet_sock_set_state")
-        .cloned()
-        .unwrap();
-    assert!(status.attached);
+        .into_iter()
+        .find(|t| t.name == tracepoint)
+        .unwrap_or_else(|| panic!("{tracepoint} is not in the trace header"));
+    assert!(status.attached, "{status:?}");
     status.detail.unwrap_or_default()
+}
+
+/// What the recording's kernel gave, from the trace header: tests expect what each
+/// kernel can show (docs/kernels.md).
+pub fn kernel_features(path: &Path) -> KernelFeatures {
+    trace_meta(path)
+        .kernel_features
+        .expect("the trace header says what the kernel gives")
+}
+
+/// The reset reason replay shows for `reason` on the recording's kernel: the name
+/// where `tcp_send_reset` has a reason (6.10+), else null.
+pub fn expected_reason(features: &KernelFeatures, reason: &str) -> Value {
+    if features.reset_reason {
+        Value::from(reason)
+    } else {
+        Value::Null
+    }
+}
+
+/// A trace's header.
+pub fn trace_meta(path: &Path) -> TraceMeta {
+    open_trace(path).unwrap().meta().clone()
 }

@@ -8,8 +8,8 @@
 
 use std::{
     fs::{self, File},
-    io::Write as _,
-    os::unix::fs::PermissionsExt as _,
+    io::{Read as _, Write as _},
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::Path,
     process::{Command, Output, Stdio},
     thread,
@@ -600,4 +600,529 @@ fn bad_input_files_give_one_line_errors() {
     assert_eq!(stderr_of(&out).lines().count(), 1, "{}", stderr_of(&out));
     let out = tcpchurn(&["record", "--bogus-flag"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+// ---- Files the recorder creates, inputs it reads, privileges it keeps. ----
+
+/// `tcpchurn` with a command line of space-separated words, which must end within
+/// `secs` (killed otherwise: a hang is a failure).
+fn tcpchurn_within(secs: u64, line: &str) -> Output {
+    let mut child = Command::new(tcpchurn_bin())
+        .args(line.split_whitespace())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _killed = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("tcpchurn {line} hung; stderr: {}", stderr_of(&out));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// Refused with one line saying `expected`, nothing attached.
+fn assert_refused(out: &Output, expected: &str) {
+    let stderr = stderr_of(out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(expected), "wanted {expected:?}: {stderr}");
+}
+
+fn assert_success(out: &Output) -> String {
+    let stderr = stderr_of(out);
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+/// A directory like /tmp: everyone writes, only owners remove.
+fn sticky_scratch(tag: &str) -> Scratch {
+    let scratch = Scratch::new(tag);
+    fs::set_permissions(&scratch.0, fs::Permissions::from_mode(0o1777)).unwrap();
+    scratch
+}
+
+/// Runs a shell command as user nobody.
+fn nobody_sh(script: &str) {
+    let status = Command::new("setpriv")
+        .args(words("--reuid=65534 --regid=65534 --clear-groups sh -c"))
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn owner_and_mode(path: &Path) -> (u32, u32) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    (meta.uid(), meta.permissions().mode() & 0o777)
+}
+
+#[test]
+fn a_second_recording_never_truncates_the_first_ones_rotated_files() {
+    if !require_root("a_second_recording_never_truncates_the_first_ones_rotated_files") {
+        return;
+    }
+    let scratch = Scratch::new("again");
+    let path = scratch.path("inc.trace");
+    // The header alone exceeds 512 bytes: every flush starts a new file.
+    let line = format!(
+        "record -o {} -C 512 -W 2 -d 1 --flush-interval 50ms --no-snapshot --port 1",
+        path.display()
+    );
+    assert_success(&tcpchurn_within(60, &line));
+    let first = names_in(&scratch.0);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(!path.exists(), "-W 2 removed the first file");
+    let read = |names: &[String]| -> Vec<Vec<u8>> {
+        names
+            .iter()
+            .map(|n| fs::read(scratch.path(n)).unwrap())
+            .collect()
+    };
+    let contents = read(&first);
+    assert_refused(&tcpchurn_within(60, &line), "of an earlier recording exist");
+    assert_eq!(names_in(&scratch.0), first);
+    assert_eq!(
+        read(&first),
+        contents,
+        "the first recording's files changed"
+    );
+    // --force replaces a file when rotation reaches its name, never writes into it:
+    // the first recording's files, held open, keep what they held.
+    let held: Vec<File> = first
+        .iter()
+        .map(|n| File::open(scratch.path(n)).unwrap())
+        .collect();
+    assert_success(&tcpchurn_within(60, &format!("{line} --force")));
+    for ((name, content), mut file) in first.iter().zip(&contents).zip(held) {
+        let mut kept = Vec::new();
+        file.read_to_end(&mut kept).unwrap();
+        assert_eq!(&kept, content, "{name}");
+    }
+}
+
+#[test]
+fn rotation_never_writes_into_a_file_or_link_another_user_planted() {
+    if !require_root("rotation_never_writes_into_a_file_or_link_another_user_planted") {
+        return;
+    }
+    let scratch = sticky_scratch("planted");
+    let dir = scratch.0.display().to_string();
+    // Planted before the recording: refused at once, the file untouched.
+    nobody_sh(&format!("umask 0; : > {dir}/early.trace.1"));
+    let line = format!("record -o {dir}/early.trace -C 512 -d 1");
+    assert_refused(&tcpchurn_within(60, &line), "earlier recording exists (");
+    assert_eq!(
+        fs::metadata(scratch.path("early.trace.1")).unwrap().len(),
+        0
+    );
+    // Planted while it records (a file every 50 ms, these at about 1 s): stepped over.
+    let path = scratch.path("x.trace");
+    let args = words("-C 512 --flush-interval 50ms --no-snapshot --port 1");
+    let recorder = record(&path, &args);
+    nobody_sh(&format!(
+        "umask 0; : > {dir}/x.trace.20; ln -s {dir}/victim {dir}/x.trace.21"
+    ));
+    thread::sleep(Duration::from_millis(2000));
+    let recorded = recorder.stop().unwrap();
+    let stderr = recorded.stderr.join("\n");
+    assert!(recorded.status.success(), "{stderr}");
+    assert_eq!(fs::metadata(scratch.path("x.trace.20")).unwrap().len(), 0);
+    assert_eq!(owner_and_mode(&scratch.path("x.trace.20")), (65534, 0o666));
+    assert!(
+        !scratch.path("victim").exists(),
+        "wrote through a planted link"
+    );
+    for taken in ["x.trace.20 exists", "x.trace.21 exists"] {
+        assert!(stderr.contains(taken), "not said: {taken}: {stderr}");
+    }
+    assert!(
+        scratch.path("x.trace.23").exists(),
+        "stopped at the planted names"
+    );
+    for name in names_in(&scratch.0) {
+        if name.starts_with("x.trace") && !name.ends_with(".20") && !name.ends_with(".21") {
+            assert_eq!(owner_and_mode(&scratch.path(&name)), (0, 0o600), "{name}");
+        }
+    }
+}
+
+/// `count` loopback connections in `ns` that the server closes first: the server side
+/// holds `count` TIME_WAIT sockets for 60 s.
+fn server_time_waits(ns: &Netns, count: u32) {
+    let (addr, n) = (format!("127.0.0.1:{PORT}"), count.to_string());
+    let server = Peer::server(
+        Some(ns),
+        &["--listen", &addr, "--count", &n, "--behaviour", "close"],
+    );
+    let client = Peer::client(
+        Some(ns),
+        &[
+            "--connect",
+            &addr,
+            "--count",
+            &n,
+            "--behaviour",
+            "wait-peer",
+        ],
+    );
+    client.wait();
+    server.wait();
+}
+
+#[test]
+fn time_wait_sockets_older_than_the_recording_expire_when_the_kernel_says() {
+    if !require_root("time_wait_sockets_older_than_the_recording_expire_when_the_kernel_says") {
+        return;
+    }
+    let ns = netns("twage");
+    let scratch = Scratch::new("twage");
+    let path = scratch.path("t.trace");
+    server_time_waits(&ns, 200);
+    let made = Instant::now();
+    // 47 s old when recording starts; the kernel drops them at 60 s, 2 s before the end.
+    thread::sleep(Duration::from_secs(47).saturating_sub(made.elapsed()));
+    // A listener, so that the end snapshot is not empty (an empty one is not told apart
+    // from none).
+    let listen = format!("127.0.0.1:{}", PORT + 1);
+    let _listener = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
+    let recorder = record(&path, netns_args(&ns, &[]));
+    let age = u64::try_from(made.elapsed().as_millis()).unwrap();
+    thread::sleep(Duration::from_secs(62).saturating_sub(made.elapsed()));
+    let recorded = recorder.stop().unwrap();
+    assert!(recorded.status.success(), "{:?}", recorded.stderr);
+    let events = replay_events(&path);
+    let left: Vec<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "snapshot" && e["state"] == "TIME_WAIT")
+        .map(|e| e["timer_ms"].as_u64().expect("the time left is known"))
+        .collect();
+    assert_eq!(left.len(), 200, "none is left at the end");
+    let expected = 60_000 - age;
+    assert!(
+        left.iter()
+            .all(|&ms| ms <= expected + 500 && ms + 2_500 >= expected),
+        "{expected} ms expected, got {left:?}"
+    );
+    let verdict = tcpchurn_tests::replay_verdict(&path, &[]);
+    for pair in verdict["pairs"].as_array().unwrap() {
+        assert_eq!(pair["time_wait"]["server"], 0, "{pair}");
+        assert_eq!(pair["time_wait_kernel"]["server"], 0, "{pair}");
+    }
+}
+
+#[test]
+fn btf_must_be_a_regular_file_of_a_sane_size_and_is_checked_before_the_output() {
+    if !require_root("btf_must_be_a_regular_file_of_a_sane_size_and_is_checked_before_the_output") {
+        return;
+    }
+    let scratch = Scratch::new("btfin");
+    let out_path = scratch.path("old.trace");
+    fs::write(&out_path, b"the previous outage").unwrap();
+    let fifo = scratch.path("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = scratch.path("big");
+    File::create(&big).unwrap().set_len(1 << 30).unwrap();
+    for (btf, expected) in [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (&fifo, "not a regular file"),
+        (&big, "too large"),
+    ] {
+        let line = format!(
+            "record -f -d 1 -o {} --btf {}",
+            out_path.display(),
+            btf.display()
+        );
+        assert_refused(&tcpchurn_within(20, &line), expected);
+        assert_eq!(fs::read(&out_path).unwrap(), b"the previous outage");
+    }
+}
+
+#[test]
+fn the_recorder_creates_no_other_file_than_its_trace() {
+    if !require_root("the_recorder_creates_no_other_file_than_its_trace") {
+        return;
+    }
+    let scratch = sticky_scratch("probefile");
+    // In a pid namespace of its own the recorder is pid 1: its old write-check name.
+    nobody_sh(&format!(
+        "umask 0; : > {}/.tcpchurn-probe-1",
+        scratch.0.display()
+    ));
+    let script = format!(
+        "exec {} record -d 1 --no-snapshot --port 1 -o {}",
+        tcpchurn_bin().display(),
+        scratch.path("t.trace").display()
+    );
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(names_in(&scratch.0), [".tcpchurn-probe-1", "t.trace"]);
+}
+
+#[test]
+fn bad_record_options_are_refused_in_one_line() {
+    if !require_root("bad_record_options_are_refused_in_one_line") {
+        return;
+    }
+    let scratch = Scratch::new("badopts");
+    let out = scratch.path("x.trace");
+    for (args, expected) in [
+        ("-n /etc/passwd", "not a network namespace"),
+        ("-n 12345", "no network namespace has inode 12345"),
+        ("-C 1K -W 0", "--rotate must keep at least 1 file"),
+        ("-p 0", "--port 0 matches no connection"),
+        ("-d 0", "--duration must be longer than 0"),
+        ("-C 0", "--max-size must be at least 1 byte"),
+        ("--ring-size 4G", "--ring-size must be below 4 GiB"),
+    ] {
+        let line = format!("record -o {} {args}", out.display());
+        assert_refused(&tcpchurn_within(20, &line), expected);
+        assert!(!out.exists(), "{args} created the output");
+    }
+    // Sums of units are durations: the error is about the directory, not `-d`.
+    let line = format!("record -d 1m30s -o {}/no/x.trace", scratch.0.display());
+    assert_refused(&tcpchurn_within(20, &line), "does not exist");
+}
+
+#[test]
+fn os_errors_are_said_once_and_a_full_stderr_fails_nothing() {
+    if !require_root("os_errors_are_said_once_and_a_full_stderr_fails_nothing") {
+        return;
+    }
+    let scratch = Scratch::new("oserr");
+    let ro = scratch.path("ro");
+    fs::create_dir(&ro).unwrap();
+    let mount = format!("-t tmpfs -o ro,size=64k tcpchurn-test {}", ro.display());
+    assert!(
+        Command::new("mount")
+            .args(words(&mount))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tcpchurn_within(20, &format!("record -o {}/x.trace", ro.display()));
+    let _unmounted = Command::new("umount").arg(&ro).status();
+    assert_refused(&out, "Read-only file system (os error 30)");
+    assert_eq!(stderr_of(&out).matches("os error 30").count(), 1);
+    // The summary cannot be shown: the recording still succeeded.
+    let path = scratch.path("t.trace");
+    let status = Command::new(tcpchurn_bin())
+        .args(words("record -d 1 --no-snapshot --port 1 -o"))
+        .arg(&path)
+        .stderr(File::create("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    replay_events(&path);
+}
+
+#[test]
+fn the_end_snapshot_starts_a_new_file_instead_of_overfilling_one() {
+    if !require_root("the_end_snapshot_starts_a_new_file_instead_of_overfilling_one") {
+        return;
+    }
+    let ns = netns("endsnap");
+    let scratch = Scratch::new("endsnap");
+    server_time_waits(&ns, 300);
+    // Without rotation: the header, the start snapshot and the end snapshot.
+    let line = format!("record -d 1 -n {} -o {}", ns.name, scratch.0.display());
+    assert_success(&tcpchurn_within(60, &format!("{line}/whole.trace")));
+    // Room for the header and one snapshot, not two.
+    let max = fs::metadata(scratch.path("whole.trace")).unwrap().len() * 3 / 4;
+    assert_success(&tcpchurn_within(60, &format!("{line}/t.trace -C {max}")));
+    let parts: Vec<String> = names_in(&scratch.0)
+        .into_iter()
+        .filter(|n| n.starts_with("t.trace"))
+        .collect();
+    assert_eq!(parts, ["t.trace", "t.trace.1"]);
+    for name in &parts {
+        let size = fs::metadata(scratch.path(name)).unwrap().len();
+        assert!(size <= max, "{name}: {size} bytes, -C {max}");
+    }
+    let last = replay_events(&scratch.path("t.trace.1"));
+    let at_end = last.iter().filter(|e| e["at_end"] == true).count();
+    assert_eq!(at_end, 300, "the end snapshot is whole in the last file");
+}
+
+#[test]
+fn the_summary_counts_only_connections_the_filters_keep() {
+    if !require_root("the_summary_counts_only_connections_the_filters_keep") {
+        return;
+    }
+    let ns = netns("sumfilter");
+    let scratch = Scratch::new("sumfilter");
+    let listen = format!("127.0.0.1:{PORT}");
+    let _listener = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
+    let line = format!(
+        "record -d 1 -n {} -p 1 -o {}/t.trace",
+        ns.name,
+        scratch.0.display()
+    );
+    let stderr = assert_success(&tcpchurn_within(60, &line));
+    let count = stderr
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("connections"))
+        .unwrap();
+    assert_eq!(count.trim(), "0", "{stderr}");
+}
+
+/// `(thread name, CapEff, CapPrm, CapBnd)` of each thread of `pid`.
+fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 3])> {
+    let field = |status: &str, name: &str| {
+        let hex = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+        u64::from_str_radix(hex.trim(), 16).unwrap()
+    };
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let task = task.unwrap().path();
+            let status = fs::read_to_string(task.join("status")).unwrap();
+            let comm = fs::read_to_string(task.join("comm")).unwrap();
+            let caps = ["CapEff:", "CapPrm:", "CapBnd:"].map(|name| field(&status, name));
+            (comm.trim().to_owned(), caps)
+        })
+        .collect()
+}
+
+/// Whether the trace's end snapshot holds a listening socket.
+fn listens_at_end(path: &Path) -> bool {
+    replay_events(path)
+        .iter()
+        .any(|e| e["at_end"] == true && e["state"] == "LISTEN")
+}
+
+#[test]
+fn once_attached_the_recorder_keeps_only_what_the_end_snapshot_needs() {
+    if !require_root("once_attached_the_recorder_keeps_only_what_the_end_snapshot_needs") {
+        return;
+    }
+    const SYS_PTRACE_AND_SYS_ADMIN: u64 = (1 << 19) | (1 << 21);
+    let ns = netns("caps");
+    let scratch = Scratch::new("caps");
+    let listen = format!("127.0.0.1:{PORT}");
+    for (extra, main_keeps) in [
+        (&[][..], SYS_PTRACE_AND_SYS_ADMIN),
+        (&["--no-snapshot"][..], 0),
+    ] {
+        let path = scratch.path("t.trace");
+        let recorder = record(&path, netns_args(&ns, extra));
+        let threads = thread_capabilities(recorder.pid());
+        assert_eq!(threads.len(), 2, "{threads:?}");
+        for (name, caps) in &threads {
+            let keeps = if name == "tcpchurn-writer" {
+                0
+            } else {
+                main_keeps
+            };
+            assert_eq!(*caps, [keeps; 3], "{name}: effective, permitted, bounding");
+        }
+        // What it kept is enough: the end snapshot sees the namespace's listener, the
+        // kernel's counters are read without a warning.
+        let server = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
+        let recorded = recorder.stop().unwrap();
+        drop(server);
+        let stderr = recorded.stderr.join("\n");
+        assert!(
+            recorded.status.success() && !stderr.contains("WARN"),
+            "{stderr}"
+        );
+        assert_eq!(listens_at_end(&path), extra.is_empty());
+    }
+}
+
+#[test]
+fn with_only_its_documented_capabilities_a_non_root_user_records() {
+    if !require_root("with_only_its_documented_capabilities_a_non_root_user_records") {
+        return;
+    }
+    let ns = netns("capsonly");
+    let scratch = sticky_scratch("capsonly");
+    let path = scratch.path("t.trace");
+    let listen = format!("127.0.0.1:{PORT}");
+    let server = Peer::server(Some(&ns), &["--listen", &listen, "--count", "1"]);
+    // The set docs/privileges.md gives.
+    let caps = "+bpf,+perfmon,+dac_read_search,+sys_admin,+sys_ptrace";
+    let out = Command::new("setpriv")
+        .args(words("--reuid=65534 --regid=65534 --clear-groups"))
+        .args([
+            format!("--inh-caps=-all,{caps}"),
+            format!("--ambient-caps=-all,{caps}"),
+        ])
+        .arg(tcpchurn_bin())
+        .args(words(&format!("record -d 1 -n {} -o", ns.name)))
+        .arg(&path)
+        .output()
+        .unwrap();
+    drop(server);
+    let stderr = assert_success(&out);
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert_eq!(owner_and_mode(&path), (65534, 0o600));
+    assert!(listens_at_end(&path));
+}
+
+#[test]
+fn names_from_the_trace_cannot_drive_the_terminal() {
+    if !require_root("names_from_the_trace_cannot_drive_the_terminal") {
+        return;
+    }
+    let evil = "\x1b[2J\x1b]0;PWN\x07";
+    let ns = netns("evilname");
+    let scratch = Scratch::new("evilname");
+    let path = scratch.path("t.trace");
+    let listen = format!("127.0.0.1:{PORT}");
+    // Any local process can take such a name; root can give the host such a name.
+    let _server = Peer::server(Some(&ns), &["--comm", evil, "--listen", &listen]);
+    let script = format!(
+        "printf '{}' > /proc/sys/kernel/hostname && exec {} record -d 1 -n {} -o {}",
+        evil.replace('\x1b', "\\033").replace('\x07', "\\007"),
+        tcpchurn_bin().display(),
+        ns.name,
+        path.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--uts", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let file = path.to_str().unwrap();
+    for args in [
+        &["replay", file][..],
+        &["replay", file, "--connections"],
+        &["replay", file, "--events"],
+    ] {
+        let out = tcpchurn(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(!stdout.contains(['\x1b', '\x07']), "{args:?}: {stdout:?}");
+        assert!(stdout.contains(r"\x1b]0;PWN\x07"), "{args:?}: {stdout}");
+    }
+    // JSON keeps the names, escaped its own way.
+    let events = replay_events(&path);
+    assert!(events.iter().any(|e| e["comm"] == evil), "{events:?}");
 }

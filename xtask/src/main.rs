@@ -1,10 +1,11 @@
-//! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak | dist`.
+//! Project tasks: `cargo xtask setup | lint | test | demo | bench | soak | dist | kernels`.
 
 mod bench;
 mod binaries;
 mod cargo;
 mod demo;
 mod dist;
+mod kernels;
 mod lint;
 mod setup;
 mod soak;
@@ -38,6 +39,9 @@ enum Command {
     /// Build what ships into target/dist: the static (musl) binary with man pages,
     /// completions, README and licenses, as a .tar.gz with its SHA-256, and a .deb.
     Dist(dist::DistArgs),
+    /// The privileged suites inside Debian's LTS kernels (6.1, 6.12; generic, cloud,
+    /// PREEMPT_RT), each booted in a QEMU guest (root; installs what it needs).
+    Kernels(kernels::KernelsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(&args),
         Command::Soak(args) => soak::soak(&args),
         Command::Dist(args) => dist::dist(&args),
+        Command::Kernels(args) => kernels::kernels(&args),
     }
 }

@@ -20,6 +20,7 @@ use crate::{
     netns::Netns,
     process::Process,
     ready::{wait_for_line, wait_listening},
+    runner::time_scale,
     spawn::Spawn,
     topology::Topology,
 };
@@ -37,6 +38,8 @@ const CLIENT_SOURCE: &str = include_str!("../../zookeeper/ZkSessions.java");
 /// JVM options that keep start-up and memory small on a 2-CPU machine.
 const JVM_OPTIONS: [&str; 3] = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k"];
 
+/// On the host; a slow machine gets [`time_scale`] times more (a JVM on one emulated
+/// CPU took over 30 s to open its sessions).
 const SERVER_START: Duration = Duration::from_secs(60);
 const SESSIONS_START: Duration = Duration::from_secs(30);
 
@@ -134,7 +137,13 @@ impl ZooKeeper {
         let mut server = Spawn::new("ZooKeeper", cmd)
             .log_to(&self.output("zookeeper"))
             .start()?;
-        wait_listening(&topology.server, PORT, &mut server, SERVER_START).with_context(|| {
+        wait_listening(
+            &topology.server,
+            PORT,
+            &mut server,
+            SERVER_START * time_scale(),
+        )
+        .with_context(|| {
             let log = fs::read_to_string(self.log("zookeeper")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
             format!(
@@ -162,7 +171,7 @@ impl ZooKeeper {
             .arg(sessions.to_string());
         let out = self.output(name);
         let mut process = Spawn::new(name, cmd).log_to(&out).start()?;
-        wait_for_line(&out, "opened", &mut process, SESSIONS_START)?;
+        wait_for_line(&out, "opened", &mut process, SESSIONS_START * time_scale())?;
         Ok(process)
     }
 

@@ -7,7 +7,7 @@ use crate::{
         gaps::GapWindow,
         pair_table::PairReport,
         result::Analysis,
-        trace_info::TraceInfo,
+        trace_info::{KernelLimit, TraceInfo},
         verdict::{CloseHow, ClosedFirst, Side},
     },
     model::Task,
@@ -41,6 +41,8 @@ pub enum Finding<'a> {
     },
     /// A tracepoint the recorder could not attach (with why).
     NotRecorded(&'a str),
+    /// Something the recording's kernel does not give.
+    NotKnown(KernelLimit),
     /// Damage the reader worked around.
     Damaged(&'a str),
     /// A client→server pair: a reconnect loop, or what its connections did.
@@ -59,6 +61,7 @@ impl Finding<'_> {
             Self::Pair(pair) if pair.pair.reconnect_loop.is_some() => Severity::Alarm,
             Self::LostEvents { .. }
             | Self::NotRecorded(_)
+            | Self::NotKnown(_)
             | Self::Damaged(_)
             | Self::CloseWaitLeak(_) => Severity::Warning,
             Self::Pair(_) | Self::MorePairs(_) | Self::NoConnections => Severity::Note,
@@ -69,7 +72,7 @@ impl Finding<'_> {
     pub fn is_about_the_trace(&self) -> bool {
         matches!(
             self,
-            Self::LostEvents { .. } | Self::NotRecorded(_) | Self::Damaged(_)
+            Self::LostEvents { .. } | Self::NotRecorded(_) | Self::NotKnown(_) | Self::Damaged(_)
         )
     }
 }
@@ -154,6 +157,7 @@ pub fn findings<'a>(trace: &'a TraceInfo, analysis: &'a Analysis) -> Vec<Finding
             .iter()
             .map(|m| Finding::NotRecorded(m)),
     );
+    found.extend(trace.kernel_limits.iter().copied().map(Finding::NotKnown));
     found.extend(trace.damage.iter().map(|d| Finding::Damaged(d)));
     found.extend(
         analysis

@@ -44,7 +44,7 @@ pub use self::{
     result::Analysis,
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
-    trace_info::TraceInfo,
+    trace_info::{KernelLimit, TraceInfo},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
 };
 

@@ -1,6 +1,6 @@
 //! What a verdict says about the trace itself, beside the analysis.
 
-use crate::model::TimeWindow;
+use crate::model::{KernelFeatures, TimeWindow, TracepointStatus};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceInfo {
@@ -13,10 +13,79 @@ pub struct TraceInfo {
     pub stop_reason: Option<String>,
     /// Tracepoints the recorder could not attach, with why.
     pub missing_tracepoints: Vec<String>,
+    /// Every tracepoint, attached or not, and how (the trace header's list).
+    pub tracepoints: Vec<TracepointStatus>,
+    /// What a verdict cannot know on the recording's kernel.
+    pub kernel_limits: Vec<KernelLimit>,
     /// Damage the reader worked around.
     pub damage: Vec<String>,
     /// `--since`/`--until`.
     pub window: TimeWindow,
     /// `--close-wait`.
     pub close_wait_ns: u64,
+}
+
+/// Something the recording's kernel did not give, so a verdict cannot know it
+/// (docs/kernel-facts.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelLimit {
+    /// `tcp:tcp_send_reset` has no reason (before 6.10).
+    ResetReason,
+    /// `tcp:tcp_send_reset` does not fire for RSTs sent without a socket (before 6.10):
+    /// a connect refused here is seen only from its client's side.
+    ResetWithoutSocket,
+    /// Error reports do not name their socket (no BTF, so no socket offsets): each is
+    /// paired with the last socket event on its CPU.
+    ErrorReportSocket,
+}
+
+impl KernelLimit {
+    /// What the header's `kernel_features` say is missing; nothing for traces from
+    /// before the header said (format 1.0).
+    pub fn of(features: Option<&KernelFeatures>) -> Vec<Self> {
+        let Some(features) = features else {
+            return Vec::new();
+        };
+        [
+            (features.reset_reason, Self::ResetReason),
+            (features.reset_without_socket, Self::ResetWithoutSocket),
+            (features.error_report_socket, Self::ErrorReportSocket),
+        ]
+        .into_iter()
+        .filter(|(given, _)| !given)
+        .map(|(_, limit)| limit)
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_what_the_kernel_did_not_give() {
+        assert!(KernelLimit::of(None).is_empty());
+        assert_eq!(
+            KernelLimit::of(Some(&KernelFeatures::default())),
+            [
+                KernelLimit::ResetReason,
+                KernelLimit::ResetWithoutSocket,
+                KernelLimit::ErrorReportSocket
+            ]
+        );
+        let all = KernelFeatures {
+            reset_reason: true,
+            reset_without_socket: true,
+            error_report_socket: true,
+        };
+        assert!(KernelLimit::of(Some(&all)).is_empty());
+        let only_btf = KernelFeatures {
+            error_report_socket: true,
+            ..KernelFeatures::default()
+        };
+        assert_eq!(
+            KernelLimit::of(Some(&only_btf)),
+            [KernelLimit::ResetReason, KernelLimit::ResetWithoutSocket]
+        );
+    }
 }

@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, fs, path::PathBuf};
 use crate::{
     kernel::{
         attached,
-        btf::Btf,
+        btf::{self, Btf},
         diag::{self, Namespace},
         host, preflight, probe,
         tracefs::Tracefs,
@@ -36,7 +36,7 @@ pub struct DoctorOptions {
 pub fn doctor(options: &DoctorOptions) -> DoctorReport {
     let uname = host::uname();
     let cap_eff = preflight::own_capabilities();
-    let btf_data = fs::read(&options.btf).map_err(|e| e.to_string());
+    let btf_data = btf::read_file(&options.btf).map_err(|e| e.reason());
     let btf = btf_data
         .as_deref()
         .map_err(Clone::clone)
@@ -167,6 +167,26 @@ fn label(ns: &Namespace) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_btf_path_is_read_only_if_it_can_be_btf() {
+        let report = |path: &str| {
+            let report = doctor(&DoctorOptions {
+                btf: PathBuf::from(path),
+                top: 1,
+            });
+            let check = report.checks.iter().find(|c| c.name == "btf").cloned();
+            check.unwrap().found
+        };
+        let big = std::env::temp_dir().join(format!("tcpchurn-doctor-btf-{}", std::process::id()));
+        fs::File::create(&big)
+            .unwrap()
+            .set_len(btf::MAX_BTF_BYTES + 1)
+            .unwrap();
+        assert!(report(big.to_str().unwrap()).contains("too large"));
+        fs::remove_file(&big).unwrap();
+        assert_eq!(report("/dev/zero"), "/dev/zero: not a regular file");
+    }
 
     #[test]
     fn only_differing_sysctls_are_kept() {

@@ -1,7 +1,13 @@
 //! Just enough of a BTF reader to find struct member offsets in the running kernel
 //! (what the kernel program needs from them is in [`crate::kernel::offsets`]).
 
-use std::{collections::HashMap, io};
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, Read as _},
+    os::unix::fs::OpenOptionsExt as _,
+    path::Path,
+};
 
 pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -27,16 +33,83 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
+/// The largest BTF file read: a kernel's BTF is a few MiB (5.3 MiB for a 6.18 with many
+/// drivers built in).
+pub const MAX_BTF_BYTES: u64 = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("reading {path}: {source}")]
-    Read { path: String, source: io::Error },
+    #[error("reading {path}: {error}")]
+    Read { path: String, error: io::Error },
+    #[error("--btf {0}: not a regular file")]
+    NotAFile(String),
+    #[error("--btf {path}: {size} bytes is too large for kernel BTF (at most {MAX_BTF_BYTES})")]
+    TooLarge { path: String, size: u64 },
     #[error("not BTF data (bad magic {0:#06x})")]
     BadMagic(u16),
     #[error("BTF data is truncated or inconsistent: {0}")]
     Truncated(&'static str),
     #[error("unknown BTF kind {kind} at type {id}")]
     UnknownKind { kind: u32, id: u32 },
+}
+
+impl BtfError {
+    /// The file cannot be kernel BTF at all: the user named the wrong file.
+    pub fn is_wrong_file(&self) -> bool {
+        matches!(self, Self::NotAFile(_) | Self::TooLarge { .. })
+    }
+
+    /// What is wrong, without the path (for a line that names it already).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Read { error, .. } => error.to_string(),
+            Self::NotAFile(_) => "not a regular file".into(),
+            Self::TooLarge { size, .. } => {
+                format!("{size} bytes is too large for kernel BTF (at most {MAX_BTF_BYTES})")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Reads a BTF file: a regular file of at most [`MAX_BTF_BYTES`], checked before it is
+/// opened (a FIFO would block, a device could have no end) and again once open.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, BtfError> {
+    let shown = || path.display().to_string();
+    let read_error = |error| BtfError::Read {
+        path: shown(),
+        error,
+    };
+    let check = |meta: &fs::Metadata| {
+        if !meta.is_file() {
+            Err(BtfError::NotAFile(shown()))
+        } else if meta.len() > MAX_BTF_BYTES {
+            Err(BtfError::TooLarge {
+                path: shown(),
+                size: meta.len(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    check(&fs::metadata(path).map_err(read_error)?)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    check(&file.metadata().map_err(read_error)?)?;
+    let mut data = Vec::new();
+    file.take(MAX_BTF_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(read_error)?;
+    if data.len() as u64 > MAX_BTF_BYTES {
+        return Err(BtfError::TooLarge {
+            path: shown(),
+            size: data.len() as u64,
+        });
+    }
+    Ok(data)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

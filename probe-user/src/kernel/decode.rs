@@ -44,7 +44,8 @@ pub enum Observation {
         /// stray segment).
         skaddr: u64,
         state: Option<TcpState>,
-        reason: ResetReason,
+        /// `None` on kernels whose `tcp_send_reset` has no `reason` (before 6.10).
+        reason: Option<ResetReason>,
         /// `local` is this host's side.
         tuple: SocketTuple,
     },
@@ -53,6 +54,9 @@ pub enum Observation {
         tuple: SocketTuple,
     },
     ErrorReport {
+        /// The socket, when the raw-tracepoint program recorded the report; 0 from the
+        /// classic tracepoint, whose record names no socket.
+        skaddr: u64,
         errno: i32,
         tuple: SocketTuple,
     },
@@ -173,11 +177,16 @@ fn send_reset(layout: &SendResetLayout, record: &[u8]) -> Result<Observation, De
         None | Some(0) => None,
         Some(s) => Some(state(s)?),
     };
-    let reason = layout.reason.map(field).transpose()?.unwrap_or(0);
+    // A kernel without the field gives no reason: unknown, not NOT_SPECIFIED (0).
+    let reason = layout
+        .reason
+        .map(field)
+        .transpose()?
+        .map(|r| ResetReason(u32::try_from(r).unwrap_or(ResetReason::WIRE_UNKNOWN)));
     Ok(Observation::SendReset {
         skaddr: field(layout.skaddr)?,
         state,
-        reason: ResetReason(u32::try_from(reason).unwrap_or(u32::MAX)),
+        reason,
         tuple,
     })
 }
@@ -220,6 +229,7 @@ pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, D
                 .ok_or(DecodeError::NoLayout(kind))?;
             let raw = field(layout.error)? as u32;
             Observation::ErrorReport {
+                skaddr: layout.skaddr.map(field).transpose()?.unwrap_or(0),
                 // The kernel reports a positive errno; be lenient about a negative one.
                 errno: (raw as i32).abs(),
                 tuple: tuple_from(record, &layout.tuple)?,
@@ -512,9 +522,48 @@ pub(crate) mod tests {
             Observation::SendReset {
                 skaddr: 0,
                 state: None,
-                reason: ResetReason::NO_SOCKET,
+                reason: Some(ResetReason::NO_SOCKET),
                 tuple: SocketTuple {
                     local: "10.0.0.1:2181".parse().unwrap(),
+                    remote: "10.0.0.2:40000".parse().unwrap(),
+                },
+            }
+        );
+    }
+
+    /// 6.1's `tcp_send_reset` (the `tcp_event_sk_skb` class, no `reason`): the reason
+    /// is unknown, not NOT_SPECIFIED.
+    #[test]
+    fn a_send_reset_without_a_reason_field_has_no_reason() {
+        let parse = |text: &str| FormatFile::parse(text).unwrap();
+        let layouts = Layouts {
+            send_reset: Some(
+                SendResetLayout::from_format(&parse(include_str!(
+                    "testdata/tcp_send_reset.6.1.format"
+                )))
+                .unwrap(),
+            ),
+            ..layouts_6_18()
+        };
+        let raw = RawEvent::new(EventKind::SendReset)
+            .put(16, &0xffff_8881_0000_3000u64.to_le_bytes())
+            .put(24, &7u32.to_le_bytes())
+            .put(28, &4181u16.to_le_bytes())
+            .put(30, &40000u16.to_le_bytes())
+            .put(32, &2u16.to_le_bytes())
+            .put(34, &[10, 0, 0, 1])
+            .put(38, &[10, 0, 0, 2])
+            .put(42, &Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets())
+            .put(58, &Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped().octets());
+        let decoded = decode(&raw.bytes(), &layouts).unwrap();
+        assert_eq!(
+            decoded.observation,
+            Observation::SendReset {
+                skaddr: 0xffff_8881_0000_3000,
+                state: Some(TcpState::Close),
+                reason: None,
+                tuple: SocketTuple {
+                    local: "10.0.0.1:4181".parse().unwrap(),
                     remote: "10.0.0.2:40000".parse().unwrap(),
                 },
             }

@@ -9,7 +9,10 @@ use std::{
     collections::{HashMap, HashSet},
     fs, io,
     net::{IpAddr, SocketAddr},
-    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
+    os::{
+        fd::AsRawFd as _,
+        unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    },
     path::{Path, PathBuf},
 };
 
@@ -76,20 +79,73 @@ pub fn namespaces() -> Vec<Namespace> {
     out
 }
 
-/// Resolves `--netns` arguments: an inode number, a name under `/run/netns` (as `ip
-/// netns` creates), or a path such as `/proc/1234/ns/net`.
+/// Resolves `--netns` arguments: the inode number of a network namespace that exists, a
+/// name under `/run/netns` (as `ip netns` creates), or a path such as
+/// `/proc/1234/ns/net`. Anything else (a file that is not a network namespace, an inode
+/// no namespace has) is refused: it would record nothing.
 pub fn resolve_namespace(spec: &str) -> io::Result<u32> {
     if let Ok(inode) = spec.parse::<u32>() {
-        return Ok(inode);
+        if namespaces().iter().any(|ns| ns.inode == inode) {
+            return Ok(inode);
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no network namespace has inode {inode} (none of /proc/*/ns/net and \
+                 /run/netns/* is it; `lsns -t net` lists them)"
+            ),
+        ));
     }
     let path = if spec.contains('/') {
         PathBuf::from(spec)
     } else {
         Path::new("/run/netns").join(spec)
     };
-    let meta = fs::metadata(&path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    u32::try_from(meta.ino()).map_err(|_| io::Error::other("namespace inode does not fit 32 bits"))
+    network_namespace_inode(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// `NSFS_MAGIC`: the file system of namespace files.
+const NSFS_MAGIC: libc::c_long = 0x6e73_6673;
+/// `NS_GET_NSTYPE` (`_IO(0xb7, 0x3)`, Linux 4.11): the `CLONE_NEW*` kind of a namespace.
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
+
+/// The inode of the network namespace `path` opens, or why it is not one. The file is
+/// first opened `O_PATH`: a FIFO or a device is never really opened.
+fn network_namespace_inode(path: &Path) -> io::Result<u32> {
+    let not_netns = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a network namespace (expected /proc/PID/ns/net, /run/netns/NAME or an inode)",
+        )
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)?;
+    // SAFETY: statfs is plain data, filled by fstatfs on a valid fd.
+    let mut statfs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and buffer.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut statfs) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 or u32 depending on the target"
+    )]
+    let is_nsfs = libc::c_long::try_from(statfs.f_type).is_ok_and(|t| t == NSFS_MAGIC);
+    if !is_nsfs {
+        return Err(not_netns());
+    }
+    // A namespace file, safe to open for real, says which kind it is.
+    let namespace = fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    // SAFETY: an ioctl without argument on a valid fd.
+    let kind = unsafe { libc::ioctl(namespace.as_raw_fd(), NS_GET_NSTYPE) };
+    if kind != libc::CLONE_NEWNET {
+        return Err(not_netns());
+    }
+    u32::try_from(namespace.metadata()?.ino())
+        .map_err(|_| io::Error::other("namespace inode does not fit 32 bits"))
 }
 
 /// The inode of the recorder's own network namespace.
@@ -107,14 +163,40 @@ fn canonical(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip.to_canonical(), port)
 }
 
-fn to_diag_socket(netns: u32, response: &InetResponse) -> Option<DiagSocket> {
+/// The length of a netlink message header.
+const NLMSG_HDRLEN: usize = 16;
+/// Offsets in `struct inet_diag_msg`: `idiag_timer`, and `idiag_expires` after the
+/// 48-byte `inet_diag_sockid`.
+const IDIAG_TIMER: usize = 2;
+const IDIAG_EXPIRES: usize = 52;
+/// `idiag_timer` of a TIME_WAIT socket.
+const TIMER_TIME_WAIT: u8 = 3;
+
+/// A TIME_WAIT socket's milliseconds left, from the raw reply `message` (netlink header
+/// included). The sock_diag crate parses `idiag_expires` for every timer but this one,
+/// and without it a replay assumes 60 s from the start.
+fn time_wait_left_ms(message: &[u8]) -> Option<u32> {
+    let msg = message.get(NLMSG_HDRLEN..)?;
+    if *msg.get(IDIAG_TIMER)? != TIMER_TIME_WAIT {
+        return None;
+    }
+    let expires = msg.get(IDIAG_EXPIRES..IDIAG_EXPIRES + 4)?;
+    Some(u32::from_ne_bytes(expires.try_into().ok()?))
+}
+
+fn to_diag_socket(
+    netns: u32,
+    response: &InetResponse,
+    time_wait_left_ms: Option<u32>,
+) -> Option<DiagSocket> {
     let header = &response.header;
     let id = &header.socket_id;
     let timer_ms = match header.timer {
         Some(Timer::Retransmit(d, _) | Timer::KeepAlive(d) | Timer::Probe(d)) => {
             u32::try_from(d.as_millis()).ok()
         }
-        _ => None,
+        Some(Timer::TimeWait) => time_wait_left_ms,
+        None => None,
     };
     Some(DiagSocket {
         scope: Scope { netns, cgroup: 0 },
@@ -159,37 +241,43 @@ fn dump_current_namespace(netns: u32, each: &mut dyn FnMut(DiagSocket)) -> io::R
         socket.send(&buf, 0)?;
 
         let mut receive = vec![0u8; 1 << 16];
-        'dump: loop {
+        loop {
             let size = socket.recv(&mut &mut receive[..], 0)?;
-            if size == 0 {
+            if size == 0 || read_reply(netns, &receive[..size], each)? {
                 break;
-            }
-            let mut offset = 0;
-            while offset < size {
-                let message =
-                    NetlinkMessage::<SockDiagMessage>::deserialize(&receive[offset..size])
-                        .map_err(|e| io::Error::other(format!("sock_diag reply: {e}")))?;
-                let len = message.header.length as usize;
-                match message.payload {
-                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                        if let Some(socket) = to_diag_socket(netns, &response) {
-                            each(socket);
-                        }
-                    }
-                    NetlinkPayload::Done(_) => break 'dump,
-                    NetlinkPayload::Error(err) => {
-                        return Err(io::Error::other(format!("sock_diag error: {err:?}")));
-                    }
-                    _ => {}
-                }
-                if len == 0 {
-                    break;
-                }
-                offset += len;
             }
         }
     }
     Ok(())
+}
+
+/// The sockets of one `recv` of a dump reply, to `each`; true once the dump is done.
+fn read_reply(netns: u32, reply: &[u8], each: &mut dyn FnMut(DiagSocket)) -> io::Result<bool> {
+    let mut offset = 0;
+    while offset < reply.len() {
+        let raw = &reply[offset..];
+        let message = NetlinkMessage::<SockDiagMessage>::deserialize(raw)
+            .map_err(|e| io::Error::other(format!("sock_diag reply: {e}")))?;
+        let len = message.header.length as usize;
+        match message.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                let left = time_wait_left_ms(&raw[..len.min(raw.len())]);
+                if let Some(socket) = to_diag_socket(netns, &response, left) {
+                    each(socket);
+                }
+            }
+            NetlinkPayload::Done(_) => return Ok(true),
+            NetlinkPayload::Error(err) => {
+                return Err(io::Error::other(format!("sock_diag error: {err:?}")));
+            }
+            _ => {}
+        }
+        if len == 0 {
+            break;
+        }
+        offset += len;
+    }
+    Ok(false)
 }
 
 /// Runs `work` in a helper thread that joins `ns`, so the caller's own namespace is
@@ -213,9 +301,13 @@ pub fn in_namespace<T: Send>(
     })
 }
 
-/// Hands one namespace's TCP sockets to `each`.
+/// Hands one namespace's TCP sockets to `each`. Its own namespace needs no setns (nor
+/// the CAP_SYS_ADMIN setns takes).
 fn dump_namespace(ns: &Namespace, each: &mut (dyn FnMut(DiagSocket) + Send)) -> io::Result<()> {
     let inode = ns.inode;
+    if own_namespace() == Some(inode) {
+        return dump_current_namespace(inode, each);
+    }
     in_namespace(ns, move || dump_current_namespace(inode, each))
 }
 
@@ -354,4 +446,61 @@ pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
         }
     }
     snapshot
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sock_diag reply holding one TIME_WAIT socket with `left_ms` to live, as the
+    /// kernel sends it.
+    fn time_wait_reply(left_ms: u32) -> Vec<u8> {
+        let mut msg = vec![0u8; 72];
+        msg[0] = AF_INET;
+        msg[1] = 6; // TCP_TIME_WAIT
+        msg[2] = TIMER_TIME_WAIT;
+        msg[4..6].copy_from_slice(&2181u16.to_be_bytes());
+        msg[6..8].copy_from_slice(&40000u16.to_be_bytes());
+        msg[8..12].copy_from_slice(&[10, 0, 0, 1]);
+        msg[24..28].copy_from_slice(&[10, 0, 0, 2]);
+        msg[IDIAG_EXPIRES..IDIAG_EXPIRES + 4].copy_from_slice(&left_ms.to_ne_bytes());
+        let mut reply = Vec::new();
+        reply.extend_from_slice(&(NLMSG_HDRLEN as u32 + 72).to_ne_bytes());
+        reply.extend_from_slice(&20u16.to_ne_bytes()); // SOCK_DIAG_BY_FAMILY
+        reply.extend_from_slice(&2u16.to_ne_bytes()); // NLM_F_MULTI
+        reply.extend_from_slice(&[0; 8]);
+        reply.extend_from_slice(&msg);
+        reply
+    }
+
+    #[test]
+    fn a_time_wait_socket_keeps_the_time_it_has_left() {
+        let mut out = Vec::new();
+        assert!(!read_reply(7, &time_wait_reply(11_500), &mut |s| out.push(s)).unwrap());
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].state, TcpState::TimeWait);
+        assert_eq!(out[0].timer_ms, Some(11_500));
+        assert_eq!(out[0].tuple.local, "10.0.0.1:2181".parse().unwrap());
+        // Another timer type is the crate's to read; no timer is no time.
+        let mut other = time_wait_reply(11_500);
+        other[NLMSG_HDRLEN + IDIAG_TIMER] = 0;
+        assert_eq!(time_wait_left_ms(&other), None);
+        assert_eq!(time_wait_left_ms(&other[..20]), None);
+    }
+
+    #[test]
+    fn netns_arguments_must_name_a_network_namespace() {
+        let own = own_namespace().unwrap();
+        assert_eq!(resolve_namespace("/proc/self/ns/net").unwrap(), own);
+        assert_eq!(resolve_namespace(&own.to_string()).unwrap(), own);
+        for (spec, expected) in [
+            ("/etc/passwd", "not a network namespace"),
+            ("/proc/self/ns/uts", "not a network namespace"),
+            ("12345", "no network namespace has inode 12345"),
+            ("no-such-name", "No such file"),
+        ] {
+            let err = resolve_namespace(spec).unwrap_err().to_string();
+            assert!(err.contains(expected), "{spec}: {err}");
+        }
+    }
 }

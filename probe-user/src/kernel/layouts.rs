@@ -348,9 +348,12 @@ impl ReceiveResetLayout {
     }
 }
 
-/// `sock:inet_sk_error_report` (5.14+). It has no socket pointer.
+/// `sock:inet_sk_error_report` (5.14+). Its tracefs record has no socket pointer; the
+/// record of the program that reads the socket ([`Self::FROM_SOCKET`]) has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorReportLayout {
+    /// Only in records of the program that reads the socket.
+    pub skaddr: Option<Field>,
     pub error: Field,
     pub protocol: Field,
     pub tuple: TupleFields,
@@ -359,12 +362,29 @@ pub struct ErrorReportLayout {
 impl ErrorReportLayout {
     pub const TRACEPOINT: (&'static str, &'static str) = ("sock", "inet_sk_error_report");
 
+    /// The fixed layout the raw-tracepoint error-report program writes, reading the
+    /// socket: the state-change layout with `int error` where the states are
+    /// ([`probe_common::state_record`]).
+    pub const FROM_SOCKET: Self = {
+        let state = StateChangeLayout::TP_BTF;
+        Self {
+            skaddr: Some(state.skaddr),
+            error: Field {
+                offset: probe_common::state_record::ERROR,
+                size: 4,
+            },
+            protocol: state.protocol,
+            tuple: state.tuple,
+        }
+    };
+
     pub fn from_format(file: &FormatFile) -> Result<Self, FormatError> {
         let lookup = Lookup {
             tracepoint: "sock:inet_sk_error_report",
             file,
         };
         Ok(Self {
+            skaddr: None,
             error: lookup.required("error", &[4])?,
             protocol: lookup.required("protocol", &[1, 2])?,
             tuple: TupleFields::from(&lookup)?,

@@ -5,6 +5,7 @@
 
 pub mod attached;
 pub mod btf;
+pub mod capabilities;
 pub mod decode;
 pub mod diag;
 pub mod host;

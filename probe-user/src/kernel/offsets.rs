@@ -5,15 +5,12 @@
 //! BTF and passed to the program as constants. A member that cannot be found means
 //! "unknown", never a guessed offset.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use probe_common::{BtfStateOffsets, SockOffsets};
 
 use crate::{
-    kernel::btf::{Btf, BtfError},
+    kernel::btf::{self, Btf, BtfError},
     model::SocketOffsetsInfo,
 };
 
@@ -32,12 +29,13 @@ pub struct KernelBtf {
 
 impl KernelBtf {
     /// Reads and resolves `path`. Without BTF the recording goes on, with netns and
-    /// cgroup unknown.
-    pub fn read(path: &Path) -> Self {
-        let raw = fs::read(path).map_err(|source| BtfError::Read {
-            path: path.display().to_string(),
-            source,
-        });
+    /// cgroup unknown; a path that cannot be BTF at all (not a regular file, too large)
+    /// is refused.
+    pub fn read(path: &Path) -> Result<Self, BtfError> {
+        let raw = match btf::read_file(path) {
+            Err(err) if err.is_wrong_file() => return Err(err),
+            raw => raw,
+        };
         let parsed = raw.as_deref().map_err(|err| err.to_string());
         let parsed = parsed.and_then(|data| Btf::parse(data).map_err(|err| err.to_string()));
         let (sock, info, state) = match parsed {
@@ -63,12 +61,12 @@ impl KernelBtf {
                 Err("no kernel BTF".to_owned()),
             ),
         };
-        Self {
+        Ok(Self {
             path: path.to_path_buf(),
             sock,
             info,
             state,
-        }
+        })
     }
 }
 
@@ -179,11 +177,15 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
     }
     // Whether an event runs in its socket owner's context (docs/attribution.md §5);
     // without it, the softirq tracepoints tell.
-    if let Some([owned]) = report.part(
+    if let Some([owned, state]) = report.part(
         "owner context from the socket lock",
-        [integer(btf, "sock", &["sk_lock", "owned"], 4)],
+        [
+            integer(btf, "sock", &["sk_lock", "owned"], 4),
+            integer(btf, "sock", &["__sk_common", "skc_state"], 1),
+        ],
     ) {
         report.offsets.sk_lock_owned = owned;
+        report.offsets.sk_state = state;
     }
     report
 }
@@ -221,7 +223,8 @@ pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
         daddr_v6: ipv6.map_or(0, |[_, daddr_v6]| daddr_v6),
         sport,
         task_comm,
-        reserved: 0,
+        // Only the error-report program needs it: without it, that one falls back.
+        sk_err: integer(btf, "sock", &["sk_err"], 4).unwrap_or(0),
     })
 }
 
@@ -255,17 +258,42 @@ mod tests {
     }
 
     #[test]
+    fn only_a_regular_file_of_a_sane_size_is_read() {
+        let wrong = |path: &str| KernelBtf::read(Path::new(path)).unwrap_err().to_string();
+        assert_eq!(wrong("/dev/zero"), "--btf /dev/zero: not a regular file");
+        assert_eq!(wrong("/"), "--btf /: not a regular file");
+        let big = std::env::temp_dir().join(format!("tcpchurn-big-btf-{}", std::process::id()));
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(btf::MAX_BTF_BYTES + 1).unwrap();
+        assert!(wrong(big.to_str().unwrap()).contains("too large"));
+        std::fs::remove_file(&big).unwrap();
+        // A FIFO nobody writes to: refused at once, never opened (opening it would block).
+        let fifo = std::ffi::CString::new(big.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(wrong(big.to_str().unwrap()).ends_with("not a regular file"));
+        std::fs::remove_file(&big).unwrap();
+        // A missing file is no BTF, not an error: the recording goes on without it.
+        let missing = KernelBtf::read(Path::new("/nonexistent/vmlinux")).unwrap();
+        assert!(missing.state.is_err() && !missing.info.netns);
+    }
+
+    #[test]
     fn reads_this_kernels_btf_when_present() {
         let path = Path::new(VMLINUX);
         if !path.exists() {
             eprintln!("skipping: {VMLINUX} not present");
             return;
         }
-        let btf = Btf::parse(&fs::read(path).unwrap()).unwrap();
+        let btf = Btf::parse(&btf::read_file(path).unwrap()).unwrap();
         let report = sock_offsets(&btf);
         assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
+        // The lock follows sock_common (its spinlock first); skc_state is in sock_common.
+        let sock = report.offsets;
+        assert!(sock.sk_lock_owned > sock.sk_state, "{sock:?}");
+        assert!(sock.sk_state > 0 && sock.sk_state < 32, "{sock:?}");
         let state = btf_state_offsets(&btf).unwrap();
         assert_eq!((state.valid, state.ipv6), (1, 1));
         // skc_daddr and skc_rcv_saddr share an 8-byte union member, in this order.

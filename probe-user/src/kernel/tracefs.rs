@@ -141,6 +141,11 @@ pub enum TracefsError {
          with `mount -t tracefs nodev /sys/kernel/tracing`"
     )]
     NotMounted(io::Error),
+    #[error(
+        "tracefs at {0} cannot be read by this user: run tcpchurn record as root, or give it \
+         CAP_DAC_READ_SEARCH (docs/privileges.md)"
+    )]
+    NotReadable(PathBuf),
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
@@ -157,6 +162,14 @@ impl Tracefs {
     pub fn locate_or_mount() -> Result<Self, TracefsError> {
         if let Some(found) = Self::locate() {
             return Ok(found);
+        }
+        // Mounted but closed to this user (tracefs is root's, mode 0700): mounting
+        // again would not help.
+        if let Some(root) = TRACEFS_MOUNTS.iter().map(Path::new).find(|root| {
+            fs::metadata(root.join("events"))
+                .is_err_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+        }) {
+            return Err(TracefsError::NotReadable(root.to_path_buf()));
         }
         mount_tracefs(Path::new(TRACEFS_MOUNTS[0])).map_err(TracefsError::NotMounted)?;
         Self::locate().ok_or_else(|| {

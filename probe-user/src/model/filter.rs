@@ -12,8 +12,12 @@ pub struct EndpointFilter {
 }
 
 /// `ADDR` or `[V6]`, canonical (an IPv4-mapped IPv6 address is the IPv4 address).
+/// Brackets come in pairs.
 fn parse_ip(text: &str) -> Option<IpAddr> {
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    let bare = match text.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        None => text,
+    };
     bare.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
@@ -104,6 +108,16 @@ mod tests {
         };
         assert!(any_port.matches(&tuple("[fd00::2]:5000", "[fd00::1]:80")));
         assert!(EndpointFilter::parse_server("nope").is_err());
+        for unbalanced in ["[fd88::1", "fd88::1]", "[[fd88::1]", "[fd88::1]]"] {
+            assert!(
+                EndpointFilter::parse_server(unbalanced).is_err(),
+                "{unbalanced}"
+            );
+            assert!(
+                EndpointFilter::parse_client(unbalanced).is_err(),
+                "{unbalanced}"
+            );
+        }
         assert!(EndpointFilter::parse_client("10.0.0.1:80").is_err());
     }
 

@@ -59,6 +59,24 @@ pub struct SocketOffsetsInfo {
     pub missing: Vec<String>,
 }
 
+/// What this kernel's tracepoints give, where kernels differ (docs/kernels.md). A replay
+/// says what a verdict cannot know when one is missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KernelFeatures {
+    /// `tcp:tcp_send_reset` gives why the RST was sent (`reason`, 6.10+).
+    pub reset_reason: bool,
+    /// `tcp:tcp_send_reset` also fires for RSTs sent without a full socket: connects
+    /// refused for want of a listener, segments for a timewait socket (6.10+; before,
+    /// `tcp_v4_send_reset` traced only full sockets).
+    pub reset_without_socket: bool,
+    /// Error reports name their socket (the raw tracepoint, which needs the socket's
+    /// offsets from BTF: the kernel's or a `--btf` file); otherwise each is paired with the
+    /// last socket event on its CPU, which fails when another socket's event comes in
+    /// between or the report comes late.
+    pub error_report_socket: bool,
+}
+
 /// What a recording produced; printed when it stops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordSummary {

@@ -27,6 +27,16 @@ impl TimeWindow {
         }
     }
 
+    /// `--since` and `--until` as given: refused when the window ends before it starts.
+    pub fn checked(since: Option<Duration>, until: Option<Duration>) -> Result<Self, String> {
+        match (since, until) {
+            (Some(since), Some(until)) if since > until => Err(format!(
+                "--since {since:?} is after --until {until:?}: the window would be empty"
+            )),
+            _ => Ok(Self::new(since, until)),
+        }
+    }
+
     /// The whole trace.
     pub fn is_whole(&self) -> bool {
         self.since_ns.is_none() && self.until_ns.is_none()
@@ -76,6 +86,17 @@ mod tests {
         assert!(window.is_past_reading(8 * S + 1));
         assert_eq!(window.end_of(10 * S), 3 * S);
         assert_eq!(window.end_of(2 * S), 2 * S);
+    }
+
+    #[test]
+    fn a_window_that_ends_before_it_starts_is_refused() {
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            TimeWindow::checked(secs(5), secs(2)),
+            Err("--since 5s is after --until 2s: the window would be empty".to_owned())
+        );
+        assert!(TimeWindow::checked(secs(2), secs(2)).is_ok());
+        assert!(TimeWindow::checked(secs(5), None).is_ok());
     }
 
     #[test]

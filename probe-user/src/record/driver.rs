@@ -17,7 +17,7 @@ use tokio::{
 
 use crate::{
     kernel::{
-        diag,
+        capabilities, diag,
         host::{self, monotonic_now},
         offsets::KernelBtf,
         probe::{EventRing, KernelProbe},
@@ -25,20 +25,25 @@ use crate::{
     },
     model::RecordSummary,
     record::{
+        files::OutputDir,
         header::Header,
         options::RecordOptions,
-        recording::Recording,
-        sink::{self, Output},
+        privileges,
+        recording::{ApartBlocks, Recording},
+        sink::Output,
     },
 };
 
-/// Records until stopped (see [`crate::record::record`]).
+/// Records until stopped (see [`crate::record::record`]): `btf` and `dir` are the
+/// inputs and the output, already checked.
 pub(super) async fn run(
     options: &RecordOptions,
     tracefs: &Tracefs,
+    btf: &KernelBtf,
+    dir: OutputDir,
 ) -> anyhow::Result<RecordSummary> {
     let mut stop_rx = stop_signals().context("installing signal handlers")?;
-    let mut recorder = Recorder::start(options, tracefs)?;
+    let mut recorder = Recorder::start(options, tracefs, btf, dir)?;
     let stop = recorder.run_until_stopped(&mut stop_rx).await;
     recorder.finish(&stop)
 }
@@ -107,39 +112,29 @@ struct Recorder<'a> {
     probe: KernelProbe,
     ring: EventRing,
     recording: Recording,
-    header: Header,
-    output: Output,
+    files: Files,
     started: Instant,
 }
 
 impl<'a> Recorder<'a> {
-    /// Attaches, starts the first file and takes the start snapshot. Errors before
-    /// attaching leave no kernel state and no file.
-    fn start(options: &'a RecordOptions, tracefs: &Tracefs) -> anyhow::Result<Self> {
-        let btf = KernelBtf::read(&options.btf);
-        for missing in &btf.info.missing {
-            warn!("{missing}");
-        }
-        if !options.filters.netns.is_empty() && !btf.info.netns {
-            anyhow::bail!(
-                "--netns needs each socket's network namespace, which needs kernel BTF ({} could \
-                 not be used); record without --netns, or pass --btf FILE",
-                options.btf.display()
-            );
-        }
-        let file = sink::create_output(&options.output, options.force)?;
+    /// Attaches, starts the first file, takes the start snapshot and gives up the
+    /// privileges the rest does not need. Errors before attaching leave no kernel
+    /// state and no file; the first file is created (or, with `--force`, replaced) only
+    /// once attached.
+    fn start(
+        options: &'a RecordOptions,
+        tracefs: &Tracefs,
+        btf: &KernelBtf,
+        dir: OutputDir,
+    ) -> anyhow::Result<Self> {
         let start = host::clock_pair();
         let started = Instant::now();
-        let (probe, ring) = match KernelProbe::load(tracefs, &options.probe_options(), &btf) {
-            Ok(loaded) => loaded,
-            Err(err) => {
-                drop(file);
-                let _removed = std::fs::remove_file(&options.output);
-                return Err(err).context("attaching to the kernel");
-            }
-        };
-        let header = Header::new(options, &probe, &btf, start);
-        let output = Output::start(file, &options.output, options.rotate, &header.bytes(0))
+        let (probe, ring) = KernelProbe::load(tracefs, &options.probe_options(), btf)
+            .context("attaching to the kernel")?;
+        // On an error from here on, dropping the probe detaches it.
+        let file = dir.create_first()?;
+        let header = Header::new(options, &probe, btf, start);
+        let output = Output::start(dir, file, options.rotate, &header.bytes(0, None))
             .context("writing the trace header")?;
         let mut recording = Recording::new(probe.layouts, start.0, options.filters.clone());
         if options.snapshot {
@@ -147,7 +142,15 @@ impl<'a> Recorder<'a> {
             for warning in &snapshot.warnings {
                 warn!("snapshot: {warning}");
             }
-            recording.snapshot(monotonic_now(), snapshot.sockets, false);
+            recording.start_snapshot(monotonic_now(), snapshot.sockets);
+        }
+        let keep = privileges::needed_after_start(
+            options,
+            output.dir().dir_path(),
+            &host::uname().release,
+        );
+        if let Err(err) = capabilities::keep_only(keep) {
+            warn!("giving up the capabilities no longer needed (all but {keep}): {err}");
         }
         // The line tests and scripts wait for: from here on, every transition is recorded.
         let _written = writeln!(
@@ -160,8 +163,12 @@ impl<'a> Recorder<'a> {
             probe,
             ring,
             recording,
-            header,
-            output,
+            files: Files {
+                output,
+                header,
+                max_size: options.max_size,
+                rotation_failed: false,
+            },
             started,
         })
     }
@@ -202,10 +209,11 @@ impl<'a> Recorder<'a> {
     /// rather than let the encoder grow.
     fn on_poll(&mut self) -> Result<(), Stop> {
         self.ring.drain(|item| self.recording.ingest(item));
-        if let Some(blocks) = self.recording.take_full_blocks()
-            && !self.output.send(blocks)
-        {
-            return Err(Stop::writer_stopped());
+        if let Some(blocks) = self.recording.take_full_blocks() {
+            if !self.files.output.send(blocks) {
+                return Err(Stop::writer_stopped());
+            }
+            self.files.rotate_if_full(&mut self.recording)?;
         }
         Ok(())
     }
@@ -220,35 +228,14 @@ impl<'a> Recorder<'a> {
             Err(err) => warn!("{err}"),
         }
         if let Some(blocks) = self.recording.take_blocks()
-            && !self.output.send(blocks)
+            && !self.files.output.send(blocks)
         {
             return Err(Stop::writer_stopped());
         }
-        if self.output.is_dead() {
+        if self.files.output.is_dead() {
             return Err(Stop::writer_stopped());
         }
-        if let Some(max) = self.options.max_size
-            && self.output.sent() >= max
-        {
-            self.rotate()
-                .map_err(|err| Stop::Error(format!("{err:#}")))?;
-        }
-        Ok(())
-    }
-
-    /// Finishes the current file and continues in the next one, which starts with the
-    /// connections still open so that it replays on its own.
-    fn rotate(&mut self) -> anyhow::Result<()> {
-        let next = self.output.next_path();
-        let file = sink::create_output(&next, true)?;
-        let mut end = self
-            .recording
-            .end(monotonic_now(), "rotated", self.output.sent());
-        end.next_part = Some(next.display().to_string());
-        let header = self.header.bytes(self.output.index() + 1);
-        self.output.rotate(file, &end, &header)?;
-        self.recording.start_part(monotonic_now());
-        Ok(())
+        self.files.rotate_if_full(&mut self.recording)
     }
 
     /// Detaches, then records what the kernel had already submitted, the end snapshot
@@ -259,36 +246,36 @@ impl<'a> Recorder<'a> {
             probe,
             mut ring,
             mut recording,
-            mut output,
+            mut files,
             started,
-            ..
         } = self;
         let counters = probe.detach().unwrap_or_default();
         ring.drain(|item| recording.ingest(item));
         let now = monotonic_now();
         recording.account(counters, now);
-        if options.snapshot && !matches!(stop, Stop::Error(_)) {
-            // Streamed: the end snapshot is the largest (TIME_WAIT of the last minute).
-            let ((), _unreadable) = diag::snapshot_streamed(&options.filters.netns, |sockets| {
-                recording.snapshot(now, sockets, true);
-            });
-        }
         if let Some(error) = recording.first_decode_error() {
             warn!(
                 "some events could not be decoded (first error: {error}); they are marked as lost"
             );
         }
-        let sent = recording
+        let mut sent = recording
             .take_blocks()
-            .is_none_or(|blocks| output.send(blocks));
-        let end = recording.end(now, &stop.reason(), output.sent());
-        let (files, bytes) = output.finish(sent.then_some(&end))?;
+            .is_none_or(|blocks| files.output.send(blocks));
+        if sent && options.snapshot && !matches!(stop, Stop::Error(_)) {
+            // Streamed: the end snapshot is the largest (TIME_WAIT of the last minute).
+            let (apart, _unreadable) = diag::snapshot_streamed(&options.filters.netns, |sockets| {
+                recording.end_snapshot(now, sockets)
+            });
+            sent = files.write_end_snapshot(&mut recording, apart, now)?;
+        }
+        let end = recording.end(now, &stop.reason(), files.output.sent());
+        let (paths, bytes) = files.output.finish(sent.then_some(&end))?;
         if let Stop::Error(err) = stop {
             anyhow::bail!("{err}");
         }
         Ok(RecordSummary {
             stop_reason: end.stop_reason.clone(),
-            files,
+            files: paths,
             duration: started.elapsed(),
             records: recording.records(),
             transitions: recording.transitions(),
@@ -296,5 +283,96 @@ impl<'a> Recorder<'a> {
             lost: end.losses(),
             bytes,
         })
+    }
+}
+
+/// The files of a recording in progress, and when to go on in the next one.
+struct Files {
+    output: Output,
+    header: Header,
+    max_size: Option<u64>,
+    /// The next file could not be created: the recording goes on in the current one.
+    rotation_failed: bool,
+}
+
+impl Files {
+    fn rotate_if_full(&mut self, recording: &mut Recording) -> Result<(), Stop> {
+        match self.max_size {
+            Some(max) if self.output.sent() >= max && !self.rotation_failed => self
+                .rotate(recording, monotonic_now())
+                .map_err(|err| Stop::Error(crate::errors::one_line(&err))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Finishes the current file and continues in the next one, which starts with the
+    /// connections still open so that it replays on its own. A name someone else took
+    /// is stepped over; if no file can be created, the recording goes on in the current
+    /// one. Both are said on stderr.
+    fn rotate(&mut self, recording: &mut Recording, now: u64) -> anyhow::Result<()> {
+        let current = self.output.current_path().to_path_buf();
+        let next = match self.output.create_next() {
+            Ok(next) => next,
+            Err(err) => {
+                warn!(
+                    "{err}: no further file is started; the recording goes on in {}",
+                    current.display()
+                );
+                self.rotation_failed = true;
+                return Ok(());
+            }
+        };
+        for taken in &next.taken {
+            warn!(
+                "{} exists and was not created by this recording: it is left alone, the \
+                 recording goes on in {}",
+                taken.display(),
+                next.path.display()
+            );
+        }
+        let end = recording.end(now, "rotated", self.output.sent());
+        let header = self.header.bytes(self.output.part() + 1, Some(&current));
+        self.output.rotate(next, end, &header)?;
+        recording.start_part(now);
+        Ok(())
+    }
+
+    /// Writes the end snapshot. It is never split (a replay compares it whole with what
+    /// the trace says): when it does not fit in the current file, a new file starts
+    /// first; a snapshot larger than `--max-size` on its own is written whole, and said.
+    /// False once the writer has stopped.
+    fn write_end_snapshot(
+        &mut self,
+        recording: &mut Recording,
+        apart: ApartBlocks,
+        now: u64,
+    ) -> anyhow::Result<bool> {
+        if apart.is_empty() {
+            return Ok(true);
+        }
+        if let Some(max) = self.max_size
+            && self.output.sent() + apart.len() > max
+            && !recording.part_is_fresh()
+            && !self.rotation_failed
+        {
+            self.rotate(recording, now)?;
+            if let Some(blocks) = recording.take_blocks()
+                && !self.output.send(blocks)
+            {
+                return Ok(false);
+            }
+        }
+        let size = apart.len();
+        let sent = self.output.send(recording.commit_apart(apart));
+        if let Some(max) = self.max_size
+            && self.output.sent() > max
+        {
+            warn!(
+                "the end snapshot ({size} bytes) does not fit in --max-size {max}: {} holds it \
+                 whole",
+                self.output.current_path().display()
+            );
+        }
+        Ok(sent)
     }
 }

@@ -1,7 +1,7 @@
 //! The meta block that starts each file of a recording: the host, the kernel, the
 //! filters, and what the kernel program could attach and read.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::{
     kernel::{
@@ -9,7 +9,7 @@ use crate::{
         offsets::KernelBtf,
         probe::{self, KernelProbe},
     },
-    record::{options::RecordOptions, sink},
+    record::options::RecordOptions,
     trace::{Attribution, PartInfo, RecorderInfo, TraceEncoder, TraceMeta},
 };
 
@@ -17,7 +17,6 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Header {
     meta: TraceMeta,
-    base: PathBuf,
 }
 
 impl Header {
@@ -49,6 +48,7 @@ impl Header {
                 socket_lock: probe.socket_lock,
             },
             socket_offsets: btf.info.clone(),
+            kernel_features: Some(probe.features),
             recorder: RecorderInfo {
                 pid: std::process::id(),
                 ring_bytes: options.ring_bytes,
@@ -58,18 +58,16 @@ impl Header {
             },
             part: PartInfo::default(),
         };
-        Self {
-            meta,
-            base: options.output.clone(),
-        }
+        Self { meta }
     }
 
-    /// The first bytes of file `part` (0 for the first): the file header and the meta.
-    pub fn bytes(&self, part: u32) -> Vec<u8> {
+    /// The first bytes of file `part` (0 for the first), which follows the file at
+    /// `previous`: the file header and the meta.
+    pub fn bytes(&self, part: u32, previous: Option<&Path>) -> Vec<u8> {
         TraceEncoder::start(&TraceMeta {
             part: PartInfo {
                 index: part,
-                previous: (part > 0).then(|| sink::part_name(&self.base, part - 1)),
+                previous: previous.map(|path| path.display().to_string()),
             },
             ..self.meta.clone()
         })

@@ -7,8 +7,10 @@
 //! silently and memory stays bounded.
 
 mod driver;
+pub mod files;
 mod header;
 pub mod options;
+mod privileges;
 pub mod recording;
 pub mod sink;
 pub mod sockets;
@@ -17,23 +19,36 @@ use anyhow::Context as _;
 
 pub use self::options::{OptionsError, RecordOptions};
 use crate::{
-    kernel::{host, preflight, tracefs::Tracefs},
+    kernel::{host, offsets::KernelBtf, preflight, tracefs::Tracefs},
     model::RecordSummary,
+    record::files::OutputDir,
 };
 
-/// Records until stopped. Errors before attaching leave no kernel state and no file.
+/// Records until stopped. Every input is checked before the output is touched, and
+/// errors before attaching leave no kernel state and no file.
 pub fn record(options: RecordOptions) -> anyhow::Result<RecordSummary> {
     let options = options.checked()?;
     preflight::check_privileges()?;
     preflight::check_kernel(&host::uname().release)?;
-    sink::check_output(&options.output, options.force)?;
     return_freed_memory_promptly();
+    let btf = KernelBtf::read(&options.btf)?;
+    for missing in &btf.info.missing {
+        log::warn!("{missing}");
+    }
+    if !options.filters.netns.is_empty() && !btf.info.netns {
+        anyhow::bail!(
+            "--netns needs each socket's network namespace, which needs kernel BTF ({} could \
+             not be used); record without --netns, or pass --btf FILE",
+            options.btf.display()
+        );
+    }
+    let dir = OutputDir::check(&options.output, options.force, options.max_size.is_some())?;
     let tracefs = Tracefs::locate_or_mount()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(driver::run(&options, &tracefs))
+    runtime.block_on(driver::run(&options, &tracefs, &btf, dir))
 }
 
 /// glibc serves allocations below a threshold that grows, once large blocks have been

@@ -74,6 +74,14 @@ pub enum OptionsError {
     RingTooLarge,
     #[error("--ring-size must be a power of two of at least 4 KiB (got {0})")]
     RingSize(u64),
+    #[error("--port 0 matches no connection")]
+    PortZero,
+    #[error("--duration must be longer than 0")]
+    DurationZero,
+    #[error("--max-size must be at least 1 byte")]
+    MaxSizeZero,
+    #[error("--rotate must keep at least 1 file")]
+    RotateZero,
 }
 
 impl RecordOptions {
@@ -91,6 +99,18 @@ impl RecordOptions {
         }
         if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 4096 {
             return Err(OptionsError::RingSize(self.ring_bytes));
+        }
+        if self.filters.ports.contains(&0) {
+            return Err(OptionsError::PortZero);
+        }
+        if self.duration == Some(Duration::ZERO) {
+            return Err(OptionsError::DurationZero);
+        }
+        if self.max_size == Some(0) {
+            return Err(OptionsError::MaxSizeZero);
+        }
+        if self.rotate == Some(0) {
+            return Err(OptionsError::RotateZero);
         }
         Ok(Self {
             flush_interval: self.flush_interval.max(MIN_FLUSH_INTERVAL),
@@ -146,6 +166,25 @@ mod tests {
         assert_eq!(
             options(|o| o.ring_bytes = 2048),
             Err(OptionsError::RingSize(2048))
+        );
+        assert_eq!(
+            options(|o| o.filters.ports = vec![80, 0]),
+            Err(OptionsError::PortZero)
+        );
+        assert_eq!(
+            options(|o| o.duration = Some(Duration::ZERO)),
+            Err(OptionsError::DurationZero)
+        );
+        assert_eq!(
+            options(|o| o.max_size = Some(0)),
+            Err(OptionsError::MaxSizeZero)
+        );
+        assert_eq!(
+            options(|o| {
+                o.max_size = Some(1 << 20);
+                o.rotate = Some(0);
+            }),
+            Err(OptionsError::RotateZero)
         );
         let checked = RecordOptions {
             flush_interval: Duration::ZERO,

@@ -31,6 +31,12 @@ pub struct Recording {
     transitions: u64,
     /// Records written before the current file (part) started.
     part_records_start: u64,
+    /// Records up to the end of the current file's opening: the connections still open
+    /// when a rotated file starts (the first file has none; its start snapshot is not
+    /// repeated in the next one).
+    part_opening_end: u64,
+    /// Records encoded apart from `encoder` (the end snapshot) and written.
+    records_apart: u64,
     /// Counted losses not yet matched to a chain break: a break they explain is not
     /// counted twice.
     counted_not_matched: u64,
@@ -52,6 +58,8 @@ impl Recording {
             first_decode_error: None,
             transitions: 0,
             part_records_start: 0,
+            part_opening_end: 0,
+            records_apart: 0,
             counted_not_matched: 0,
             unreported: 0,
         }
@@ -78,30 +86,56 @@ impl Recording {
         }
     }
 
-    /// The sockets of a `sock_diag` snapshot, at the start or at the end.
-    pub fn snapshot(
+    /// The sockets of the `sock_diag` snapshot taken at the start.
+    pub fn start_snapshot(
         &mut self,
         monotonic_ns: u64,
         sockets: impl IntoIterator<Item = DiagSocket>,
-        at_end: bool,
     ) {
-        // Straight into the encoder, a block at a time: the end snapshot can hold a
-        // TIME_WAIT socket for every connection of the last minute (131,072 per
-        // namespace by default).
         let Self { table, encoder, .. } = self;
-        table.snapshot(monotonic_ns, sockets, at_end, |event| {
-            encoder.push(&event);
-            if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
-                encoder.close_block();
-            }
-        });
+        encode_snapshot(table, encoder, monotonic_ns, sockets, false);
+    }
+
+    /// The sockets of the `sock_diag` snapshot taken at the end, encoded apart so that
+    /// the driver can choose the file they go to; they count once
+    /// [`Self::commit_apart`] hands them over.
+    /// They are taken as they come: the end snapshot can hold a TIME_WAIT socket for
+    /// every connection of the last minute (131,072 per namespace by default), and the
+    /// encoded blocks are a fraction of the sockets' size.
+    pub fn end_snapshot(
+        &mut self,
+        monotonic_ns: u64,
+        sockets: impl IntoIterator<Item = DiagSocket>,
+    ) -> ApartBlocks {
+        let mut apart = TraceEncoder::new();
+        encode_snapshot(&mut self.table, &mut apart, monotonic_ns, sockets, true);
+        ApartBlocks {
+            records: apart.total_records(),
+            blocks: apart.take_block().unwrap_or_default(),
+        }
+    }
+
+    /// Blocks encoded apart, counted from now on in the current file.
+    pub fn commit_apart(&mut self, apart: ApartBlocks) -> Bytes {
+        self.records_apart += apart.records;
+        apart.blocks
+    }
+
+    /// Whether the current file holds nothing yet but its opening: starting another
+    /// would not make room.
+    pub fn part_is_fresh(&self) -> bool {
+        self.total_records() == self.part_opening_end && self.encoder.pending_records() == 0
+    }
+
+    fn total_records(&self) -> u64 {
+        self.encoder.total_records() + self.records_apart
     }
 
     /// At the start of a rotated file: the connections still open (with their owners),
     /// so that the new file replays on its own.
     pub fn start_part(&mut self, monotonic_ns: u64) {
         let ts_ns = monotonic_ns.saturating_sub(self.start_monotonic_ns);
-        self.part_records_start = self.encoder.total_records();
+        self.part_records_start = self.total_records();
         for (conn, state, owner) in self.table.live_connections() {
             self.encoder.push(&TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns,
@@ -114,6 +148,7 @@ impl Recording {
                 at_end: false,
             }));
         }
+        self.part_opening_end = self.total_records();
     }
 
     /// Records gaps for everything the kernel (or the decoder) lost since the last call,
@@ -199,7 +234,7 @@ impl Recording {
         TraceEnd {
             end_ns: monotonic_ns.saturating_sub(self.start_monotonic_ns),
             stop_reason: stop_reason.to_owned(),
-            records: self.encoder.total_records() - self.part_records_start,
+            records: self.total_records() - self.part_records_start,
             connections: self.table.connections(),
             lost_ring_full: self.counters.ring_full.iter().sum(),
             // Written by older recorders; the kernel program no longer reads in a
@@ -217,7 +252,7 @@ impl Recording {
 
     /// Records encoded so far, over every file.
     pub fn records(&self) -> u64 {
-        self.encoder.total_records()
+        self.total_records()
     }
 
     pub fn transitions(&self) -> u64 {
@@ -227,6 +262,43 @@ impl Recording {
     pub fn first_decode_error(&self) -> Option<&str> {
         self.first_decode_error.as_deref()
     }
+}
+
+/// Framed blocks encoded apart from the recording's encoder, and the records in them.
+#[derive(Debug, Default)]
+pub struct ApartBlocks {
+    blocks: Bytes,
+    records: u64,
+}
+
+impl ApartBlocks {
+    /// Their size in a file.
+    pub fn len(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+}
+
+/// A snapshot's sockets straight into `encoder`, a block at a time: the end snapshot
+/// can hold a TIME_WAIT socket for every connection of the last minute (131,072 per
+/// namespace by default).
+fn encode_snapshot(
+    table: &mut SocketTable,
+    encoder: &mut TraceEncoder,
+    monotonic_ns: u64,
+    sockets: impl IntoIterator<Item = DiagSocket>,
+    at_end: bool,
+) {
+    // Straight into the encoder, a block at a time.
+    table.snapshot(monotonic_ns, sockets, at_end, |event| {
+        encoder.push(&event);
+        if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
+            encoder.close_block();
+        }
+    });
 }
 
 #[cfg(test)]

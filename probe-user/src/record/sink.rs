@@ -1,10 +1,10 @@
-//! The files a recording writes: created private, written and synced by a writer
-//! thread, and rotated (`--max-size`, `--rotate`).
+//! Writing the files of a recording: a writer thread per file appends and syncs blocks;
+//! rotation (`--max-size`, `--rotate`) ends one file and continues in the next. The
+//! files themselves are created by [`crate::record::files`].
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::File,
     io::{self, Write as _},
-    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::mpsc::{self, Receiver, SyncSender},
     thread::JoinHandle,
@@ -12,109 +12,24 @@ use std::{
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use log::warn;
 
-use crate::trace::{TraceEncoder, TraceEnd};
-
-/// Why a trace file cannot be created; each says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum OutputError {
-    #[error("{path}: the directory {dir} does not exist")]
-    NoDirectory { path: PathBuf, dir: PathBuf },
-    #[error("{0}: already exists; pass --force to overwrite it")]
-    Exists(PathBuf),
-    #[error("{0}: is a symbolic link; refusing to write a trace through it")]
-    Symlink(PathBuf),
-    #[error("{0}: is not a regular file")]
-    NotAFile(PathBuf),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-}
-
-/// Checks that a trace can be created at `path`, without creating it.
-pub fn check_output(path: &Path, force: bool) -> Result<(), OutputError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(OutputError::NoDirectory {
-            path: path.to_path_buf(),
-            dir,
-        });
-    }
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(OutputError::Symlink(path.to_path_buf())),
-        Ok(meta) if !meta.is_file() => Err(OutputError::NotAFile(path.to_path_buf())),
-        Ok(_) if !force => Err(OutputError::Exists(path.to_path_buf())),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Probe writability now rather than after attaching.
-            let probe = dir.join(format!(".tcpchurn-probe-{}", std::process::id()));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&probe)
-            {
-                Ok(_) => {
-                    let _removed = fs::remove_file(&probe);
-                    Ok(())
-                }
-                Err(source) => Err(OutputError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }),
-            }
-        }
-        Err(source) => Err(OutputError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Creates a trace file: mode 0600 (traces hold addresses and process names), never
-/// through a symlink, and never over an existing file unless `force`.
-pub fn create_output(path: &Path, force: bool) -> Result<File, OutputError> {
-    check_output(path, force)?;
-    let mut options = OpenOptions::new();
-    options
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let file = options
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::ELOOP) => OutputError::Symlink(path.to_path_buf()),
-            Some(libc::EEXIST) => OutputError::Exists(path.to_path_buf()),
-            _ => OutputError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?;
-    // An existing file overwritten with --force keeps its old mode otherwise.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|source| OutputError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(file)
-}
+use crate::{
+    kernel::capabilities::{self, CapSet},
+    record::files::{NewPart, OutputDir, OutputError},
+    trace::{TraceEncoder, TraceEnd},
+};
 
 /// The files of a recording, one or several with `--max-size` (like tcpdump's
 /// `-C`/`-W`), and the writer of the current one.
 #[derive(Debug)]
 pub struct Output {
-    base: PathBuf,
-    /// Index of the current file: `base`, `base.1`, `base.2`...
-    index: u32,
-    /// The files kept, oldest first (the current one last).
-    files: Vec<PathBuf>,
+    dir: OutputDir,
+    /// The files of this recording still on disk, oldest first (the current one last),
+    /// with their index (`FILE.index`).
+    files: Vec<(u32, PathBuf)>,
+    /// Number of the current file in the recording (0 for the first).
+    part: u32,
     /// With `--rotate`: how many files to keep.
     keep: Option<u32>,
     sink: Sink,
@@ -123,13 +38,13 @@ pub struct Output {
 }
 
 impl Output {
-    /// Starts writing the first file, created at `base` by [`create_output`], with
+    /// Starts writing the first file, created by [`OutputDir::create_first`], with
     /// `header`.
-    pub fn start(file: File, base: &Path, keep: Option<u32>, header: &[u8]) -> io::Result<Self> {
+    pub fn start(dir: OutputDir, file: File, keep: Option<u32>, header: &[u8]) -> io::Result<Self> {
         Ok(Self {
-            base: base.to_path_buf(),
-            index: 0,
-            files: vec![base.to_path_buf()],
+            files: vec![(0, dir.path(0))],
+            dir,
+            part: 0,
             keep,
             sink: Sink::start(file, header)?,
             finished_bytes: 0,
@@ -152,37 +67,48 @@ impl Output {
         self.sink.is_dead()
     }
 
-    /// Index of the current file (0 for the first).
-    pub fn index(&self) -> u32 {
-        self.index
+    /// Number of the current file in the recording (0 for the first).
+    pub fn part(&self) -> u32 {
+        self.part
     }
 
-    /// Where the next file goes.
-    pub fn next_path(&self) -> PathBuf {
-        part_path(&self.base, self.index + 1)
+    pub fn dir(&self) -> &OutputDir {
+        &self.dir
     }
 
-    fn current(&self) -> &Path {
-        self.files.last().map_or(&self.base, PathBuf::as_path)
+    pub fn current_path(&self) -> &Path {
+        self.files.last().map_or(Path::new(""), |(_, path)| path)
     }
 
-    /// Ends the current file with `end` and continues in `file`, created at
-    /// [`Self::next_path`], which starts with `header`. Beyond `--rotate` files, the
-    /// oldest is removed.
-    pub fn rotate(&mut self, file: File, end: &TraceEnd, header: &[u8]) -> anyhow::Result<()> {
-        let next = self.next_path();
-        self.sink.send(Bytes::from(TraceEncoder::end_block(end)));
-        let finished = std::mem::replace(&mut self.sink, Sink::start(file, header)?);
+    /// Creates the file to continue in, stepping over names someone else took; nothing
+    /// changes if that fails.
+    pub fn create_next(&self) -> Result<NewPart, OutputError> {
+        let index = self.files.last().map_or(0, |(index, _)| *index);
+        self.dir.create_part(index.saturating_add(1))
+    }
+
+    /// Ends the current file with `end`, naming `next` as the next part, and continues
+    /// in `next`, which starts with `header`. Beyond `--rotate` files, the oldest is
+    /// removed.
+    pub fn rotate(&mut self, next: NewPart, end: TraceEnd, header: &[u8]) -> anyhow::Result<()> {
+        let end = TraceEnd {
+            next_part: Some(next.path.display().to_string()),
+            ..end
+        };
+        self.sink.send(Bytes::from(TraceEncoder::end_block(&end)));
+        let finished = std::mem::replace(&mut self.sink, Sink::start(next.file, header)?);
         self.finished_bytes += finished
             .finish()
-            .with_context(|| format!("writing {}", self.current().display()))?;
-        self.index += 1;
-        self.files.push(next);
+            .with_context(|| format!("writing {}", self.current_path().display()))?;
+        self.files.push((next.index, next.path));
+        self.part += 1;
         if let Some(keep) = self.keep
             && self.files.len() > keep as usize
         {
-            let oldest = self.files.remove(0);
-            let _removed = fs::remove_file(&oldest);
+            let (index, oldest) = self.files.remove(0);
+            if let Err(err) = self.dir.remove(index) {
+                warn!("--rotate: removing {}: {err}", oldest.display());
+            }
         }
         Ok(())
     }
@@ -193,31 +119,18 @@ impl Output {
         if let Some(end) = end {
             self.sink.send(Bytes::from(TraceEncoder::end_block(end)));
         }
-        let current = self.current().to_path_buf();
+        let current = self.current_path().to_path_buf();
         match self.sink.finish() {
-            Ok(written) => Ok((self.files, self.finished_bytes + written)),
+            Ok(written) => Ok((
+                self.files.into_iter().map(|(_, path)| path).collect(),
+                self.finished_bytes + written,
+            )),
             Err(err) => Err(anyhow::anyhow!(
                 "writing {} failed: {err}; the file replays up to the last block written",
                 current.display()
             )),
         }
     }
-}
-
-/// `name`, `name.1`, `name.2`... like tcpdump's `-C`.
-fn part_path(base: &Path, index: u32) -> PathBuf {
-    if index == 0 {
-        return base.to_path_buf();
-    }
-    let mut name = base.as_os_str().to_owned();
-    name.push(format!(".{index}"));
-    PathBuf::from(name)
-}
-
-/// The file name of part `index` of a recording at `base`, as the trace header names
-/// the previous part.
-pub fn part_name(base: &Path, index: u32) -> String {
-    part_path(base, index).display().to_string()
 }
 
 enum SinkMessage {
@@ -241,9 +154,13 @@ impl Sink {
         file.sync_data()?;
         let sent = header.len() as u64;
         let (tx, rx): (SyncSender<SinkMessage>, Receiver<SinkMessage>) = mpsc::sync_channel(8);
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let handle = std::thread::Builder::new()
             .name("tcpchurn-writer".into())
             .spawn(move || -> io::Result<u64> {
+                // It only writes to a file already open: it needs no capability at all.
+                let _dropped = capabilities::keep_only(CapSet::EMPTY);
+                let _ready = ready_tx.send(());
                 let mut written = sent;
                 while let Ok(message) = rx.recv() {
                     match message {
@@ -258,6 +175,8 @@ impl Sink {
                 file.sync_all()?;
                 Ok(written)
             })?;
+        // From here on the writer holds no capability, whatever this thread holds.
+        let _ready = ready_rx.recv();
         Ok(Self {
             tx,
             handle: Some(handle),
@@ -289,64 +208,5 @@ impl Sink {
 
     fn is_dead(&self) -> bool {
         self.handle.as_ref().is_some_and(JoinHandle::is_finished)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("tcpchurn-output-{name}-{}", std::process::id()));
-        let _fresh = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    #[test]
-    fn output_files_are_private_and_not_clobbered() {
-        let dir = temp_dir("create");
-        let path = dir.join("a.trace");
-        drop(create_output(&path, false).unwrap());
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(matches!(
-            create_output(&path, false),
-            Err(OutputError::Exists(_))
-        ));
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        drop(create_output(&path, true).unwrap());
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn refuses_symlinks_and_missing_directories() {
-        let dir = temp_dir("symlink");
-        let target = dir.join("elsewhere");
-        let link = dir.join("planted.trace");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(matches!(
-            create_output(&link, false),
-            Err(OutputError::Symlink(_))
-        ));
-        assert!(matches!(
-            create_output(&link, true),
-            Err(OutputError::Symlink(_))
-        ));
-        assert!(!target.exists());
-        let err = check_output(&dir.join("nope/x.trace"), false).unwrap_err();
-        assert!(err.to_string().contains("does not exist"), "{err}");
-        assert!(matches!(
-            check_output(&dir, true),
-            Err(OutputError::NotAFile(_))
-        ));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

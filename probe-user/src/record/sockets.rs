@@ -232,6 +232,10 @@ impl SocketTable {
             HashMap::new()
         };
         for socket in sockets {
+            // A socket the filters drop gets no connection id: ids count what is recorded.
+            if !self.filters.keeps(&socket.scope, &socket.tuple) {
+                continue;
+            }
             let conn = if at_end {
                 match known.get(&(socket.scope.netns, socket.tuple)) {
                     Some(conn) => *conn,
@@ -245,9 +249,6 @@ impl SocketTable {
                 }
                 conn
             };
-            if !self.keep(&conn) {
-                continue;
-            }
             emit(TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns,
                 conn,
@@ -394,8 +395,17 @@ impl SocketTable {
                         task: event.task,
                     }))
             }
-            Observation::ErrorReport { errno, tuple } => {
-                let socket = self.match_error(event.cpu, event.ts_ns, &tuple).map_or(
+            Observation::ErrorReport {
+                skaddr,
+                errno,
+                tuple,
+            } => {
+                let matched = if skaddr == 0 {
+                    self.match_error(event.cpu, event.ts_ns, &tuple)
+                } else {
+                    self.error_socket(skaddr, &tuple)
+                };
+                let socket = matched.map_or(
                     SocketRef::Unmatched {
                         scope: event.scope,
                         tuple,
@@ -453,10 +463,21 @@ impl SocketTable {
             }))
     }
 
-    /// An error report names no socket: it belongs to the socket whose state just
-    /// changed on the same CPU, if it came within [`ERROR_PAIRING_NS`] and the ports
-    /// agree (the peer port may already be 0 after `tcp_disconnect`,
-    /// docs/kernel-facts.md §3).
+    /// An error report that names its socket (the raw-tracepoint program): the live or
+    /// just-closed connection on that address, unless the address already belongs to
+    /// a socket with another local port (one the recorder has not seen yet).
+    fn error_socket(&self, skaddr: u64, tuple: &SocketTuple) -> Option<Conn> {
+        let conn = self.known(skaddr)?;
+        let (known, reported) = (conn.tuple.local.port(), tuple.local.port());
+        (known == reported || known == 0 || reported == 0).then_some(conn)
+    }
+
+    /// An error report from the classic tracepoint names no socket: it belongs to the
+    /// socket whose state just changed on the same CPU, if it came within
+    /// [`ERROR_PAIRING_NS`] and the ports agree (the peer port may already be 0 after
+    /// `tcp_disconnect`, docs/kernel-facts.md §3). Another socket's event can come in
+    /// between (a softirq nested in backlog processing, a preempted softirq thread on
+    /// PREEMPT_RT), and an emulated or overcommitted CPU can stall past the window.
     fn match_error(&self, cpu: u32, ts_ns: u64, tuple: &SocketTuple) -> Option<Conn> {
         let (skaddr, at) = *self.last_on_cpu.get(cpu as usize)?;
         if ts_ns.saturating_sub(at) > ERROR_PAIRING_NS {
@@ -556,7 +577,7 @@ mod tests {
             observation: Observation::SendReset {
                 skaddr,
                 state: Some(TcpState::Close),
-                reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                reason: Some(ResetReason::TCP_ABORT_ON_CLOSE),
                 tuple: t,
             },
             ..state(ts_ns, 1, 0, TcpState::Close, TcpState::Close, t)
@@ -655,6 +676,7 @@ mod tests {
         let error = table
             .observe(&Decoded {
                 observation: Observation::ErrorReport {
+                    skaddr: 0,
                     errno: 104,
                     tuple: tuple("10.0.0.1:2181", "10.0.0.2:0"),
                 },
@@ -669,6 +691,7 @@ mod tests {
         let error = table
             .observe(&Decoded {
                 observation: Observation::ErrorReport {
+                    skaddr: 0,
                     errno: 104,
                     tuple: t,
                 },
@@ -684,6 +707,7 @@ mod tests {
         let error = table
             .observe(&Decoded {
                 observation: Observation::ErrorReport {
+                    skaddr: 0,
                     errno: 104,
                     tuple: tuple("10.0.0.1:2181", "10.0.0.2:0"),
                 },
@@ -697,6 +721,72 @@ mod tests {
         // After the grace period the closed socket is forgotten.
         table.sweep(START + 10_000_000_000);
         assert_eq!(table.tracked(), 0);
+    }
+
+    /// A report from the raw-tracepoint program names its socket: it finds its connection
+    /// whatever came in between on the CPU, and however late (a preempted softirq
+    /// thread, an emulated CPU), which pairing by CPU and time cannot.
+    #[test]
+    fn error_reports_that_name_their_socket_find_it() {
+        use TcpState::*;
+        let mut table = SocketTable::new(START, Filters::default());
+        let t = tuple("10.0.0.2:40000", "10.0.0.1:4181");
+        let closed = transition(table.observe(&state(1, 1, 0xc, Established, Close, t)));
+        // Another socket's event on the same CPU, then the report 5 ms later.
+        let other = tuple("10.0.0.2:40001", "10.0.0.1:4181");
+        table.observe(&state(2, 1, 0xd, SynSent, Established, other));
+        let report = |skaddr, ts| Decoded {
+            observation: Observation::ErrorReport {
+                skaddr,
+                errno: 104,
+                tuple: t,
+            },
+            ..state(ts, 1, 0, Close, Close, t)
+        };
+        let Some(TraceEvent::SocketError(error)) = table.observe(&report(0xc, 5_000_002)) else {
+            panic!("no error event")
+        };
+        assert_eq!(error.socket, SocketRef::Conn(closed.conn));
+        // The same report from the classic tracepoint cannot be paired.
+        let Some(TraceEvent::SocketError(error)) = table.observe(&report(0, 5_000_002)) else {
+            panic!("no error event")
+        };
+        assert!(matches!(error.socket, SocketRef::Unmatched { .. }));
+        // An address now used by a socket with another local port is not it.
+        let Some(TraceEvent::SocketError(error)) = table.observe(&report(0xd, 5_000_003)) else {
+            panic!("no error event")
+        };
+        assert!(matches!(error.socket, SocketRef::Unmatched { .. }));
+    }
+
+    #[test]
+    fn snapshot_sockets_the_filters_drop_are_not_counted() {
+        let filters = Filters {
+            ports: vec![2181],
+            netns: Vec::new(),
+        };
+        let mut table = SocketTable::new(START, filters);
+        let socket = |local, remote| DiagSocket {
+            scope: scope(),
+            tuple: tuple(local, remote),
+            state: TcpState::Established,
+            inode: 1,
+            uid: 0,
+            timer_ms: None,
+            owner: None,
+        };
+        let sockets = [
+            socket("10.0.0.1:22", "10.0.0.2:40000"),
+            socket("10.0.0.1:2181", "10.0.0.2:40001"),
+            socket("10.0.0.1:80", "10.0.0.2:40002"),
+        ];
+        let mut kept = Vec::new();
+        table.snapshot(START, sockets.clone(), false, |event| kept.push(event));
+        assert_eq!((kept.len(), table.connections()), (1, 1));
+        table.snapshot(START + 1, sockets[..1].to_vec(), true, |event| {
+            kept.push(event)
+        });
+        assert_eq!((kept.len(), table.connections()), (1, 1));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::text::wrap;
-use crate::model::doctor::{DoctorReport, Holder, NamespaceCensus, Status};
+use crate::{
+    model::doctor::{DoctorReport, Holder, NamespaceCensus, Status},
+    render::text::{clean, wrap},
+};
 
 pub fn write_json(out: &mut impl Write, report: &DoctorReport) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
@@ -210,12 +212,10 @@ fn wrapped(out: &mut impl Write, indent: &str, text: &str) -> io::Result<()> {
     writeln!(out, "{}", wrap(text, indent, indent))
 }
 
-/// Text from the system (process names, host names) without control characters: a
-/// process can name itself with terminal escape sequences.
+/// Text from the system (process names, host names) as a terminal may show it: a
+/// process can name itself with terminal escape sequences ([`clean`]).
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    clean(text).into_owned()
 }
 
 #[cfg(test)]

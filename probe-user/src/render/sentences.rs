@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use crate::{
     analysis::{
-        CloseHow, Closes, Finding, LeakGroup, LoopEvidence, LoopRule, PairReport, PairVerdict,
-        SideCloses, TimeWaitHolders,
+        CloseHow, Closes, Finding, KernelLimit, LeakGroup, LoopEvidence, LoopRule, PairReport,
+        PairVerdict, SideCloses, TimeWaitHolders,
     },
     model::duration_ns,
     render::format::{human_duration, human_ms, plural, secs},
@@ -40,6 +40,7 @@ pub fn finding(finding: &Finding<'_>) -> String {
             text
         }
         Finding::NotRecorded(what) => format!("not recorded: {what}"),
+        Finding::NotKnown(limit) => format!("not known on this kernel: {}", kernel_limit(*limit)),
         Finding::Damaged(what) => format!("damaged trace: {what}"),
         Finding::Pair(pair) => pair_verdict(pair),
         Finding::MorePairs(more) => format!("... and {more} more pairs in the tables below"),
@@ -47,6 +48,24 @@ pub fn finding(finding: &Finding<'_>) -> String {
             "no connections in this trace (or none matched the filters)".to_owned()
         }
         Finding::CloseWaitLeak(group) => leak(group),
+    }
+}
+
+/// What a verdict cannot know on the recording's kernel, and what that means.
+pub fn kernel_limit(limit: KernelLimit) -> &'static str {
+    match limit {
+        KernelLimit::ResetReason => {
+            "why each RST was sent: this kernel's tcp_send_reset gives no reason (before 6.10)"
+        }
+        KernelLimit::ResetWithoutSocket => {
+            "RSTs sent without a socket (before 6.10): a connect refused here is seen only \
+             from its client's side, so refusals of clients not traced here are not counted"
+        }
+        KernelLimit::ErrorReportSocket => {
+            "which socket each error report is for (no BTF, so no socket offsets): reports \
+             are paired with the last socket event on their CPU, and one that cannot be \
+             paired has no connection"
+        }
     }
 }
 

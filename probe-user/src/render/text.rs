@@ -1,6 +1,8 @@
-//! Text layout: lines wrapped to an 80-column terminal, aligned tables.
+//! Text for a terminal: strings from a trace made harmless, lines wrapped to 80
+//! columns, aligned tables.
 
 use std::{
+    borrow::Cow,
     fmt::Write as _,
     io::{self, Write},
 };
@@ -11,6 +13,31 @@ use crate::render::style::Style;
 pub const WIDTH: usize = 80;
 /// The width of a table's label column.
 pub const LABEL: usize = 28;
+
+/// `text` as a terminal may show it: every control character (C0, DEL, C1: escape
+/// sequences, bells, carriage returns, newlines, tabs) and every bidirectional override
+/// is written as a visible escape (`\x1b`, `\u{9b}`), so that a string from a trace (a
+/// process name, a host name, a tracepoint's detail, an error quoting the trace) can
+/// neither drive the terminal nor disguise the line. Every text printer passes every
+/// line holding such a string through here; JSON has its own escaping.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    let harmful =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.contains(harmful) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !harmful(c) {
+            out.push(c);
+        } else if c.is_ascii() {
+            write!(out, "\\x{:02x}", u32::from(c)).unwrap_or_default();
+        } else {
+            write!(out, "\\u{{{:x}}}", u32::from(c)).unwrap_or_default();
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Wraps `text` at word boundaries to [`WIDTH`], indenting continuations.
 pub fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
@@ -87,6 +114,14 @@ pub fn table<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(clean("\x1b[2J\x1b]0;PWN\x07"), "\\x1b[2J\\x1b]0;PWN\\x07");
+        assert_eq!(clean("a\tb\r\nc\u{7f}"), "a\\x09b\\x0d\\x0ac\\x7f");
+        assert_eq!(clean("\u{9b}31m \u{202e}txt"), "\\u{9b}31m \\u{202e}txt");
+        assert!(matches!(clean("main-SendThread é µs"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn long_lines_wrap_at_words() {

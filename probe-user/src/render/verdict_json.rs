@@ -12,6 +12,7 @@ use crate::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, GapWindow, LoopRule, PairReport,
         PairVerdict, TraceInfo, findings,
     },
+    model::TracepointStatus,
     render::{
         connections::SideCounts,
         format::{round3, secs},
@@ -46,11 +47,15 @@ struct JsonTrace<'a> {
     host: &'a str,
     kernel: &'a str,
     lost: u64,
+    /// What a verdict cannot know on the recording's kernel (sentences).
+    kernel_limits: Vec<&'static str>,
     missing_tracepoints: &'a [String],
     more_gaps: u64,
     since_s: Option<f64>,
     start_unix_ns: u64,
     stop_reason: Option<&'a str>,
+    /// Every tracepoint, attached or not, and how.
+    tracepoints: &'a [TracepointStatus],
     until_s: Option<f64>,
 }
 
@@ -264,11 +269,17 @@ impl<'a> JsonVerdict<'a> {
                 host: &trace.host,
                 kernel: &trace.kernel,
                 lost: analysis.lost,
+                kernel_limits: trace
+                    .kernel_limits
+                    .iter()
+                    .map(|l| sentences::kernel_limit(*l))
+                    .collect(),
                 missing_tracepoints: &trace.missing_tracepoints,
                 more_gaps: analysis.more_gaps,
                 since_s: at(trace.window.since_ns),
                 start_unix_ns: trace.start_unix_ns,
                 stop_reason: trace.stop_reason.as_deref(),
+                tracepoints: &trace.tracepoints,
                 until_s: at(trace.window.until_ns),
             },
             warnings: findings(trace, analysis)

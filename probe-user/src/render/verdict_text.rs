@@ -11,7 +11,7 @@ use crate::{
         format::{human_duration, human_ms, secs},
         sentences::{self, pair_label},
         style::Style,
-        text::{LABEL, table, wrap},
+        text::{LABEL, clean, table, wrap},
     },
 };
 
@@ -23,7 +23,11 @@ pub fn write_text(
     rule: &LoopRule,
     style: Style,
 ) -> io::Result<()> {
-    writeln!(out, "{}", wrap(&trace_line(trace, analysis), "", "  "))?;
+    writeln!(
+        out,
+        "{}",
+        wrap(&clean(&trace_line(trace, analysis)), "", "  ")
+    )?;
     writeln!(out)?;
     writeln!(out, "{}", style.bold("VERDICT"))?;
     for finding in findings(trace, analysis) {
@@ -72,7 +76,8 @@ fn write_finding(
     rule: &LoopRule,
     style: Style,
 ) -> io::Result<()> {
-    let text = wrap(&sentences::finding(finding), "  ", "    ");
+    // A sentence can quote the trace: a process name, a tracepoint's detail, damage.
+    let text = wrap(&clean(&sentences::finding(finding)), "  ", "    ");
     let text = match finding.severity() {
         Severity::Alarm => style.alarm(&text),
         Severity::Warning => style.warn(&text),
@@ -213,7 +218,7 @@ fn write_leaks(
         writeln!(out, "{}", style.bold(&columns))?;
         for leak in &analysis.close_wait {
             let (pid, comm) = leak.owner.map_or(("-".to_owned(), "-".to_owned()), |t| {
-                (t.pid.to_string(), t.comm.to_string())
+                (t.pid.to_string(), clean(&t.comm.as_str()).into_owned())
             });
             writeln!(
                 out,

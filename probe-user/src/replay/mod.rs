@@ -8,7 +8,13 @@ mod verdict;
 
 use std::io::{self, Write};
 
-pub use self::{events::write_events, file::open, options::ReplayOptions, verdict::write_verdict};
+pub use self::{
+    events::write_events,
+    file::open,
+    options::ReplayOptions,
+    verdict::{write_connection_table, write_verdict},
+};
+use crate::render::{format::secs, text::clean};
 
 /// Runs a replay; warnings about damage go to `err`.
 pub fn replay(
@@ -17,21 +23,44 @@ pub fn replay(
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut reader = open(&options.file)?;
+    let table = options.connections && !options.json;
+    if table && !file::can_read_again(&reader) {
+        anyhow::bail!(
+            "{}: the --connections table reads the trace twice, and this is not a regular \
+             file; use --json --connections, or copy the trace to a file",
+            options.file.display()
+        );
+    }
     let result = if options.events {
         write_events(&mut reader, options, out)
     } else {
-        write_verdict(&mut reader, options, out)
+        write_verdict(&mut reader, options, out).and_then(|()| {
+            if table {
+                let mut again = file::read_again(&reader, &options.file)?;
+                write_connection_table(&mut again, options, out)?;
+            }
+            Ok(())
+        })
     };
     match result {
         Err(e) if is_broken_pipe(&e) => return Ok(()),
         other => other?,
     }
     for damage in reader.damage() {
-        writeln!(
-            err,
-            "tcpchurn: warning: {}: {damage}",
-            options.file.display()
-        )?;
+        let line = format!("{}: {damage}", options.file.display());
+        writeln!(err, "tcpchurn: warning: {}", clean(&line))?;
+    }
+    if let Some(since) = options.window.since_ns {
+        let end = reader.end().map_or(reader.last_ts(), |end| end.end_ns);
+        if since > end {
+            writeln!(
+                err,
+                "tcpchurn: warning: --since {:.1} s is past the end of the trace ({:.1} s): \
+                 nothing was replayed",
+                secs(since),
+                secs(end)
+            )?;
+        }
     }
     Ok(())
 }

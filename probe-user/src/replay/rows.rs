@@ -1,38 +1,28 @@
 //! Where `--connections` rows go while the trace is read: a trace can hold millions of
-//! connections, so they are written as connections end, never all held in memory.
+//! connections, so they are written as connections end, never all held in memory, and
+//! never written anywhere but the output (a replay writes no file).
 
-use std::{
-    fs::File,
-    io::{self, BufRead, BufReader, BufWriter, Seek, Write},
-    os::unix::fs::OpenOptionsExt as _,
-};
+use std::io::{self, Write};
 
 use crate::{
     analysis::ConnectionRow,
-    render::connections::{CONNECTIONS_HEADER, write_connection_json, write_connection_text},
+    render::connections::{write_connection_json, write_connection_text},
 };
 
 pub enum RowSink {
-    /// No `--connections`.
+    /// Rows are not wanted (no `--connections`, or the text verdict's first pass).
     None,
     /// JSON: straight into the document, which starts with them.
     Json { written: u64 },
-    /// Text: the table comes after the verdict, so rows wait in an unlinked temporary
-    /// file.
-    Spool(BufWriter<File>),
+    /// Text: the table after the verdict, written by a second pass over the trace.
+    Text,
 }
 
 impl RowSink {
-    /// The sink for `--connections` (`rows`) in JSON or text; JSON opens the document.
-    pub fn start(rows: bool, json: bool, out: &mut impl Write) -> io::Result<Self> {
-        Ok(match (rows, json) {
-            (false, _) => Self::None,
-            (true, true) => {
-                out.write_all(b"{\"connections\":[")?;
-                Self::Json { written: 0 }
-            }
-            (true, false) => Self::Spool(BufWriter::new(spool()?)),
-        })
+    /// The sink for the JSON document's rows; it opens the document.
+    pub fn json(out: &mut impl Write) -> io::Result<Self> {
+        out.write_all(b"{\"connections\":[")?;
+        Ok(Self::Json { written: 0 })
     }
 
     pub fn push(&mut self, out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
@@ -45,42 +35,11 @@ impl RowSink {
                 *written += 1;
                 write_connection_json(out, row)
             }
-            Self::Spool(file) => write_connection_text(file, row),
+            Self::Text => write_connection_text(out, row),
         }
     }
 
-    /// After the verdict: the text table of the spooled rows.
-    pub fn finish(self, out: &mut impl Write) -> io::Result<()> {
-        let Self::Spool(file) = self else {
-            return Ok(());
-        };
-        let mut file = file.into_inner().map_err(io::Error::from)?;
-        file.rewind()?;
-        writeln!(out)?;
-        writeln!(out, "{CONNECTIONS_HEADER}")?;
-        for line in BufReader::new(file).lines() {
-            writeln!(out, "{}", line?)?;
-        }
-        Ok(())
+    pub fn wants_rows(&self) -> bool {
+        !matches!(self, Self::None)
     }
-}
-
-/// A temporary file only this process can reach: created exclusively with mode 0600
-/// (the rows name processes and addresses) and unlinked at once.
-fn spool() -> io::Result<File> {
-    let path = std::env::temp_dir().join(format!(
-        "tcpchurn-connections-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }

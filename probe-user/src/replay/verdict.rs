@@ -4,9 +4,10 @@
 use std::io::{self, IsTerminal as _, Read, Write};
 
 use crate::{
-    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
+    analysis::{Analysis, Analyzer, AnalyzerOptions, KernelLimit, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
+        connections::CONNECTIONS_HEADER,
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
@@ -14,14 +15,20 @@ use crate::{
     trace::TraceReader,
 };
 
-/// Replays the trace into the verdict on `out`.
+/// Replays the trace into the verdict on `out`. With `--connections`, the JSON
+/// document holds the rows; the text verdict's table comes from
+/// [`write_connection_table`], a second pass.
 pub fn write_verdict<R: Read>(
     reader: &mut TraceReader<R>,
     options: &ReplayOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let rule = LoopRule::default();
-    let mut rows = RowSink::start(options.connections, options.json, out)?;
+    let mut rows = if options.connections && options.json {
+        RowSink::json(out)?
+    } else {
+        RowSink::None
+    };
     let analysis = analyse(reader, options, rule, &mut rows, out)?;
     let trace = trace_info(reader, options);
     if options.json {
@@ -30,7 +37,26 @@ pub fn write_verdict<R: Read>(
         let style = stdout_style(options.color);
         verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
     }
-    rows.finish(out)?;
+    Ok(())
+}
+
+/// The text `--connections` table, which follows the verdict: a second pass over the
+/// trace (given up to where the first one stopped), so that rows are neither held in
+/// memory nor written to a file.
+pub fn write_connection_table<R: Read>(
+    reader: &mut TraceReader<R>,
+    options: &ReplayOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "{CONNECTIONS_HEADER}")?;
+    analyse(
+        reader,
+        options,
+        LoopRule::default(),
+        &mut RowSink::Text,
+        out,
+    )?;
     Ok(())
 }
 
@@ -47,7 +73,7 @@ fn analyse<R: Read>(
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
         rule,
-        connections: options.connections,
+        connections: rows.wants_rows(),
     });
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
@@ -84,6 +110,8 @@ fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> Trac
                 None => t.name.clone(),
             })
             .collect(),
+        tracepoints: meta.tracepoints.clone(),
+        kernel_limits: KernelLimit::of(meta.kernel_features.as_ref()),
         damage: reader.damage().iter().map(ToString::to_string).collect(),
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
@@ -104,18 +132,28 @@ mod tests {
     use super::*;
     use crate::{
         analysis::tests::{MS, S, app, java, zookeeper_loop},
-        model::{Conn, EndpointFilter, Scope, SocketTuple, TcpState, TimeWindow},
+        model::{
+            Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
+            TracepointStatus,
+        },
         synth::{SERVER_NS, Script},
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
     fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
-        let meta = TraceMeta {
-            tool: "tcpchurn".into(),
-            hostname: "zk-1".into(),
-            kernel: "6.18.44".into(),
-            ..TraceMeta::default()
-        };
+        trace_file_with(
+            TraceMeta {
+                tool: "tcpchurn".into(),
+                hostname: "zk-1".into(),
+                kernel: "6.18.44".into(),
+                ..TraceMeta::default()
+            },
+            script,
+            end_ns,
+        )
+    }
+
+    fn trace_file_with(meta: TraceMeta, script: &Script, end_ns: u64) -> Vec<u8> {
         let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
         for event in &script.events {
             writer.push(event).unwrap();
@@ -185,6 +223,10 @@ mod tests {
         let mut reader = TraceReader::open(bytes).unwrap();
         let mut out = Vec::new();
         write_verdict(&mut reader, options, &mut out).unwrap();
+        if options.connections && !options.json {
+            let mut again = TraceReader::open(bytes).unwrap();
+            write_connection_table(&mut again, options, &mut out).unwrap();
+        }
         String::from_utf8(out).unwrap()
     }
 
@@ -223,6 +265,53 @@ mod tests {
         assert!(text.contains("CONN   CLIENT"), "{text}");
         assert!(text.contains("LOST EVENTS"), "{text}");
         assert_eq!(text.matches(" rst ").count(), 30, "{text}");
+    }
+
+    #[test]
+    fn strings_from_the_trace_cannot_drive_the_terminal() {
+        let evil = "\x1b[2J\x1b]0;PWN\x07";
+        let mut s = Script::default();
+        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+        s.at(S).open(leak, app()).tr(
+            leak.server,
+            TcpState::Established,
+            TcpState::CloseWait,
+            Some(crate::synth::task(66, evil)),
+        );
+        let meta = TraceMeta {
+            tool: "tcpchurn".into(),
+            hostname: evil.into(),
+            kernel: evil.into(),
+            tracepoints: vec![TracepointStatus {
+                name: "tcp:tcp_send_reset".into(),
+                attached: false,
+                detail: Some(evil.into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        for event in &s.events {
+            writer.push(event).unwrap();
+        }
+        let bytes = writer
+            .finish(&TraceEnd {
+                end_ns: 40 * S,
+                stop_reason: evil.into(),
+                ..TraceEnd::default()
+            })
+            .unwrap();
+        let text = run(&bytes, &options(false, true));
+        assert!(!text.contains(['\x1b', '\x07']), "{text}");
+        assert!(text.contains("host \\x1b[2J\\x1b]0;PWN\\x07"), "{text}");
+        assert!(
+            text.contains("(\\x1b[2J\\x1b]0;PWN\\x07)"),
+            "the detail: {text}"
+        );
+        assert!(text.contains("pid 66 (\\x1b[2J"), "the leak: {text}");
+        // JSON keeps the string, escaped its own way.
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, true))).unwrap();
+        assert_eq!(doc["close_wait"][0]["comm"], evil);
     }
 
     #[test]
@@ -301,6 +390,63 @@ mod tests {
                 assert!(doc.get("connections").is_none());
             }
         }
+    }
+
+    /// A 6.1 recording: no reset reasons, no RSTs without a socket, error reports paired
+    /// by CPU. The verdict says what it cannot know, in text (within 80 columns) and
+    /// JSON; a trace from before the header said (format 1.0) claims nothing.
+    #[test]
+    fn the_verdict_says_what_the_kernel_did_not_give() {
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 3);
+        let meta = TraceMeta {
+            kernel: "6.1.0-56-amd64".into(),
+            kernel_features: Some(KernelFeatures::default()),
+            tracepoints: vec![TracepointStatus {
+                name: "sock:inet_sk_error_report".into(),
+                attached: true,
+                detail: Some("classic tracepoint (tp_btf: no kernel BTF)".into()),
+            }],
+            ..TraceMeta::default()
+        };
+        let bytes = trace_file_with(meta, &s, 10 * S);
+        let text = run(&bytes, &options(false, false));
+        assert!(
+            text.contains("not known on this kernel: why each RST was sent"),
+            "{text}"
+        );
+        assert!(text.contains("RSTs sent without a socket"), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, false))).unwrap();
+        let limits = json["trace"]["kernel_limits"].as_array().unwrap();
+        assert_eq!(limits.len(), 3, "{json}");
+        assert!(
+            limits[0]
+                .as_str()
+                .unwrap()
+                .starts_with("why each RST was sent")
+        );
+        let warnings = json["warnings"].as_array().unwrap();
+        assert!(
+            warnings.iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("not known on this kernel: ")),
+            "{json}"
+        );
+        let tracepoint = &json["trace"]["tracepoints"][0];
+        assert_eq!(tracepoint["name"], "sock:inet_sk_error_report");
+        assert_eq!(tracepoint["attached"], true);
+        assert_eq!(
+            tracepoint["detail"],
+            "classic tracepoint (tp_btf: no kernel BTF)"
+        );
+
+        let text = run(&trace_file(&s, 10 * S), &options(false, false));
+        assert!(!text.contains("not known on this kernel"), "{text}");
     }
 
     #[test]

@@ -76,14 +76,14 @@ impl Script {
     pub fn rst_sent(
         &mut self,
         socket: SocketRef,
-        reason: ResetReason,
+        reason: impl Into<Option<ResetReason>>,
         by: Option<Task>,
     ) -> &mut Self {
         self.events.push(TraceEvent::ResetSent(ResetSent {
             ts_ns: self.ts,
             socket,
             state: Some(TcpState::Close),
-            reason,
+            reason: reason.into(),
             context: context(by),
             task: by,
         }));

@@ -15,7 +15,7 @@ use crate::trace::varint::Cursor;
 
 pub const FILE_MAGIC: &[u8; 8] = b"TCPCHURN";
 pub const FORMAT_MAJOR: u16 = 1;
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 pub const FILE_HEADER_LEN: usize = 16;
 
 pub const BLOCK_MAGIC: &[u8; 4] = b"TCBK";

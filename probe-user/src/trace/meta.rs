@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Filters, Losses, SocketOffsetsInfo, TracepointStatus};
+use crate::model::{Filters, KernelFeatures, Losses, SocketOffsetsInfo, TracepointStatus};
 
 /// What the recorder knew about itself, the host and the kernel when it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,9 @@ pub struct TraceMeta {
     pub tracepoints: Vec<TracepointStatus>,
     pub attribution: Attribution,
     pub socket_offsets: SocketOffsetsInfo,
+    /// What the kernel's tracepoints give that differs between kernels; absent in
+    /// traces from before format 1.1.
+    pub kernel_features: Option<KernelFeatures>,
     pub recorder: RecorderInfo,
     pub part: PartInfo,
 }

@@ -14,4 +14,4 @@ pub use reader::{Damage, TraceError, TraceReader};
 pub use writer::{TraceEncoder, TraceWriter};
 
 /// The parts of the meta block that the model defines (the recorder fills them in).
-pub use crate::model::{Filters, SocketOffsetsInfo, TracepointStatus};
+pub use crate::model::{Filters, KernelFeatures, SocketOffsetsInfo, TracepointStatus};

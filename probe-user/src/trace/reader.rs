@@ -185,6 +185,16 @@ impl<R: Read> TraceReader<R> {
         self.offset
     }
 
+    /// The time of the last event read.
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+
+    /// The input the trace is read from.
+    pub fn get_ref(&self) -> &R {
+        &self.input
+    }
+
     fn read_exact_or_cut(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         Ok(read_up_to(&mut self.input, buf)? == buf.len())
     }
@@ -512,10 +522,11 @@ mod tests {
         );
         let mut newer = trace_bytes(true);
         newer[8] = 9;
+        newer[10] = 0;
         let err = TraceReader::open(&newer[..]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "trace format 9.0 is newer than this tcpchurn reads (1.0); replay it with a newer tcpchurn"
+            "trace format 9.0 is newer than this tcpchurn reads (1.1); replay it with a newer tcpchurn"
         );
         let bytes = trace_bytes(true);
         assert!(matches!(

@@ -144,7 +144,8 @@ impl RecordsEncoder {
                 self.begin(TAG_RESET_SENT, r.ts_ns);
                 self.socket_ref(&r.socket);
                 self.body.push(r.state.map_or(0, |s| s as u8));
-                put_u64(&mut self.body, u64::from(r.reason.0));
+                let reason = r.reason.map_or(ResetReason::WIRE_UNKNOWN, |r| r.0);
+                put_u64(&mut self.body, u64::from(reason));
                 let actor = self.actor(r.context, r.task.as_ref());
                 put_u64(&mut self.body, actor);
             }
@@ -468,7 +469,10 @@ impl RecordsDecoder {
                     0 => None,
                     s => Some(TcpState::from_kernel(u32::from(s))?),
                 };
-                let reason = ResetReason(cursor.var_u32()?);
+                let reason = match cursor.var_u32()? {
+                    ResetReason::WIRE_UNKNOWN => None,
+                    reason => Some(ResetReason(reason)),
+                };
                 let (context, task) = self.actor(cursor.var_u64()?)?;
                 TraceEvent::ResetSent(ResetSent {
                     ts_ns,
@@ -633,7 +637,7 @@ mod tests {
                 ts_ns: 5_000,
                 socket: SocketRef::Conn(server),
                 state: Some(TcpState::Close),
-                reason: ResetReason::TCP_ABORT_ON_CLOSE,
+                reason: Some(ResetReason::TCP_ABORT_ON_CLOSE),
                 context: ExecContext::Task,
                 task: Some(task(200, "java")),
             }),
@@ -699,6 +703,20 @@ mod tests {
     fn every_record_kind_round_trips() {
         let events = sample_events();
         assert_eq!(round_trip(&events), events);
+    }
+
+    /// A kernel without a reset reason (before 6.10): the trace keeps it unknown,
+    /// written as `WIRE_UNKNOWN`, which a reader from before `Option` names UNKNOWN.
+    #[test]
+    fn an_unknown_reset_reason_stays_unknown() {
+        let mut events = sample_events();
+        for event in &mut events {
+            if let TraceEvent::ResetSent(r) = event {
+                r.reason = None;
+            }
+        }
+        assert_eq!(round_trip(&events), events);
+        assert_eq!(ResetReason(ResetReason::WIRE_UNKNOWN).name(), "UNKNOWN");
     }
 
     #[test]

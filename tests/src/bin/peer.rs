@@ -19,6 +19,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     role: Role,
+    /// The process name to take (`prctl(PR_SET_NAME)`), as any process can.
+    #[arg(long, global = true)]
+    comm: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -316,8 +319,22 @@ fn reconnect_forever(connect: SocketAddr, jitter: Duration) {
     }
 }
 
+/// Takes `name` as this process's name (what `/proc/PID/comm` and the kernel show).
+fn set_comm(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        say("error comm");
+        std::process::exit(1);
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (the kernel keeps 15 bytes).
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
 fn main() {
-    match Cli::parse().role {
+    let cli = Cli::parse();
+    if let Some(comm) = &cli.comm {
+        set_comm(comm);
+    }
+    match cli.role {
         Role::Server {
             listen,
             count,

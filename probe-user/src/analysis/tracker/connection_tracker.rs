@@ -248,7 +248,7 @@ impl ConnectionTracker {
         &mut self,
         netns: u32,
         tuple: &SocketTuple,
-        reason: ResetReason,
+        reason: Option<ResetReason>,
         ts_ns: u64,
         sink: &mut impl TrackerSink,
     ) {
@@ -265,12 +265,12 @@ impl ConnectionTracker {
             let connecting = connection
                 .client
                 .is_some_and(|c| c.established_ns.is_none() && c.start.is_none());
-            if side == Side::Server && reason == ResetReason::NO_SOCKET && connecting {
+            if side == Side::Server && reason == Some(ResetReason::NO_SOCKET) && connecting {
                 connection.refused_by_server = true;
             }
             return;
         }
-        if reason == ResetReason::NO_SOCKET
+        if reason == Some(ResetReason::NO_SOCKET)
             && !self.listeners.is_listening(netns, tuple.local.port())
             && !self.filter.excludes(tuple)
         {

@@ -38,8 +38,8 @@ pub(super) fn softirq_tracking(ebpf: &mut Ebpf) -> TracepointStatus {
     }
 }
 
-/// Attaches the resets and error reports this kernel has a layout for; one that fails
-/// is recorded without.
+/// Attaches the resets and the classic error reports this kernel has a layout for; one
+/// that fails is recorded without.
 pub(super) fn optional_tracepoints(ebpf: &mut Ebpf, layouts: &Layouts) -> Vec<TracepointStatus> {
     let optional = [
         (
@@ -52,35 +52,81 @@ pub(super) fn optional_tracepoints(ebpf: &mut Ebpf, layouts: &Layouts) -> Vec<Tr
             ReceiveResetLayout::TRACEPOINT,
             layouts.receive_reset.is_some(),
         ),
-        (
-            "inet_sk_error_report",
-            ErrorReportLayout::TRACEPOINT,
-            layouts.error_report.is_some(),
-        ),
     ];
     let mut statuses = Vec::new();
     for (program, tracepoint, available) in optional {
         if !available {
             continue;
         }
-        let name = format!("{}:{}", tracepoint.0, tracepoint.1);
-        statuses.push(match attach(ebpf, program, tracepoint) {
-            Ok(()) => TracepointStatus {
-                name,
-                attached: true,
-                detail: None,
-            },
-            Err(err) => {
-                warn!("{err}; recording without it");
-                TracepointStatus {
-                    name,
-                    attached: false,
-                    detail: Some(err.to_string()),
-                }
-            }
-        });
+        statuses.push(attach_optional(ebpf, program, tracepoint, None));
     }
     statuses
+}
+
+/// Attaches classic tracepoint program `name`; a failure is recorded without it.
+/// `detail` says how an attached one was attached.
+fn attach_optional(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: (&str, &str),
+    detail: Option<String>,
+) -> TracepointStatus {
+    let name = format!("{}:{}", tracepoint.0, tracepoint.1);
+    match attach(ebpf, program, tracepoint) {
+        Ok(()) => TracepointStatus {
+            name,
+            attached: true,
+            detail,
+        },
+        Err(err) => {
+            warn!("{err}; recording without it");
+            TracepointStatus {
+                name,
+                attached: false,
+                detail: Some(err.to_string()),
+            }
+        }
+    }
+}
+
+/// Attaches the error-report program: the raw tracepoint when the socket's offsets are
+/// known (from kernel BTF or a `--btf` file; its first argument is the socket, which the
+/// classic record does not name, so a classic report is paired with the last socket
+/// event on its CPU, docs/kernel-facts.md §6), the classic tracepoint otherwise.
+/// `classic` is this kernel's tracefs layout (`None`: no such tracepoint, before 5.14);
+/// `offsets`: whether the raw program can read the socket, or why not. Returns the
+/// layout of the records the attached program writes, and its status.
+pub(super) fn error_report(
+    ebpf: &mut Ebpf,
+    classic: Option<ErrorReportLayout>,
+    offsets: Result<(), String>,
+) -> Option<(Option<ErrorReportLayout>, TracepointStatus)> {
+    let classic = classic?;
+    let tried = offsets.and_then(|()| {
+        attach_raw_to(ebpf, "inet_sk_error_report_raw", "inet_sk_error_report")
+            .map_err(|err| err.to_string())
+    });
+    Some(match tried {
+        Ok(()) => (
+            Some(ErrorReportLayout::FROM_SOCKET),
+            TracepointStatus {
+                name: "sock:inet_sk_error_report".into(),
+                attached: true,
+                detail: Some("raw tracepoint".into()),
+            },
+        ),
+        Err(why) => {
+            debug!("error reports through the classic tracepoint: raw tracepoint: {why}");
+            let detail = format!("classic tracepoint (raw tracepoint: {})", first_line(&why));
+            let status = attach_optional(
+                ebpf,
+                "inet_sk_error_report",
+                ErrorReportLayout::TRACEPOINT,
+                Some(detail),
+            );
+            (status.attached.then_some(classic), status)
+        }
+    })
 }
 
 /// Attaches the state-change program: the BTF-enabled raw tracepoint when kernel BTF
@@ -96,14 +142,15 @@ pub(super) fn state_change(
         Ok(None) => (StateChangeLayout::TP_BTF, "tp_btf".to_owned()),
         Ok(Some(why)) => (
             StateChangeLayout::TP_BTF,
-            format!("tp_btf (without the rescue program: {why})"),
+            format!("tp_btf (without the rescue program: {})", first_line(&why)),
         ),
         Err(why) => {
             debug!("state changes through the classic tracepoint: tp_btf: {why}");
-            // The first line says why; a verifier log stays in the debug output.
-            let why: String = why.lines().next().unwrap_or("").chars().take(200).collect();
             attach(ebpf, "inet_sock_set_state", StateChangeLayout::TRACEPOINT)?;
-            (classic, format!("classic tracepoint (tp_btf: {why})"))
+            (
+                classic,
+                format!("classic tracepoint (tp_btf: {})", first_line(&why)),
+            )
         }
     };
     debug!("sock:inet_sock_set_state attached as {detail}");
@@ -122,22 +169,42 @@ pub(super) const BTF_STATE_MAIN: &str = "inet_sock_set_state_btf";
 const BTF_STATE_ARM: &str = "inet_sock_set_state_arm";
 const BTF_STATE_RESCUE: &str = "inet_sock_set_state_rescue";
 
-/// Loads the `tp_btf` state-change programs against `target`, the kernel BTF the
-/// offsets came from, and attaches them in the order they must run (a tracepoint calls
-/// its probes in attach order): arm, main, rescue. Fails if the main program cannot be
-/// used; `Ok(Some(why))` when it runs without the rescue.
+/// Loads the `tp_btf` state-change programs against `target`, the running kernel's own
+/// BTF, and attaches them in the order they must run (a tracepoint calls its probes in
+/// attach order, `func_add()` in `kernel/tracepoint.c`): arm, main, rescue. Fails if the
+/// main program cannot be used (nothing of the three stays attached); `Ok(Some(why))`
+/// when it runs without the rescue.
 fn attach_btf_state_change(ebpf: &mut Ebpf, target: &aya::Btf) -> Result<Option<String>, String> {
-    load_btf(ebpf, BTF_STATE_MAIN, target)?;
-    let helpers = load_btf(ebpf, BTF_STATE_ARM, target)
-        .and_then(|()| load_btf(ebpf, BTF_STATE_RESCUE, target));
-    let armed = helpers.and_then(|()| attach_btf(ebpf, BTF_STATE_ARM));
-    attach_btf(ebpf, BTF_STATE_MAIN)?;
+    const FUNCTION: &str = "inet_sock_set_state";
+    load_btf(ebpf, BTF_STATE_MAIN, FUNCTION, target)?;
+    let armed = load_btf(ebpf, BTF_STATE_ARM, FUNCTION, target)
+        .and_then(|()| load_btf(ebpf, BTF_STATE_RESCUE, FUNCTION, target))
+        .and_then(|()| attach_loaded_btf(ebpf, BTF_STATE_ARM));
+    if let Err(why) = attach_loaded_btf(ebpf, BTF_STATE_MAIN) {
+        unload_btf(ebpf, BTF_STATE_ARM);
+        return Err(why);
+    }
     // Only after the main program: attached before it, it would find every event armed.
-    let rescue = armed.and_then(|()| attach_btf(ebpf, BTF_STATE_RESCUE));
+    let rescue = armed.and_then(|()| attach_loaded_btf(ebpf, BTF_STATE_RESCUE));
     if let Err(why) = &rescue {
+        // Without the rescue, arming is only a cost.
+        unload_btf(ebpf, BTF_STATE_ARM);
         warn!("{why}; a state change that interrupts the main program on its CPU is lost");
     }
     Ok(rescue.err())
+}
+
+/// Detaches the rescue program, first of the three at shutdown: with the main program
+/// detached before it, it would find every state change pending and count it rescued.
+pub(super) fn detach_rescue(ebpf: &mut Ebpf) {
+    unload_btf(ebpf, BTF_STATE_RESCUE);
+}
+
+fn unload_btf(ebpf: &mut Ebpf, name: &str) {
+    if let Ok(program) = btf_program(ebpf, name) {
+        // Not loaded (the error) is as good as unloaded.
+        let _ = program.unload();
+    }
 }
 
 fn btf_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint, String> {
@@ -147,17 +214,24 @@ fn btf_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoi
         .map_err(|err| format!("{err}"))
 }
 
-fn load_btf(ebpf: &mut Ebpf, name: &str, target: &aya::Btf) -> Result<(), String> {
+fn load_btf(ebpf: &mut Ebpf, name: &str, function: &str, target: &aya::Btf) -> Result<(), String> {
     btf_program(ebpf, name)?
-        .load("inet_sock_set_state", target)
+        .load(function, target)
         .map_err(|err| format!("loading {name} (verifier): {}", program_error(&err)))
 }
 
-fn attach_btf(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+/// Attaches `tp_btf` program `name`, loaded by [`load_btf`].
+fn attach_loaded_btf(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
     btf_program(ebpf, name)?
         .attach()
         .map(drop)
         .map_err(|err| format!("attaching {name}: {}", program_error(&err)))
+}
+
+/// The first line of why a `tp_btf` program was not used; a verifier log stays in the
+/// debug output.
+fn first_line(why: &str) -> String {
+    why.lines().next().unwrap_or("").chars().take(200).collect()
 }
 
 /// A program error with its sources (the verifier log of a refused program).
@@ -210,11 +284,16 @@ fn attach(
 
 /// Attaches a raw tracepoint program to the tracepoint of the same name.
 fn attach_raw(ebpf: &mut Ebpf, name: &str) -> Result<(), KernelError> {
-    let what = format!("attaching raw tracepoint {name}");
+    attach_raw_to(ebpf, name, name)
+}
+
+/// Attaches raw tracepoint program `name` to `tracepoint`.
+fn attach_raw_to(ebpf: &mut Ebpf, name: &str, tracepoint: &str) -> Result<(), KernelError> {
+    let what = format!("attaching raw tracepoint {tracepoint}");
     let program: &mut RawTracePoint = program(ebpf, name, &what)?;
     program.load().map_err(verifier(name))?;
     program
-        .attach(name)
+        .attach(tracepoint)
         .map_err(|source| KernelError::Program { what, source })?;
     Ok(())
 }

@@ -27,23 +27,27 @@ impl KernelCounters {
     }
 }
 
-/// The programs whose skipped runs are lost events, unless rescued (the softirq
-/// trackers and the `tp_btf` arming and rescue programs are not: they emit nothing, or
-/// only for the main program). Only one of the two state-change programs is loaded.
+/// The programs whose skipped runs are lost events (the softirq trackers and the
+/// `tp_btf` arming and rescue programs are not: they emit nothing, or only for the main
+/// program). Only one of the two state-change programs is attached, and one of the two
+/// error-report programs. The `tp_btf` state-change program is apart
+/// ([`attach::BTF_STATE_MAIN`](super::attach::BTF_STATE_MAIN)): its skipped runs are
+/// the ones the rescue program records.
 pub(super) const EVENT_PROGRAMS: [&str; 5] = [
-    super::attach::BTF_STATE_MAIN,
     "inet_sock_set_state",
     "tcp_send_reset",
     "tcp_receive_reset",
+    "inet_sk_error_report_raw",
     "inet_sk_error_report",
 ];
 
-/// The skipped runs nothing recorded: every event program's `recursion_misses`, less
-/// the state changes the rescue program recorded (`rescued`, read after the misses, so
-/// that a skip is never seen without its rescue: the rescue follows the skip within the
-/// same tracepoint call).
-pub(super) fn unrescued_misses(misses: u64, rescued: u64) -> u64 {
-    misses.saturating_sub(rescued)
+/// The skipped runs nothing recorded: the other event programs' `recursion_misses`,
+/// and those of the `tp_btf` state-change program less the state changes the rescue
+/// program recorded for it (each rescue follows its skip within the same tracepoint
+/// call). Exact once the rescue program is detached before the misses are read; while
+/// it runs, a skip between the two reads can make this one short, never more.
+pub(super) fn unrescued_misses(main_misses: u64, other_misses: u64, rescued: u64) -> u64 {
+    other_misses + main_misses.saturating_sub(rescued)
 }
 
 /// The runs the kernel skipped, summed over the event programs' fds: each program's

@@ -5,7 +5,10 @@ mod attach;
 mod counters;
 mod ring;
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::Path,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -19,13 +22,15 @@ use probe_common::{
 pub use self::{counters::KernelCounters, ring::EventRing};
 use crate::{
     kernel::{
+        btf,
         layouts::{
-            ErrorReportLayout, Layouts, ReceiveResetLayout, SendResetLayout, StateChangeLayout,
+            ErrorReportLayout, Layouts, ReceiveResetLayout, ResetAddrs, SendResetLayout,
+            StateChangeLayout,
         },
         offsets::KernelBtf,
         tracefs::{FormatError, FormatFile, Tracefs, TracefsError},
     },
-    model::{Filters, TracepointStatus},
+    model::{Filters, KernelFeatures, TracepointStatus},
 };
 
 /// The compiled kernel program.
@@ -78,7 +83,9 @@ pub struct KernelProbe {
     ebpf: Ebpf,
     /// Forwards the kernel program's rare log lines (aya-log) to the `log` crate.
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    /// File descriptors of the attached event programs, for their skipped-run counts.
+    /// File descriptors of the event programs, for their skipped-run counts: the
+    /// `tp_btf` state-change program's (when loaded), and the others'.
+    main_program_fd: Option<i32>,
     event_program_fds: Vec<i32>,
     counters: PerCpuArray<MapData, u64>,
     /// Every tracepoint tried, the state change first.
@@ -88,6 +95,8 @@ pub struct KernelProbe {
     pub socket_lock: bool,
     /// The layouts of the records the attached programs write.
     pub layouts: Layouts,
+    /// What the attached tracepoints give, where kernels differ.
+    pub features: KernelFeatures,
 }
 
 impl std::fmt::Debug for KernelProbe {
@@ -213,17 +222,9 @@ impl KernelProbe {
         debug!("kernel program config: {config:?}");
         // aya's loader parses /sys/kernel/btf/vmlinux as it is made, for CO-RE
         // relocations, which Rust programs do not have: that copy (megabytes) is dropped
-        // at once, before the one the `tp_btf` program is loaded against is read.
+        // at once, before the one the `tp_btf` programs are loaded against is read.
         let mut loader = EbpfLoader::new();
         loader.btf(None);
-        let tp_btf = if options.tp_btf {
-            btf.state.as_ref().map_err(Clone::clone).and_then(|_| {
-                aya::Btf::parse_file(&btf.path, aya::Endianness::default())
-                    .map_err(|err| format!("reading {}: {err}", btf.path.display()))
-            })
-        } else {
-            Err("not used (--no-tp-btf)".to_owned())
-        };
         let mut ebpf = loader
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", options.ring_bytes)
@@ -232,29 +233,25 @@ impl KernelProbe {
         // The socket lock tells whether an event runs in its owner's context; only
         // without its offset do the softirq tracepoints run, on every softirq.
         let socket_lock = btf.sock.sk_lock_owned != 0;
-        let softirq_tracking = !socket_lock && {
-            let softirq = attach::softirq_tracking(&mut ebpf);
-            let attached = softirq.attached;
-            tracepoints.push(softirq);
-            attached
-        };
-        tracepoints.extend(attach::optional_tracepoints(&mut ebpf, &layouts));
-        let (state_change, status) = attach::state_change(
+        let softirq_tracking = attach_all(
             &mut ebpf,
-            layouts.state_change,
-            tp_btf.as_ref().map_err(Clone::clone),
+            &mut layouts,
+            &mut tracepoints,
+            btf,
+            options,
+            socket_lock,
         )?;
-        layouts.state_change = state_change;
-        tracepoints.insert(0, status);
-        drop(tp_btf);
         // The BTF parses are freed: give their pages back before the ring is mapped, so
         // that they do not add to the recorder's peak RSS.
         release_freed_memory();
 
+        let features = kernel_features(&layouts, &tracepoints);
         let (ring, counters) = take_maps(&mut ebpf, options.ring_bytes)?;
         Ok((
             Self {
-                event_program_fds: event_program_fds(&ebpf),
+                features,
+                main_program_fd: program_fds(&ebpf, &[attach::BTF_STATE_MAIN]).pop(),
+                event_program_fds: program_fds(&ebpf, &counters::EVENT_PROGRAMS),
                 logger: logger(&mut ebpf),
                 ebpf,
                 counters,
@@ -270,10 +267,25 @@ impl KernelProbe {
     /// Reads the per-CPU counters and the runs the kernel skipped that nothing
     /// recorded.
     pub fn counters(&self) -> Result<KernelCounters, KernelError> {
-        let misses = counters::recursion_misses(&self.event_program_fds);
-        let mut counters = counters::read_counters(&self.counters)?;
-        counters.recursion_missed = counters::unrescued_misses(misses, counters.rescued_total());
-        Ok(counters)
+        let misses = self.recursion_misses();
+        let counters = counters::read_counters(&self.counters)?;
+        Ok(Self::with_misses(counters, misses))
+    }
+
+    /// The skipped runs of the `tp_btf` state-change program and of the other event
+    /// programs.
+    fn recursion_misses(&self) -> (u64, u64) {
+        let main = self.main_program_fd.as_slice();
+        (
+            counters::recursion_misses(main),
+            counters::recursion_misses(&self.event_program_fds),
+        )
+    }
+
+    fn with_misses(mut counters: KernelCounters, (main, other): (u64, u64)) -> KernelCounters {
+        counters.recursion_missed =
+            counters::unrescued_misses(main, other, counters.rescued_total());
+        counters
     }
 
     /// Passes on what the kernel program logged since the last call.
@@ -287,14 +299,95 @@ impl KernelProbe {
     /// counters as they were at that moment.
     pub fn detach(mut self) -> Result<KernelCounters, KernelError> {
         self.flush_logs();
-        // Skipped runs are read while the programs still exist; nothing runs once they
-        // are detached, so the per-CPU counters read after are final.
-        let misses = counters::recursion_misses(&self.event_program_fds);
+        // The rescue program goes first: it counts every skip of the main program it
+        // records, so once it is gone the rescued count is final and every rescue's skip
+        // is in the misses read next. Skipped runs are read while the programs still
+        // exist; nothing runs once they are detached, so the per-CPU counters read after
+        // are final.
+        attach::detach_rescue(&mut self.ebpf);
+        let misses = self.recursion_misses();
         drop(self.ebpf);
-        let mut counters = counters::read_counters(&self.counters)?;
-        counters.recursion_missed = counters::unrescued_misses(misses, counters.rescued_total());
-        Ok(counters)
+        let counters = counters::read_counters(&self.counters)?;
+        Ok(Self::with_misses(counters, misses))
     }
+}
+
+/// Attaches every program: the softirq trackers, the resets, the error reports and the
+/// state changes, choosing for each the variant this kernel allows. `layouts` become
+/// those of the records the attached programs write; `tracepoints` gets each one's
+/// status, the state change first. The softirq trackers only without `socket_lock`
+/// (every event's context then comes from its socket's lock, `docs/attribution.md` §5).
+/// Returns whether softirq tracking is on.
+fn attach_all(
+    ebpf: &mut Ebpf,
+    layouts: &mut Layouts,
+    tracepoints: &mut Vec<TracepointStatus>,
+    btf: &KernelBtf,
+    options: &ProbeOptions,
+    socket_lock: bool,
+) -> Result<bool, KernelError> {
+    let softirq_tracking = !socket_lock && {
+        let softirq = attach::softirq_tracking(ebpf);
+        tracepoints.push(softirq.clone());
+        softirq.attached
+    };
+    tracepoints.extend(attach::optional_tracepoints(ebpf, layouts));
+    // The raw error-report program reads the socket at the BTF offsets: the kernel's
+    // own BTF or a `--btf` file both serve.
+    let state = btf.state.as_ref().map_err(Clone::clone);
+    let socket_readable = state.clone().and_then(|offsets| {
+        (offsets.sk_err != 0)
+            .then_some(())
+            .ok_or_else(|| "no sock.sk_err in BTF".to_owned())
+    });
+    if let Some((layout, status)) =
+        attach::error_report(ebpf, layouts.error_report, socket_readable)
+    {
+        layouts.error_report = layout;
+        tracepoints.push(status);
+    }
+    // The `tp_btf` program names its tracepoint by a type id of the running kernel's
+    // own BTF: a file for another build (`--btf`, as from BTFHub for a kernel without
+    // BTF) only gives offsets.
+    // It is parsed only when it is used, and dropped once the programs are loaded.
+    let own = state.and_then(|_| {
+        if options.tp_btf {
+            running_kernel_btf()
+        } else {
+            Err("not used (--no-tp-btf)".to_owned())
+        }
+    });
+    let tp_btf = own.as_ref().map_err(Clone::clone);
+    let (state_change, status) = attach::state_change(ebpf, layouts.state_change, tp_btf)?;
+    layouts.state_change = state_change;
+    tracepoints.insert(0, status);
+    Ok(softirq_tracking)
+}
+
+/// What the attached tracepoints give, where kernels differ (docs/kernel-facts.md §6).
+fn kernel_features(layouts: &Layouts, tracepoints: &[TracepointStatus]) -> KernelFeatures {
+    let attached = |name: &str| tracepoints.iter().any(|t| t.name == name && t.attached);
+    let send_reset = layouts
+        .send_reset
+        .filter(|_| attached("tcp:tcp_send_reset"));
+    KernelFeatures {
+        reset_reason: send_reset.is_some_and(|l| l.reason.is_some()),
+        // The sockaddr layout came with the rewrite that traces RSTs without a socket.
+        reset_without_socket: send_reset
+            .is_some_and(|l| matches!(l.addrs, ResetAddrs::Sockaddr { .. })),
+        error_report_socket: layouts.error_report == Some(ErrorReportLayout::FROM_SOCKET),
+    }
+}
+
+/// The running kernel's own BTF, for the `tp_btf` programs; a kernel that does not
+/// expose it has none to attach them with.
+fn running_kernel_btf() -> Result<aya::Btf, String> {
+    let path = Path::new(btf::VMLINUX);
+    if !path.exists() {
+        return Err("no kernel BTF".into());
+    }
+    aya::Btf::parse_file(path, aya::Endianness::default())
+        .map_err(|err| format!("reading {}: {err}", path.display()))
 }
 
 /// The ring buffer (of `ring_bytes`) and the counters, owned apart from the programs so
@@ -324,8 +417,8 @@ fn release_freed_memory() {
     }
 }
 
-fn event_program_fds(ebpf: &Ebpf) -> Vec<i32> {
-    counters::EVENT_PROGRAMS
+fn program_fds(ebpf: &Ebpf, names: &[&str]) -> Vec<i32> {
+    names
         .iter()
         .filter_map(|name| ebpf.program(name))
         .filter_map(|program| program.fd().ok())

@@ -8,7 +8,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, ResetReason, Task, TraceEvent},
     owner::{Owner, OwnerSource},
     render::events::{EventSocket, errno_name},
 };
@@ -35,8 +35,9 @@ struct JsonEvent<'a> {
     tid: Option<u32>,
     comm: Option<Cow<'a, str>>,
     owner_source: Option<&'static str>,
+    /// Resets only: `null` when the kernel gives no reason (before 6.10).
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
+    reason: Option<Option<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,7 +134,7 @@ impl<'a> JsonLine<'a> {
             }
             TraceEvent::ResetSent(r) => JsonEvent {
                 state: r.state.map(|s| s.name()),
-                reason: Some(r.reason.name()),
+                reason: Some(r.reason.map(ResetReason::name)),
                 ..base("reset_sent", r.ts_ns, EventSocket::of(&r.socket), owner)
             },
             TraceEvent::ResetReceived(r) => base(

@@ -62,8 +62,12 @@ impl EventSocket {
 mod tests {
     use super::*;
     use crate::{
-        model::{Comm, ExecContext, Gap, GapCause, Scope, Task, TcpState, TraceEvent, Transition},
+        model::{
+            Comm, ExecContext, Gap, GapCause, ResetReason, ResetSent, Scope, SocketRef, Task,
+            TcpState, TraceEvent, Transition,
+        },
         owner::{Owner, OwnerSource},
+        trace::TraceMeta,
     };
 
     fn transition() -> TraceEvent {
@@ -173,6 +177,118 @@ mod tests {
             header.find("PID").unwrap() + 3,
             lines[0].find(" zk").unwrap()
         );
+    }
+
+    /// A reset from a kernel without `reason` (before 6.10): JSON null and text "-",
+    /// never NOT_SPECIFIED (a real reason value).
+    #[test]
+    fn an_unknown_reset_reason_is_null_and_a_dash() {
+        let TraceEvent::Transition(t) = transition() else {
+            unreachable!()
+        };
+        let reset = |reason| {
+            TraceEvent::ResetSent(ResetSent {
+                ts_ns: 1,
+                socket: SocketRef::Conn(t.conn),
+                state: Some(TcpState::Close),
+                reason,
+                context: ExecContext::Task,
+                task: None,
+            })
+        };
+        let json = |event: &TraceEvent| {
+            let mut out = Vec::new();
+            write_json(&mut out, event, None).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let text = |event: &TraceEvent| {
+            let mut out = Vec::new();
+            write_text(&mut out, event, None, Clock::Relative).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let unknown = reset(None);
+        let value = json(&unknown);
+        assert!(value["reason"].is_null(), "{value}");
+        assert!(value.as_object().unwrap().contains_key("reason"));
+        assert!(text(&unknown).contains("RST sent (-)"));
+        let known = reset(Some(ResetReason::TCP_STATE));
+        assert_eq!(json(&known)["reason"], "TCP_STATE");
+        assert!(text(&known).contains("RST sent (TCP_STATE)"));
+        // Other events have no reason key at all.
+        assert!(
+            !json(&transition())
+                .as_object()
+                .unwrap()
+                .contains_key("reason")
+        );
+    }
+
+    #[test]
+    fn every_event_fits_its_column_and_strings_from_the_trace_are_escaped() {
+        use crate::model::{ResetReason, ResetSent, SnapshotSocket, SocketError};
+        let TraceEvent::Transition(base) = transition() else {
+            unreachable!()
+        };
+        let mut evil = owner();
+        evil.task.comm = Comm::from_str_lossy("\x1b[2J\x1b]0;PWN\x07");
+        let states = (0..16).filter_map(TcpState::from_kernel);
+        let mut events: Vec<TraceEvent> = states
+            .clone()
+            .flat_map(|old| states.clone().map(move |new| (old, new)))
+            .map(|(old, new)| TraceEvent::Transition(Transition { old, new, ..base }))
+            .collect();
+        for state in states.clone() {
+            for at_end in [false, true] {
+                events.push(TraceEvent::Snapshot(SnapshotSocket {
+                    ts_ns: 0,
+                    conn: base.conn,
+                    state,
+                    owner: Some(evil.task),
+                    inode: 0,
+                    uid: 0,
+                    timer_ms: None,
+                    at_end,
+                }));
+            }
+        }
+        for reason in 0..30 {
+            events.push(TraceEvent::ResetSent(ResetSent {
+                ts_ns: 0,
+                socket: SocketRef::Conn(base.conn),
+                state: None,
+                reason: Some(ResetReason(reason)),
+                context: ExecContext::Task,
+                task: None,
+            }));
+        }
+        for errno in [104, 111, 110, 32, 113, 101, 103, 71, 5] {
+            events.push(TraceEvent::SocketError(SocketError {
+                ts_ns: 0,
+                socket: SocketRef::Conn(base.conn),
+                errno,
+                context: ExecContext::Task,
+                task: None,
+            }));
+        }
+        let pid_at = text_header(Clock::Relative).find("PID").unwrap();
+        for event in &events {
+            let mut out = Vec::new();
+            write_text(&mut out, event, Some(&evil), Clock::Relative).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            assert_eq!(line.find("   1234 ").unwrap() + 4, pid_at, "{line}");
+            assert!(
+                line.trim_end().ends_with("1234 \\x1b[2J\\x1b]0;PWN\\x07"),
+                "{line}"
+            );
+        }
+        let meta = TraceMeta {
+            hostname: "\x1b]0;PWN\x07".into(),
+            ..TraceMeta::default()
+        };
+        let mut out = Vec::new();
+        write_text_header(&mut out, &meta, Clock::Relative).unwrap();
+        let header = String::from_utf8(out).unwrap();
+        assert!(header.starts_with("# \\x1b]0;PWN\\x07 ("), "{header}");
     }
 
     #[test]

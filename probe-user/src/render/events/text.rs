@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, Task, TraceEvent},
+    model::{Gap, ResetReason, Task, TraceEvent},
     owner::Owner,
     render::{
         events::{EventSocket, errno_name},
         format::secs,
+        text::clean,
     },
     trace::TraceMeta,
 };
@@ -68,12 +69,16 @@ pub fn write_text_header(out: &mut impl Write, meta: &TraceMeta, clock: Clock) -
     writeln!(
         out,
         "# {} ({}), recording started {}",
-        meta.hostname,
-        meta.kernel,
+        clean(&meta.hostname),
+        clean(&meta.kernel),
         utc_datetime(meta.start_unix_ns)
     )?;
     writeln!(out, "{}", text_header(clock))
 }
+
+/// The width of the EVENT column: the longest event there is, `RST sent
+/// (TCP_INVALID_ACK_SEQUENCE)` (a test checks every one fits).
+const EVENT_WIDTH: usize = 35;
 
 /// Column header for [`write_text`].
 pub fn text_header(clock: Clock) -> String {
@@ -82,14 +87,14 @@ pub fn text_header(clock: Clock) -> String {
         Clock::Relative => "TIME (s)",
     };
     format!(
-        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {:>7} COMM",
+        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {:>7} COMM",
         "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
     )
 }
 /// `    PID COMM`, or dashes when the owner is unknown.
 fn who(task: Option<&Task>) -> String {
     match task {
-        Some(t) => format!("{:>7} {}", t.pid, t.comm),
+        Some(t) => format!("{:>7} {}", t.pid, clean(&t.comm.as_str())),
         None => format!("{:>7} -", "-"),
     }
 }
@@ -102,7 +107,34 @@ pub fn write_text(
     clock: Clock,
 ) -> io::Result<()> {
     let attributed = owner.map(|o| &o.task);
-    let (socket, what, task) = match event {
+    let Some((socket, what, task)) = described(event, attributed) else {
+        if let TraceEvent::Lost(gap) = event {
+            return write_gap(out, gap, clock);
+        }
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {}",
+        clock.format(event.ts_ns()),
+        socket
+            .conn
+            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        socket.netns,
+        socket.tuple.local.to_string(),
+        socket.tuple.remote.to_string(),
+        what,
+        who(task)
+    )
+}
+
+/// An event's socket, what happened (the EVENT column) and who did it; `None` for a
+/// gap.
+fn described<'a>(
+    event: &'a TraceEvent,
+    attributed: Option<&'a Task>,
+) -> Option<(EventSocket, String, Option<&'a Task>)> {
+    Some(match event {
         TraceEvent::Transition(t) => (
             EventSocket::of_conn(&t.conn),
             format!("{} -> {}", t.old, t.new),
@@ -116,7 +148,7 @@ pub fn write_text(
         }
         TraceEvent::ResetSent(r) => (
             EventSocket::of(&r.socket),
-            format!("RST sent ({})", r.reason.name()),
+            format!("RST sent ({})", r.reason.map_or("-", ResetReason::name)),
             attributed,
         ),
         TraceEvent::ResetReceived(r) => (
@@ -129,21 +161,8 @@ pub fn write_text(
             format!("error {}", errno_name(e.errno)),
             attributed,
         ),
-        TraceEvent::Lost(gap) => return write_gap(out, gap, clock),
-    };
-    writeln!(
-        out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<24} {}",
-        clock.format(event.ts_ns()),
-        socket
-            .conn
-            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
-        socket.netns,
-        socket.tuple.local.to_string(),
-        socket.tuple.remote.to_string(),
-        what,
-        who(task)
-    )
+        TraceEvent::Lost(_) => return None,
+    })
 }
 
 fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock) -> io::Result<()> {

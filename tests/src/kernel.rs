@@ -1,0 +1,16 @@
+//! What the kernel under test gives: the same tests pass on every kernel of the matrix
+//! (`cargo xtask kernels`, docs/kernels.md).
+
+use std::path::{Path, PathBuf};
+
+/// Kernel BTF for the recorders the tests start (`TCPCHURN_TEST_BTF`): set where the
+/// kernel's own BTF is hidden (`cargo xtask kernels` does that in one guest), as a
+/// kernel without BTF would be, with a copy given as a BTFHub file would be.
+pub fn test_btf() -> Option<PathBuf> {
+    std::env::var_os("TCPCHURN_TEST_BTF").map(PathBuf::from)
+}
+
+/// Whether the kernel exposes its own BTF: the `tp_btf` programs need it.
+pub fn kernel_has_btf() -> bool {
+    Path::new("/sys/kernel/btf/vmlinux").exists()
+}
