@@ -113,7 +113,7 @@ mod probe {
     // program was skipped for this very event, and records it instead. Runs nest at most
     // two deep (task, then softirq: docs/kernel-facts.md §4.1), so of the three programs
     // at most the one being interrupted is skipped, and a skipped `_arm` or `_rescue`
-    // leaves the main program to record the event. docs/attribution.md §5 has the
+    // leaves the main program to record the event. docs/kernel-facts.md §4.1 has the
     // interleavings.
 
     /// Marks the state change pending for the main program (see above).

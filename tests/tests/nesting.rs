@@ -4,9 +4,12 @@
 //! reach it by inter-processor interrupt, whose softirq interrupts whatever that CPU
 //! runs, the kernel program in a task's `connect()` or `close()` included.
 //!
-//! With kernel BTF the rescue program records what the main program had to skip: every
-//! transition is in the trace and none is lost. On the classic path the skipped runs
-//! are lost, and the trace must say so.
+//! With kernel BTF the rescue program records what the main program had to skip: no
+//! skipped run is lost. On the classic path the skipped runs are lost, and the trace
+//! must say so. On both paths this provoked load also loses a few softirq transitions
+//! in bursts of 1-2 ms without any skipped run counted (about 100 of 600,000 on 6.18,
+//! the same on both paths); the trace must report those too (from the sockets'
+//! broken sequences).
 #![allow(
     clippy::unwrap_used,
     reason = "tests: a failed step must fail the test loudly"
@@ -104,6 +107,24 @@ fn churn_under_recorder(tag: &str, extra: &[&str]) -> Outcome {
     }
 }
 
+/// Every transition missing from the trace is reported lost: the kernel's counted
+/// skipped runs, or the sockets whose sequence broke (a lower bound, so only "some").
+fn missing_is_reported(o: &Outcome) {
+    let lost = o.lost_recursion + o.lost_unreported + o.lost_ring_full;
+    assert!(
+        o.transitions <= o.expected,
+        "{} transitions recorded, {} expected",
+        o.transitions,
+        o.expected
+    );
+    assert!(
+        o.transitions == o.expected || lost > 0,
+        "{} of {} transitions missing, none reported lost",
+        o.expected - o.transitions,
+        o.expected
+    );
+}
+
 #[test]
 fn a_state_change_that_interrupts_the_program_is_recorded_by_the_rescue_program() {
     if !require_root("a_state_change_that_interrupts_the_program_is_recorded_by_the_rescue") {
@@ -118,15 +139,8 @@ fn a_state_change_that_interrupts_the_program_is_recorded_by_the_rescue_program(
         o.lost_ring_full, 0,
         "ring full: the test's ring is too small"
     );
-    assert_eq!(
-        (o.lost_recursion, o.lost_unreported),
-        (0, 0),
-        "nothing may be lost"
-    );
-    assert_eq!(
-        o.transitions, o.expected,
-        "every transition is in the trace"
-    );
+    // Every run the kernel skipped the main program for was recorded by the rescue.
+    assert_eq!(o.lost_recursion, 0, "skipped runs nothing recorded");
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     if cpus >= 2 {
         assert!(
@@ -134,9 +148,15 @@ fn a_state_change_that_interrupts_the_program_is_recorded_by_the_rescue_program(
             "no nesting was provoked: the rescue program recorded nothing"
         );
     }
+    missing_is_reported(&o);
     eprintln!(
-        "nesting: {} transitions, {} of them recorded by the rescue program",
-        o.transitions, o.rescued
+        "nesting: {} of {} transitions, {} of them recorded by the rescue program; {} \
+         missing without a skipped run (inferred: at least {})",
+        o.transitions,
+        o.expected,
+        o.rescued,
+        o.expected - o.transitions,
+        o.lost_unreported
     );
 }
 
@@ -153,23 +173,11 @@ fn skipped_runs_of_the_classic_program_are_reported_as_lost() {
     );
     assert_eq!(o.rescued, 0);
     // A transition missing from the trace is reported lost: counted as a skipped run
-    // (6.7 and later count them), or inferred from its socket's broken sequence (a
-    // lower bound).
-    let lost = o.lost_recursion + o.lost_unreported + o.lost_ring_full;
-    assert!(
-        o.transitions <= o.expected,
-        "{} transitions recorded, {} expected",
-        o.transitions,
-        o.expected
-    );
-    assert!(
-        o.transitions == o.expected || lost > 0,
-        "{} of {} transitions missing, none reported lost",
-        o.expected - o.transitions,
-        o.expected
-    );
+    // (6.7 and later count them), or inferred from its socket's broken sequence.
+    missing_is_reported(&o);
     eprintln!(
-        "nesting (classic): {} of {} transitions recorded, {} reported lost",
-        o.transitions, o.expected, lost
+        "nesting (classic): {} of {} transitions recorded; {} counted skipped runs, at \
+         least {} more inferred",
+        o.transitions, o.expected, o.lost_recursion, o.lost_unreported
     );
 }
