@@ -554,10 +554,12 @@ mod probe {
             &record,
             netns,
             cgroup_id,
-            Comm::Helper,
             pairs,
-            context,
-            counter::CLASSIC,
+            Origin {
+                comm: Comm::Helper,
+                context,
+                family: counter::CLASSIC,
+            },
         );
     }
 
@@ -582,6 +584,16 @@ mod probe {
         TaskBtf,
     }
 
+    /// Where an event comes from: how [`submit`] reads the current task's name, whose
+    /// context the event runs in, and the program family whose counter slots it uses
+    /// (`probe_common::counter`).
+    #[derive(Clone, Copy)]
+    struct Origin {
+        comm: Comm,
+        context: Context,
+        family: u32,
+    }
+
     /// Reserves, fills and submits one event. `pairs`: the `LAST_SOCKET` key of an event
     /// an error report on this CPU may pair with, stored with the event's time once the
     /// event is in the ring.
@@ -591,15 +603,17 @@ mod probe {
         record: &Words,
         netns: u32,
         cgroup_id: u64,
-        comm_from: Comm,
         pairs: Option<u64>,
-        context: Context,
-        program: u32,
+        origin: Origin,
     ) {
-        let Context {
-            context,
-            record_task,
-        } = context;
+        let Origin {
+            comm: comm_from,
+            context: Context {
+                context,
+                record_task,
+            },
+            family: program,
+        } = origin;
         let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
             bump(counter::RING_FULL + program);
             return;
@@ -786,10 +800,12 @@ mod probe {
             &record,
             netns,
             cgroup_id,
-            Comm::TaskBtf,
             pairs,
-            context,
-            program,
+            Origin {
+                comm: Comm::TaskBtf,
+                context,
+                family: program,
+            },
         );
     }
 
@@ -851,10 +867,12 @@ mod probe {
             &record,
             netns,
             cgroup_id,
-            Comm::Helper,
             None,
-            Context::of_socket_address(sk, EventKind::ErrorReport),
-            counter::ERROR_RAW,
+            Origin {
+                comm: Comm::Helper,
+                context: Context::of_socket_address(sk, EventKind::ErrorReport),
+                family: counter::ERROR_RAW,
+            },
         );
     }
 

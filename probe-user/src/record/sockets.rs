@@ -781,7 +781,7 @@ mod tests {
             socket("10.0.0.1:80", "10.0.0.2:40002"),
         ];
         let mut kept = Vec::new();
-        table.snapshot(START, sockets.clone(), false, |event| kept.push(event));
+        table.snapshot(START, sockets, false, |event| kept.push(event));
         assert_eq!((kept.len(), table.connections()), (1, 1));
         table.snapshot(START + 1, sockets[..1].to_vec(), true, |event| {
             kept.push(event)

@@ -201,9 +201,11 @@ pub(super) fn detach_rescue(ebpf: &mut Ebpf) {
 }
 
 fn unload_btf(ebpf: &mut Ebpf, name: &str) {
-    if let Ok(program) = btf_program(ebpf, name) {
-        // Not loaded (the error) is as good as unloaded.
-        let _ = program.unload();
+    if let Ok(program) = btf_program(ebpf, name)
+        && let Err(err) = program.unload()
+    {
+        // Not loaded is as good as unloaded.
+        debug!("unloading {name}: {err}");
     }
 }
 
