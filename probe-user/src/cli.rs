@@ -1,11 +1,15 @@
 //! Command-line arguments, and their conversion into validated options.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{kernel::diag, model::Filters, record::RecordOptions};
+use crate::{
+    kernel::diag,
+    model::Filters,
+    record::{RecordOptions, options::DEFAULT_METRICS_PAIRS},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,10 +29,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Attach to the kernel and record every TCP state transition into a trace file
-    /// (needs root, or the capabilities in docs/privileges.md). Stop with Ctrl-C.
+    /// (needs root, or the capabilities in docs/privileges.md). Stop with Ctrl-C. --live
+    /// shows the verdict as it forms; --metrics serves it to Prometheus.
     Record(RecordArgs),
     /// Read a trace file and print verdicts per connection and per client/server pair,
-    /// or every event (--events). Needs no privileges.
+    /// or every event (--events); --follow a recording in progress. Needs no privileges,
+    /// only read access to the file.
     Replay(ReplayArgs),
     /// Check this node in about a second: can tcpchurn record here, the TCP settings
     /// behind TIME_WAIT and reconnect loops (and the myths about them), and the sockets
@@ -72,7 +78,9 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write: always created new, mode 0600 (docs/files.md).
+    /// Trace file to write: always created new, mode 0600 (docs/files.md). `-o
+    /// /dev/null` keeps no trace, for a recorder that only serves --metrics (or shows
+    /// --live).
     #[arg(
         short = 'o',
         long = "output",
@@ -124,6 +132,35 @@ pub struct RecordArgs {
     /// the BTF-enabled raw tracepoint (testing and benchmark knob).
     #[arg(long = "no-tp-btf", hide = true)]
     pub no_tp_btf: bool,
+    /// Show the verdict as it forms, refreshed every second, while the trace is
+    /// written as without --live. On a terminal, a full screen: the verdict lines, the
+    /// pairs by connects/s with who closed first, resets, refusals, TIME_WAIT and
+    /// reconnect loops, the CLOSE_WAIT leaks; q stops the recording (like Ctrl-C), s
+    /// changes the order, p pauses the screen (not the recording). Otherwise a text
+    /// block per second on stdout. The last one is the verdict a replay of the file
+    /// gives.
+    #[arg(long)]
+    pub live: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while recording (text
+    /// format 0.0.4): connections, who closed first and how, TIME_WAIT per side,
+    /// CLOSE_WAIT per process, reconnect loops, events and lost events. The metrics
+    /// name hosts, ports and processes: keep ADDR on localhost or a node-internal
+    /// address. A slow or stuck scraper never slows the recording.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// With --metrics: at most N client/server pairs get their own labels, the most
+    /// active first (reconnect loops, then by connections); the others are summed under
+    /// client="other", server="other". Bounds the number of series.
+    #[arg(
+        long = "metrics-pairs",
+        value_name = "N",
+        default_value_t = DEFAULT_METRICS_PAIRS,
+        requires = "metrics"
+    )]
+    pub metrics_pairs: usize,
+    /// How often --live and --metrics compute the verdict (testing knob).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, hide = true)]
+    pub refresh: Duration,
 }
 
 impl RecordArgs {
@@ -152,6 +189,10 @@ impl RecordArgs {
             poll_interval: self.poll_interval,
             wakeup_bytes: self.wakeup_bytes,
             tp_btf: !self.no_tp_btf,
+            live: self.live,
+            metrics: self.metrics,
+            metrics_pairs: self.metrics_pairs,
+            refresh: self.refresh,
         })
     }
 }
@@ -210,6 +251,22 @@ pub struct ReplayArgs {
     /// With --events: show seconds since the start instead of wall-clock time (UTC).
     #[arg(short = 'r', long, requires = "events")]
     pub relative: bool,
+    /// Follow a trace that is still being written, like tail -f, and into the next
+    /// file when the recorder rotates (FILE.1, FILE.2...): print the verdict every
+    /// --interval (and once more at the end), or with --events each event as it lands.
+    /// Ends when the recording does, or with Ctrl-C.
+    #[arg(long, conflicts_with = "connections")]
+    pub follow: bool,
+    /// With --follow: how often the verdict is printed.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = parse_duration,
+        requires = "follow",
+        conflicts_with = "events"
+    )]
+    pub interval: Duration,
 }
 
 /// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`, and sums of them like `1m30s` or `1h5m`.
@@ -335,6 +392,45 @@ mod tests {
         };
         assert!(args.events && args.json);
         assert!(Cli::try_parse_from(["tcpchurn", "record", "--rotate", "3"]).is_err());
+        let cli = Cli::try_parse_from([
+            "tcpchurn",
+            "record",
+            "-o",
+            "/dev/null",
+            "--metrics",
+            "127.0.0.1:9464",
+            "--live",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        let options = args.options().unwrap();
+        assert!(options.live);
+        assert_eq!(options.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(options.metrics_pairs, 200);
+        assert!(Cli::try_parse_from(["tcpchurn", "record", "--metrics", "localhost"]).is_err());
+        let cli = Cli::try_parse_from(["tcpchurn", "replay", "x.trace", "--follow"]).unwrap();
+        let Command::Replay(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.follow);
+        assert!(
+            Cli::try_parse_from(["tcpchurn", "replay", "x", "--follow", "--connections"]).is_err()
+        );
+        // Live flags that would be ignored are refused.
+        for ignored in [
+            &["replay", "x", "--interval", "2s"][..],
+            &["replay", "x", "--follow", "--events", "--interval", "2s"],
+            &["record", "--metrics-pairs", "10"],
+        ] {
+            let args = std::iter::once("tcpchurn").chain(ignored.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{ignored:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["tcpchurn", "replay", "x", "--follow", "--interval", "2s"])
+                .is_ok()
+        );
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
         // Flags that would be ignored are refused.
         for ignored in [&["-r"][..], &["--events", "--connections"]] {

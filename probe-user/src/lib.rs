@@ -58,6 +58,7 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         close_wait: args.close_wait,
         color: args.color.into(),
         relative_time: args.relative,
+        follow: args.follow.then_some(args.interval),
     })
 }
 

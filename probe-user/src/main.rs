@@ -13,8 +13,9 @@ fn main() -> ExitCode {
         .format_target(false)
         .init();
     let cli = Cli::parse();
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    // Not locked for the whole run: `record --live` writes to stdout from the threads
+    // of its live view.
+    let mut out = io::BufWriter::with_capacity(64 << 10, io::stdout());
     let mut err = io::stderr();
     let result = tcpchurn::run(&cli, &mut out, &mut err).and_then(|()| Ok(out.flush()?));
     match result {

@@ -337,6 +337,20 @@ pub enum GapCause {
 }
 
 impl GapCause {
+    /// Every cause, in the order of [`Self::index`].
+    pub const ALL: [Self; 6] = [
+        Self::RingFull,
+        Self::ReadFailed,
+        Self::DecodeFailed,
+        Self::CorruptBlock,
+        Self::Recursion,
+        Self::Unreported,
+    ];
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::RingFull => "ring_full",

@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use tcpchurn_harness::{
     apt::install_missing,
     exec::{run_shown, try_stdout},
-    zookeeper,
+    prometheus, tmux, zookeeper,
 };
 
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "libclang-22-dev", "libpolly-22-dev"];
@@ -32,6 +32,9 @@ fn bpf_linker_ok() -> bool {
 
 pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     install_missing(&TOOL_PACKAGES)?;
+    // The tests of the live views: a terminal for --live, Prometheus for --metrics.
+    install_missing(&[tmux::PACKAGE])?;
+    install_missing(&prometheus::PACKAGES)?;
     if try_stdout("rustup", &["+nightly", "--version"]).is_none() {
         bail!("no nightly Rust toolchain: install one with `rustup toolchain install nightly`");
     }

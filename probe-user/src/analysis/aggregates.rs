@@ -16,7 +16,7 @@ use crate::{
     model::{SocketTuple, TimeWindow},
 };
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Aggregates {
     window: TimeWindow,
     rule: LoopRule,

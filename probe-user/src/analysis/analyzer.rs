@@ -120,27 +120,57 @@ impl Analyzer {
         }
     }
 
+    /// Trace time of the latest event seen.
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+
     /// Ends the analysis at `end_ns` (the trace's end, or `--until`).
     pub fn finish(mut self, end_ns: u64) -> (Analysis, Vec<ConnectionRow>) {
+        let mut tracker = std::mem::take(&mut self.tracker);
+        let mut agg = std::mem::replace(&mut self.agg, Aggregates::new(&self.options));
+        let analysis = self.conclude(&mut tracker, &mut agg, end_ns);
+        (analysis, agg.rows)
+    }
+
+    /// What [`Self::finish`] would say if the trace ended at `end_ns`, without ending
+    /// the analysis: the same conclusion, drawn on copies of the state it changes (the
+    /// connections still held and the aggregates they are handed to), so that more
+    /// events can follow. A live view calls it about once a second; it costs a copy of
+    /// the open connections and of the TIME_WAIT entries of the last 60 s.
+    pub fn snapshot(&self, end_ns: u64) -> Analysis {
+        let mut tracker = self.tracker.clone();
+        let mut agg = self.agg.clone();
+        self.conclude(&mut tracker, &mut agg, end_ns)
+    }
+
+    /// Hands over what `tracker` still holds to `agg` and ranks the result, as if the
+    /// trace ended at `end_ns`.
+    fn conclude(
+        &self,
+        tracker: &mut ConnectionTracker,
+        agg: &mut Aggregates,
+        end_ns: u64,
+    ) -> Analysis {
         let end_ns = self.options.window.end_of(end_ns.max(self.last_ts));
-        self.agg.close_wait.end_ns = end_ns;
+        agg.close_wait.end_ns = end_ns;
         // The tracker may still hold hand-overs to TIME_WAIT inside their grace period:
         // decide them before expiring what the end of the trace outlived.
-        self.tracker.finish(&mut self.agg);
-        self.agg.expire_time_wait(end_ns);
-        let (close_wait, close_wait_closed_late) = self.agg.close_wait.finish();
-        let analysis = Analysis {
+        tracker.finish(agg);
+        agg.expire_time_wait(end_ns);
+        let (close_wait, close_wait_closed_late) = std::mem::take(&mut agg.close_wait).finish();
+        Analysis {
             events: self.events,
             lost: self.gaps.lost,
-            gaps: self.gaps.windows,
+            lost_by_cause: self.gaps.lost_by_cause,
+            gaps: self.gaps.windows.clone(),
             more_gaps: self.gaps.more,
             end_ns,
-            connections: self.agg.connections,
-            pairs: self.agg.pairs.into_reports(&self.options.rule),
+            connections: agg.connections,
+            pairs: std::mem::take(&mut agg.pairs).into_reports(&self.options.rule),
             close_wait,
             close_wait_closed_late,
             end_snapshot: self.end_snapshot,
-        };
-        (analysis, self.agg.rows)
+        }
     }
 }

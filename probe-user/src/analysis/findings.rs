@@ -260,7 +260,7 @@ fn most_frequent_closes(pair: &PairReport) -> Closes {
 }
 
 /// Leaks grouped by owner, largest group first.
-fn leak_groups(leaks: &[CloseWaitLeak]) -> Vec<LeakGroup> {
+pub fn leak_groups(leaks: &[CloseWaitLeak]) -> Vec<LeakGroup> {
     let mut groups: Vec<(Option<u32>, LeakGroup)> = Vec::new();
     for leak in leaks {
         let pid = leak.owner.map(|t| t.pid);
@@ -323,6 +323,7 @@ mod tests {
         Analysis {
             events: 10,
             lost: 0,
+            lost_by_cause: [0; 6],
             gaps: Vec::new(),
             more_gaps: 0,
             end_ns: 1,

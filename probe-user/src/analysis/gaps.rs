@@ -21,6 +21,8 @@ pub struct GapWindow {
 pub struct GapLog {
     /// Events lost in all gaps.
     pub lost: u64,
+    /// Events lost, by [`GapCause::index`].
+    pub lost_by_cause: [u64; GapCause::ALL.len()],
     pub windows: Vec<GapWindow>,
     /// Windows beyond [`MAX_GAP_WINDOWS`].
     pub more: u64,
@@ -29,6 +31,7 @@ pub struct GapLog {
 impl GapLog {
     pub fn record(&mut self, gap: &Gap) {
         self.lost += gap.lost;
+        self.lost_by_cause[gap.cause.index()] += gap.lost;
         if let Some(last) = self.windows.last_mut()
             && gap.from_ns <= last.to_ns.saturating_add(GAP_MERGE_NS)
             && gap.cause == last.cause
@@ -73,6 +76,8 @@ mod tests {
         log.record(&gap(2 * S + 20, 2 * S + 30, GapCause::Recursion));
         log.record(&gap(10 * S, 10 * S, GapCause::Recursion));
         assert_eq!(log.lost, 8);
+        assert_eq!(log.lost_by_cause[GapCause::RingFull.index()], 4);
+        assert_eq!(log.lost_by_cause[GapCause::Recursion.index()], 4);
         assert_eq!(log.windows.len(), 3);
         assert_eq!(
             (log.windows[0].from_ns, log.windows[0].to_ns),

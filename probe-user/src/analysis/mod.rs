@@ -19,6 +19,7 @@ mod findings;
 mod gaps;
 mod histogram;
 mod keys;
+mod live;
 mod options;
 mod pair_table;
 mod pairs;
@@ -27,6 +28,7 @@ mod rows;
 mod timewait;
 mod trace_info;
 mod tracker;
+mod trend;
 mod verdict;
 
 pub use self::{
@@ -34,10 +36,11 @@ pub use self::{
     close_wait::CloseWaitLeak,
     findings::{
         Closes, Finding, LeakGroup, MAX_PAIRS, PairVerdict, Severity, SideCloses, TimeWaitHolders,
-        findings,
+        findings, leak_groups,
     },
     gaps::{GapWindow, MAX_GAP_WINDOWS},
     histogram::LogHistogram,
+    live::LiveVerdict,
     options::AnalyzerOptions,
     pair_table::PairReport,
     pairs::{ConnectionOutcome, LoopEvidence, LoopRule, PairKey, PairStats, Run},
@@ -45,6 +48,7 @@ pub use self::{
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
     trace_info::{KernelLimit, TraceInfo},
+    trend::{PairTrend, Pulse, Trend},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
 };
 

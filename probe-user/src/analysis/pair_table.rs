@@ -17,7 +17,7 @@ pub struct PairReport {
 }
 
 /// Every pair seen, in order of first sight.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PairTable {
     index: FxHashMap<PairKey, u32>,
     pairs: Vec<PairStats>,

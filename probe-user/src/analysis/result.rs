@@ -1,12 +1,17 @@
 //! What a replay's analysis found.
 
-use crate::analysis::{close_wait::CloseWaitLeak, gaps::GapWindow, pair_table::PairReport};
+use crate::{
+    analysis::{close_wait::CloseWaitLeak, gaps::GapWindow, pair_table::PairReport},
+    model::GapCause,
+};
 
 /// The result of a replay.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Analysis {
     pub events: u64,
     pub lost: u64,
+    /// Events lost, by [`crate::model::GapCause::index`].
+    pub lost_by_cause: [u64; GapCause::ALL.len()],
     pub gaps: Vec<GapWindow>,
     /// Gap windows beyond [`crate::analysis::gaps::MAX_GAP_WINDOWS`].
     pub more_gaps: u64,

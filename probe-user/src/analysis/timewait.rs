@@ -36,7 +36,7 @@ struct Entry {
 /// stays in cache) instead of a probe into the large, cache-missing map. A bit cannot
 /// be cleared when its entry leaves (others may share it), so the array is rebuilt
 /// from the live keys once half of them have left since the last rebuild.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Presence {
     bits: Vec<u64>,
     /// Entries that left since the last rebuild.
@@ -80,7 +80,7 @@ impl Presence {
 
 /// Live TIME_WAIT entries, each attributed to a pair (an index chosen by the caller)
 /// and a side. Memory is bounded by the entries alive within one 60 s window.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TimeWaitBook {
     live: FxHashMap<SocketKey, Entry>,
     presence: Presence,

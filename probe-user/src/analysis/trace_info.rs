@@ -1,6 +1,9 @@
 //! What a verdict says about the trace itself, beside the analysis.
 
-use crate::model::{KernelFeatures, TimeWindow, TracepointStatus};
+use crate::{
+    model::{KernelFeatures, TimeWindow, TracepointStatus},
+    trace::{Damage, TraceEnd, TraceMeta},
+};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceInfo {
@@ -23,6 +26,40 @@ pub struct TraceInfo {
     pub window: TimeWindow,
     /// `--close-wait`.
     pub close_wait_ns: u64,
+}
+
+impl TraceInfo {
+    /// What a trace's meta and end blocks say (`end` is `None` while it is being
+    /// written, or when it was cut), with the damage its reader worked around. The
+    /// window and the CLOSE_WAIT threshold are the caller's.
+    pub fn of_trace(
+        file: String,
+        meta: &TraceMeta,
+        end: Option<&TraceEnd>,
+        damage: &[Damage],
+    ) -> Self {
+        Self {
+            file,
+            host: meta.hostname.clone(),
+            kernel: meta.kernel.clone(),
+            start_unix_ns: meta.start_unix_ns,
+            stop_reason: end.map(|e| e.stop_reason.clone()),
+            missing_tracepoints: meta
+                .tracepoints
+                .iter()
+                .filter(|t| !t.attached)
+                .map(|t| match &t.detail {
+                    Some(why) => format!("{} ({why})", t.name),
+                    None => t.name.clone(),
+                })
+                .collect(),
+            tracepoints: meta.tracepoints.clone(),
+            kernel_limits: KernelLimit::of(meta.kernel_features.as_ref()),
+            damage: damage.iter().map(ToString::to_string).collect(),
+            window: TimeWindow::default(),
+            close_wait_ns: 0,
+        }
+    }
 }
 
 /// Something the recording's kernel did not give, so a verdict cannot know it

@@ -4,6 +4,7 @@
 
 use std::{
     io::{self, Write as _},
+    sync::Arc,
     time::Instant,
 };
 
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 use log::warn;
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::watch,
+    sync::{Notify, watch},
     time::{Interval, MissedTickBehavior},
 };
 
@@ -31,8 +32,16 @@ use crate::{
         privileges,
         recording::{ApartBlocks, Recording},
         sink::Output,
+        tee::Tee,
     },
 };
+
+/// What else a recording answers to: the live views' copy of what is written, and
+/// their request to stop (the live screen's `q`).
+pub(super) struct Watched {
+    pub tee: Option<Tee>,
+    pub stop_request: Arc<Notify>,
+}
 
 /// Records until stopped (see [`crate::record::record`]): `btf` and `dir` are the
 /// inputs and the output, already checked.
@@ -41,10 +50,13 @@ pub(super) async fn run(
     tracefs: &Tracefs,
     btf: &KernelBtf,
     dir: OutputDir,
+    watched: Watched,
 ) -> anyhow::Result<RecordSummary> {
     let mut stop_rx = stop_signals().context("installing signal handlers")?;
-    let mut recorder = Recorder::start(options, tracefs, btf, dir)?;
-    let stop = recorder.run_until_stopped(&mut stop_rx).await;
+    let mut recorder = Recorder::start(options, tracefs, btf, dir, watched.tee)?;
+    let stop = recorder
+        .run_until_stopped(&mut stop_rx, &watched.stop_request)
+        .await;
     recorder.finish(&stop)
 }
 
@@ -126,6 +138,7 @@ impl<'a> Recorder<'a> {
         tracefs: &Tracefs,
         btf: &KernelBtf,
         dir: OutputDir,
+        tee: Option<Tee>,
     ) -> anyhow::Result<Self> {
         let start = host::clock_pair();
         let started = Instant::now();
@@ -134,7 +147,7 @@ impl<'a> Recorder<'a> {
         // On an error from here on, dropping the probe detaches it.
         let file = dir.create_first()?;
         let header = Header::new(options, &probe, btf, start);
-        let output = Output::start(dir, file, options.rotate, &header.bytes(0, None))
+        let output = Output::start(dir, file, options.rotate, &header.bytes(0, None), tee)
             .context("writing the trace header")?;
         let mut recording = Recording::new(probe.layouts, start.0, options.filters.clone());
         if options.snapshot {
@@ -173,7 +186,11 @@ impl<'a> Recorder<'a> {
         })
     }
 
-    async fn run_until_stopped(&mut self, stop_rx: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    async fn run_until_stopped(
+        &mut self,
+        stop_rx: &mut watch::Receiver<Option<Stop>>,
+        stop_request: &Notify,
+    ) -> Stop {
         let mut poll = interval(self.options.poll_interval);
         let mut flush = interval(self.options.flush_interval);
         let deadline = self
@@ -186,6 +203,7 @@ impl<'a> Recorder<'a> {
                     Err(_) => Err(Stop::Error("signal handler stopped".into())),
                     Ok(()) => stop_rx.borrow().clone().map_or(Ok(()), Err),
                 },
+                () = stop_request.notified() => Err(Stop::Interrupted),
                 () = async {
                     match deadline {
                         Some(at) => tokio::time::sleep_until(at).await,

@@ -1,17 +1,27 @@
 //! The files a recording creates, and the only place that creates them. Every file is
 //! new: created exclusively (never an existing file, never through a symbolic link,
 //! mode 0600), in the directory opened when the recording was checked. Nothing else is
-//! ever created there (docs/files.md).
+//! ever created there (docs/files.md). The one file written that is not created is
+//! `/dev/null` (`-o /dev/null`: the recording keeps no trace, for `--metrics`).
 
 use std::{
     ffi::{CString, OsStr, OsString},
     fmt, fs, io,
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-        unix::ffi::OsStrExt as _,
+        unix::{ffi::OsStrExt as _, fs::OpenOptionsExt as _},
     },
     path::{Path, PathBuf},
 };
+
+/// `-o /dev/null`: no trace is kept (a recorder that only serves `--metrics`); the
+/// bytes are still produced, for the live views.
+pub const DISCARD: &str = "/dev/null";
+
+/// Whether `path` keeps nothing.
+pub fn discards(path: &Path) -> bool {
+    path == Path::new(DISCARD)
+}
 
 /// How many taken names rotation steps over before it gives up.
 const MAX_TAKEN: u32 = 64;
@@ -84,6 +94,8 @@ pub struct OutputDir {
     name: OsString,
     /// `--force`: files of an earlier recording are replaced.
     force: bool,
+    /// `-o /dev/null`: nothing is created.
+    discard: bool,
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {
@@ -108,6 +120,9 @@ impl OutputDir {
             path: path.to_path_buf(),
             error,
         };
+        if discards(path) {
+            return Self::discard().map_err(io_error);
+        }
         let name = path
             .file_name()
             .filter(|_| !path.as_os_str().as_bytes().ends_with(b"/"))
@@ -143,6 +158,7 @@ impl OutputDir {
             base: path.to_path_buf(),
             name,
             force,
+            discard: false,
         };
         match output.existing(&output.name) {
             Ok(true) if !force => return Err(OutputError::Exists(path.to_path_buf())),
@@ -171,6 +187,22 @@ impl OutputDir {
         })
         .map_err(io_error)?;
         Ok(output)
+    }
+
+    /// `-o /dev/null`: its directory held like any other, nothing ever created there.
+    fn discard() -> io::Result<Self> {
+        let dir = fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open("/dev")?;
+        Ok(Self {
+            dir: OwnedFd::from(dir),
+            dir_path: PathBuf::from("/dev"),
+            base: PathBuf::from(DISCARD),
+            name: OsString::from("null"),
+            force: false,
+            discard: true,
+        })
     }
 
     /// The path of file `index`: `FILE` for 0, `FILE.index` after.
@@ -281,6 +313,12 @@ impl OutputDir {
     /// file is replaced, never written into.
     pub fn create_first(&self) -> Result<fs::File, OutputError> {
         let path = self.path(0);
+        if self.discard {
+            return fs::File::options()
+                .write(true)
+                .open(DISCARD)
+                .map_err(|error| OutputError::Io { path, error });
+        }
         if self.force {
             match self.existing(&self.name) {
                 Ok(true) => self.unlink(&self.name).map_err(|error| OutputError::Io {
@@ -300,6 +338,10 @@ impl OutputDir {
     /// file of this user) is replaced when rotation reaches its name, as tcpdump would
     /// overwrite it: until then it stays.
     pub fn create_part(&self, index: u32) -> Result<NewPart, OutputError> {
+        if self.discard {
+            // Refused with the options: there is nothing to rotate.
+            return Err(OutputError::NotAFile(self.base.clone()));
+        }
         let mut taken = Vec::new();
         for index in index..index.saturating_add(MAX_TAKEN) {
             let (name, path) = (self.name_of(index), self.path(index));
@@ -404,6 +446,16 @@ mod tests {
         );
         assert_eq!(mode(&path), 0o600);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dev_null_is_written_not_created() {
+        let output = OutputDir::check(Path::new(DISCARD), false, false).unwrap();
+        let mut file = output.create_first().unwrap();
+        io::Write::write_all(&mut file, b"nothing kept").unwrap();
+        assert_eq!(output.path(0), Path::new("/dev/null"));
+        assert!(output.create_part(1).is_err());
+        assert!(Path::new(DISCARD).exists(), "never removed");
     }
 
     #[test]

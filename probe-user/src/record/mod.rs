@@ -5,17 +5,29 @@
 //! disk never stalls the reader. If the disk falls behind, the channel fills, the
 //! reader waits, the ring fills and the kernel counts the loss: nothing is dropped
 //! silently and memory stays bounded.
+//!
+//! With `--live` or `--metrics`, the blocks written are also handed to an analysis
+//! thread ([`observer`]) through a [`tee`] that never makes the recorder wait; it
+//! feeds the screen ([`live`]) and the metrics server ([`metrics`]).
 
 mod driver;
 pub mod files;
 mod header;
+pub mod live;
+pub mod metrics;
+pub mod observer;
 pub mod options;
 mod privileges;
 pub mod recording;
 pub mod sink;
 pub mod sockets;
+pub mod tee;
+mod watchers;
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use tokio::sync::Notify;
 
 pub use self::options::{OptionsError, RecordOptions};
 use crate::{
@@ -43,12 +55,18 @@ pub fn record(options: RecordOptions) -> anyhow::Result<RecordSummary> {
         );
     }
     let dir = OutputDir::check(&options.output, options.force, options.max_size.is_some())?;
+    let metrics = options.metrics.map(metrics::bind).transpose()?;
     let tracefs = Tracefs::locate_or_mount()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(driver::run(&options, &tracefs, &btf, dir))
+    let stop_request = Arc::new(Notify::new());
+    let (tee, watchers) = watchers::Watchers::start(&options, metrics, Arc::clone(&stop_request))?;
+    let watched = driver::Watched { tee, stop_request };
+    let summary = runtime.block_on(driver::run(&options, &tracefs, &btf, dir, watched));
+    watchers.finish();
+    summary
 }
 
 /// glibc serves allocations below a threshold that grows, once large blocks have been

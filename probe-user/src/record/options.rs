@@ -1,13 +1,14 @@
 //! What `tcpchurn record` can be told, and the checks those options must pass before
 //! anything is touched.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use probe_common::{MAX_FILTER_NETNS, MAX_FILTER_PORTS};
 
 use crate::{
     kernel::{btf, probe::ProbeOptions},
     model::Filters,
+    record::files,
 };
 
 /// The shortest flush interval: every flush is a write and an `fdatasync`.
@@ -41,6 +42,15 @@ pub struct RecordOptions {
     pub wakeup_bytes: u64,
     /// Use the BTF-enabled raw tracepoint for state changes when kernel BTF allows it.
     pub tp_btf: bool,
+    /// `--live`: the verdict as it forms, on the terminal (or as text blocks).
+    pub live: bool,
+    /// `--metrics`: serve Prometheus metrics at this address.
+    pub metrics: Option<SocketAddr>,
+    /// `--metrics-pairs`: client/server pairs with their own labels; the rest are
+    /// summed under `client="other"`.
+    pub metrics_pairs: usize,
+    /// How often the live views compute the verdict.
+    pub refresh: Duration,
 }
 
 impl Default for RecordOptions {
@@ -59,9 +69,18 @@ impl Default for RecordOptions {
             btf: PathBuf::from(btf::VMLINUX),
             wakeup_bytes: 0,
             tp_btf: true,
+            live: false,
+            metrics: None,
+            metrics_pairs: DEFAULT_METRICS_PAIRS,
+            refresh: Duration::from_secs(1),
         }
     }
 }
+
+/// Pairs with their own metrics labels unless `--metrics-pairs` says otherwise.
+pub const DEFAULT_METRICS_PAIRS: usize = 200;
+/// The shortest refresh of the live views: each one copies the analysis' state.
+const MIN_REFRESH: Duration = Duration::from_millis(100);
 
 /// Options the kernel program cannot take.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +101,12 @@ pub enum OptionsError {
     MaxSizeZero,
     #[error("--rotate must keep at least 1 file")]
     RotateZero,
+    #[error("-o {} keeps no trace: it is for --metrics or --live", files::DISCARD)]
+    DiscardWithoutViews,
+    #[error("--max-size needs a file to rotate, not {}", files::DISCARD)]
+    RotateDiscard,
+    #[error("--metrics-pairs must be at least 1")]
+    NoMetricsPairs,
 }
 
 impl RecordOptions {
@@ -112,11 +137,28 @@ impl RecordOptions {
         if self.rotate == Some(0) {
             return Err(OptionsError::RotateZero);
         }
+        if files::discards(&self.output) {
+            if !self.live && self.metrics.is_none() {
+                return Err(OptionsError::DiscardWithoutViews);
+            }
+            if self.max_size.is_some() {
+                return Err(OptionsError::RotateDiscard);
+            }
+        }
+        if self.metrics_pairs == 0 {
+            return Err(OptionsError::NoMetricsPairs);
+        }
         Ok(Self {
             flush_interval: self.flush_interval.max(MIN_FLUSH_INTERVAL),
             poll_interval: self.poll_interval.max(MIN_POLL_INTERVAL),
+            refresh: self.refresh.max(MIN_REFRESH),
             ..self
         })
+    }
+
+    /// Whether anything follows the recording as it is written.
+    pub fn watched(&self) -> bool {
+        self.live || self.metrics.is_some()
     }
 
     /// How the kernel program is set up for these (checked) options.
@@ -198,5 +240,36 @@ mod tests {
             (MIN_FLUSH_INTERVAL, MIN_POLL_INTERVAL)
         );
         assert_eq!(checked.probe_options().wakeup_threshold, 4 << 20);
+    }
+
+    #[test]
+    fn dev_null_keeps_nothing_and_needs_a_live_view() {
+        let discard = |change: fn(&mut RecordOptions)| {
+            let mut options = RecordOptions {
+                output: PathBuf::from("/dev/null"),
+                ..RecordOptions::default()
+            };
+            change(&mut options);
+            options.checked().map(|o| o.watched())
+        };
+        assert_eq!(discard(|_| {}), Err(OptionsError::DiscardWithoutViews));
+        assert_eq!(
+            discard(|o| o.metrics = Some("127.0.0.1:9100".parse().unwrap())),
+            Ok(true)
+        );
+        assert_eq!(
+            discard(|o| {
+                o.live = true;
+                o.max_size = Some(1 << 20);
+            }),
+            Err(OptionsError::RotateDiscard)
+        );
+        assert_eq!(
+            discard(|o| {
+                o.live = true;
+                o.metrics_pairs = 0;
+            }),
+            Err(OptionsError::NoMetricsPairs)
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Writing the files of a recording: a writer thread per file appends and syncs blocks;
 //! rotation (`--max-size`, `--rotate`) ends one file and continues in the next. The
-//! files themselves are created by [`crate::record::files`].
+//! files themselves are created by [`crate::record::files`]. What is written is also
+//! handed to the live views' [`Tee`], if any.
 
 use std::{
     fs::File,
@@ -16,7 +17,10 @@ use log::warn;
 
 use crate::{
     kernel::capabilities::{self, CapSet},
-    record::files::{NewPart, OutputDir, OutputError},
+    record::{
+        files::{NewPart, OutputDir, OutputError},
+        tee::Tee,
+    },
     trace::{TraceEncoder, TraceEnd},
 };
 
@@ -35,26 +39,50 @@ pub struct Output {
     sink: Sink,
     /// Bytes in the files already finished.
     finished_bytes: u64,
+    tee: Option<Tee>,
 }
 
 impl Output {
     /// Starts writing the first file, created by [`OutputDir::create_first`], with
-    /// `header`.
-    pub fn start(dir: OutputDir, file: File, keep: Option<u32>, header: &[u8]) -> io::Result<Self> {
+    /// `header`; everything written is also handed to `tee`.
+    pub fn start(
+        dir: OutputDir,
+        file: File,
+        keep: Option<u32>,
+        header: &[u8],
+        tee: Option<Tee>,
+    ) -> io::Result<Self> {
+        let sink = Sink::start(file, header)?;
+        if let Some(tee) = &tee {
+            tee.send(Bytes::copy_from_slice(header));
+        }
         Ok(Self {
             files: vec![(0, dir.path(0))],
             dir,
             part: 0,
             keep,
-            sink: Sink::start(file, header)?,
+            sink,
             finished_bytes: 0,
+            tee,
         })
     }
 
     /// Queues blocks for the current file; false once the writer has stopped (its error
     /// comes from [`Self::finish`]).
     pub fn send(&mut self, blocks: Bytes) -> bool {
+        if let Some(tee) = &self.tee {
+            tee.offer(&blocks);
+        }
         self.sink.send(blocks)
+    }
+
+    /// Queues an end block, for the file and the tee.
+    fn send_end(&mut self, end: &TraceEnd) {
+        let block = Bytes::from(TraceEncoder::end_block(end));
+        if let Some(tee) = &self.tee {
+            tee.send(block.clone());
+        }
+        self.sink.send(block);
     }
 
     /// Bytes queued for the current file so far.
@@ -95,8 +123,11 @@ impl Output {
             next_part: Some(next.path.display().to_string()),
             ..end
         };
-        self.sink.send(Bytes::from(TraceEncoder::end_block(&end)));
+        self.send_end(&end);
         let finished = std::mem::replace(&mut self.sink, Sink::start(next.file, header)?);
+        if let Some(tee) = &self.tee {
+            tee.send(Bytes::copy_from_slice(header));
+        }
         self.finished_bytes += finished
             .finish()
             .with_context(|| format!("writing {}", self.current_path().display()))?;
@@ -117,8 +148,10 @@ impl Output {
     /// until everything is on disk. Returns the files and the bytes written to them.
     pub fn finish(mut self, end: Option<&TraceEnd>) -> anyhow::Result<(Vec<PathBuf>, u64)> {
         if let Some(end) = end {
-            self.sink.send(Bytes::from(TraceEncoder::end_block(end)));
+            self.send_end(end);
         }
+        // The live views have everything: they end when the tee goes.
+        drop(self.tee.take());
         let current = self.current_path().to_path_buf();
         match self.sink.finish() {
             Ok(written) => Ok((
@@ -150,8 +183,12 @@ struct Sink {
 
 impl Sink {
     fn start(mut file: File, header: &[u8]) -> io::Result<Self> {
+        // `/dev/null` cannot be synced (EINVAL), nor does it need to be.
+        let sync = file.metadata()?.is_file();
         file.write_all(header)?;
-        file.sync_data()?;
+        if sync {
+            file.sync_data()?;
+        }
         let sent = header.len() as u64;
         let (tx, rx): (SyncSender<SinkMessage>, Receiver<SinkMessage>) = mpsc::sync_channel(8);
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
@@ -166,13 +203,17 @@ impl Sink {
                     match message {
                         SinkMessage::Block(block) => {
                             file.write_all(&block)?;
-                            file.sync_data()?;
+                            if sync {
+                                file.sync_data()?;
+                            }
                             written += block.len() as u64;
                         }
                         SinkMessage::Finish => break,
                     }
                 }
-                file.sync_all()?;
+                if sync {
+                    file.sync_all()?;
+                }
                 Ok(written)
             })?;
         // From here on the writer holds no capability, whatever this thread holds.

@@ -31,6 +31,21 @@ pub fn human_ms(ms: Option<f64>) -> String {
     ms.map_or_else(|| "-".to_owned(), |ms| human_duration((ms * 1e6) as u64))
 }
 
+/// A size for people: `512 B`, `64.0 KiB`, `12.3 MiB`, `1.2 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// `1 connection`, `2 connections`.
 pub fn plural(count: u64, noun: &str) -> String {
     if count == 1 {
@@ -56,5 +71,8 @@ mod tests {
         assert_eq!(round3(1.23456), 1.235);
         assert_eq!(plural(1, "socket"), "1 socket");
         assert_eq!(plural(0, "socket"), "0 sockets");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(65_536), "64.0 KiB");
+        assert_eq!(human_bytes(12_900_000), "12.3 MiB");
     }
 }

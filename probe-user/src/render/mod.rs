@@ -4,7 +4,8 @@
 //! - the verdict: [`verdict_text`] and [`verdict_json`], both saying the findings in
 //!   the words of [`sentences`];
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
-//! - `tcpchurn record`'s closing lines: [`summary`]; `tcpchurn doctor`: [`doctor`];
+//! - `tcpchurn record`'s closing lines: [`summary`]; its live views: [`live`] and
+//!   [`metrics`]; `tcpchurn doctor`: [`doctor`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour).
 
@@ -12,6 +13,8 @@ pub mod connections;
 pub mod doctor;
 pub mod events;
 pub mod format;
+pub mod live;
+pub mod metrics;
 pub mod sentences;
 pub mod style;
 pub mod summary;

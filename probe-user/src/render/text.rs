@@ -41,11 +41,16 @@ pub fn clean(text: &str) -> Cow<'_, str> {
 
 /// Wraps `text` at word boundaries to [`WIDTH`], indenting continuations.
 pub fn wrap(text: &str, first_indent: &str, indent: &str) -> String {
+    wrap_to(text, first_indent, indent, WIDTH)
+}
+
+/// Wraps `text` at word boundaries to `width` columns, indenting continuations.
+pub fn wrap_to(text: &str, first_indent: &str, indent: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = first_indent.to_owned();
     let mut empty = true;
     for word in text.split(' ') {
-        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
             out.push_str(&line);
             out.push('\n');
             line = indent.to_owned();

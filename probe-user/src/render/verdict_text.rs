@@ -30,8 +30,17 @@ pub fn write_text(
     )?;
     writeln!(out)?;
     writeln!(out, "{}", style.bold("VERDICT"))?;
-    for finding in findings(trace, analysis) {
-        write_finding(out, &finding, rule, style)?;
+    for line in verdict_lines(trace, analysis, rule) {
+        let text = match line.kind {
+            LineKind::Finding => wrap(&line.text, "  ", "    "),
+            LineKind::Reason => wrap(&line.text, "    ", "    "),
+        };
+        let text = match (line.kind, line.severity) {
+            (LineKind::Reason, _) | (_, Severity::Note) => text,
+            (LineKind::Finding, Severity::Alarm) => style.alarm(&text),
+            (LineKind::Finding, Severity::Warning) => style.warn(&text),
+        };
+        writeln!(out, "{text}")?;
     }
     if analysis.pairs.is_empty() && analysis.close_wait.is_empty() {
         return Ok(());
@@ -69,28 +78,48 @@ fn trace_line(trace: &TraceInfo, analysis: &Analysis) -> String {
     )
 }
 
-/// A verdict line, coloured by severity; a reconnect loop is followed by why.
-fn write_finding(
-    out: &mut impl Write,
-    finding: &Finding<'_>,
-    rule: &LoopRule,
-    style: Style,
-) -> io::Result<()> {
-    // A sentence can quote the trace: a process name, a tracepoint's detail, damage.
-    let text = wrap(&clean(&sentences::finding(finding)), "  ", "    ");
-    let text = match finding.severity() {
-        Severity::Alarm => style.alarm(&text),
-        Severity::Warning => style.warn(&text),
-        Severity::Note => text,
-    };
-    writeln!(out, "{text}")?;
-    if let Finding::Pair(pair) = finding
-        && let Some(evidence) = &pair.pair.reconnect_loop
-    {
-        let reason = sentences::loop_reason(evidence, rule);
-        writeln!(out, "{}", wrap(&reason, "    ", "    "))?;
+/// What a line of the verdict is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// The sentence of a finding.
+    Finding,
+    /// Why the pair of the finding before it was flagged as a reconnect loop.
+    Reason,
+}
+
+/// A line of the verdict, before wrapping and colour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerdictLine {
+    pub text: String,
+    pub kind: LineKind,
+    /// The severity of its finding.
+    pub severity: Severity,
+}
+
+/// The verdict's lines, most important first: each finding's sentence, a reconnect
+/// loop's followed by why it was flagged.
+pub fn verdict_lines(trace: &TraceInfo, analysis: &Analysis, rule: &LoopRule) -> Vec<VerdictLine> {
+    let mut lines = Vec::new();
+    for finding in findings(trace, analysis) {
+        let severity = finding.severity();
+        lines.push(VerdictLine {
+            // A sentence can quote the trace: a process name, a tracepoint's detail,
+            // damage.
+            text: clean(&sentences::finding(&finding)).into_owned(),
+            kind: LineKind::Finding,
+            severity,
+        });
+        if let Finding::Pair(pair) = &finding
+            && let Some(evidence) = &pair.pair.reconnect_loop
+        {
+            lines.push(VerdictLine {
+                text: sentences::loop_reason(evidence, rule),
+                kind: LineKind::Reason,
+                severity,
+            });
+        }
     }
-    Ok(())
+    lines
 }
 
 fn n(value: u64) -> String {

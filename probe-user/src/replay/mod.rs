@@ -1,7 +1,9 @@
-//! `tcpchurn replay`: read a trace, attribute owners, print the verdict or every event.
+//! `tcpchurn replay`: read a trace, attribute owners, print the verdict or every event;
+//! or follow a trace that is still being written ([`follow`]).
 
 mod events;
 mod file;
+mod follow;
 mod options;
 mod rows;
 mod verdict;
@@ -22,6 +24,12 @@ pub fn replay(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
+    if let Some(interval) = options.follow {
+        return match follow::follow(options, interval, out) {
+            Err(e) if is_broken_pipe(&e) => Ok(()),
+            other => other,
+        };
+    }
     let mut reader = open(&options.file)?;
     let table = options.connections && !options.json;
     if table && !file::can_read_again(&reader) {

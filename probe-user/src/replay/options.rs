@@ -23,6 +23,8 @@ pub struct ReplayOptions {
     pub color: ColorChoice,
     /// Text events show seconds since the start instead of wall-clock time.
     pub relative_time: bool,
+    /// `--follow`: follow the trace as it is written, with the verdict every so often.
+    pub follow: Option<Duration>,
 }
 
 impl ReplayOptions {
@@ -38,6 +40,7 @@ impl ReplayOptions {
             close_wait: Duration::from_secs(5),
             color: ColorChoice::Never,
             relative_time: false,
+            follow: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal as _, Read, Write};
 
 use crate::{
-    analysis::{Analysis, Analyzer, AnalyzerOptions, KernelLimit, LoopRule, TraceInfo},
+    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
         connections::CONNECTIONS_HEADER,
@@ -94,27 +94,15 @@ fn analyse<R: Read>(
 /// What the verdict says about the trace itself: its meta and end blocks, the damage
 /// the reader worked around, and the options that shaped the replay.
 fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
-    let meta = reader.meta();
     TraceInfo {
-        file: options.file.display().to_string(),
-        host: meta.hostname.clone(),
-        kernel: meta.kernel.clone(),
-        start_unix_ns: meta.start_unix_ns,
-        stop_reason: reader.end().map(|e| e.stop_reason.clone()),
-        missing_tracepoints: meta
-            .tracepoints
-            .iter()
-            .filter(|t| !t.attached)
-            .map(|t| match &t.detail {
-                Some(why) => format!("{} ({why})", t.name),
-                None => t.name.clone(),
-            })
-            .collect(),
-        tracepoints: meta.tracepoints.clone(),
-        kernel_limits: KernelLimit::of(meta.kernel_features.as_ref()),
-        damage: reader.damage().iter().map(ToString::to_string).collect(),
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
+        ..TraceInfo::of_trace(
+            options.file.display().to_string(),
+            reader.meta(),
+            reader.end(),
+            reader.damage(),
+        )
     }
 }
 
@@ -131,12 +119,12 @@ mod tests {
 
     use super::*;
     use crate::{
-        analysis::tests::{MS, S, app, java, zookeeper_loop},
+        analysis::tests::{S, app, incident as stage_incident, zookeeper_loop},
         model::{
             Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
             TracepointStatus,
         },
-        synth::{SERVER_NS, Script},
+        synth::Script,
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
@@ -179,21 +167,7 @@ mod tests {
     /// a gap of lost events.
     fn incident() -> Vec<u8> {
         let mut s = Script::default();
-        zookeeper_loop(&mut s, 30);
-        s.listener(SERVER_NS, "10.0.0.1:80", java());
-        for i in 0..10 {
-            let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
-            s.at(2 * S + i * 100 * MS).open(e, app());
-            s.fin_close(e.client, e.server, app(), java());
-        }
-        let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
-        s.at(3 * S).open(leak, app()).tr(
-            leak.server,
-            TcpState::Established,
-            TcpState::CloseWait,
-            None,
-        );
-        s.at(4 * S).lost(4 * S, 4 * S + MS, 12);
+        stage_incident(&mut s, 30, 10, 100, 12);
         // The kernel's end snapshot lists one of the HTTP client's TIME_WAIT sockets.
         s.at(40 * S).snapshot(
             Conn {

@@ -132,9 +132,34 @@ pub fn frame(kind: BlockKind, records: u32, first_ts_ns: u64, payload: &[u8]) ->
     out
 }
 
+/// The records held by whole framed blocks that follow each other (what the recorder
+/// hands its writer), read from their headers; what cannot be read counts nothing.
+pub fn records_in(mut blocks: &[u8]) -> u64 {
+    let mut records = 0;
+    while let Some((head, rest)) = blocks.split_first_chunk::<BLOCK_HEADER_LEN>() {
+        let Ok(header) = BlockHeader::decode(head) else {
+            break;
+        };
+        if header.kind == BlockKind::Records as u8 {
+            records += u64::from(header.records);
+        }
+        blocks = rest.get(header.payload_len as usize..).unwrap_or_default();
+    }
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_counted_from_the_headers() {
+        let mut blocks = frame(BlockKind::Records, 3, 0, b"abc");
+        blocks.extend(frame(BlockKind::End, 9, 0, b"{}"));
+        blocks.extend(frame(BlockKind::Records, 4, 0, b""));
+        assert_eq!(records_in(&blocks), 7);
+        assert_eq!(records_in(&blocks[..40]), 3, "a cut block counts nothing");
+    }
 
     #[test]
     fn header_round_trips_and_detects_bit_flips() {

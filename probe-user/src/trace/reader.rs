@@ -81,10 +81,47 @@ pub struct TraceReader<R: Read> {
     version: (u16, u16),
     end: Option<TraceEnd>,
     decoder: Option<(RecordsDecoder, u64, u32, u32)>,
+    /// Bytes consumed since the start of the file (`base` in the input).
     offset: u64,
     damage: Vec<Damage>,
     finished: bool,
     last_ts: u64,
+    /// Following a trace that is still written: how to go back to the start of a block
+    /// that is not complete yet (see [`crate::trace::follow`]).
+    rewind: Option<Rewind<R>>,
+    /// Where the file starts in the input.
+    base: u64,
+}
+
+/// Moves an input back to an absolute position.
+pub(super) type Rewind<R> = fn(&mut R, u64) -> io::Result<()>;
+
+/// What comes next in a trace that may still be written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Polled {
+    Event(TraceEvent),
+    /// The next block is not complete yet: poll again once more bytes may be there.
+    Pending,
+    /// The file is over: its end block was read, or (not following) its input ended.
+    Ended,
+}
+
+/// What reading the next block found.
+enum BlockRead {
+    Block(BlockHeader, Vec<u8>),
+    /// The input ended (cut damage is recorded when it ended inside a block).
+    Eof,
+    /// Following: the block is not complete yet; the input is back at its start.
+    Pending,
+}
+
+/// What opening a trace that may still be written found.
+#[derive(Debug)]
+pub enum Opening<R: Read> {
+    Ready(Box<TraceReader<R>>),
+    /// The file header or the meta block is not complete yet: the input is back where
+    /// it was.
+    NotYet(R),
 }
 
 /// Fills `buf` as far as the input allows; returns how many bytes were read.
@@ -103,9 +140,30 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 impl<R: Read> TraceReader<R> {
     /// Reads the file header and the meta block.
-    pub fn open(mut input: R) -> Result<Self, TraceError> {
+    pub fn open(input: R) -> Result<Self, TraceError> {
+        match Self::open_at(input, None, 0)? {
+            Opening::Ready(reader) => Ok(*reader),
+            Opening::NotYet(_) => Err(TraceError::Empty),
+        }
+    }
+
+    /// Reads the file header and the meta block at `base` in `input`; when following
+    /// (`rewind`), an incomplete start is [`Opening::NotYet`] instead of an error.
+    pub(super) fn open_at(
+        mut input: R,
+        rewind: Option<Rewind<R>>,
+        base: u64,
+    ) -> Result<Opening<R>, TraceError> {
         let mut header = [0u8; FILE_HEADER_LEN];
         let n = read_up_to(&mut input, &mut header)?;
+        let magic = n.min(FILE_MAGIC.len());
+        let incomplete = n < FILE_HEADER_LEN && header[..magic] == FILE_MAGIC[..magic];
+        if let Some(rewind) = rewind
+            && incomplete
+        {
+            rewind(&mut input, base)?;
+            return Ok(Opening::NotYet(input));
+        }
         if n == 0 {
             return Err(TraceError::Empty);
         }
@@ -139,10 +197,19 @@ impl<R: Read> TraceReader<R> {
             damage: Vec::new(),
             finished: false,
             last_ts: 0,
+            rewind,
+            base,
         };
         let (header, payload) = match reader.read_block()? {
-            Some(block) => block,
-            None => {
+            BlockRead::Block(header, payload) => (header, payload),
+            BlockRead::Pending => {
+                let mut input = reader.input;
+                if let Some(rewind) = rewind {
+                    rewind(&mut input, base)?;
+                }
+                return Ok(Opening::NotYet(input));
+            }
+            BlockRead::Eof => {
                 return Err(TraceError::BadMeta(
                     "the file ends before its meta block".into(),
                 ));
@@ -160,7 +227,13 @@ impl<R: Read> TraceReader<R> {
         }
         reader.meta =
             serde_json::from_slice(&payload).map_err(|e| TraceError::BadMeta(e.to_string()))?;
-        Ok(reader)
+        Ok(Opening::Ready(Box::new(reader)))
+    }
+
+    /// The input, positioned after what was read (after the end block, once
+    /// [`Polled::Ended`]).
+    pub fn into_inner(self) -> R {
+        self.input
     }
 
     pub fn meta(&self) -> &TraceMeta {
@@ -207,18 +280,32 @@ impl<R: Read> TraceReader<R> {
         });
     }
 
+    /// Following: goes back to `offset` to read the block there again later.
+    fn pending_at(&mut self, offset: u64) -> io::Result<BlockRead> {
+        if let Some(rewind) = self.rewind {
+            rewind(&mut self.input, self.base + offset)?;
+        }
+        self.offset = offset;
+        Ok(BlockRead::Pending)
+    }
+
     /// Reads the next intact block header and its payload. Damaged headers are
-    /// skipped by scanning for the next valid one.
-    fn read_block(&mut self) -> io::Result<Option<(BlockHeader, Vec<u8>)>> {
+    /// skipped by scanning for the next valid one. When following, a block that is
+    /// not all there yet is [`BlockRead::Pending`], never a cut.
+    fn read_block(&mut self) -> io::Result<BlockRead> {
+        let following = self.rewind.is_some();
         let mut raw = [0u8; BLOCK_HEADER_LEN];
         let start = self.offset;
         let got = read_up_to(&mut self.input, &mut raw)?;
+        if following && got < BLOCK_HEADER_LEN {
+            return self.pending_at(start);
+        }
         if got == 0 {
-            return Ok(None);
+            return Ok(BlockRead::Eof);
         }
         if got < BLOCK_HEADER_LEN {
             self.cut(start);
-            return Ok(None);
+            return Ok(BlockRead::Eof);
         }
         let mut skipped = 0u64;
         let header = loop {
@@ -229,13 +316,16 @@ impl<R: Read> TraceReader<R> {
                     raw.copy_within(1.., 0);
                     let mut next = [0u8; 1];
                     if read_up_to(&mut self.input, &mut next)? == 0 {
+                        if following {
+                            return self.pending_at(start);
+                        }
                         self.damage.push(Damage::Skipped {
                             offset: start,
                             len: skipped + BLOCK_HEADER_LEN as u64,
                         });
                         self.offset = start + skipped + BLOCK_HEADER_LEN as u64;
                         self.cut(self.offset);
-                        return Ok(None);
+                        return Ok(BlockRead::Eof);
                     }
                     raw[BLOCK_HEADER_LEN - 1] = next[0];
                     skipped += 1;
@@ -251,12 +341,15 @@ impl<R: Read> TraceReader<R> {
         let block_start = start + skipped;
         let mut payload = vec![0u8; header.payload_len as usize];
         if !self.read_exact_or_cut(&mut payload)? {
+            if following {
+                return self.pending_at(block_start);
+            }
             self.offset = block_start;
             self.cut(block_start);
-            return Ok(None);
+            return Ok(BlockRead::Eof);
         }
         self.offset = block_start + BLOCK_HEADER_LEN as u64 + u64::from(header.payload_len);
-        Ok(Some((header, payload)))
+        Ok(BlockRead::Block(header, payload))
     }
 
     fn corrupt(&mut self, offset: u64, records: u32, first_ts: u64, reason: String) -> TraceEvent {
@@ -277,78 +370,103 @@ impl<R: Read> TraceReader<R> {
     /// The next event in file order, or `None` at the end of the file. Damage never
     /// ends the stream early except where the file itself ends.
     pub fn next_event(&mut self) -> Result<Option<TraceEvent>, TraceError> {
+        match self.poll_event()? {
+            Polled::Event(event) => Ok(Some(event)),
+            Polled::Pending | Polled::Ended => Ok(None),
+        }
+    }
+
+    /// The next event, or whether more may come ([`Polled::Pending`] only when
+    /// following a trace that is still written).
+    pub fn poll_event(&mut self) -> Result<Polled, TraceError> {
         loop {
             if let Some((decoder, block_offset, records, decoded)) = &mut self.decoder {
                 match decoder.next() {
                     Some(Ok(event)) => {
                         *decoded += 1;
                         self.last_ts = self.last_ts.max(event.ts_ns());
-                        return Ok(Some(event));
+                        return Ok(Polled::Event(event));
                     }
                     Some(Err(err)) => {
                         let (offset, remaining) = (*block_offset, records.saturating_sub(*decoded));
                         self.decoder = None;
                         let last = self.last_ts;
-                        return Ok(Some(self.corrupt(offset, remaining, last, err.to_string())));
+                        let gap = self.corrupt(offset, remaining, last, err.to_string());
+                        return Ok(Polled::Event(gap));
                     }
                     None => self.decoder = None,
                 }
             }
             if self.finished {
-                return Ok(None);
+                return Ok(Polled::Ended);
             }
             let block_offset = self.offset;
-            let Some((header, payload)) = self.read_block()? else {
-                if !self.finished && self.end.is_none() {
-                    // A clean end of file, but no end block: the recorder was stopped
-                    // between two blocks.
-                    self.cut(self.offset);
+            let (header, payload) = match self.read_block()? {
+                BlockRead::Block(header, payload) => (header, payload),
+                BlockRead::Pending => return Ok(Polled::Pending),
+                BlockRead::Eof => {
+                    if !self.finished && self.end.is_none() {
+                        // A clean end of file, but no end block: the recorder was
+                        // stopped between two blocks.
+                        self.cut(self.offset);
+                    }
+                    self.finished = true;
+                    return Ok(Polled::Ended);
                 }
-                self.finished = true;
-                return Ok(None);
             };
-            if crc32fast::hash(&payload) != header.payload_crc {
-                let event = self.corrupt(
-                    block_offset,
-                    header.records,
-                    header.first_ts_ns,
-                    "checksum mismatch".into(),
-                );
-                return Ok(Some(event));
-            }
-            match BlockKind::from_u8(header.kind) {
-                Some(BlockKind::Records) => {
-                    match RecordsDecoder::new(payload, header.first_ts_ns) {
-                        Ok(decoder) => {
-                            self.decoder = Some((decoder, block_offset, header.records, 0))
-                        }
-                        Err(err) => {
-                            let event = self.corrupt(
-                                block_offset,
-                                header.records,
-                                header.first_ts_ns,
-                                err.to_string(),
-                            );
-                            return Ok(Some(event));
-                        }
-                    }
-                }
-                Some(BlockKind::End) => match serde_json::from_slice::<TraceEnd>(&payload) {
-                    Ok(end) => {
-                        self.last_ts = self.last_ts.max(end.end_ns);
-                        self.end = Some(end);
-                    }
-                    Err(err) => self.damage.push(Damage::CorruptBlock {
-                        offset: block_offset,
-                        records: 0,
-                        reason: format!("unreadable end block: {err}"),
-                    }),
-                },
-                // A second meta block (a concatenated file) or a block kind from a
-                // newer minor version: skip it.
-                Some(BlockKind::Meta) | None => {}
+            if let Some(event) = self.on_block(block_offset, &header, payload) {
+                return Ok(Polled::Event(event));
             }
         }
+    }
+
+    /// Takes in a block: records start decoding, the end block is kept. A damaged
+    /// block is the gap it returns.
+    fn on_block(
+        &mut self,
+        block_offset: u64,
+        header: &BlockHeader,
+        payload: Vec<u8>,
+    ) -> Option<TraceEvent> {
+        if crc32fast::hash(&payload) != header.payload_crc {
+            return Some(self.corrupt(
+                block_offset,
+                header.records,
+                header.first_ts_ns,
+                "checksum mismatch".into(),
+            ));
+        }
+        match BlockKind::from_u8(header.kind) {
+            Some(BlockKind::Records) => match RecordsDecoder::new(payload, header.first_ts_ns) {
+                Ok(decoder) => self.decoder = Some((decoder, block_offset, header.records, 0)),
+                Err(err) => {
+                    return Some(self.corrupt(
+                        block_offset,
+                        header.records,
+                        header.first_ts_ns,
+                        err.to_string(),
+                    ));
+                }
+            },
+            Some(BlockKind::End) => match serde_json::from_slice::<TraceEnd>(&payload) {
+                Ok(end) => {
+                    self.last_ts = self.last_ts.max(end.end_ns);
+                    self.end = Some(end);
+                    // A file being followed is over at its end block: nothing is
+                    // written after it (a rotated recording goes on in the next file).
+                    self.finished |= self.rewind.is_some();
+                }
+                Err(err) => self.damage.push(Damage::CorruptBlock {
+                    offset: block_offset,
+                    records: 0,
+                    reason: format!("unreadable end block: {err}"),
+                }),
+            },
+            // A second meta block (a concatenated file) or a block kind from a
+            // newer minor version: skip it.
+            Some(BlockKind::Meta) | None => {}
+        }
+        None
     }
 
     /// Reads the whole trace into memory (tests and small tools).
@@ -362,14 +480,15 @@ impl<R: Read> TraceReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::{
         model::{Conn, ExecContext, Scope, SocketTuple, TcpState, Transition},
         trace::{TraceWriter, block::frame},
     };
 
-    fn transition(i: u64) -> TraceEvent {
+    /// Connection `i` connecting at `i` µs.
+    pub fn transition(i: u64) -> TraceEvent {
         TraceEvent::Transition(Transition {
             ts_ns: i * 1000,
             conn: Conn {

@@ -44,6 +44,9 @@ pub struct BenchArgs {
     /// Leave out tcpstates and bpftrace even when installed.
     #[arg(long)]
     pub no_peers: bool,
+    /// Leave out the tcpchurn variants with live views (--live, --metrics).
+    #[arg(long)]
+    pub no_live: bool,
     /// Events in the synthetic replay trace (0: no replay measurements).
     #[arg(long, default_value_t = 10_000_000)]
     pub replay_events: u64,

@@ -1,5 +1,6 @@
-//! What is compared: the churn untraced, traced by tcpchurn at two settings, and traced
-//! by other tools when they are installed.
+//! What is compared: the churn untraced, traced by tcpchurn at two settings and with
+//! its live views (`--live`, `--metrics`), and traced by other tools when they are
+//! installed.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,8 @@ pub struct Variant {
 pub const UNTRACED: &str = "untraced";
 pub const TCPCHURN_DEFAULTS: &str = "tcpchurn-defaults";
 pub const TCPCHURN_ALT: &str = "tcpchurn-alt";
+pub const TCPCHURN_LIVE: &str = "tcpchurn-live";
+pub const TCPCHURN_METRICS: &str = "tcpchurn-metrics";
 
 impl Variant {
     fn new(name: &str, kind: Kind, command: String) -> Self {
@@ -70,6 +73,34 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The recorder with its live views: `--live` (text blocks, stdout is not a terminal:
+/// the analysis and the text verdict every second) and `--metrics` (the analysis and
+/// the exposition every second; nothing scrapes it).
+fn live_variants() -> Vec<Variant> {
+    // A port free now; the recorder binds it at each run.
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or_else(|_| "127.0.0.1:9464".to_owned(), |a| a.to_string());
+    vec![
+        Variant::new(
+            TCPCHURN_LIVE,
+            Kind::Tcpchurn {
+                binary: None,
+                args: vec!["--live".into()],
+            },
+            "tcpchurn record -o FILE --netns NS --live > /dev/null".into(),
+        ),
+        Variant::new(
+            TCPCHURN_METRICS,
+            Kind::Tcpchurn {
+                binary: None,
+                args: vec!["--metrics".into(), metrics.clone()],
+            },
+            format!("tcpchurn record -o FILE --netns NS --metrics {metrics} (not scraped)"),
+        ),
+    ]
+}
+
 /// The variants to run (untraced first), and what was left out and why. `alt_binary`
 /// is the second tcpchurn variant's binary when it is another build.
 pub fn variants(args: &BenchArgs, alt_binary: Option<&Path>) -> (Vec<Variant>, Vec<String>) {
@@ -99,6 +130,11 @@ pub fn variants(args: &BenchArgs, alt_binary: Option<&Path>) -> (Vec<Variant>, V
         ));
     }
     let mut skipped = Vec::new();
+    if args.no_live {
+        skipped.push("tcpchurn --live and --metrics (--no-live)".to_owned());
+    } else {
+        variants.extend(live_variants());
+    }
     if args.no_peers {
         skipped.push("tcpstates and bpftrace (--no-peers)".to_owned());
     } else {

@@ -12,6 +12,7 @@ use crate::{
 
 mod closes;
 mod loops;
+mod snapshots;
 mod time_wait;
 mod trace_edges;
 
@@ -77,6 +78,27 @@ pub(crate) fn zookeeper_loop(s: &mut Script, attempts: u64) {
         s.at(start).open(e, app());
         s.at(start + 2 * MS).reset_by_server(e, java());
     }
+}
+
+/// The ZooKeeper loop (`attempts`), `http` HTTP/1.0-style connections to port 80 from
+/// 10.0.0.3 every `http_every_ms` from 2 s (the client closes first), a CLOSE_WAIT
+/// leak from 3 s (10.0.0.4, never closed by the server), and `lost` events at 4 s.
+pub(crate) fn incident(s: &mut Script, attempts: u64, http: u64, http_every_ms: u64, lost: u64) {
+    zookeeper_loop(s, attempts);
+    s.listener(SERVER_NS, "10.0.0.1:80", java());
+    for i in 0..http {
+        let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
+        s.at(2 * S + i * http_every_ms * MS).open(e, app());
+        s.fin_close(e.client, e.server, app(), java());
+    }
+    let leak = s.ends("10.0.0.4:41000", "10.0.0.1:80");
+    s.at(3 * S).open(leak, app()).tr(
+        leak.server,
+        TcpState::Established,
+        TcpState::CloseWait,
+        None,
+    );
+    s.at(4 * S).lost(4 * S, 4 * S + MS, lost);
 }
 
 impl PairKey {

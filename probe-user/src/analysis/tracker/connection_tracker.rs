@@ -39,7 +39,7 @@ pub trait TrackerSink {
 /// Turns the event stream into connections, each one 4-tuple lifecycle with up to two
 /// sockets. Memory is bounded by the connections that are open (plus those closed
 /// within the last [`GRACE_NS`]): a connection is forgotten once it is handed over.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectionTracker {
     slots: Slots,
     /// Where each socket is: its connection's slot and its side.

@@ -19,7 +19,7 @@ struct Ends {
 }
 
 /// Connection slots by the client-view 4-tuple of their sockets.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct EndsIndex {
     /// Keyed by the fingerprint of (client address, server address): a small key keeps
     /// this table, touched twice per socket, in cache.

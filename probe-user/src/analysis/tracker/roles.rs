@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// The listening sockets of the trace.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Listeners {
     /// Per (netns, port).
     by_netns: FxHashMap<(u32, u16), u32>,

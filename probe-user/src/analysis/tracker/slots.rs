@@ -4,13 +4,13 @@
 
 use crate::analysis::tracker::Connection;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Slot {
     connection: Option<Connection>,
     generation: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Slots {
     slots: Vec<Slot>,
     free: Vec<u32>,
