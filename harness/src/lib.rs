@@ -10,6 +10,7 @@
 
 pub mod apt;
 pub mod bpftool;
+pub mod cgroup;
 pub mod churn;
 pub mod exec;
 pub mod interrupt;

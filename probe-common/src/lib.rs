@@ -115,6 +115,95 @@ pub struct KernelEvent {
 const _: () = assert!(size_of::<KernelEvent>() == 128);
 const _: () = assert!(align_of::<KernelEvent>() == 8);
 
+/// Which [`TcpCounters`] fields the kernel program read (bits of [`TcpCounters::known`]).
+/// A field whose member this kernel's BTF lacks, or whose read failed, is unknown:
+/// never a zero standing in for it.
+pub mod counter_field {
+    /// `bytes_sent` (Linux 4.19+).
+    pub const BYTES_SENT: u8 = 1;
+    pub const BYTES_ACKED: u8 = 1 << 1;
+    pub const BYTES_RECEIVED: u8 = 1 << 2;
+    /// `segs_in` and `segs_out` (read together).
+    pub const SEGS: u8 = 1 << 3;
+    pub const RETRANS: u8 = 1 << 4;
+    pub const SRTT: u8 = 1 << 5;
+    /// `sk_flags`' `SOCK_DONE` bit: whether the peer's FIN was processed.
+    pub const PEER_FIN: u8 = 1 << 6;
+    /// Every field.
+    pub const ALL: u8 = (1 << 7) - 1;
+}
+
+/// A socket's `struct tcp_sock` counters, read by the kernel program at the state
+/// changes where they matter ([`carries_counters`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpCounters {
+    /// `bytes_sent`: payload bytes sent, retransmissions included.
+    pub bytes_sent: u64,
+    /// `bytes_acked`: sequence space the peer acknowledged (the SYN of a connecting
+    /// socket and an acknowledged FIN count one each).
+    pub bytes_acked: u64,
+    /// `bytes_received`: sequence space received in order (the peer's FIN counts one).
+    pub bytes_received: u64,
+    /// `segs_in`, `segs_out`: segments received and sent, pure ACKs included.
+    pub segs_in: u32,
+    pub segs_out: u32,
+    /// `total_retrans`: segments retransmitted.
+    pub total_retrans: u32,
+    /// `srtt_us`: the smoothed round-trip time in microseconds, shifted left by 3 as
+    /// the kernel keeps it (0 until the first RTT sample).
+    pub srtt_us8: u32,
+    /// [`counter_field`] bits: which fields were read.
+    pub known: u8,
+    /// 1 when `sk_flags` has `SOCK_DONE`: the peer's FIN was processed (`tcp_fin()`
+    /// sets it, right after the FIN's sequence number entered `bytes_received`).
+    pub peer_fin: u8,
+    pub reserved: [u8; 6],
+}
+
+impl TcpCounters {
+    pub const UNKNOWN: Self = Self {
+        bytes_sent: 0,
+        bytes_acked: 0,
+        bytes_received: 0,
+        segs_in: 0,
+        segs_out: 0,
+        total_retrans: 0,
+        srtt_us8: 0,
+        known: 0,
+        peer_fin: 0,
+        reserved: [0; 6],
+    };
+}
+
+/// A state change that carries its socket's counters: the event, then the counters.
+/// The ring entry's length tells the recorder which of the two it got.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CountedEvent {
+    pub event: KernelEvent,
+    pub counters: TcpCounters,
+}
+
+const _: () = assert!(size_of::<TcpCounters>() == 48);
+const _: () = assert!(size_of::<CountedEvent>() == 176);
+const _: () = assert!(align_of::<CountedEvent>() == 8);
+
+/// Whether a state change carries its socket's counters: when a side starts closing
+/// (→FIN_WAIT1: it sent its FIN; →CLOSE_WAIT: the peer's FIN arrived) and when the
+/// socket ends (→CLOSE, except a listener's). Only these pay for the longer entry.
+pub const fn carries_counters(old: u32, new: u32) -> bool {
+    const FIN_WAIT1: u32 = 4;
+    const CLOSE: u32 = 7;
+    const CLOSE_WAIT: u32 = 8;
+    const LISTEN: u32 = 10;
+    match new {
+        FIN_WAIT1 | CLOSE_WAIT => true,
+        CLOSE => old != LISTEN && old != CLOSE,
+        _ => false,
+    }
+}
+
 /// Per-CPU counters the kernel program keeps in its `COUNTERS` map.
 ///
 /// The counters are plain (non-atomic) per-CPU increments, so no two runs that can
@@ -186,6 +275,10 @@ pub struct KernelFields {
     pub sport: FieldSpec,
     /// Host-order destination port, for the `--port` filter.
     pub dport: FieldSpec,
+    /// `oldstate` and `newstate` of `inet_sock_set_state`: which state changes carry
+    /// the socket's counters ([`carries_counters`]).
+    pub oldstate: FieldSpec,
+    pub newstate: FieldSpec,
     /// `error` of `inet_sk_error_report`: reports of error 0 are dropped in the kernel
     /// (a failed `connect()` emits one after the real error, docs/kernel-facts.md §3).
     pub error: FieldSpec,
@@ -204,6 +297,8 @@ impl KernelFields {
         protocol: FieldSpec::ABSENT,
         sport: FieldSpec::ABSENT,
         dport: FieldSpec::ABSENT,
+        oldstate: FieldSpec::ABSENT,
+        newstate: FieldSpec::ABSENT,
         error: FieldSpec::ABSENT,
         copy_len: 0,
         reserved: 0,
@@ -319,6 +414,43 @@ impl BtfStateOffsets {
     };
 }
 
+/// Offsets of the [`TcpCounters`] members, from kernel BTF (`offsetof` in bytes from the
+/// start of `struct tcp_sock`, which begins with `struct sock`). A member is read only
+/// when its [`counter_field`] bit is in `known`: without BTF, or on a kernel whose
+/// `tcp_sock` lacks the member, that counter is recorded as unknown.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CounterOffsets {
+    /// [`counter_field`] bits of the offsets that were resolved.
+    pub known: u32,
+    pub bytes_sent: u32,
+    pub bytes_acked: u32,
+    pub bytes_received: u32,
+    pub segs_in: u32,
+    pub segs_out: u32,
+    pub total_retrans: u32,
+    pub srtt_us: u32,
+    /// `struct sock`: `__sk_common.skc_flags` (`sk_flags`, 8 bytes).
+    pub sk_flags: u32,
+    /// The bit of `SOCK_DONE` in `sk_flags` (`enum sock_flags`).
+    pub sock_done: u32,
+}
+
+impl CounterOffsets {
+    pub const UNKNOWN: Self = Self {
+        known: 0,
+        bytes_sent: 0,
+        bytes_acked: 0,
+        bytes_received: 0,
+        segs_in: 0,
+        segs_out: 0,
+        total_retrans: 0,
+        srtt_us: 0,
+        sk_flags: 0,
+        sock_done: 0,
+    };
+}
+
 /// The record layout of state changes recorded by the `tp_btf` program: byte offsets
 /// within [`KernelEvent::record`], which is the `sock:inet_sock_set_state` tracefs
 /// record since Linux 5.6 (from [`RECORD_START`]), filled the way the tracepoint's
@@ -397,6 +529,7 @@ pub struct ProbeConfig {
     pub error_report: KernelFields,
     pub sock: SockOffsets,
     pub btf_state: BtfStateOffsets,
+    pub counters: CounterOffsets,
     pub filter: KernelFilter,
     /// Ring-buffer fill level (bytes) above which an event forces a consumer wake-up.
     /// Below it, events are submitted without wake-ups and the recorder polls on a timer.
@@ -412,6 +545,7 @@ impl ProbeConfig {
         error_report: KernelFields::ABSENT,
         sock: SockOffsets::UNKNOWN,
         btf_state: BtfStateOffsets::UNKNOWN,
+        counters: CounterOffsets::UNKNOWN,
         filter: KernelFilter::NONE,
         wakeup_threshold: 0,
     };
@@ -422,12 +556,14 @@ mod pod {
     // SAFETY: all of these are `#[repr(C)]`, built only from integers and arrays of
     // integers, and have no implicit padding (checked by the size asserts below).
     unsafe impl aya::Pod for super::KernelEvent {}
+    unsafe impl aya::Pod for super::CountedEvent {}
     unsafe impl aya::Pod for super::ProbeConfig {}
 }
 
 const _: () = assert!(size_of::<FieldSpec>() == 4);
-const _: () = assert!(size_of::<KernelFields>() == 28);
+const _: () = assert!(size_of::<KernelFields>() == 36);
 const _: () = assert!(size_of::<SockOffsets>() == 48);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
 const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 28 + 48 + 48 + 56 + 8);
+const _: () = assert!(size_of::<CounterOffsets>() == 40);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 48 + 48 + 40 + 56 + 8);

@@ -23,14 +23,14 @@ mod probe {
             },
         },
         macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
-        maps::{PerCpuArray, RingBuf},
+        maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
         programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     };
     use aya_log_ebpf::warn;
     use probe_common::{
-        ERROR_PAIRING_NS, EventKind, ExecContext, FieldSpec, KernelEvent, KernelFields,
-        MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START, RECORD_WORDS,
-        counter, state_record,
+        CountedEvent, ERROR_PAIRING_NS, EventKind, ExecContext, FieldSpec, KernelEvent,
+        KernelFields, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig, RECORD_BYTES, RECORD_START,
+        RECORD_WORDS, TcpCounters, carries_counters, counter, counter_field, state_record,
     };
 
     /// Set by the recorder at load time; `.rodata` is frozen, so the verifier sees
@@ -549,6 +549,15 @@ mod probe {
             netns = (last >> 32) as u32;
         }
         let context = Context::of_socket_address(sk, kind);
+        let counters = match (
+            field(&record, fields.oldstate),
+            field(&record, fields.newstate),
+        ) {
+            (Some(old), Some(new)) if sk != 0 && carries_counters(old as u32, new as u32) => {
+                CountersFrom::Probe(sk)
+            }
+            _ => CountersFrom::None,
+        };
         submit(
             kind,
             &record,
@@ -560,6 +569,7 @@ mod probe {
                 context,
                 family: counter::CLASSIC,
             },
+            counters,
         );
     }
 
@@ -594,9 +604,21 @@ mod probe {
         family: u32,
     }
 
-    /// Reserves, fills and submits one event. `pairs`: the `LAST_SOCKET` key of an event
-    /// an error report on this CPU may pair with, stored with the event's time once the
-    /// event is in the ring.
+    /// Where a state change's counters come from, when it carries them.
+    #[derive(Clone, Copy)]
+    enum CountersFrom {
+        /// The event carries none.
+        None,
+        /// Direct loads from the socket (a BTF pointer) as a `struct tcp_sock`.
+        Btf(*const u8),
+        /// `bpf_probe_read_kernel` at the socket's address (classic tracepoint).
+        Probe(u64),
+    }
+
+    /// Reserves, fills and submits one event: a [`CountedEvent`] when `counters` says
+    /// where to read them, otherwise a [`KernelEvent`]. `pairs`: the `LAST_SOCKET` key
+    /// of an event an error report on this CPU may pair with, stored with the event's
+    /// time once the event is in the ring.
     #[inline(always)]
     fn submit(
         kind: EventKind,
@@ -605,73 +627,265 @@ mod probe {
         cgroup_id: u64,
         pairs: Option<u64>,
         origin: Origin,
+        counters: CountersFrom,
     ) {
-        let Origin {
-            comm: comm_from,
-            context: Context {
-                context,
-                record_task,
-            },
-            family: program,
-        } = origin;
-        let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
-            bump(counter::RING_FULL + program);
-            return;
+        let event = Event {
+            kind,
+            record,
+            netns,
+            cgroup_id,
+            pairs,
+            origin,
         };
-        let event = entry.as_mut_ptr();
-        // SAFETY: `event` points to a reserved, exclusively owned, 8-byte aligned
-        // ring-buffer slot of the right size. Every field is written exactly once, with
-        // plain stores (no stack copy, no memcpy).
-        unsafe {
-            let ts_ns = bpf_ktime_get_ns();
-            (*event).ts_ns = ts_ns;
-            if let Some(key) = pairs
-                && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
-                && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
-            {
-                *slot = key;
-                *at = ts_ns;
+        let family = origin.family;
+        if matches!(counters, CountersFrom::None) {
+            let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
+                bump(counter::RING_FULL + family);
+                return;
+            };
+            // SAFETY: a reserved, exclusively owned, 8-byte aligned slot of the right size.
+            unsafe { event.write(entry.as_mut_ptr()) };
+            submit_entry(entry, family);
+        } else {
+            let Some(mut entry) = EVENTS.reserve::<CountedEvent>(0) else {
+                bump(counter::RING_FULL + family);
+                return;
+            };
+            let slot = entry.as_mut_ptr();
+            // SAFETY: as above; the event is the entry's first member.
+            unsafe {
+                event.write(&raw mut (*slot).event);
+                write_counters(&raw mut (*slot).counters, counters);
             }
-            (*event).cgroup_id = cgroup_id;
-            (*event).netns = netns;
-            (*event).cpu = bpf_get_smp_processor_id() as u16;
-            (*event).kind = kind as u8;
-            (*event).context = context;
-            let comm = (&raw mut (*event).comm).cast::<u64>();
-            if !record_task {
-                (*event).pid_tgid = 0;
-                comm.write_volatile(0);
-                comm.add(1).write_volatile(0);
-            } else {
-                (*event).pid_tgid = bpf_get_current_pid_tgid();
-                if comm_from == Comm::TaskBtf {
-                    // A trusted BTF pointer: the loads are checked against BTF at load
-                    // time (an 8-byte load inside a char array is allowed).
-                    let task = bpf_get_current_task_btf().cast::<u8>().cast_const();
-                    let at = config(&CONFIG.btf_state.task_comm) as usize;
-                    let name = task.add(at).cast::<u64>();
-                    comm.write_volatile(name.read_volatile());
-                    comm.add(1).write_volatile(name.add(1).read_volatile());
-                } else if current_comm_into(comm.cast(), 16) != 0 {
+            submit_entry(entry, family);
+        }
+    }
+
+    /// One event's values, written into its ring slot by [`Event::write`].
+    struct Event<'a> {
+        kind: EventKind,
+        record: &'a Words,
+        netns: u32,
+        cgroup_id: u64,
+        pairs: Option<u64>,
+        origin: Origin,
+    }
+
+    impl Event<'_> {
+        /// Fills the slot `event` points to.
+        ///
+        /// # Safety
+        /// `event` points to a reserved, exclusively owned, 8-byte aligned ring-buffer
+        /// slot of at least `size_of::<KernelEvent>()` bytes.
+        #[inline(always)]
+        unsafe fn write(&self, event: *mut KernelEvent) {
+            let Self {
+                kind,
+                record,
+                netns,
+                cgroup_id,
+                pairs,
+                origin:
+                    Origin {
+                        comm: comm_from,
+                        context:
+                            Context {
+                                context,
+                                record_task,
+                            },
+                        ..
+                    },
+            } = *self;
+            // SAFETY: see above. Every field is written exactly once, with plain stores
+            // (no stack copy, no memcpy).
+            unsafe {
+                let ts_ns = bpf_ktime_get_ns();
+                (*event).ts_ns = ts_ns;
+                if let Some(key) = pairs
+                    && let Some(slot) = LAST_SOCKET.get_ptr_mut(0)
+                    && let Some(at) = LAST_SOCKET.get_ptr_mut(1)
+                {
+                    *slot = key;
+                    *at = ts_ns;
+                }
+                (*event).cgroup_id = cgroup_id;
+                (*event).netns = netns;
+                (*event).cpu = bpf_get_smp_processor_id() as u16;
+                (*event).kind = kind as u8;
+                (*event).context = context;
+                let comm = (&raw mut (*event).comm).cast::<u64>();
+                if !record_task {
+                    (*event).pid_tgid = 0;
                     comm.write_volatile(0);
                     comm.add(1).write_volatile(0);
+                } else {
+                    (*event).pid_tgid = bpf_get_current_pid_tgid();
+                    if comm_from == Comm::TaskBtf {
+                        // A trusted BTF pointer: the loads are checked against BTF at load
+                        // time (an 8-byte load inside a char array is allowed).
+                        let task = bpf_get_current_task_btf().cast::<u8>().cast_const();
+                        let at = config(&CONFIG.btf_state.task_comm) as usize;
+                        let name = task.add(at).cast::<u64>();
+                        comm.write_volatile(name.read_volatile());
+                        comm.add(1).write_volatile(name.add(1).read_volatile());
+                    } else if current_comm_into(comm.cast(), 16) != 0 {
+                        comm.write_volatile(0);
+                        comm.add(1).write_volatile(0);
+                    }
+                }
+                let words = (&raw mut (*event).record).cast::<u64>();
+                let mut i = 0;
+                while i < RECORD_WORDS {
+                    words.add(i).write_volatile(record[i]);
+                    i += 1;
                 }
             }
-            let words = (&raw mut (*event).record).cast::<u64>();
-            let mut i = 0;
-            while i < RECORD_WORDS {
-                words.add(i).write_volatile(record[i]);
-                i += 1;
+        }
+    }
+
+    /// Writes a state change's counters into its slot. With BTF they are direct loads
+    /// from the `tcp_sock` (checked by the verifier, fault-safe); the classic program
+    /// reads them with `bpf_probe_read_kernel` at the same offsets. A member this
+    /// kernel lacks, or a read that fails, leaves its bit out of `known`.
+    ///
+    /// # Safety
+    /// `out` points into a reserved, exclusively owned ring-buffer slot.
+    #[inline(always)]
+    unsafe fn write_counters(out: *mut TcpCounters, from: CountersFrom) {
+        match from {
+            CountersFrom::Btf(sk) => {
+                // The `tcp_sock` view is taken here, right before its loads, and handed
+                // to a function of its own: the optimiser may otherwise merge it with
+                // the socket pointer on a path the verifier cannot rule out, and the
+                // verifier then refuses the loads.
+                // SAFETY: a BTF helper; it returns NULL for anything but a TCP socket.
+                let tp = unsafe { bpf_skc_to_tcp_sock(sk.cast_mut().cast()) };
+                if tp.is_null() {
+                    // SAFETY: see above.
+                    unsafe { fill_counters(out, SockAddress(sk as u64)) };
+                } else {
+                    // SAFETY: see above.
+                    unsafe { fill_counters(out, SockBtf(tp.cast::<u8>().cast_const())) };
+                }
+            }
+            // SAFETY: see above.
+            CountersFrom::Probe(sk) => unsafe { fill_counters(out, SockAddress(sk)) },
+            CountersFrom::None => {}
+        }
+    }
+
+    /// How a socket's members are loaded: direct loads from a BTF pointer, or
+    /// `bpf_probe_read_kernel` at its address.
+    trait SockLoader: Copy {
+        /// Loads the member at byte offset `at` into `into`; false when it could not.
+        fn load<T: Copy>(self, at: u32, into: &mut T) -> bool;
+
+        /// The member at byte offset `at`, or 0 when it could not be loaded.
+        #[inline(always)]
+        fn get<T: Copy + Default>(self, at: u32) -> T {
+            let mut value = T::default();
+            self.load(at, &mut value);
+            value
+        }
+    }
+
+    /// A BTF pointer to the socket, not NULL: as `struct sock` (members past it need
+    /// the `struct tcp_sock` view).
+    #[derive(Clone, Copy)]
+    struct SockBtf(*const u8);
+
+    impl SockLoader for SockBtf {
+        #[inline(always)]
+        fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
+            *into = btf_load(self.0, at);
+            true
+        }
+    }
+
+    /// A socket's kernel address, read with `bpf_probe_read_kernel`.
+    #[derive(Clone, Copy)]
+    struct SockAddress(u64);
+
+    impl SockLoader for SockAddress {
+        #[inline(always)]
+        fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
+            match read_kernel::<T>(self.0 + u64::from(at)) {
+                Some(value) => {
+                    *into = value;
+                    true
+                }
+                None => false,
             }
         }
-        let submitted = bump(counter::SUBMITTED + program);
-        // Waking the reader per event costs more than the event: let the recorder poll
-        // on a timer and wake it only when the ring is filling up. The fill level is
-        // checked on every 16th event of a CPU, unless the threshold is so low that 16
-        // events could cross it.
+    }
+
+    /// Fills `out` from `source`. Every value starts at 0 and is written on every path
+    /// (the verifier refuses a register that may hold nothing).
+    ///
+    /// # Safety
+    /// `out` points into a reserved, exclusively owned ring-buffer slot.
+    #[inline(never)]
+    unsafe fn fill_counters<S: SockLoader>(out: *mut TcpCounters, source: S) {
+        let off = config(&CONFIG.counters);
+        let wanted = off.known as u8;
+        let mut known = 0u8;
+        let mut load = |bit: u8, at: u32, into: &mut u64| {
+            if wanted & bit != 0 && source.load(at, into) {
+                known |= bit;
+            }
+        };
+        let (mut sent, mut acked, mut received) = (0u64, 0u64, 0u64);
+        load(counter_field::BYTES_SENT, off.bytes_sent, &mut sent);
+        load(counter_field::BYTES_ACKED, off.bytes_acked, &mut acked);
+        load(
+            counter_field::BYTES_RECEIVED,
+            off.bytes_received,
+            &mut received,
+        );
+        let (mut segs_in, mut segs_out, mut retrans, mut srtt) = (0u32, 0u32, 0u32, 0u32);
+        let mut flags = 0u64;
+        if wanted & counter_field::SEGS != 0
+            && source.load(off.segs_in, &mut segs_in)
+            && source.load(off.segs_out, &mut segs_out)
+        {
+            known |= counter_field::SEGS;
+        }
+        if wanted & counter_field::RETRANS != 0 && source.load(off.total_retrans, &mut retrans) {
+            known |= counter_field::RETRANS;
+        }
+        if wanted & counter_field::SRTT != 0 && source.load(off.srtt_us, &mut srtt) {
+            known |= counter_field::SRTT;
+        }
+        if wanted & counter_field::PEER_FIN != 0 && source.load(off.sk_flags, &mut flags) {
+            known |= counter_field::PEER_FIN;
+        }
+        let peer_fin = (flags >> (off.sock_done & 63)) & 1;
+        // SAFETY: see above; plain stores, each field once.
+        unsafe {
+            (*out).bytes_sent = sent;
+            (*out).bytes_acked = acked;
+            (*out).bytes_received = received;
+            (*out).segs_in = segs_in;
+            (*out).segs_out = segs_out;
+            (*out).total_retrans = retrans;
+            (*out).srtt_us8 = srtt;
+            // `known`, `peer_fin` and the reserved bytes: one 8-byte store.
+            let tail = (&raw mut (*out).known).cast::<u64>();
+            tail.write_volatile(u64::from(known) | (peer_fin << 8));
+        }
+    }
+
+    /// Submits a filled entry. Waking the reader per event costs more than the event:
+    /// the recorder polls on a timer and is woken only when the ring is filling up. The
+    /// fill level is checked on every 16th event of a CPU, unless the threshold is so
+    /// low that 16 events could cross it. `family`: the program family whose counter
+    /// slot counts it (`probe_common::counter`).
+    #[inline(always)]
+    fn submit_entry<T>(entry: RingBufEntry<T>, family: u32) {
+        let submitted = bump(counter::SUBMITTED + family);
         let threshold = config(&CONFIG.wakeup_threshold);
         let check =
-            threshold <= 16 * size_of::<KernelEvent>() as u64 || submitted.is_multiple_of(16);
+            threshold <= 16 * size_of::<CountedEvent>() as u64 || submitted.is_multiple_of(16);
         let flags = if check && EVENTS.query(0) >= threshold {
             BPF_RB_FORCE_WAKEUP
         } else {
@@ -737,6 +951,11 @@ mod probe {
         };
         let sport = u16::from_be(sport_be);
         let dport = u16::from_be(btf_load::<u16>(sk, off.dport));
+        let counters = if carries_counters(oldstate, newstate) {
+            CountersFrom::Btf(sk)
+        } else {
+            CountersFrom::None
+        };
         if !ports_allowed(sport, dport) {
             return;
         }
@@ -772,29 +991,14 @@ mod probe {
             Context::without_socket()
         };
 
-        let family: u16 = btf_load(sk, off.family);
-        let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
-        let daddr = u64::from(btf_load::<u32>(sk, off.daddr));
         let mut record: Words = [0; RECORD_WORDS];
+        let family = load_addresses(SockBtf(sk), &mut record);
         record[state_record::SKADDR / 8] = sk as u64;
         record[state_record::OLDSTATE / 8] = u64::from(oldstate) | (u64::from(newstate) << 32);
         record[state_record::SPORT / 8] = u64::from(sport)
             | (u64::from(dport) << 16)
             | (u64::from(family) << 32)
             | (u64::from(protocol) << 48);
-        record[state_record::SADDR / 8] = saddr | (daddr << 32);
-        const V6: usize = state_record::SADDR_V6 / 8;
-        const V6D: usize = state_record::DADDR_V6 / 8;
-        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
-            record[V6] = btf_load(sk, off.saddr_v6);
-            record[V6 + 1] = btf_load(sk, off.saddr_v6 + 8);
-            record[V6D] = btf_load(sk, off.daddr_v6);
-            record[V6D + 1] = btf_load(sk, off.daddr_v6 + 8);
-        } else {
-            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
-            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
-            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
-        }
         submit(
             EventKind::StateChange,
             &record,
@@ -806,7 +1010,33 @@ mod probe {
                 context,
                 family: program,
             },
+            counters,
         );
+    }
+
+    /// Fills the record's address words from the socket (BTF offsets), the way the
+    /// tracepoints' `TP_STORE_ADDRS` does, and returns the socket's family for the
+    /// ports word. A member that cannot be loaded reads as 0.
+    #[inline(always)]
+    fn load_addresses<S: SockLoader>(sk: S, record: &mut Words) -> u16 {
+        let off = config(&CONFIG.btf_state);
+        let family: u16 = sk.get(off.family);
+        let saddr = u64::from(sk.get::<u32>(off.saddr));
+        let daddr = u64::from(sk.get::<u32>(off.daddr));
+        record[state_record::SADDR / 8] = saddr | (daddr << 32);
+        const V6: usize = state_record::SADDR_V6 / 8;
+        const V6D: usize = state_record::DADDR_V6 / 8;
+        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
+            record[V6] = sk.get(off.saddr_v6);
+            record[V6 + 1] = sk.get(off.saddr_v6 + 8);
+            record[V6D] = sk.get(off.daddr_v6);
+            record[V6D + 1] = sk.get(off.daddr_v6 + 8);
+        } else {
+            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
+            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
+            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
+        }
+        family
     }
 
     /// The raw-tracepoint error report (rare: one per failed connection at most): the
@@ -818,19 +1048,17 @@ mod probe {
     fn error_report_raw(ctx: &RawTracePointContext) {
         let sk: u64 = ctx.arg(0);
         let off = config(&CONFIG.btf_state);
-        let read_u16 = |at: u32| read_kernel::<u16>(sk + u64::from(at)).unwrap_or(0);
-        let read_u32 = |at: u32| read_kernel::<u32>(sk + u64::from(at)).unwrap_or(0);
-        let read_u64 = |at: u32| read_kernel::<u64>(sk + u64::from(at)).unwrap_or(0);
-        if sk == 0 || off.valid == 0 || u64::from(read_u16(off.protocol)) != IPPROTO_TCP {
+        let socket = SockAddress(sk);
+        if sk == 0 || off.valid == 0 || u64::from(socket.get::<u16>(off.protocol)) != IPPROTO_TCP {
             return;
         }
-        let error = read_u32(off.sk_err);
+        let error = socket.get::<u32>(off.sk_err);
         if error == 0 {
             return;
         }
         // Ports in network order in the socket; the record has them in host order.
-        let sport = u16::from_be(read_u16(off.sport));
-        let dport = u16::from_be(read_u16(off.dport));
+        let sport = u16::from_be(socket.get(off.sport));
+        let dport = u16::from_be(socket.get(off.dport));
         if !ports_allowed(sport, dport) {
             return;
         }
@@ -839,29 +1067,14 @@ mod probe {
             return;
         }
         let cgroup_id = socket_cgroup(sk).unwrap_or(0);
-        let family = read_u16(off.family);
-        let saddr = u64::from(read_u32(off.saddr));
-        let daddr = u64::from(read_u32(off.daddr));
         let mut record: Words = [0; RECORD_WORDS];
+        let family = load_addresses(socket, &mut record);
         record[state_record::SKADDR / 8] = sk;
         record[state_record::ERROR / 8] = u64::from(error);
         record[state_record::SPORT / 8] = u64::from(sport)
             | (u64::from(dport) << 16)
             | (u64::from(family) << 32)
             | (IPPROTO_TCP << 48);
-        record[state_record::SADDR / 8] = saddr | (daddr << 32);
-        const V6: usize = state_record::SADDR_V6 / 8;
-        const V6D: usize = state_record::DADDR_V6 / 8;
-        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
-            record[V6] = read_u64(off.saddr_v6);
-            record[V6 + 1] = read_u64(off.saddr_v6 + 8);
-            record[V6D] = read_u64(off.daddr_v6);
-            record[V6D + 1] = read_u64(off.daddr_v6 + 8);
-        } else {
-            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
-            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
-            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
-        }
         submit(
             EventKind::ErrorReport,
             &record,
@@ -873,6 +1086,7 @@ mod probe {
                 context: Context::of_socket_address(sk, EventKind::ErrorReport),
                 family: counter::ERROR_RAW,
             },
+            CountersFrom::None,
         );
     }
 

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     kernel::diag,
-    model::Filters,
+    model::{Filters, WorkloadFilter},
     record::{RecordOptions, options::DEFAULT_METRICS_PAIRS},
 };
 
@@ -102,6 +102,19 @@ pub struct RecordArgs {
     /// number, or a path like /proc/PID/ns/net (repeatable, up to 8).
     #[arg(short = 'n', long = "netns", value_name = "NETNS")]
     pub netns: Vec<String>,
+    /// Record only the sockets of this pod: NAMESPACE/NAME, or NAME in any namespace
+    /// (repeatable; named from the node's files, docs/workloads.md).
+    #[arg(long = "pod", value_name = "NAMESPACE/NAME")]
+    pub pods: Vec<String>,
+    /// Record only the sockets of this container: its name or an id prefix
+    /// (repeatable).
+    #[arg(long = "container", value_name = "ID-OR-NAME")]
+    pub containers: Vec<String>,
+    /// Where the node's `/` is (its /proc, cgroups, runtime state and kubelet logs),
+    /// to name containers and pods: `/`, or the host's root mounted into tcpchurn's own
+    /// container.
+    #[arg(long = "host-root", value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
     /// Kernel ring-buffer size (power of two; K/M suffixes).
     #[arg(long = "ring-size", value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub ring_size: u64,
@@ -172,6 +185,9 @@ impl RecordArgs {
             .iter()
             .map(|spec| diag::resolve_namespace(spec).with_context(|| format!("--netns {spec}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let workloads =
+            WorkloadFilter::parse(&self.pods, &self.containers).map_err(anyhow::Error::msg)?;
+        let (pods, containers) = workloads.describe();
         Ok(RecordOptions {
             output: self.output.clone(),
             force: self.force,
@@ -179,7 +195,11 @@ impl RecordArgs {
             filters: Filters {
                 ports: self.ports.clone(),
                 netns,
+                pods,
+                containers,
             },
+            workloads,
+            host_root: self.host_root.clone(),
             ring_bytes: self.ring_size,
             flush_interval: self.flush_interval,
             snapshot: !self.no_snapshot,
@@ -236,6 +256,14 @@ pub struct ReplayArgs {
     /// Only connections from this client address.
     #[arg(long, value_name = "ADDR")]
     pub client: Option<String>,
+    /// Only connections with this pod at either end: NAMESPACE/NAME, or NAME in any
+    /// namespace (repeatable; from the names the trace recorded).
+    #[arg(long = "pod", value_name = "NAMESPACE/NAME")]
+    pub pods: Vec<String>,
+    /// Only connections with this container at either end: its name or an id prefix
+    /// (repeatable).
+    #[arg(long = "container", value_name = "ID-OR-NAME")]
+    pub containers: Vec<String>,
     /// Start at this offset into the trace (e.g. 10s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
@@ -430,6 +458,32 @@ mod tests {
         assert!(
             Cli::try_parse_from(["tcpchurn", "replay", "x", "--follow", "--interval", "2s"])
                 .is_ok()
+        );
+        let cli = Cli::try_parse_from([
+            "tcpchurn",
+            "record",
+            "--pod",
+            "infra/zk-0",
+            "--container",
+            "web",
+            "--host-root",
+            "/host",
+        ])
+        .unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        let options = args.options().unwrap();
+        assert_eq!(options.filters.pods, ["infra/zk-0"]);
+        assert_eq!(options.filters.containers, ["web"]);
+        assert_eq!(options.host_root, std::path::Path::new("/host"));
+        let cli = Cli::try_parse_from(["tcpchurn", "record", "--pod", "a/b/c"]).unwrap();
+        let Command::Record(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            args.options().unwrap_err().to_string(),
+            "--pod: `a/b/c` is not NAMESPACE/NAME or NAME"
         );
         assert!(Cli::try_parse_from(["tcpchurn", "replay"]).is_err());
         // Flags that would be ignored are refused.

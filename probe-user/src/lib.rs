@@ -21,6 +21,7 @@ pub mod render;
 pub mod replay;
 pub mod synth;
 pub mod trace;
+pub mod workload;
 
 use std::io::Write;
 
@@ -48,8 +49,11 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
             model::EndpointFilter::parse_client,
         )?,
     };
+    let workloads =
+        model::WorkloadFilter::parse(&args.pods, &args.containers).map_err(anyhow::Error::msg)?;
     Ok(replay::ReplayOptions {
         file: args.file.clone(),
+        workloads,
         events: args.events,
         json: args.json,
         connections: args.connections,

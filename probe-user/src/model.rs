@@ -9,17 +9,27 @@ use std::{
 pub use probe_common::ExecContext;
 
 pub use self::{
+    counters::TcpCounters,
     filter::EndpointFilter,
+    holders::{LISTED_PIDS, PidList, SharedWith},
     recorder::{
         Filters, KernelFeatures, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus,
     },
     window::{TimeWindow, duration_ns},
+    workload::{Identity, Named, Qos, Runtime, Source, Workload},
+    workload_filter::{PodSelector, WorkloadFilter},
+    workload_table::{WorkloadKey, WorkloadTable, WorkloadTableBuilder},
 };
 
+mod counters;
 pub mod doctor;
 mod filter;
+mod holders;
 mod recorder;
 mod window;
+pub mod workload;
+mod workload_filter;
+mod workload_table;
 
 /// A TCP state with its Linux number (`include/net/tcp_states.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -214,6 +224,10 @@ pub struct Transition {
     /// The task that was current, recorded only outside softirq. Whether it owns the
     /// socket is decided by [`crate::owner::OwnerTracker`], not here.
     pub task: Option<Task>,
+    /// The socket's counters, on the transitions that carry them (a side starts
+    /// closing, the socket ends; [`probe_common::carries_counters`]) in traces that
+    /// have them.
+    pub counters: Option<TcpCounters>,
 }
 
 /// Why the kernel sent an RST (`enum sk_rst_reason`, 6.10+).
@@ -277,6 +291,22 @@ pub enum SocketRef {
         scope: Scope,
         tuple: SocketTuple,
     },
+}
+
+impl SocketRef {
+    pub const fn tuple(&self) -> SocketTuple {
+        match self {
+            Self::Conn(conn) => conn.tuple,
+            Self::Unmatched { tuple, .. } => *tuple,
+        }
+    }
+
+    pub const fn scope(&self) -> Scope {
+        match self {
+            Self::Conn(conn) => conn.scope,
+            Self::Unmatched { scope, .. } => *scope,
+        }
+    }
 }
 
 /// `tcp:tcp_send_reset`: this host sent an RST.
@@ -383,8 +413,11 @@ pub struct SnapshotSocket {
     pub conn: Conn,
     pub state: TcpState,
     /// The owning process found through `/proc/*/fd`, if any (TIME_WAIT sockets and
-    /// sockets held only by the kernel have none).
+    /// sockets held only by the kernel have none); the one with the lowest pid when
+    /// several hold it.
     pub owner: Option<Task>,
+    /// The other processes that hold the socket (a listener shared by `fork()`).
+    pub shared_with: SharedWith,
     /// Socket inode (0 for TIME_WAIT).
     pub inode: u32,
     pub uid: u32,
@@ -407,6 +440,30 @@ pub enum TraceEvent {
 }
 
 impl TraceEvent {
+    /// The addresses of the socket the event is about; `None` for a gap.
+    pub const fn tuple(&self) -> Option<SocketTuple> {
+        Some(match self {
+            Self::Transition(t) => t.conn.tuple,
+            Self::Snapshot(s) => s.conn.tuple,
+            Self::ResetReceived(r) => r.conn.tuple,
+            Self::ResetSent(r) => r.socket.tuple(),
+            Self::SocketError(e) => e.socket.tuple(),
+            Self::Lost(_) => return None,
+        })
+    }
+
+    /// The scope of the socket the event is about; `None` for a gap.
+    pub const fn scope(&self) -> Option<Scope> {
+        Some(match self {
+            Self::Snapshot(s) => s.conn.scope,
+            Self::Transition(t) => t.conn.scope,
+            Self::ResetReceived(r) => r.conn.scope,
+            Self::ResetSent(r) => r.socket.scope(),
+            Self::SocketError(e) => e.socket.scope(),
+            Self::Lost(_) => return None,
+        })
+    }
+
     pub const fn ts_ns(&self) -> u64 {
         match self {
             Self::Snapshot(s) => s.ts_ns,

@@ -12,10 +12,13 @@
 mod binaries;
 mod events;
 mod kernel;
+pub mod kubelet;
 mod layout;
 mod peer;
+pub mod podman;
 mod privileged;
 mod recording;
+mod scenario;
 mod scratch;
 mod ss;
 mod trace_file;
@@ -33,11 +36,12 @@ pub use crate::{
     recording::{
         netns, record, replay_events, replay_verdict, replay_with_warnings, tcpchurn, topology,
     },
+    scenario::{Program, Scenario, assert_program, connections_of},
     scratch::Scratch,
     ss::{SsSocket, ss},
     trace_file::{
         attachment, expected_reason, kernel_features, open_trace, state_change_attachment,
-        trace_meta,
+        trace_meta, trace_names,
     },
     verdict::verdict_pair,
 };

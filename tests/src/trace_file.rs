@@ -4,7 +4,10 @@ use std::{fs::File, io::BufReader, path::Path};
 
 use anyhow::Context as _;
 use serde_json::Value;
-use tcpchurn::trace::{KernelFeatures, TraceMeta, TraceReader};
+use tcpchurn::{
+    model::{Identity, WorkloadKey},
+    trace::{KernelFeatures, TraceMeta, TraceReader},
+};
 
 /// Opens a trace for reading, buffered.
 pub fn open_trace(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
@@ -28,6 +31,24 @@ pub fn attachment(path: &Path, tracepoint: &str) -> String {
         .unwrap_or_else(|| panic!("{tracepoint} is not in the trace header"));
     assert!(status.attached, "{status:?}");
     status.detail.unwrap_or_default()
+}
+
+/// What a trace's names say about each key, the latest entry winning (as a replay
+/// takes them).
+pub fn trace_names(path: &Path) -> std::collections::BTreeMap<WorkloadKey, Identity> {
+    let mut reader = open_trace(path).unwrap();
+    let mut names = std::collections::BTreeMap::new();
+    loop {
+        let more = reader.next_event().unwrap().is_some();
+        for table in reader.take_workloads() {
+            for (key, identity) in table.entries() {
+                names.insert(key, identity.clone());
+            }
+        }
+        if !more {
+            return names;
+        }
+    }
 }
 
 /// What the recording's kernel gave, from the trace header: tests expect what each

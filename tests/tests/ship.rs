@@ -30,7 +30,11 @@ use std::{
 };
 
 use serde_json::Value;
-use tcpchurn_tests::{Peer, Scratch, netns, record, require_root};
+use tcpchurn_tests::{
+    Peer, Scratch, netns,
+    podman::{podman_command, write_conf},
+    record, require_root,
+};
 
 const TARGET: &str = "x86_64-linux-musl";
 
@@ -432,26 +436,6 @@ fn daemonset_manifest_passes_the_kubernetes_schema() {
 // The container image
 // ---------------------------------------------------------------------------------
 
-/// podman as this machine runs it: runc, the cgroupfs manager, explicit ulimits (the
-/// host's hard `nofile` is below podman's default).
-fn podman(conf: &Path) -> Command {
-    let mut cmd = Command::new("podman");
-    cmd.env("CONTAINERS_CONF", conf)
-        .args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"]);
-    cmd
-}
-
-fn podman_conf(dir: &Path) -> PathBuf {
-    let conf = dir.join("containers.conf");
-    fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-         [engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n",
-    )
-    .unwrap();
-    conf
-}
-
 /// The privileges docs/kubernetes.md documents for recording in a container: exactly
 /// these capabilities, the host's PID and network namespaces, the host's tracefs (and
 /// on kernels before 5.11 an unlimited memlock, which this one does not use).
@@ -471,7 +455,7 @@ struct Image<'a> {
 
 impl Drop for Image<'_> {
     fn drop(&mut self) {
-        let _status = podman(self.conf)
+        let _status = podman_command(self.conf)
             .args(["rmi", "-f", &self.tag])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -488,7 +472,7 @@ fn container_image_builds_and_records_host_traffic() {
         return;
     }
     let scratch = Scratch::new("image");
-    let conf = podman_conf(&scratch.0);
+    let conf = write_conf(&scratch.0);
     // The tracefs the container binds must be mounted on the host.
     ensure_tracefs();
     let image = Image {
@@ -496,7 +480,7 @@ fn container_image_builds_and_records_host_traffic() {
         tag: format!("localhost/tcpchurn-test:{}", std::process::id()),
     };
     let started = Instant::now();
-    run(podman(&conf).current_dir(root()).args([
+    run(podman_command(&conf).current_dir(root()).args([
         "build",
         "-q",
         "-f",
@@ -506,7 +490,8 @@ fn container_image_builds_and_records_host_traffic() {
         ".",
     ]));
     eprintln!("image built in {:?}", started.elapsed());
-    let size = stdout(podman(&conf).args(["image", "inspect", "-f", "{{.Size}}", &image.tag]));
+    let size =
+        stdout(podman_command(&conf).args(["image", "inspect", "-f", "{{.Size}}", &image.tag]));
     eprintln!("image size: {} bytes", size.trim());
     assert!(size.trim().parse::<u64>().unwrap() < 8 << 20, "{size}");
 
@@ -514,7 +499,7 @@ fn container_image_builds_and_records_host_traffic() {
     fs::create_dir_all(&out_dir).unwrap();
     let traffic = LoopbackTraffic::start();
     let port = traffic.port;
-    let recorded = podman(&conf)
+    let recorded = podman_command(&conf)
         .args(["run", "--rm"])
         .args(CONTAINER_PRIVILEGES)
         .arg("-v")

@@ -6,92 +6,13 @@
     reason = "tests: a failed step must fail the test loudly"
 )]
 
-use std::{net::SocketAddr, thread, time::Duration};
+use std::{thread, time::Duration};
 
 use serde_json::Value;
-use tcpchurn_tests::{
-    Layout, Netns, Peer, Recorder, Scratch, record, replay_verdict, ss, verdict_pair,
-};
+use tcpchurn_tests::{Scenario, connections_of};
 
 fn pair<'a>(verdict: &'a Value, s: &Scenario) -> &'a Value {
-    verdict_pair(verdict, &s.client_ip().to_string(), &s.server_addr())
-}
-
-struct Scenario {
-    layout: Layout,
-    /// Holds the trace file until the scenario ends.
-    scratch: Scratch,
-    recorder: Option<Recorder>,
-    port: u16,
-}
-
-impl Scenario {
-    fn start(veth: bool, tag: &str, port: u16) -> Self {
-        let layout = Layout::new(veth, tag);
-        let scratch = Scratch::new("verdicts");
-        let recorder = record(&scratch.path("t.trace"), layout.netns_args());
-        Self {
-            layout,
-            scratch,
-            recorder: Some(recorder),
-            port,
-        }
-    }
-
-    /// The verdicts are checked on IPv4.
-    fn server_ip(&self) -> std::net::IpAddr {
-        self.layout.addrs(false).0
-    }
-
-    fn client_ip(&self) -> std::net::IpAddr {
-        self.layout.addrs(false).1
-    }
-
-    fn server_addr(&self) -> String {
-        SocketAddr::new(self.server_ip(), self.port).to_string()
-    }
-
-    fn server(&self, args: &[&str]) -> Peer {
-        let addr = self.server_addr();
-        let mut full = vec!["--listen", addr.as_str()];
-        full.extend_from_slice(args);
-        Peer::server(Some(self.layout.server_ns()), &full)
-    }
-
-    fn client(&self, args: &[&str]) -> Peer {
-        let addr = self.server_addr();
-        let mut full = vec!["--connect", addr.as_str()];
-        full.extend_from_slice(args);
-        Peer::client(Some(self.layout.client_ns()), &full)
-    }
-
-    /// TIME_WAIT per side from `ss`, taken right before the recorder stops. The
-    /// server's TIME_WAIT sockets have the server port as their local port, the
-    /// client's have it as their peer port.
-    fn ss_time_wait(&self) -> (u64, u64) {
-        let count = |ns: &Netns, local: bool| {
-            ss(ns)
-                .iter()
-                .filter(|s| {
-                    let port = if local { s.local.1 } else { s.peer.1 };
-                    s.state == "TIME-WAIT" && port == self.port
-                })
-                .count() as u64
-        };
-        (
-            count(self.layout.client_ns(), false),
-            count(self.layout.server_ns(), true),
-        )
-    }
-
-    /// Stops recording and returns the verdict (`replay --json --connections`).
-    fn verdict(&mut self, extra: &[&str]) -> Value {
-        let recorder = self.recorder.take().unwrap();
-        recorder.stop().unwrap().ensure_success().unwrap();
-        let mut args = vec!["--connections"];
-        args.extend_from_slice(extra);
-        replay_verdict(&self.scratch.path("t.trace"), &args)
-    }
+    s.pair(verdict)
 }
 
 fn assert_time_wait(pair: &Value, ss: (u64, u64)) {
@@ -111,15 +32,6 @@ fn assert_time_wait(pair: &Value, ss: (u64, u64)) {
         ss,
         "end snapshot differs from ss: {pair:#}"
     );
-}
-
-fn connections_of(verdict: &Value, port: u16) -> Vec<&Value> {
-    verdict["connections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["server"].as_str().unwrap().ends_with(&format!(":{port}")))
-        .collect()
 }
 
 /// What three connections, 50 ms apart, left behind.

@@ -540,6 +540,11 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
         ("time_wait", "server", expected.time_wait_server),
         ("time_wait", "client", expected.time_wait_client),
         ("time_wait_peak", "server", expected.time_wait_peak_server),
+        // Rejected for what the counters say (not a byte from the server), not for
+        // want of counters; none is taken for an answer.
+        ("rejected", "", expected.rejected),
+        ("rejected_untold", "", 0),
+        ("served", "", 0),
     ];
     for (key, side, want) in counts {
         let value = if side.is_empty() {
@@ -559,6 +564,12 @@ fn check_verdict(verdict: &Value, topology: &Topology, expected: &Expected<'_>) 
         }
         if let Some(pid) = conn["server_pid"].as_u64() {
             assert_eq!(pid, expected.zk_pid, "{conn}");
+        }
+        if conn["closed_first"] == "server" {
+            assert_eq!(
+                conn["bytes"]["server"], 0,
+                "rejected without a byte: {conn}"
+            );
         }
         if let Some(pid) = conn["client_pid"].as_u64() {
             assert!(expected.client_pids.contains(&pid), "{conn}");

@@ -8,6 +8,7 @@ mod dist;
 mod kernels;
 mod lint;
 mod setup;
+mod setup_containers;
 mod soak;
 mod test;
 
@@ -46,7 +47,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Setup(args) => setup::setup(&args),
+        Command::Setup(args) => setup::setup(&args).and_then(|()| setup_containers::install()),
         Command::Lint => lint::lint(),
         Command::Test(args) => test::test(&args),
         Command::Demo(args) => demo::demo(&args),

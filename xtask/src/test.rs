@@ -14,6 +14,7 @@ use crate::{
     dist::{DistArgs, X86_64, dist, dist_dir, kubernetes_validate},
     lint::lint,
     setup::{SetupArgs, setup},
+    setup_containers,
 };
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
         setup(&SetupArgs {
             zookeeper: is_root(),
         })?;
+        setup_containers::install()?;
     }
     if !args.no_lint && !args.privileged_only {
         lint()?;

@@ -54,6 +54,16 @@ pub fn install() -> anyhow::Result<()> {
 pub struct ZooKeeper {
     dir: PathBuf,
     class_path: String,
+    /// The cgroups the server and the clients start in (containers of pods on a
+    /// Kubernetes-shaped node); `None`: the harness's own.
+    cgroups: Placement,
+}
+
+/// Which cgroup each side's processes join before they start.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    pub server: Option<PathBuf>,
+    pub clients: Option<PathBuf>,
 }
 
 impl ZooKeeper {
@@ -86,7 +96,23 @@ impl ZooKeeper {
         Ok(Self {
             dir: dir.to_path_buf(),
             class_path: format!("{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}:{}", classes.display()),
+            cgroups: Placement::default(),
         })
+    }
+
+    /// Starts the server and the clients in these cgroups from now on.
+    pub fn placed(mut self, cgroups: Placement) -> Self {
+        self.cgroups = cgroups;
+        self
+    }
+
+    /// A spawn of `cmd` that joins `cgroup` first, when there is one.
+    fn spawn(name: &str, cmd: Command, cgroup: Option<&PathBuf>) -> Spawn {
+        let spawn = Spawn::new(name, cmd);
+        match cgroup {
+            Some(dir) => spawn.in_cgroup(dir),
+            None => spawn,
+        }
     }
 
     /// The log a process of the scenario writes through slf4j-simple.
@@ -134,7 +160,7 @@ impl ZooKeeper {
         let mut cmd = self.java(&topology.server, "zookeeper", "256m");
         cmd.arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(&config_path);
-        let mut server = Spawn::new("ZooKeeper", cmd)
+        let mut server = Self::spawn("ZooKeeper", cmd, self.cgroups.server.as_ref())
             .log_to(&self.output("zookeeper"))
             .start()?;
         wait_listening(
@@ -170,7 +196,9 @@ impl ZooKeeper {
             .arg(format!("{}:{PORT}", topology.server_v4))
             .arg(sessions.to_string());
         let out = self.output(name);
-        let mut process = Spawn::new(name, cmd).log_to(&out).start()?;
+        let mut process = Self::spawn(name, cmd, self.cgroups.clients.as_ref())
+            .log_to(&out)
+            .start()?;
         wait_for_line(&out, "opened", &mut process, SESSIONS_START * time_scale())?;
         Ok(process)
     }
@@ -181,7 +209,7 @@ impl ZooKeeper {
         let mut cmd = self.java(&topology.client, name, "64m");
         cmd.args(["org.apache.zookeeper.ZooKeeperMain", "-server"])
             .arg(format!("{}:{PORT}", topology.server_v4));
-        Spawn::new(name, cmd)
+        Self::spawn(name, cmd, self.cgroups.clients.as_ref())
             .log_to(&self.output(name))
             .keep_stdin_open()
             .start()

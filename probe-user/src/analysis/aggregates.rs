@@ -12,8 +12,9 @@ use crate::{
         timewait::{SocketKey, TIME_WAIT_NS, TimeWaitBook},
         tracker::{Connection, TrackerSink},
         verdict::Side,
+        workloads::{Ends, WorkloadBook},
     },
-    model::{SocketTuple, TimeWindow},
+    model::{SocketTuple, TimeWindow, WorkloadFilter},
 };
 
 #[derive(Clone, Debug)]
@@ -21,6 +22,9 @@ pub struct Aggregates {
     window: TimeWindow,
     rule: LoopRule,
     keep_rows: bool,
+    workloads: WorkloadFilter,
+    /// The names the trace has given so far.
+    pub book: WorkloadBook,
     pub pairs: PairTable,
     pub time_wait: TimeWaitBook,
     pub close_wait: CloseWaitBook,
@@ -36,6 +40,8 @@ impl Aggregates {
             window: options.window,
             rule: options.rule,
             keep_rows: options.connections,
+            workloads: options.workloads.clone(),
+            book: WorkloadBook::default(),
             pairs: PairTable::default(),
             time_wait: TimeWaitBook::default(),
             close_wait: CloseWaitBook::new(options.close_wait_ns),
@@ -44,15 +50,25 @@ impl Aggregates {
         }
     }
 
+    /// The workloads of both ends, when `--pod`/`--container` keep the connection.
+    pub fn selected(&self, ends: Ends) -> Option<Ends> {
+        self.workloads
+            .keeps([ends[0].as_deref(), ends[1].as_deref()])
+            .then_some(ends)
+    }
+
     /// Counts a connection for its pair.
     fn count(
         &mut self,
         pair: u32,
         outcome: &ConnectionOutcome,
+        ends: &Ends,
         row: impl FnOnce() -> ConnectionRow,
     ) {
         let rule = self.rule;
-        self.pairs.get_mut(pair).add(outcome, &rule);
+        let stats = self.pairs.get_mut(pair);
+        stats.add(outcome, &rule);
+        stats.add_workloads(ends);
         self.connections += 1;
         if self.keep_rows {
             self.rows.push(row());
@@ -85,6 +101,9 @@ impl Aggregates {
 
 impl TrackerSink for Aggregates {
     fn finished(&mut self, c: &Connection) {
+        let Some(ends) = self.selected(self.book.ends(c)) else {
+            return;
+        };
         for endpoint in c.client.iter().chain(c.server.iter()) {
             self.close_wait.record(endpoint, c.preexisting);
         }
@@ -96,13 +115,18 @@ impl TrackerSink for Aggregates {
         }
         let outcome = c.outcome();
         let pair = self.pairs.index_of(c);
-        self.count(pair, &outcome, || ConnectionRow::of(c, &outcome));
+        self.count(pair, &outcome, &ends.clone(), || {
+            ConnectionRow::of(c, &outcome, ends)
+        });
     }
 
     fn time_wait(&mut self, c: &Connection, side: Side, ts_ns: u64) {
         let Some(endpoint) = c.endpoint(side) else {
             return;
         };
+        if self.selected(self.book.ends(c)).is_none() {
+            return;
+        }
         let pair = self.pairs.index_of(c);
         self.enter_time_wait(
             AddrPairKey::socket(endpoint.netns, &endpoint.tuple).fingerprint(),
@@ -129,10 +153,17 @@ impl TrackerSink for Aggregates {
         if !self.window.contains(ts_ns) {
             return;
         }
+        let ends = [
+            self.book.address(key.client),
+            self.book.address(key.server.ip()),
+        ];
+        let Some(ends) = self.selected(ends) else {
+            return;
+        };
         let outcome = ConnectionOutcome::refused_unseen(ts_ns);
         let pair = self.pairs.index(key);
-        self.count(pair, &outcome, || {
-            ConnectionRow::unseen_client(key, &outcome)
+        self.count(pair, &outcome, &ends.clone(), || {
+            ConnectionRow::unseen_client(key, &outcome, ends)
         });
     }
 }

@@ -6,7 +6,7 @@ use crate::{
         aggregates::Aggregates, gaps::GapLog, keys::AddrPairKey, options::AnalyzerOptions,
         result::Analysis, rows::ConnectionRow, timewait::TIME_WAIT_NS, tracker::ConnectionTracker,
     },
-    model::{Gap, SnapshotSocket, TcpState, TraceEvent},
+    model::{Gap, SnapshotSocket, TcpState, TraceEvent, WorkloadTable},
     owner::OwnerTracker,
 };
 
@@ -44,6 +44,25 @@ impl Analyzer {
         self.agg.rows.drain(..)
     }
 
+    /// Names from the trace (its `Workloads` blocks), for the events that follow.
+    pub fn learn(&mut self, table: &WorkloadTable) {
+        self.agg.book.learn(table);
+    }
+
+    /// Whether `--pod`/`--container` keep a snapshot socket (by its own workload or
+    /// its peer address's).
+    fn snapshot_selected(&self, s: &SnapshotSocket) -> bool {
+        if self.options.workloads.is_empty() {
+            return true;
+        }
+        let book = &self.agg.book;
+        let ends = [
+            book.socket(s.conn.scope, s.owner.map(|t| t.pid)),
+            book.address(s.conn.tuple.remote.ip()),
+        ];
+        self.agg.selected(ends).is_some()
+    }
+
     pub fn on_event(&mut self, event: &TraceEvent) {
         self.events += 1;
         // Attribution sees every event, filtered or not, so owners stay right.
@@ -79,7 +98,7 @@ impl Analyzer {
 
     /// A TIME_WAIT socket from the start snapshot: it expires when its timer says.
     fn on_time_wait_socket(&mut self, s: &SnapshotSocket) {
-        if self.options.filter.excludes(&s.conn.tuple) {
+        if self.options.filter.excludes(&s.conn.tuple) || !self.snapshot_selected(s) {
             return;
         }
         let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
@@ -99,7 +118,7 @@ impl Analyzer {
     /// The end snapshot: the kernel's own list of sockets when recording stopped.
     fn on_end_snapshot(&mut self, s: &SnapshotSocket) {
         self.end_snapshot = true;
-        if self.options.filter.excludes(&s.conn.tuple) {
+        if self.options.filter.excludes(&s.conn.tuple) || !self.snapshot_selected(s) {
             return;
         }
         match s.state {
@@ -158,7 +177,10 @@ impl Analyzer {
         // decide them before expiring what the end of the trace outlived.
         tracker.finish(agg);
         agg.expire_time_wait(end_ns);
-        let (close_wait, close_wait_closed_late) = std::mem::take(&mut agg.close_wait).finish();
+        let (mut close_wait, close_wait_closed_late) = std::mem::take(&mut agg.close_wait).finish();
+        for leak in &mut close_wait {
+            leak.workload = agg.book.socket(leak.scope(), leak.owner.map(|t| t.pid));
+        }
         Analysis {
             events: self.events,
             lost: self.gaps.lost,

@@ -1,19 +1,22 @@
 //! CLOSE_WAIT leaks: the peer closed, the local application never called `close()`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::tracker::Endpoint,
-    model::{ConnId, Task, TcpState},
+    model::{ConnId, Scope, Task, TcpState, Workload},
 };
 
 /// A socket that sat in CLOSE_WAIT past the threshold and was still there at the end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseWaitLeak {
     pub conn: ConnId,
     pub netns: u32,
+    pub cgroup: u64,
+    /// The leaking socket's workload, when the trace names it.
+    pub workload: Option<Arc<Workload>>,
     pub owner: Option<Task>,
     pub local: SocketAddr,
     pub peer: SocketAddr,
@@ -22,6 +25,15 @@ pub struct CloseWaitLeak {
     pub age_ns: u64,
     /// It was already in CLOSE_WAIT when the trace started: the age is a lower bound.
     pub at_least: bool,
+}
+
+impl CloseWaitLeak {
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: self.cgroup,
+        }
+    }
 }
 
 /// The sockets that sat in CLOSE_WAIT past the threshold.
@@ -62,6 +74,8 @@ impl CloseWaitBook {
                 self.leaks.push(CloseWaitLeak {
                     conn: endpoint.conn,
                     netns: endpoint.netns,
+                    cgroup: endpoint.cgroup,
+                    workload: None,
                     owner: endpoint
                         .owner
                         .or_else(|| self.end_owners.get(&endpoint.conn).copied()),

@@ -85,6 +85,19 @@ pub struct PairVerdict<'a> {
     pub span_ns: Option<u64>,
     pub closes: Closes,
     pub time_wait: TimeWaitHolders,
+    /// When most of the connections the server closed first were answered before it
+    /// closed them: short connections the server ends after answering.
+    pub served: Option<Served>,
+}
+
+/// Connections the server closed first after answering, and what they carried.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Served {
+    pub count: u64,
+    /// Connections the server closed first (refusals not counted).
+    pub server_closed: u64,
+    /// Median payload bytes each side sent in them, by [`Side::index`].
+    pub median_bytes: [Option<f64>; 2],
 }
 
 /// Who closed the pair's ended connections first, by the most frequent answer (for a
@@ -214,8 +227,30 @@ impl<'a> PairVerdict<'a> {
                 live,
                 kernel: (end_snapshot && observed != live).then_some(observed),
             },
+            served: served(pair, &closes),
         }
     }
+}
+
+/// The served connections, when the verdict names the server as the usual first closer
+/// (and not as a loop's) and most of its closes came after an answer.
+fn served(pair: &PairReport, closes: &Closes) -> Option<Served> {
+    let stats = &pair.stats;
+    let Closes::BySide(SideCloses {
+        side: Side::Server,
+        closed,
+        ..
+    }) = *closes
+    else {
+        return None;
+    };
+    (pair.reconnect_loop.is_none() && stats.served > 0 && 2 * stats.served >= closed).then(|| {
+        Served {
+            count: stats.served,
+            server_closed: closed,
+            median_bytes: stats.served_bytes.each_ref().map(|h| h.quantile(0.5)),
+        }
+    })
 }
 
 /// What `side` closed first, refusals apart.
@@ -307,6 +342,7 @@ mod tests {
     fn report(stats: PairStats, looping: bool) -> PairReport {
         let reconnect_loop = looping.then(|| LoopEvidence {
             rejected: stats.rejected,
+            rejected_untold: stats.rejected_untold,
             ended: stats.ended(),
             refused: stats.refused,
             server_rst: 0,
@@ -351,6 +387,8 @@ mod tests {
         let leak = |pid, age_ns| CloseWaitLeak {
             conn: 1,
             netns: 0,
+            cgroup: 0,
+            workload: None,
             owner: Some(task(pid, "java")),
             local: "10.0.0.1:80".parse().unwrap(),
             peer: "10.0.0.2:1".parse().unwrap(),

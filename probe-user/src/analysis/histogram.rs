@@ -1,9 +1,12 @@
-//! A fixed-size log-bucket histogram for durations (lifetimes, close delays).
+//! A fixed-size log-bucket histogram for durations (lifetimes, close delays) and byte
+//! counts.
 //!
 //! Replay memory must not grow with the number of connections, so quantiles come from
-//! buckets rather than from stored samples. Values are kept in microseconds: 0..16 µs
-//! exactly, then 8 buckets per power of two. Reporting a bucket's midpoint is off by at
-//! most half a bucket, i.e. **at most 6.25 % relative error** (1/16), plus 0.5 µs.
+//! buckets rather than from stored samples. Values are kept exactly up to 16 (durations
+//! in microseconds: 0..16 µs; bytes: 0..16 bytes), then in 8 buckets per power of two.
+//! Reporting a bucket's midpoint is off by at most half a bucket, i.e. **at most 6.25 %
+//! relative error** (1/16), plus 0.5 µs (or byte); a quantile never leaves the range of
+//! the values recorded, so when they are all equal it is exact.
 //!
 //! A trace can hold hundreds of thousands of client→server pairs, most with a handful
 //! of connections whose lifetimes fall in a few buckets, so a histogram starts as a
@@ -26,6 +29,9 @@ pub struct LogHistogram {
     /// All buckets, once there are many (then `sparse` is empty).
     dense: Vec<u64>,
     total: u64,
+    /// The smallest and largest value recorded.
+    min: u64,
+    max: u64,
 }
 
 fn bucket(us: u64) -> usize {
@@ -50,8 +56,20 @@ fn midpoint(index: usize) -> f64 {
 }
 
 impl LogHistogram {
+    /// Records a duration (kept in microseconds).
     pub fn record_ns(&mut self, ns: u64) {
-        let index = bucket(ns / 1_000);
+        self.record(ns / 1_000);
+    }
+
+    /// Records a value in the histogram's own unit.
+    pub fn record(&mut self, value: u64) {
+        let index = bucket(value);
+        if self.total == 0 {
+            (self.min, self.max) = (value, value);
+        } else {
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+        }
         self.total += 1;
         if !self.dense.is_empty() {
             self.dense[index] += 1;
@@ -76,8 +94,13 @@ impl LogHistogram {
         self.total
     }
 
-    /// The `q` quantile (0 < q ≤ 1) in milliseconds, `None` when empty.
+    /// The `q` quantile (0 < q ≤ 1) of durations, in milliseconds; `None` when empty.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        self.quantile(q).map(|us| us / 1_000.0)
+    }
+
+    /// The `q` quantile (0 < q ≤ 1) in the histogram's own unit, `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.total == 0 {
             return None;
         }
@@ -90,7 +113,7 @@ impl LogHistogram {
         };
         buckets.find_map(|(index, count)| {
             seen += count;
-            (seen >= rank).then(|| midpoint(index) / 1_000.0)
+            (seen >= rank).then(|| midpoint(index).clamp(self.min as f64, self.max as f64))
         })
     }
 }
@@ -157,5 +180,12 @@ mod tests {
         let mut tiny = LogHistogram::default();
         tiny.record_ns(3_000);
         assert_eq!(tiny.quantile_ms(0.5), Some(0.003));
+        let mut bytes = LogHistogram::default();
+        for value in [0, 15, 15, 2_048, 1 << 20] {
+            bytes.record(value);
+        }
+        assert_eq!(bytes.quantile(0.5), Some(15.0), "exact below 16");
+        let mib = bytes.quantile(1.0).unwrap();
+        assert!((mib - 1_048_576.0).abs() / 1_048_576.0 <= 0.0625, "{mib}");
     }
 }

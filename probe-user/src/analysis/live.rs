@@ -4,7 +4,7 @@
 
 use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, TraceInfo},
-    model::TraceEvent,
+    model::{TraceEvent, WorkloadTable},
     trace::{Damage, TraceEnd, TraceMeta},
 };
 
@@ -28,6 +28,13 @@ impl LiveVerdict {
 
     pub fn on_event(&mut self, event: &TraceEvent) {
         self.analyzer.on_event(event);
+    }
+
+    /// Names read from the trace, before the events they name.
+    pub fn learn(&mut self, tables: Vec<WorkloadTable>) {
+        for table in &tables {
+            self.analyzer.learn(table);
+        }
     }
 
     /// Events taken in so far.

@@ -21,6 +21,7 @@ mod histogram;
 mod keys;
 mod live;
 mod options;
+mod pair_names;
 mod pair_table;
 mod pairs;
 mod result;
@@ -30,26 +31,29 @@ mod trace_info;
 mod tracker;
 mod trend;
 mod verdict;
+mod workloads;
 
 pub use self::{
     analyzer::Analyzer,
     close_wait::CloseWaitLeak,
     findings::{
-        Closes, Finding, LeakGroup, MAX_PAIRS, PairVerdict, Severity, SideCloses, TimeWaitHolders,
-        findings, leak_groups,
+        Closes, Finding, LeakGroup, MAX_PAIRS, PairVerdict, Served, Severity, SideCloses,
+        TimeWaitHolders, findings, leak_groups,
     },
     gaps::{GapWindow, MAX_GAP_WINDOWS},
     histogram::LogHistogram,
     live::LiveVerdict,
     options::AnalyzerOptions,
+    pair_names::SideNames,
     pair_table::PairReport,
-    pairs::{ConnectionOutcome, LoopEvidence, LoopRule, PairKey, PairStats, Run},
+    pairs::{ConnectionOutcome, LoopClass, LoopEvidence, LoopRule, PairKey, PairStats, Run},
     result::Analysis,
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
     trace_info::{KernelLimit, TraceInfo},
     trend::{PairTrend, Pulse, Trend},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+    workloads::{Ends, WorkloadBook},
 };
 
 #[cfg(test)]

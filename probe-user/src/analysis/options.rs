@@ -2,13 +2,15 @@
 
 use crate::{
     analysis::pairs::LoopRule,
-    model::{EndpointFilter, TimeWindow},
+    model::{EndpointFilter, TimeWindow, WorkloadFilter},
 };
 
 /// What to analyse, and how.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalyzerOptions {
     pub filter: EndpointFilter,
+    /// `--pod`/`--container`: only connections with a selected workload at either end.
+    pub workloads: WorkloadFilter,
     /// Only connections opened inside count, and the analysis ends at its end, as if
     /// the trace ended there.
     pub window: TimeWindow,
@@ -23,6 +25,7 @@ impl Default for AnalyzerOptions {
     fn default() -> Self {
         Self {
             filter: EndpointFilter::default(),
+            workloads: WorkloadFilter::default(),
             window: TimeWindow::default(),
             close_wait_ns: 5_000_000_000,
             rule: LoopRule::default(),

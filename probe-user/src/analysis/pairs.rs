@@ -9,7 +9,9 @@ use crate::{
     analysis::{
         histogram::LogHistogram,
         keys::ip_bits,
+        pair_names::SideNames,
         verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
+        workloads::Ends,
     },
     model::duration_ns,
 };
@@ -46,7 +48,13 @@ impl PairKey {
 ///
 /// A connection is **rejected** when its connect was refused (RST in answer to the SYN),
 /// or when the server closed it first (FIN or RST) within [`LoopRule::short`] of the
-/// handshake completing. A pair is a **reconnect loop** when both hold:
+/// handshake completing **without having sent a byte**. A connection the server closed
+/// first after sending data is **served** (an HTTP/1.0-style server that answers one
+/// request per connection): never a rejection, however often it repeats. In a trace
+/// without counters (format 1.0, or a kernel whose counters could not be read) the
+/// bytes are unknown, and such a close counts as rejected, as before counters existed
+/// ([`LoopClass::RejectedUntold`]; the verdict says so). A pair is a **reconnect
+/// loop** when both hold:
 ///
 /// 1. **a run**: at least [`LoopRule::min_run`] rejected connections in a row, each
 ///    starting at most [`LoopRule::max_gap`] after the previous rejected one ended
@@ -59,10 +67,6 @@ impl PairKey {
 /// A client that closes its own short connections (HTTP/1.0 style) is never flagged:
 /// none of its connections is rejected. Connect timeouts are not rejections: nothing
 /// answered, so nothing is looping against a server that ends connections.
-/// Limitation: a server that answers one request per connection and then closes first
-/// (HTTP/1.0 server side) looks the same at the TCP state level as a server rejecting
-/// connections with a FIN; the report says why a pair was flagged so that a reader can
-/// tell them apart.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoopRule {
     pub short: Duration,
@@ -102,6 +106,8 @@ pub struct ConnectionOutcome {
     pub close_delay_ns: Option<u64>,
     /// Which sides sent an RST (seen, or inferred from the other end receiving one).
     pub resets: [bool; 2],
+    /// Payload bytes each side sent, when the counters tell.
+    pub bytes: [Option<u64>; 2],
     pub preexisting: bool,
     pub incomplete: bool,
 }
@@ -119,6 +125,7 @@ impl ConnectionOutcome {
             end_ns: Some(ts_ns),
             close_delay_ns: None,
             resets: [false, true],
+            bytes: [None, Some(0)],
             preexisting: false,
             incomplete: false,
         }
@@ -128,22 +135,55 @@ impl ConnectionOutcome {
         Some(self.end_ns?.saturating_sub(self.start_ns?))
     }
 
-    /// Rejected, in the sense of [`LoopRule`].
-    pub fn rejected(&self, rule: &LoopRule) -> bool {
+    /// What it counts as for the reconnect-loop rule ([`LoopRule`]).
+    pub fn loop_class(&self, rule: &LoopRule) -> LoopClass {
         match (self.verdict.closed_first, self.verdict.how) {
-            (_, Some(CloseHow::Refused)) => true,
-            (ClosedFirst::Server, Some(CloseHow::Fin | CloseHow::Rst)) => self
-                .close_delay_ns
-                .is_some_and(|delay| delay <= duration_ns(rule.short)),
-            _ => false,
+            (_, Some(CloseHow::Refused)) => LoopClass::Rejected,
+            (ClosedFirst::Server, Some(CloseHow::Fin | CloseHow::Rst)) => {
+                let soon = self
+                    .close_delay_ns
+                    .is_some_and(|delay| delay <= duration_ns(rule.short));
+                match self.bytes[Side::Server.index()] {
+                    Some(sent) if sent > 0 => LoopClass::Served,
+                    Some(_) if soon => LoopClass::Rejected,
+                    None if soon => LoopClass::RejectedUntold,
+                    _ => LoopClass::Other,
+                }
+            }
+            _ => LoopClass::Other,
         }
     }
+
+    /// Rejected, in the sense of [`LoopRule`].
+    pub fn rejected(&self, rule: &LoopRule) -> bool {
+        matches!(
+            self.loop_class(rule),
+            LoopClass::Rejected | LoopClass::RejectedUntold
+        )
+    }
+}
+
+/// What a connection counts as for the reconnect-loop rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopClass {
+    /// Refused, or closed first by the server soon after the handshake without a byte
+    /// from it.
+    Rejected,
+    /// Closed first by the server soon after the handshake, in a trace whose counters
+    /// do not say whether the server had answered: counted as rejected.
+    RejectedUntold,
+    /// Closed first by the server after it had sent data: it answered.
+    Served,
+    /// Anything else (the client closed, a late close, a timeout, still open).
+    Other,
 }
 
 /// Why a pair was flagged as a reconnect loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoopEvidence {
     pub rejected: u64,
+    /// Of `rejected`, those whose bytes the trace could not tell (no counters).
+    pub rejected_untold: u64,
     pub ended: u64,
     pub refused: u64,
     pub server_rst: u64,
@@ -178,6 +218,16 @@ pub struct PairStats {
     /// Handshake → server's close, for connections the server closed first.
     pub server_close_delay: LogHistogram,
     pub rejected: u64,
+    /// Of `rejected`, those whose bytes the trace could not tell (no counters).
+    pub rejected_untold: u64,
+    /// Connections the server closed first after answering (it sent data).
+    pub served: u64,
+    /// Payload bytes each side sent, summed over the connections whose counters tell,
+    /// and how many those are, by [`Side::index`].
+    pub bytes: [u64; 2],
+    pub bytes_known: [u64; 2],
+    /// Bytes each side sent in the served connections, for their medians.
+    pub served_bytes: [LogHistogram; 2],
     run: Run,
     pub best_run: Run,
     /// Live TIME_WAIT entries inferred from FIN_WAIT2/CLOSING→CLOSE, per side.
@@ -185,6 +235,8 @@ pub struct PairStats {
     pub time_wait_peak: [u64; 2],
     /// TIME_WAIT sockets in the end snapshot (sock_diag), per side.
     pub time_wait_observed: [u64; 2],
+    /// Each side's pod and workload, when all the pair's connections agree.
+    pub names: [SideNames; 2],
 }
 
 impl PairStats {
@@ -206,12 +258,30 @@ impl PairStats {
             lifetime: LogHistogram::default(),
             server_close_delay: LogHistogram::default(),
             rejected: 0,
+            rejected_untold: 0,
+            served: 0,
+            bytes: [0; 2],
+            bytes_known: [0; 2],
+            served_bytes: Default::default(),
             run: Run::default(),
             best_run: Run::default(),
             time_wait_live: [0; 2],
             time_wait_peak: [0; 2],
             time_wait_observed: [0; 2],
+            names: [SideNames::default(), SideNames::default()],
         }
+    }
+
+    /// One connection's workloads, by [`Side::index`].
+    pub fn add_workloads(&mut self, ends: &Ends) {
+        for (names, end) in self.names.iter_mut().zip(ends) {
+            names.add(end.as_deref());
+        }
+    }
+
+    /// `namespace/pod` of `side`, when every connection of the pair agrees on it.
+    pub fn pod(&self, side: Side) -> Option<&str> {
+        self.names[side.index()].pod()
     }
 
     pub fn add(&mut self, c: &ConnectionOutcome, rule: &LoopRule) {
@@ -251,8 +321,24 @@ impl PairStats {
         {
             self.server_close_delay.record_ns(delay);
         }
-        if c.rejected(rule) {
+        for (side, sent) in c.bytes.iter().enumerate() {
+            if let Some(sent) = sent {
+                self.bytes[side] = self.bytes[side].saturating_add(*sent);
+                self.bytes_known[side] += 1;
+            }
+        }
+        let class = c.loop_class(rule);
+        if class == LoopClass::Served {
+            self.served += 1;
+            for (histogram, sent) in self.served_bytes.iter_mut().zip(c.bytes) {
+                if let Some(sent) = sent {
+                    histogram.record(sent);
+                }
+            }
+        }
+        if matches!(class, LoopClass::Rejected | LoopClass::RejectedUntold) {
             self.rejected += 1;
+            self.rejected_untold += u64::from(class == LoopClass::RejectedUntold);
             let start = c.start_ns.unwrap_or(0);
             let end = c.end_ns.unwrap_or(start);
             if self.run.len > 0
@@ -296,6 +382,7 @@ impl PairStats {
         let majority = ended > 0 && self.rejected as f64 >= rule.min_share * ended as f64;
         (self.best_run.len >= rule.min_run && majority).then(|| LoopEvidence {
             rejected: self.rejected,
+            rejected_untold: self.rejected_untold,
             ended,
             refused: self.refused,
             server_rst: self.closed_by[ClosedFirst::Server.index()][CloseHow::Rst.index()],
@@ -345,6 +432,7 @@ mod tests {
             end_ns: Some((start_ms + life_ms) * MS),
             close_delay_ns: delay_ms.map(|d| d * MS),
             resets: [false, how == Some(CloseHow::Rst)],
+            bytes: [None, None],
             preexisting: false,
             incomplete: false,
         }
@@ -512,6 +600,70 @@ mod tests {
             );
         }
         assert_eq!(minority.reconnect_loop(&rule), None);
+    }
+
+    /// The server closes each connection first, 1 ms after the handshake, having sent
+    /// `answer` bytes (`None`: a trace without counters) to a client that sent 15.
+    fn server_closes(rule: &LoopRule, answer: Option<u64>) -> PairStats {
+        let mut pair = PairStats::new(key());
+        for i in 0..50 {
+            let mut c = outcome(
+                ClosedFirst::Server,
+                Some(CloseHow::Fin),
+                i * 200,
+                2,
+                Some(1),
+            );
+            c.bytes = [answer.map(|_| 15), answer];
+            pair.add(&c, rule);
+        }
+        pair
+    }
+
+    #[test]
+    fn a_server_that_answers_before_closing_serves_and_does_not_loop() {
+        let rule = LoopRule::default();
+        let served = server_closes(&rule, Some(2_048));
+        assert_eq!(served.reconnect_loop(&rule), None);
+        assert_eq!((served.served, served.rejected), (50, 0));
+        assert_eq!(served.bytes, [50 * 15, 50 * 2_048]);
+        assert_eq!(served.bytes_known, [50, 50]);
+        let median = served.served_bytes[1].quantile(0.5).unwrap();
+        assert!((median - 2_048.0).abs() / 2_048.0 <= 0.0625, "{median}");
+        assert_eq!(served.served_bytes[0].quantile(0.5), Some(15.0));
+        // A short error line is an answer too: served, its bytes tell it from a page.
+        let error_line = server_closes(&rule, Some(25));
+        assert_eq!(error_line.reconnect_loop(&rule), None);
+        let error = error_line.served_bytes[1].quantile(0.5).unwrap();
+        assert!((24.0..=26.0).contains(&error), "{error}");
+        // A late close after answering is served; one without a byte is not rejected.
+        let mut late = PairStats::new(key());
+        let mut c = outcome(
+            ClosedFirst::Server,
+            Some(CloseHow::Fin),
+            0,
+            9000,
+            Some(9000),
+        );
+        c.bytes = [Some(0), Some(0)];
+        late.add(&c, &rule);
+        c.bytes = [Some(10), Some(10)];
+        late.add(&c, &rule);
+        assert_eq!((late.rejected, late.served), (0, 1));
+    }
+
+    #[test]
+    fn a_server_that_closes_without_a_byte_rejects_and_loops() {
+        let rule = LoopRule::default();
+        let rejected = server_closes(&rule, Some(0));
+        let evidence = rejected.reconnect_loop(&rule).expect("a loop");
+        assert_eq!((evidence.rejected, evidence.rejected_untold), (50, 0));
+        assert_eq!(rejected.served, 0);
+        // Without counters the rule cannot tell: rejected as before, and said so.
+        let untold = server_closes(&rule, None);
+        let evidence = untold.reconnect_loop(&rule).expect("a loop");
+        assert_eq!((evidence.rejected, evidence.rejected_untold), (50, 50));
+        assert_eq!(untold.bytes_known, [0, 0]);
     }
 
     #[test]

@@ -132,6 +132,16 @@ struct Type {
     array_len: u32,
 }
 
+/// One enumerator of an ENUM or ENUM64 type: its enum's name, its own name (string
+/// offsets) and its value. Kept apart from [`Type`], which every one of the kernel's
+/// ~130,000 types has.
+#[derive(Clone, Copy, Debug)]
+struct Enumerator {
+    enum_name_off: u32,
+    name_off: u32,
+    value: u64,
+}
+
 /// Parsed BTF types and strings.
 #[derive(Debug)]
 pub struct Btf {
@@ -139,6 +149,7 @@ pub struct Btf {
     strings: Vec<u8>,
     /// Struct/union name → ids with that name (complete definitions first).
     by_name: HashMap<String, Vec<u32>>,
+    enumerators: Vec<Enumerator>,
 }
 
 /// Where a member sits and how big it is.
@@ -197,7 +208,12 @@ fn sections(data: &[u8]) -> Result<(&[u8], &[u8]), BtfError> {
 
 /// Reads type `id` at byte `at` of the type section; returns it and where the next
 /// type starts.
-fn read_type(type_data: &[u8], mut at: usize, id: u32) -> Result<(Type, usize), BtfError> {
+fn read_type(
+    type_data: &[u8],
+    mut at: usize,
+    id: u32,
+    enumerators: &mut Vec<Enumerator>,
+) -> Result<(Type, usize), BtfError> {
     let info = u32_at(type_data, at + 4)?;
     let mut ty = Type {
         name_off: u32_at(type_data, at)?,
@@ -232,8 +248,26 @@ fn read_type(type_data: &[u8], mut at: usize, id: u32) -> Result<(Type, usize), 
                 at += 12;
             }
         }
-        KIND_ENUM | KIND_FUNC_PROTO => at += 8 * vlen,
-        KIND_DATASEC | KIND_ENUM64 => at += 12 * vlen,
+        KIND_ENUM | KIND_ENUM64 => {
+            // ENUM entries: name, 32-bit value; ENUM64: name, low and high halves.
+            let wide = ty.kind == KIND_ENUM64;
+            for _ in 0..vlen {
+                let low = u64::from(u32_at(type_data, at + 4)?);
+                let high = if wide {
+                    u64::from(u32_at(type_data, at + 8)?)
+                } else {
+                    0
+                };
+                enumerators.push(Enumerator {
+                    enum_name_off: ty.name_off,
+                    name_off: u32_at(type_data, at)?,
+                    value: (high << 32) | low,
+                });
+                at += if wide { 12 } else { 8 };
+            }
+        }
+        KIND_FUNC_PROTO => at += 8 * vlen,
+        KIND_DATASEC => at += 12 * vlen,
         KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
         | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => {}
         kind => return Err(BtfError::UnknownKind { kind, id }),
@@ -247,10 +281,11 @@ impl Btf {
         let (type_data, strings) = sections(data)?;
         // Type id 0 is `void`.
         let mut types = vec![Type::default()];
+        let mut enumerators = Vec::new();
         let mut at = 0;
         while at < type_data.len() {
             let id = u32::try_from(types.len()).unwrap_or(u32::MAX);
-            let (ty, next) = read_type(type_data, at, id)?;
+            let (ty, next) = read_type(type_data, at, id, &mut enumerators)?;
             types.push(ty);
             at = next;
         }
@@ -262,6 +297,7 @@ impl Btf {
             types,
             strings: strings.to_vec(),
             by_name: HashMap::new(),
+            enumerators,
         };
         for (id, ty) in btf.types.iter().enumerate() {
             if matches!(ty.kind, KIND_STRUCT | KIND_UNION) && ty.name_off != 0 {
@@ -347,6 +383,15 @@ impl Btf {
             }
         }
         None
+    }
+
+    /// The value of enumerator `name` of the enum named `enum_name` (`enum sock_flags`'
+    /// `SOCK_DONE`).
+    pub fn enum_value(&self, enum_name: &str, name: &str) -> Option<u64> {
+        self.enumerators
+            .iter()
+            .find(|e| self.name(e.name_off) == name && self.name(e.enum_name_off) == enum_name)
+            .map(|e| e.value)
     }
 
     /// Byte offset of `path` (e.g. `["__sk_common", "skc_net", "net"]`) inside the
@@ -459,6 +504,17 @@ pub(crate) mod tests {
             id
         }
 
+        fn enumeration(&mut self, name: &str, values: &[(&str, u32)]) -> u32 {
+            let vlen = u32::try_from(values.len()).unwrap();
+            let id = self.header(name, KIND_ENUM, vlen, false, 4);
+            for &(member, value) in values {
+                let name_off = self.string(member);
+                self.types.extend_from_slice(&name_off.to_le_bytes());
+                self.types.extend_from_slice(&value.to_le_bytes());
+            }
+            id
+        }
+
         fn finish(self) -> Vec<u8> {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
@@ -536,6 +592,7 @@ pub(crate) mod tests {
             false,
         );
         let flags = b.int("u8", 1);
+        b.enumeration("sock_flags", &[("SOCK_DEAD", 0), ("SOCK_DONE", 1)]);
         b.composite(
             KIND_STRUCT,
             "sock",
@@ -587,6 +644,9 @@ pub(crate) mod tests {
         );
         assert_eq!(btf.member_offset("sock", &["no_such_member"]), None);
         assert_eq!(btf.member_offset("no_such_struct", &["x"]), None);
+        assert_eq!(btf.enum_value("sock_flags", "SOCK_DONE"), Some(1));
+        assert_eq!(btf.enum_value("sock_flags", "SOCK_NOPE"), None);
+        assert_eq!(btf.enum_value("no_such_enum", "SOCK_DONE"), None);
     }
 
     #[test]

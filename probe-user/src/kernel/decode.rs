@@ -4,11 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use probe_common::{EventKind, ExecContext, KernelEvent};
+use probe_common::{CountedEvent, EventKind, ExecContext, KernelEvent};
 
 use crate::{
     kernel::layouts::{Field, Layouts, ResetAddrs, SendResetLayout, TupleFields},
-    model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpState},
+    model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpCounters, TcpState},
 };
 
 const AF_INET: u64 = 2;
@@ -16,7 +16,11 @@ const AF_INET6: u64 = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("ring-buffer entry of {0} bytes, expected {len}", len = size_of::<KernelEvent>())]
+    #[error(
+        "ring-buffer entry of {0} bytes, expected {len} or {counted}",
+        len = size_of::<KernelEvent>(),
+        counted = size_of::<CountedEvent>()
+    )]
     Size(usize),
     #[error("unknown event kind {0}")]
     Kind(u8),
@@ -38,6 +42,8 @@ pub enum Observation {
         old: TcpState,
         new: TcpState,
         tuple: SocketTuple,
+        /// On the state changes that carry them ([`probe_common::carries_counters`]).
+        counters: Option<TcpCounters>,
     },
     SendReset {
         /// 0 when the kernel had no socket for the packet (connection refused, or a
@@ -75,27 +81,51 @@ pub struct Decoded {
     pub observation: Observation,
 }
 
+/// Reads a `T` (a [`KernelEvent`] or a [`CountedEvent`]) out of ring-buffer bytes
+/// without trusting their alignment.
+fn read_pod<T: Copy>(bytes: &[u8]) -> T {
+    debug_assert_eq!(bytes.len(), size_of::<T>());
+    // SAFETY: callers pass exactly `size_of::<T>()` bytes, every bit pattern is a
+    // valid T (integers and byte arrays only), and read_unaligned copes with any
+    // alignment.
+    unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }
+}
+
 /// Reads a [`KernelEvent`] out of ring-buffer bytes without trusting their alignment.
 pub fn kernel_event(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     if bytes.len() != size_of::<KernelEvent>() {
         return Err(DecodeError::Size(bytes.len()));
     }
-    // SAFETY: the length matches, every bit pattern is a valid KernelEvent (integers
-    // and byte arrays only), and read_unaligned copes with any alignment.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<KernelEvent>()) })
+    Ok(read_pod(bytes))
 }
 
+/// Decodes one ring-buffer entry: a [`KernelEvent`], or a [`CountedEvent`] (a state
+/// change with its socket's counters), told apart by their length.
 pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
+    const PLAIN: usize = size_of::<KernelEvent>();
+    const COUNTED: usize = size_of::<CountedEvent>();
     // Ring-buffer records are 8-byte aligned: decode in place, without copying the
     // event out of the ring first.
-    if bytes.len() == size_of::<KernelEvent>() && bytes.as_ptr().cast::<KernelEvent>().is_aligned()
-    {
-        // SAFETY: the length and alignment match, and every bit pattern is a valid
-        // KernelEvent (integers and byte arrays only).
-        let event = unsafe { &*bytes.as_ptr().cast::<KernelEvent>() };
-        return decode_event(event, layouts);
+    let aligned = bytes.as_ptr().cast::<CountedEvent>().is_aligned();
+    match bytes.len() {
+        PLAIN if aligned => {
+            // SAFETY: the length and alignment match, and every bit pattern is a valid
+            // KernelEvent (integers and byte arrays only).
+            let event = unsafe { &*bytes.as_ptr().cast::<KernelEvent>() };
+            decode_event(event, None, layouts)
+        }
+        PLAIN => decode_event(&read_pod::<KernelEvent>(bytes), None, layouts),
+        COUNTED if aligned => {
+            // SAFETY: as above, for a CountedEvent.
+            let counted = unsafe { &*bytes.as_ptr().cast::<CountedEvent>() };
+            decode_event(&counted.event, Some(&counted.counters), layouts)
+        }
+        COUNTED => {
+            let counted = read_pod::<CountedEvent>(bytes);
+            decode_event(&counted.event, Some(&counted.counters), layouts)
+        }
+        other => Err(DecodeError::Size(other)),
     }
-    decode_event(&kernel_event(bytes)?, layouts)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -191,7 +221,12 @@ fn send_reset(layout: &SendResetLayout, record: &[u8]) -> Result<Observation, De
     })
 }
 
-pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, DecodeError> {
+/// Decodes one event; `counters` are those the kernel appended to a state change.
+pub fn decode_event(
+    event: &KernelEvent,
+    counters: Option<&probe_common::TcpCounters>,
+    layouts: &Layouts,
+) -> Result<Decoded, DecodeError> {
     let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
     let record = &event.record[..];
     let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
@@ -203,6 +238,7 @@ pub fn decode_event(event: &KernelEvent, layouts: &Layouts) -> Result<Decoded, D
                 old: state(field(layout.oldstate)?)?,
                 new: state(field(layout.newstate)?)?,
                 tuple: tuple_from(record, &layout.tuple)?,
+                counters: counters.map(TcpCounters::from_kernel),
             }
         }
         EventKind::SendReset => send_reset(
@@ -340,6 +376,22 @@ pub(crate) mod tests {
                 .to_vec()
             }
         }
+
+        /// The entry of this event with `counters` appended, as a [`CountedEvent`].
+        pub(crate) fn counted_bytes(&self, counters: probe_common::TcpCounters) -> Vec<u8> {
+            let counted = CountedEvent {
+                event: self.0,
+                counters,
+            };
+            // SAFETY: CountedEvent is plain old data.
+            unsafe {
+                std::slice::from_raw_parts(
+                    (&raw const counted).cast::<u8>(),
+                    size_of::<CountedEvent>(),
+                )
+                .to_vec()
+            }
+        }
     }
 
     /// A 6.18 `inet_sock_set_state` record.
@@ -377,6 +429,7 @@ pub(crate) mod tests {
                     local: "10.0.0.2:0".parse().unwrap(),
                     remote: "10.0.0.1:2181".parse().unwrap(),
                 },
+                counters: None,
             }
         );
         let task = decoded.task.unwrap();
@@ -468,6 +521,7 @@ pub(crate) mod tests {
                     local: "[fd00::2]:40000".parse().unwrap(),
                     remote: "[fd00::1]:2181".parse().unwrap(),
                 },
+                counters: None,
             }
         );
 
@@ -490,6 +544,46 @@ pub(crate) mod tests {
         };
         assert_eq!(tuple.local, "10.0.0.2:40000".parse().unwrap());
         assert_eq!(tuple.remote, "10.0.0.1:2181".parse().unwrap());
+    }
+
+    #[test]
+    fn a_longer_entry_carries_the_sockets_counters() {
+        use probe_common::counter_field;
+        let raw = state_change_v4(1, 4, 40000, 80, [10, 0, 0, 2], [10, 0, 0, 1]);
+        let counters = probe_common::TcpCounters {
+            bytes_sent: 1 << 20,
+            bytes_acked: (1 << 20) + 1,
+            bytes_received: 10_240,
+            segs_in: 40,
+            segs_out: 30,
+            total_retrans: 2,
+            srtt_us8: 8 * 120,
+            known: counter_field::ALL & !counter_field::PEER_FIN,
+            ..probe_common::TcpCounters::UNKNOWN
+        };
+        let aligned = raw.counted_bytes(counters);
+        // Also at an odd address, as a copy could be.
+        let mut shifted = vec![0u8; aligned.len() + 1];
+        shifted[1..].copy_from_slice(&aligned);
+        for bytes in [&aligned[..], &shifted[1..]] {
+            let Observation::StateChange {
+                counters: Some(c), ..
+            } = decode(bytes, &layouts_6_18()).unwrap().observation
+            else {
+                panic!("no counters");
+            };
+            assert_eq!(c.bytes_sent(), Some(1 << 20));
+            assert_eq!(c.bytes_received(), Some(10_240));
+            assert_eq!((c.segs_in(), c.segs_out()), (Some(40), Some(30)));
+            assert_eq!((c.retransmits(), c.srtt_us()), (Some(2), Some(120)));
+            assert_eq!(c.peer_fin(), None, "sk_flags was not read");
+        }
+        let mut truncated = raw.counted_bytes(counters);
+        truncated.pop();
+        assert_eq!(
+            decode(&truncated, &layouts_6_18()),
+            Err(DecodeError::Size(175))
+        );
     }
 
     #[test]

@@ -17,16 +17,16 @@ use std::{
 };
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla as _,
 };
 use netlink_packet_sock_diag::{
     SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer},
+    inet::{ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags, Timer, nlas::Nla},
 };
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::model::{Comm, Scope, SocketTuple, Task, TcpState};
+use crate::model::{Comm, Scope, SharedWith, SocketTuple, Task, TcpState};
 
 /// A socket found by `sock_diag` when recording started (or stopped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct DiagSocket {
     pub inode: u32,
     pub uid: u32,
     pub timer_ms: Option<u32>,
+    /// The process holding it (the lowest pid when several do; the others are in
+    /// [`Snapshot::shared_with`]).
     pub owner: Option<Task>,
 }
 
@@ -163,6 +165,27 @@ fn canonical(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip.to_canonical(), port)
 }
 
+/// `INET_DIAG_CGROUP_ID` (`include/uapi/linux/inet_diag.h`): the socket's cgroup v2
+/// id, which kernels since 5.7 send with every full socket (not with TIME_WAIT or
+/// request sockets).
+const INET_DIAG_CGROUP_ID: u16 = 21;
+
+/// The cgroup v2 id of a dumped socket; 0 when the kernel did not send one.
+fn cgroup_id(response: &InetResponse) -> u64 {
+    response
+        .nlas
+        .iter()
+        .find_map(|nla| match nla {
+            Nla::Other(attr) if attr.kind() == INET_DIAG_CGROUP_ID && attr.value_len() == 8 => {
+                let mut raw = [0u8; 8];
+                attr.emit_value(&mut raw);
+                Some(u64::from_ne_bytes(raw))
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 /// The length of a netlink message header.
 const NLMSG_HDRLEN: usize = 16;
 /// Offsets in `struct inet_diag_msg`: `idiag_timer`, and `idiag_expires` after the
@@ -199,7 +222,10 @@ fn to_diag_socket(
         None => None,
     };
     Some(DiagSocket {
-        scope: Scope { netns, cgroup: 0 },
+        scope: Scope {
+            netns,
+            cgroup: cgroup_id(response),
+        },
         tuple: SocketTuple {
             local: canonical(id.source_address, id.source_port),
             remote: canonical(id.destination_address, id.destination_port),
@@ -322,9 +348,11 @@ pub fn processes() -> impl Iterator<Item = (u32, PathBuf)> {
         })
 }
 
-/// Maps socket inodes to the process holding them, scanning `/proc/*/fd`.
-fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
-    let mut owners = HashMap::new();
+/// Maps socket inodes to every process holding them, scanning `/proc/*/fd`: a listener
+/// shared by `fork()` (a pre-forking server, nginx's master and workers) is held by
+/// several, and which of them will accept a connection is not known.
+fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Vec<Task>> {
+    let mut owners: HashMap<u32, Vec<Task>> = HashMap::new();
     if wanted.is_empty() {
         return owners;
     }
@@ -345,30 +373,41 @@ fn socket_owners(wanted: &HashSet<u32>) -> HashMap<u32, Task> {
             else {
                 continue;
             };
-            if !wanted.contains(&inode) || owners.contains_key(&inode) {
+            if !wanted.contains(&inode) {
+                continue;
+            }
+            let holders = owners.entry(inode).or_default();
+            if holders.iter().any(|t| t.pid == pid) {
                 continue;
             }
             let comm = *comm.get_or_insert_with(|| {
                 let name = fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
                 Comm::from_str_lossy(name.trim_end())
             });
-            owners.insert(
-                inode,
-                Task {
-                    pid,
-                    tid: pid,
-                    comm,
-                },
-            );
+            holders.push(Task {
+                pid,
+                tid: pid,
+                comm,
+            });
         }
     }
     owners
+}
+
+/// The first owner (lowest pid) and the other holders of a socket.
+fn owner_and_others(holders: &[Task]) -> Option<(Task, SharedWith)> {
+    let first = holders.iter().min_by_key(|t| t.pid)?;
+    Some((*first, SharedWith::of(first, holders)))
 }
 
 /// The result of a snapshot: sockets, and the namespaces that could not be read.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub sockets: Vec<DiagSocket>,
+    /// By socket inode: the other processes holding a socket that several hold (a
+    /// listener shared by `fork()`). Apart from the sockets, which are nearly all held
+    /// by one process or none, and can be a million at the end.
+    pub shared_with: HashMap<u32, SharedWith>,
     pub warnings: Vec<String>,
 }
 
@@ -432,7 +471,11 @@ pub fn snapshot_streamed<R>(
 pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
     let mut sockets = Vec::new();
     let warnings = snapshot_each(netns, &mut |socket| sockets.push(socket));
-    let mut snapshot = Snapshot { sockets, warnings };
+    let mut snapshot = Snapshot {
+        sockets,
+        shared_with: HashMap::new(),
+        warnings,
+    };
     if with_owners {
         let wanted: HashSet<u32> = snapshot
             .sockets
@@ -442,7 +485,14 @@ pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
             .collect();
         let owners = socket_owners(&wanted);
         for socket in &mut snapshot.sockets {
-            socket.owner = owners.get(&socket.inode).copied();
+            let Some((owner, others)) = owners.get(&socket.inode).and_then(|h| owner_and_others(h))
+            else {
+                continue;
+            };
+            socket.owner = Some(owner);
+            if !others.is_empty() {
+                snapshot.shared_with.insert(socket.inode, others);
+            }
         }
     }
     snapshot

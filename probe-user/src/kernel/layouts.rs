@@ -234,6 +234,8 @@ impl StateChangeLayout {
         KernelFields {
             skaddr: spec(Some(self.skaddr)),
             protocol: spec(Some(self.protocol)),
+            oldstate: spec(Some(self.oldstate)),
+            newstate: spec(Some(self.newstate)),
             ..self
                 .tuple
                 .kernel_fields(&[self.skaddr, self.oldstate, self.newstate, self.protocol])

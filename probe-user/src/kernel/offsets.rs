@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use probe_common::{BtfStateOffsets, SockOffsets};
+use probe_common::{BtfStateOffsets, CounterOffsets, SockOffsets, counter_field};
 
 use crate::{
     kernel::btf::{self, Btf, BtfError},
@@ -25,6 +25,9 @@ pub struct KernelBtf {
     pub info: SocketOffsetsInfo,
     /// For the `tp_btf` state-change program, or why it cannot be used.
     pub state: Result<BtfStateOffsets, String>,
+    /// The `struct tcp_sock` counters the kernel program reads (those it cannot are
+    /// recorded as unknown).
+    pub counters: CounterOffsets,
 }
 
 impl KernelBtf {
@@ -38,27 +41,34 @@ impl KernelBtf {
         };
         let parsed = raw.as_deref().map_err(|err| err.to_string());
         let parsed = parsed.and_then(|data| Btf::parse(data).map_err(|err| err.to_string()));
-        let (sock, info, state) = match parsed {
+        let (sock, info, state, counters) = match parsed {
             Ok(btf) => {
                 let report = sock_offsets(&btf);
+                let (counters, counter_missing) = counter_offsets(&btf);
+                let mut missing = report.missing;
+                missing.extend(counter_missing);
                 let info = SocketOffsetsInfo {
                     netns: report.offsets.netns_valid == 1,
                     cgroup: report.offsets.cgroup_valid == 1,
-                    missing: report.missing,
+                    counters: counter_names(counters.known),
+                    missing,
                 };
                 let state = btf_state_offsets(&btf).map_err(|missing| missing.join("; "));
-                (report.offsets, info, state)
+                (report.offsets, info, state, counters)
             }
             Err(err) => (
                 SockOffsets::UNKNOWN,
                 SocketOffsetsInfo {
                     netns: false,
                     cgroup: false,
+                    counters: Vec::new(),
                     missing: vec![format!(
-                        "no kernel BTF ({err}): network namespace and cgroup are not recorded"
+                        "no kernel BTF ({err}): network namespace, cgroup and the sockets' \
+                         byte counters are not recorded"
                     )],
                 },
                 Err("no kernel BTF".to_owned()),
+                CounterOffsets::UNKNOWN,
             ),
         };
         Ok(Self {
@@ -66,6 +76,7 @@ impl KernelBtf {
             sock,
             info,
             state,
+            counters,
         })
     }
 }
@@ -190,6 +201,96 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
     report
 }
 
+/// The counters of [`probe_common::TcpCounters`]: their [`counter_field`] bit, their
+/// `struct tcp_sock` members and sizes (see `docs/kernel-facts.md §7`).
+const COUNTERS: [(u8, &str, &[&str], u32); 8] = [
+    (counter_field::BYTES_SENT, "bytes_sent", &["bytes_sent"], 8),
+    (
+        counter_field::BYTES_ACKED,
+        "bytes_acked",
+        &["bytes_acked"],
+        8,
+    ),
+    (
+        counter_field::BYTES_RECEIVED,
+        "bytes_received",
+        &["bytes_received"],
+        8,
+    ),
+    (counter_field::SEGS, "segs_in", &["segs_in"], 4),
+    (counter_field::SEGS, "segs_out", &["segs_out"], 4),
+    (
+        counter_field::RETRANS,
+        "total_retrans",
+        &["total_retrans"],
+        4,
+    ),
+    (counter_field::SRTT, "srtt_us", &["srtt_us"], 4),
+    (
+        counter_field::PEER_FIN,
+        "sk_flags",
+        &["inet_conn", "icsk_inet", "sk", "__sk_common", "skc_flags"],
+        8,
+    ),
+];
+
+/// Resolves the `struct tcp_sock` counters one by one: a member this kernel lacks (or
+/// has with another size) leaves only that counter unknown.
+pub fn counter_offsets(btf: &Btf) -> (CounterOffsets, Vec<String>) {
+    let mut offsets = CounterOffsets::UNKNOWN;
+    let mut known = u8::MAX;
+    let mut missing = Vec::new();
+    let mut resolved = [0u32; COUNTERS.len()];
+    for (slot, (bit, _, path, size)) in resolved.iter_mut().zip(COUNTERS) {
+        match integer(btf, "tcp_sock", path, size) {
+            Ok(offset) => *slot = offset,
+            Err(err) => {
+                // segs_in and segs_out are read together: one missing drops both.
+                known &= !bit;
+                missing.push(format!("byte counters: {err}"));
+            }
+        }
+    }
+    // `SOCK_DONE`'s bit in `sk_flags` (1 since the flags exist; read, not assumed).
+    let sock_done = btf
+        .enum_value("sock_flags", "SOCK_DONE")
+        .filter(|&bit| bit < 64);
+    if sock_done.is_none() {
+        known &= !counter_field::PEER_FIN;
+        missing.push("byte counters: enum sock_flags has no SOCK_DONE".to_owned());
+    }
+    let [
+        sent,
+        acked,
+        received,
+        segs_in,
+        segs_out,
+        retrans,
+        srtt,
+        flags,
+    ] = resolved;
+    offsets.bytes_sent = sent;
+    offsets.bytes_acked = acked;
+    offsets.bytes_received = received;
+    offsets.segs_in = segs_in;
+    offsets.segs_out = segs_out;
+    offsets.total_retrans = retrans;
+    offsets.srtt_us = srtt;
+    offsets.sk_flags = flags;
+    offsets.sock_done = sock_done.map_or(0, |bit| bit as u32);
+    offsets.known = u32::from(known & counter_field::ALL);
+    (offsets, missing)
+}
+
+/// The names of the counters whose [`counter_field`] bits are in `known`.
+fn counter_names(known: u32) -> Vec<String> {
+    COUNTERS
+        .iter()
+        .filter(|(bit, ..)| known & u32::from(*bit) != 0)
+        .map(|(_, name, ..)| (*name).to_owned())
+        .collect()
+}
+
 /// Resolves the offsets of the `tp_btf` state-change program, or says why it cannot
 /// be used (the classic tracepoint program then records state changes).
 pub fn btf_state_offsets(btf: &Btf) -> Result<BtfStateOffsets, Vec<String>> {
@@ -296,8 +397,30 @@ mod tests {
         assert!(sock.sk_state > 0 && sock.sk_state < 32, "{sock:?}");
         let state = btf_state_offsets(&btf).unwrap();
         assert_eq!((state.valid, state.ipv6), (1, 1));
+        let (counters, missing) = counter_offsets(&btf);
+        assert_eq!(counters.known, u32::from(counter_field::ALL), "{missing:?}");
+        // `struct tcp_sock` begins with `struct sock`, so the offset of `sk_flags` is
+        // the same from either.
+        assert_eq!(
+            Some(counters.sk_flags),
+            btf.member_offset("sock", &["__sk_common", "skc_flags"])
+                .map(|m| m.offset)
+        );
+        assert_eq!(counters.sock_done, 1);
         // skc_daddr and skc_rcv_saddr share an 8-byte union member, in this order.
         assert_eq!(state.saddr, state.daddr + 4);
+    }
+
+    #[test]
+    fn a_kernel_without_tcp_sock_has_no_counters() {
+        let (counters, missing) = counter_offsets(&Btf::parse(&kernel_like()).unwrap());
+        assert_eq!(counters.known, 0);
+        assert_eq!(missing.len(), COUNTERS.len(), "{missing:?}");
+        assert!(counter_names(counters.known).is_empty());
+        assert_eq!(
+            counter_names(u32::from(counter_field::SEGS | counter_field::SRTT)),
+            ["segs_in", "segs_out", "srtt_us"]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::model::{SocketRef, SocketTuple, TraceEvent};
+use crate::model::{SocketTuple, TraceEvent};
 
 /// A client/server address filter; empty keeps everything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,24 +60,8 @@ impl EndpointFilter {
 
     /// Whether an event is about a socket the filter keeps; lost events always are.
     pub fn keeps(&self, event: &TraceEvent) -> bool {
-        event_tuple(event).is_none_or(|tuple| !self.excludes(&tuple))
+        event.tuple().is_none_or(|tuple| !self.excludes(&tuple))
     }
-}
-
-/// Which socket an event is about.
-fn event_tuple(event: &TraceEvent) -> Option<SocketTuple> {
-    let of = |socket: &SocketRef| match socket {
-        SocketRef::Conn(c) => c.tuple,
-        SocketRef::Unmatched { tuple, .. } => *tuple,
-    };
-    Some(match event {
-        TraceEvent::Transition(t) => t.conn.tuple,
-        TraceEvent::Snapshot(s) => s.conn.tuple,
-        TraceEvent::ResetReceived(r) => r.conn.tuple,
-        TraceEvent::ResetSent(r) => of(&r.socket),
-        TraceEvent::SocketError(e) => of(&e.socket),
-        TraceEvent::Lost(_) => return None,
-    })
 }
 
 #[cfg(test)]

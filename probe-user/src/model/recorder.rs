@@ -15,15 +15,26 @@ pub struct Filters {
     pub ports: Vec<u16>,
     /// Kept only sockets in these network namespaces (inode numbers; empty = all).
     pub netns: Vec<u32>,
+    /// `--pod` selectors (`NAMESPACE/NAME` or `NAME`): kept only the sockets of these
+    /// pods' containers and network namespaces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
+    /// `--container` selectors (names or id prefixes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
 }
 
 impl Filters {
     pub fn is_empty(&self) -> bool {
-        self.ports.is_empty() && self.netns.is_empty()
+        self.ports.is_empty()
+            && self.netns.is_empty()
+            && self.pods.is_empty()
+            && self.containers.is_empty()
     }
 
     /// Whether a socket in `scope` with `tuple` passes: a port at either end, and its
-    /// namespace, among those asked for.
+    /// namespace, among those asked for. (`pods` and `containers` are decided per scope
+    /// by the recorder, which can name workloads.)
     #[inline]
     pub fn keeps(&self, scope: &Scope, tuple: &SocketTuple) -> bool {
         let ports_ok = self.ports.is_empty()
@@ -55,6 +66,9 @@ pub struct SocketOffsetsInfo {
     pub netns: bool,
     /// The cgroup id of each socket was read from the socket.
     pub cgroup: bool,
+    /// The `struct tcp_sock` counters read at the state changes that carry them
+    /// (`bytes_sent`, `bytes_acked`...); empty in traces from before they were recorded.
+    pub counters: Vec<String>,
     /// What could not be resolved, and why.
     pub missing: Vec<String>,
 }

@@ -28,12 +28,15 @@ use crate::{
     record::{
         files::OutputDir,
         header::Header,
+        names::Names,
         options::RecordOptions,
         privileges,
         recording::{ApartBlocks, Recording},
+        selection::Selection,
         sink::Output,
         tee::Tee,
     },
+    workload::resolver::Resolver,
 };
 
 /// What else a recording answers to: the live views' copy of what is written, and
@@ -111,6 +114,23 @@ fn stop_signals() -> io::Result<watch::Receiver<Option<Stop>>> {
     Ok(rx)
 }
 
+/// The recording with its names (from the node below `--host-root`) and, with
+/// `--pod`/`--container`, its selection; warns when the selection matches nothing yet.
+fn names_and_selection(options: &RecordOptions, recording: Recording) -> Recording {
+    let mut names = Names::new(Resolver::new(&options.host_root));
+    let selection = (!options.workloads.is_empty()).then(|| {
+        let selection = Selection::new(options.workloads.clone());
+        if !selection.matches_any_cgroup(names.resolver()) {
+            warn!(
+                "no running container matches --pod/--container yet; its sockets are \
+                 recorded once one does"
+            );
+        }
+        selection
+    });
+    recording.with_names(names, selection)
+}
+
 /// An interval whose missed ticks are delayed, not bunched up.
 fn interval(period: std::time::Duration) -> Interval {
     let mut interval = tokio::time::interval(period);
@@ -149,13 +169,14 @@ impl<'a> Recorder<'a> {
         let header = Header::new(options, &probe, btf, start);
         let output = Output::start(dir, file, options.rotate, &header.bytes(0, None), tee)
             .context("writing the trace header")?;
-        let mut recording = Recording::new(probe.layouts, start.0, options.filters.clone());
+        let recording = Recording::new(probe.layouts, start.0, options.filters.clone());
+        let mut recording = names_and_selection(options, recording);
         if options.snapshot {
             let snapshot = diag::snapshot(&options.filters.netns, true);
             for warning in &snapshot.warnings {
                 warn!("snapshot: {warning}");
             }
-            recording.start_snapshot(monotonic_now(), snapshot.sockets);
+            recording.start_snapshot(monotonic_now(), snapshot);
         }
         let keep = privileges::needed_after_start(
             options,

@@ -134,6 +134,7 @@ impl Observer {
             match self.follower.poll() {
                 Ok(Followed::Event(event)) => {
                     if let Some(verdict) = &mut self.verdict {
+                        verdict.learn(self.follower.take_workloads());
                         verdict.on_event(&event);
                     }
                 }

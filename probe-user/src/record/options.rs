@@ -7,7 +7,7 @@ use probe_common::{MAX_FILTER_NETNS, MAX_FILTER_PORTS};
 
 use crate::{
     kernel::{btf, probe::ProbeOptions},
-    model::Filters,
+    model::{Filters, WorkloadFilter},
     record::files,
 };
 
@@ -22,8 +22,13 @@ pub struct RecordOptions {
     pub output: PathBuf,
     pub force: bool,
     pub duration: Option<Duration>,
-    /// `--port` and `--netns` (namespace inodes, already resolved).
+    /// `--port` and `--netns` (namespace inodes, already resolved), and the `--pod` and
+    /// `--container` selectors as given (for the trace header).
     pub filters: Filters,
+    /// `--pod` and `--container`: decided per socket scope from the node's names.
+    pub workloads: WorkloadFilter,
+    /// Where the node's `/` is, to name containers and pods.
+    pub host_root: PathBuf,
     /// Kernel ring-buffer size: a power of two of at least 4 KiB, below 4 GiB.
     pub ring_bytes: u64,
     /// How often blocks are written and synced (at least 10 ms).
@@ -60,6 +65,8 @@ impl Default for RecordOptions {
             force: false,
             duration: None,
             filters: Filters::default(),
+            workloads: WorkloadFilter::default(),
+            host_root: PathBuf::from("/"),
             ring_bytes: 16 << 20,
             flush_interval: Duration::from_secs(1),
             poll_interval: Duration::from_millis(20),
@@ -93,6 +100,8 @@ pub enum OptionsError {
     RingTooLarge,
     #[error("--ring-size must be a power of two of at least 4 KiB (got {0})")]
     RingSize(u64),
+    #[error("--host-root {0}: not a directory")]
+    HostRoot(PathBuf),
     #[error("--port 0 matches no connection")]
     PortZero,
     #[error("--duration must be longer than 0")]
@@ -124,6 +133,9 @@ impl RecordOptions {
         }
         if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 4096 {
             return Err(OptionsError::RingSize(self.ring_bytes));
+        }
+        if !self.host_root.is_dir() {
+            return Err(OptionsError::HostRoot(self.host_root));
         }
         if self.filters.ports.contains(&0) {
             return Err(OptionsError::PortZero);
@@ -208,6 +220,12 @@ mod tests {
         assert_eq!(
             options(|o| o.ring_bytes = 2048),
             Err(OptionsError::RingSize(2048))
+        );
+        assert_eq!(
+            options(|o| o.host_root = PathBuf::from("/nonexistent-tcpchurn-root")),
+            Err(OptionsError::HostRoot(PathBuf::from(
+                "/nonexistent-tcpchurn-root"
+            )))
         );
         assert_eq!(
             options(|o| o.filters.ports = vec![80, 0]),

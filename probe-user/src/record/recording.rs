@@ -1,12 +1,23 @@
 //! The pure core of a recording: decodes ring-buffer entries, tracks sockets, turns the
 //! kernel's loss counters into gaps, and encodes blocks. No I/O: the driver feeds it.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 
 use crate::{
-    kernel::{decode, diag::DiagSocket, layouts::Layouts, probe::KernelCounters},
+    kernel::{
+        decode,
+        diag::{DiagSocket, Snapshot},
+        layouts::Layouts,
+        probe::KernelCounters,
+    },
     model::{Filters, Gap, GapCause, SnapshotSocket, TcpState, TraceEvent},
-    record::sockets::SocketTable,
+    record::{
+        names::Names,
+        selection::Selection,
+        sockets::{SnapshotSockets, SocketTable},
+    },
     trace::{TraceEncoder, TraceEnd},
 };
 
@@ -42,6 +53,30 @@ pub struct Recording {
     counted_not_matched: u64,
     /// Transitions lost without a kernel count, inferred from chain breaks.
     unreported: u64,
+    /// Names for each block's keys (none in unit tests).
+    names: Option<Names>,
+    /// `--pod`/`--container`: which scopes are recorded (needs `names`).
+    selection: Option<Selection>,
+}
+
+/// Writes the names of the pending records' keys before them.
+fn name_pending(encoder: &mut TraceEncoder, names: Option<&mut Names>) {
+    if let Some(names) = names {
+        let table = names.for_block(&encoder.pending_keys());
+        encoder.add_workloads(&table);
+    }
+}
+
+/// Whether the selection keeps `event` (always without one; gaps always).
+fn selected(
+    event: &TraceEvent,
+    selection: Option<&mut Selection>,
+    names: Option<&mut Names>,
+) -> bool {
+    match (selection, names, event.scope()) {
+        (Some(selection), Some(names), Some(scope)) => selection.keeps(scope, names.resolver()),
+        _ => true,
+    }
 }
 
 impl Recording {
@@ -62,7 +97,17 @@ impl Recording {
             records_apart: 0,
             counted_not_matched: 0,
             unreported: 0,
+            names: None,
+            selection: None,
         }
+    }
+
+    /// Names each block's keys with `names`, and records only the scopes `selection`
+    /// keeps.
+    pub fn with_names(mut self, names: Names, selection: Option<Selection>) -> Self {
+        self.names = Some(names);
+        self.selection = selection;
+        self
     }
 
     /// One ring-buffer entry.
@@ -71,7 +116,9 @@ impl Recording {
         // and moving them costs a memcpy call per event.
         match &decode::decode(bytes, &self.layouts) {
             Ok(decoded) => {
-                if let Some(event) = &self.table.observe(decoded) {
+                if let Some(event) = &self.table.observe(decoded)
+                    && selected(event, self.selection.as_mut(), self.names.as_mut())
+                {
                     if matches!(event, TraceEvent::Transition(_)) {
                         self.transitions += 1;
                     }
@@ -87,13 +134,25 @@ impl Recording {
     }
 
     /// The sockets of the `sock_diag` snapshot taken at the start.
-    pub fn start_snapshot(
-        &mut self,
-        monotonic_ns: u64,
-        sockets: impl IntoIterator<Item = DiagSocket>,
-    ) {
-        let Self { table, encoder, .. } = self;
-        encode_snapshot(table, encoder, monotonic_ns, sockets, false);
+    pub fn start_snapshot(&mut self, monotonic_ns: u64, snapshot: Snapshot) {
+        let Self {
+            table,
+            encoder,
+            names,
+            selection,
+            ..
+        } = self;
+        let mut scopes = Scopes { names, selection };
+        let Snapshot {
+            sockets,
+            shared_with,
+            ..
+        } = snapshot;
+        let sockets = SnapshotSockets {
+            sockets,
+            shared_with: &shared_with,
+        };
+        encode_snapshot(table, encoder, &mut scopes, monotonic_ns, sockets, false);
     }
 
     /// The sockets of the `sock_diag` snapshot taken at the end, encoded apart so that
@@ -102,13 +161,29 @@ impl Recording {
     /// They are taken as they come: the end snapshot can hold a TIME_WAIT socket for
     /// every connection of the last minute (131,072 per namespace by default), and the
     /// encoded blocks are a fraction of the sockets' size.
+    /// Taken without owners, they name no other holders.
     pub fn end_snapshot(
         &mut self,
         monotonic_ns: u64,
         sockets: impl IntoIterator<Item = DiagSocket>,
     ) -> ApartBlocks {
         let mut apart = TraceEncoder::new();
-        encode_snapshot(&mut self.table, &mut apart, monotonic_ns, sockets, true);
+        let mut scopes = Scopes {
+            names: &mut self.names,
+            selection: &mut self.selection,
+        };
+        encode_snapshot(
+            &mut self.table,
+            &mut apart,
+            &mut scopes,
+            monotonic_ns,
+            SnapshotSockets {
+                sockets,
+                shared_with: &HashMap::new(),
+            },
+            true,
+        );
+        name_pending(&mut apart, self.names.as_mut());
         ApartBlocks {
             records: apart.total_records(),
             blocks: apart.take_block().unwrap_or_default(),
@@ -136,8 +211,11 @@ impl Recording {
     pub fn start_part(&mut self, monotonic_ns: u64) {
         let ts_ns = monotonic_ns.saturating_sub(self.start_monotonic_ns);
         self.part_records_start = self.total_records();
+        if let Some(names) = &self.names {
+            self.encoder.add_workloads(&names.full_table());
+        }
         for (conn, state, owner) in self.table.live_connections() {
-            self.encoder.push(&TraceEvent::Snapshot(SnapshotSocket {
+            let carried = TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns,
                 conn,
                 state: state.unwrap_or(TcpState::Established),
@@ -146,7 +224,11 @@ impl Recording {
                 uid: 0,
                 timer_ms: None,
                 at_end: false,
-            }));
+                shared_with: Default::default(),
+            });
+            if selected(&carried, self.selection.as_mut(), self.names.as_mut()) {
+                self.encoder.push(&carried);
+            }
         }
         self.part_opening_end = self.total_records();
     }
@@ -217,13 +299,14 @@ impl Recording {
     /// Every closed block and the pending records, framed and ready to write (framed
     /// blocks simply follow each other); `None` when there is nothing.
     pub fn take_blocks(&mut self) -> Option<Bytes> {
+        name_pending(&mut self.encoder, self.names.as_mut());
         self.encoder.take_block()
     }
 
     /// Like [`Self::take_blocks`], but only once the pending records fill a block.
     pub fn take_full_blocks(&mut self) -> Option<Bytes> {
         if self.encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
-            self.encoder.take_block()
+            self.take_blocks()
         } else {
             None
         }
@@ -282,20 +365,31 @@ impl ApartBlocks {
     }
 }
 
-/// A snapshot's sockets straight into `encoder`, a block at a time: the end snapshot
-/// can hold a TIME_WAIT socket for every connection of the last minute (131,072 per
-/// namespace by default).
+/// The recording's names and selection, borrowed apart from its encoder.
+struct Scopes<'a> {
+    names: &'a mut Option<Names>,
+    selection: &'a mut Option<Selection>,
+}
+
+/// A snapshot's sockets the selection keeps straight into `encoder`, a block at a time,
+/// each block after the names of its keys: the end snapshot can hold a TIME_WAIT socket
+/// for every connection of the last minute (131,072 per namespace by default).
 fn encode_snapshot(
     table: &mut SocketTable,
     encoder: &mut TraceEncoder,
+    scopes: &mut Scopes<'_>,
     monotonic_ns: u64,
-    sockets: impl IntoIterator<Item = DiagSocket>,
+    sockets: SnapshotSockets<'_, impl IntoIterator<Item = DiagSocket>>,
     at_end: bool,
 ) {
     // Straight into the encoder, a block at a time.
     table.snapshot(monotonic_ns, sockets, at_end, |event| {
+        if !selected(&event, scopes.selection.as_mut(), scopes.names.as_mut()) {
+            return;
+        }
         encoder.push(&event);
         if encoder.pending_bytes() >= BLOCK_TARGET_BYTES {
+            name_pending(encoder, scopes.names.as_mut());
             encoder.close_block();
         }
     });

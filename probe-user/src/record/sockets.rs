@@ -32,8 +32,9 @@ use crate::{
         diag::DiagSocket,
     },
     model::{
-        Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
-        SocketError, SocketRef, SocketTuple, Task, TcpState, TraceEvent, Transition,
+        Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SharedWith,
+        SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpCounters, TcpState,
+        TraceEvent, Transition,
     },
 };
 
@@ -165,6 +166,13 @@ fn completeness(tuple: &SocketTuple) -> u8 {
         + u8::from(tuple.remote.port() != 0)
 }
 
+/// A `sock_diag` snapshot as [`SocketTable::snapshot`] takes it: the sockets one at a
+/// time, and by socket inode the other processes holding one that several hold.
+pub struct SnapshotSockets<'a, I> {
+    pub sockets: I,
+    pub shared_with: &'a HashMap<u32, SharedWith>,
+}
+
 impl SocketTable {
     pub fn new(start_monotonic_ns: u64, filters: Filters) -> Self {
         Self {
@@ -216,10 +224,14 @@ impl SocketTable {
     pub fn snapshot(
         &mut self,
         ts_monotonic_ns: u64,
-        sockets: impl IntoIterator<Item = DiagSocket>,
+        snapshot: SnapshotSockets<'_, impl IntoIterator<Item = DiagSocket>>,
         at_end: bool,
         mut emit: impl FnMut(TraceEvent),
     ) {
+        let SnapshotSockets {
+            sockets,
+            shared_with,
+        } = snapshot;
         let ts_ns = self.rel(ts_monotonic_ns);
         // At the end, a socket continues the connection the trace knows, when one matches.
         let known: HashMap<(u32, SocketTuple), Conn> = if at_end {
@@ -258,6 +270,7 @@ impl SocketTable {
                 uid: socket.uid,
                 timer_ms: socket.timer_ms,
                 at_end,
+                shared_with: shared_with.get(&socket.inode).copied().unwrap_or_default(),
             }));
         }
     }
@@ -357,7 +370,8 @@ impl SocketTable {
                 old,
                 new,
                 tuple,
-            } => self.on_state_change(event, skaddr, old, new, tuple),
+                counters,
+            } => self.on_state_change(event, skaddr, (old, new), tuple, counters),
             Observation::SendReset {
                 skaddr,
                 state,
@@ -430,9 +444,9 @@ impl SocketTable {
         &mut self,
         event: &Decoded,
         skaddr: u64,
-        old: TcpState,
-        new: TcpState,
+        (old, new): (TcpState, TcpState),
         tuple: SocketTuple,
+        counters: Option<TcpCounters>,
     ) -> Option<TraceEvent> {
         let starts_new =
             old == TcpState::Close || (old == TcpState::Listen && new == TcpState::SynRecv);
@@ -460,6 +474,7 @@ impl SocketTable {
                 new,
                 context: event.context,
                 task: event.task,
+                counters,
             }))
     }
 
@@ -522,7 +537,7 @@ impl SocketTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ResetReason;
+    use crate::model::{PidList, ResetReason};
 
     const START: u64 = 1_000_000;
 
@@ -559,6 +574,7 @@ mod tests {
                 old,
                 new,
                 tuple: t,
+                counters: None,
             },
         }
     }
@@ -763,7 +779,7 @@ mod tests {
     fn snapshot_sockets_the_filters_drop_are_not_counted() {
         let filters = Filters {
             ports: vec![2181],
-            netns: Vec::new(),
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         let socket = |local, remote| DiagSocket {
@@ -780,11 +796,16 @@ mod tests {
             socket("10.0.0.1:2181", "10.0.0.2:40001"),
             socket("10.0.0.1:80", "10.0.0.2:40002"),
         ];
+        let unshared = HashMap::new();
+        let snapshot = |sockets: &[DiagSocket]| SnapshotSockets {
+            sockets: sockets.to_vec(),
+            shared_with: &unshared,
+        };
         let mut kept = Vec::new();
-        table.snapshot(START, sockets, false, |event| kept.push(event));
+        table.snapshot(START, snapshot(&sockets), false, |event| kept.push(event));
         assert_eq!((kept.len(), table.connections()), (1, 1));
-        table.snapshot(START + 1, sockets[..1].to_vec(), true, |event| {
-            kept.push(event)
+        table.snapshot(START + 1, snapshot(&sockets[..1]), true, |event| {
+            kept.push(event);
         });
         assert_eq!((kept.len(), table.connections()), (1, 1));
     }
@@ -800,9 +821,10 @@ mod tests {
             comm: crate::model::Comm::from_str_lossy("java"),
         };
         let mut snap = Vec::new();
-        table.snapshot(
-            START,
-            [DiagSocket {
+        // A forked worker holds it too.
+        let shared_with = HashMap::from([(77, SharedWith::new(PidList::new(&[10], 0), true))]);
+        let snapshot = SnapshotSockets {
+            sockets: [DiagSocket {
                 scope: scope(),
                 tuple: t,
                 state: Established,
@@ -811,12 +833,13 @@ mod tests {
                 timer_ms: None,
                 owner: Some(owner),
             }],
-            false,
-            |event| snap.push(event),
-        );
+            shared_with: &shared_with,
+        };
+        table.snapshot(START, snapshot, false, |event| snap.push(event));
         let TraceEvent::Snapshot(s) = snap[0] else {
             panic!()
         };
+        assert_eq!(s.shared_with.pids().pids(), [10]);
         let later = transition(table.observe(&state(5, 0, 0xd, Established, CloseWait, t)));
         assert_eq!(later.conn.id, s.conn.id);
     }
@@ -896,6 +919,7 @@ mod tests {
         let filters = Filters {
             ports: vec![80],
             netns: vec![],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(
@@ -925,6 +949,7 @@ mod tests {
         let filters = Filters {
             ports: vec![],
             netns: vec![1],
+            ..Filters::default()
         };
         let mut table = SocketTable::new(START, filters);
         assert!(

@@ -69,6 +69,9 @@ mod tests {
         assert_eq!(human_ms(None), "-");
         assert_eq!(human_ms(Some(2.0)), "2.0 ms");
         assert_eq!(round3(1.23456), 1.235);
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(1_048_576), "1.0 MiB");
         assert_eq!(plural(1, "socket"), "1 socket");
         assert_eq!(plural(0, "socket"), "0 sockets");
         assert_eq!(human_bytes(512), "512 B");

@@ -7,7 +7,7 @@
 //! - `tcpchurn record`'s closing lines: [`summary`]; its live views: [`live`] and
 //!   [`metrics`]; `tcpchurn doctor`: [`doctor`];
 //! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
-//!   [`style`] (colour).
+//!   [`style`] (colour), [`workload`] (pods and containers in both formats).
 
 pub mod connections;
 pub mod doctor;
@@ -21,3 +21,4 @@ pub mod summary;
 pub mod text;
 pub mod verdict_json;
 pub mod verdict_text;
+pub mod workload;

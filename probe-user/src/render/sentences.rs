@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use crate::{
     analysis::{
         CloseHow, Closes, Finding, KernelLimit, LeakGroup, LoopEvidence, LoopRule, PairReport,
-        PairVerdict, SideCloses, TimeWaitHolders,
+        PairVerdict, Served, Side, SideCloses, TimeWaitHolders,
     },
     model::duration_ns,
-    render::format::{human_duration, human_ms, plural, secs},
+    render::format::{human_bytes, human_duration, human_ms, plural, secs},
 };
 
 /// The sentence of a finding.
@@ -69,9 +69,21 @@ pub fn kernel_limit(limit: KernelLimit) -> &'static str {
     }
 }
 
-/// `10.0.0.2 -> 10.0.0.1:2181`
+/// `10.0.0.2 -> 10.0.0.1:2181`, with each side's workload when every connection of
+/// the pair agrees on it: `10.0.0.2 (shop/app-0/app) -> 10.0.0.1:2181 (infra/zk-0)`.
 pub fn pair_label(pair: &PairReport) -> String {
-    format!("{} -> {}", pair.stats.key.client, pair.stats.key.server)
+    let named = |side: Side| {
+        pair.stats.names[side.index()]
+            .label()
+            .map_or_else(String::new, |label| format!(" ({label})"))
+    };
+    format!(
+        "{}{} -> {}{}",
+        pair.stats.key.client,
+        named(Side::Client),
+        pair.stats.key.server,
+        named(Side::Server)
+    )
 }
 
 /// The one-sentence verdict for a pair.
@@ -95,8 +107,34 @@ pub fn pair_verdict(verdict: &PairVerdict<'_>) -> String {
         }
         Closes::BySide(side) => text.push_str(&side_closes(&side)),
     }
+    if let Some(served) = &verdict.served {
+        text.push_str(&served_words(served));
+    }
     write!(text, "; {}", time_wait(&verdict.time_wait)).unwrap_or_default();
     text
+}
+
+/// ", 30 of them after answering (median request 18 B, answer 2.0 KiB): short
+/// connections the server ends after each answer, so the TIME_WAIT is the server's;
+/// keep-alive would avoid it"
+fn served_words(served: &Served) -> String {
+    // A median of an even count may fall between two whole bytes.
+    let bytes =
+        |side: Side| served.median_bytes[side.index()].map(|b| human_bytes(b.round() as u64));
+    let medians = match (bytes(Side::Client), bytes(Side::Server)) {
+        (Some(request), Some(answer)) => format!(" (median request {request}, answer {answer})"),
+        (None, Some(answer)) => format!(" (median answer {answer})"),
+        _ => String::new(),
+    };
+    let them = if served.count == served.server_closed {
+        "all".to_owned()
+    } else {
+        served.count.to_string()
+    };
+    format!(
+        ", {them} after answering{medians}: short connections the server ends after each \
+         answer, so the TIME_WAIT is the server's; keep-alive would avoid it"
+    )
 }
 
 /// ", server closed first 34/34 by FIN within 1.7 ms of accept (28 of the FINs then
@@ -194,21 +232,31 @@ fn leak(group: &LeakGroup) -> String {
 
 /// Why a pair was flagged, in words.
 pub fn loop_reason(evidence: &LoopEvidence, rule: &LoopRule) -> String {
-    format!(
+    let mut text = format!(
         "flagged because {} of {} ended connections were rejected (refused, or closed by \
-         the server within {} of the handshake), {} of them in a row at most {} apart",
+         the server within {} of the handshake without a byte from it), {} of them in a \
+         row at most {} apart",
         evidence.rejected,
         evidence.ended,
         human_duration(duration_ns(rule.short)),
         evidence.run.len,
         human_duration(duration_ns(rule.max_gap)),
-    )
+    );
+    if evidence.rejected_untold > 0 {
+        write!(
+            text,
+            "; for {} of them the trace has no byte counters, so whether the server had \
+             answered before closing could not be told",
+            evidence.rejected_untold
+        )
+        .unwrap_or_default();
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::Side;
 
     fn server_fins(fin_then_rst: u64) -> SideCloses {
         let mut how = [0; 5];

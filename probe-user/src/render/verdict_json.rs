@@ -10,19 +10,20 @@ use serde_json::ser::{CompactFormatter, Formatter};
 use crate::{
     analysis::{
         Analysis, CloseHow, CloseWaitLeak, ClosedFirst, GapWindow, LoopRule, PairReport,
-        PairVerdict, TraceInfo, findings,
+        PairVerdict, Side, TraceInfo, findings,
     },
     model::TracepointStatus,
     render::{
         connections::SideCounts,
         format::{round3, secs},
         sentences,
+        workload::JsonContainer,
     },
 };
 
 #[derive(Serialize)]
 struct JsonVerdict<'a> {
-    close_wait: Vec<JsonLeak>,
+    close_wait: Vec<JsonLeak<'a>>,
     close_wait_closed_late: u64,
     close_wait_threshold_s: f64,
     connections_counted: u64,
@@ -76,11 +77,12 @@ struct JsonRule {
 }
 
 #[derive(Serialize)]
-struct JsonLeak {
+struct JsonLeak<'a> {
     age_at_least: bool,
     age_s: f64,
     comm: Option<String>,
     conn: u64,
+    container: Option<JsonContainer<'a>>,
     local: String,
     netns: u32,
     peer: String,
@@ -89,7 +91,14 @@ struct JsonLeak {
 
 #[derive(Serialize)]
 struct JsonPair {
+    /// Payload bytes each side sent, summed over the connections whose counters tell
+    /// (null when none does).
+    bytes: SideCounts<Option<u64>>,
+    /// Connections whose counters tell each side's bytes.
+    bytes_counted: SideCounts<u64>,
     client: String,
+    /// `namespace/pod` of every connection's client, when they agree.
+    client_pod: Option<String>,
     closed_by: JsonClosedBy,
     closed_first: JsonClosedFirst,
     connections: u64,
@@ -104,9 +113,16 @@ struct JsonPair {
     reconnect_loop_reason: Option<String>,
     refused: u64,
     rejected: u64,
+    /// Of `rejected`, those whose bytes the trace cannot tell (no counters).
+    rejected_untold: u64,
     resets: SideCounts<u64>,
+    /// Connections the server closed first after answering.
+    served: u64,
+    /// Median payload bytes each side sent in the served connections.
+    served_median_bytes: SideCounts<Option<f64>>,
     server: String,
     server_close_p99_ms: Option<f64>,
+    server_pod: Option<String>,
     time_wait: SideCounts<u64>,
     time_wait_kernel: Option<SideCounts<u64>>,
     time_wait_peak: SideCounts<u64>,
@@ -177,8 +193,12 @@ impl JsonPair {
         let by = |f: ClosedFirst| JsonHow::of(s.closed_by[f.index()]);
         let ms = |v: Option<f64>| v.map(round3);
         let at = |ns: Option<u64>| ns.map(|ns| round3(secs(ns)));
+        let total = |side: usize| (s.bytes_known[side] > 0).then_some(s.bytes[side]);
         Self {
+            bytes: SideCounts::of([total(0), total(1)]),
+            bytes_counted: SideCounts::of(s.bytes_known),
             client: s.key.client.to_string(),
+            client_pod: s.pod(Side::Client).map(str::to_owned),
             closed_by: JsonClosedBy {
                 client: by(ClosedFirst::Client),
                 server: by(ClosedFirst::Server),
@@ -206,9 +226,17 @@ impl JsonPair {
                 .map(|e| sentences::loop_reason(e, rule)),
             refused: s.refused,
             rejected: s.rejected,
+            rejected_untold: s.rejected_untold,
             resets: SideCounts::of(s.resets),
+            served: s.served,
+            served_median_bytes: SideCounts::of(
+                s.served_bytes
+                    .each_ref()
+                    .map(|h| h.quantile(0.5).map(f64::round)),
+            ),
             server: s.key.server.to_string(),
             server_close_p99_ms: ms(s.server_close_delay.quantile_ms(0.99)),
+            server_pod: s.pod(Side::Server).map(str::to_owned),
             time_wait: SideCounts::of(s.time_wait_live),
             time_wait_kernel: end_snapshot.then(|| SideCounts::of(s.time_wait_observed)),
             time_wait_peak: SideCounts::of(s.time_wait_peak),
@@ -229,13 +257,14 @@ impl JsonGap {
     }
 }
 
-impl JsonLeak {
-    fn of(leak: &CloseWaitLeak) -> Self {
+impl<'a> JsonLeak<'a> {
+    fn of(leak: &'a CloseWaitLeak) -> Self {
         Self {
             age_at_least: leak.at_least,
             age_s: round3(secs(leak.age_ns)),
             comm: leak.owner.map(|t| t.comm.to_string()),
             conn: leak.conn,
+            container: JsonContainer::of_option(leak.workload.as_deref()),
             local: leak.local.to_string(),
             netns: leak.netns,
             peer: leak.peer.to_string(),

@@ -12,6 +12,7 @@ use crate::{
         sentences::{self, pair_label},
         style::Style,
         text::{LABEL, clean, table, wrap},
+        workload::text_label,
     },
 };
 
@@ -137,7 +138,7 @@ fn pair_table(
 ) -> io::Result<()> {
     writeln!(out)?;
     table(out, style, title, columns, &analysis.pairs, |pair| {
-        (pair_label(pair), cells(pair))
+        (clean(&pair_label(pair)).into_owned(), cells(pair))
     })
 }
 
@@ -256,6 +257,9 @@ fn write_leaks(
                 human_duration(leak.age_ns),
                 if leak.at_least { "+" } else { "" }
             )?;
+            if let Some(w) = &leak.workload {
+                writeln!(out, "  in {}", text_label(w))?;
+            }
         }
     }
     if analysis.close_wait_closed_late > 0 {

@@ -1,10 +1,15 @@
-//! `tcpchurn replay --events`: every event of the trace, in file order, with its owner.
+//! `tcpchurn replay --events`: every event of the trace, in file order, with its owner
+//! and its socket's workload.
 
-use std::io::{self, Read, Write};
+use std::{
+    io::{self, Read, Write},
+    sync::Arc,
+};
 
 use crate::{
-    model::TraceEvent,
-    owner::OwnerTracker,
+    analysis::WorkloadBook,
+    model::{TraceEvent, Workload, WorkloadTable},
+    owner::{Owner, OwnerTracker},
     render::events::{self, Clock},
     replay::ReplayOptions,
     trace::{TraceMeta, TraceReader},
@@ -19,6 +24,7 @@ pub fn write_events<R: Read>(
     let mut printer = EventPrinter::new(options, reader.meta());
     printer.header(out, reader.meta())?;
     while let Some(event) = reader.next_event()? {
+        printer.learn(reader.take_workloads());
         if !printer.print(out, &event)? {
             break;
         }
@@ -26,10 +32,11 @@ pub fn write_events<R: Read>(
     Ok(())
 }
 
-/// Prints events as `--events` asks: filtered, attributed, as text or JSON lines.
+/// Prints events as `--events` asks: filtered, attributed, named, as text or JSON lines.
 pub struct EventPrinter<'a> {
     options: &'a ReplayOptions,
     owners: OwnerTracker,
+    book: WorkloadBook,
     clock: Clock,
 }
 
@@ -45,6 +52,7 @@ impl<'a> EventPrinter<'a> {
         Self {
             options,
             owners: OwnerTracker::new(),
+            book: WorkloadBook::default(),
             clock,
         }
     }
@@ -55,6 +63,13 @@ impl<'a> EventPrinter<'a> {
             return Ok(());
         }
         events::write_text_header(out, meta, self.clock)
+    }
+
+    /// Names read from the trace, before the events they name.
+    pub fn learn(&mut self, tables: Vec<WorkloadTable>) {
+        for table in &tables {
+            self.book.learn(table);
+        }
     }
 
     /// Prints `event` if it passes the filters; false once past `--until`.
@@ -68,11 +83,41 @@ impl<'a> EventPrinter<'a> {
         if !window.contains(event.ts_ns()) || !self.options.filter.keeps(event) {
             return Ok(true);
         }
+        let container = socket_workload(&self.book, event, owner.as_ref());
+        let workloads = &self.options.workloads;
+        if !workloads.is_empty()
+            && !workloads.keeps([
+                container.as_deref(),
+                peer_workload(&self.book, event).as_deref(),
+            ])
+        {
+            return Ok(true);
+        }
         if self.options.json {
-            events::write_json(out, event, owner.as_ref())?;
+            events::write_json(out, event, owner.as_ref(), container.as_deref())?;
         } else {
-            events::write_text(out, event, owner.as_ref(), self.clock)?;
+            events::write_text(out, event, owner.as_ref(), container.as_deref(), self.clock)?;
         }
         Ok(true)
     }
+}
+
+/// The workload of the socket an event is about: by its scope and its owner (a
+/// snapshot's owner is the one `/proc` named).
+fn socket_workload(
+    book: &WorkloadBook,
+    event: &TraceEvent,
+    owner: Option<&Owner>,
+) -> Option<Arc<Workload>> {
+    let scope = event.scope()?;
+    let pid = match event {
+        TraceEvent::Snapshot(s) => s.owner.map(|t| t.pid),
+        _ => owner.and_then(Owner::task).map(|t| t.pid),
+    };
+    book.socket(scope, pid)
+}
+
+/// What holds the remote address of the event's socket on the recording node.
+fn peer_workload(book: &WorkloadBook, event: &TraceEvent) -> Option<Arc<Workload>> {
+    book.address(event.tuple()?.remote.ip())
 }

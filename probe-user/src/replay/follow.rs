@@ -147,10 +147,11 @@ fn follow_events(
     loop {
         match follower.poll()? {
             Followed::Event(event) => {
-                if let Some(printer) = &mut printer
-                    && !printer.print(out, &event)?
-                {
-                    break;
+                if let Some(printer) = &mut printer {
+                    printer.learn(follower.take_workloads());
+                    if !printer.print(out, &event)? {
+                        break;
+                    }
                 }
             }
             // The header once, from the first file's meta.
@@ -244,6 +245,7 @@ fn follow_verdict(
                     continue;
                 }
                 if let Some(verdict) = &mut verdicts.verdict {
+                    verdict.learn(follower.take_workloads());
                     verdict.on_event(&event);
                 }
             }

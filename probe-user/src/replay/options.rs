@@ -3,7 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use crate::{
-    model::{EndpointFilter, TimeWindow},
+    model::{EndpointFilter, TimeWindow, WorkloadFilter},
     render::style::ColorChoice,
 };
 
@@ -17,6 +17,8 @@ pub struct ReplayOptions {
     /// A row per connection in the verdict.
     pub connections: bool,
     pub filter: EndpointFilter,
+    /// `--pod`/`--container`, matched against the names the trace recorded.
+    pub workloads: WorkloadFilter,
     pub window: TimeWindow,
     /// CLOSE_WAIT for longer than this is a leak.
     pub close_wait: Duration,
@@ -36,6 +38,7 @@ impl ReplayOptions {
             json: false,
             connections: false,
             filter: EndpointFilter::default(),
+            workloads: WorkloadFilter::default(),
             window: TimeWindow::default(),
             close_wait: Duration::from_secs(5),
             color: ColorChoice::Never,

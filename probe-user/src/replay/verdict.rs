@@ -70,6 +70,7 @@ fn analyse<R: Read>(
 ) -> anyhow::Result<Analysis> {
     let mut analyzer = Analyzer::new(AnalyzerOptions {
         filter: options.filter,
+        workloads: options.workloads.clone(),
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
         rule,
@@ -78,6 +79,9 @@ fn analyse<R: Read>(
     while let Some(event) = reader.next_event()? {
         if options.window.is_past_reading(event.ts_ns()) {
             break;
+        }
+        for table in reader.take_workloads() {
+            analyzer.learn(&table);
         }
         analyzer.on_event(&event);
         for row in analyzer.drain_rows() {
@@ -119,12 +123,13 @@ mod tests {
 
     use super::*;
     use crate::{
-        analysis::tests::{S, app, incident as stage_incident, zookeeper_loop},
+        analysis::tests::{MS, S, app, incident as stage_incident, java, zookeeper_loop},
         model::{
             Conn, EndpointFilter, KernelFeatures, Scope, SocketTuple, TcpState, TimeWindow,
             TracepointStatus,
         },
-        synth::Script,
+        render::connections::CONNECTIONS_HEADER,
+        synth::{SERVER_NS, Script},
         trace::{TraceEnd, TraceMeta, TraceWriter},
     };
 
@@ -208,8 +213,15 @@ mod tests {
     fn the_text_report_starts_with_the_verdict_and_fits_80_columns() {
         let text = run(&incident(), &options(false, true));
         let lines: Vec<&str> = text.lines().collect();
-        for line in &lines {
+        // The report fits a terminal; the per-connection table after it is as wide as
+        // tcplife's wide output.
+        let (report, table) = text.split_once("\nCONN   CLIENT").unwrap();
+        for line in report.lines() {
             assert!(line.chars().count() <= 80, "too wide: {line:?}\n{text}");
+        }
+        let header = CONNECTIONS_HEADER.chars().count();
+        for line in table.lines().skip(1) {
+            assert!(line.chars().count() <= header + 6, "{line:?}");
         }
         assert!(!text.contains('\x1b'), "no colour with --color never");
         assert!(
@@ -239,6 +251,86 @@ mod tests {
         assert!(text.contains("CONN   CLIENT"), "{text}");
         assert!(text.contains("LOST EVENTS"), "{text}");
         assert_eq!(text.matches(" rst ").count(), 30, "{text}");
+    }
+
+    /// An HTTP/1.0-style server answering 2000 bytes to 18-byte requests, then closing.
+    fn served_pages() -> Vec<u8> {
+        let mut s = Script::default();
+        s.listener(SERVER_NS, "10.0.0.1:80", java());
+        for i in 0..8 {
+            let e = s.ends(&format!("10.0.0.3:{}", 50000 + i), "10.0.0.1:80");
+            s.at(S + i * 200 * MS).open(e, app());
+            s.at(S + i * 200 * MS + MS)
+                .answered_then_closed(e, (18, 2_000), app(), java());
+        }
+        trace_file(&s, 10 * S)
+    }
+
+    #[test]
+    fn a_server_answering_then_closing_is_named_served_with_its_bytes() {
+        let text = run(&served_pages(), &options(false, true));
+        let verdict = text.split("\n\n").nth(1).unwrap().replace("\n    ", " ");
+        assert!(!verdict.contains("reconnect loop"), "{text}");
+        assert!(
+            verdict.contains(
+                "10.0.0.3 -> 10.0.0.1:80: 8 connections in 1.4 s, server closed first 8/8 by \
+                 FIN, all after answering (median request 18 B, answer 2.0 KiB): short \
+                 connections the server ends after each answer, so the TIME_WAIT is the \
+                 server's; keep-alive would avoid it; server holds 8 TIME_WAIT, client 0"
+            ),
+            "{text}"
+        );
+        // The table, like tcplife: owners, bytes each way, lifetime, who closed, how.
+        let row = text.lines().find(|l| l.contains("10.0.0.3:50000")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "2",
+                "10.0.0.3:50000",
+                "7",
+                "app",
+                "10.0.0.1:80",
+                "42",
+                "java",
+                "18",
+                "2000",
+                "2.0",
+                "ms",
+                "server",
+                "fin",
+                "server"
+            ],
+            "{row}"
+        );
+        let json = run(&served_pages(), &options(true, true));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let pair = &value["pairs"][0];
+        assert_eq!(
+            (pair["served"].as_u64(), pair["rejected"].as_u64()),
+            (Some(8), Some(0))
+        );
+        assert_eq!(pair["bytes"]["client"], 8 * 18);
+        assert_eq!(pair["bytes"]["server"], 8 * 2_000);
+        let row = &value["connections"][0];
+        assert_eq!(row["bytes"]["client"], 18);
+        assert_eq!(row["bytes"]["server"], 2_000);
+        assert_eq!(row["retransmits"]["server"], 0);
+        assert_eq!(row["rtt_ms"], 0.05);
+    }
+
+    #[test]
+    fn a_trace_without_counters_says_its_rule_could_not_tell() {
+        let file = include_bytes!("../trace/testdata/served-format-1.0.trace");
+        let text = run(file, &options(false, false)).replace("\n    ", " ");
+        assert!(text.contains("reconnect loop, 6 connections"), "{text}");
+        assert!(
+            text.contains(
+                "for 6 of them the trace has no byte counters, so whether the server had \
+                 answered before closing could not be told"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -438,5 +530,101 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&run(&incident(), &window)).unwrap();
         assert_eq!(doc["trace"]["duration_s"], 1.0);
         assert_eq!(doc["pairs"][0]["connections"], 1);
+    }
+
+    /// The ZooKeeper loop, with the names a recorder on a Kubernetes node writes.
+    fn named_loop() -> Vec<u8> {
+        use crate::model::{
+            Identity, Named, Runtime, Source, Workload, WorkloadKey, WorkloadTableBuilder,
+        };
+        let named = |v: &str| Some(Named::new(v, Source::OciConfig));
+        let zookeeper = Identity::Workload(Workload {
+            runtime: Some(Runtime::CriO),
+            id: Some("c".repeat(64)),
+            container: named("zookeeper"),
+            pod: named("zookeeper-0"),
+            namespace: named("infra"),
+            ..Workload::default()
+        });
+        let client = Identity::Workload(Workload {
+            pod: named("dubbo-client-7d9f8c6b5-x2x4q"),
+            namespace: named("shop"),
+            ..Workload::default()
+        });
+        let mut names = WorkloadTableBuilder::default();
+        names.add(WorkloadKey::Process(42), &zookeeper);
+        names.add(WorkloadKey::Netns(crate::synth::CLIENT_NS), &client);
+        let mut s = Script::default();
+        zookeeper_loop(&mut s, 10);
+        let meta = TraceMeta::default();
+        let mut writer = TraceWriter::new(Vec::new(), &meta).unwrap();
+        writer.push_workloads(&names.finish());
+        for event in &s.events {
+            writer.push(event).unwrap();
+        }
+        writer.finish(&TraceEnd::default()).unwrap()
+    }
+
+    #[test]
+    fn names_reach_the_verdict_in_both_formats() {
+        let bytes = named_loop();
+        let text = run(&bytes, &options(false, true));
+        assert!(
+            text.contains(
+                "  10.0.0.2 (shop/dubbo-client-7d9f8c6b5-x2x4q) -> 10.0.0.1:2181\n    \
+                 (infra/zookeeper-0/zookeeper): reconnect loop, 10 connections"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "       shop/dubbo-client-7d9f8c6b5-x2x4q -> infra/zookeeper-0/zookeeper"
+            ),
+            "{text}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&bytes, &options(true, true))).unwrap();
+        let pair = &doc["pairs"][0];
+        assert_eq!(pair["client_pod"], "shop/dubbo-client-7d9f8c6b5-x2x4q");
+        assert_eq!(pair["server_pod"], "infra/zookeeper-0");
+        let row = &doc["connections"][0];
+        assert_eq!(
+            row["server_container"],
+            serde_json::json!({
+                "namespace": "infra", "pod": "zookeeper-0", "container": "zookeeper",
+                "id": "c".repeat(64), "runtime": "cri-o"
+            })
+        );
+        assert_eq!(
+            row["client_container"]["container"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            row["client_container"]["pod"],
+            "dubbo-client-7d9f8c6b5-x2x4q"
+        );
+        // Filters by the recorded names.
+        let mut only = options(true, false);
+        only.workloads =
+            crate::model::WorkloadFilter::parse(&["infra/zookeeper-0".into()], &[]).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&run(&bytes, &only)).unwrap();
+        assert_eq!(doc["connections_counted"], 10);
+        only.workloads = crate::model::WorkloadFilter::parse(&[], &["nginx".into()]).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&run(&bytes, &only)).unwrap();
+        assert_eq!(doc["connections_counted"], 0);
+    }
+
+    #[test]
+    fn without_names_the_keys_are_null() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&run(&incident(), &options(true, true))).unwrap();
+        let pair = &doc["pairs"][0];
+        assert!(
+            pair["client_pod"].is_null() && pair["server_pod"].is_null(),
+            "{pair}"
+        );
+        let row = &doc["connections"][0];
+        assert!(row.as_object().unwrap().contains_key("client_container"));
+        assert!(row["client_container"].is_null() && row["server_container"].is_null());
     }
 }

@@ -6,7 +6,7 @@ use std::{
 };
 
 use crate::{
-    model::{Comm, Conn, ConnId, Scope, SocketTuple, Task, TcpState},
+    model::{Comm, Conn, ConnId, Scope, SocketTuple, Task, TcpCounters, TcpState, TraceEvent},
     synth::transition,
     trace::TraceWriter,
 };
@@ -97,8 +97,32 @@ impl<W: Write> Clocked<'_, W> {
         // Half to one and a half mean gaps apart.
         self.ts += self.gap_ns / 2 + (self.ts * 7919) % self.gap_ns.max(1);
         self.written += 1;
-        self.writer.push(&transition(self.ts, conn, old, new, by))
+        let mut event = transition(self.ts, conn, old, new, by);
+        if let TraceEvent::Transition(t) = &mut event {
+            t.counters = churn_counters(old, new);
+        }
+        self.writer.push(&event)
     }
+}
+
+/// What the recorder writes for the churn's 16-byte request and answer where a side
+/// starts closing and where a socket ends (as many counters as a recording has).
+fn churn_counters(old: TcpState, new: TcpState) -> Option<TcpCounters> {
+    probe_common::carries_counters(old as u32, new as u32).then(|| {
+        let peer_fin = matches!(
+            (old, new),
+            (_, TcpState::CloseWait) | (TcpState::LastAck | TcpState::FinWait2, _)
+        );
+        TcpCounters::builder()
+            .bytes_sent(16)
+            .bytes_acked(17 + u64::from(new == TcpState::Close))
+            .bytes_received(16 + u64::from(peer_fin))
+            .segs(4, 5)
+            .retransmits(0)
+            .srtt_us(30)
+            .peer_fin(peer_fin)
+            .build()
+    })
 }
 
 impl Churn {

@@ -48,6 +48,7 @@ pub fn transition(
         new,
         context: context(by),
         task: by,
+        counters: None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use crate::{
     model::{
         Conn, ConnId, ExecContext, Gap, GapCause, ResetReason, ResetReceived, ResetSent, Scope,
-        SnapshotSocket, SocketError, SocketRef, Task, TcpState, TraceEvent,
+        SnapshotSocket, SocketError, SocketRef, Task, TcpCounters, TcpState, TraceEvent,
     },
     synth::{context, transition, tuple},
     trace::TraceWriter,
@@ -72,6 +72,53 @@ impl Script {
         self
     }
 
+    /// Gives the last transition these counters.
+    pub fn counted(&mut self, counters: TcpCounters) -> &mut Self {
+        if let Some(TraceEvent::Transition(t)) = self.events.last_mut() {
+            t.counters = Some(counters);
+        }
+        self
+    }
+
+    /// An HTTP/1.0-style exchange on an open connection: the client sends `request`
+    /// bytes, the server answers `answer` bytes and closes first (its socket, already
+    /// closed by the application, hands over to TIME_WAIT before the client's FIN), and
+    /// the client closes a millisecond later. Counters as the kernel keeps them: the
+    /// client's SYN and each acknowledged FIN count one in `bytes_acked`, a received FIN
+    /// one in `bytes_received` (`docs/kernel-facts.md §7`).
+    pub fn answered_then_closed(
+        &mut self,
+        e: Ends,
+        (request, answer): (u64, u64),
+        client: Task,
+        server: Task,
+    ) -> &mut Self {
+        use TcpState::*;
+        let counters = |sent: u64, acked: u64, received: u64, fin: bool| {
+            TcpCounters::builder()
+                .bytes_sent(sent)
+                .bytes_acked(acked)
+                .bytes_received(received)
+                .segs(4, 4)
+                .retransmits(0)
+                .srtt_us(50)
+                .peer_fin(fin)
+                .build()
+        };
+        let t = self.ts;
+        self.tr(e.server, Established, FinWait1, Some(server))
+            .counted(counters(answer, answer, request, false))
+            .tr(e.client, Established, CloseWait, None)
+            .counted(counters(request, request + 1, answer + 1, true))
+            .tr(e.server, FinWait1, FinWait2, None)
+            .tr(e.server, FinWait2, Close, None)
+            .counted(counters(answer, answer + 1, request, false))
+            .at(t + 1_000_000)
+            .tr(e.client, CloseWait, LastAck, Some(client))
+            .tr(e.client, LastAck, Close, None)
+            .counted(counters(request, request + 2, answer + 1, true))
+    }
+
     /// An RST this host sent, from a socket that is already CLOSE.
     pub fn rst_sent(
         &mut self,
@@ -135,6 +182,7 @@ impl Script {
             uid: 0,
             timer_ms: None,
             at_end,
+            shared_with: Default::default(),
         }));
         self
     }

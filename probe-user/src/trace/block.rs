@@ -33,6 +33,9 @@ pub enum BlockKind {
     Records = 2,
     /// JSON [`crate::trace::TraceEnd`]; the last block of a cleanly stopped trace.
     End = 3,
+    /// JSON [`crate::model::WorkloadTable`]: names for the keys of the records block
+    /// that follows (format 1.1).
+    Workloads = 4,
 }
 
 impl BlockKind {
@@ -41,6 +44,7 @@ impl BlockKind {
             1 => Some(Self::Meta),
             2 => Some(Self::Records),
             3 => Some(Self::End),
+            4 => Some(Self::Workloads),
             _ => None,
         }
     }

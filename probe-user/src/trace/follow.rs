@@ -6,7 +6,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 
 use crate::{
-    model::TraceEvent,
+    model::{TraceEvent, WorkloadTable},
     trace::{
         meta::{TraceEnd, TraceMeta},
         reader::{Damage, Opening, Polled, TraceError, TraceReader},
@@ -98,6 +98,14 @@ impl<P: Parts> Follower<P> {
         match &self.state {
             State::Reading(reader) => self.earlier_bytes + reader.offset(),
             _ => self.earlier_bytes,
+        }
+    }
+
+    /// The names read since the last call, before the events they name.
+    pub fn take_workloads(&mut self) -> Vec<WorkloadTable> {
+        match &mut self.state {
+            State::Reading(reader) => reader.take_workloads(),
+            _ => Vec::new(),
         }
     }
 

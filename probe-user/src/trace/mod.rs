@@ -7,12 +7,15 @@ mod meta;
 pub mod queue;
 mod reader;
 mod records;
+mod sections;
 mod varint;
+mod workloads;
 mod writer;
 
 pub use block::{FORMAT_MAJOR, FORMAT_MINOR, records_in};
 pub use meta::{Attribution, PartInfo, RecorderInfo, TraceEnd, TraceMeta};
 pub use reader::{Damage, Opening, Polled, TraceError, TraceReader};
+pub use records::BlockKeys;
 pub use writer::{TraceEncoder, TraceWriter};
 
 /// The parts of the meta block that the model defines (the recorder fills them in).

@@ -5,7 +5,7 @@
 use std::io::{self, ErrorKind, Read};
 
 use crate::{
-    model::{Gap, GapCause, TraceEvent},
+    model::{Gap, GapCause, TraceEvent, WorkloadTable},
     trace::{
         block::{
             BLOCK_HEADER_LEN, BlockHeader, BlockKind, FILE_HEADER_LEN, FILE_MAGIC, FORMAT_MAJOR,
@@ -13,6 +13,7 @@ use crate::{
         },
         meta::{TraceEnd, TraceMeta},
         records::RecordsDecoder,
+        workloads,
     },
 };
 
@@ -47,6 +48,9 @@ pub enum Damage {
     },
     /// Bytes that were skipped while looking for the next intact block.
     Skipped { offset: u64, len: u64 },
+    /// A `Workloads` block was unreadable: the pods and containers it named are
+    /// unknown; every event still replays.
+    NamesLost { offset: u64, reason: String },
 }
 
 impl std::fmt::Display for Damage {
@@ -69,6 +73,11 @@ impl std::fmt::Display for Damage {
             Self::Skipped { offset, len } => {
                 write!(f, "skipped {len} unreadable bytes at byte {offset}")
             }
+            Self::NamesLost { offset, reason } => write!(
+                f,
+                "the names block at byte {offset} is damaged ({reason}); the pods and \
+                 containers it named are unknown"
+            ),
         }
     }
 }
@@ -84,6 +93,8 @@ pub struct TraceReader<R: Read> {
     /// Bytes consumed since the start of the file (`base` in the input).
     offset: u64,
     damage: Vec<Damage>,
+    /// Names read and not yet taken.
+    workloads: Vec<WorkloadTable>,
     finished: bool,
     last_ts: u64,
     /// Following a trace that is still written: how to go back to the start of a block
@@ -195,6 +206,7 @@ impl<R: Read> TraceReader<R> {
             decoder: None,
             offset: FILE_HEADER_LEN as u64,
             damage: Vec::new(),
+            workloads: Vec::new(),
             finished: false,
             last_ts: 0,
             rewind,
@@ -251,6 +263,12 @@ impl<R: Read> TraceReader<R> {
 
     pub fn damage(&self) -> &[Damage] {
         &self.damage
+    }
+
+    /// The names read since the last call, in file order: each table names the keys of
+    /// the events that follow it (format 1.1; older traces have none).
+    pub fn take_workloads(&mut self) -> Vec<WorkloadTable> {
+        std::mem::take(&mut self.workloads)
     }
 
     /// Bytes consumed so far.
@@ -414,9 +432,27 @@ impl<R: Read> TraceReader<R> {
                     return Ok(Polled::Ended);
                 }
             };
+            if header.kind == BlockKind::Workloads as u8 {
+                self.read_workloads(block_offset, &header, &payload);
+                continue;
+            }
             if let Some(event) = self.on_block(block_offset, &header, payload) {
                 return Ok(Polled::Event(event));
             }
+        }
+    }
+
+    /// A `Workloads` block: its names, or the damage that lost them (no events are lost
+    /// with it).
+    fn read_workloads(&mut self, offset: u64, header: &BlockHeader, payload: &[u8]) {
+        let read = if crc32fast::hash(payload) == header.payload_crc {
+            workloads::decode(payload)
+        } else {
+            Err("checksum mismatch".to_owned())
+        };
+        match read {
+            Ok(table) => self.workloads.push(table),
+            Err(reason) => self.damage.push(Damage::NamesLost { offset, reason }),
         }
     }
 
@@ -463,8 +499,8 @@ impl<R: Read> TraceReader<R> {
                 }),
             },
             // A second meta block (a concatenated file) or a block kind from a
-            // newer minor version: skip it.
-            Some(BlockKind::Meta) | None => {}
+            // newer minor version: skip it. (Workloads blocks are read before.)
+            Some(BlockKind::Meta | BlockKind::Workloads) | None => {}
         }
         None
     }
@@ -503,6 +539,7 @@ pub(super) mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: None,
+            counters: None,
         })
     }
 
@@ -628,6 +665,25 @@ pub(super) mod tests {
         );
     }
 
+    /// A recording made by tcpchurn before format 1.1 (six HTTP/1.0-style connections
+    /// on loopback, the server answering 2 KB and closing first): it replays, its
+    /// transitions simply have no counters.
+    #[test]
+    fn a_format_1_0_recording_replays_without_counters() {
+        let file = include_bytes!("testdata/served-format-1.0.trace");
+        let mut reader = TraceReader::open(&file[..]).unwrap();
+        assert_eq!(reader.version(), (1, 0));
+        let mut transitions = 0;
+        while let Some(event) = reader.next_event().unwrap() {
+            if let TraceEvent::Transition(t) = event {
+                transitions += 1;
+                assert_eq!(t.counters, None, "{t:?}");
+            }
+        }
+        assert_eq!(transitions, 62);
+        assert!(reader.damage().is_empty(), "{:?}", reader.damage());
+    }
+
     #[test]
     fn headers_are_checked() {
         assert!(matches!(
@@ -676,5 +732,86 @@ pub(super) mod tests {
         let (events, damage, _) = read_all(&extended);
         assert_eq!(events.len(), 30);
         assert!(damage.is_empty());
+    }
+
+    fn names() -> WorkloadTable {
+        use crate::model::{Identity, Named, Source, Workload, WorkloadKey, WorkloadTableBuilder};
+        let mut builder = WorkloadTableBuilder::default();
+        let zk = Identity::Workload(Workload {
+            pod: Some(Named::new("zk-0", Source::OciConfig)),
+            ..Workload::default()
+        });
+        builder.add(WorkloadKey::Cgroup(77), &zk);
+        builder.add(WorkloadKey::Netns(1), &Identity::Host);
+        builder.finish()
+    }
+
+    /// 20 events in two blocks, names before each.
+    fn named_trace() -> Vec<u8> {
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(10);
+        for i in 0..20 {
+            if i % 10 == 0 {
+                writer.push_workloads(&names());
+            }
+            writer.push(&transition(i)).unwrap();
+        }
+        writer.finish(&TraceEnd::default()).unwrap()
+    }
+
+    #[test]
+    fn names_come_before_the_events_they_name() {
+        let bytes = named_trace();
+        let mut reader = TraceReader::open(&bytes[..]).unwrap();
+        assert_eq!(reader.version(), (1, 1));
+        assert!(
+            reader.take_workloads().is_empty(),
+            "none before the first block"
+        );
+        let first = reader.next_event().unwrap().unwrap();
+        assert_eq!(first, transition(0));
+        assert_eq!(reader.take_workloads(), [names()]);
+        let rest = reader.collect_events().unwrap();
+        assert_eq!(rest.len(), 19);
+        assert_eq!(reader.take_workloads(), [names()]);
+        assert!(reader.damage().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_names_block_loses_only_its_names() {
+        let mut bytes = named_trace();
+        let start = TraceEncoderStartLen::get();
+        // Inside the first names block's payload.
+        bytes[start + BLOCK_HEADER_LEN + 3] ^= 0x55;
+        let mut reader = TraceReader::open(&bytes[..]).unwrap();
+        let events = reader.collect_events().unwrap();
+        assert_eq!(events.len(), 20, "no event lost");
+        assert_eq!(
+            reader.take_workloads(),
+            [names()],
+            "the second block's names"
+        );
+        let damage = reader.damage();
+        assert!(
+            matches!(&damage, [Damage::NamesLost { offset, .. }] if *offset == start as u64),
+            "{damage:?}"
+        );
+        assert!(
+            damage[0]
+                .to_string()
+                .contains("pods and containers it named are unknown")
+        );
+    }
+
+    #[test]
+    fn a_1_0_trace_replays_with_no_names() {
+        let mut old = trace_bytes(true);
+        old[10] = 0;
+        let mut reader = TraceReader::open(&old[..]).unwrap();
+        assert_eq!(reader.version(), (1, 0));
+        assert_eq!(reader.collect_events().unwrap().len(), 30);
+        assert!(reader.take_workloads().is_empty());
+        assert!(reader.damage().is_empty());
     }
 }

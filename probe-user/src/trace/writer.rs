@@ -5,11 +5,12 @@ use std::io::{self, Write};
 use bytes::{Bytes, BytesMut};
 
 use crate::{
-    model::TraceEvent,
+    model::{TraceEvent, WorkloadTable},
     trace::{
         block::{BlockKind, file_header, frame},
         meta::{TraceEnd, TraceMeta},
-        records::RecordsEncoder,
+        records::{BlockKeys, RecordsEncoder},
+        workloads,
     },
 };
 
@@ -53,6 +54,24 @@ impl TraceEncoder {
 
     pub fn total_records(&self) -> u64 {
         self.total_records
+    }
+
+    /// What the pending records refer to.
+    pub fn pending_keys(&self) -> BlockKeys<'_> {
+        self.records.keys()
+    }
+
+    /// Frames `table` as `Workloads` blocks after the blocks already closed, so before
+    /// the pending records: a reader learns the names before the events that use them.
+    pub fn add_workloads(&mut self, table: &WorkloadTable) {
+        if table.is_empty() {
+            return;
+        }
+        let first_ts = self.records.first_ts().unwrap_or(0);
+        for payload in workloads::encode(table) {
+            self.closed
+                .extend_from_slice(&frame(BlockKind::Workloads, 0, first_ts, &payload));
+        }
     }
 
     /// Closes the current block (if records are pending) after those already closed.
@@ -99,6 +118,11 @@ impl<W: Write> TraceWriter<W> {
     pub fn with_block_records(mut self, records: u32) -> Self {
         self.block_records = records.max(1);
         self
+    }
+
+    /// Names for the events pushed next (and those pending in the current block).
+    pub fn push_workloads(&mut self, table: &WorkloadTable) {
+        self.encoder.add_workloads(table);
     }
 
     pub fn push(&mut self, event: &TraceEvent) -> io::Result<()> {

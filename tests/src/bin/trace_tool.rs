@@ -73,6 +73,7 @@ fn synth(out: &Path, events: u64, pairs: u16, block_records: u32, rate: u64) -> 
         filters: Filters {
             ports: Vec::new(),
             netns: vec![NETNS],
+            ..Filters::default()
         },
         recorder: RecorderInfo {
             pid: 1,

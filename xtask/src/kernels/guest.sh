@@ -47,11 +47,13 @@ for suite in "$@"; do
     if [ "$rest" != "$exe" ]; then tests=$(echo "${rest#*=}" | tr ',' ' '); fi
     say suite-start "$name"
     started=$(now)
+    # --show-output: what a passing test measured (the ZooKeeper loop's attempt rate,
+    # say) goes to the console log too, to show how much margin a run had.
     # shellcheck disable=SC2086
     if [ -n "$tests" ]; then
-        timeout -k 10 "$suite_timeout" "$exe" --test-threads=1 --exact $tests
+        timeout -k 10 "$suite_timeout" "$exe" --test-threads=1 --show-output --exact $tests
     else
-        timeout -k 10 "$suite_timeout" "$exe" --test-threads=1
+        timeout -k 10 "$suite_timeout" "$exe" --test-threads=1 --show-output
     fi
     rc=$?
     say suite "$name" "$rc" "$(awk "BEGIN { print $(now) - $started }")"

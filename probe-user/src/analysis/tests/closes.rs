@@ -26,7 +26,7 @@ fn client_closes_first_and_holds_time_wait() {
     assert_eq!(pair.stats.time_wait_live, [1, 0]);
     assert_eq!(pair.stats.time_wait_peak, [1, 0]);
     assert_eq!(pair.reconnect_loop, None);
-    let row = rows[0];
+    let row = &rows[0];
     assert_eq!(row.verdict.closed_first, ClosedFirst::Client);
     assert_eq!(row.verdict.how, Some(CloseHow::Fin));
     assert_eq!(row.lifetime_ns(), Some(6 * MS));

@@ -184,3 +184,67 @@ fn a_loop_is_flagged_from_either_end_alone() {
         assert!(pair.reconnect_loop.is_some(), "netns {traced_netns}");
     }
 }
+
+/// An HTTP/1.0-style server behind a client fetching a page every 0.2 s: each
+/// connection is answered, then closed by the server.
+fn answered(answer: u64, only_server_traced: bool) -> (Analysis, Vec<ConnectionRow>) {
+    let mut s = Script::default();
+    s.listener(SERVER_NS, "10.0.0.1:80", java());
+    for i in 0..30 {
+        let e = s.ends(&format!("10.0.0.2:{}", 40000 + i), "10.0.0.1:80");
+        s.at(S + i * 200 * MS).open(e, app());
+        s.at(S + i * 200 * MS + MS)
+            .answered_then_closed(e, (18, answer), app(), java());
+    }
+    if only_server_traced {
+        s.events.retain(|e| match e {
+            TraceEvent::Transition(t) => t.conn.scope.netns == SERVER_NS,
+            _ => true,
+        });
+    }
+    s.run(with_rows(), 30 * S)
+}
+
+#[test]
+fn a_server_answering_then_closing_serves_and_is_not_a_loop() {
+    for only_server_traced in [false, true] {
+        let (analysis, rows) = answered(2_000, only_server_traced);
+        let pair = only_pair(&analysis);
+        let stats = &pair.stats;
+        assert_eq!(stats.closed_first[ClosedFirst::Server.index()], 30);
+        assert_eq!(pair.reconnect_loop, None, "{only_server_traced}");
+        assert_eq!((stats.served, stats.rejected), (30, 0));
+        assert_eq!(stats.bytes, [30 * 18, 30 * 2_000], "{only_server_traced}");
+        assert_eq!(stats.time_wait_live[Side::Server.index()], 30);
+        for row in &rows {
+            assert_eq!(row.bytes, [Some(18), Some(2_000)], "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn a_server_closing_without_a_byte_rejects_in_a_loop() {
+    let (analysis, rows) = answered(0, false);
+    let pair = only_pair(&analysis);
+    let evidence = pair.reconnect_loop.expect("must be flagged");
+    assert_eq!((evidence.rejected, evidence.rejected_untold), (30, 0));
+    assert_eq!(pair.stats.served, 0);
+    assert!(rows.iter().all(|r| r.bytes == [Some(18), Some(0)]));
+}
+
+#[test]
+fn without_counters_a_server_closing_first_counts_as_rejected_and_says_it_could_not_tell() {
+    let mut s = Script::default();
+    s.listener(SERVER_NS, "10.0.0.1:80", java());
+    for i in 0..10 {
+        let e = s.ends(&format!("10.0.0.2:{}", 40000 + i), "10.0.0.1:80");
+        s.at(S + i * 200 * MS).open(e, app());
+        s.at(S + i * 200 * MS + MS)
+            .fin_close(e.server, e.client, java(), app());
+    }
+    let (analysis, rows) = s.run(with_rows(), 30 * S);
+    let pair = only_pair(&analysis);
+    let evidence = pair.reconnect_loop.expect("today's rule");
+    assert_eq!((evidence.rejected, evidence.rejected_untold), (10, 10));
+    assert!(rows.iter().all(|r| r.bytes == [None, None]));
+}

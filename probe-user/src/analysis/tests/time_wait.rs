@@ -71,6 +71,7 @@ fn start_snapshot_time_wait_sockets_count_until_their_timer_fires() {
         uid: 0,
         timer_ms: Some(10_000),
         at_end: false,
+        shared_with: Default::default(),
     }));
     let (analysis, _) = s.run(AnalyzerOptions::default(), 5 * S);
     assert_eq!(only_pair(&analysis).stats.time_wait_live, [0, 1]);

@@ -24,7 +24,7 @@ fn close_wait_leaks_name_the_owner() {
     s.at(2 * S).tr(late.server, LastAck, Close, None);
     let (analysis, rows) = s.run(with_rows(), 30 * S);
     assert_eq!(analysis.close_wait.len(), 1);
-    let leak = analysis.close_wait[0];
+    let leak = &analysis.close_wait[0];
     assert_eq!(leak.owner.unwrap().pid, 42);
     assert_eq!(leak.age_ns, 28 * S);
     assert_eq!(leak.local.to_string(), "10.0.0.1:80");
@@ -79,7 +79,7 @@ fn a_connection_open_before_the_trace_comes_from_the_start_snapshot() {
     assert_eq!(pair.stats.connects, 0);
     assert_eq!(pair.stats.closed_first, [0, 1, 0, 0, 0]);
     assert_eq!(pair.stats.key.server.to_string(), "10.0.0.1:80");
-    let row = rows[0];
+    let row = &rows[0];
     assert!(row.preexisting);
     assert_eq!(row.start_ns, None);
     assert_eq!(row.client_owner.unwrap().pid, 7);

@@ -10,6 +10,7 @@ use crate::{
         verdict::{CloseVerdict, Side, combine},
     },
     model::SocketTuple,
+    owner::{Candidates, Owner},
 };
 
 /// One 4-tuple lifecycle: the client's socket, the server's, or both.
@@ -33,6 +34,10 @@ pub struct Connection {
     pub(super) gap_epoch: u32,
     /// The aggregates' index for this connection's pair, once looked up.
     pair_index: Cell<u32>,
+    /// By [`Side::index`]: while an end's owner is not known, the processes it may be
+    /// (those holding the listener an accepted socket came from). Rare, so boxed:
+    /// connections are moved as they are tracked.
+    candidates: Option<Box<[Option<Candidates>; 2]>>,
 }
 
 impl Connection {
@@ -48,7 +53,33 @@ impl Connection {
             extra_resets: [false; 2],
             gap_epoch,
             pair_index: Cell::new(u32::MAX),
+            candidates: None,
         }
+    }
+
+    /// Takes the owner an event of `side` was attributed to: a known one replaces the
+    /// candidates.
+    pub fn set_owner(&mut self, side: Side, owner: &Owner) {
+        let Some(endpoint) = self.endpoint_mut(side) else {
+            return;
+        };
+        match (owner.task(), owner.candidates()) {
+            (Some(task), _) => {
+                endpoint.owner = Some(*task);
+                if let Some(candidates) = &mut self.candidates {
+                    candidates[side.index()] = None;
+                }
+            }
+            (None, Some(candidates)) if endpoint.owner.is_none() => {
+                self.candidates.get_or_insert_default()[side.index()] = Some(*candidates);
+            }
+            _ => {}
+        }
+    }
+
+    /// The processes `side` may belong to, while its owner is not known.
+    pub fn candidates(&self, side: Side) -> Option<Candidates> {
+        self.candidates.as_ref()?[side.index()]
     }
 
     pub fn pair_index(&self) -> Option<u32> {
@@ -91,6 +122,13 @@ impl Connection {
         self.first_seen_ns = self.first_seen_ns.min(other.first_seen_ns);
         for (mine, theirs) in self.extra_resets.iter_mut().zip(other.extra_resets) {
             *mine |= theirs;
+        }
+        for side in [Side::Client, Side::Server] {
+            if let Some(candidates) = other.candidates(side)
+                && self.candidates(side).is_none()
+            {
+                self.candidates.get_or_insert_default()[side.index()] = Some(candidates);
+            }
         }
     }
 
@@ -146,9 +184,38 @@ impl Connection {
             end_ns: self.end_ns(),
             close_delay_ns: self.close_delay_ns(verdict),
             resets: [self.sent_reset(Side::Client), self.sent_reset(Side::Server)],
+            bytes: [self.bytes_sent(Side::Client), self.bytes_sent(Side::Server)],
             preexisting: self.preexisting,
             incomplete: self.incomplete,
         }
+    }
+
+    /// Payload bytes `side` sent: acknowledged, by its own counters when it was traced,
+    /// else received, by the other end's. `None` when neither end's counters tell (a
+    /// trace without counters, a kernel that lacks them).
+    pub fn bytes_sent(&self, side: Side) -> Option<u64> {
+        self.endpoint(side)
+            .and_then(|e| e.acked_payload(side == Side::Client))
+            .or_else(|| {
+                self.endpoint(side.other())
+                    .and_then(Endpoint::received_payload)
+            })
+    }
+
+    /// Segments `side` retransmitted (only its own socket counts them).
+    pub fn retransmits(&self, side: Side) -> Option<u32> {
+        self.endpoint(side)?.counters?.0.retransmits()
+    }
+
+    /// The smoothed round-trip time, in microseconds: the client's estimate, else the
+    /// server's (0, no sample yet, is none).
+    pub fn rtt_us(&self) -> Option<u32> {
+        let rtt = |side| {
+            self.endpoint(side)
+                .and_then(|e| e.counters?.0.srtt_us())
+                .filter(|&us| us > 0)
+        };
+        rtt(Side::Client).or_else(|| rtt(Side::Server))
     }
 
     /// From the completed handshake to the first closer's first close step, as seen by

@@ -147,16 +147,19 @@ impl ConnectionTracker {
                 None => return,
             },
         };
-        let Some(endpoint) = self.slots.get_mut(slot).and_then(|c| c.endpoint_mut(side)) else {
+        let Some(connection) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if let Some(owner) = owner {
+            connection.set_owner(side, owner);
+        }
+        let Some(endpoint) = connection.endpoint_mut(side) else {
             return;
         };
         // The recorder completes a tuple as it learns it; once registered for merging
         // it stays as registered, so that it can be found again to unregister.
         if !endpoint.indexed && endpoint.tuple != t.conn.tuple && t.conn.tuple.local.port() != 0 {
             endpoint.tuple = t.conn.tuple;
-        }
-        if let Some(owner) = owner {
-            endpoint.owner = Some(owner.task);
         }
         let fin_sent_before = endpoint.fin_sent;
         let handover = endpoint.apply(t);
@@ -196,6 +199,7 @@ impl ConnectionTracker {
                     _ => (self.listeners.guess_side(netns, &t.conn.tuple), false),
                 };
                 let mut endpoint = Endpoint::new(t.conn.id, netns, t.conn.tuple, t.old);
+                endpoint.cgroup = t.conn.scope.cgroup;
                 let mut connection = Connection::new(t.ts_ns, self.gap_epoch);
                 if opening {
                     endpoint.opened_ns = Some(t.ts_ns);
@@ -400,7 +404,9 @@ impl ConnectionTracker {
                 self.decide_handover(slot, side, sink);
             }
         }
-        let Some(mut connection) = self.slots.release(slot) else {
+        // Handed over where it lies, then dropped with its slot: a connection is a few
+        // hundred bytes, and this runs for every one.
+        let Some(connection) = self.slots.get_mut(slot) else {
             return;
         };
         let refused = connection.refused_by_server;
@@ -414,7 +420,8 @@ impl ConnectionTracker {
             }
         }
         connection.incomplete |= connection.gap_epoch != self.gap_epoch;
-        sink.finished(&connection);
+        sink.finished(connection);
+        self.slots.free(slot);
     }
 }
 

@@ -2,7 +2,10 @@
 
 use crate::{
     analysis::verdict::CloseStart,
-    model::{ConnId, ResetReason, SnapshotSocket, SocketTuple, Task, TcpState, Transition},
+    model::{
+        ConnId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task, TcpCounters, TcpState,
+        Transition,
+    },
 };
 
 /// A close step whose meaning depends on events that follow it.
@@ -21,6 +24,8 @@ pub(super) enum Pending {
 pub struct Endpoint {
     pub conn: ConnId,
     pub netns: u32,
+    /// Its cgroup v2 id (0: not recorded).
+    pub cgroup: u64,
     /// As this socket sees it (local = this end).
     pub tuple: SocketTuple,
     pub state: TcpState,
@@ -53,6 +58,9 @@ pub struct Endpoint {
     /// When it left CLOSE_WAIT (the application called `close()`).
     pub close_wait_left_ns: Option<u64>,
     pub owner: Option<Task>,
+    /// The latest counters the socket's transitions carried (the final ones once it
+    /// closed), and the transition that carried them.
+    pub counters: Option<(TcpCounters, (TcpState, TcpState))>,
     /// Registered under its 4-tuple for merging with the other end.
     pub(super) indexed: bool,
 }
@@ -62,6 +70,7 @@ impl Endpoint {
         Self {
             conn,
             netns,
+            cgroup: 0,
             tuple,
             state,
             opened_ns: None,
@@ -79,6 +88,7 @@ impl Endpoint {
             close_wait_ns: None,
             close_wait_left_ns: None,
             owner: None,
+            counters: None,
             indexed: false,
         }
     }
@@ -88,6 +98,7 @@ impl Endpoint {
     pub fn from_snapshot(s: &SnapshotSocket) -> Self {
         use TcpState::*;
         let mut endpoint = Self::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
+        endpoint.cgroup = s.conn.scope.cgroup;
         endpoint.owner = s.owner;
         endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
         match s.state {
@@ -105,6 +116,14 @@ impl Endpoint {
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
         if self.start.is_none() {
             self.start = Some((start, ts_ns));
+        }
+    }
+
+    /// Where the socket lives.
+    pub const fn scope(&self) -> Scope {
+        Scope {
+            netns: self.netns,
+            cgroup: self.cgroup,
         }
     }
 
@@ -196,7 +215,47 @@ impl Endpoint {
         if t.new == Close {
             self.closed_ns = Some(ts);
         }
+        if let Some(counters) = t.counters {
+            self.counters = Some((counters, (t.old, t.new)));
+        }
         time_wait
+    }
+
+    /// Payload bytes this socket sent that its peer acknowledged, from its own
+    /// counters: `bytes_acked` less the sequence numbers of a connecting socket's SYN
+    /// (`connected`: this is the end that connected) and of its FIN once acknowledged
+    /// (`docs/kernel-facts.md §7`).
+    pub fn acked_payload(&self, connected: bool) -> Option<u64> {
+        use TcpState::*;
+        let (counters, at) = self.counters?;
+        let acked = counters.bytes_acked()?;
+        let syn = u64::from(connected && acked > 0);
+        let fin = match at {
+            // FIN_WAIT2 is reached only once the FIN is acknowledged.
+            (FinWait2, Close) => 1,
+            // The FIN's ACK ends LAST_ACK and CLOSING, unless an RST did.
+            (LastAck | Closing, Close) => u64::from(!self.rst_received),
+            _ => 0,
+        };
+        Some(acked.saturating_sub(syn + fin))
+    }
+
+    /// Payload bytes this socket received, from its own counters: `bytes_received` less
+    /// the peer's FIN once it arrived (`SOCK_DONE` says so; without it, the states do,
+    /// but not for a FIN_WAIT2→CLOSE hand-over: then it is unknown).
+    pub fn received_payload(&self) -> Option<u64> {
+        use TcpState::*;
+        let (counters, at) = self.counters?;
+        let received = counters.bytes_received()?;
+        let fin = match (counters.peer_fin(), at) {
+            (Some(fin), _) => u64::from(fin),
+            (None, (_, CloseWait) | (CloseWait | LastAck | Closing, _)) => 1,
+            // A hand-over to TIME_WAIT follows the peer's FIN, but an orphaned socket's
+            // comes first (docs/kernel-facts.md §1.2).
+            (None, (FinWait2, Close)) if !self.rst_received => return None,
+            (None, _) => 0,
+        };
+        Some(received.saturating_sub(fin))
     }
 
     /// This socket sent an RST.
@@ -254,6 +313,7 @@ mod tests {
             new,
             context: ExecContext::Softirq,
             task: None,
+            counters: None,
         }
     }
 
@@ -372,6 +432,7 @@ mod tests {
             uid: 0,
             timer_ms: None,
             at_end: false,
+            shared_with: Default::default(),
         };
         let e = Endpoint::from_snapshot(&snapshot(CloseWait));
         assert_eq!(e.start, Some((CloseStart::PeerFin, 9)));

@@ -54,6 +54,18 @@ impl Slots {
         }
     }
 
+    /// Drops the connection in place; the slot is free for the next one.
+    pub fn free(&mut self, slot: u32) {
+        let Some(entry) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if entry.connection.is_some() {
+            entry.connection = None;
+            entry.generation = entry.generation.wrapping_add(1);
+            self.free.push(slot);
+        }
+    }
+
     /// Takes the connection out; the slot is free for the next one.
     pub fn release(&mut self, slot: u32) -> Option<Connection> {
         let entry = self.slots.get_mut(slot as usize)?;
@@ -84,5 +96,8 @@ mod tests {
         assert!(slots.get_mut(b).is_some());
         assert_eq!((slots.live(), slots.ever_used()), (2, 2));
         assert_eq!(slots.get(9), None);
+        slots.free(b);
+        slots.free(b);
+        assert_eq!((slots.live(), slots.generation(b)), (1, 1), "freed once");
     }
 }

@@ -200,6 +200,7 @@ fn probe_config(layouts: &Layouts, btf: &KernelBtf, options: &ProbeOptions) -> P
             .unwrap_or_default(),
         sock: btf.sock,
         btf_state: btf.state.clone().unwrap_or(BtfStateOffsets::UNKNOWN),
+        counters: btf.counters,
         filter: kernel_filter(&options.filters),
         wakeup_threshold: options.wakeup_threshold,
     }

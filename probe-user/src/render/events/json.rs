@@ -8,9 +8,12 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    model::{Gap, ResetReason, Task, TraceEvent},
-    owner::{Owner, OwnerSource},
-    render::events::{EventSocket, errno_name},
+    model::{Gap, ResetReason, SnapshotSocket, TcpCounters, TraceEvent, Workload},
+    owner::{Candidates, Owner, OwnerSource},
+    render::{
+        events::{EventSocket, errno_name},
+        workload::JsonContainer,
+    },
 };
 
 #[derive(Serialize)]
@@ -34,7 +37,28 @@ struct JsonEvent<'a> {
     pid: Option<u32>,
     tid: Option<u32>,
     comm: Option<Cow<'a, str>>,
+    /// When the owner is one of several processes (a shared listener's child before
+    /// its own syscall): their pids; `pid` is then null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pids: Option<Vec<u32>>,
     owner_source: Option<&'static str>,
+    /// The socket's counters, on the transitions that carry them (null: not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_sent: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_acked: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_received: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segs_in: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segs_out: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retransmits: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtt_us: Option<Option<u32>>,
+    /// The socket's container or pod, when the trace names it.
+    container: Option<JsonContainer<'a>>,
     /// Resets only: `null` when the kernel gives no reason (before 6.10).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Option<&'static str>>,
@@ -61,13 +85,78 @@ struct JsonGap {
     cpu: Option<u32>,
 }
 
+/// Who an event's socket belongs to, as the JSON says it.
+struct JsonOwner<'a> {
+    pid: Option<u32>,
+    tid: Option<u32>,
+    comm: Option<Cow<'a, str>>,
+    /// Every process it may be (or, for a snapshot socket, that holds it).
+    pids: Option<Vec<u32>>,
+    source: OwnerSource,
+}
+
+impl<'a> JsonOwner<'a> {
+    fn of(owner: &'a Owner) -> Self {
+        let task = owner.task();
+        let candidates = owner.candidates();
+        Self {
+            pid: task.map(|t| t.pid),
+            tid: task.map(|t| t.tid),
+            comm: task
+                .map(|t| &t.comm)
+                .or_else(|| candidates.and_then(Candidates::comm))
+                .map(|c| c.as_str()),
+            pids: candidates.map(|c| c.pids().to_vec()),
+            source: owner.source,
+        }
+    }
+
+    /// The holders `/proc` named for a snapshot socket: one process, or several (then
+    /// no single pid).
+    fn of_snapshot(s: &'a SnapshotSocket) -> Option<Self> {
+        let task = s.owner.as_ref()?;
+        if s.shared_with.is_empty() {
+            return Some(Self {
+                pid: Some(task.pid),
+                tid: Some(task.tid),
+                comm: Some(task.comm.as_str()),
+                pids: None,
+                source: OwnerSource::Snapshot,
+            });
+        }
+        let holders = Candidates::holders_of(task, &s.shared_with);
+        Some(Self {
+            pid: None,
+            tid: None,
+            comm: s.shared_with.same_comm().then(|| task.comm.as_str()),
+            pids: Some(holders.pids().to_vec()),
+            source: OwnerSource::Snapshot,
+        })
+    }
+}
+
 impl<'a> JsonEvent<'a> {
+    /// The counters of a transition that carries them.
+    fn with_counters(mut self, counters: Option<&TcpCounters>) -> Self {
+        if let Some(c) = counters {
+            self.bytes_sent = Some(c.bytes_sent());
+            self.bytes_acked = Some(c.bytes_acked());
+            self.bytes_received = Some(c.bytes_received());
+            self.segs_in = Some(c.segs_in());
+            self.segs_out = Some(c.segs_out());
+            self.retransmits = Some(c.retransmits());
+            self.srtt_us = Some(c.srtt_us());
+        }
+        self
+    }
+
     /// The members every socket event has.
     fn base(
         kind: &'static str,
         ts_ns: u64,
         socket: EventSocket,
-        owner: Option<(&'a Task, OwnerSource)>,
+        owner: Option<JsonOwner<'a>>,
+        container: Option<&'a Workload>,
     ) -> Self {
         let tuple = socket.tuple;
         Self {
@@ -84,10 +173,19 @@ impl<'a> JsonEvent<'a> {
             old: None,
             new: None,
             state: None,
-            pid: owner.map(|(task, _)| task.pid),
-            tid: owner.map(|(task, _)| task.tid),
-            comm: owner.map(|(task, _)| task.comm.as_str()),
-            owner_source: owner.map(|(_, source)| source.name()),
+            pid: owner.as_ref().and_then(|o| o.pid),
+            tid: owner.as_ref().and_then(|o| o.tid),
+            owner_source: owner.as_ref().map(|o| o.source.name()),
+            pids: owner.as_ref().and_then(|o| o.pids.clone()),
+            comm: owner.and_then(|o| o.comm),
+            bytes_sent: None,
+            bytes_acked: None,
+            bytes_received: None,
+            segs_in: None,
+            segs_out: None,
+            retransmits: None,
+            srtt_us: None,
+            container: JsonContainer::of_option(container),
             reason: None,
             errno: None,
             error: None,
@@ -111,19 +209,25 @@ enum JsonLine<'a> {
 }
 
 impl<'a> JsonLine<'a> {
-    /// `event` with its owner: the attributed one, or for a snapshot the one `/proc`
-    /// named.
-    fn of(event: &'a TraceEvent, owner: Option<&'a Owner>) -> Self {
-        let owner = owner.map(|o| (&o.task, o.source));
-        let base = JsonEvent::base;
+    /// `event` with its owner (the attributed one, or for a snapshot the one `/proc`
+    /// named) and its socket's workload.
+    fn of(
+        event: &'a TraceEvent,
+        owner: Option<&'a Owner>,
+        container: Option<&'a Workload>,
+    ) -> Self {
+        let owner = owner.map(JsonOwner::of);
+        let base =
+            |kind, ts_ns, socket, owner| JsonEvent::base(kind, ts_ns, socket, owner, container);
         Self::Event(match event {
             TraceEvent::Transition(t) => JsonEvent {
                 old: Some(t.old.name()),
                 new: Some(t.new.name()),
                 ..base("transition", t.ts_ns, EventSocket::of_conn(&t.conn), owner)
-            },
+            }
+            .with_counters(t.counters.as_ref()),
             TraceEvent::Snapshot(s) => {
-                let found = s.owner.as_ref().map(|t| (t, OwnerSource::Snapshot));
+                let found = JsonOwner::of_snapshot(s);
                 JsonEvent {
                     state: Some(s.state.name()),
                     inode: Some(s.inode),
@@ -167,12 +271,13 @@ impl JsonGap {
     }
 }
 
-/// Writes one event as a JSON object on its own line.
+/// Writes one event as a JSON object on its own line, with its socket's workload.
 pub fn write_json(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    container: Option<&Workload>,
 ) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner))?;
+    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, container))?;
     out.write_all(b"\n")
 }

@@ -64,9 +64,9 @@ mod tests {
     use crate::{
         model::{
             Comm, ExecContext, Gap, GapCause, ResetReason, ResetSent, Scope, SocketRef, Task,
-            TcpState, TraceEvent, Transition,
+            TcpCounters, TcpState, TraceEvent, Transition,
         },
-        owner::{Owner, OwnerSource},
+        owner::{Candidates, Owner, OwnerSource, Who},
         trace::TraceMeta,
     };
 
@@ -88,16 +88,17 @@ mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: None,
+            counters: None,
         })
     }
 
     fn owner() -> Owner {
         Owner {
-            task: Task {
+            who: Who::Task(Task {
                 pid: 1234,
                 tid: 1235,
                 comm: Comm::from_str_lossy("zk\"Cli"),
-            },
+            }),
             source: OwnerSource::Task,
         }
     }
@@ -105,7 +106,7 @@ mod tests {
     #[test]
     fn json_lines_have_the_documented_keys() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), Some(&owner())).unwrap();
+        write_json(&mut out, &transition(), Some(&owner()), None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "transition");
         assert_eq!(value["ts_ns"], 1_500_000);
@@ -125,12 +126,110 @@ mod tests {
     }
 
     #[test]
+    fn events_carry_their_container_in_both_formats() {
+        use crate::model::{Named, Runtime, Source, Workload};
+        let w = Workload {
+            runtime: Some(Runtime::Containerd),
+            id: Some("ab".repeat(32)),
+            container: Some(Named::new("zookeeper", Source::OciConfig)),
+            pod: Some(Named::new("zk-0", Source::OciConfig)),
+            namespace: Some(Named::new("infra", Source::OciConfig)),
+            ..Workload::default()
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), None, Some(&w)).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let c = &value["container"];
+        assert_eq!(
+            (&c["namespace"], &c["pod"], &c["container"], &c["runtime"]),
+            (
+                &serde_json::json!("infra"),
+                &serde_json::json!("zk-0"),
+                &serde_json::json!("zookeeper"),
+                &serde_json::json!("containerd")
+            )
+        );
+        assert_eq!(c["id"].as_str().unwrap().len(), 64);
+        let mut none = Vec::new();
+        write_json(&mut none, &transition(), None, None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&none).unwrap();
+        assert!(value["container"].is_null(), "{value}");
+        let mut text = Vec::new();
+        write_text(&mut text, &transition(), None, Some(&w), Clock::Relative).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.trim_end().ends_with("- -  [infra/zk-0/zookeeper]"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn unknown_owners_are_null() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None).unwrap();
+        write_json(&mut out, &transition(), None, None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null());
         assert!(value["comm"].is_null());
+    }
+
+    #[test]
+    fn transitions_that_carry_counters_show_them_unknown_ones_null() {
+        let TraceEvent::Transition(mut t) = transition() else {
+            unreachable!()
+        };
+        t.old = TcpState::LastAck;
+        t.new = TcpState::Close;
+        t.counters = Some(
+            TcpCounters::builder()
+                .bytes_sent(2_000)
+                .bytes_acked(2_001)
+                .bytes_received(19)
+                .srtt_us(61)
+                .build(),
+        );
+        let mut out = Vec::new();
+        write_json(&mut out, &TraceEvent::Transition(t), None, None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["bytes_sent"], 2_000);
+        assert_eq!(value["bytes_acked"], 2_001);
+        assert_eq!(value["bytes_received"], 19);
+        assert_eq!(value["srtt_us"], 61);
+        assert!(value["retransmits"].is_null(), "not read: {value}");
+        // Without counters the keys are absent.
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), None, None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value.get("bytes_sent").is_none(), "{value}");
+    }
+
+    #[test]
+    fn candidates_are_listed_never_picked() {
+        let candidates = Owner {
+            who: Who::Candidates(Candidates::new(
+                &[100, 101],
+                0,
+                Some(Comm::from_str_lossy("nginx")),
+            )),
+            source: OwnerSource::Listener,
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &transition(), Some(&candidates), None).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(value["pid"].is_null() && value["tid"].is_null(), "{value}");
+        assert_eq!(value["comm"], "nginx");
+        assert_eq!(value["pids"], serde_json::json!([100, 101]));
+        assert_eq!(value["owner_source"], "listener");
+        let mut text = Vec::new();
+        write_text(
+            &mut text,
+            &transition(),
+            Some(&candidates),
+            None,
+            Clock::Relative,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.trim_end().ends_with("- nginx (one of 2)"), "{text}");
     }
 
     #[test]
@@ -143,23 +242,31 @@ mod tests {
             cpu: None,
             cause: GapCause::RingFull,
         });
-        write_json(&mut out, &gap, None).unwrap();
+        write_json(&mut out, &gap, None, None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "lost");
         assert_eq!(value["lost"], 99);
         assert_eq!(value["cause"], "ring_full");
         let mut text = Vec::new();
-        write_text(&mut text, &gap, None, Clock::Relative).unwrap();
+        write_text(&mut text, &gap, None, None, Clock::Relative).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("99 events lost"));
     }
 
     #[test]
     fn text_lines_show_the_owner_or_a_dash() {
         let mut out = Vec::new();
-        write_text(&mut out, &transition(), Some(&owner()), Clock::Relative).unwrap();
         write_text(
             &mut out,
             &transition(),
+            Some(&owner()),
+            None,
+            Clock::Relative,
+        )
+        .unwrap();
+        write_text(
+            &mut out,
+            &transition(),
+            None,
             None,
             Clock::WallClock { start_unix_ns: 0 },
         )
@@ -198,12 +305,12 @@ mod tests {
         };
         let json = |event: &TraceEvent| {
             let mut out = Vec::new();
-            write_json(&mut out, event, None).unwrap();
+            write_json(&mut out, event, None, None).unwrap();
             serde_json::from_slice::<serde_json::Value>(&out).unwrap()
         };
         let text = |event: &TraceEvent| {
             let mut out = Vec::new();
-            write_text(&mut out, event, None, Clock::Relative).unwrap();
+            write_text(&mut out, event, None, None, Clock::Relative).unwrap();
             String::from_utf8(out).unwrap()
         };
         let unknown = reset(None);
@@ -229,8 +336,14 @@ mod tests {
         let TraceEvent::Transition(base) = transition() else {
             unreachable!()
         };
-        let mut evil = owner();
-        evil.task.comm = Comm::from_str_lossy("\x1b[2J\x1b]0;PWN\x07");
+        let evil_task = Task {
+            comm: Comm::from_str_lossy("\x1b[2J\x1b]0;PWN\x07"),
+            ..*owner().task().unwrap()
+        };
+        let evil = Owner {
+            who: Who::Task(evil_task),
+            source: OwnerSource::Task,
+        };
         let states = (0..16).filter_map(TcpState::from_kernel);
         let mut events: Vec<TraceEvent> = states
             .clone()
@@ -243,11 +356,12 @@ mod tests {
                     ts_ns: 0,
                     conn: base.conn,
                     state,
-                    owner: Some(evil.task),
+                    owner: Some(evil_task),
                     inode: 0,
                     uid: 0,
                     timer_ms: None,
                     at_end,
+                    shared_with: Default::default(),
                 }));
             }
         }
@@ -273,7 +387,7 @@ mod tests {
         let pid_at = text_header(Clock::Relative).find("PID").unwrap();
         for event in &events {
             let mut out = Vec::new();
-            write_text(&mut out, event, Some(&evil), Clock::Relative).unwrap();
+            write_text(&mut out, event, Some(&evil), None, Clock::Relative).unwrap();
             let line = String::from_utf8(out).unwrap();
             assert_eq!(line.find("   1234 ").unwrap() + 4, pid_at, "{line}");
             assert!(
@@ -281,6 +395,27 @@ mod tests {
                 "{line}"
             );
         }
+        // Several processes it may be: no pid, their shared name, escaped too.
+        let candidates = Owner {
+            who: Who::Candidates(Candidates::new(&[1, 2], 0, Some(evil_task.comm))),
+            source: OwnerSource::Listener,
+        };
+        let mut out = Vec::new();
+        write_text(
+            &mut out,
+            &events[0],
+            Some(&candidates),
+            None,
+            Clock::Relative,
+        )
+        .unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(&line[pid_at + 2..pid_at + 4], "- ", "{line}");
+        assert!(
+            line.trim_end()
+                .ends_with("- \\x1b[2J\\x1b]0;PWN\\x07 (one of 2)"),
+            "{line}"
+        );
         let meta = TraceMeta {
             hostname: "\x1b]0;PWN\x07".into(),
             ..TraceMeta::default()

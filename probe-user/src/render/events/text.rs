@@ -3,12 +3,13 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, ResetReason, Task, TraceEvent},
-    owner::Owner,
+    model::{Gap, ResetReason, Task, TraceEvent, Workload},
+    owner::{Candidates, Owner},
     render::{
         events::{EventSocket, errno_name},
         format::secs,
         text::clean,
+        workload::text_label,
     },
     trace::TraceMeta,
 };
@@ -99,23 +100,45 @@ fn who(task: Option<&Task>) -> String {
     }
 }
 
-/// Writes one event as an aligned text line; a gap as a line of its own kind.
+/// `      - nginx (one of 3)`: several processes may own the socket.
+fn one_of(candidates: &Candidates) -> String {
+    let (count, name) = count_and_name(candidates);
+    format!("{:>7} {name} (one of {count})", "-")
+}
+
+/// `      - nginx (3 hold it)`: several processes hold a snapshot socket.
+fn holders_of(holders: &Candidates) -> String {
+    let (count, name) = count_and_name(holders);
+    format!("{:>7} {name} ({count} hold it)", "-")
+}
+
+fn count_and_name(candidates: &Candidates) -> (u64, String) {
+    let count = candidates.count();
+    let name = candidates
+        .comm()
+        .map_or_else(|| "-".to_owned(), |comm| clean(&comm.as_str()).into_owned());
+    (count, name)
+}
+
+/// Writes one event as an aligned text line, ending with its socket's workload when
+/// known; a gap as a line of its own kind.
 pub fn write_text(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    container: Option<&Workload>,
     clock: Clock,
 ) -> io::Result<()> {
-    let attributed = owner.map(|o| &o.task);
-    let Some((socket, what, task)) = described(event, attributed) else {
+    let Some((socket, what, who)) = described(event, owner) else {
         if let TraceEvent::Lost(gap) = event {
             return write_gap(out, gap, clock);
         }
         return Ok(());
     };
+    let workload = container.map_or_else(String::new, |w| format!("  [{}]", text_label(w)));
     writeln!(
         out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {}",
+        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {who}{workload}",
         clock.format(event.ts_ns()),
         socket
             .conn
@@ -124,26 +147,27 @@ pub fn write_text(
         socket.tuple.local.to_string(),
         socket.tuple.remote.to_string(),
         what,
-        who(task)
     )
 }
 
-/// An event's socket, what happened (the EVENT column) and who did it; `None` for a
-/// gap.
-fn described<'a>(
-    event: &'a TraceEvent,
-    attributed: Option<&'a Task>,
-) -> Option<(EventSocket, String, Option<&'a Task>)> {
-    Some(match event {
+/// An event's socket, what happened (the EVENT column) and who did it (the last
+/// columns); `None` for a gap.
+fn described(event: &TraceEvent, owner: Option<&Owner>) -> Option<(EventSocket, String, String)> {
+    let attributed = owner.and_then(Owner::task);
+    let (socket, what, task) = match event {
         TraceEvent::Transition(t) => (
             EventSocket::of_conn(&t.conn),
             format!("{} -> {}", t.old, t.new),
             attributed,
         ),
-        // A snapshot names the owner `/proc` found.
+        // A snapshot names the owner `/proc` found (or how many hold the socket).
         TraceEvent::Snapshot(s) => {
             let when = if s.at_end { "at end:" } else { "existing:" };
             let what = format!("{when} {}", s.state);
+            if let Some(first) = s.owner.filter(|_| !s.shared_with.is_empty()) {
+                let holders = Candidates::holders_of(&first, &s.shared_with);
+                return Some((EventSocket::of_conn(&s.conn), what, holders_of(&holders)));
+            }
             (EventSocket::of_conn(&s.conn), what, s.owner.as_ref())
         }
         TraceEvent::ResetSent(r) => (
@@ -162,7 +186,12 @@ fn described<'a>(
             attributed,
         ),
         TraceEvent::Lost(_) => return None,
-    })
+    };
+    let who = match owner.and_then(Owner::candidates) {
+        Some(candidates) if task.is_none() => one_of(candidates),
+        _ => who(task),
+    };
+    Some((socket, what, who))
 }
 
 fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock) -> io::Result<()> {

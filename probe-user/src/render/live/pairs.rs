@@ -193,6 +193,7 @@ mod tests {
         PairReport {
             reconnect_loop: looping.then(|| LoopEvidence {
                 rejected: 5,
+                rejected_untold: 0,
                 ended: 5,
                 refused: 0,
                 server_rst: 0,

@@ -2,8 +2,12 @@
 //! in one chosen way (closes first, waits for the peer, resets, never closes...), in
 //! its own process so that tests know its pid.
 //!
-//! It prints one line per step on stdout (`listening`, `accepted`, `connected`,
-//! `refused`, `closed`, `done`) so that tests can synchronise with it.
+//! It prints one line per step on stdout (`listening`, `worker PID`, `accepted PEER
+//! pid PID`, `connected`, `received N`, `refused`, `closed`, `done`) so that tests can
+//! synchronise with it.
+
+mod exchange;
+mod listen;
 
 use std::{
     io::{self, Write as _},
@@ -14,6 +18,11 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{
+    exchange::{ERROR_LINE, read_bytes, read_to_end, write_bytes},
+    listen::{ListenOptions, listen},
+};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -45,6 +54,25 @@ enum Behaviour {
     Shutdown,
     /// Send a few bytes, then wait for the peer to close (an RST ends it too).
     Send,
+    /// Server: read the request (`--request-bytes`), write `--answer-bytes` bytes,
+    /// close (HTTP/1.0 style; 0 answer bytes: close without a byte).
+    Answer,
+    /// Server: read the request, write a short error line (25 bytes), close.
+    ErrorLine,
+    /// Client: write `--request-bytes` bytes, read until the server closes (`received
+    /// N`), close.
+    Request,
+}
+
+/// Sizes of the exchanges `answer`, `error-line` and `request` make.
+#[derive(Clone, Copy, Debug, clap::Args)]
+struct Sizes {
+    /// Bytes of each request.
+    #[arg(long, default_value_t = 18)]
+    request_bytes: u64,
+    /// Bytes of each answer.
+    #[arg(long, default_value_t = 2000)]
+    answer_bytes: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +97,18 @@ enum Role {
         /// the server keeps the TIME_WAIT).
         #[arg(long, value_enum, default_value_t = Behaviour::Reset)]
         over_limit: Behaviour,
+        /// Fork this many workers after listening, each accepting on the shared
+        /// listener too (a pre-forking server).
+        #[arg(long, default_value_t = 0)]
+        workers: u32,
+        /// Listen with SO_REUSEPORT (several processes on one address and port).
+        #[arg(long)]
+        reuseport: bool,
+        /// Listen with IPV6_V6ONLY (an IPv6 wildcard leaving IPv4 to another socket).
+        #[arg(long)]
+        v6only: bool,
+        #[command(flatten)]
+        sizes: Sizes,
     },
     Client {
         #[arg(long)]
@@ -92,6 +132,8 @@ enum Role {
         /// client sleeps up to 1000 ms, `ClientCnxn.SendThread.startConnect`).
         #[arg(long, default_value_t = 1000)]
         reconnect_jitter_ms: u64,
+        #[command(flatten)]
+        sizes: Sizes,
     },
 }
 
@@ -137,8 +179,13 @@ fn shut_down_then_close(stream: TcpStream, how: std::net::Shutdown, pause: Durat
     say("closed");
 }
 
+/// Says an I/O error of an exchange and closes.
+fn failed(e: &io::Error) {
+    say(&format!("error {}", e.raw_os_error().unwrap_or(0)));
+}
+
 /// Acts on one connected socket; returns a socket to keep alive, if any.
-fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
+fn act(mut stream: TcpStream, behaviour: Behaviour, sizes: Sizes) -> Option<TcpStream> {
     match behaviour {
         Behaviour::WaitPeer => {
             if let Err(e) = read_to_eof(&mut stream) {
@@ -179,42 +226,103 @@ fn act(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
             if let Err(e) = stream.write_all(b"tcpchurn request\n") {
                 say(&format!("error {}", e.raw_os_error().unwrap_or(0)));
             }
-            act(stream, Behaviour::WaitPeer)
+            act(stream, Behaviour::WaitPeer, sizes)
+        }
+        Behaviour::Answer | Behaviour::ErrorLine => {
+            let answered = read_bytes(&mut stream, sizes.request_bytes).and_then(|_| {
+                if behaviour == Behaviour::ErrorLine {
+                    stream.write_all(ERROR_LINE)
+                } else {
+                    write_bytes(&mut stream, sizes.answer_bytes)
+                }
+            });
+            if let Err(e) = answered {
+                failed(&e);
+            }
+            drop(stream);
+            say("closed");
+            None
+        }
+        Behaviour::Request => {
+            match write_bytes(&mut stream, sizes.request_bytes)
+                .and_then(|()| read_to_end(&mut stream))
+            {
+                Ok(received) => say(&format!("received {received}")),
+                Err(e) => failed(&e),
+            }
+            drop(stream);
+            say("closed");
+            None
         }
     }
 }
 
-fn server(
-    listen: SocketAddr,
+/// What a server does with each connection.
+#[derive(Clone, Copy, Debug)]
+struct Serving {
     count: u32,
     behaviour: Behaviour,
     limit: Option<usize>,
     delay: Duration,
     over_limit: Behaviour,
+    sizes: Sizes,
+}
+
+fn server(
+    listen_on: SocketAddr,
+    options: ListenOptions,
+    workers: u32,
+    serving: Serving,
 ) -> io::Result<()> {
-    let listener = TcpListener::bind(listen)?;
+    let listener = listen(listen_on, options)?;
     say(&format!("listening {}", listener.local_addr()?));
+    for _ in 0..workers {
+        // SAFETY: the peer is single-threaded here; the child only runs the accept loop.
+        match unsafe { libc::fork() } {
+            -1 => return Err(io::Error::last_os_error()),
+            // The worker: accept on the shared listener like its parent, and go when the
+            // parent goes (tests stop the process they started).
+            0 => {
+                // SAFETY: prctl with plain integer arguments.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                return accept_loop(&listener, serving);
+            }
+            child => say(&format!("worker {child}")),
+        }
+    }
+    accept_loop(&listener, serving)
+}
+
+fn accept_loop(listener: &TcpListener, serving: Serving) -> io::Result<()> {
+    let Serving {
+        count,
+        behaviour,
+        limit,
+        delay,
+        over_limit,
+        sizes,
+    } = serving;
     let mut held: Vec<TcpStream> = Vec::new();
     let mut accepted = 0;
     while count == 0 || accepted < count {
         let (stream, peer) = listener.accept()?;
         accepted += 1;
-        say(&format!("accepted {peer}"));
+        say(&format!("accepted {peer} pid {}", std::process::id()));
         if let Some(limit) = limit {
             // A well-behaved limited server closes connections its clients left, which
             // frees their slots; without a limit, `hold` leaks them on purpose.
             held.retain(|s| !peer_closed(s));
             if held.len() < limit {
                 thread::sleep(delay);
-                held.extend(act(stream, behaviour));
+                held.extend(act(stream, behaviour, sizes));
                 continue;
             }
             // Over the limit: accept, then reset (or close) at once, as ZooKeeper does.
-            let _none = act(stream, over_limit);
+            let _none = act(stream, over_limit, sizes);
             continue;
         }
         thread::sleep(delay);
-        if let Some(stream) = act(stream, behaviour) {
+        if let Some(stream) = act(stream, behaviour, sizes) {
             held.push(stream);
         }
     }
@@ -242,8 +350,8 @@ fn client(
     connect: SocketAddr,
     count: u32,
     behaviour: Behaviour,
-    interval: Duration,
-    delay: Duration,
+    (interval, delay): (Duration, Duration),
+    sizes: Sizes,
 ) {
     let mut held = Vec::new();
     for i in 0..count {
@@ -257,7 +365,7 @@ fn client(
                     .map_or_else(|_| "?".to_owned(), |a| a.to_string());
                 say(&format!("connected {local}"));
                 thread::sleep(delay);
-                held.extend(act(stream, behaviour));
+                held.extend(act(stream, behaviour, sizes));
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => say("refused"),
             Err(e) => say(&format!("error {}", e.raw_os_error().unwrap_or(0))),
@@ -342,15 +450,21 @@ fn main() {
             limit,
             delay_ms,
             over_limit,
+            workers,
+            reuseport,
+            v6only,
+            sizes,
         } => {
-            if let Err(e) = server(
-                listen,
+            let serving = Serving {
                 count,
                 behaviour,
                 limit,
-                Duration::from_millis(delay_ms),
+                delay: Duration::from_millis(delay_ms),
                 over_limit,
-            ) {
+                sizes,
+            };
+            let options = ListenOptions { reuseport, v6only };
+            if let Err(e) = server(listen, options, workers, serving) {
                 say(&format!("error {e}"));
                 std::process::exit(1);
             }
@@ -368,13 +482,17 @@ fn main() {
             interval_ms,
             delay_ms,
             reconnect: false,
+            sizes,
             ..
         } => client(
             connect,
             count,
             behaviour,
-            Duration::from_millis(interval_ms),
-            Duration::from_millis(delay_ms),
+            (
+                Duration::from_millis(interval_ms),
+                Duration::from_millis(delay_ms),
+            ),
+            sizes,
         ),
     }
 }

@@ -10,15 +10,21 @@
 //!    (connect, listen, close, shutdown) are trusted.
 //! 3. Everything else (softirq: handshakes, received FINs and RSTs, timers) gets the
 //!    socket's remembered owner; a passively opened socket that has not yet made a
-//!    syscall gets the owner of its listener (netns, port), when exactly one process
-//!    listens there.
+//!    syscall gets the owner of the listener it came from ([`listeners`]: by
+//!    namespace, address and port, with the kernel's wildcard and dual-stack
+//!    fallbacks). When several processes hold that listener (shared by `fork()`,
+//!    `SO_REUSEPORT` listeners of several processes), the owner is their
+//!    [`Candidates`], never one of them picked.
 //! 4. Otherwise the owner is unknown. The task that happened to be interrupted
 //!    (ksoftirqd, swapper, the peer process on loopback) is never reported.
 
+mod candidates;
+mod listeners;
+
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
-
+pub use self::candidates::Candidates;
+use self::listeners::{ListenerKey, Listeners};
 use crate::{
     idmap::ConnIdMap,
     model::{
@@ -52,29 +58,56 @@ impl OwnerSource {
     }
 }
 
+/// The process a socket belongs to, or the processes it may belong to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    Task(Task),
+    /// Several processes hold the listener (or the snapshot socket), and which one
+    /// owns this socket is not known.
+    Candidates(Candidates),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
-    pub task: Task,
+    pub who: Who,
     pub source: OwnerSource,
+}
+
+impl Owner {
+    /// The owning task, when it is known.
+    pub fn task(&self) -> Option<&Task> {
+        match &self.who {
+            Who::Task(task) => Some(task),
+            Who::Candidates(_) => None,
+        }
+    }
+
+    /// The processes it may belong to, when it is not known which.
+    pub fn candidates(&self) -> Option<&Candidates> {
+        match &self.who {
+            Who::Task(_) => None,
+            Who::Candidates(candidates) => Some(candidates),
+        }
+    }
 }
 
 /// How long a closed socket's owner is kept for resets and errors that follow it.
 const CLOSED_RETENTION_NS: u64 = 5_000_000_000;
 
-#[derive(Clone, Debug, Default)]
-struct ListenerOwners {
-    /// One entry per listening socket on this (netns, port): SO_REUSEPORT allows many.
-    sockets: Vec<(ConnId, Option<Task>)>,
+/// A socket's known owner, as remembered (the common case, kept small: the map holds
+/// every socket closed in the last [`CLOSED_RETENTION_NS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Known {
+    task: Task,
+    source: OwnerSource,
 }
 
-impl ListenerOwners {
-    /// The owner only when every listener belongs to the same process.
-    fn unique(&self) -> Option<Task> {
-        let mut owners = self.sockets.iter().map(|(_, task)| *task);
-        let first = owners.next()??;
-        owners
-            .all(|t| t.is_some_and(|t| t.pid == first.pid))
-            .then_some(first)
+impl Known {
+    fn owner(self) -> Owner {
+        Owner {
+            who: Who::Task(self.task),
+            source: self.source,
+        }
     }
 }
 
@@ -82,8 +115,15 @@ impl ListenerOwners {
 pub struct OwnerTracker {
     // Keys are connection ids chosen by the recorder, not by a remote party: a fast
     // non-cryptographic hash is safe, and replay speed depends on it.
-    sockets: ConnIdMap<Owner>,
-    listeners: FxHashMap<(u32, u16), ListenerOwners>,
+    sockets: ConnIdMap<Known>,
+    listeners: Listeners,
+    /// Accepted sockets that have made no syscall yet, and the listeners they came
+    /// from: their first syscall shows a process that holds those listeners, and until
+    /// then they belong to those listeners' holders (the candidates when several).
+    children: ConnIdMap<ListenerKey>,
+    /// Sockets several processes may hold (rare): of the start snapshot, or accepted
+    /// children that closed before their first syscall.
+    shared: ConnIdMap<Candidates>,
     closed: VecDeque<(u64, ConnId)>,
 }
 
@@ -97,43 +137,32 @@ impl OwnerTracker {
         self.sockets.len()
     }
 
-    fn listener_key(conn: &Conn) -> (u32, u16) {
-        (conn.scope.netns, conn.tuple.local.port())
-    }
-
-    fn add_listener(&mut self, conn: &Conn, task: Option<Task>) {
-        let entry = self.listeners.entry(Self::listener_key(conn)).or_default();
-        entry.sockets.retain(|(id, _)| *id != conn.id);
-        entry.sockets.push((conn.id, task));
-    }
-
-    fn remove_listener(&mut self, conn: &Conn) {
-        let key = Self::listener_key(conn);
-        if let Some(entry) = self.listeners.get_mut(&key) {
-            entry.sockets.retain(|(id, _)| *id != conn.id);
-            if entry.sockets.is_empty() {
-                self.listeners.remove(&key);
-            }
-        }
-    }
-
     /// Learns owners from the start snapshot (`/proc/*/fd`), notably the listeners of
-    /// servers that were running before the recording.
+    /// servers that were running before the recording, with every process that holds
+    /// them.
     pub fn on_snapshot(&mut self, socket: &SnapshotSocket) {
         if socket.at_end {
             return;
         }
         if socket.state == TcpState::Listen {
-            self.add_listener(&socket.conn, socket.owner);
+            self.listeners
+                .open(&socket.conn, socket.owner, &socket.shared_with);
         }
-        if let Some(task) = socket.owner {
-            self.sockets.insert(
-                socket.conn.id,
-                Owner {
-                    task,
-                    source: OwnerSource::Snapshot,
-                },
-            );
+        match socket.owner {
+            Some(task) if socket.shared_with.is_empty() => {
+                self.sockets.insert(
+                    socket.conn.id,
+                    Known {
+                        task,
+                        source: OwnerSource::Snapshot,
+                    },
+                );
+            }
+            Some(task) => {
+                let holders = Candidates::holders_of(&task, &socket.shared_with);
+                self.shared.insert(socket.conn.id, holders);
+            }
+            None => {}
         }
     }
 
@@ -150,45 +179,93 @@ impl OwnerTracker {
         self.expire(t.ts_ns);
         let syscall_only = TcpState::is_syscall_only(t.old, t.new);
         let owner = if let Some(task) = Self::trusted(t.context, t.task, syscall_only) {
+            // An accepted socket's first syscall shows a holder of its listener. (Not an
+            // abort: `ss -K` closes sockets from its own task.)
+            if let Some(key) = self.children.remove(&t.conn.id)
+                && syscall_only
+            {
+                self.listeners.learn(key, task);
+            }
+            if !self.shared.is_empty() {
+                self.shared.remove(&t.conn.id);
+            }
             self.sockets.insert(
                 t.conn.id,
-                Owner {
+                Known {
                     task,
                     source: OwnerSource::Socket,
                 },
             );
             Some(Owner {
-                task,
+                who: Who::Task(task),
                 source: OwnerSource::Task,
             })
         } else if t.old == TcpState::Listen && t.new == TcpState::SynRecv {
-            // A new child socket: it belongs to whoever listens, until it makes a syscall.
-            let inherited = self
-                .listeners
-                .get(&Self::listener_key(&t.conn))
-                .and_then(ListenerOwners::unique)
-                .map(|task| Owner {
-                    task,
-                    source: OwnerSource::Listener,
-                });
-            match inherited {
-                Some(owner) => self.sockets.insert(t.conn.id, owner),
-                None => self.sockets.remove(&t.conn.id),
-            };
-            inherited
+            self.on_child(&t.conn)
         } else {
-            self.sockets.get(&t.conn.id).copied()
+            self.remembered(t.conn.id)
         };
 
         match (t.old, t.new) {
-            (_, TcpState::Listen) => self.add_listener(&t.conn, owner.map(|o| o.task)),
-            (TcpState::Listen, TcpState::Close) => self.remove_listener(&t.conn),
+            (_, TcpState::Listen) => {
+                let task = owner.as_ref().and_then(Owner::task).copied();
+                self.listeners.open(&t.conn, task, &Default::default());
+            }
+            (TcpState::Listen, TcpState::Close) => self.listeners.close(&t.conn),
             _ => {}
         }
         if t.new == TcpState::Close {
             self.closed.push_back((t.ts_ns, t.conn.id));
+            // A child closed before any syscall keeps its candidates for the resets
+            // and errors that follow, even once its listener is gone.
+            if let Some(key) = self.children.remove(&t.conn.id)
+                && let Some(Who::Candidates(candidates)) = self.listeners.owner_of_children(key)
+            {
+                self.shared.insert(t.conn.id, candidates);
+            }
         }
         owner
+    }
+
+    /// A new child socket: it belongs to whoever holds its listener, until it makes a
+    /// syscall.
+    fn on_child(&mut self, conn: &Conn) -> Option<Owner> {
+        self.sockets.remove(&conn.id);
+        self.shared.remove(&conn.id);
+        let key = self.listeners.find(conn.scope.netns, conn.tuple.local);
+        match key {
+            Some(key) => self.children.insert(conn.id, key),
+            None => self.children.remove(&conn.id),
+        };
+        let who = key.and_then(|key| self.listeners.owner_of_children(key));
+        // One holder: remembered as the socket's owner (even if its listener closes).
+        if let Some(Who::Task(task)) = who {
+            let source = OwnerSource::Listener;
+            self.sockets.insert(conn.id, Known { task, source });
+        }
+        who.map(|who| Owner {
+            who,
+            source: OwnerSource::Listener,
+        })
+    }
+
+    /// What is known of a socket's owner without an event of its own: its remembered
+    /// owner, or, for an accepted socket before its first syscall, its listener's
+    /// holders.
+    fn remembered(&self, id: ConnId) -> Option<Owner> {
+        if let Some(known) = self.sockets.get(&id) {
+            return Some(known.owner());
+        }
+        if let Some(key) = self.children.get(&id) {
+            return self.listeners.owner_of_children(*key).map(|who| Owner {
+                who,
+                source: OwnerSource::Listener,
+            });
+        }
+        self.shared.get(&id).map(|candidates| Owner {
+            who: Who::Candidates(*candidates),
+            source: OwnerSource::Snapshot,
+        })
     }
 
     /// The owner for a reset or error event on a known connection.
@@ -200,10 +277,10 @@ impl OwnerTracker {
     ) -> Option<Owner> {
         match Self::trusted(context, task, false) {
             Some(task) => Some(Owner {
-                task,
+                who: Who::Task(task),
                 source: OwnerSource::Task,
             }),
-            None => self.sockets.get(&conn.id).copied(),
+            None => self.remembered(conn.id),
         }
     }
 
@@ -231,7 +308,7 @@ impl OwnerTracker {
 
     /// The owner a connection is known to have, without an event.
     pub fn owner_of(&self, conn: ConnId) -> Option<Owner> {
-        self.sockets.get(&conn).copied()
+        self.remembered(conn)
     }
 
     fn expire(&mut self, now_ns: u64) {
@@ -241,6 +318,7 @@ impl OwnerTracker {
             }
             self.closed.pop_front();
             self.sockets.remove(&id);
+            self.shared.remove(&id);
         }
     }
 }
@@ -287,6 +365,7 @@ mod tests {
             new,
             context,
             task,
+            counters: None,
         })
     }
 
@@ -310,7 +389,7 @@ mod tests {
             Some(server),
         )
         .unwrap();
-        assert_eq!((o.task.pid, o.source), (100, OwnerSource::Task));
+        assert_eq!((o.task().unwrap().pid, o.source), (100, OwnerSource::Task));
         let o = step(
             &mut tracker,
             2,
@@ -320,11 +399,14 @@ mod tests {
             Some(client),
         )
         .unwrap();
-        assert_eq!((o.task.pid, o.source), (200, OwnerSource::Task));
+        assert_eq!((o.task().unwrap().pid, o.source), (200, OwnerSource::Task));
         // On loopback the server child's handshake runs in the client's softirq: the
         // kernel program reported softirq, so the child inherits the listener's owner.
         let o = step(&mut tracker, 3, child, (Listen, SynRecv), Softirq, None).unwrap();
-        assert_eq!((o.task.pid, o.source), (100, OwnerSource::Listener));
+        assert_eq!(
+            (o.task().unwrap().pid, o.source),
+            (100, OwnerSource::Listener)
+        );
         let o = step(
             &mut tracker,
             4,
@@ -334,7 +416,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(o.task.pid, 100);
+        assert_eq!(o.task().unwrap().pid, 100);
         let o = step(
             &mut tracker,
             5,
@@ -344,7 +426,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!((o.task.pid, o.source), (200, OwnerSource::Socket));
+        assert_eq!(
+            (o.task().unwrap().pid, o.source),
+            (200, OwnerSource::Socket)
+        );
         // The server closes in its own syscall...
         let o = step(
             &mut tracker,
@@ -355,7 +440,7 @@ mod tests {
             Some(server),
         )
         .unwrap();
-        assert_eq!((o.task.pid, o.source), (100, OwnerSource::Task));
+        assert_eq!((o.task().unwrap().pid, o.source), (100, OwnerSource::Task));
         // ...and the client's CLOSE_WAIT runs in the server's context on loopback.
         let o = step(
             &mut tracker,
@@ -366,7 +451,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(o.task.pid, 200);
+        assert_eq!(o.task().unwrap().pid, 200);
     }
 
     #[test]
@@ -396,13 +481,16 @@ mod tests {
             Some(task(300, "app")),
         )
         .unwrap();
-        assert_eq!(o.task.pid, 300);
+        assert_eq!(o.task().unwrap().pid, 300);
         let o = step(&mut tracker, 3, c, (FinWait1, FinWait2), Unknown, bystander).unwrap();
-        assert_eq!((o.task.pid, o.source), (300, OwnerSource::Socket));
+        assert_eq!(
+            (o.task().unwrap().pid, o.source),
+            (300, OwnerSource::Socket)
+        );
     }
 
     #[test]
-    fn ambiguous_listeners_give_no_owner() {
+    fn listeners_of_several_processes_give_their_candidates_not_an_owner() {
         use ExecContext::*;
         use TcpState::*;
         let mut tracker = OwnerTracker::new();
@@ -423,10 +511,21 @@ mod tests {
             Some(task(2, "b")),
         );
         let child = conn(3, "10.0.0.1:80", "10.0.0.2:5000");
-        assert_eq!(
-            step(&mut tracker, 3, child, (Listen, SynRecv), Softirq, None),
-            None
-        );
+        let o = step(&mut tracker, 3, child, (Listen, SynRecv), Softirq, None).unwrap();
+        assert_eq!((o.task(), o.source), (None, OwnerSource::Listener));
+        assert_eq!(o.candidates().unwrap().pids(), [1, 2]);
+        assert_eq!(o.candidates().unwrap().comm(), None, "a and b");
+        // Its own first syscall says which one accepted it.
+        let o = step(
+            &mut tracker,
+            4,
+            child,
+            (Established, FinWait1),
+            Task,
+            Some(task(2, "b")),
+        )
+        .unwrap();
+        assert_eq!(o.task().unwrap().pid, 2);
         // One of them closes: the other is now the only listener.
         step(
             &mut tracker,
@@ -440,10 +539,34 @@ mod tests {
         assert_eq!(
             step(&mut tracker, 5, child, (Listen, SynRecv), Softirq, None)
                 .unwrap()
-                .task
+                .task()
+                .unwrap()
                 .pid,
             2
         );
+    }
+
+    #[test]
+    fn a_child_closed_before_its_first_syscall_keeps_its_candidates() {
+        use ExecContext::*;
+        use TcpState::*;
+        let mut tracker = OwnerTracker::new();
+        let listeners = [1, 2].map(|id| conn(id, "0.0.0.0:80", "0.0.0.0:0"));
+        for (n, listener) in (1..).zip(listeners) {
+            let holder = Some(task(n, "srv"));
+            step(&mut tracker, 1, listener, (Close, Listen), Task, holder);
+        }
+        let child = conn(3, "10.0.0.1:80", "10.0.0.2:5000");
+        step(&mut tracker, 2, child, (Listen, SynRecv), Softirq, None);
+        step(&mut tracker, 3, child, (SynRecv, Close), Softirq, None);
+        for (n, listener) in (1..).zip(listeners) {
+            let holder = Some(task(n, "srv"));
+            step(&mut tracker, 4, listener, (Listen, Close), Task, holder);
+        }
+        let owner = tracker.owner_of(child.id).expect("its candidates");
+        let candidates = owner.candidates().expect("not one process");
+        assert_eq!(candidates.pids(), [1, 2]);
+        assert_eq!(candidates.comm(), Some(&Comm::from_str_lossy("srv")));
     }
 
     #[test]
@@ -460,6 +583,7 @@ mod tests {
             uid: 0,
             timer_ms: None,
             at_end: false,
+            shared_with: Default::default(),
         });
         let child = conn(2, "10.0.0.1:2181", "10.0.0.2:5000");
         let o = step(
@@ -472,7 +596,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (o.task.comm.as_str().as_ref(), o.source),
+            (o.task().unwrap().comm.as_str().as_ref(), o.source),
             ("java", OwnerSource::Listener)
         );
     }
@@ -517,8 +641,12 @@ mod tests {
             new: TcpState::SynSent,
             context: ExecContext::Task,
             task: Some(app),
+            counters: None,
         });
-        assert_eq!(tracker.attribute(&connect).map(|o| o.task), Some(app));
+        assert_eq!(
+            tracker.attribute(&connect).and_then(|o| o.task().copied()),
+            Some(app)
+        );
         let error = |socket| {
             TraceEvent::SocketError(SocketError {
                 ts_ns: 2,
@@ -530,7 +658,7 @@ mod tests {
         };
         let owner = tracker.attribute(&error(SocketRef::Conn(c)));
         assert_eq!(
-            owner.map(|o| (o.task, o.source)),
+            owner.map(|o| (*o.task().unwrap(), o.source)),
             Some((app, OwnerSource::Socket))
         );
         let unmatched = SocketRef::Unmatched {
