@@ -31,7 +31,7 @@ pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     duckdb::DuckDb,
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
-    kernel::{kernel_has_btf, test_btf},
+    kernel::{kernel_has_btf, test_btf, test_classic_path},
     layout::Layout,
     peer::Peer,
     privileged::require_root,
