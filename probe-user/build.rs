@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         }
     } else {
         build_probe()?;
+        strip_debug_info(&object);
     }
     let data = fs::read(&object).context("reading the eBPF object")?;
     let long_version = format!(
@@ -61,6 +62,27 @@ fn build_probe() -> anyhow::Result<()> {
         }],
         Toolchain::default(),
     )
+}
+
+/// Drops the object's DWARF (`llvm-strip --strip-debug`, LLVM's own, which bpf-linker
+/// needs anyway). The loader reads the programs, maps, `.BTF` and `.BTF.ext`, never the
+/// debug sections, which are three quarters of the object and would be embedded in
+/// every binary. Without llvm-strip the object is kept whole, and said.
+fn strip_debug_info(object: &Path) {
+    for tool in ["/usr/lib/llvm-22/bin/llvm-strip", "llvm-strip"] {
+        let stripped = Command::new(tool)
+            .arg("--strip-debug")
+            .arg(object)
+            .status()
+            .is_ok_and(|s| s.success());
+        if stripped {
+            return;
+        }
+    }
+    println!(
+        "cargo:warning=llvm-strip not found: the embedded kernel object keeps its debug \
+         information (about 0.7 MB)"
+    );
 }
 
 /// The programs of the eBPF object, one line per section kind (`tracepoint`, `tp_btf`,
