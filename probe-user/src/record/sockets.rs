@@ -159,10 +159,7 @@ pub struct SocketTable {
 }
 
 fn completeness(tuple: &SocketTuple) -> u8 {
-    u8::from(!tuple.local.ip().is_unspecified())
-        + u8::from(tuple.local.port() != 0)
-        + u8::from(!tuple.remote.ip().is_unspecified())
-        + u8::from(tuple.remote.port() != 0)
+    tuple.known_parts()
 }
 
 impl SocketTable {

@@ -1,8 +1,15 @@
-//! Streaming trace reader. Memory is bounded by one block, whatever the file size;
+//! Streaming trace reader. Memory is bounded by a few blocks, whatever the file size;
 //! damage (a cut tail, a corrupt block, undecodable records) is reported and turned
 //! into gaps in the event stream rather than ending the replay.
+//!
+//! A block whose connections were not all complete when it was written (a connect
+//! before its source port was picked) is completed from the definitions of the next
+//! blocks before its events are handed out: those blocks are read ahead and kept.
 
-use std::io::{self, ErrorKind, Read};
+use std::{
+    collections::VecDeque,
+    io::{self, ErrorKind, Read},
+};
 
 use crate::{
     model::{Gap, GapCause, TraceEvent, WorkloadTable},
@@ -12,7 +19,7 @@ use crate::{
             FORMAT_MINOR,
         },
         meta::{TraceEnd, TraceMeta},
-        records::RecordsDecoder,
+        records::{Definitions, RecordsDecoder},
         workloads,
     },
 };
@@ -102,7 +109,17 @@ pub struct TraceReader<R: Read> {
     rewind: Option<Rewind<R>>,
     /// Where the file starts in the input.
     base: u64,
+    /// Blocks read ahead of the one being decoded, with their offsets, in file order.
+    ahead: VecDeque<(u64, BlockRead)>,
 }
+
+/// How far to read ahead to complete a block's open connections: the kernel gives a
+/// connect's source port microseconds to milliseconds after its SYN_SENT event, so the
+/// next block nearly always has it; a connect still waiting for its SYN-ACK after that
+/// keeps the port the block wrote (0, unknown).
+const LOOKAHEAD_BLOCKS: usize = 2;
+/// And at most this many bytes of blocks read ahead (a recorder's blocks hold about 1 MiB).
+const LOOKAHEAD_BYTES: usize = 8 << 20;
 
 /// Moves an input back to an absolute position.
 pub(super) type Rewind<R> = fn(&mut R, u64) -> io::Result<()>;
@@ -118,12 +135,21 @@ pub enum Polled {
 }
 
 /// What reading the next block found.
+#[derive(Debug)]
 enum BlockRead {
     Block(BlockHeader, Vec<u8>),
     /// The input ended (cut damage is recorded when it ended inside a block).
     Eof,
     /// Following: the block is not complete yet; the input is back at its start.
     Pending,
+}
+
+/// Nothing is read ahead past the end of the input or an end block.
+fn ends_reading(read: &BlockRead) -> bool {
+    match read {
+        BlockRead::Block(header, _) => header.kind == BlockKind::End as u8,
+        BlockRead::Eof | BlockRead::Pending => true,
+    }
 }
 
 /// What opening a trace that may still be written found.
@@ -211,6 +237,7 @@ impl<R: Read> TraceReader<R> {
             last_ts: 0,
             rewind,
             base,
+            ahead: VecDeque::new(),
         };
         let (header, payload) = match reader.read_block()? {
             BlockRead::Block(header, payload) => (header, payload),
@@ -415,14 +442,16 @@ impl<R: Read> TraceReader<R> {
                     None => self.decoder = None,
                 }
             }
-            if self.finished {
-                return Ok(Polled::Ended);
-            }
-            let block_offset = self.offset;
-            let (header, payload) = match self.read_block()? {
+            let (block_offset, read) = match self.ahead.pop_front() {
+                Some((offset, read)) => (offset, read),
+                None if self.finished => return Ok(Polled::Ended),
+                None => (self.offset, self.read_block()?),
+            };
+            let (header, payload) = match read {
                 BlockRead::Block(header, payload) => (header, payload),
                 BlockRead::Pending => return Ok(Polled::Pending),
                 BlockRead::Eof => {
+                    self.date_cut();
                     if !self.finished && self.end.is_none() {
                         // A clean end of file, but no end block: the recorder was
                         // stopped between two blocks.
@@ -439,7 +468,71 @@ impl<R: Read> TraceReader<R> {
             if let Some(event) = self.on_block(block_offset, &header, payload) {
                 return Ok(Polled::Event(event));
             }
+            self.complete_open_connections()?;
         }
+    }
+
+    /// A cut found while reading ahead is dated by the last event before it.
+    fn date_cut(&mut self) {
+        let last_ts = self.last_ts;
+        if let Some(Damage::Cut { last_ts_ns, .. }) = self.damage.last_mut() {
+            *last_ts_ns = (*last_ts_ns).max(last_ts);
+        }
+    }
+
+    /// Completes the new block's open connections from the blocks after it, read ahead
+    /// (up to [`LOOKAHEAD_BLOCKS`]) and kept for later. A trace followed as it is
+    /// written is completed only from what is already written: the events are not held
+    /// back waiting for the recorder.
+    fn complete_open_connections(&mut self) -> io::Result<()> {
+        let Some((mut decoder, offset, records, decoded)) = self.decoder.take() else {
+            return Ok(());
+        };
+        let definitions = |read: &BlockRead| match read {
+            BlockRead::Block(header, payload)
+                if header.kind == BlockKind::Records as u8
+                    && crc32fast::hash(payload) == header.payload_crc =>
+            {
+                Definitions::parse(payload).ok()
+            }
+            _ => None,
+        };
+        let (mut blocks, mut bytes) = (0, 0);
+        for (_, read) in &self.ahead {
+            if !decoder.has_open() {
+                break;
+            }
+            if let Some(later) = definitions(read) {
+                decoder.complete_from(&later);
+            }
+            if let BlockRead::Block(header, _) = read {
+                blocks += usize::from(header.kind == BlockKind::Records as u8);
+                bytes += header.payload_len as usize;
+            }
+        }
+        while decoder.has_open()
+            && blocks < LOOKAHEAD_BLOCKS
+            && bytes < LOOKAHEAD_BYTES
+            && !self.finished
+            && !self.ahead.iter().any(|(_, read)| ends_reading(read))
+        {
+            let at = self.offset;
+            let read = self.read_block()?;
+            if let BlockRead::Pending = read {
+                break;
+            }
+            if let Some(later) = definitions(&read) {
+                decoder.complete_from(&later);
+            }
+            if let BlockRead::Block(header, _) = &read {
+                blocks += usize::from(header.kind == BlockKind::Records as u8);
+                bytes += header.payload_len as usize;
+            }
+            self.ahead.push_back((at, read));
+        }
+        decoder.stop_completing();
+        self.decoder = Some((decoder, offset, records, decoded));
+        Ok(())
     }
 
     /// A `Workloads` block: its names, or the damage that lost them (no events are lost
@@ -813,5 +906,137 @@ pub(super) mod tests {
         assert_eq!(reader.collect_events().unwrap().len(), 30);
         assert!(reader.take_workloads().is_empty());
         assert!(reader.damage().is_empty());
+    }
+
+    /// One transition of connection 1 at `ts_ns` µs, with `tuple`.
+    pub fn step(ts_us: u64, tuple: (&str, &str), old: TcpState, new: TcpState) -> TraceEvent {
+        TraceEvent::Transition(Transition {
+            ts_ns: ts_us * 1000,
+            conn: Conn {
+                id: 1,
+                scope: Scope::default(),
+                tuple: SocketTuple {
+                    local: tuple.0.parse().unwrap(),
+                    remote: tuple.1.parse().unwrap(),
+                },
+            },
+            old,
+            new,
+            context: ExecContext::Task,
+            task: None,
+            counters: None,
+        })
+    }
+
+    pub const CONNECTING: (&str, &str) = ("10.0.0.2:0", "10.0.0.1:80");
+    pub const CONNECTED: (&str, &str) = ("10.0.0.2:53970", "10.0.0.1:80");
+
+    fn local_ports(events: &[TraceEvent]) -> Vec<u16> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Transition(t) => Some(t.conn.tuple.local.port()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The connects of connection 1 and 2 in blocks closed after every event, with
+    /// `between` blocks of another connection between the SYN_SENT and the rest.
+    fn connect_across_blocks(between: u64, finish: bool) -> Vec<u8> {
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        writer.push(&step(1, CONNECTING, Close, SynSent)).unwrap();
+        for i in 0..between {
+            writer.push(&transition(100 + i)).unwrap();
+        }
+        writer
+            .push(&step(500, CONNECTED, SynSent, Established))
+            .unwrap();
+        writer
+            .push(&step(600, CONNECTED, Established, FinWait1))
+            .unwrap();
+        if finish {
+            writer.finish(&TraceEnd::default()).unwrap()
+        } else {
+            writer.abandon().unwrap()
+        }
+    }
+
+    /// The kernel gives a connect's source port after its SYN_SENT event; when the
+    /// block closes in between, the next block's definition completes it.
+    #[test]
+    fn a_source_port_given_in_the_next_block_completes_the_connect() {
+        let (events, damage, _) = read_all(&connect_across_blocks(0, true));
+        assert_eq!(local_ports(&events), [53970, 53970, 53970]);
+        assert!(damage.is_empty(), "{damage:?}");
+        // Read one event at a time, the blocks read ahead are not read twice.
+        let (events, _, _) = read_all(&connect_across_blocks(1, true));
+        assert_eq!(local_ports(&events), [53970, 40000, 53970, 53970]);
+    }
+
+    /// Further than the reader looks ahead, the port stays what the block wrote: 0.
+    #[test]
+    fn a_port_given_past_the_lookahead_stays_unknown() {
+        let (events, _, _) = read_all(&connect_across_blocks(LOOKAHEAD_BLOCKS as u64, true));
+        let ports = local_ports(&events);
+        assert_eq!(ports.first(), Some(&0));
+        assert_eq!(ports.last(), Some(&53970));
+        assert_eq!(events.len(), LOOKAHEAD_BLOCKS + 3);
+    }
+
+    /// A child socket before 6.15: LISTEN->SYN_RECV names no peer.
+    #[test]
+    fn a_childs_peer_given_in_the_next_block_completes_it() {
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        let child = ("10.0.0.1:80", "0.0.0.0:0");
+        let full = ("10.0.0.1:80", "10.0.0.2:53970");
+        writer.push(&step(1, child, Listen, SynRecv)).unwrap();
+        writer.push(&step(2, full, SynRecv, Established)).unwrap();
+        let (events, _, _) = read_all(&writer.finish(&TraceEnd::default()).unwrap());
+        for event in &events {
+            let TraceEvent::Transition(t) = event else {
+                unreachable!()
+            };
+            assert_eq!(t.conn.tuple.remote, full.1.parse().unwrap());
+        }
+    }
+
+    /// A trace cut while the reader looks ahead: the port is unknown, the cut is dated
+    /// by the last event before it, and every event before the cut replays.
+    #[test]
+    fn a_cut_found_while_looking_ahead_is_dated_by_the_last_event() {
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        writer.push(&step(1, CONNECTING, Close, SynSent)).unwrap();
+        writer.push(&transition(100)).unwrap();
+        let cut = writer.bytes_written() + 10;
+        writer
+            .push(&step(500, CONNECTED, SynSent, Established))
+            .unwrap();
+        let bytes = writer.abandon().unwrap();
+        let (events, damage, _) = read_all(&bytes[..cut as usize]);
+        assert_eq!(local_ports(&events), [0, 40000]);
+        assert_eq!(
+            damage.as_slice(),
+            [Damage::Cut {
+                offset: damage_offset(&damage),
+                last_ts_ns: 100_000
+            }]
+        );
+    }
+
+    fn damage_offset(damage: &[Damage]) -> u64 {
+        match damage {
+            [Damage::Cut { offset, .. }] => *offset,
+            _ => panic!("{damage:?}"),
+        }
     }
 }
