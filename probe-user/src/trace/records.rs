@@ -12,11 +12,13 @@
 //! ```
 //!
 //! Since format 1.1 the definitions may end with sections about some of the records
-//! (a transition's counters, a snapshot socket's other holders): [`super::sections`].
+//! (a transition's counters, a snapshot socket's other holders, the connections a block
+//! leaves open): [`super::sections`].
 //!
 //! Each block is self-contained: a connection that appears in several blocks is
 //! defined again in each (with its latest tuple), so a damaged block loses only its own
-//! events and a reader never needs more than the current block's dictionaries.
+//! events, and a reader needs only its dictionaries (and, for the connections it leaves
+//! open, the next blocks' definitions).
 //! Because the definitions are written when the block is closed, a connect whose
 //! `SYN_SENT` event carried source port 0 gets its real port in the same block. When
 //! the block closes first, the block says which of its connections are still open
