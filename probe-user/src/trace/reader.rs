@@ -113,13 +113,14 @@ pub struct TraceReader<R: Read> {
     ahead: VecDeque<(u64, BlockRead)>,
 }
 
-/// How far to read ahead to complete a block's open connections: the kernel gives a
-/// connect's source port microseconds to milliseconds after its SYN_SENT event, so the
-/// next block nearly always has it; a connect still waiting for its SYN-ACK after that
-/// keeps the port the block wrote (0, unknown).
-const LOOKAHEAD_BLOCKS: usize = 2;
+/// How far to read ahead to complete a block's open connections, in trace time from
+/// the block's start: the kernel gives a connect's source port with its next event, the
+/// SYN-ACK, which comes after a round trip, or after SYN retransmissions (1, 3, 7 s
+/// after the connect) when SYNs were dropped. Later than that, the port stays what the
+/// block wrote (0, unknown).
+const LOOKAHEAD_NS: u64 = 10_000_000_000;
 /// And at most this many bytes of blocks read ahead (a recorder's blocks hold about 1 MiB).
-const LOOKAHEAD_BYTES: usize = 8 << 20;
+const LOOKAHEAD_BYTES: usize = 16 << 20;
 
 /// Moves an input back to an absolute position.
 pub(super) type Rewind<R> = fn(&mut R, u64) -> io::Result<()>;
@@ -142,6 +143,34 @@ enum BlockRead {
     Eof,
     /// Following: the block is not complete yet; the input is back at its start.
     Pending,
+}
+
+/// How far reading ahead has gone.
+#[derive(Default)]
+struct Reach {
+    /// Start of the last records block read ahead.
+    last_start_ns: u64,
+    /// Payload bytes read ahead.
+    bytes: usize,
+}
+
+impl Reach {
+    /// Completes `decoder`'s open connections from the block `read`, if it is an intact
+    /// records block, and counts it.
+    fn complete(&mut self, decoder: &mut RecordsDecoder, read: &BlockRead) {
+        let BlockRead::Block(header, payload) = read else {
+            return;
+        };
+        self.bytes += header.payload_len as usize;
+        if header.kind != BlockKind::Records as u8 || crc32fast::hash(payload) != header.payload_crc
+        {
+            return;
+        }
+        self.last_start_ns = self.last_start_ns.max(header.first_ts_ns);
+        if let Ok(later) = Definitions::parse(payload) {
+            decoder.complete_from(&later);
+        }
+    }
 }
 
 /// Nothing is read ahead past the end of the input or an end block.
@@ -468,7 +497,7 @@ impl<R: Read> TraceReader<R> {
             if let Some(event) = self.on_block(block_offset, &header, payload) {
                 return Ok(Polled::Event(event));
             }
-            self.complete_open_connections()?;
+            self.complete_open_connections(header.first_ts_ns)?;
         }
     }
 
@@ -481,38 +510,25 @@ impl<R: Read> TraceReader<R> {
     }
 
     /// Completes the new block's open connections from the blocks after it, read ahead
-    /// (up to [`LOOKAHEAD_BLOCKS`]) and kept for later. A trace followed as it is
-    /// written is completed only from what is already written: the events are not held
-    /// back waiting for the recorder.
-    fn complete_open_connections(&mut self) -> io::Result<()> {
+    /// (those that start within [`LOOKAHEAD_NS`] of `block_start_ns`, up to
+    /// [`LOOKAHEAD_BYTES`]) and kept for later. A trace followed as it is written is
+    /// completed only from what is already written: the events are not held back
+    /// waiting for the recorder.
+    fn complete_open_connections(&mut self, block_start_ns: u64) -> io::Result<()> {
         let Some((mut decoder, offset, records, decoded)) = self.decoder.take() else {
             return Ok(());
         };
-        let definitions = |read: &BlockRead| match read {
-            BlockRead::Block(header, payload)
-                if header.kind == BlockKind::Records as u8
-                    && crc32fast::hash(payload) == header.payload_crc =>
-            {
-                Definitions::parse(payload).ok()
-            }
-            _ => None,
-        };
-        let (mut blocks, mut bytes) = (0, 0);
+        let horizon = block_start_ns.saturating_add(LOOKAHEAD_NS);
+        let mut reach = Reach::default();
         for (_, read) in &self.ahead {
             if !decoder.has_open() {
                 break;
             }
-            if let Some(later) = definitions(read) {
-                decoder.complete_from(&later);
-            }
-            if let BlockRead::Block(header, _) = read {
-                blocks += usize::from(header.kind == BlockKind::Records as u8);
-                bytes += header.payload_len as usize;
-            }
+            reach.complete(&mut decoder, read);
         }
         while decoder.has_open()
-            && blocks < LOOKAHEAD_BLOCKS
-            && bytes < LOOKAHEAD_BYTES
+            && reach.last_start_ns <= horizon
+            && reach.bytes < LOOKAHEAD_BYTES
             && !self.finished
             && !self.ahead.iter().any(|(_, read)| ends_reading(read))
         {
@@ -521,13 +537,7 @@ impl<R: Read> TraceReader<R> {
             if let BlockRead::Pending = read {
                 break;
             }
-            if let Some(later) = definitions(&read) {
-                decoder.complete_from(&later);
-            }
-            if let BlockRead::Block(header, _) = &read {
-                blocks += usize::from(header.kind == BlockKind::Records as u8);
-                bytes += header.payload_len as usize;
-            }
+            reach.complete(&mut decoder, &read);
             self.ahead.push_back((at, read));
         }
         decoder.stop_completing();
@@ -610,6 +620,8 @@ impl<R: Read> TraceReader<R> {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
     use crate::{
         model::{Conn, ExecContext, Scope, SocketTuple, TcpState, Transition},
@@ -977,14 +989,97 @@ pub(super) mod tests {
         assert_eq!(local_ports(&events), [53970, 40000, 53970, 53970]);
     }
 
-    /// Further than the reader looks ahead, the port stays what the block wrote: 0.
+    /// Blocks of other connections in between do not stop the reader; a port given
+    /// later than the reader looks ahead stays what the block wrote: 0.
     #[test]
-    fn a_port_given_past_the_lookahead_stays_unknown() {
-        let (events, _, _) = read_all(&connect_across_blocks(LOOKAHEAD_BLOCKS as u64, true));
-        let ports = local_ports(&events);
-        assert_eq!(ports.first(), Some(&0));
-        assert_eq!(ports.last(), Some(&53970));
-        assert_eq!(events.len(), LOOKAHEAD_BLOCKS + 3);
+    fn a_port_is_looked_for_as_far_as_the_lookahead_goes() {
+        let (events, _, _) = read_all(&connect_across_blocks(50, true));
+        assert_eq!(local_ports(&events).first(), Some(&53970));
+
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        writer.push(&step(1, CONNECTING, Close, SynSent)).unwrap();
+        let later_us = LOOKAHEAD_NS / 1000 + 2;
+        writer.push(&transition(later_us)).unwrap();
+        writer
+            .push(&step(later_us + 1, CONNECTED, SynSent, Established))
+            .unwrap();
+        let (events, _, _) = read_all(&writer.finish(&TraceEnd::default()).unwrap());
+        assert_eq!(local_ports(&events), [0, 40000, 53970]);
+    }
+
+    /// Many connects interleaved over small blocks: every event comes back once, in
+    /// order, each with its connection's port, the blocks read ahead included.
+    #[test]
+    fn interleaved_connects_over_small_blocks_read_back_whole_and_complete() {
+        use TcpState::*;
+        let connect = |id: u64, ts: u64, port: u16, new| {
+            TraceEvent::Transition(Transition {
+                ts_ns: ts,
+                conn: Conn {
+                    id,
+                    scope: Scope::default(),
+                    tuple: SocketTuple {
+                        local: SocketAddr::new([10, 0, 0, 2].into(), port),
+                        remote: "10.0.0.1:80".parse().unwrap(),
+                    },
+                },
+                old: if new == SynSent { Close } else { SynSent },
+                new,
+                context: ExecContext::Task,
+                task: None,
+                counters: None,
+            })
+        };
+        let mut written = Vec::new();
+        // Connection i connects at step i and is answered 1 + i % 13 steps later.
+        let mut answers: Vec<(u64, u64)> = Vec::new();
+        for step in 0..1000u64 {
+            written.push(connect(step, step * 1000, 0, SynSent));
+            answers.push((step + 1 + step % 13, step));
+            answers.sort_unstable();
+            while answers.first().is_some_and(|&(at, _)| at <= step) {
+                let (_, id) = answers.remove(0);
+                written.push(connect(
+                    id,
+                    step * 1000 + 1,
+                    30_000 + id as u16,
+                    Established,
+                ));
+            }
+        }
+        for block_records in [1, 2, 7, 64] {
+            let mut writer = TraceWriter::new(Vec::new(), &meta())
+                .unwrap()
+                .with_block_records(block_records);
+            for event in &written {
+                writer.push(event).unwrap();
+            }
+            let bytes = writer.finish(&TraceEnd::default()).unwrap();
+            let (events, damage, end) = read_all(&bytes);
+            assert!(damage.is_empty() && end.is_some(), "{damage:?}");
+            assert_eq!(events.len(), written.len(), "blocks of {block_records}");
+            for (read, wrote) in events.iter().zip(&written) {
+                let (TraceEvent::Transition(read), TraceEvent::Transition(wrote)) = (read, wrote)
+                else {
+                    unreachable!()
+                };
+                assert_eq!((read.ts_ns, read.conn.id), (wrote.ts_ns, wrote.conn.id));
+                let answered = answers.iter().all(|&(_, id)| id != read.conn.id);
+                let port = if answered {
+                    30_000 + read.conn.id as u16
+                } else {
+                    0
+                };
+                assert_eq!(
+                    read.conn.tuple.local.port(),
+                    port,
+                    "blocks of {block_records}"
+                );
+            }
+        }
     }
 
     /// A child socket before 6.15: LISTEN->SYN_RECV names no peer.
