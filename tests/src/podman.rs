@@ -12,7 +12,9 @@ use std::{
 
 use tcpchurn_harness::{exec, runner::in_ci};
 
-pub const IMAGE: &str = "localhost/tcpchurn-busybox:test";
+/// The tag names the applet list: a new applet needs a new tag, since an existing image
+/// is kept.
+pub const IMAGE: &str = "localhost/tcpchurn-busybox:2";
 
 /// Whether podman and busybox are installed; in CI they must be.
 pub fn podman_available() -> bool {
@@ -101,7 +103,7 @@ impl Podman {
             fs::create_dir_all(rootfs.join(sub)).unwrap();
         }
         fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "nc", "sleep", "true", "cat"] {
+        for applet in ["sh", "nc", "sleep", "true", "cat", "timeout"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         let tar = dir.join("rootfs.tar");

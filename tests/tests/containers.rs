@@ -12,13 +12,14 @@
 )]
 
 use std::{
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use tcpchurn_harness::{Addresses, exec};
+use tcpchurn_harness::{Addresses, exec, prometheus::scrape};
 use tcpchurn_tests::{
     Netns, Scratch, Topology,
     podman::{Podman, podman_available},
@@ -39,10 +40,14 @@ const CLIENT: &str = "10.58.0.2";
 const POD_SERVER: &str = "10.58.1.1";
 const POD_CLIENT: &str = "10.58.1.2";
 
-/// A shell loop connecting to `addr` port 2181 again and again (a connect that hangs
-/// is given up after 2 s).
+/// A shell loop connecting to `addr` port 2181 again and again. Standard input stays
+/// open for 0.5 s, so that the server (whose `/bin/true` exits at once) closes first, as
+/// ZooKeeper does: at end of input busybox's `nc` shuts its side down. Its `-w` bounds
+/// only the connect, and the `-ll` server listens with a backlog of 2: a connection the
+/// server's full accept queue never took would wait for data for ever, so each attempt
+/// is given up after 3 s.
 fn reconnect_loop(addr: &str) -> String {
-    format!("while true; do nc -w 2 {addr} 2181 </dev/null; sleep 0.2; done")
+    format!("while true; do sleep 0.5 | timeout 3 nc -w 2 {addr} 2181; done")
 }
 
 /// A veth from the pod's namespace (through its infra process) to the server's, with
@@ -88,27 +93,73 @@ fn link_pod(infra_pid: u32, server: &Netns) {
     }
 }
 
-/// Waits until the server's namespace has seen connections from both clients.
-fn wait_for_both_clients(podman: &Podman, topology: &Topology) {
+/// Waits until the server's namespace has seen connections from both clients; fails
+/// with what each client and namespace looked like if not.
+fn wait_for_both_clients(podman: &Podman, topology: &Topology, ids: &Ids, infra_pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(60);
+    // Whichever side closed first holds the TIME_WAIT: count the sockets of both ends.
     let seen = |addr: &str| {
         let ip: std::net::IpAddr = addr.parse().unwrap();
-        ss(&topology.server)
+        let server_side = ss(&topology.server)
             .iter()
             .filter(|s| s.peer.0 == ip)
-            .count()
+            .count();
+        let client_side = if addr == CLIENT {
+            ss(&topology.client)
+                .iter()
+                .filter(|s| s.peer.1 == 2181)
+                .count()
+        } else {
+            exec::stdout(std::process::Command::new("nsenter").args([
+                "-t",
+                &infra_pid.to_string(),
+                "-n",
+                "ss",
+                "-Htan",
+                "dport",
+                "2181",
+            ]))
+            .map_or(0, |out| out.lines().count())
+        };
+        server_side + client_side
     };
     while seen(CLIENT) < 3 || seen(POD_CLIENT) < 3 {
         if Instant::now() > deadline {
-            let containers = exec::stdout(podman.command().args(["ps", "-a"]));
             panic!(
-                "the clients did not connect within 60 s; server {:?}; client {:?}; {containers:?}",
-                ss(&topology.server),
-                ss(&topology.client),
+                "the clients did not connect within 60 s (sockets seen: {} from {CLIENT}, {} \
+                 from {POD_CLIENT}); {}",
+                seen(CLIENT),
+                seen(POD_CLIENT),
+                what_the_clients_did(podman, topology, ids, infra_pid)
             );
         }
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The sockets, containers, logs and addresses of the scenario, for a failure message.
+fn what_the_clients_did(podman: &Podman, topology: &Topology, ids: &Ids, infra_pid: u32) -> String {
+    let run = |cmd: &mut std::process::Command| format!("{:?}", exec::stdout(cmd));
+    let logs = |name: &str| run(podman.command().args(["logs", "--tail", "5", name]));
+    let pid = infra_pid.to_string();
+    let in_pod = |args: &[&str]| {
+        run(std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-n"])
+            .args(args))
+    };
+    format!(
+        "server {:?}; client {:?}; pod {}; containers {}; logs: server {}, client {}, in pod \
+         {}; pod addresses {}; server addresses {}",
+        ss(&topology.server),
+        ss(&topology.client),
+        in_pod(&["ss", "-Htan"]),
+        run(podman.command().args(["ps", "-a"])),
+        logs(&ids.server.0),
+        logs(&ids.client.0),
+        logs(&ids.in_pod.0),
+        in_pod(&["ip", "-br", "addr"]),
+        run(std::process::Command::new("ip").args(["-n", &topology.server.name, "-br", "addr"])),
+    )
 }
 
 /// What the container object of a podman container says.
@@ -184,29 +235,56 @@ fn podman_scenario() {
         scratch.path("pod.trace"),
         scratch.path("rotated.trace"),
     ];
+    let metrics = free_port();
     let recorders = [
         record(&traces[0], &args),
         record(&traces[1], with(&["--container", &server])),
-        record(&traces[2], with(&["--pod", &pod])),
+        record(
+            &traces[2],
+            with(&["--pod", &pod, "--metrics", &metrics.to_string()]),
+        ),
         record(&traces[3], with(&["--max-size", "4K"])),
     ];
-    wait_for_both_clients(&podman, &topology);
-    thread::sleep(Duration::from_secs(2));
-    for recorder in recorders {
-        recorder.stop().unwrap().ensure_success().unwrap();
-    }
-    drop(podman);
-
     let ids = Ids {
         server: (server, server_id),
         client: (client, client_id),
         pod,
         in_pod: (in_pod, in_pod_id),
     };
+    wait_for_both_clients(&podman, &topology, &ids, infra_pid);
+    thread::sleep(Duration::from_secs(2));
+    let exposition = scrape(metrics).unwrap();
+    for recorder in recorders {
+        recorder.stop().unwrap().ensure_success().unwrap();
+    }
+    drop(podman);
+
+    check_metrics(&exposition, &ids);
     check_everything(&traces[0], &ids, &topology);
     check_selected(&traces[1], &ids, &topology, Selected::Server);
     check_selected(&traces[2], &ids, &topology, Selected::Pod);
     check_rotated(&traces[3], &ids);
+}
+
+/// A free port on 127.0.0.1 (taken back at once: the recorder binds it next).
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The `--pod` recorder's metrics label the pod's pair with its pod: the client's pod
+/// by name (a podman pod has no namespace), the server's (a bare container) empty.
+fn check_metrics(exposition: &str, ids: &Ids) {
+    let series = format!(
+        "tcpchurn_connections_total{{client=\"{POD_CLIENT}\",client_pod=\"{}\",server=\"{POD_SERVER}:2181\",server_pod=\"\"}} ",
+        ids.pod
+    );
+    assert!(
+        exposition.lines().any(|l| l.starts_with(&series)),
+        "{series} missing:\n{exposition}"
+    );
 }
 
 /// A recording rotated every 4 KiB: a later file names the containers it holds,

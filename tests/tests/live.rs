@@ -456,7 +456,21 @@ fn assert_metrics_match(
             pair["client"].as_str().unwrap(),
             pair["server"].as_str().unwrap(),
         );
-        let pl = [("client", client), ("server", server)];
+        // A pod the trace does not name is the empty label value.
+        let pod = |side: &str| {
+            pair[format!("{side}_pod")]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (client_pod, server_pod) = (pod("client"), pod("server"));
+        let pl = [
+            ("client", client),
+            ("server", server),
+            ("client_pod", client_pod.as_str()),
+            ("server_pod", server_pod.as_str()),
+        ];
+
         assert_eq!(
             get("tcpchurn_connections_total", &pl),
             pair["connections"].as_f64().unwrap(),
@@ -470,12 +484,7 @@ fn assert_metrics_match(
         assert_eq!(get("tcpchurn_reconnect_loop", &pl), looping, "{pair:#}");
         for side in ["client", "server", "simultaneous"] {
             for (how, count) in pair["closed_by"][side].as_object().unwrap() {
-                let l = [
-                    ("client", client),
-                    ("server", server),
-                    ("side", side),
-                    ("how", how),
-                ];
+                let l = [pl.as_slice(), &[("side", side), ("how", how)]].concat();
                 assert_eq!(
                     get("tcpchurn_closed_first_total", &l),
                     count.as_f64().unwrap(),
@@ -484,7 +493,7 @@ fn assert_metrics_match(
             }
         }
         for side in ["client", "server"] {
-            let l = [("client", client), ("server", server), ("side", side)];
+            let l = [pl.as_slice(), &[("side", side)]].concat();
             assert_eq!(
                 get("tcpchurn_time_wait", &l),
                 pair["time_wait"][side].as_f64().unwrap(),
@@ -659,7 +668,12 @@ fn metrics_only_with_text_blocks() {
     let (client_ip, server_addr) = (scenario.client_ip(), scenario.server_addr(scenario.port));
     let looping = (
         "tcpchurn_reconnect_loop".to_owned(),
-        labels(&[("client", &client_ip), ("server", &server_addr)]),
+        labels(&[
+            ("client", &client_ip),
+            ("server", &server_addr),
+            ("client_pod", ""),
+            ("server_pod", ""),
+        ]),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

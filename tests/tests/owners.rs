@@ -1,5 +1,6 @@
 //! Owners of accepted sockets when listeners are not one process per port: an IPv4 and
-//! an IPv6 server on the same port, a listener a server shares with a forked worker,
+//! an IPv6 server on the same port, a dual-stack `[::]` listener taking IPv4, a
+//! listener a server shares with a forked worker,
 //! and an `SO_REUSEPORT` pair of processes. An accepted socket's events before its own
 //! first syscall carry the owner of the listener it came from, or, when several
 //! processes hold that listener, no pid but their list; never a wrong one.
@@ -142,6 +143,36 @@ fn v4_and_v6_servers_on_one_port(snapshot: bool, program: Program) {
     v6.kill();
 }
 
+/// One IPv6 server on `[::]` without `IPV6_V6ONLY` (the kernel's default), taking IPv4
+/// connections: their children are IPv4-mapped sockets of that listener, and carry its
+/// process from their first event (the lookup falls back to the IPv6 wildcard).
+fn dual_stack_listener_takes_ipv4(snapshot: bool, program: Program) {
+    let port = 5304;
+    let mut s = Scenario::prepare(true, &tag("od", snapshot, program), port).with(program);
+    if !snapshot {
+        s.record();
+    }
+    let listen = format!("[::]:{port}");
+    let server = Peer::server(
+        Some(s.layout.server_ns()),
+        &["--listen", &listen, "--count", "0", "--behaviour", "answer"],
+    );
+    if snapshot {
+        s.record();
+    }
+    let server_v4 = SocketAddr::new(s.layout.addrs(false).0, port);
+    requests(&s, server_v4, CONNECTIONS);
+    thread::sleep(Duration::from_millis(200));
+    let events = s.events();
+    assert_program(&s.verdict(&[]), program);
+    let side = server_side(&events, server_v4);
+    assert!(side.len() >= 4 * CONNECTIONS, "{side:?}");
+    for (_, event) in side {
+        assert_eq!(event["pid"], server.pid(), "{event}");
+    }
+    server.kill();
+}
+
 /// A server that forked a worker after `listen()`, both accepting, running before the
 /// recording: the start snapshot finds both holding the listener.
 fn shared_with_a_forked_worker(program: Program) {
@@ -230,6 +261,10 @@ privileged_tests! {
         v4_and_v6_servers_on_one_port(false, Program::TpBtf);
     v4_and_v6_servers_on_one_port_started_before_the_recording:
         v4_and_v6_servers_on_one_port(true, Program::TpBtf);
+    a_dual_stack_listener_started_during_the_recording_owns_its_ipv4_children:
+        dual_stack_listener_takes_ipv4(false, Program::TpBtf);
+    a_dual_stack_listener_started_before_the_recording_owns_its_ipv4_children:
+        dual_stack_listener_takes_ipv4(true, Program::TpBtf);
     a_listener_shared_with_a_forked_worker: shared_with_a_forked_worker(Program::TpBtf);
     an_so_reuseport_pair_of_processes: so_reuseport_pair(Program::TpBtf);
 }
@@ -244,6 +279,8 @@ mod classic {
             super::v4_and_v6_servers_on_one_port(false, Classic);
         v4_and_v6_servers_on_one_port_started_before_the_recording:
             super::v4_and_v6_servers_on_one_port(true, Classic);
+        a_dual_stack_listener_started_during_the_recording_owns_its_ipv4_children:
+            super::dual_stack_listener_takes_ipv4(false, Classic);
         a_listener_shared_with_a_forked_worker: super::shared_with_a_forked_worker(Classic);
         an_so_reuseport_pair_of_processes: super::so_reuseport_pair(Classic);
     }

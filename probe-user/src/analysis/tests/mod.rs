@@ -15,7 +15,7 @@ mod loops;
 mod snapshots;
 mod time_wait;
 mod trace_edges;
-mod workloads;
+pub(crate) mod workloads;
 
 pub(crate) const MS: u64 = 1_000_000;
 

@@ -33,7 +33,7 @@ fn container(namespace: &str, pod: &str, name: &str) -> Identity {
 
 /// The ZooKeeper pod's namespace and its java process, and the client pod's namespace
 /// (its process, pid 7, is not named: the namespace names the pod).
-fn node() -> WorkloadTable {
+pub(crate) fn node() -> WorkloadTable {
     let mut b = WorkloadTableBuilder::default();
     b.add(WorkloadKey::Netns(SERVER_NS), &pod("infra", "zk-0"));
     b.add(

@@ -1,9 +1,11 @@
 //! `tcpchurn record --metrics`: the live verdict in the Prometheus text exposition
 //! format (0.0.4, what `promtool check metrics` and every Prometheus read), written by
 //! the `prometheus` crate's encoder. Labels come from the values the JSON verdict
-//! shows: a pair's `client` and `server` strings, a first closer's `side`, a close's
-//! `how`, a gap's `cause`. At most `--metrics-pairs` pairs get their own labels
-//! ([`books`]); the rest are summed under `client="other", server="other"`.
+//! shows: a pair's `client`, `server`, `client_pod` and `server_pod` strings (a pod the
+//! trace does not name is the empty value, which Prometheus reads as no label), a first
+//! closer's `side`, a close's `how`, a gap's `cause`. At most `--metrics-pairs` pairs
+//! get their own labels ([`books`]); the rest are summed under `client="other",
+//! server="other"` with empty pods.
 
 mod books;
 
@@ -22,6 +24,33 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The label value of the pairs (and CLOSE_WAIT owners) without labels of their own.
 const OTHER: &str = "other";
+
+/// The labels that name a pair in every family about pairs.
+const PAIR: [&str; 4] = ["client", "server", "client_pod", "server_pod"];
+
+/// A pair's values of [`PAIR`].
+struct PairLabels<'a> {
+    values: [&'a str; 4],
+}
+
+impl<'a> PairLabels<'a> {
+    fn new(client: &'a str, server: &'a str, pods: [Option<&'a str>; 2]) -> Self {
+        let [client_pod, server_pod] = pods.map(|p| p.unwrap_or(""));
+        Self {
+            values: [client, server, client_pod, server_pod],
+        }
+    }
+
+    /// The pair's values followed by `more`, in the order of `PAIR` then `more`'s names.
+    fn with(&self, more: &[&'a str]) -> Vec<&'a str> {
+        self.values.iter().chain(more).copied().collect()
+    }
+}
+
+/// `PAIR` followed by `more`.
+fn pair_and(more: &[&'static str]) -> Vec<&'static str> {
+    PAIR.iter().chain(more).copied().collect()
+}
 
 /// The metric families, registered in a registry of their own for one exposition.
 struct Families {
@@ -68,8 +97,8 @@ fn gauge_value(value: u64) -> i64 {
 impl Families {
     fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let pair = &["client", "server"];
-        let side = &["client", "server", "side"];
+        let pair = &PAIR;
+        let side = &pair_and(&["side"]);
         Ok(Self {
             connections: counter(
                 &registry,
@@ -81,7 +110,7 @@ impl Families {
                 &registry,
                 "tcpchurn_closed_first_total",
                 "Connections by who closed first (side: client, server, simultaneous) and how (fin, rst, refused, timeout, unreachable)",
-                &["client", "server", "side", "how"],
+                &pair_and(&["side", "how"]),
             )?,
             resets: counter(
                 &registry,
@@ -143,27 +172,26 @@ impl Families {
 
     fn pair(
         &self,
-        client: &str,
-        server: &str,
+        labels: &PairLabels<'_>,
         counts: &PairCounts,
         time_wait: [u64; 2],
         looping: bool,
     ) -> prometheus::Result<()> {
         self.connections
-            .get_metric_with_label_values(&[client, server])?
+            .get_metric_with_label_values(&labels.values)?
             .inc_by(counts.connections);
         for first in SIDES {
             for how in CloseHow::ALL {
                 let count = counts.closed_by[first.index()][how.index()];
                 if count > 0 {
                     self.closed_first
-                        .get_metric_with_label_values(&[client, server, first.name(), how.name()])?
+                        .get_metric_with_label_values(&labels.with(&[first.name(), how.name()]))?
                         .inc_by(count);
                 }
             }
         }
         for side in [Side::Client, Side::Server] {
-            let labels = [client, server, side.name()];
+            let labels = labels.with(&[side.name()]);
             self.resets
                 .get_metric_with_label_values(&labels)?
                 .inc_by(counts.resets[side.index()]);
@@ -172,7 +200,7 @@ impl Families {
                 .set(gauge_value(time_wait[side.index()]));
         }
         self.reconnect_loop
-            .get_metric_with_label_values(&[client, server])?
+            .get_metric_with_label_values(&labels.values)?
             .set(i64::from(looping));
         Ok(())
     }
@@ -189,10 +217,11 @@ pub fn exposition(
     let analysis = &live.analysis;
     let split = book.split(&analysis.pairs);
     for (pair, counts) in &split.labeled {
-        let key = pair.stats.key;
+        let (stats, key) = (&pair.stats, pair.stats.key);
+        let (client, server) = (key.client.to_string(), key.server.to_string());
+        let pods = [stats.pod(Side::Client), stats.pod(Side::Server)];
         families.pair(
-            &key.client.to_string(),
-            &key.server.to_string(),
+            &PairLabels::new(&client, &server, pods),
             counts,
             pair.stats.time_wait_live,
             pair.reconnect_loop.is_some(),
@@ -200,8 +229,7 @@ pub fn exposition(
     }
     if let Some(other) = &split.other {
         families.pair(
-            OTHER,
-            OTHER,
+            &PairLabels::new(OTHER, OTHER, [None, None]),
             &other.counts,
             other.time_wait,
             other.reconnect_loop,
@@ -258,13 +286,19 @@ mod tests {
     use crate::{
         analysis::{
             Analyzer, AnalyzerOptions, Pulse, TraceInfo,
-            tests::{S, app, java, zookeeper_loop},
+            tests::{S, app, java, workloads::node, zookeeper_loop},
         },
+        model::WorkloadTable,
         render::live::Status,
         synth::{SERVER_NS, Script},
     };
 
     fn live(pairs: u64) -> Live {
+        live_named(pairs, None)
+    }
+
+    /// The ZooKeeper loop and `pairs` other pairs, with the trace's names if `names`.
+    fn live_named(pairs: u64, names: Option<&WorkloadTable>) -> Live {
         let mut s = Script::default();
         zookeeper_loop(&mut s, 10);
         s.listener(SERVER_NS, "10.0.0.1:80", java());
@@ -275,6 +309,9 @@ mod tests {
         }
         s.at(3 * S).lost(3 * S, 3 * S, 2);
         let mut analyzer = Analyzer::new(AnalyzerOptions::default());
+        if let Some(names) = names {
+            analyzer.learn(names);
+        }
         for event in &s.events {
             analyzer.on_event(event);
         }
@@ -300,7 +337,7 @@ mod tests {
     #[test]
     fn the_exposition_names_pairs_closes_and_losses() {
         let text = exposition(&live(1), &mut PairBook::new(200), 10).unwrap();
-        let zk = r#"client="10.0.0.2",server="10.0.0.1:2181""#;
+        let zk = r#"client="10.0.0.2",client_pod="",server="10.0.0.1:2181",server_pod="""#;
         assert_eq!(
             sample(&text, &format!("tcpchurn_connections_total{{{zk}}}")),
             Some("10"),
@@ -309,7 +346,7 @@ mod tests {
         assert_eq!(
             sample(
                 &text,
-                r#"tcpchurn_closed_first_total{client="10.0.0.2",how="rst",server="10.0.0.1:2181",side="server"}"#
+                r#"tcpchurn_closed_first_total{client="10.0.0.2",client_pod="",how="rst",server="10.0.0.1:2181",server_pod="",side="server"}"#
             ),
             Some("10"),
             "{text}"
@@ -322,7 +359,7 @@ mod tests {
         assert_eq!(
             sample(
                 &text,
-                r#"tcpchurn_time_wait{client="10.0.1.1",server="10.0.0.1:80",side="client"}"#
+                r#"tcpchurn_time_wait{client="10.0.1.1",client_pod="",server="10.0.0.1:80",server_pod="",side="client"}"#
             ),
             Some("1"),
             "{text}"
@@ -356,7 +393,7 @@ mod tests {
         assert_eq!(
             sample(
                 &text,
-                r#"tcpchurn_connections_total{client="other",server="other"}"#
+                r#"tcpchurn_connections_total{client="other",client_pod="",server="other",server_pod=""}"#
             ),
             Some("4"),
             "{text}"
@@ -371,5 +408,25 @@ mod tests {
             .filter(|l| l.starts_with("tcpchurn_connections_total{"))
             .count();
         assert_eq!(series, 3, "{text}");
+    }
+
+    #[test]
+    fn pairs_carry_the_pods_the_trace_names() {
+        let text = exposition(&live_named(1, Some(&node())), &mut PairBook::new(200), 10).unwrap();
+        let zk = r#"client="10.0.0.2",client_pod="shop/app-0",server="10.0.0.1:2181",server_pod="infra/zk-0""#;
+        for family in ["tcpchurn_connections_total", "tcpchurn_reconnect_loop"] {
+            assert!(
+                sample(&text, &format!("{family}{{{zk}}}")).is_some(),
+                "{family}: {text}"
+            );
+        }
+        assert_eq!(
+            sample(
+                &text,
+                r#"tcpchurn_closed_first_total{client="10.0.0.2",client_pod="shop/app-0",how="rst",server="10.0.0.1:2181",server_pod="infra/zk-0",side="server"}"#
+            ),
+            Some("10"),
+            "{text}"
+        );
     }
 }
