@@ -109,8 +109,8 @@ pub struct TraceReader<R: Read> {
     rewind: Option<Rewind<R>>,
     /// Where the file starts in the input.
     base: u64,
-    /// Blocks read ahead of the one being decoded, with their offsets, in file order.
-    ahead: VecDeque<(u64, BlockRead)>,
+    /// Blocks read ahead of the one being decoded, in file order.
+    ahead: VecDeque<Ahead>,
 }
 
 /// How far to read ahead to complete a block's open connections, in trace time from
@@ -145,6 +145,34 @@ enum BlockRead {
     Pending,
 }
 
+/// A block read ahead: where it starts, what was read, and the definitions of an
+/// intact records block (parsed once, however many blocks before it look at them).
+#[derive(Debug)]
+struct Ahead {
+    offset: u64,
+    read: BlockRead,
+    definitions: Option<Definitions>,
+}
+
+impl Ahead {
+    fn new(offset: u64, read: BlockRead) -> Self {
+        let definitions = match &read {
+            BlockRead::Block(header, payload)
+                if header.kind == BlockKind::Records as u8
+                    && crc32fast::hash(payload) == header.payload_crc =>
+            {
+                Definitions::parse(payload).ok()
+            }
+            _ => None,
+        };
+        Self {
+            offset,
+            read,
+            definitions,
+        }
+    }
+}
+
 /// How far reading ahead has gone.
 #[derive(Default)]
 struct Reach {
@@ -155,20 +183,15 @@ struct Reach {
 }
 
 impl Reach {
-    /// Completes `decoder`'s open connections from the block `read`, if it is an intact
-    /// records block, and counts it.
-    fn complete(&mut self, decoder: &mut RecordsDecoder, read: &BlockRead) {
-        let BlockRead::Block(header, payload) = read else {
+    /// Completes `decoder`'s open connections from the block read ahead, and counts it.
+    fn complete(&mut self, decoder: &mut RecordsDecoder, ahead: &Ahead) {
+        let BlockRead::Block(header, _) = &ahead.read else {
             return;
         };
         self.bytes += header.payload_len as usize;
-        if header.kind != BlockKind::Records as u8 || crc32fast::hash(payload) != header.payload_crc
-        {
-            return;
-        }
-        self.last_start_ns = self.last_start_ns.max(header.first_ts_ns);
-        if let Ok(later) = Definitions::parse(payload) {
-            decoder.complete_from(&later);
+        if let Some(later) = &ahead.definitions {
+            self.last_start_ns = self.last_start_ns.max(header.first_ts_ns);
+            decoder.complete_from(later);
         }
     }
 }
@@ -472,7 +495,7 @@ impl<R: Read> TraceReader<R> {
                 }
             }
             let (block_offset, read) = match self.ahead.pop_front() {
-                Some((offset, read)) => (offset, read),
+                Some(ahead) => (ahead.offset, ahead.read),
                 None if self.finished => return Ok(Polled::Ended),
                 None => (self.offset, self.read_block()?),
             };
@@ -520,25 +543,27 @@ impl<R: Read> TraceReader<R> {
         };
         let horizon = block_start_ns.saturating_add(LOOKAHEAD_NS);
         let mut reach = Reach::default();
-        for (_, read) in &self.ahead {
+        for ahead in &self.ahead {
             if !decoder.has_open() {
                 break;
             }
-            reach.complete(&mut decoder, read);
+            reach.complete(&mut decoder, ahead);
         }
+        // What is read ahead stops at an ending block, so that one is the last.
         while decoder.has_open()
             && reach.last_start_ns <= horizon
             && reach.bytes < LOOKAHEAD_BYTES
             && !self.finished
-            && !self.ahead.iter().any(|(_, read)| ends_reading(read))
+            && !self.ahead.back().is_some_and(|a| ends_reading(&a.read))
         {
-            let at = self.offset;
+            let offset = self.offset;
             let read = self.read_block()?;
             if let BlockRead::Pending = read {
                 break;
             }
-            reach.complete(&mut decoder, &read);
-            self.ahead.push_back((at, read));
+            let ahead = Ahead::new(offset, read);
+            reach.complete(&mut decoder, &ahead);
+            self.ahead.push_back(ahead);
         }
         decoder.stop_completing();
         self.decoder = Some((decoder, offset, records, decoded));
