@@ -542,6 +542,7 @@ impl RecordsDecoder {
             .collect();
         let still_open: FxHashSet<u32> =
             later.sections.open_connections().iter().copied().collect();
+        let mut completed = FxHashSet::default();
         for (later_index, found) in (0u32..).zip(&later.conns) {
             let Some(&index) = wanted.get(&found.id) else {
                 continue;
@@ -551,9 +552,10 @@ impl RecordsDecoder {
                 conn.tuple = found.tuple;
             }
             if !still_open.contains(&later_index) {
-                self.open.retain(|&i| i != index);
+                completed.insert(index);
             }
         }
+        self.open.retain(|index| !completed.contains(index));
     }
 
     /// Stops completing: what is still open stays as the block wrote it.
