@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{netns::Netns, process::Process, spawn::Spawn};
 
-/// Which side of every connection closes first.
+/// How every connection ends: which side closes first, or a reset.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
@@ -18,6 +18,9 @@ pub enum CloseMode {
     Client,
     /// The server closes first, right after its response.
     Server,
+    /// The server aborts (`SO_LINGER {1, 0}`, then `close()`): an RST instead of a FIN,
+    /// no TIME_WAIT on either side.
+    Reset,
 }
 
 impl CloseMode {
@@ -25,6 +28,17 @@ impl CloseMode {
         match self {
             Self::Client => "client",
             Self::Server => "server",
+            Self::Reset => "reset",
+        }
+    }
+
+    /// The transitions one completed loopback connection makes (docs/kernel-facts.md
+    /// §1.2): five per end for a close, three per end for a reset (connect or
+    /// handshake, ESTABLISHED, ESTABLISHED->CLOSE).
+    pub const fn transitions_per_connection(self) -> u64 {
+        match self {
+            Self::Client | Self::Server => 10,
+            Self::Reset => 6,
         }
     }
 }
@@ -40,6 +54,9 @@ impl std::fmt::Display for CloseMode {
 pub struct ChurnReport {
     pub pairs: u16,
     pub close: CloseMode,
+    /// Whether every connection carried a request and a response.
+    #[serde(default = "yes")]
+    pub payload: bool,
     pub port: u16,
     pub elapsed_s: f64,
     /// Connections opened, exchanged and closed.
@@ -50,9 +67,13 @@ pub struct ChurnReport {
     pub server_failed: u64,
     pub conn_per_s: f64,
     pub per_pair: Vec<u64>,
-    /// What a tracer must see: ten transitions per completed loopback connection, two
-    /// per listener (CLOSE->LISTEN, LISTEN->CLOSE).
+    /// What a tracer must see: [`CloseMode::transitions_per_connection`] per completed
+    /// loopback connection, two per listener (CLOSE->LISTEN, LISTEN->CLOSE).
     pub expected_transitions: u64,
+}
+
+const fn yes() -> bool {
+    true
 }
 
 impl ChurnReport {
@@ -70,6 +91,8 @@ pub struct ChurnLoad {
     pub pairs: u16,
     pub duration_s: f64,
     pub close: CloseMode,
+    /// A 16-byte request and response on every connection (else: connect and close).
+    pub payload: bool,
     pub port: u16,
     pub count: Option<u64>,
 }
@@ -93,6 +116,9 @@ impl ChurnLoad {
             .args(["--duration", &self.duration_s.to_string()])
             .args(["--close", self.close.as_str()])
             .args(["--port", &self.port.to_string()]);
+        if !self.payload {
+            cmd.arg("--no-payload");
+        }
         if let Some(count) = self.count {
             cmd.args(["--count", &count.to_string()]);
         }

@@ -1,7 +1,7 @@
 //! The harness the privileged integration tests (`tests/`) and the project tasks
 //! (`xtask`) share: network namespaces and veth topologies, child processes inside
 //! them, the real `tcpchurn` recorder and replay, ZooKeeper, and the reports of the
-//! helper programs (churn generator, trace tool).
+//! helper programs (churn generator, UDP flood, trace tool).
 //!
 //! Everything returns `anyhow::Result`: xtask reports errors, tests unwrap them.
 //! This crate must not depend on `probe-user` (the recorder is run as a program):
@@ -28,6 +28,7 @@ pub mod synth;
 pub mod tmux;
 pub mod topology;
 pub mod trace_stat;
+pub mod udp_flood;
 pub mod workspace;
 pub mod zookeeper;
 

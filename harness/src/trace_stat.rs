@@ -47,7 +47,16 @@ pub struct TraceEndStat {
     pub connections: u64,
     /// Events the kernel program submitted to the ring.
     pub kernel_submitted: u64,
+    /// State changes the rescue program recorded for the skipped main program.
+    #[serde(default)]
+    pub kernel_rescued: u64,
     pub lost_ring_full: u64,
+    /// Skipped runs nothing recorded.
+    #[serde(default)]
+    pub lost_recursion: u64,
+    /// Transitions inferred missing from broken state sequences.
+    #[serde(default)]
+    pub lost_unreported: u64,
     pub lost_read_failed: u64,
     pub lost_decode_failed: u64,
     pub stop_reason: String,

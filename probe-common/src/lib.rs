@@ -55,15 +55,19 @@ impl EventKind {
     }
 }
 
-/// What the CPU was doing when the event fired, as seen by the softirq tracepoints.
+/// Whether an event ran in its socket owner's context: from the socket lock's `owned`
+/// flag when kernel BTF gives its offset, else from the softirq tracepoints.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecContext {
-    /// The CPU has not passed a softirq boundary since attach: we cannot tell.
+    /// Cannot tell: the event names no socket and the softirq tracepoints are not used,
+    /// or the CPU has not passed a softirq boundary since attach.
     Unknown = 0,
-    /// Task context: `current` is the task whose syscall (or lock release) ran this.
+    /// The owner's context: `current` is the task whose syscall (or lock release) ran
+    /// this (the socket was owned, or no softirq was in progress).
     Task = 1,
-    /// Serving a softirq: `current` is whatever task was interrupted.
+    /// Not the owner's context: softirq (the socket was not owned, or a softirq was in
+    /// progress), where `current` is whatever task was interrupted.
     Softirq = 2,
 }
 
@@ -201,14 +205,35 @@ pub const fn carries_counters(old: u32, new: u32) -> bool {
 }
 
 /// Per-CPU counters the kernel program keeps in its `COUNTERS` map.
+///
+/// The counters are plain (non-atomic) per-CPU increments, so no two runs that can
+/// interrupt each other on a CPU may share one: each program family has its own slot
+/// of [`SUBMITTED`](counter::SUBMITTED) and [`RING_FULL`](counter::RING_FULL) (slot
+/// `base + family`). Runs of one family never nest on a CPU: the kernel skips them
+/// (classic tracepoints all share `bpf_prog_active`; a raw tracepoint program its own
+/// `prog->active`), so each slot has one writer at a time.
 pub mod counter {
-    /// Events written to the ring buffer.
+    /// The classic tracepoint programs (one family: `bpf_prog_active` keeps them from
+    /// nesting with each other).
+    pub const CLASSIC: u32 = 0;
+    /// The `tp_btf` state-change program.
+    pub const BTF_MAIN: u32 = 1;
+    /// The `tp_btf` rescue program.
+    pub const BTF_RESCUE: u32 = 2;
+    /// The raw tracepoint error-report program.
+    pub const ERROR_RAW: u32 = 3;
+    pub const FAMILIES: u32 = 4;
+    /// Events written to the ring buffer: slots `SUBMITTED + family`.
     pub const SUBMITTED: u32 = 0;
-    /// Events lost because the ring buffer had no room (`bpf_ringbuf_reserve` failed).
-    pub const RING_FULL: u32 = 1;
-    /// Number of counters. (Index 2 counted failed record reads until the program
-    /// loaded its record straight from the context, which cannot fail.)
-    pub const COUNT: u32 = 2;
+    /// Events lost because the ring buffer had no room (`bpf_ringbuf_reserve` failed):
+    /// slots `RING_FULL + family`.
+    pub const RING_FULL: u32 = SUBMITTED + FAMILIES;
+    /// State changes the `tp_btf` rescue program took over because the main program
+    /// could not run (it was interrupted on this CPU by the softirq that fired them):
+    /// each is one of the main program's `recursion_misses`, not a loss.
+    pub const RESCUED: u32 = RING_FULL + FAMILIES;
+    /// Number of counters.
+    pub const COUNT: u32 = RESCUED + 1;
 }
 
 /// Where one field sits in the copied record bytes (tracefs offset minus
@@ -306,6 +331,13 @@ pub struct SockOffsets {
     pub dev_net: u32,
     /// 1 when `skb_dev`/`dev_net` were resolved.
     pub skb_valid: u32,
+    /// `offsetof(struct sock, sk_lock.owned)` (an `int`), 0 if unknown: whether the
+    /// socket's owner runs this event (`docs/attribution.md` §5).
+    pub sk_lock_owned: u32,
+    /// `offsetof(struct sock, __sk_common.skc_state)` (1 byte), resolved with
+    /// `sk_lock_owned`: a reset's socket may be a listener, which softirq processes
+    /// without the lock, or a TIME_WAIT or request socket, which has none.
+    pub sk_state: u32,
 }
 
 impl SockOffsets {
@@ -320,6 +352,8 @@ impl SockOffsets {
         skb_dev: 0,
         dev_net: 0,
         skb_valid: 0,
+        sk_lock_owned: 0,
+        sk_state: 0,
     };
 }
 
@@ -528,8 +562,8 @@ mod pod {
 
 const _: () = assert!(size_of::<FieldSpec>() == 4);
 const _: () = assert!(size_of::<KernelFields>() == 36);
-const _: () = assert!(size_of::<SockOffsets>() == 40);
+const _: () = assert!(size_of::<SockOffsets>() == 48);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
 const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
 const _: () = assert!(size_of::<CounterOffsets>() == 40);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 40 + 48 + 40 + 56 + 8);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 48 + 48 + 40 + 56 + 8);

@@ -45,11 +45,18 @@ mod probe {
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-    /// One [`ExecContext`] per CPU, maintained by the softirq tracepoints below.
+    /// One [`ExecContext`] per CPU, maintained by the softirq tracepoints below (only
+    /// attached when the socket lock's offset is unknown: the lock tells otherwise).
     /// Softirqs never nest on one CPU, so entry/exit bracket exactly the code where
     /// `current` is a bystander (docs/kernel-facts.md §2).
     #[map]
     static CPU_CONTEXT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Per CPU: 1 from the moment `inet_sock_set_state_arm` ran for a state change until
+    /// the main program has handled it. Still 1 when `inet_sock_set_state_rescue` runs:
+    /// the kernel skipped the main program for this event (see there).
+    #[map]
+    static PENDING: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
     /// Per CPU, written only while a `--netns` filter is active: the last socket event's
     /// namespace (high 32 bits), destination and source port (slot 0), and its time
@@ -66,6 +73,11 @@ mod probe {
     const IPPROTO_TCP: u64 = 6;
     /// `include/linux/socket.h`.
     const AF_INET6: u64 = 10;
+    /// `include/net/tcp_states.h`: the states of sockets without their own lock or
+    /// processed without it.
+    const TCP_TIME_WAIT: u8 = 6;
+    const TCP_LISTEN: u8 = 10;
+    const TCP_NEW_SYN_RECV: u8 = 12;
 
     // Raw tracepoints: these fire on every softirq of the machine and read nothing of
     // the event, so they skip building the classic tracepoint record (which costs
@@ -88,12 +100,53 @@ mod probe {
         0
     }
 
+    // With BTF, state changes come from three BTF-enabled raw tracepoint programs,
+    // attached in this order (a tracepoint calls its probes in attach order):
+    // `_arm`, the main program `_btf`, `_rescue`.
+    //
+    // The kernel runs a raw tracepoint's program only if that same program is not
+    // already running on the CPU (`prog->active`, `__bpf_trace_run()`); other programs
+    // run. A state change in softirq that interrupts the main program (in task context,
+    // or in its few instructions before and after, which the kernel counts as running)
+    // would be lost. `_arm` marks every state change pending; the main program clears
+    // the mark once it has handled it; `_rescue` finds it still set only when the main
+    // program was skipped for this very event, and records it instead. Runs nest at most
+    // two deep (task, then softirq: docs/kernel-facts.md §4.1), so of the three programs
+    // at most the one being interrupted is skipped, and a skipped `_arm` or `_rescue`
+    // leaves the main program to record the event. docs/kernel-facts.md §4.1 has the
+    // interleavings.
+
+    /// Marks the state change pending for the main program (see above).
+    #[btf_tracepoint(function = "inet_sock_set_state")]
+    pub fn inet_sock_set_state_arm(_ctx: BtfTracePointContext) -> i32 {
+        set_pending(1);
+        0
+    }
+
     /// The state-change program used when the kernel has BTF: a BTF-enabled raw
     /// tracepoint gets the tracepoint's arguments (`sk`, `oldstate`, `newstate`) without
     /// the classic record being built, and reads the socket with direct loads.
     #[btf_tracepoint(function = "inet_sock_set_state")]
     pub fn inet_sock_set_state_btf(ctx: BtfTracePointContext) -> i32 {
-        state_change_btf(&ctx);
+        state_change_btf(&ctx, counter::BTF_MAIN);
+        set_pending(0);
+        0
+    }
+
+    /// Records the state change the main program could not (see above).
+    #[btf_tracepoint(function = "inet_sock_set_state")]
+    pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
+        let Some(pending) = PENDING.get_ptr_mut(0) else {
+            return 0;
+        };
+        // SAFETY: a per-CPU slot; programs on one CPU run one at a time, nested runs
+        // included (a nested run completes before the interrupted one resumes).
+        if unsafe { *pending } == 0 {
+            return 0;
+        }
+        unsafe { *pending = 0 };
+        bump(counter::RESCUED);
+        state_change_btf(&ctx, counter::BTF_RESCUE);
         0
     }
 
@@ -126,6 +179,13 @@ mod probe {
         0
     }
 
+    fn set_pending(value: u32) {
+        if let Some(slot) = PENDING.get_ptr_mut(0) {
+            // SAFETY: a per-CPU array slot, written only from this CPU.
+            unsafe { *slot = value };
+        }
+    }
+
     fn set_cpu_context(value: ExecContext) {
         if let Some(slot) = CPU_CONTEXT.get_ptr_mut(0) {
             // SAFETY: a per-CPU array slot, written only from this CPU.
@@ -140,11 +200,80 @@ mod probe {
         }
     }
 
+    /// Whose context an event runs in, and whether `current` may be recorded.
+    #[derive(Clone, Copy)]
+    struct Context {
+        context: u8,
+        record_task: bool,
+    }
+
+    impl Context {
+        /// From the socket lock's `owned` flag (docs/attribution.md §5): set, the
+        /// socket's owner runs the event.
+        fn from_owned(owned: u32) -> Self {
+            if owned != 0 {
+                Self {
+                    context: ExecContext::Task as u8,
+                    record_task: true,
+                }
+            } else {
+                Self {
+                    context: ExecContext::Softirq as u8,
+                    record_task: false,
+                }
+            }
+        }
+
+        /// For an event whose socket lock cannot be read: the softirq tracepoints' view
+        /// of the CPU when they are used (the lock's offset is unknown), else unknown
+        /// with no task recorded.
+        fn without_socket() -> Self {
+            if config(&CONFIG.sock).sk_lock_owned != 0 {
+                return Self {
+                    context: ExecContext::Unknown as u8,
+                    record_task: false,
+                };
+            }
+            let context = cpu_context();
+            Self {
+                context,
+                record_task: context != ExecContext::Softirq as u8,
+            }
+        }
+
+        /// For a socket address from a record or a raw tracepoint: the lock read with
+        /// `bpf_probe_read_kernel` (the socket is held during the event). A state
+        /// change's socket is always a full one; a reset's can be a listener (softirq
+        /// processes listeners without the lock, while their owner may hold it on
+        /// another CPU) or a TIME_WAIT or request socket (which has no lock: the bytes
+        /// there are other fields): softirq's, never the owner's.
+        fn of_socket_address(sk: u64, kind: EventKind) -> Self {
+            let sock = config(&CONFIG.sock);
+            if sock.sk_lock_owned == 0 || sk == 0 {
+                return Self::without_socket();
+            }
+            if kind != EventKind::StateChange {
+                match read_kernel::<u8>(sk + u64::from(sock.sk_state)) {
+                    Some(TCP_LISTEN | TCP_TIME_WAIT | TCP_NEW_SYN_RECV) => {
+                        return Self::from_owned(0);
+                    }
+                    Some(_) => {}
+                    None => return Self::without_socket(),
+                }
+            }
+            match read_kernel::<u32>(sk + u64::from(sock.sk_lock_owned)) {
+                Some(owned) => Self::from_owned(owned),
+                None => Self::without_socket(),
+            }
+        }
+    }
+
     /// Increments a per-CPU counter and returns its new value.
     #[inline(always)]
     fn bump(index: u32) -> u64 {
         match COUNTERS.get_ptr_mut(index) {
-            // SAFETY: a per-CPU array slot; programs on one CPU do not run concurrently.
+            // SAFETY: a per-CPU array slot, written only by runs of one program family,
+            // which never nest on a CPU (`probe_common::counter`).
             Some(slot) => unsafe {
                 *slot += 1;
                 *slot
@@ -419,6 +548,7 @@ mod probe {
             }
             netns = (last >> 32) as u32;
         }
+        let context = Context::of_socket_address(sk, kind);
         let counters = match (
             field(&record, fields.oldstate),
             field(&record, fields.newstate),
@@ -433,8 +563,12 @@ mod probe {
             &record,
             netns,
             cgroup_id,
-            Comm::Helper,
             pairs,
+            Origin {
+                comm: Comm::Helper,
+                context,
+                family: counter::CLASSIC,
+            },
             counters,
         );
     }
@@ -460,6 +594,16 @@ mod probe {
         TaskBtf,
     }
 
+    /// Where an event comes from: how [`submit`] reads the current task's name, whose
+    /// context the event runs in, and the program family whose counter slots it uses
+    /// (`probe_common::counter`).
+    #[derive(Clone, Copy)]
+    struct Origin {
+        comm: Comm,
+        context: Context,
+        family: u32,
+    }
+
     /// Where a state change's counters come from, when it carries them.
     #[derive(Clone, Copy)]
     enum CountersFrom {
@@ -481,31 +625,30 @@ mod probe {
         record: &Words,
         netns: u32,
         cgroup_id: u64,
-        comm_from: Comm,
         pairs: Option<u64>,
+        origin: Origin,
         counters: CountersFrom,
     ) {
-        let context = cpu_context();
         let event = Event {
             kind,
             record,
             netns,
             cgroup_id,
-            comm_from,
             pairs,
-            context,
+            origin,
         };
+        let family = origin.family;
         if matches!(counters, CountersFrom::None) {
             let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
-                bump(counter::RING_FULL);
+                bump(counter::RING_FULL + family);
                 return;
             };
             // SAFETY: a reserved, exclusively owned, 8-byte aligned slot of the right size.
             unsafe { event.write(entry.as_mut_ptr()) };
-            submit_entry(entry);
+            submit_entry(entry, family);
         } else {
             let Some(mut entry) = EVENTS.reserve::<CountedEvent>(0) else {
-                bump(counter::RING_FULL);
+                bump(counter::RING_FULL + family);
                 return;
             };
             let slot = entry.as_mut_ptr();
@@ -514,7 +657,7 @@ mod probe {
                 event.write(&raw mut (*slot).event);
                 write_counters(&raw mut (*slot).counters, counters);
             }
-            submit_entry(entry);
+            submit_entry(entry, family);
         }
     }
 
@@ -524,9 +667,8 @@ mod probe {
         record: &'a Words,
         netns: u32,
         cgroup_id: u64,
-        comm_from: Comm,
         pairs: Option<u64>,
-        context: u8,
+        origin: Origin,
     }
 
     impl Event<'_> {
@@ -542,9 +684,17 @@ mod probe {
                 record,
                 netns,
                 cgroup_id,
-                comm_from,
                 pairs,
-                context,
+                origin:
+                    Origin {
+                        comm: comm_from,
+                        context:
+                            Context {
+                                context,
+                                record_task,
+                            },
+                        ..
+                    },
             } = *self;
             // SAFETY: see above. Every field is written exactly once, with plain stores
             // (no stack copy, no memcpy).
@@ -564,7 +714,7 @@ mod probe {
                 (*event).kind = kind as u8;
                 (*event).context = context;
                 let comm = (&raw mut (*event).comm).cast::<u64>();
-                if context == ExecContext::Softirq as u8 {
+                if !record_task {
                     (*event).pid_tgid = 0;
                     comm.write_volatile(0);
                     comm.add(1).write_volatile(0);
@@ -615,7 +765,7 @@ mod probe {
                     unsafe { fill_counters(out, SockAddress(sk as u64)) };
                 } else {
                     // SAFETY: see above.
-                    unsafe { fill_counters(out, TcpSockBtf(tp.cast::<u8>().cast_const())) };
+                    unsafe { fill_counters(out, SockBtf(tp.cast::<u8>().cast_const())) };
                 }
             }
             // SAFETY: see above.
@@ -624,17 +774,27 @@ mod probe {
         }
     }
 
-    /// Where counters are loaded from.
-    trait CounterSource: Copy {
+    /// How a socket's members are loaded: direct loads from a BTF pointer, or
+    /// `bpf_probe_read_kernel` at its address.
+    trait SockLoader: Copy {
         /// Loads the member at byte offset `at` into `into`; false when it could not.
         fn load<T: Copy>(self, at: u32, into: &mut T) -> bool;
+
+        /// The member at byte offset `at`, or 0 when it could not be loaded.
+        #[inline(always)]
+        fn get<T: Copy + Default>(self, at: u32) -> T {
+            let mut value = T::default();
+            self.load(at, &mut value);
+            value
+        }
     }
 
-    /// A `struct tcp_sock` BTF pointer, not NULL.
+    /// A BTF pointer to the socket, not NULL: as `struct sock` (members past it need
+    /// the `struct tcp_sock` view).
     #[derive(Clone, Copy)]
-    struct TcpSockBtf(*const u8);
+    struct SockBtf(*const u8);
 
-    impl CounterSource for TcpSockBtf {
+    impl SockLoader for SockBtf {
         #[inline(always)]
         fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
             *into = btf_load(self.0, at);
@@ -646,7 +806,7 @@ mod probe {
     #[derive(Clone, Copy)]
     struct SockAddress(u64);
 
-    impl CounterSource for SockAddress {
+    impl SockLoader for SockAddress {
         #[inline(always)]
         fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
             match read_kernel::<T>(self.0 + u64::from(at)) {
@@ -665,7 +825,7 @@ mod probe {
     /// # Safety
     /// `out` points into a reserved, exclusively owned ring-buffer slot.
     #[inline(never)]
-    unsafe fn fill_counters<S: CounterSource>(out: *mut TcpCounters, source: S) {
+    unsafe fn fill_counters<S: SockLoader>(out: *mut TcpCounters, source: S) {
         let off = config(&CONFIG.counters);
         let wanted = off.known as u8;
         let mut known = 0u8;
@@ -718,10 +878,11 @@ mod probe {
     /// Submits a filled entry. Waking the reader per event costs more than the event:
     /// the recorder polls on a timer and is woken only when the ring is filling up. The
     /// fill level is checked on every 16th event of a CPU, unless the threshold is so
-    /// low that 16 events could cross it.
+    /// low that 16 events could cross it. `family`: the program family whose counter
+    /// slot counts it (`probe_common::counter`).
     #[inline(always)]
-    fn submit_entry<T>(entry: RingBufEntry<T>) {
-        let submitted = bump(counter::SUBMITTED);
+    fn submit_entry<T>(entry: RingBufEntry<T>, family: u32) {
+        let submitted = bump(counter::SUBMITTED + family);
         let threshold = config(&CONFIG.wakeup_threshold);
         let check =
             threshold <= 16 * size_of::<CountedEvent>() as u64 || submitted.is_multiple_of(16);
@@ -764,7 +925,7 @@ mod probe {
     ///
     /// Netns and cgroup are five direct loads (no helper calls).
     #[inline(always)]
-    fn state_change_btf(ctx: &BtfTracePointContext) {
+    fn state_change_btf(ctx: &BtfTracePointContext, program: u32) {
         let sk: *const u8 = ctx.arg(0);
         let oldstate: u32 = ctx.arg(1);
         let newstate: u32 = ctx.arg(2);
@@ -824,39 +985,58 @@ mod probe {
             }
         }
         let pairs = socket_seen(ctx, netns, u64::from(sport), u64::from(dport));
+        let context = if sock.sk_lock_owned != 0 {
+            Context::from_owned(btf_load::<u32>(sk, sock.sk_lock_owned))
+        } else {
+            Context::without_socket()
+        };
 
-        let family: u16 = btf_load(sk, off.family);
-        let saddr = u64::from(btf_load::<u32>(sk, off.saddr));
-        let daddr = u64::from(btf_load::<u32>(sk, off.daddr));
         let mut record: Words = [0; RECORD_WORDS];
+        let family = load_addresses(SockBtf(sk), &mut record);
         record[state_record::SKADDR / 8] = sk as u64;
         record[state_record::OLDSTATE / 8] = u64::from(oldstate) | (u64::from(newstate) << 32);
         record[state_record::SPORT / 8] = u64::from(sport)
             | (u64::from(dport) << 16)
             | (u64::from(family) << 32)
             | (u64::from(protocol) << 48);
-        record[state_record::SADDR / 8] = saddr | (daddr << 32);
-        const V6: usize = state_record::SADDR_V6 / 8;
-        const V6D: usize = state_record::DADDR_V6 / 8;
-        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
-            record[V6] = btf_load(sk, off.saddr_v6);
-            record[V6 + 1] = btf_load(sk, off.saddr_v6 + 8);
-            record[V6D] = btf_load(sk, off.daddr_v6);
-            record[V6D + 1] = btf_load(sk, off.daddr_v6 + 8);
-        } else {
-            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
-            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
-            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
-        }
         submit(
             EventKind::StateChange,
             &record,
             netns,
             cgroup_id,
-            Comm::TaskBtf,
             pairs,
+            Origin {
+                comm: Comm::TaskBtf,
+                context,
+                family: program,
+            },
             counters,
         );
+    }
+
+    /// Fills the record's address words from the socket (BTF offsets), the way the
+    /// tracepoints' `TP_STORE_ADDRS` does, and returns the socket's family for the
+    /// ports word. A member that cannot be loaded reads as 0.
+    #[inline(always)]
+    fn load_addresses<S: SockLoader>(sk: S, record: &mut Words) -> u16 {
+        let off = config(&CONFIG.btf_state);
+        let family: u16 = sk.get(off.family);
+        let saddr = u64::from(sk.get::<u32>(off.saddr));
+        let daddr = u64::from(sk.get::<u32>(off.daddr));
+        record[state_record::SADDR / 8] = saddr | (daddr << 32);
+        const V6: usize = state_record::SADDR_V6 / 8;
+        const V6D: usize = state_record::DADDR_V6 / 8;
+        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
+            record[V6] = sk.get(off.saddr_v6);
+            record[V6 + 1] = sk.get(off.saddr_v6 + 8);
+            record[V6D] = sk.get(off.daddr_v6);
+            record[V6D + 1] = sk.get(off.daddr_v6 + 8);
+        } else {
+            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
+            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
+            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
+        }
+        family
     }
 
     /// The raw-tracepoint error report (rare: one per failed connection at most): the
@@ -868,19 +1048,17 @@ mod probe {
     fn error_report_raw(ctx: &RawTracePointContext) {
         let sk: u64 = ctx.arg(0);
         let off = config(&CONFIG.btf_state);
-        let read_u16 = |at: u32| read_kernel::<u16>(sk + u64::from(at)).unwrap_or(0);
-        let read_u32 = |at: u32| read_kernel::<u32>(sk + u64::from(at)).unwrap_or(0);
-        let read_u64 = |at: u32| read_kernel::<u64>(sk + u64::from(at)).unwrap_or(0);
-        if sk == 0 || off.valid == 0 || u64::from(read_u16(off.protocol)) != IPPROTO_TCP {
+        let socket = SockAddress(sk);
+        if sk == 0 || off.valid == 0 || u64::from(socket.get::<u16>(off.protocol)) != IPPROTO_TCP {
             return;
         }
-        let error = read_u32(off.sk_err);
+        let error = socket.get::<u32>(off.sk_err);
         if error == 0 {
             return;
         }
         // Ports in network order in the socket; the record has them in host order.
-        let sport = u16::from_be(read_u16(off.sport));
-        let dport = u16::from_be(read_u16(off.dport));
+        let sport = u16::from_be(socket.get(off.sport));
+        let dport = u16::from_be(socket.get(off.dport));
         if !ports_allowed(sport, dport) {
             return;
         }
@@ -889,36 +1067,25 @@ mod probe {
             return;
         }
         let cgroup_id = socket_cgroup(sk).unwrap_or(0);
-        let family = read_u16(off.family);
-        let saddr = u64::from(read_u32(off.saddr));
-        let daddr = u64::from(read_u32(off.daddr));
         let mut record: Words = [0; RECORD_WORDS];
+        let family = load_addresses(socket, &mut record);
         record[state_record::SKADDR / 8] = sk;
         record[state_record::ERROR / 8] = u64::from(error);
         record[state_record::SPORT / 8] = u64::from(sport)
             | (u64::from(dport) << 16)
             | (u64::from(family) << 32)
             | (IPPROTO_TCP << 48);
-        record[state_record::SADDR / 8] = saddr | (daddr << 32);
-        const V6: usize = state_record::SADDR_V6 / 8;
-        const V6D: usize = state_record::DADDR_V6 / 8;
-        if off.ipv6 != 0 && u64::from(family) == AF_INET6 {
-            record[V6] = read_u64(off.saddr_v6);
-            record[V6 + 1] = read_u64(off.saddr_v6 + 8);
-            record[V6D] = read_u64(off.daddr_v6);
-            record[V6D + 1] = read_u64(off.daddr_v6 + 8);
-        } else {
-            // ::ffff:a.b.c.d, as `ipv6_addr_set_v4mapped` writes it.
-            record[V6 + 1] = (0xffff << 16) | (saddr << 32);
-            record[V6D + 1] = (0xffff << 16) | (daddr << 32);
-        }
         submit(
             EventKind::ErrorReport,
             &record,
             netns,
             cgroup_id,
-            Comm::Helper,
             None,
+            Origin {
+                comm: Comm::Helper,
+                context: Context::of_socket_address(sk, EventKind::ErrorReport),
+                family: counter::ERROR_RAW,
+            },
             CountersFrom::None,
         );
     }

@@ -29,7 +29,7 @@ pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_sc
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
-    kernel::{kernel_has_btf, test_btf},
+    kernel::{kernel_has_btf, test_btf, test_classic_path},
     layout::Layout,
     peer::Peer,
     privileged::require_root,

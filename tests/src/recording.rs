@@ -10,7 +10,10 @@ use std::{
 use serde_json::Value;
 use tcpchurn_harness::{Addresses, Netns, Recorder, Topology, replay};
 
-use crate::{binaries::tcpchurn_bin, kernel::test_btf};
+use crate::{
+    binaries::tcpchurn_bin,
+    kernel::{test_btf, test_classic_path},
+};
 
 /// A fresh namespace with loopback up; `tag` says what for.
 pub fn netns(tag: &str) -> Netns {
@@ -24,7 +27,8 @@ pub fn topology(tag: &str) -> Topology {
 }
 
 /// `tcpchurn record -o TRACE ARGS...`, running once its programs are attached; with
-/// `--btf` [`test_btf`] where the kernel's own BTF is hidden.
+/// `--btf` [`test_btf`] where the kernel's own BTF is hidden, and `--no-tp-btf` where
+/// [`test_classic_path`] asks for the classic path.
 pub fn record<I, S>(trace: &Path, args: I) -> Recorder
 where
     I: IntoIterator<Item = S>,
@@ -35,6 +39,9 @@ where
         && !args.iter().any(|a| a == "--btf")
     {
         args.extend(["--btf".into(), btf.into_os_string()]);
+    }
+    if test_classic_path() && !args.iter().any(|a| a == "--no-tp-btf") {
+        args.push("--no-tp-btf".into());
     }
     Recorder::start(&tcpchurn_bin(), trace, args).unwrap()
 }

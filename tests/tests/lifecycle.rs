@@ -13,7 +13,7 @@ use serde_json::Value;
 use tcpchurn::trace::KernelFeatures;
 use tcpchurn_tests::{
     Layout, Peer, Scratch, attachment, conns_where, event_ip, expected_reason, kernel_features,
-    privileged_tests, record, replay_events, time_scale, transitions_of,
+    privileged_tests, record, replay_events, state_change_attachment, time_scale, transitions_of,
 };
 
 const PORT: u16 = 4181;
@@ -33,13 +33,44 @@ struct Run {
     features: KernelFeatures,
 }
 
-fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, listen: bool) -> Run {
+/// Where the two peers run, and how state changes are recorded.
+#[derive(Clone, Copy)]
+struct Setup {
+    veth: bool,
+    v6: bool,
+    /// `--no-tp-btf`: the classic tracepoint program (which reads the socket lock with
+    /// `bpf_probe_read_kernel`).
+    classic: bool,
+}
+
+const fn setup(veth: bool, v6: bool) -> Setup {
+    Setup {
+        veth,
+        v6,
+        classic: false,
+    }
+}
+
+const fn classic(veth: bool, v6: bool) -> Setup {
+    Setup {
+        veth,
+        v6,
+        classic: true,
+    }
+}
+
+fn run(setup: Setup, server_behaviour: &str, client_behaviour: &str, listen: bool) -> Run {
+    let Setup { veth, v6, classic } = setup;
     let layout = Layout::new(veth, "lc");
     let scratch = Scratch::new("lifecycle");
     let (server_ip, client_ip) = layout.addrs(v6);
     let server_addr = SocketAddr::new(server_ip, PORT).to_string();
     let trace = scratch.path("t.trace");
-    let recorder = record(&trace, layout.netns_args());
+    let mut args = layout.netns_args();
+    if classic {
+        args.push("--no-tp-btf".into());
+    }
+    let recorder = record(&trace, args);
 
     // A server that resets waits until the client has returned from connect(): on one
     // slow CPU an RST right after accept() can come first, and connect() then fails
@@ -80,6 +111,10 @@ fn run(veth: bool, v6: bool, server_behaviour: &str, client_behaviour: &str, lis
         pid
     });
     recorder.stop().unwrap().ensure_success().unwrap();
+    if classic {
+        let how = state_change_attachment(&trace);
+        assert!(how.starts_with("classic tracepoint"), "{how}");
+    }
 
     let events = replay_events(&trace);
     let error_reports = attachment(&trace, "sock:inet_sk_error_report");
@@ -192,18 +227,18 @@ const ACTIVE_CLOSE_SERVER: [&str; 5] = [
     "FIN_WAIT2->CLOSE",
 ];
 
-fn client_closes_first(veth: bool, v6: bool) {
-    let run = run(veth, v6, "wait-peer", "close", true);
+fn client_closes_first(setup: Setup) {
+    let run = run(setup, "wait-peer", "close", true);
     assert_pair(&run, &ACTIVE_CLOSE, &PASSIVE_CLOSE_SERVER);
 }
 
-fn server_closes_first(veth: bool, v6: bool) {
-    let run = run(veth, v6, "close", "wait-peer", true);
+fn server_closes_first(setup: Setup) {
+    let run = run(setup, "close", "wait-peer", true);
     assert_pair(&run, &PASSIVE_CLOSE_CLIENT, &ACTIVE_CLOSE_SERVER);
 }
 
-fn server_resets(veth: bool, v6: bool) {
-    let run = run(veth, v6, "reset", "wait-peer", true);
+fn server_resets(setup: Setup) {
+    let run = run(setup, "reset", "wait-peer", true);
     assert_pair(
         &run,
         &[
@@ -241,8 +276,8 @@ fn server_resets(veth: bool, v6: bool) {
     assert_eq!(run.error_reports, "raw tracepoint");
 }
 
-fn connect_refused(veth: bool, v6: bool) {
-    let run = run(veth, v6, "", "close", false);
+fn connect_refused(setup: Setup) {
+    let run = run(setup, "", "close", false);
     let client = run.client_conn.expect("no client connection");
     assert_eq!(
         transitions_of(&run.events, client),
@@ -364,20 +399,24 @@ fn connect_port_across_blocks(v6: bool) {
 }
 
 privileged_tests! {
-    veth_client_closes_first: client_closes_first(true, false);
-    veth_server_closes_first: server_closes_first(true, false);
-    veth_server_resets: server_resets(true, false);
-    veth_connect_refused: connect_refused(true, false);
-    veth_ipv6_client_closes_first: client_closes_first(true, true);
-    veth_ipv6_server_closes_first: server_closes_first(true, true);
-    veth_ipv6_server_resets: server_resets(true, true);
-    veth_ipv6_connect_refused: connect_refused(true, true);
-    loopback_client_closes_first: client_closes_first(false, false);
-    loopback_server_closes_first: server_closes_first(false, false);
-    loopback_server_resets: server_resets(false, false);
-    loopback_connect_refused: connect_refused(false, false);
-    loopback_ipv6_client_closes_first: client_closes_first(false, true);
-    loopback_ipv6_server_resets: server_resets(false, true);
+    veth_client_closes_first: client_closes_first(setup(true, false));
+    veth_server_closes_first: server_closes_first(setup(true, false));
+    veth_server_resets: server_resets(setup(true, false));
+    veth_connect_refused: connect_refused(setup(true, false));
+    veth_ipv6_client_closes_first: client_closes_first(setup(true, true));
+    veth_ipv6_server_closes_first: server_closes_first(setup(true, true));
+    veth_ipv6_server_resets: server_resets(setup(true, true));
+    veth_ipv6_connect_refused: connect_refused(setup(true, true));
+    loopback_client_closes_first: client_closes_first(setup(false, false));
+    loopback_server_closes_first: server_closes_first(setup(false, false));
+    loopback_server_resets: server_resets(setup(false, false));
+    loopback_connect_refused: connect_refused(setup(false, false));
+    loopback_ipv6_client_closes_first: client_closes_first(setup(false, true));
+    loopback_ipv6_server_resets: server_resets(setup(false, true));
+    classic_loopback_client_closes_first: client_closes_first(classic(false, false));
+    classic_loopback_server_closes_first: server_closes_first(classic(false, false));
+    classic_loopback_server_resets: server_resets(classic(false, false));
+    classic_veth_server_closes_first: server_closes_first(classic(true, false));
     loopback_connect_port_across_blocks: connect_port_across_blocks(false);
     loopback_ipv6_connect_port_across_blocks: connect_port_across_blocks(true);
 }

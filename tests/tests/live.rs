@@ -329,6 +329,7 @@ fn follow_a_rotating_recording() {
         pairs: 2,
         duration_s: 3.0,
         close: CloseMode::Client,
+        payload: true,
         port: 25_100,
         count: None,
     };
@@ -601,6 +602,7 @@ fn a_stuck_scraper_does_not_slow_the_recording() {
         pairs: 2,
         duration_s: 30.0,
         close: CloseMode::Server,
+        payload: true,
         port: 26_100,
         count: Some(2000),
     };

@@ -56,6 +56,7 @@ fn churn(ns: &Netns, port: u16, close: CloseMode, cgroup: Option<&Cgroup>) -> Ru
         pairs: 2,
         duration_s: 30.0,
         close,
+        payload: true,
         port,
         count: Some(CONNECTIONS_PER_PAIR),
     };

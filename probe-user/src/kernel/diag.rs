@@ -238,12 +238,11 @@ fn to_diag_socket(
     })
 }
 
-/// Dumps all TCP sockets of the calling thread's network namespace.
-fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
+/// Hands every TCP socket of the calling thread's network namespace to `each`.
+fn dump_current_namespace(netns: u32, each: &mut dyn FnMut(DiagSocket)) -> io::Result<()> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&NetlinkAddr::new(0, 0))?;
-    let mut out = Vec::new();
     for family in [AF_INET, AF_INET6] {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -270,16 +269,16 @@ fn dump_current_namespace(netns: u32) -> io::Result<Vec<DiagSocket>> {
         let mut receive = vec![0u8; 1 << 16];
         loop {
             let size = socket.recv(&mut &mut receive[..], 0)?;
-            if size == 0 || read_reply(netns, &receive[..size], &mut out)? {
+            if size == 0 || read_reply(netns, &receive[..size], each)? {
                 break;
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// The sockets of one `recv` of a dump reply, into `out`; true once the dump is done.
-fn read_reply(netns: u32, reply: &[u8], out: &mut Vec<DiagSocket>) -> io::Result<bool> {
+/// The sockets of one `recv` of a dump reply, to `each`; true once the dump is done.
+fn read_reply(netns: u32, reply: &[u8], each: &mut dyn FnMut(DiagSocket)) -> io::Result<bool> {
     let mut offset = 0;
     while offset < reply.len() {
         let raw = &reply[offset..];
@@ -289,7 +288,9 @@ fn read_reply(netns: u32, reply: &[u8], out: &mut Vec<DiagSocket>) -> io::Result
         match message.payload {
             NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
                 let left = time_wait_left_ms(&raw[..len.min(raw.len())]);
-                out.extend(to_diag_socket(netns, &response, left));
+                if let Some(socket) = to_diag_socket(netns, &response, left) {
+                    each(socket);
+                }
             }
             NetlinkPayload::Done(_) => return Ok(true),
             NetlinkPayload::Error(err) => {
@@ -326,14 +327,14 @@ pub fn in_namespace<T: Send>(
     })
 }
 
-/// Dumps one namespace's TCP sockets. Its own namespace needs no setns (nor the
-/// CAP_SYS_ADMIN setns takes).
-fn dump_namespace(ns: &Namespace) -> io::Result<Vec<DiagSocket>> {
+/// Hands one namespace's TCP sockets to `each`. Its own namespace needs no setns (nor
+/// the CAP_SYS_ADMIN setns takes).
+fn dump_namespace(ns: &Namespace, each: &mut (dyn FnMut(DiagSocket) + Send)) -> io::Result<()> {
     let inode = ns.inode;
     if own_namespace() == Some(inode) {
-        return dump_current_namespace(inode);
+        return dump_current_namespace(inode, each);
     }
-    in_namespace(ns, move || dump_current_namespace(inode))
+    in_namespace(ns, move || dump_current_namespace(inode, each))
 }
 
 /// Every process's pid and `/proc/PID` directory.
@@ -410,22 +411,71 @@ pub struct Snapshot {
     pub warnings: Vec<String>,
 }
 
-/// Snapshots every reachable namespace (or only `netns`, if not empty).
-pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
-    let mut snapshot = Snapshot::default();
+/// Hands the TCP sockets of every reachable namespace (or only of `netns`, if not
+/// empty) to `each`; returns the namespaces that could not be read.
+fn snapshot_each(netns: &[u32], each: &mut (dyn FnMut(DiagSocket) + Send)) -> Vec<String> {
+    let mut warnings = Vec::new();
     for ns in namespaces() {
         if !netns.is_empty() && !netns.contains(&ns.inode) {
             continue;
         }
-        match dump_namespace(&ns) {
-            Ok(sockets) => snapshot.sockets.extend(sockets),
-            Err(err) => snapshot.warnings.push(format!(
+        if let Err(err) = dump_namespace(&ns, each) {
+            warnings.push(format!(
                 "network namespace {} ({}): {err}",
                 ns.inode,
                 ns.path.display()
-            )),
+            ));
         }
     }
+    warnings
+}
+
+/// Sockets in flight between the dumping thread and the consumer of
+/// [`snapshot_streamed`]: what bounds its memory.
+const STREAM_CHUNK: usize = 4096;
+
+/// Snapshots like [`snapshot`] without owners, handing the sockets to `consume` as
+/// they are read instead of collecting them: a namespace after heavy churn holds a
+/// TIME_WAIT socket for every connection of the last minute (131,072 by default).
+/// Returns what `consume` returned and the namespaces that could not be read.
+pub fn snapshot_streamed<R>(
+    netns: &[u32],
+    consume: impl FnOnce(&mut dyn Iterator<Item = DiagSocket>) -> R,
+) -> (R, Vec<String>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<DiagSocket>>(2);
+    std::thread::scope(|scope| {
+        let dumper = scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(STREAM_CHUNK);
+            let mut receiver_gone = false;
+            let warnings = snapshot_each(netns, &mut |socket| {
+                chunk.push(socket);
+                if chunk.len() == STREAM_CHUNK && !receiver_gone {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK));
+                    receiver_gone = tx.send(full).is_err();
+                }
+            });
+            if !receiver_gone {
+                let _sent = tx.send(chunk);
+            }
+            warnings
+        });
+        let result = consume(&mut rx.into_iter().flatten());
+        let warnings = dumper
+            .join()
+            .unwrap_or_else(|_| vec!["the snapshot thread panicked".to_owned()]);
+        (result, warnings)
+    })
+}
+
+/// Snapshots every reachable namespace (or only `netns`, if not empty).
+pub fn snapshot(netns: &[u32], with_owners: bool) -> Snapshot {
+    let mut sockets = Vec::new();
+    let warnings = snapshot_each(netns, &mut |socket| sockets.push(socket));
+    let mut snapshot = Snapshot {
+        sockets,
+        shared_with: HashMap::new(),
+        warnings,
+    };
     if with_owners {
         let wanted: HashSet<u32> = snapshot
             .sockets
@@ -476,7 +526,7 @@ mod tests {
     #[test]
     fn a_time_wait_socket_keeps_the_time_it_has_left() {
         let mut out = Vec::new();
-        assert!(!read_reply(7, &time_wait_reply(11_500), &mut out).unwrap());
+        assert!(!read_reply(7, &time_wait_reply(11_500), &mut |s| out.push(s)).unwrap());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].state, TcpState::TimeWait);
         assert_eq!(out[0].timer_ms, Some(11_500));

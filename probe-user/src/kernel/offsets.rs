@@ -14,13 +14,12 @@ use crate::{
     model::SocketOffsetsInfo,
 };
 
-/// Kernel BTF as the recorder uses it, read once: the offsets the kernel program needs,
-/// and the raw data for the program loader (which parses it again for its own use).
+/// Kernel BTF as the recorder uses it: the offsets the kernel program needs. The file
+/// itself is not kept (vmlinux BTF is megabytes); the program loader reads it again
+/// from `path` when it needs it, after this parse is freed.
 #[derive(Debug)]
 pub struct KernelBtf {
     pub path: PathBuf,
-    /// The file's contents, when it could be read.
-    pub raw: Option<Vec<u8>>,
     pub sock: SockOffsets,
     /// What the trace header says about `sock`.
     pub info: SocketOffsetsInfo,
@@ -74,7 +73,6 @@ impl KernelBtf {
         };
         Ok(Self {
             path: path.to_path_buf(),
-            raw: raw.ok(),
             sock,
             info,
             state,
@@ -187,6 +185,18 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
         report.offsets.skb_dev = skb_dev;
         report.offsets.dev_net = dev_net;
         report.offsets.skb_valid = 1;
+    }
+    // Whether an event runs in its socket owner's context (docs/attribution.md §5);
+    // without it, the softirq tracepoints tell.
+    if let Some([owned, state]) = report.part(
+        "owner context from the socket lock",
+        [
+            integer(btf, "sock", &["sk_lock", "owned"], 4),
+            integer(btf, "sock", &["__sk_common", "skc_state"], 1),
+        ],
+    ) {
+        report.offsets.sk_lock_owned = owned;
+        report.offsets.sk_state = state;
     }
     report
 }
@@ -366,7 +376,7 @@ mod tests {
         std::fs::remove_file(&big).unwrap();
         // A missing file is no BTF, not an error: the recording goes on without it.
         let missing = KernelBtf::read(Path::new("/nonexistent/vmlinux")).unwrap();
-        assert!(missing.raw.is_none() && !missing.info.netns);
+        assert!(missing.state.is_err() && !missing.info.netns);
     }
 
     #[test]
@@ -381,6 +391,10 @@ mod tests {
         assert_eq!(report.offsets.netns_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.cgroup_valid, 1, "{:?}", report.missing);
         assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
+        // The lock follows sock_common (its spinlock first); skc_state is in sock_common.
+        let sock = report.offsets;
+        assert!(sock.sk_lock_owned > sock.sk_state, "{sock:?}");
+        assert!(sock.sk_state > 0 && sock.sk_state < 32, "{sock:?}");
         let state = btf_state_offsets(&btf).unwrap();
         assert_eq!((state.valid, state.ipv6), (1, 1));
         let (counters, missing) = counter_offsets(&btf);

@@ -176,7 +176,7 @@ impl<'a> Recorder<'a> {
             for warning in &snapshot.warnings {
                 warn!("snapshot: {warning}");
             }
-            recording.start_snapshot(monotonic_now(), &snapshot);
+            recording.start_snapshot(monotonic_now(), snapshot);
         }
         let keep = privileges::needed_after_start(
             options,
@@ -301,8 +301,10 @@ impl<'a> Recorder<'a> {
             .take_blocks()
             .is_none_or(|blocks| files.output.send(blocks));
         if sent && options.snapshot && !matches!(stop, Stop::Error(_)) {
-            let snapshot = diag::snapshot(&options.filters.netns, false);
-            let apart = recording.end_snapshot(now, &snapshot);
+            // Streamed: the end snapshot is the largest (TIME_WAIT of the last minute).
+            let (apart, _unreadable) = diag::snapshot_streamed(&options.filters.netns, |sockets| {
+                recording.end_snapshot(now, sockets)
+            });
             sent = files.write_end_snapshot(&mut recording, apart, now)?;
         }
         let end = recording.end(now, &stop.reason(), files.output.sent());

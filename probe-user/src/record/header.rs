@@ -45,6 +45,7 @@ impl Header {
             tracepoints: probe.tracepoints.clone(),
             attribution: Attribution {
                 softirq_tracking: probe.softirq_tracking,
+                socket_lock: probe.socket_lock,
             },
             socket_offsets: btf.info.clone(),
             kernel_features: Some(probe.features),

@@ -44,6 +44,7 @@ pub fn record(options: RecordOptions) -> anyhow::Result<RecordSummary> {
     let options = options.checked()?;
     preflight::check_privileges()?;
     preflight::check_kernel(&host::uname().release)?;
+    return_freed_memory_promptly();
     let btf = KernelBtf::read(&options.btf)?;
     for missing in &btf.info.missing {
         log::warn!("{missing}");
@@ -68,4 +69,18 @@ pub fn record(options: RecordOptions) -> anyhow::Result<RecordSummary> {
     let summary = runtime.block_on(driver::run(&options, &tracefs, &btf, dir, watched));
     watchers.finish();
     summary
+}
+
+/// glibc serves allocations below a threshold that grows, once large blocks have been
+/// freed, up to 32 MiB from its heap, and keeps what is freed there: the 1 MiB trace
+/// blocks, once written, would stay in the recorder's RSS. A fixed threshold has every
+/// block (and every large parse buffer) mapped on its own and unmapped when freed.
+/// musl's allocator does this by itself.
+fn return_freed_memory_promptly() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc's allocator parameters; called before any thread
+    // of ours starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
 }

@@ -1,12 +1,23 @@
 //! The pure core of a recording: decodes ring-buffer entries, tracks sockets, turns the
 //! kernel's loss counters into gaps, and encodes blocks. No I/O: the driver feeds it.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 
 use crate::{
-    kernel::{decode, diag::Snapshot, layouts::Layouts, probe::KernelCounters},
+    kernel::{
+        decode,
+        diag::{DiagSocket, Snapshot},
+        layouts::Layouts,
+        probe::KernelCounters,
+    },
     model::{Filters, Gap, GapCause, SnapshotSocket, TcpState, TraceEvent},
-    record::{names::Names, selection::Selection, sockets::SocketTable},
+    record::{
+        names::Names,
+        selection::Selection,
+        sockets::{SnapshotSockets, SocketTable},
+    },
     trace::{TraceEncoder, TraceEnd},
 };
 
@@ -123,7 +134,7 @@ impl Recording {
     }
 
     /// The sockets of the `sock_diag` snapshot taken at the start.
-    pub fn start_snapshot(&mut self, monotonic_ns: u64, snapshot: &Snapshot) {
+    pub fn start_snapshot(&mut self, monotonic_ns: u64, snapshot: Snapshot) {
         let Self {
             table,
             encoder,
@@ -132,13 +143,30 @@ impl Recording {
             ..
         } = self;
         let mut scopes = Scopes { names, selection };
-        encode_snapshot(table, encoder, &mut scopes, monotonic_ns, snapshot, false);
+        let Snapshot {
+            sockets,
+            shared_with,
+            ..
+        } = snapshot;
+        let sockets = SnapshotSockets {
+            sockets,
+            shared_with: &shared_with,
+        };
+        encode_snapshot(table, encoder, &mut scopes, monotonic_ns, sockets, false);
     }
 
     /// The sockets of the `sock_diag` snapshot taken at the end, encoded apart so that
     /// the driver can choose the file they go to; they count once
     /// [`Self::commit_apart`] hands them over.
-    pub fn end_snapshot(&mut self, monotonic_ns: u64, snapshot: &Snapshot) -> ApartBlocks {
+    /// They are taken as they come: the end snapshot can hold a TIME_WAIT socket for
+    /// every connection of the last minute (131,072 per namespace by default), and the
+    /// encoded blocks are a fraction of the sockets' size.
+    /// Taken without owners, they name no other holders.
+    pub fn end_snapshot(
+        &mut self,
+        monotonic_ns: u64,
+        sockets: impl IntoIterator<Item = DiagSocket>,
+    ) -> ApartBlocks {
         let mut apart = TraceEncoder::new();
         let mut scopes = Scopes {
             names: &mut self.names,
@@ -149,7 +177,10 @@ impl Recording {
             &mut apart,
             &mut scopes,
             monotonic_ns,
-            snapshot,
+            SnapshotSockets {
+                sockets,
+                shared_with: &HashMap::new(),
+            },
             true,
         );
         name_pending(&mut apart, self.names.as_mut());
@@ -296,6 +327,7 @@ impl Recording {
             lost_decode_failed: self.decode_failed,
             lost_unreported: self.unreported,
             kernel_submitted: self.counters.submitted_total(),
+            kernel_rescued: self.counters.rescued_total(),
             bytes,
             next_part: None,
         }
@@ -347,10 +379,11 @@ fn encode_snapshot(
     encoder: &mut TraceEncoder,
     scopes: &mut Scopes<'_>,
     monotonic_ns: u64,
-    snapshot: &Snapshot,
+    sockets: SnapshotSockets<'_, impl IntoIterator<Item = DiagSocket>>,
     at_end: bool,
 ) {
-    table.snapshot(monotonic_ns, snapshot, at_end, |event| {
+    // Straight into the encoder, a block at a time.
+    table.snapshot(monotonic_ns, sockets, at_end, |event| {
         if !selected(&event, scopes.selection.as_mut(), scopes.names.as_mut()) {
             return;
         }

@@ -29,11 +29,12 @@ use rustc_hash::FxHashMap;
 use crate::{
     kernel::{
         decode::{Decoded, Observation},
-        diag::Snapshot,
+        diag::DiagSocket,
     },
     model::{
-        Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SnapshotSocket,
-        SocketError, SocketRef, SocketTuple, Task, TcpCounters, TcpState, TraceEvent, Transition,
+        Conn, ConnId, ExecContext, Filters, ResetReceived, ResetSent, Scope, SharedWith,
+        SnapshotSocket, SocketError, SocketRef, SocketTuple, Task, TcpCounters, TcpState,
+        TraceEvent, Transition,
     },
 };
 
@@ -162,6 +163,13 @@ fn completeness(tuple: &SocketTuple) -> u8 {
     tuple.known_parts()
 }
 
+/// A `sock_diag` snapshot as [`SocketTable::snapshot`] takes it: the sockets one at a
+/// time, and by socket inode the other processes holding one that several hold.
+pub struct SnapshotSockets<'a, I> {
+    pub sockets: I,
+    pub shared_with: &'a HashMap<u32, SharedWith>,
+}
+
 impl SocketTable {
     pub fn new(start_monotonic_ns: u64, filters: Filters) -> Self {
         Self {
@@ -213,11 +221,14 @@ impl SocketTable {
     pub fn snapshot(
         &mut self,
         ts_monotonic_ns: u64,
-        snapshot: &Snapshot,
+        snapshot: SnapshotSockets<'_, impl IntoIterator<Item = DiagSocket>>,
         at_end: bool,
         mut emit: impl FnMut(TraceEvent),
     ) {
-        let sockets = &snapshot.sockets;
+        let SnapshotSockets {
+            sockets,
+            shared_with,
+        } = snapshot;
         let ts_ns = self.rel(ts_monotonic_ns);
         // At the end, a socket continues the connection the trace knows, when one matches.
         let known: HashMap<(u32, SocketTuple), Conn> = if at_end {
@@ -256,11 +267,7 @@ impl SocketTable {
                 uid: socket.uid,
                 timer_ms: socket.timer_ms,
                 at_end,
-                shared_with: snapshot
-                    .shared_with
-                    .get(&socket.inode)
-                    .copied()
-                    .unwrap_or_default(),
+                shared_with: shared_with.get(&socket.inode).copied().unwrap_or_default(),
             }));
         }
     }
@@ -527,10 +534,7 @@ impl SocketTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        kernel::diag::DiagSocket,
-        model::{PidList, ResetReason, SharedWith},
-    };
+    use crate::model::{PidList, ResetReason};
 
     const START: u64 = 1_000_000;
 
@@ -789,14 +793,15 @@ mod tests {
             socket("10.0.0.1:2181", "10.0.0.2:40001"),
             socket("10.0.0.1:80", "10.0.0.2:40002"),
         ];
-        let snapshot = |sockets: &[DiagSocket]| Snapshot {
+        let unshared = HashMap::new();
+        let snapshot = |sockets: &[DiagSocket]| SnapshotSockets {
             sockets: sockets.to_vec(),
-            ..Snapshot::default()
+            shared_with: &unshared,
         };
         let mut kept = Vec::new();
-        table.snapshot(START, &snapshot(&sockets), false, |event| kept.push(event));
+        table.snapshot(START, snapshot(&sockets), false, |event| kept.push(event));
         assert_eq!((kept.len(), table.connections()), (1, 1));
-        table.snapshot(START + 1, &snapshot(&sockets[..1]), true, |event| {
+        table.snapshot(START + 1, snapshot(&sockets[..1]), true, |event| {
             kept.push(event);
         });
         assert_eq!((kept.len(), table.connections()), (1, 1));
@@ -813,8 +818,10 @@ mod tests {
             comm: crate::model::Comm::from_str_lossy("java"),
         };
         let mut snap = Vec::new();
-        let snapshot = Snapshot {
-            sockets: vec![DiagSocket {
+        // A forked worker holds it too.
+        let shared_with = HashMap::from([(77, SharedWith::new(PidList::new(&[10], 0), true))]);
+        let snapshot = SnapshotSockets {
+            sockets: [DiagSocket {
                 scope: scope(),
                 tuple: t,
                 state: Established,
@@ -823,11 +830,9 @@ mod tests {
                 timer_ms: None,
                 owner: Some(owner),
             }],
-            // A forked worker holds it too.
-            shared_with: HashMap::from([(77, SharedWith::new(PidList::new(&[10], 0), true))]),
-            ..Snapshot::default()
+            shared_with: &shared_with,
         };
-        table.snapshot(START, &snapshot, false, |event| snap.push(event));
+        table.snapshot(START, snapshot, false, |event| snap.push(event));
         let TraceEvent::Snapshot(s) = snap[0] else {
             panic!()
         };

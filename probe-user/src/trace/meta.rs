@@ -44,6 +44,10 @@ pub struct Attribution {
     /// `irq:softirq_entry`/`softirq_exit` were attached: every event says whether it
     /// ran in softirq, so `current` is used only when it is the socket's own task.
     pub softirq_tracking: bool,
+    /// Every event that names its socket says, from the socket lock, whether it ran in
+    /// the socket owner's context (kernel BTF gave the lock's offset); the softirq
+    /// tracepoints are then not used.
+    pub socket_lock: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,8 +86,11 @@ pub struct TraceEnd {
     pub lost_read_failed: u64,
     pub lost_decode_failed: u64,
     /// Runs of the event programs the kernel skipped (another BPF program was running
-    /// on that CPU).
+    /// on that CPU) that nothing recorded.
     pub lost_recursion: u64,
+    /// State changes the rescue program recorded because the kernel skipped the main
+    /// program's run (they are in the file: not lost).
+    pub kernel_rescued: u64,
     /// Transitions the kernel neither delivered nor counted, inferred from sockets
     /// whose next event did not continue from their last state (a lower bound).
     pub lost_unreported: u64,

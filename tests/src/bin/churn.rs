@@ -1,25 +1,30 @@
 //! Churn load generator for `cargo xtask bench`: N client/server pairs over loopback,
-//! each connection opened, one small request/response exchange, closed, as fast as
-//! possible for a fixed time.
+//! each connection opened, one small request/response exchange (none with
+//! `--no-payload`), closed, as fast as possible for a fixed time.
 //!
 //! Every pair has its own listening port (`--port`, `--port + 1`, ...), one server
 //! thread and one client thread. With `--close client` the client closes first (it
-//! holds TIME_WAIT); with `--close server` the server closes first.
+//! holds TIME_WAIT; without payload it shuts down its side and waits for the server's
+//! FIN, so that it cannot outrun the server's `accept()`); with `--close server` the
+//! server closes first; with `--close reset` the server aborts every connection with an
+//! RST (`SO_LINGER {1, 0}`).
 //!
 //! On loopback each completed connection makes exactly ten `inet_sock_set_state`
-//! transitions (docs/kernel-facts.md §1.2), five per end:
+//! transitions when it closes (docs/kernel-facts.md §1.2), five per end:
 //! - the closing end: CLOSE->SYN_SENT or LISTEN->SYN_RECV, ->ESTABLISHED,
 //!   ESTABLISHED->FIN_WAIT1, FIN_WAIT1->FIN_WAIT2, FIN_WAIT2->CLOSE;
 //! - the other end: ..., ->ESTABLISHED, ESTABLISHED->CLOSE_WAIT, CLOSE_WAIT->LAST_ACK,
 //!   LAST_ACK->CLOSE;
 //!
-//! plus CLOSE->LISTEN and LISTEN->CLOSE per listener. The generator prints one JSON
-//! object on stdout when it is done, with what it did, so that a tracer's output can
-//! be checked against it.
+//! and six when the server resets it, three per end: ..., ->ESTABLISHED,
+//! ESTABLISHED->CLOSE (plus the RST sent and received, and an error report on each
+//! side). Each listener adds CLOSE->LISTEN and LISTEN->CLOSE. The generator prints one
+//! JSON object on stdout when it is done, with what it did, so that a tracer's output
+//! can be checked against it.
 
 use std::{
     io::{self, Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
     sync::Arc,
     thread,
@@ -38,9 +43,12 @@ struct Cli {
     /// How long to churn, in seconds (fractions allowed).
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
-    /// Which side closes first.
+    /// Which side closes first, or `reset`: the server aborts with an RST.
     #[arg(long, value_enum, default_value_t = CloseMode::Client)]
     close: CloseMode,
+    /// Connect and close: no request and response.
+    #[arg(long)]
+    no_payload: bool,
     /// First listening port; pair i listens on PORT + i.
     #[arg(long, default_value_t = 23_100)]
     port: u16,
@@ -83,46 +91,114 @@ fn wait_eof(stream: &mut TcpStream) -> io::Result<()> {
     io::copy(stream, &mut io::sink()).map(drop)
 }
 
-fn serve_one(mut stream: TcpStream, closer: CloseMode) -> io::Result<()> {
-    let mut request = [0u8; REQUEST.len()];
-    if !read_exact_or_eof(&mut stream, &mut request)? {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
+/// What every connection does.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    close: CloseMode,
+    payload: bool,
+}
+
+/// Makes `close()` abort the connection with an RST (linger on, zero seconds).
+fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a valid socket fd, with a pointer to a live `linger` of the
+    // size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
-    stream.write_all(RESPONSE)?;
-    if closer == CloseMode::Client {
+}
+
+fn serve_one(mut stream: TcpStream, shape: Shape) -> io::Result<()> {
+    if shape.payload {
+        let mut request = [0u8; REQUEST.len()];
+        if !read_exact_or_eof(&mut stream, &mut request)? {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
+        }
+    }
+    match shape.close {
+        CloseMode::Reset => set_linger_zero(&stream)?,
+        CloseMode::Client | CloseMode::Server if shape.payload => stream.write_all(RESPONSE)?,
+        CloseMode::Client | CloseMode::Server => {}
+    }
+    if shape.close == CloseMode::Client {
         wait_eof(&mut stream)?;
     }
     drop(stream);
     Ok(())
 }
 
-fn server(listener: &TcpListener, closer: CloseMode) -> ServerStats {
+fn server(listener: &TcpListener, shape: Shape) -> ServerStats {
     let mut stats = ServerStats::default();
     // The main thread shuts the listener down when the clients are done, which makes
     // accept() fail and ends the loop.
     while let Ok((stream, _)) = listener.accept() {
         stats.accepted += 1;
-        if serve_one(stream, closer).is_err() {
+        if serve_one(stream, shape).is_err() {
             stats.failed += 1;
         }
     }
     stats
 }
 
-fn exchange(mut stream: TcpStream, closer: CloseMode) -> io::Result<()> {
-    stream.write_all(REQUEST)?;
-    let mut response = [0u8; RESPONSE.len()];
-    if !read_exact_or_eof(&mut stream, &mut response)? {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no response"));
+/// Waits for the server's RST: the connection must end in ECONNRESET, not a FIN.
+fn wait_reset(stream: &mut TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a FIN instead of a reset",
+                ));
+            }
+            Ok(_) => {}
+        }
     }
-    if closer == CloseMode::Server {
-        wait_eof(&mut stream)?;
+}
+
+fn exchange(mut stream: TcpStream, shape: Shape) -> io::Result<()> {
+    if shape.payload {
+        stream.write_all(REQUEST)?;
+        if shape.close != CloseMode::Reset {
+            let mut response = [0u8; RESPONSE.len()];
+            if !read_exact_or_eof(&mut stream, &mut response)? {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no response"));
+            }
+        }
+    }
+    match shape.close {
+        CloseMode::Server => wait_eof(&mut stream)?,
+        CloseMode::Reset => wait_reset(&mut stream)?,
+        // Without a response to wait for, the client would outrun the server's
+        // accept() and overflow its queue: send the FIN, then wait for the server's.
+        CloseMode::Client if !shape.payload => {
+            stream.shutdown(Shutdown::Write)?;
+            wait_eof(&mut stream)?;
+        }
+        CloseMode::Client => {}
     }
     drop(stream);
     Ok(())
 }
 
-fn client(target: SocketAddr, closer: CloseMode, count: u64, deadline: Instant) -> ClientStats {
+fn client(target: SocketAddr, shape: Shape, count: u64, deadline: Instant) -> ClientStats {
     let mut stats = ClientStats::default();
     loop {
         if count > 0 && stats.completed >= count {
@@ -132,10 +208,18 @@ fn client(target: SocketAddr, closer: CloseMode, count: u64, deadline: Instant) 
             break;
         }
         match TcpStream::connect(target) {
-            Ok(stream) => match exchange(stream, closer) {
+            Ok(stream) => match exchange(stream, shape) {
                 Ok(()) => stats.completed += 1,
                 Err(_) => stats.exchange_failed += 1,
             },
+            // The server accepted and reset the connection before connect() returned:
+            // it went through every transition of a reset connection.
+            Err(e)
+                if shape.close == CloseMode::Reset
+                    && e.kind() == io::ErrorKind::ConnectionReset =>
+            {
+                stats.completed += 1;
+            }
             Err(_) => {
                 stats.connect_failed += 1;
                 if stats.connect_failed > 1000 && stats.completed == 0 {
@@ -154,7 +238,10 @@ fn main() -> anyhow::Result<()> {
         cli.duration > 0.0 && cli.duration.is_finite(),
         "--duration must be positive"
     );
-    let closer = cli.close;
+    let shape = Shape {
+        close: cli.close,
+        payload: !cli.no_payload,
+    };
     let listeners = (0..cli.pairs)
         .map(|i| {
             let port = cli
@@ -171,7 +258,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|listener| {
             let listener = Arc::clone(listener);
-            thread::spawn(move || server(&listener, closer))
+            thread::spawn(move || server(&listener, shape))
         })
         .collect();
 
@@ -183,7 +270,7 @@ fn main() -> anyhow::Result<()> {
             let target = listener.local_addr();
             let count = cli.count;
             thread::spawn(move || match target {
-                Ok(target) => client(target, closer, count, deadline),
+                Ok(target) => client(target, shape, count, deadline),
                 Err(_) => ClientStats::default(),
             })
         })
@@ -218,6 +305,7 @@ fn report(cli: &Cli, clients: &[ClientStats], servers: &[ServerStats], secs: f64
     ChurnReport {
         pairs: cli.pairs,
         close: cli.close,
+        payload: !cli.no_payload,
         port: cli.port,
         elapsed_s: secs,
         completed,
@@ -231,8 +319,9 @@ fn report(cli: &Cli, clients: &[ClientStats], servers: &[ServerStats], secs: f64
             0.0
         },
         per_pair: clients.iter().map(|c| c.completed).collect(),
-        // What a tracer should see: ten transitions per completed connection, two
+        // What a tracer should see: the transitions of every completed connection, two
         // per listener (CLOSE->LISTEN, LISTEN->CLOSE).
-        expected_transitions: completed * 10 + 2 * u64::from(cli.pairs),
+        expected_transitions: completed * cli.close.transitions_per_connection()
+            + 2 * u64::from(cli.pairs),
     }
 }

@@ -171,6 +171,22 @@ fn churn_patterns() -> Vec<(&'static str, u64)> {
                 (LastAck, Close),
             ]),
         ),
+        (
+            "client_reset",
+            seq(&[
+                (Close, SynSent),
+                (SynSent, Established),
+                (Established, Close),
+            ]),
+        ),
+        (
+            "server_reset",
+            seq(&[
+                (Listen, SynRecv),
+                (SynRecv, Established),
+                (Established, Close),
+            ]),
+        ),
         ("listener", seq(&[(Close, Listen), (Listen, Close)])),
     ]
 }
@@ -219,7 +235,10 @@ fn stat(path: &Path) -> anyhow::Result<()> {
         records: e.records,
         connections: e.connections,
         kernel_submitted: e.kernel_submitted,
+        kernel_rescued: e.kernel_rescued,
         lost_ring_full: e.lost_ring_full,
+        lost_recursion: e.lost_recursion,
+        lost_unreported: e.lost_unreported,
         lost_read_failed: e.lost_read_failed,
         lost_decode_failed: e.lost_decode_failed,
         stop_reason: e.stop_reason.clone(),

@@ -1,29 +1,46 @@
 //! The benchmark's options.
 
-use tcpchurn_harness::churn::CloseMode;
+use std::path::PathBuf;
+
+use super::workloads::{Workload, workloads};
+
+/// The second tcpchurn variant's arguments when it runs the same binary.
+const DEFAULT_ALT_ARGS: &str = "--ring-size 4M";
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Seconds of churn per run.
+    /// Seconds of load per run.
     #[arg(long, default_value_t = 4.0)]
     pub duration: f64,
-    /// Repetitions of every variant (rounds), per close mode.
+    /// Repetitions of every variant (rounds), per workload.
     #[arg(long, default_value_t = 5)]
     pub reps: u32,
-    /// Client/server pairs of the load generator.
+    /// Client/server pairs of the request/response workloads (`client`, `server`).
     #[arg(long, default_value_t = 2)]
     pub pairs: u16,
-    /// Close modes to run: client, server.
+    /// Workloads to run, in order: client, server (request/response, `--pairs` pairs,
+    /// the client or the server closes first), bare-server, bare-client (4 pairs,
+    /// connect and close without payload), reset (4 pairs, the server aborts with an
+    /// RST), udp-flood (UDP over loopback: softirq work without TCP).
     #[arg(
         long,
-        value_enum,
+        alias = "close",
         value_delimiter = ',',
-        default_value = "client,server"
+        default_value = "client,server,bare-server,reset,udp-flood"
     )]
-    pub close: Vec<CloseMode>,
-    /// `tcpchurn record` arguments of the second tcpchurn variant.
-    #[arg(long, default_value = "--ring-size 4M")]
-    pub alt_args: String,
+    pub workloads: Vec<String>,
+    /// `tcpchurn record` arguments of the second tcpchurn variant (default: `--ring-size
+    /// 4M`, or none with `--alt-binary`/`--alt-rev`).
+    #[arg(long)]
+    pub alt_args: Option<String>,
+    /// The second tcpchurn variant runs this binary instead (a before/after comparison
+    /// of two builds, alternated in the same rounds).
+    #[arg(long, conflicts_with = "alt_rev")]
+    pub alt_binary: Option<PathBuf>,
+    /// The second tcpchurn variant runs `tcpchurn` built from this git revision (in
+    /// target/bench/rev, with its own target directory).
+    #[arg(long)]
+    pub alt_rev: Option<String>,
     /// Leave out tcpstates and bpftrace even when installed.
     #[arg(long)]
     pub no_peers: bool,
@@ -63,8 +80,22 @@ impl BenchArgs {
         }
     }
 
-    /// The close mode of the single-mode passes (kernel cost).
-    pub fn first_mode(&self) -> CloseMode {
-        self.close.first().copied().unwrap_or(CloseMode::Client)
+    /// The workloads, in the order given.
+    pub fn workloads(&self) -> anyhow::Result<Vec<Workload>> {
+        workloads(&self.workloads, self.pairs).map_err(anyhow::Error::msg)
+    }
+
+    /// Whether the second tcpchurn variant runs another build.
+    pub fn alt_is_other_build(&self) -> bool {
+        self.alt_binary.is_some() || self.alt_rev.is_some()
+    }
+
+    /// The second tcpchurn variant's `record` arguments.
+    pub fn alt_args(&self) -> String {
+        match &self.alt_args {
+            Some(args) => args.clone(),
+            None if self.alt_is_other_build() => String::new(),
+            None => DEFAULT_ALT_ARGS.to_owned(),
+        }
     }
 }

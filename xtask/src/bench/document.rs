@@ -1,14 +1,14 @@
 //! The results file, `target/bench/bench-<unix time>.json` (and `latest.json`): every
 //! run, the summary, the kernel cost, the replay speed and the targets.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tcpchurn_harness::churn::CloseMode;
 
 use super::{
-    host::Host, kernel_cost::KernelCost, replay_speed::ReplaySpeed, runs::RunRecord,
+    host::Host, kernel_cost::KernelCosts, replay_speed::ReplaySpeed, runs::RunRecord,
     summary::Summary, targets::Target, validation::Validation, variants::Variant,
+    workloads::Workload,
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,7 +20,7 @@ pub struct Document {
     pub validation: Vec<Validation>,
     pub runs_with_foreign_tracers: usize,
     pub summary: Summary,
-    pub kernel_cost: BTreeMap<String, KernelCost>,
+    pub kernel_cost: KernelCosts,
     pub replay: Option<ReplaySpeed>,
     pub targets: Vec<Target>,
     pub runs: Vec<RunRecord>,
@@ -31,9 +31,11 @@ pub struct Document {
 pub struct Config {
     pub duration_s: f64,
     pub reps: u32,
-    pub pairs: u16,
-    pub close: Vec<CloseMode>,
+    pub workloads: Vec<Workload>,
     pub alt_args: String,
+    /// The second tcpchurn variant's binary when it is another build (`--alt-binary`,
+    /// or `--alt-rev` with the revision).
+    pub alt_build: Option<String>,
     pub variants: Vec<Variant>,
     pub skipped: Vec<String>,
 }

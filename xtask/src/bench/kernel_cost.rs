@@ -1,14 +1,18 @@
 //! Kernel cost per program: more runs per tracer with `kernel.bpf_stats_enabled=1`,
 //! reading `run_time_ns`/`run_cnt` of the tracer's own programs (found through its
-//! fds). The run with the median total cost per event is reported: other users' load
-//! makes single runs jumpy.
+//! fds). The run with the median total cost is reported: other users' load makes
+//! single runs jumpy.
+//!
+//! It runs on the first TCP workload (cost per recorded event) and on the UDP flood
+//! when it is selected (cost per datagram: what the recorder's programs cost a load
+//! that has no TCP at all).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::{runs::Bench, stats::Spread, variants::Variant};
+use super::{runs::Bench, stats::Spread, variants::Variant, workloads::Workload};
 
 /// Runs per tracer with `kernel.bpf_stats_enabled=1`.
 pub const KERNEL_COST_RUNS: usize = 3;
@@ -36,12 +40,15 @@ impl Drop for BpfStats {
     }
 }
 
-/// What one tracer's programs cost in the kernel.
+/// What one tracer's programs cost in the kernel, on one workload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KernelCost {
-    /// Events the tracer recorded in the reported run.
+    /// What the cost is divided by: `event` (recorded events) or `datagram` (sent by
+    /// the UDP flood).
+    pub per: String,
+    /// Events (or datagrams) in the reported run.
     pub events: u64,
-    /// BPF run time per recorded event, in the reported run.
+    /// BPF run time per event (or datagram), in the reported run.
     pub ns_per_event: f64,
     pub ns_per_event_runs: Option<Spread>,
     pub programs: Vec<ProgramCost>,
@@ -56,49 +63,75 @@ pub struct ProgramCost {
     pub ns_per_event: f64,
 }
 
-/// The kernel cost of every traced variant, by variant name.
+/// Per workload name, per variant name.
+pub type KernelCosts = BTreeMap<String, BTreeMap<String, KernelCost>>;
+
+/// The workloads the kernel cost is measured on.
+fn measured(workloads: &[Workload]) -> Vec<&Workload> {
+    let tcp = workloads.iter().find(|w| w.is_tcp());
+    let other = workloads.iter().find(|w| !w.is_tcp());
+    tcp.into_iter().chain(other).collect()
+}
+
+/// The kernel cost of every traced tcpchurn variant (and of the peers on TCP).
 pub fn kernel_cost(
     bench: &Bench<'_>,
     variants: &[Variant],
-) -> anyhow::Result<BTreeMap<String, KernelCost>> {
-    let mut costs = BTreeMap::new();
+    workloads: &[Workload],
+) -> anyhow::Result<KernelCosts> {
+    let mut costs = KernelCosts::new();
     let _stats = BpfStats::enable()?;
-    let mode = bench.args.first_mode();
-    for variant in variants.iter().filter(|v| v.is_traced()) {
-        let mut samples = Vec::new();
-        for _ in 0..KERNEL_COST_RUNS {
-            let (_churn, tracer) = bench.run(variant, mode, bench.args.duration, true)?;
-            let Some(tracer) = tracer else { continue };
-            let total_ns: u64 = tracer.programs.iter().map(|p| p.run_time_ns).sum();
-            samples.push((total_ns as f64 / tracer.recorded.max(1) as f64, tracer));
-        }
-        samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let all = Spread::of(samples.iter().map(|(ns, _)| *ns));
-        let Some((ns_per_event, tracer)) = samples.get(samples.len() / 2) else {
-            continue;
+    for workload in measured(workloads) {
+        let per = if workload.is_tcp() {
+            "event"
+        } else {
+            "datagram"
         };
-        let events = tracer.recorded.max(1) as f64;
-        let programs = tracer
-            .programs
+        for variant in variants
             .iter()
-            .filter(|p| p.run_cnt > 0)
-            .map(|p| ProgramCost {
-                name: p.name.clone(),
-                run_cnt: p.run_cnt,
-                run_time_ns: p.run_time_ns,
-                ns_per_run: p.run_time_ns as f64 / p.run_cnt as f64,
-                ns_per_event: p.run_time_ns as f64 / events,
-            })
-            .collect();
-        costs.insert(
-            variant.name.clone(),
-            KernelCost {
-                events: tracer.recorded,
-                ns_per_event: *ns_per_event,
-                ns_per_event_runs: all,
-                programs,
-            },
-        );
+            .filter(|v| v.is_traced() && (workload.is_tcp() || !v.is_peer()))
+        {
+            let mut samples = Vec::new();
+            for _ in 0..KERNEL_COST_RUNS {
+                let (churn, tracer) = bench.run(variant, workload, bench.args.duration, true)?;
+                let Some(tracer) = tracer else { continue };
+                let count = if workload.is_tcp() {
+                    tracer.recorded
+                } else {
+                    churn.completed
+                };
+                let total_ns: u64 = tracer.programs.iter().map(|p| p.run_time_ns).sum();
+                samples.push((total_ns as f64 / count.max(1) as f64, count, tracer));
+            }
+            samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let all = Spread::of(samples.iter().map(|(ns, ..)| *ns));
+            let Some((ns_per_event, count, tracer)) = samples.get(samples.len() / 2) else {
+                continue;
+            };
+            let units = (*count).max(1) as f64;
+            let programs = tracer
+                .programs
+                .iter()
+                .filter(|p| p.run_cnt > 0)
+                .map(|p| ProgramCost {
+                    name: p.name.clone(),
+                    run_cnt: p.run_cnt,
+                    run_time_ns: p.run_time_ns,
+                    ns_per_run: p.run_time_ns as f64 / p.run_cnt as f64,
+                    ns_per_event: p.run_time_ns as f64 / units,
+                })
+                .collect();
+            costs.entry(workload.name.clone()).or_default().insert(
+                variant.name.clone(),
+                KernelCost {
+                    per: per.to_owned(),
+                    events: *count,
+                    ns_per_event: *ns_per_event,
+                    ns_per_event_runs: all,
+                    programs,
+                },
+            );
+        }
     }
     Ok(costs)
 }

@@ -3,17 +3,24 @@
 //! describes the design and the last results).
 //!
 //! The sections, in the order they run:
-//! - validation (`validation.rs`): a small run under the recorder, replayed, must show
-//!   exactly the transitions the generator says it made;
-//! - rounds (`runs.rs`): the churn of `tcpchurn-churn` (`load.rs`), untraced and traced
-//!   by each variant (`variants.rs`, `tracers.rs`) in alternation, every run in a fresh
-//!   network namespace;
+//! - validation (`validation.rs`): a small run of every TCP workload under the
+//!   recorder, replayed, must show exactly the transitions the generator says it made;
+//! - rounds (`runs.rs`): every workload (`workloads.rs`: the TCP churn of
+//!   `tcpchurn-churn` in several shapes, the UDP flood of `tcpchurn-udp-flood`;
+//!   `load.rs`), untraced and traced by each variant (`variants.rs`, `tracers.rs`) in
+//!   alternation, every run in a fresh network namespace;
 //! - kernel cost (`kernel_cost.rs`): the tracers' BPF run time per event;
 //! - replay speed (`replay_speed.rs`): a synthetic trace replayed three ways;
-//! - the summary, the targets and the report (`summary.rs`, `targets.rs`, `report.rs`),
+//! - the summary, the targets and the report (`summary.rs`, `targets.rs`, `report.rs`,
+//!   with a before/after table of the two tcpchurn variants in `comparison.rs`),
 //!   written as `target/bench/bench-<unix time>.json` (`document.rs`).
+//!
+//! `--alt-binary PATH` or `--alt-rev REV` (`alt_build.rs`) makes the second tcpchurn
+//! variant another build: one command compares two builds on every workload.
 
+mod alt_build;
 mod args;
+mod comparison;
 mod document;
 mod host;
 mod kernel_cost;
@@ -30,9 +37,10 @@ mod tracer_output;
 mod tracers;
 mod validation;
 mod variants;
+mod workloads;
 
 use std::{
-    collections::BTreeMap,
+    path::PathBuf,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -43,7 +51,7 @@ pub use self::args::BenchArgs;
 use self::{
     document::{Config, Document},
     host::Host,
-    kernel_cost::kernel_cost,
+    kernel_cost::{KernelCosts, kernel_cost},
     replay_speed::replay_speed,
     runs::Bench,
     summary::summarize,
@@ -64,7 +72,25 @@ fn build(args: &BenchArgs) -> anyhow::Result<()> {
     // The same tools as the tests (bpf-linker, bpftool for the kernel-cost pass).
     setup(&SetupArgs { zookeeper: false })?;
     build_tcpchurn()?;
-    build_test_binaries(&["tcpchurn-churn", "tcpchurn-trace-tool"])
+    build_test_binaries(&[
+        "tcpchurn-churn",
+        "tcpchurn-udp-flood",
+        "tcpchurn-trace-tool",
+    ])
+}
+
+/// The second tcpchurn variant's binary, when it is another build.
+fn alt_binary(args: &BenchArgs) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(rev) = &args.alt_rev {
+        return alt_build::build_rev(rev).map(Some);
+    }
+    if let Some(binary) = &args.alt_binary {
+        if !binary.is_file() {
+            bail!("--alt-binary {}: no such file", binary.display());
+        }
+        return Ok(Some(std::fs::canonicalize(binary)?));
+    }
+    Ok(None)
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
@@ -75,11 +101,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     let args = &args.resolved();
+    let workloads = args.workloads()?;
     build(args)?;
+    let alt = alt_binary(args)?;
     catch_interrupts()?;
     let tools = Tools::release()?;
     let mut host = Host::at_start();
-    let (variants, skipped) = variants(args);
+    let (variants, skipped) = variants(args, alt.as_deref());
     let bench = Bench {
         args,
         tools: &tools,
@@ -89,10 +117,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         .map_or(0, |d| d.as_secs());
 
     let mut validation = Vec::new();
-    for &mode in &args.close {
-        let v = validate(&bench, mode)?;
+    for workload in &workloads {
+        let Some(v) = validate(&bench, workload)? else {
+            continue;
+        };
         eprintln!(
-            "bench: validation ({mode} closes): {} connections, {} expected transitions, {} replayed, sequences {} -> {}",
+            "bench: validation ({}): {} connections, {} expected transitions, {} replayed, sequences {} -> {}",
+            v.workload,
             v.connections,
             v.expected_transitions,
             v.replayed_transitions,
@@ -101,18 +132,23 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         );
         validation.push(v);
     }
-    let runs = bench.rounds(&variants)?;
+    let runs = bench.rounds(&variants, &workloads)?;
     let kernel_cost = if args.no_kernel_cost {
-        BTreeMap::new()
+        KernelCosts::new()
     } else {
-        kernel_cost(&bench, &variants)?
+        kernel_cost(&bench, &variants, &workloads)?
     };
     let replay = (args.replay_events > 0)
         .then(|| replay_speed(&tools, args.replay_events, args.replay_reps.max(1)))
         .transpose()?;
     host.finish();
 
-    let summary = summarize(&runs, &variants, &args.close);
+    let summary = summarize(&runs, &variants, &workloads);
+    let alt_build = match (&args.alt_rev, &alt) {
+        (Some(rev), Some(binary)) => Some(format!("{rev} ({})", binary.display())),
+        (None, Some(binary)) => Some(binary.display().to_string()),
+        _ => None,
+    };
     let document = Document {
         tool: "cargo xtask bench".into(),
         started_unix,
@@ -120,15 +156,15 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         config: Config {
             duration_s: args.duration,
             reps: args.reps,
-            pairs: args.pairs,
-            close: args.close.clone(),
-            alt_args: args.alt_args.clone(),
+            alt_args: args.alt_args(),
+            alt_build,
             variants,
             skipped,
+            workloads: workloads.clone(),
         },
         validation,
         runs_with_foreign_tracers: runs.iter().filter(|r| r.churn.foreign_tracers > 0).count(),
-        targets: targets(&summary, replay.as_ref()),
+        targets: targets(&summary, &workloads, replay.as_ref()),
         summary,
         kernel_cost,
         replay,

@@ -2,6 +2,7 @@
 #![expect(clippy::print_stdout, reason = "the benchmark's table is its output")]
 
 use super::{
+    comparison,
     document::Document,
     kernel_cost::KERNEL_COST_RUNS,
     replay_speed::{ModeSpeed, ReplaySpeed},
@@ -23,6 +24,12 @@ pub fn print(doc: &Document) {
     if let Some(replay) = &doc.replay {
         print_replay(replay);
     }
+    if let Some(table) = comparison::markdown(doc) {
+        println!();
+        println!("the two tcpchurn variants side by side (Markdown, for docs/bench.md):");
+        println!();
+        print!("{table}");
+    }
     println!();
     println!("targets:");
     for t in &doc.targets {
@@ -39,16 +46,15 @@ fn print_header(doc: &Document) {
     let (host, config) = (&doc.host, &doc.config);
     println!();
     println!(
-        "tcpchurn bench: kernel {}, {} CPUs, {} pairs, {} s per run, {} rounds; load average {} at start, {} at end{}",
+        "tcpchurn bench: kernel {}, {} CPUs, {} s per run, {} rounds; load average {} at start, {} at end{}",
         host.kernel,
         host.cpus,
-        config.pairs,
         config.duration_s,
         config.reps,
         host.loadavg_start,
         host.loadavg_end,
         if host.busy {
-            " (machine busy: compare ratios, not absolute rates)"
+            " (machine busy: compare ratios, not absolute rates; noisy)"
         } else {
             ""
         }
@@ -61,10 +67,13 @@ fn print_header(doc: &Document) {
             doc.runs.len()
         );
     }
+    if let Some(alt) = &config.alt_build {
+        println!("tcpchurn-alt is another build: {alt}");
+    }
     for v in &doc.validation {
         println!(
-            "validation ({} closes): {} connections -> {} transitions expected, {} replayed; per-connection sequences {}: {}",
-            v.mode,
+            "validation ({}): {} connections -> {} transitions expected, {} replayed; per-connection sequences {}: {}",
+            v.workload,
             v.connections,
             v.expected_transitions,
             v.replayed_transitions,
@@ -76,16 +85,19 @@ fn print_header(doc: &Document) {
 
 fn print_table(doc: &Document) {
     let variants: &[Variant] = &doc.config.variants;
-    for (mode, per_variant) in &doc.summary {
+    for workload in &doc.config.workloads {
+        let Some(per_variant) = doc.summary.get(&workload.name) else {
+            continue;
+        };
         println!();
         println!(
-            "churn, {mode} closes first: median [min-max] over rounds; ratio = traced / mean of the \
+            "{workload}: median [min-max] over rounds; ratio = traced / mean of the \
              untraced runs just before and after; clean = only those with no other tracing programs loaded"
         );
         println!(
             "{:<18} {:>24} {:>20} {:>22} {:>16} {:>8} {:>20} {:>16} {:>12} {:>18}",
             "variant",
-            "conn/s",
+            workload.unit(),
             "ratio",
             "ratio (clean, n)",
             "recorded/expect",
@@ -123,7 +135,7 @@ fn print_table(doc: &Document) {
 }
 
 fn print_cross_checks(doc: &Document) {
-    for (mode, per_variant) in &doc.summary {
+    for (workload, per_variant) in &doc.summary {
         for variant in &doc.config.variants {
             let check = per_variant
                 .get(&variant.name)
@@ -131,7 +143,7 @@ fn print_cross_checks(doc: &Document) {
                 .and_then(|t| t.kernel_submitted_matches_file.as_ref());
             if let Some(check) = check {
                 println!(
-                    "{mode} closes, {}: kernel SUBMITTED counter == kernel events in the file in {check}",
+                    "{workload}, {}: kernel SUBMITTED counter == kernel events in the file in {check}",
                     variant.name
                 );
             }
@@ -145,18 +157,22 @@ fn print_kernel_cost(doc: &Document) {
         "kernel cost (kernel.bpf_stats_enabled=1, {KERNEL_COST_RUNS} extra runs each, the median run; \
          run_time_ns includes the clock reads of the statistics themselves):"
     );
-    for (tracer, v) in &doc.kernel_cost {
-        println!(
-            "  {tracer}: {:.0} ns of BPF programs per recorded event ({} events; runs: {})",
-            v.ns_per_event,
-            v.events,
-            show(v.ns_per_event_runs, 0, 1.0)
-        );
-        for p in &v.programs {
+    for (workload, per_variant) in &doc.kernel_cost {
+        for (tracer, v) in per_variant {
             println!(
-                "    {:<24} {:>10} runs {:>8.0} ns/run {:>8.0} ns/event",
-                p.name, p.run_cnt, p.ns_per_run, p.ns_per_event,
+                "  {workload}, {tracer}: {:.0} ns of BPF programs per {} ({} {}s; runs: {})",
+                v.ns_per_event,
+                v.per,
+                v.events,
+                v.per,
+                show(v.ns_per_event_runs, 0, 1.0)
             );
+            for p in &v.programs {
+                println!(
+                    "    {:<28} {:>10} runs {:>8.0} ns/run {:>8.0} ns/{}",
+                    p.name, p.run_cnt, p.ns_per_run, p.ns_per_event, v.per,
+                );
+            }
         }
     }
 }

@@ -5,21 +5,23 @@ use std::{thread, time::Duration};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use tcpchurn_harness::{Netns, bpftool, churn::CloseMode, interrupt::check_interrupted, procfs};
+use tcpchurn_harness::{Netns, bpftool, interrupt::check_interrupted, procfs};
 
 use super::{
     args::BenchArgs,
-    load::{ChurnOut, fresh_netns, load, ports},
+    load::{ChurnOut, fresh_netns, ports, run_load},
     tools::Tools,
     tracers::{During, ProgStat, Tracer, TracerOut},
     variants::Variant,
+    workloads::Workload,
 };
 
 /// One run in the results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRecord {
     pub variant: String,
-    pub mode: CloseMode,
+    /// The workload's name.
+    pub workload: String,
     pub round: u32,
     /// Position in the whole sequence of runs.
     pub seq: usize,
@@ -59,7 +61,7 @@ impl Bench<'_> {
     pub fn run(
         &self,
         variant: &Variant,
-        mode: CloseMode,
+        workload: &Workload,
         duration: f64,
         with_programs: bool,
     ) -> anyhow::Result<(ChurnOut, Option<TracerOut>)> {
@@ -68,7 +70,7 @@ impl Bench<'_> {
         check_interrupted()?;
         let foreign_before = foreign_tracing_programs();
         let netns = fresh_netns()?;
-        let result = self.run_in(&netns, variant, mode, duration, with_programs);
+        let result = self.run_in(&netns, variant, workload, duration, with_programs);
         drop(netns);
         // Namespace teardown (TIME_WAIT purge) runs in a kernel worker: let it finish
         // before the next run starts.
@@ -84,17 +86,17 @@ impl Bench<'_> {
         &self,
         netns: &Netns,
         variant: &Variant,
-        mode: CloseMode,
+        workload: &Workload,
         duration: f64,
         with_programs: bool,
     ) -> anyhow::Result<(ChurnOut, Option<TracerOut>)> {
-        let load = load(self.args.pairs, mode, duration, None);
-        let Some(tracer) = Tracer::start(&variant.kind, self.tools, netns, self.args.pairs)? else {
-            return Ok((load.run(&self.tools.churn, netns)?.into(), None));
+        let pairs = workload.pairs();
+        let Some(tracer) = Tracer::start(&variant.kind, self.tools, netns, pairs)? else {
+            return run_load(workload, self.tools, netns, duration).map(|out| (out, None));
         };
         let pid = tracer.pid();
         let cpu_before = procfs::cpu_seconds(pid).unwrap_or(0.0);
-        let churn = load.run(&self.tools.churn, netns);
+        let churn = run_load(workload, self.tools, netns, duration);
         // Transitions driven by timers and the last ACKs land just after the generator
         // exits.
         thread::sleep(Duration::from_millis(300));
@@ -110,22 +112,35 @@ impl Bench<'_> {
             cpu_s: cpu_after - cpu_before,
             programs,
         };
-        let out = stopped.read(self.tools, &ports(self.args.pairs), during)?;
-        Ok((churn.into(), Some(out)))
+        let out = stopped.read(self.tools, &ports(pairs), during)?;
+        Ok((churn, Some(out)))
     }
 
-    /// Rounds: untraced, then each traced variant followed by an untraced run, so that
-    /// every traced run is compared with the untraced runs right before and after it;
-    /// the order of the traced variants rotates every round.
-    pub fn rounds(&self, variants: &[Variant]) -> anyhow::Result<Vec<RunRecord>> {
+    /// Rounds, per workload: untraced, then each traced variant followed by an untraced
+    /// run, so that every traced run is compared with the untraced runs right before
+    /// and after it; the order of the traced variants rotates every round. Other tools
+    /// on the tracepoint (tcpstates, bpftrace) run on the TCP workloads only.
+    pub fn rounds(
+        &self,
+        variants: &[Variant],
+        workloads: &[Workload],
+    ) -> anyhow::Result<Vec<RunRecord>> {
         let args = self.args;
         let mut runs: Vec<RunRecord> = Vec::new();
         let untraced = &variants[0];
-        let traced: Vec<&Variant> = variants[1..].iter().collect();
-        let per_round = 2 * traced.len() + 1;
-        let total = args.close.len() * args.reps as usize * per_round;
-        for &mode in &args.close {
-            let _warm = self.run(&Variant::warmup(), mode, 1.0, false)?;
+        let traced_on = |workload: &Workload| -> Vec<&Variant> {
+            variants[1..]
+                .iter()
+                .filter(|v| workload.is_tcp() || !v.is_peer())
+                .collect()
+        };
+        let total: usize = workloads
+            .iter()
+            .map(|w| args.reps as usize * (2 * traced_on(w).len() + 1))
+            .sum();
+        for workload in workloads {
+            let traced = traced_on(workload);
+            let _warm = self.run(&Variant::warmup(), workload, 1.0, false)?;
             for round in 0..args.reps {
                 let n = traced.len();
                 let mut order = vec![untraced];
@@ -135,13 +150,13 @@ impl Bench<'_> {
                 }
                 for variant in order {
                     let (churn, tracer) = self
-                        .run(variant, mode, args.duration, false)
+                        .run(variant, workload, args.duration, false)
                         .with_context(|| {
-                            format!("{} ({mode} closes, round {round})", variant.name)
+                            format!("{} ({}, round {round})", variant.name, workload.name)
                         })?;
                     let run = RunRecord {
                         variant: variant.name.clone(),
-                        mode,
+                        workload: workload.name.clone(),
                         round,
                         seq: runs.len(),
                         churn,
@@ -160,8 +175,8 @@ impl Bench<'_> {
 fn progress(run: &RunRecord) -> String {
     let churn = &run.churn;
     format!(
-        "{} closes, round {}, {:<18} {:>8.0} conn/s{}{}",
-        run.mode,
+        "{}, round {}, {:<18} {:>8.0}/s{}{}",
+        run.workload,
         run.round,
         run.variant,
         churn.conn_per_s,

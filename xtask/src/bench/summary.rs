@@ -1,20 +1,20 @@
-//! The summary: per close mode and variant, the spread over rounds of the throughput,
+//! The summary: per workload and variant, the spread over rounds of the throughput,
 //! its ratio to the neighbouring untraced runs, and what the tracer cost.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tcpchurn_harness::churn::CloseMode;
 
 use super::{
     runs::RunRecord,
     stats::Spread,
     tracers::TracerOut,
     variants::{UNTRACED, Variant},
+    workloads::Workload,
 };
 
-/// Per close mode, per variant name.
-pub type Summary = BTreeMap<CloseMode, BTreeMap<String, VariantSummary>>;
+/// Per workload name, per variant name.
+pub type Summary = BTreeMap<String, BTreeMap<String, VariantSummary>>;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VariantSummary {
@@ -50,7 +50,7 @@ pub struct TracerSummary {
 fn neighbour_ratio(runs: &[RunRecord], run: &RunRecord) -> Option<(f64, bool)> {
     let untraced = |i: usize| {
         runs.get(i)
-            .filter(|u| u.mode == run.mode && u.variant == UNTRACED)
+            .filter(|u| u.workload == run.workload && u.variant == UNTRACED)
     };
     let before = run.seq.checked_sub(1).and_then(untraced)?;
     let after = untraced(run.seq + 1)?;
@@ -98,7 +98,9 @@ fn tracer_summary(mine: &[&RunRecord]) -> Option<TracerSummary> {
             )
         }),
         cpu_ns_per_event: Spread::of(
-            tracers().map(|t| t.cpu_churn_s * 1e9 / t.recorded.max(1) as f64),
+            tracers()
+                .filter(|t| t.recorded > 0)
+                .map(|t| t.cpu_churn_s * 1e9 / t.recorded as f64),
         ),
         cpu_total_s: Spread::of(tracers().map(|t| t.cpu_total_s)),
         maxrss_mib: Spread::of(tracers().map(|t| t.maxrss_kib as f64 / 1024.0)),
@@ -106,14 +108,14 @@ fn tracer_summary(mine: &[&RunRecord]) -> Option<TracerSummary> {
     })
 }
 
-pub fn summarize(runs: &[RunRecord], variants: &[Variant], modes: &[CloseMode]) -> Summary {
+pub fn summarize(runs: &[RunRecord], variants: &[Variant], workloads: &[Workload]) -> Summary {
     let mut summary = Summary::new();
-    for &mode in modes {
-        let per_variant = summary.entry(mode).or_default();
+    for workload in workloads {
+        let per_variant = summary.entry(workload.name.clone()).or_default();
         for variant in variants {
             let mine: Vec<&RunRecord> = runs
                 .iter()
-                .filter(|r| r.mode == mode && r.variant == variant.name)
+                .filter(|r| r.workload == workload.name && r.variant == variant.name)
                 .collect();
             if mine.is_empty() {
                 continue;
@@ -154,7 +156,7 @@ mod tests {
         let summary: Summary = serde_json::from_str(text).unwrap();
         let again: Summary =
             serde_json::from_str(&serde_json::to_string(&summary).unwrap()).unwrap();
-        let untraced = &again[&tcpchurn_harness::churn::CloseMode::Server]["untraced"];
+        let untraced = &again["server"]["untraced"];
         assert!(untraced.tracer.is_none());
         assert_eq!(untraced.conn_per_s.map(|s| s.n), Some(3));
     }

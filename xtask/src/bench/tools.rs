@@ -8,8 +8,9 @@ pub const TCPSTATES: &str = "/usr/sbin/tcpstates";
 
 pub struct Tools {
     pub tcpchurn: PathBuf,
-    /// The load generator.
+    /// The load generators.
     pub churn: PathBuf,
+    pub udp_flood: PathBuf,
     /// Synthetic traces and trace statistics.
     pub trace_tool: PathBuf,
     /// `target/bench`: scratch files and the results.
@@ -23,6 +24,7 @@ impl Tools {
         Ok(Self {
             tcpchurn: workspace::release_bin("tcpchurn"),
             churn: workspace::release_bin("tcpchurn-churn"),
+            udp_flood: workspace::release_bin("tcpchurn-udp-flood"),
             trace_tool: workspace::release_bin("tcpchurn-trace-tool"),
             out_dir,
         })

@@ -74,11 +74,15 @@ impl Tracer {
     ) -> anyhow::Result<Option<Self>> {
         let (running, output) = match kind {
             Kind::Untraced => return Ok(None),
-            Kind::Tcpchurn(extra) => {
+            Kind::Tcpchurn {
+                binary,
+                args: extra,
+            } => {
                 let trace = tools.out_dir.join("run.trace");
                 let mut args = netns.netns_args();
                 args.extend_from_slice(extra);
-                let recorder = Recorder::start(&tools.tcpchurn, &trace, &args)?;
+                let binary = binary.as_deref().unwrap_or(&tools.tcpchurn);
+                let recorder = Recorder::start(binary, &trace, &args)?;
                 (Running::Recorder(recorder), Output::Trace(trace))
             }
             Kind::Tcpstates => {
@@ -167,6 +171,11 @@ impl Stopped {
             Output::Tcpstates { out, err } => read_tcpstates(out, err, ports),
             Output::Bpftrace(out) => read_bpftrace(out),
         };
+        // Per kernel event: a reset workload's resets and socket errors are events too,
+        // not only its transitions.
+        let records = detail
+            .as_ref()
+            .map_or(recorded, |d| d.kernel_events_in_file);
         Ok(TracerOut {
             recorded,
             lost,
@@ -174,7 +183,7 @@ impl Stopped {
             cpu_total_s: self.cpu_total_s,
             maxrss_kib: self.maxrss_kib,
             bytes,
-            bytes_per_event: (recorded > 0).then(|| bytes as f64 / recorded as f64),
+            bytes_per_event: (records > 0).then(|| bytes as f64 / records as f64),
             detail,
             programs: during.programs,
         })

@@ -1,5 +1,5 @@
-//! Validation: the generator's "ten transitions per connection" checked against the
-//! real recorder and `replay --events --json`, on a small run.
+//! Validation: the generator's transitions per connection checked against the real
+//! recorder and `replay --events --json`, on a small run of every TCP workload.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use tcpchurn_harness::{Recorder, churn::CloseMode, replay};
 
 use super::{
-    load::{fresh_netns, load},
+    load::{churn_load, fresh_netns},
     runs::Bench,
+    workloads::Workload,
 };
 
 /// Connections per pair in the validation run.
@@ -16,7 +17,7 @@ const CONNECTIONS: u64 = 50;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Validation {
-    pub mode: CloseMode,
+    pub workload: String,
     pub connections: u64,
     pub expected_transitions: u64,
     pub replayed_transitions: u64,
@@ -36,12 +37,14 @@ struct ReplayedEvent {
 
 const ACTIVE_CLOSE: &str = "ESTABLISHED->FIN_WAIT1 FIN_WAIT1->FIN_WAIT2 FIN_WAIT2->CLOSE";
 const PASSIVE_CLOSE: &str = "ESTABLISHED->CLOSE_WAIT CLOSE_WAIT->LAST_ACK LAST_ACK->CLOSE";
+const RESET: &str = "ESTABLISHED->CLOSE";
 
-/// The name of a connection's transition sequence, for the given close mode.
+/// The name of a connection's transition sequence, for the given way of ending.
 fn sequence_name(mode: CloseMode, sequence: &str) -> &'static str {
     let (client_close, server_close) = match mode {
         CloseMode::Client => (ACTIVE_CLOSE, PASSIVE_CLOSE),
         CloseMode::Server => (PASSIVE_CLOSE, ACTIVE_CLOSE),
+        CloseMode::Reset => (RESET, RESET),
     };
     if sequence == format!("CLOSE->SYN_SENT SYN_SENT->ESTABLISHED {client_close}") {
         "client"
@@ -54,14 +57,19 @@ fn sequence_name(mode: CloseMode, sequence: &str) -> &'static str {
     }
 }
 
-pub fn validate(bench: &Bench<'_>, mode: CloseMode) -> anyhow::Result<Validation> {
+/// Validates a TCP workload; `None` for one that is not TCP churn.
+pub fn validate(bench: &Bench<'_>, workload: &Workload) -> anyhow::Result<Option<Validation>> {
+    let Some(load) = churn_load(workload, 30.0, Some(CONNECTIONS)) else {
+        return Ok(None);
+    };
+    let mode = load.close;
     let tools = bench.tools;
     let netns = fresh_netns()?;
     let trace = tools.out_dir.join("validate.trace");
     let mut args = netns.netns_args();
     args.push("--no-snapshot".into());
     let recorder = Recorder::start(&tools.tcpchurn, &trace, &args)?;
-    let churn = load(bench.args.pairs, mode, 30.0, Some(CONNECTIONS)).run(&tools.churn, &netns);
+    let churn = load.run(&tools.churn, &netns);
     let recording = recorder.stop()?;
     recording.ensure_success()?;
     let churn = churn?;
@@ -93,12 +101,12 @@ pub fn validate(bench: &Bench<'_>, mode: CloseMode) -> anyhow::Result<Validation
         && counts.get("client") == Some(&churn.completed)
         && counts.get("server") == Some(&churn.completed)
         && !counts.contains_key("unexpected");
-    Ok(Validation {
-        mode,
+    Ok(Some(Validation {
+        workload: workload.name.clone(),
         connections: churn.completed,
         expected_transitions: churn.expected_transitions,
         replayed_transitions: transitions,
         sequences: counts,
         ok,
-    })
+    }))
 }

@@ -13,8 +13,12 @@ use super::{args::BenchArgs, tools::TCPSTATES};
 pub enum Kind {
     #[default]
     Untraced,
-    /// `tcpchurn record` with these extra arguments.
-    Tcpchurn(Vec<String>),
+    /// `tcpchurn record` with these extra arguments, run from `binary` (default: the
+    /// build under test).
+    Tcpchurn {
+        binary: Option<PathBuf>,
+        args: Vec<String>,
+    },
     /// libbpf-tools `tcpstates`, writing a line per transition.
     Tcpstates,
     /// A bpftrace script that only counts our ports' transitions in the kernel.
@@ -32,6 +36,7 @@ pub struct Variant {
 
 pub const UNTRACED: &str = "untraced";
 pub const TCPCHURN_DEFAULTS: &str = "tcpchurn-defaults";
+pub const TCPCHURN_ALT: &str = "tcpchurn-alt";
 pub const TCPCHURN_LIVE: &str = "tcpchurn-live";
 pub const TCPCHURN_METRICS: &str = "tcpchurn-metrics";
 
@@ -46,6 +51,12 @@ impl Variant {
 
     pub fn is_traced(&self) -> bool {
         !matches!(self.kind, Kind::Untraced)
+    }
+
+    /// Another tool on the same tracepoint (tcpstates, bpftrace): it runs nothing on
+    /// softirqs, so it is compared on the TCP workloads only.
+    pub fn is_peer(&self) -> bool {
+        matches!(self.kind, Kind::Tcpstates | Kind::Bpftrace(_))
     }
 
     /// An untraced run before the rounds, so that the first measured run does not pay
@@ -73,37 +84,49 @@ fn live_variants() -> Vec<Variant> {
     vec![
         Variant::new(
             TCPCHURN_LIVE,
-            Kind::Tcpchurn(vec!["--live".into()]),
+            Kind::Tcpchurn {
+                binary: None,
+                args: vec!["--live".into()],
+            },
             "tcpchurn record -o FILE --netns NS --live > /dev/null".into(),
         ),
         Variant::new(
             TCPCHURN_METRICS,
-            Kind::Tcpchurn(vec!["--metrics".into(), metrics.clone()]),
+            Kind::Tcpchurn {
+                binary: None,
+                args: vec!["--metrics".into(), metrics.clone()],
+            },
             format!("tcpchurn record -o FILE --netns NS --metrics {metrics} (not scraped)"),
         ),
     ]
 }
 
-/// The variants to run (untraced first), and what was left out and why.
-pub fn variants(args: &BenchArgs) -> (Vec<Variant>, Vec<String>) {
+/// The variants to run (untraced first), and what was left out and why. `alt_binary`
+/// is the second tcpchurn variant's binary when it is another build.
+pub fn variants(args: &BenchArgs, alt_binary: Option<&Path>) -> (Vec<Variant>, Vec<String>) {
     let mut variants = vec![
-        Variant::new(UNTRACED, Kind::Untraced, "tcpchurn-churn alone".into()),
+        Variant::new(UNTRACED, Kind::Untraced, "the load alone".into()),
         Variant::new(
             TCPCHURN_DEFAULTS,
-            Kind::Tcpchurn(Vec::new()),
+            Kind::Tcpchurn {
+                binary: None,
+                args: Vec::new(),
+            },
             "tcpchurn record -o FILE --netns NS".into(),
         ),
     ];
-    if !args.alt_args.trim().is_empty() {
+    let alt_args = args.alt_args();
+    if alt_binary.is_some() || !alt_args.trim().is_empty() {
+        let program = alt_binary.map_or_else(|| "tcpchurn".to_owned(), |b| b.display().to_string());
         variants.push(Variant::new(
-            "tcpchurn-alt",
-            Kind::Tcpchurn(
-                args.alt_args
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            format!("tcpchurn record -o FILE --netns NS {}", args.alt_args),
+            TCPCHURN_ALT,
+            Kind::Tcpchurn {
+                binary: alt_binary.map(Path::to_path_buf),
+                args: alt_args.split_whitespace().map(str::to_owned).collect(),
+            },
+            format!("{program} record -o FILE --netns NS {alt_args}")
+                .trim_end()
+                .to_owned(),
         ));
     }
     let mut skipped = Vec::new();

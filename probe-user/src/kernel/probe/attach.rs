@@ -15,8 +15,8 @@ use crate::{
     model::TracepointStatus,
 };
 
-/// Attaches the softirq trackers; without them owners come only from syscall-only
-/// transitions.
+/// Attaches the softirq trackers, used when the socket lock's offset is unknown;
+/// without them owners come only from syscall-only transitions.
 pub(super) fn softirq_tracking(ebpf: &mut Ebpf) -> TracepointStatus {
     // Attached first, so that the execution context is known as early as possible once
     // transitions start arriving.
@@ -138,16 +138,12 @@ pub(super) fn state_change(
     classic: StateChangeLayout,
     tp_btf: Result<&aya::Btf, String>,
 ) -> Result<(StateChangeLayout, TracepointStatus), KernelError> {
-    let tried = tp_btf.and_then(|target| {
-        attach_btf(
-            ebpf,
-            "inet_sock_set_state_btf",
-            "inet_sock_set_state",
-            target,
-        )
-    });
-    let (layout, detail) = match tried {
-        Ok(()) => (StateChangeLayout::TP_BTF, "tp_btf".to_owned()),
+    let (layout, detail) = match tp_btf.and_then(|target| attach_btf_state_change(ebpf, target)) {
+        Ok(None) => (StateChangeLayout::TP_BTF, "tp_btf".to_owned()),
+        Ok(Some(why)) => (
+            StateChangeLayout::TP_BTF,
+            format!("tp_btf (without the rescue program: {})", first_line(&why)),
+        ),
         Err(why) => {
             debug!("state changes through the classic tracepoint: tp_btf: {why}");
             attach(ebpf, "inet_sock_set_state", StateChangeLayout::TRACEPOINT)?;
@@ -166,26 +162,72 @@ pub(super) fn state_change(
     Ok((layout, status))
 }
 
-/// Loads `tp_btf` program `name` and attaches it to the tracepoint `function` of
-/// `target`, the running kernel's own BTF.
-fn attach_btf(
-    ebpf: &mut Ebpf,
-    name: &str,
-    function: &str,
-    target: &aya::Btf,
-) -> Result<(), String> {
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
+/// The `tp_btf` program that records state changes.
+pub(super) const BTF_STATE_MAIN: &str = "inet_sock_set_state_btf";
+/// The programs that cover its skipped runs: one marks every state change pending
+/// before it, one records what it left pending (`probe-ebpf`).
+const BTF_STATE_ARM: &str = "inet_sock_set_state_arm";
+const BTF_STATE_RESCUE: &str = "inet_sock_set_state_rescue";
+
+/// Loads the `tp_btf` state-change programs against `target`, the running kernel's own
+/// BTF, and attaches them in the order they must run (a tracepoint calls its probes in
+/// attach order, `func_add()` in `kernel/tracepoint.c`): arm, main, rescue. Fails if the
+/// main program cannot be used (nothing of the three stays attached); `Ok(Some(why))`
+/// when it runs without the rescue.
+fn attach_btf_state_change(ebpf: &mut Ebpf, target: &aya::Btf) -> Result<Option<String>, String> {
+    const FUNCTION: &str = "inet_sock_set_state";
+    load_btf(ebpf, BTF_STATE_MAIN, FUNCTION, target)?;
+    let armed = load_btf(ebpf, BTF_STATE_ARM, FUNCTION, target)
+        .and_then(|()| load_btf(ebpf, BTF_STATE_RESCUE, FUNCTION, target))
+        .and_then(|()| attach_loaded_btf(ebpf, BTF_STATE_ARM));
+    if let Err(why) = attach_loaded_btf(ebpf, BTF_STATE_MAIN) {
+        unload_btf(ebpf, BTF_STATE_ARM);
+        return Err(why);
+    }
+    // Only after the main program: attached before it, it would find every event armed.
+    let rescue = armed.and_then(|()| attach_loaded_btf(ebpf, BTF_STATE_RESCUE));
+    if let Err(why) = &rescue {
+        // Without the rescue, arming is only a cost.
+        unload_btf(ebpf, BTF_STATE_ARM);
+        warn!("{why}; a state change that interrupts the main program on its CPU is lost");
+    }
+    Ok(rescue.err())
+}
+
+/// Detaches the rescue program, first of the three at shutdown: with the main program
+/// detached before it, it would find every state change pending and count it rescued.
+pub(super) fn detach_rescue(ebpf: &mut Ebpf) {
+    unload_btf(ebpf, BTF_STATE_RESCUE);
+}
+
+fn unload_btf(ebpf: &mut Ebpf, name: &str) {
+    if let Ok(program) = btf_program(ebpf, name)
+        && let Err(err) = program.unload()
+    {
+        // Not loaded is as good as unloaded.
+        debug!("unloading {name}: {err}");
+    }
+}
+
+fn btf_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint, String> {
+    ebpf.program_mut(name)
         .ok_or_else(|| format!("the kernel program has no {name}"))?
         .try_into()
-        .map_err(|err| format!("{err}"))?;
-    program
+        .map_err(|err| format!("{err}"))
+}
+
+fn load_btf(ebpf: &mut Ebpf, name: &str, function: &str, target: &aya::Btf) -> Result<(), String> {
+    btf_program(ebpf, name)?
         .load(function, target)
-        .map_err(|err| format!("loading (verifier): {}", program_error(&err)))?;
-    program
+        .map_err(|err| format!("loading {name} (verifier): {}", program_error(&err)))
+}
+
+/// Attaches `tp_btf` program `name`, loaded by [`load_btf`].
+fn attach_loaded_btf(ebpf: &mut Ebpf, name: &str) -> Result<(), String> {
+    btf_program(ebpf, name)?
         .attach()
-        .map_err(|err| format!("attaching: {}", program_error(&err)))?;
-    Ok(())
+        .map(drop)
+        .map_err(|err| format!("attaching {name}: {}", program_error(&err)))
 }
 
 /// The first line of why a `tp_btf` program was not used; a verifier log stays in the

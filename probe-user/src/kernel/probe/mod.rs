@@ -12,7 +12,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Map, MapData, PerCpuArray},
 };
 use log::debug;
 use probe_common::{
@@ -83,12 +83,16 @@ pub struct KernelProbe {
     ebpf: Ebpf,
     /// Forwards the kernel program's rare log lines (aya-log) to the `log` crate.
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-    /// File descriptors of the attached event programs, for their skipped-run counts.
+    /// File descriptors of the event programs, for their skipped-run counts: the
+    /// `tp_btf` state-change program's (when loaded), and the others'.
+    main_program_fd: Option<i32>,
     event_program_fds: Vec<i32>,
     counters: PerCpuArray<MapData, u64>,
     /// Every tracepoint tried, the state change first.
     pub tracepoints: Vec<TracepointStatus>,
     pub softirq_tracking: bool,
+    /// Every event's context comes from its socket's lock (`docs/attribution.md` §5).
+    pub socket_lock: bool,
     /// The layouts of the records the attached programs write.
     pub layouts: Layouts,
     /// What the attached tracepoints give, where kernels differ.
@@ -217,49 +221,72 @@ impl KernelProbe {
         let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
         let config = probe_config(&layouts, btf, options);
         debug!("kernel program config: {config:?}");
-        // aya reads the same BTF as the offsets for the loader.
-        let target = match &btf.raw {
-            Some(raw) => aya::Btf::parse(raw, aya::Endianness::default())
-                .map_err(|err| format!("reading {}: {err}", btf.path.display())),
-            None => Err("no kernel BTF".to_owned()),
-        };
-        let mut ebpf = EbpfLoader::new()
-            .btf(target.as_ref().ok())
+        // aya's loader parses /sys/kernel/btf/vmlinux as it is made, for CO-RE
+        // relocations, which Rust programs do not have: that copy (megabytes) is dropped
+        // at once, before the one the `tp_btf` programs are loaded against is read.
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
+        let mut ebpf = loader
             .override_global("CONFIG", &config, true)
             .map_max_entries("EVENTS", options.ring_bytes)
             .load(PROBE_OBJECT)?;
 
+        // The socket lock tells whether an event runs in its owner's context; only
+        // without its offset do the softirq tracepoints run, on every softirq.
+        let socket_lock = btf.sock.sk_lock_owned != 0;
         let softirq_tracking = attach_all(
             &mut ebpf,
             &mut layouts,
             &mut tracepoints,
             btf,
             options,
-            target,
+            socket_lock,
         )?;
+        // The BTF parses are freed: give their pages back before the ring is mapped, so
+        // that they do not add to the recorder's peak RSS.
+        release_freed_memory();
 
         let features = kernel_features(&layouts, &tracepoints);
-        let (ring, counters) = take_maps(&mut ebpf)?;
+        let (ring, counters) = take_maps(&mut ebpf, options.ring_bytes)?;
         Ok((
             Self {
                 features,
-                event_program_fds: event_program_fds(&ebpf),
+                main_program_fd: program_fds(&ebpf, &[attach::BTF_STATE_MAIN]).pop(),
+                event_program_fds: program_fds(&ebpf, &counters::EVENT_PROGRAMS),
                 logger: logger(&mut ebpf),
                 ebpf,
                 counters,
                 tracepoints,
                 softirq_tracking,
+                socket_lock,
                 layouts,
             },
             ring,
         ))
     }
 
-    /// Reads the per-CPU counters and the runs the kernel skipped.
+    /// Reads the per-CPU counters and the runs the kernel skipped that nothing
+    /// recorded.
     pub fn counters(&self) -> Result<KernelCounters, KernelError> {
-        let mut counters = counters::read_counters(&self.counters)?;
-        counters.recursion_missed = counters::recursion_misses(&self.event_program_fds);
-        Ok(counters)
+        let misses = self.recursion_misses();
+        let counters = counters::read_counters(&self.counters)?;
+        Ok(Self::with_misses(counters, misses))
+    }
+
+    /// The skipped runs of the `tp_btf` state-change program and of the other event
+    /// programs.
+    fn recursion_misses(&self) -> (u64, u64) {
+        let main = self.main_program_fd.as_slice();
+        (
+            counters::recursion_misses(main),
+            counters::recursion_misses(&self.event_program_fds),
+        )
+    }
+
+    fn with_misses(mut counters: KernelCounters, (main, other): (u64, u64)) -> KernelCounters {
+        counters.recursion_missed =
+            counters::unrescued_misses(main, other, counters.rescued_total());
+        counters
     }
 
     /// Passes on what the kernel program logged since the last call.
@@ -273,32 +300,38 @@ impl KernelProbe {
     /// counters as they were at that moment.
     pub fn detach(mut self) -> Result<KernelCounters, KernelError> {
         self.flush_logs();
-        // Skipped runs are read while the programs still exist; nothing runs once they
-        // are detached, so the per-CPU counters read after are final.
-        let recursion_missed = counters::recursion_misses(&self.event_program_fds);
+        // The rescue program goes first: it counts every skip of the main program it
+        // records, so once it is gone the rescued count is final and every rescue's skip
+        // is in the misses read next. Skipped runs are read while the programs still
+        // exist; nothing runs once they are detached, so the per-CPU counters read after
+        // are final.
+        attach::detach_rescue(&mut self.ebpf);
+        let misses = self.recursion_misses();
         drop(self.ebpf);
-        let mut counters = counters::read_counters(&self.counters)?;
-        counters.recursion_missed = recursion_missed;
-        Ok(counters)
+        let counters = counters::read_counters(&self.counters)?;
+        Ok(Self::with_misses(counters, misses))
     }
 }
 
 /// Attaches every program: the softirq trackers, the resets, the error reports and the
 /// state changes, choosing for each the variant this kernel allows. `layouts` become
 /// those of the records the attached programs write; `tracepoints` gets each one's
-/// status, the state change first. `target` is the parsed `btf` file. Returns whether
-/// softirq tracking is on.
+/// status, the state change first. The softirq trackers only without `socket_lock`
+/// (every event's context then comes from its socket's lock, `docs/attribution.md` §5).
+/// Returns whether softirq tracking is on.
 fn attach_all(
     ebpf: &mut Ebpf,
     layouts: &mut Layouts,
     tracepoints: &mut Vec<TracepointStatus>,
     btf: &KernelBtf,
     options: &ProbeOptions,
-    target: Result<aya::Btf, String>,
+    socket_lock: bool,
 ) -> Result<bool, KernelError> {
-    let softirq = attach::softirq_tracking(ebpf);
-    let softirq_tracking = softirq.attached;
-    tracepoints.push(softirq);
+    let softirq_tracking = !socket_lock && {
+        let softirq = attach::softirq_tracking(ebpf);
+        tracepoints.push(softirq.clone());
+        softirq.attached
+    };
     tracepoints.extend(attach::optional_tracepoints(ebpf, layouts));
     // The raw error-report program reads the socket at the BTF offsets: the kernel's
     // own BTF or a `--btf` file both serve.
@@ -317,14 +350,15 @@ fn attach_all(
     // The `tp_btf` program names its tracepoint by a type id of the running kernel's
     // own BTF: a file for another build (`--btf`, as from BTFHub for a kernel without
     // BTF) only gives offsets.
-    let own = if !options.tp_btf {
-        Err("not used (--no-tp-btf)".to_owned())
-    } else if btf.path == Path::new(btf::VMLINUX) {
-        target
-    } else {
-        running_kernel_btf()
-    };
-    let tp_btf = state.and_then(|_| own.as_ref().map_err(Clone::clone));
+    // It is parsed only when it is used, and dropped once the programs are loaded.
+    let own = state.and_then(|_| {
+        if options.tp_btf {
+            running_kernel_btf()
+        } else {
+            Err("not used (--no-tp-btf)".to_owned())
+        }
+    });
+    let tp_btf = own.as_ref().map_err(Clone::clone);
     let (state_change, status) = attach::state_change(ebpf, layouts.state_change, tp_btf)?;
     layouts.state_change = state_change;
     tracepoints.insert(0, status);
@@ -357,21 +391,35 @@ fn running_kernel_btf() -> Result<aya::Btf, String> {
         .map_err(|err| format!("reading {}: {err}", path.display()))
 }
 
-/// The ring buffer and the counters, owned apart from the programs so that both can be
-/// read after detaching.
-fn take_maps(ebpf: &mut Ebpf) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
+/// The ring buffer (of `ring_bytes`) and the counters, owned apart from the programs so
+/// that both can be read after detaching.
+fn take_maps(
+    ebpf: &mut Ebpf,
+    ring_bytes: u32,
+) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
     let mut take = |name, missing| ebpf.take_map(name).ok_or(KernelError::Missing(missing));
     let map_error = |what| move |source| KernelError::Map { what, source };
-    let ring = RingBuf::try_from(take("EVENTS", "EVENTS map")?)
-        .map_err(map_error("EVENTS ring buffer"))?;
+    let Map::RingBuf(ring) = take("EVENTS", "EVENTS map")? else {
+        return Err(KernelError::Missing("EVENTS ring buffer"));
+    };
     let counters = PerCpuArray::try_from(take("COUNTERS", "COUNTERS map")?)
         .map_err(map_error("COUNTERS map"))?;
-    let ring = EventRing::new(ring).map_err(KernelError::Poll)?;
+    let ring = EventRing::new(&ring, ring_bytes).map_err(KernelError::Poll)?;
     Ok((ring, counters))
 }
 
-fn event_program_fds(ebpf: &Ebpf) -> Vec<i32> {
-    counters::EVENT_PROGRAMS
+/// Returns freed heap pages to the kernel (glibc keeps them otherwise; musl's allocator
+/// returns them by itself).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn program_fds(ebpf: &Ebpf, names: &[&str]) -> Vec<i32> {
+    names
         .iter()
         .filter_map(|name| ebpf.program(name))
         .filter_map(|program| program.fd().ok())

@@ -1,13 +1,201 @@
-//! The ring buffer the kernel program writes into, registered with tokio so that the
-//! recorder can wait for the kernel's (rare, batched) wake-ups.
+//! The ring buffer the kernel program writes into, read through a memory mapping of
+//! our own and registered with tokio so that the recorder can wait for the kernel's
+//! (rare, batched) wake-ups.
+//!
+//! The kernel lets a reader map the data pages twice in a row, so that a record that
+//! wraps around the end reads as one slice (aya's `RingBuf` does this). Every mapped
+//! page counts in the recorder's RSS, and the kernel fills in the whole mapping at
+//! `mmap` time: a 16 MiB ring then shows as 32 MiB. Here the data pages are mapped
+//! once, and the rare record that wraps is copied into a buffer.
+//!
+//! The protocol (`kernel/bpf/ringbuf.c`): the consumer position lives in the first page
+//! (the only one the reader may write), the producer position in the second, the data
+//! after it. Each record has an 8-byte header: its length, with a busy bit while the
+//! producer fills it and a discard bit; records are 8-byte aligned.
 
-use std::io;
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd, OwnedFd, RawFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU32, AtomicU64, Ordering, fence},
+};
 
-use aya::maps::{MapData, RingBuf};
+use aya::maps::MapData;
 use tokio::io::{Interest, unix::AsyncFd};
 
+/// `BPF_RINGBUF_BUSY_BIT`, `BPF_RINGBUF_DISCARD_BIT`, `BPF_RINGBUF_HDR_SZ`
+/// (`include/uapi/linux/bpf.h`).
+const BUSY: u32 = 1 << 31;
+const DISCARD: u32 = 1 << 30;
+const HEADER: u64 = 8;
+
+/// One `mmap` of the map, unmapped when dropped (a length of 0: memory that is not
+/// ours to unmap, for tests).
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: RawFd, len: usize, prot: i32, offset: usize) -> io::Result<Self> {
+        let offset = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length,
+        // offset and protection against the map.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd,
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or(io::ErrorKind::InvalidData)?;
+        Ok(Self { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: unmaps exactly what `new` mapped; nothing borrows it any more.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+/// The map's fd, for the reactor.
+struct RingFd(OwnedFd);
+
+impl AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// A mapped ring: where the positions and the data are.
+struct Mapped {
+    consumer: Mapping,
+    producer: Mapping,
+    page: usize,
+    size: u64,
+    /// The consumer position, as last published.
+    pos: u64,
+    /// Where a record that wraps around the end is put together.
+    scratch: Vec<u64>,
+}
+
+// SAFETY: the mappings are owned by this value and only read (the consumer position
+// is written) through `&mut self`.
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    fn new(fd: RawFd, size: u32) -> io::Result<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| io::ErrorKind::InvalidData)?;
+        let size_bytes = usize::try_from(size).map_err(|_| io::ErrorKind::InvalidInput)?;
+        if !size.is_power_of_two() || size_bytes % page != 0 {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let consumer = Mapping::new(fd, page, libc::PROT_READ | libc::PROT_WRITE, 0)?;
+        let producer = Mapping::new(fd, page + size_bytes, libc::PROT_READ, page)?;
+        let mut mapped = Self {
+            consumer,
+            producer,
+            page,
+            size: u64::from(size),
+            pos: 0,
+            scratch: Vec::new(),
+        };
+        mapped.pos = mapped.consumer_pos().load(Ordering::Acquire);
+        Ok(mapped)
+    }
+
+    fn consumer_pos(&self) -> &AtomicU64 {
+        // SAFETY: the first page of the map holds the consumer position, 8-byte aligned
+        // (page aligned), shared with the kernel, which only reads it.
+        unsafe { self.consumer.ptr.cast::<AtomicU64>().as_ref() }
+    }
+
+    fn producer_pos(&self) -> u64 {
+        // SAFETY: the second page of the map starts with the producer position, which
+        // the kernel writes with release semantics.
+        unsafe { self.producer.ptr.cast::<AtomicU64>().as_ref() }.load(Ordering::Acquire)
+    }
+
+    /// The data byte at ring offset `at` (below the ring size).
+    fn data(&self, at: u64) -> *const u8 {
+        // SAFETY: `at < size`, and the mapping is one page followed by `size` bytes.
+        unsafe { self.producer.ptr.as_ptr().add(self.page + at as usize) }
+    }
+
+    /// Hands every committed record to `each`, in order, and frees its space.
+    fn drain(&mut self, each: &mut impl FnMut(&[u8])) {
+        let mask = self.size - 1;
+        let mut producer = self.producer_pos();
+        loop {
+            if self.pos == producer {
+                // Either this sees a record committed meanwhile, or the producer sees
+                // the consumer position just published (libbpf does the same).
+                fence(Ordering::SeqCst);
+                producer = self.producer_pos();
+                if self.pos == producer {
+                    return;
+                }
+            }
+            let at = self.pos & mask;
+            // SAFETY: headers are 8-byte aligned and never wrap (the ring size is a
+            // multiple of the page size); the kernel commits a record with a fully
+            // ordered exchange, paired with this acquire load.
+            let header = unsafe { &*self.data(at).cast::<AtomicU32>() }.load(Ordering::Acquire);
+            if header & BUSY != 0 {
+                return;
+            }
+            let len = u64::from(header & !(BUSY | DISCARD));
+            if header & DISCARD == 0 && len <= self.size - HEADER {
+                self.hand_out((at + HEADER) & mask, len, each);
+            }
+            self.pos += (HEADER + len).next_multiple_of(8);
+            self.consumer_pos().store(self.pos, Ordering::Release);
+        }
+    }
+
+    /// Hands out the `len` data bytes at ring offset `at`, copied when they wrap.
+    fn hand_out(&mut self, at: u64, len: u64, each: &mut impl FnMut(&[u8])) {
+        let first = len.min(self.size - at) as usize;
+        let len = len as usize;
+        // SAFETY: `first` bytes from `at` lie inside the data pages; the producer is
+        // done with them (the busy bit was clear) until the consumer position moves
+        // past them.
+        let head = unsafe { std::slice::from_raw_parts(self.data(at), first) };
+        if first == len {
+            each(head);
+            return;
+        }
+        // SAFETY: the rest of the record starts at the beginning of the data pages.
+        let tail = unsafe { std::slice::from_raw_parts(self.data(0), len - first) };
+        // u64 words: the decoder reads the record in place and needs its alignment.
+        self.scratch.clear();
+        self.scratch.resize(len.div_ceil(8), 0);
+        // SAFETY: the scratch buffer holds at least `len` bytes.
+        let buf =
+            unsafe { std::slice::from_raw_parts_mut(self.scratch.as_mut_ptr().cast::<u8>(), len) };
+        buf[..first].copy_from_slice(head);
+        buf[first..].copy_from_slice(tail);
+        each(buf);
+    }
+}
+
 /// See the module documentation.
-pub struct EventRing(AsyncFd<RingBuf<MapData>>);
+pub struct EventRing {
+    fd: AsyncFd<RingFd>,
+    ring: Mapped,
+}
 
 impl std::fmt::Debug for EventRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -16,31 +204,130 @@ impl std::fmt::Debug for EventRing {
 }
 
 impl EventRing {
-    /// Must be called inside a tokio runtime.
-    pub(super) fn new(ring: RingBuf<MapData>) -> io::Result<Self> {
-        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
-        // long as the AsyncFd owns the ring buffer.
-        unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map(Self)
-            .map_err(|e| e.into_parts().1)
+    /// Maps the ring buffer `map` of `size` bytes. Must be called inside a tokio
+    /// runtime.
+    pub(super) fn new(map: &MapData, size: u32) -> io::Result<Self> {
+        let fd = map.fd().as_fd().try_clone_to_owned()?;
+        let ring = Mapped::new(fd.as_raw_fd(), size)?;
+        // SAFETY: `RingFd` owns the fd, and the AsyncFd owns it: it stays open and
+        // unchanged for as long as it is registered.
+        let fd = unsafe { AsyncFd::register_with_interest(RingFd(fd), Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Self { fd, ring })
     }
 
     /// Waits until the kernel wakes the reader, then hands every pending event to `each`.
     pub async fn drain_when_woken(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
-        let mut guard = self.0.readable_mut().await?;
-        drain(guard.get_inner_mut(), &mut each);
+        let mut guard = self.fd.readable().await?;
+        self.ring.drain(&mut each);
         guard.clear_ready();
         Ok(())
     }
 
     /// Hands every pending event to `each`, without waiting.
     pub fn drain(&mut self, mut each: impl FnMut(&[u8])) {
-        drain(self.0.get_mut(), &mut each);
+        self.ring.drain(&mut each);
     }
 }
 
-fn drain(ring: &mut RingBuf<MapData>, each: &mut impl FnMut(&[u8])) {
-    while let Some(item) = ring.next() {
-        each(&item);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring laid out in ordinary memory: consumer page, producer page, data. The
+    /// mappings have length 0, so they are not unmapped.
+    struct FakeRing {
+        mapped: Mapped,
+        /// Keeps the memory alive (8-byte aligned); the mappings point into it.
+        _memory: Vec<u64>,
+    }
+
+    impl FakeRing {
+        fn new(size: usize, page: usize) -> Self {
+            let mut memory = vec![0u64; (2 * page + size) / 8];
+            let base = NonNull::new(memory.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: both pointers lie inside `memory`.
+            let producer = unsafe { base.add(page) };
+            let mapped = Mapped {
+                consumer: Mapping { ptr: base, len: 0 },
+                producer: Mapping {
+                    ptr: producer,
+                    len: 0,
+                },
+                page,
+                size: size as u64,
+                pos: 0,
+                scratch: Vec::new(),
+            };
+            Self {
+                mapped,
+                _memory: memory,
+            }
+        }
+
+        /// Writes a record at producer position `pos` the way the kernel does; returns
+        /// the next position.
+        fn produce(&mut self, pos: u64, payload: &[u8], flags: u32) -> u64 {
+            let size = self.mapped.size;
+            let data = self.mapped.data(0).cast_mut();
+            let put = |at: u64, byte: u8| {
+                // SAFETY: inside the fake data pages.
+                unsafe { *data.add((at % size) as usize) = byte };
+            };
+            let header = (payload.len() as u32 | flags).to_le_bytes();
+            for (i, b) in header.iter().chain([0u8; 4].iter()).enumerate() {
+                put(pos + i as u64, *b);
+            }
+            for (i, b) in payload.iter().enumerate() {
+                put(pos + HEADER + i as u64, *b);
+            }
+            let next = pos + (HEADER + payload.len() as u64).next_multiple_of(8);
+            // SAFETY: the producer position is the first word of the producer page.
+            unsafe { self.mapped.producer.ptr.cast::<AtomicU64>().as_ref() }
+                .store(next, Ordering::Release);
+            next
+        }
+
+        fn drained(&mut self) -> Vec<Vec<u8>> {
+            let mut out = Vec::new();
+            self.mapped.drain(&mut |item: &[u8]| {
+                assert_eq!(item.as_ptr() as usize % 8, 0, "records are 8-byte aligned");
+                out.push(item.to_vec());
+            });
+            out
+        }
+    }
+
+    #[test]
+    fn records_come_out_in_order_and_a_wrapped_one_is_put_together() {
+        let mut ring = FakeRing::new(512, 64);
+        let a: Vec<u8> = (0..120).collect();
+        let b: Vec<u8> = (100..220).collect();
+        // Records of 128 bytes with their headers: a at 0, b at 128.
+        let mut pos = ring.produce(0, &a, 0);
+        pos = ring.produce(pos, &b, 0);
+        assert_eq!(ring.drained(), vec![a, b]);
+        // c at 256..496; d's header at 496, its data at 504..512 and 0..142.
+        let c: Vec<u8> = (0..232).map(|i| (i % 251) as u8).collect();
+        let d: Vec<u8> = (0..150).collect();
+        pos = ring.produce(pos, &c, 0);
+        pos = ring.produce(pos, &d, 0);
+        assert_eq!(pos, 656);
+        assert_eq!(ring.drained(), vec![c, d]);
+        assert_eq!(ring.mapped.consumer_pos().load(Ordering::Relaxed), pos);
+        assert!(ring.drained().is_empty());
+    }
+
+    #[test]
+    fn a_busy_record_stops_the_drain_and_a_discarded_one_is_skipped() {
+        let mut ring = FakeRing::new(512, 64);
+        let pos = ring.produce(0, &[1; 16], DISCARD);
+        let pos = ring.produce(pos, &[2; 16], 0);
+        let busy_at = pos;
+        ring.produce(pos, &[3; 16], BUSY);
+        assert_eq!(ring.drained(), vec![vec![2; 16]]);
+        assert_eq!(ring.mapped.pos, busy_at);
+        ring.produce(busy_at, &[3; 16], 0);
+        assert_eq!(ring.drained(), vec![vec![3; 16]]);
     }
 }
