@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tcpchurn::{
-    replay::{ReplayOptions, write_events, write_verdict},
-    trace::TraceReader,
+    replay::{ReplayOptions, Traces, write_events, write_verdict},
+    trace::set::Input,
 };
 
 fn options(events: bool, json: bool) -> ReplayOptions {
@@ -22,14 +22,14 @@ fn options(events: bool, json: bool) -> ReplayOptions {
 
 fuzz_target!(|data: &[u8]| {
     for (events, json) in [(true, true), (false, true), (false, false)] {
-        let Ok(mut reader) = TraceReader::open(data) else {
+        let Ok(traces) = Traces::of(vec![Input::memory("fuzz.trace", data)]) else {
             return;
         };
         let mut out = Vec::new();
         let _result = if events {
-            write_events(&mut reader, &options(events, json), &mut out)
+            write_events(&traces, &options(events, json), &mut out)
         } else {
-            write_verdict(&mut reader, &options(events, json), &mut out)
+            write_verdict(&traces, &options(events, json), &mut out)
         };
     }
 });

@@ -12,6 +12,7 @@ pub mod apt;
 pub mod bpftool;
 pub mod cgroup;
 pub mod churn;
+pub mod duckdb;
 pub mod exec;
 pub mod interrupt;
 pub mod lines;

@@ -32,10 +32,16 @@ pub enum Command {
     /// (needs root, or the capabilities in docs/privileges.md). Stop with Ctrl-C. --live
     /// shows the verdict as it forms; --metrics serves it to Prometheus.
     Record(RecordArgs),
-    /// Read a trace file and print verdicts per connection and per client/server pair,
-    /// or every event (--events); --follow a recording in progress. Needs no privileges,
-    /// only read access to the file.
+    /// Read trace files and print verdicts per connection and per client/server pair,
+    /// or every event (--events). Several files replay as one: the parts of a rotated
+    /// recording in order, the recordings of several hosts merged on wall-clock time;
+    /// --follow a recording in progress (one file). Needs no privileges, only read
+    /// access to the files.
     Replay(ReplayArgs),
+    /// Write the events and connections of trace files as tables for query engines
+    /// (DuckDB, Spark, Trino, ClickHouse): DIR/events.parquet and
+    /// DIR/connections.parquet. Several files export as one replay. Needs no privileges.
+    Export(ExportArgs),
     /// Check this node in about a second: can tcpchurn record here, the TCP settings
     /// behind TIME_WAIT and reconnect loops (and the myths about them), and the sockets
     /// per state in every network namespace, with who holds TIME_WAIT and CLOSE_WAIT.
@@ -237,9 +243,10 @@ impl From<ColorChoice> for crate::render::style::ColorChoice {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Trace file written by `tcpchurn record`.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// Trace files written by `tcpchurn record`, directories of them, or patterns
+    /// (`traces/*.trace*`).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
     /// Print every event in order (like tcpstates, with owners and connection ids).
     #[arg(short = 'e', long)]
     pub events: bool,
@@ -295,6 +302,43 @@ pub struct ReplayArgs {
         conflicts_with = "events"
     )]
     pub interval: Duration,
+}
+
+/// The tables' format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    #[default]
+    Parquet,
+    Ndjson,
+}
+
+impl From<ExportFormat> for crate::export::ExportFormat {
+    fn from(format: ExportFormat) -> Self {
+        match format {
+            ExportFormat::Parquet => Self::Parquet,
+            ExportFormat::Ndjson => Self::Ndjson,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Trace files written by `tcpchurn record`, directories of them, or patterns.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Directory for the tables (created with its parents, mode 0700, if missing).
+    #[arg(short = 'o', long = "output", value_name = "DIR", required = true)]
+    pub output: PathBuf,
+    /// Parquet (zstd), or NDJSON: the objects of `replay --events --json` and of
+    /// `replay --connections --json`, one per line.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Parquet)]
+    pub format: ExportFormat,
+    /// Overwrite tables that exist in DIR.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// A socket in CLOSE_WAIT for longer than this is a leak (as in `replay`).
+    #[arg(long = "close-wait", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub close_wait: Duration,
 }
 
 /// `30`, `30s`, `1.5s`, `250ms`, `5m`, `1h`, and sums of them like `1m30s` or `1h5m`.

@@ -86,6 +86,7 @@ mod tests {
             names,
             [
                 "tcpchurn-doctor.1",
+                "tcpchurn-export.1",
                 "tcpchurn-record.1",
                 "tcpchurn-replay.1",
                 "tcpchurn.1"

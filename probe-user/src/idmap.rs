@@ -12,6 +12,8 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
 };
 
+use crate::model::ConnKey;
+
 /// See the module documentation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnIdHasher(u64);
@@ -35,8 +37,8 @@ impl Hasher for ConnIdHasher {
     }
 }
 
-/// A map from connection id.
-pub type ConnIdMap<V> = HashMap<u64, V, BuildHasherDefault<ConnIdHasher>>;
+/// A map from connection (id and host).
+pub type ConnIdMap<V> = HashMap<ConnKey, V, BuildHasherDefault<ConnIdHasher>>;
 
 #[cfg(test)]
 mod tests {
@@ -52,8 +54,12 @@ mod tests {
         assert_ne!(a >> 57, b >> 57);
         let mut map: ConnIdMap<u32> = ConnIdMap::default();
         for id in 0..10_000u64 {
-            map.insert(id, u32::try_from(id).unwrap());
+            map.insert(ConnKey::first_host(id), u32::try_from(id).unwrap());
         }
-        assert!((0..10_000u64).all(|id| map.get(&id) == Some(&u32::try_from(id).unwrap())));
+        assert!(
+            (0..10_000u64).all(|id| {
+                map.get(&ConnKey::first_host(id)) == Some(&u32::try_from(id).unwrap())
+            })
+        );
     }
 }

@@ -11,11 +11,13 @@ pub mod analysis;
 pub mod cli;
 pub mod doctor;
 pub mod errors;
+pub mod export;
 pub mod generate;
 pub mod idmap;
 pub mod kernel;
 pub mod model;
 pub mod owner;
+pub mod private_file;
 pub mod record;
 pub mod render;
 pub mod replay;
@@ -25,7 +27,7 @@ pub mod workload;
 
 use std::io::Write;
 
-use crate::cli::{Cli, Command, DoctorArgs, ReplayArgs};
+use crate::cli::{Cli, Command, DoctorArgs, ExportArgs, ReplayArgs};
 
 fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
     fn parse<T>(
@@ -52,7 +54,7 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
     let workloads =
         model::WorkloadFilter::parse(&args.pods, &args.containers).map_err(anyhow::Error::msg)?;
     Ok(replay::ReplayOptions {
-        file: args.file.clone(),
+        files: args.files.clone(),
         workloads,
         events: args.events,
         json: args.json,
@@ -64,6 +66,16 @@ fn replay_options(args: &ReplayArgs) -> anyhow::Result<replay::ReplayOptions> {
         relative_time: args.relative,
         follow: args.follow.then_some(args.interval),
     })
+}
+
+fn export_options(args: &ExportArgs) -> export::ExportOptions {
+    export::ExportOptions {
+        files: args.files.clone(),
+        dir: args.output.clone(),
+        format: args.format.into(),
+        force: args.force,
+        close_wait: args.close_wait,
+    }
 }
 
 fn run_doctor(args: &DoctorArgs, out: &mut impl Write) -> anyhow::Result<()> {
@@ -90,6 +102,11 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Res
             Ok(())
         }
         Command::Replay(args) => replay::replay(&replay_options(args)?, out, err),
+        Command::Export(args) => {
+            let summary = export::export(&export_options(args), err)?;
+            render::summary::write_export_summary(err, &summary)?;
+            Ok(())
+        }
         Command::Doctor(args) => run_doctor(args, out),
         Command::Generate(args) => {
             let written = generate::generate(args.what, &args.dir)?;

@@ -10,8 +10,10 @@ pub use probe_common::ExecContext;
 
 pub use self::{
     counters::TcpCounters,
+    export::ExportSummary,
     filter::EndpointFilter,
     holders::{LISTED_PIDS, PidList, SharedWith},
+    host::{ConnKey, HostId, HostNames},
     recorder::{
         Filters, KernelFeatures, Losses, RecordSummary, SocketOffsetsInfo, TracepointStatus,
     },
@@ -23,8 +25,10 @@ pub use self::{
 
 mod counters;
 pub mod doctor;
+mod export;
 mod filter;
 mod holders;
+mod host;
 mod recorder;
 mod window;
 pub mod workload;
@@ -166,11 +170,26 @@ pub struct Task {
 }
 
 /// Where a socket lives: its network namespace and cgroup, both read from the socket
-/// itself (never from `current`, which is wrong in softirq). 0 means unknown.
+/// itself (never from `current`, which is wrong in softirq; 0 means unknown), and the
+/// host whose trace it came from when a replay reads several (namespace inodes and
+/// cgroup ids of different hosts are unrelated, so they compare only within a host).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Scope {
     pub netns: u32,
     pub cgroup: u64,
+    /// Not in the trace file: the replay sets it ([`TraceEvent::set_host`]).
+    pub host: HostId,
+}
+
+impl Scope {
+    /// A socket's namespace and cgroup on the first (or only) host.
+    pub const fn new(netns: u32, cgroup: u64) -> Self {
+        Self {
+            netns,
+            cgroup,
+            host: HostId::FIRST,
+        }
+    }
 }
 
 /// The local and remote ends of a socket, as that socket sees them.
@@ -220,6 +239,16 @@ pub struct Conn {
     pub id: ConnId,
     pub scope: Scope,
     pub tuple: SocketTuple,
+}
+
+impl Conn {
+    /// The connection among those of every host of the replay.
+    pub const fn key(&self) -> ConnKey {
+        ConnKey {
+            host: self.scope.host,
+            id: self.id,
+        }
+    }
 }
 
 /// One TCP state change of one socket.
@@ -374,17 +403,21 @@ pub enum GapCause {
     /// that fit the gap. A classic tracepoint drops its event without a count when its
     /// per-context perf buffer is already in use (`perf_trace_buf_alloc`).
     Unreported,
+    /// A part of a rotated recording was not given to the replay (replay-side): nothing
+    /// is known of its events, not even how many there were (`lost` is 0).
+    MissingPart,
 }
 
 impl GapCause {
     /// Every cause, in the order of [`Self::index`].
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::RingFull,
         Self::ReadFailed,
         Self::DecodeFailed,
         Self::CorruptBlock,
         Self::Recursion,
         Self::Unreported,
+        Self::MissingPart,
     ];
 
     pub const fn index(self) -> usize {
@@ -399,6 +432,7 @@ impl GapCause {
             Self::CorruptBlock => "corrupt_block",
             Self::Recursion => "recursion",
             Self::Unreported => "unreported",
+            Self::MissingPart => "missing_part",
         }
     }
 }
@@ -412,6 +446,8 @@ pub struct Gap {
     /// The CPU whose events were lost, when known.
     pub cpu: Option<u32>,
     pub cause: GapCause,
+    /// The host whose trace had the gap (not in the trace file: the replay sets it).
+    pub host: HostId,
 }
 
 /// A socket that existed when recording started (from `sock_diag`), so a replay knows

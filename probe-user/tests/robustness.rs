@@ -16,9 +16,9 @@ use std::{
 
 use tcpchurn::{
     model::{Scope, SocketRef, TcpState},
-    replay::{ReplayOptions, write_events, write_verdict},
+    replay::{ReplayOptions, Traces, write_events, write_verdict},
     synth::{SERVER_NS, Script, task},
-    trace::{TraceEnd, TraceMeta, TraceReader, TraceWriter},
+    trace::{TraceEnd, TraceMeta, TraceReader, TraceWriter, set::Input},
 };
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
@@ -100,16 +100,15 @@ fn options(events: bool, json: bool) -> ReplayOptions {
 fn replay_every_way(bytes: &[u8]) {
     let started = Instant::now();
     for (events, json) in [(true, true), (true, false), (false, true), (false, false)] {
-        let Ok(mut reader) = TraceReader::open(bytes) else {
+        let Ok(traces) = Traces::of(vec![Input::memory("fuzz.trace", bytes)]) else {
             return;
         };
         let mut out = Vec::new();
         let _result = if events {
-            write_events(&mut reader, &options(events, json), &mut out)
+            write_events(&traces, &options(events, json), &mut out)
         } else {
-            write_verdict(&mut reader, &options(events, json), &mut out)
+            write_verdict(&traces, &options(events, json), &mut out)
         };
-        let _damage = reader.damage().len();
     }
     assert!(
         started.elapsed() < Duration::from_secs(5),

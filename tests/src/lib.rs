@@ -10,6 +10,7 @@
 )]
 
 mod binaries;
+mod duckdb;
 mod events;
 mod kernel;
 pub mod kubelet;
@@ -28,6 +29,7 @@ pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_sc
 
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
+    duckdb::DuckDb,
     events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
     kernel::{kernel_has_btf, test_btf, test_classic_path},
     layout::Layout,
@@ -40,8 +42,8 @@ pub use crate::{
     scratch::Scratch,
     ss::{SsSocket, ss},
     trace_file::{
-        attachment, expected_reason, kernel_features, open_trace, state_change_attachment,
-        trace_meta, trace_names,
+        attachment, expected_reason, kernel_features, open_trace, rewrite_meta,
+        state_change_attachment, trace_meta, trace_names,
     },
     verdict::verdict_pair,
 };

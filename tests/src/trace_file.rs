@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 use tcpchurn::{
     model::{Identity, WorkloadKey},
-    trace::{KernelFeatures, TraceMeta, TraceReader},
+    trace::{KernelFeatures, TraceMeta, TraceReader, TraceWriter},
 };
 
 /// Opens a trace for reading, buffered.
@@ -31,6 +31,23 @@ pub fn attachment(path: &Path, tracepoint: &str) -> String {
         .unwrap_or_else(|| panic!("{tracepoint} is not in the trace header"));
     assert!(status.attached, "{status:?}");
     status.detail.unwrap_or_default()
+}
+
+/// Copies a trace with its meta block changed by `change` (names, events and end block
+/// as they were): what another host's recorder, with its own clock, would have written.
+pub fn rewrite_meta(input: &Path, output: &Path, change: impl FnOnce(&mut TraceMeta)) {
+    let mut reader = open_trace(input).unwrap();
+    let mut meta = reader.meta().clone();
+    change(&mut meta);
+    let mut writer = TraceWriter::new(File::create(output).unwrap(), &meta).unwrap();
+    while let Some(event) = reader.next_event().unwrap() {
+        for table in reader.take_workloads() {
+            writer.push_workloads(&table);
+        }
+        writer.push(&event).unwrap();
+    }
+    let end = reader.end().cloned().expect("a trace that stopped cleanly");
+    writer.finish(&end).unwrap();
 }
 
 /// What a trace's names say about each key, the latest entry winning (as a replay

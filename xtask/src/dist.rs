@@ -30,7 +30,9 @@ pub const CARGO_DEB_VERSION: &str = "3.8.0";
 const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 /// What the shipping tests use: podman (with runc and conmon) to build and run the
 /// image, man to render the pages.
-const SHIP_PACKAGES: [&str; 4] = ["podman", "runc", "conmon", "man-db"];
+/// `musl-tools`: a C compiler for musl (`x86_64-linux-musl-gcc`), for the zstd library
+/// the Parquet export compresses with.
+const SHIP_PACKAGES: [&str; 5] = ["podman", "runc", "conmon", "man-db", "musl-tools"];
 
 /// `target/venv/bin/kubernetes-validate`.
 pub fn kubernetes_validate() -> PathBuf {
@@ -178,6 +180,9 @@ fn build(target: Target) -> anyhow::Result<()> {
             );
         }
         cmd.env(format!("CARGO_TARGET_{}_LINKER", target.env_key()), linker);
+        // The cross compiler builds the C of dependencies (zstd) too: it needs only the
+        // C library's headers, and the musl target links it statically.
+        cmd.env(format!("CC_{}", target.triple.replace('-', "_")), linker);
     }
     run_shown(&mut cmd)
 }

@@ -6,12 +6,21 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 use tcpchurn_harness::{
     apt::install_missing,
+    duckdb,
     exec::{run_shown, try_stdout},
     prometheus, tmux, zookeeper,
 };
 
 const LLVM_PACKAGES: [&str; 3] = ["llvm-22-dev", "libclang-22-dev", "libpolly-22-dev"];
-const TOOL_PACKAGES: [&str; 4] = ["iproute2", "util-linux", "bpftool", "procps"];
+/// `python3-venv`: the export tests read the tables back with DuckDB and pyarrow from
+/// PyPI, in a virtual environment in `target/` ([`duckdb::install`]).
+const TOOL_PACKAGES: [&str; 5] = [
+    "iproute2",
+    "util-linux",
+    "bpftool",
+    "procps",
+    "python3-venv",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 #[derive(Debug, Default, clap::Args)]
@@ -72,6 +81,7 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
         zookeeper::install()?;
     }
     crate::dist::install_tools()?;
+    duckdb::install()?;
     eprintln!("xtask: setup complete");
     Ok(())
 }

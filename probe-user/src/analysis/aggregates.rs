@@ -14,7 +14,7 @@ use crate::{
         verdict::Side,
         workloads::{Ends, WorkloadBook},
     },
-    model::{SocketTuple, TimeWindow, WorkloadFilter},
+    model::{HostId, SocketTuple, TimeWindow, WorkloadFilter},
 };
 
 #[derive(Clone, Debug)]
@@ -129,7 +129,7 @@ impl TrackerSink for Aggregates {
         }
         let pair = self.pairs.index_of(c);
         self.enter_time_wait(
-            AddrPairKey::socket(endpoint.netns, &endpoint.tuple).fingerprint(),
+            AddrPairKey::socket(endpoint.host, endpoint.netns, &endpoint.tuple).fingerprint(),
             pair,
             side,
             ts_ns,
@@ -137,25 +137,25 @@ impl TrackerSink for Aggregates {
         );
     }
 
-    fn tuple_in_use(&mut self, netns: u32, tuple: &SocketTuple) {
+    fn tuple_in_use(&mut self, host: HostId, netns: u32, tuple: &SocketTuple) {
         if self.time_wait.is_empty() {
             return;
         }
         if let Some(left) = self
             .time_wait
-            .reuse(&AddrPairKey::socket(netns, tuple).fingerprint())
+            .reuse(&AddrPairKey::socket(host, netns, tuple).fingerprint())
         {
             self.pairs.time_wait_left(left);
         }
     }
 
-    fn refused_unseen(&mut self, key: PairKey, ts_ns: u64) {
+    fn refused_unseen(&mut self, key: PairKey, host: HostId, ts_ns: u64) {
         if !self.window.contains(ts_ns) {
             return;
         }
         let ends = [
-            self.book.address(key.client),
-            self.book.address(key.server.ip()),
+            self.book.address(host, key.client),
+            self.book.address(host, key.server.ip()),
         ];
         let Some(ends) = self.selected(ends) else {
             return;
@@ -163,7 +163,7 @@ impl TrackerSink for Aggregates {
         let outcome = ConnectionOutcome::refused_unseen(ts_ns);
         let pair = self.pairs.index(key);
         self.count(pair, &outcome, &ends.clone(), || {
-            ConnectionRow::unseen_client(key, &outcome, ends)
+            ConnectionRow::unseen_client(key, host, &outcome, ends)
         });
     }
 }
@@ -190,8 +190,8 @@ mod tests {
             ..AnalyzerOptions::default()
         };
         let mut agg = Aggregates::new(&options);
-        agg.refused_unseen(key(), S / 2);
-        agg.refused_unseen(key(), 2 * S);
+        agg.refused_unseen(key(), HostId::FIRST, S / 2);
+        agg.refused_unseen(key(), HostId::FIRST, 2 * S);
         assert_eq!(agg.connections, 1);
         let [row] = agg.rows.as_slice() else {
             panic!("{} rows", agg.rows.len())
@@ -207,11 +207,11 @@ mod tests {
         let mut agg = Aggregates::new(&AnalyzerOptions::default());
         let pair = agg.pairs.index(key());
         let tuple = crate::synth::tuple("10.0.0.2:40000", "10.0.0.1:81");
-        let socket = AddrPairKey::socket(7, &tuple).fingerprint();
+        let socket = AddrPairKey::socket(HostId::FIRST, 7, &tuple).fingerprint();
         agg.enter_time_wait(socket, pair, Side::Client, S, S + TIME_WAIT_NS);
         agg.enter_time_wait(socket + 1, pair, Side::Client, S, S + TIME_WAIT_NS);
         assert_eq!(agg.pairs.get_mut(pair).time_wait_live, [2, 0]);
-        agg.tuple_in_use(7, &tuple);
+        agg.tuple_in_use(HostId::FIRST, 7, &tuple);
         assert_eq!(agg.pairs.get_mut(pair).time_wait_live, [1, 0]);
         agg.expire_time_wait(S + TIME_WAIT_NS);
         assert_eq!(agg.pairs.get_mut(pair).time_wait_live, [0, 0]);

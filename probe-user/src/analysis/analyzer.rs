@@ -1,14 +1,21 @@
 //! The streaming analysis: attribution, then the connection tracker, then the
 //! aggregates; gaps and snapshots on the side.
 
+use std::sync::Arc;
+
 use crate::{
     analysis::{
         aggregates::Aggregates, gaps::GapLog, keys::AddrPairKey, options::AnalyzerOptions,
         result::Analysis, rows::ConnectionRow, timewait::TIME_WAIT_NS, tracker::ConnectionTracker,
     },
-    model::{Gap, SnapshotSocket, TcpState, TraceEvent, WorkloadTable},
-    owner::OwnerTracker,
+    model::{Gap, HostId, SnapshotSocket, TcpState, TraceEvent, Workload, WorkloadTable},
+    owner::{Owner, OwnerTracker},
 };
+
+/// The TIME_WAIT key of a snapshot's socket.
+fn socket_key(s: &SnapshotSocket) -> AddrPairKey {
+    AddrPairKey::socket(s.conn.scope.host, s.conn.scope.netns, &s.conn.tuple)
+}
 
 /// Feed it every event of a trace in file order, then call [`Analyzer::finish`].
 #[derive(Debug)]
@@ -44,9 +51,15 @@ impl Analyzer {
         self.agg.rows.drain(..)
     }
 
-    /// Names from the trace (its `Workloads` blocks), for the events that follow.
-    pub fn learn(&mut self, table: &WorkloadTable) {
-        self.agg.book.learn(table);
+    /// Names from `host`'s trace (its `Workloads` blocks), for the events that follow.
+    pub fn learn(&mut self, host: HostId, table: &WorkloadTable) {
+        self.agg.book.learn(host, table);
+    }
+
+    /// The workload of the socket `event` is about, by the names learnt so far (`owner`:
+    /// what [`Analyzer::on_event`] returned for it).
+    pub fn workload_of(&self, event: &TraceEvent, owner: Option<&Owner>) -> Option<Arc<Workload>> {
+        self.agg.book.event(event, owner)
     }
 
     /// Whether `--pod`/`--container` keep a snapshot socket (by its own workload or
@@ -58,19 +71,20 @@ impl Analyzer {
         let book = &self.agg.book;
         let ends = [
             book.socket(s.conn.scope, s.owner.map(|t| t.pid)),
-            book.address(s.conn.tuple.remote.ip()),
+            book.address(s.conn.scope.host, s.conn.tuple.remote.ip()),
         ];
         self.agg.selected(ends).is_some()
     }
 
-    pub fn on_event(&mut self, event: &TraceEvent) {
+    /// Takes the next event; returns the owner attribution gave it.
+    pub fn on_event(&mut self, event: &TraceEvent) -> Option<Owner> {
         self.events += 1;
         // Attribution sees every event, filtered or not, so owners stay right.
         let owner = self.owners.attribute(event);
         let ts = event.ts_ns();
         if self.options.window.has_ended(ts) {
             self.last_ts = self.last_ts.max(ts);
-            return;
+            return owner;
         }
         if ts > self.last_ts {
             self.last_ts = ts;
@@ -87,6 +101,7 @@ impl Analyzer {
             _ => {}
         }
         self.tracker.on_event(event, owner.as_ref(), &mut self.agg);
+        owner
     }
 
     fn on_gap(&mut self, gap: &Gap) {
@@ -101,13 +116,13 @@ impl Analyzer {
         if self.options.filter.excludes(&s.conn.tuple) || !self.snapshot_selected(s) {
             return;
         }
-        let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
+        let (key, side) = self.tracker.classify(&s.conn.scope, &s.conn.tuple);
         let pair = self.agg.pairs.index(key);
         let left_ns = s
             .timer_ms
             .map_or(TIME_WAIT_NS, |ms| u64::from(ms) * 1_000_000);
         self.agg.enter_time_wait(
-            AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint(),
+            socket_key(s).fingerprint(),
             pair,
             side,
             s.ts_ns,
@@ -123,16 +138,16 @@ impl Analyzer {
         }
         match s.state {
             TcpState::TimeWait => {
-                let key = AddrPairKey::socket(s.conn.scope.netns, &s.conn.tuple).fingerprint();
+                let key = socket_key(s).fingerprint();
                 let (pair, side) = self.agg.time_wait.get(&key).unwrap_or_else(|| {
-                    let (key, side) = self.tracker.classify(s.conn.scope.netns, &s.conn.tuple);
+                    let (key, side) = self.tracker.classify(&s.conn.scope, &s.conn.tuple);
                     (self.agg.pairs.index(key), side)
                 });
                 self.agg.pairs.get_mut(pair).time_wait_observed[side.index()] += 1;
             }
             TcpState::CloseWait => {
                 if let Some(owner) = s.owner {
-                    self.agg.close_wait.end_owner(s.conn.id, owner);
+                    self.agg.close_wait.end_owner(s.conn.key(), owner);
                 }
             }
             _ => {}

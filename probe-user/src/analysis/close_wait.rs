@@ -6,13 +6,14 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::tracker::Endpoint,
-    model::{ConnId, Scope, Task, TcpState, Workload},
+    model::{ConnId, ConnKey, HostId, Scope, Task, TcpState, Workload},
 };
 
 /// A socket that sat in CLOSE_WAIT past the threshold and was still there at the end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseWaitLeak {
     pub conn: ConnId,
+    pub host: HostId,
     pub netns: u32,
     pub cgroup: u64,
     /// The leaking socket's workload, when the trace names it.
@@ -32,6 +33,7 @@ impl CloseWaitLeak {
         Scope {
             netns: self.netns,
             cgroup: self.cgroup,
+            host: self.host,
         }
     }
 }
@@ -46,7 +48,7 @@ pub struct CloseWaitBook {
     /// Sockets past the threshold that were closed before the end.
     closed_late: u64,
     /// Owners of CLOSE_WAIT sockets from the end snapshot (`/proc/*/fd`).
-    end_owners: FxHashMap<ConnId, Task>,
+    end_owners: FxHashMap<ConnKey, Task>,
 }
 
 impl CloseWaitBook {
@@ -58,7 +60,7 @@ impl CloseWaitBook {
     }
 
     /// The owner the end snapshot found for a socket in CLOSE_WAIT.
-    pub fn end_owner(&mut self, conn: ConnId, owner: Task) {
+    pub fn end_owner(&mut self, conn: ConnKey, owner: Task) {
         self.end_owners.insert(conn, owner);
     }
 
@@ -73,12 +75,13 @@ impl CloseWaitBook {
             if age >= self.threshold_ns {
                 self.leaks.push(CloseWaitLeak {
                     conn: endpoint.conn,
+                    host: endpoint.host,
                     netns: endpoint.netns,
                     cgroup: endpoint.cgroup,
                     workload: None,
                     owner: endpoint
                         .owner
-                        .or_else(|| self.end_owners.get(&endpoint.conn).copied()),
+                        .or_else(|| self.end_owners.get(&endpoint.key()).copied()),
                     local: endpoint.tuple.local,
                     peer: endpoint.tuple.remote,
                     since_ns: since,
@@ -120,7 +123,7 @@ mod tests {
     fn sockets_still_in_close_wait_past_the_threshold_are_leaks_oldest_first() {
         let mut book = CloseWaitBook::new(5 * S);
         book.end_ns = 20 * S;
-        book.end_owner(2, task(42, "java"));
+        book.end_owner(ConnKey::first_host(2), task(42, "java"));
         book.record(&socket(1, TcpState::CloseWait, 12 * S, None), false);
         book.record(&socket(2, TcpState::CloseWait, 10 * S, None), true);
         book.record(&socket(3, TcpState::CloseWait, 18 * S, None), false);

@@ -7,7 +7,7 @@ use crate::{
         gaps::GapWindow,
         pair_table::PairReport,
         result::Analysis,
-        trace_info::{KernelLimit, TraceInfo},
+        trace_info::{KernelLimit, TraceInfo, UnmergedEnds},
         verdict::{CloseHow, ClosedFirst, Side},
     },
     model::Task,
@@ -45,6 +45,8 @@ pub enum Finding<'a> {
     NotKnown(KernelLimit),
     /// Damage the reader worked around.
     Damaged(&'a str),
+    /// The two ends of some connections between two hosts could not be matched.
+    Unmerged(&'a UnmergedEnds),
     /// A client→server pair: a reconnect loop, or what its connections did.
     Pair(PairVerdict<'a>),
     /// Pairs beyond [`MAX_PAIRS`].
@@ -63,6 +65,7 @@ impl Finding<'_> {
             | Self::NotRecorded(_)
             | Self::NotKnown(_)
             | Self::Damaged(_)
+            | Self::Unmerged(_)
             | Self::CloseWaitLeak(_) => Severity::Warning,
             Self::Pair(_) | Self::MorePairs(_) | Self::NoConnections => Severity::Note,
         }
@@ -72,7 +75,11 @@ impl Finding<'_> {
     pub fn is_about_the_trace(&self) -> bool {
         matches!(
             self,
-            Self::LostEvents { .. } | Self::NotRecorded(_) | Self::NotKnown(_) | Self::Damaged(_)
+            Self::LostEvents { .. }
+                | Self::NotRecorded(_)
+                | Self::NotKnown(_)
+                | Self::Damaged(_)
+                | Self::Unmerged(_)
         )
     }
 }
@@ -172,6 +179,7 @@ pub fn findings<'a>(trace: &'a TraceInfo, analysis: &'a Analysis) -> Vec<Finding
     );
     found.extend(trace.kernel_limits.iter().copied().map(Finding::NotKnown));
     found.extend(trace.damage.iter().map(|d| Finding::Damaged(d)));
+    found.extend(trace.unmerged.iter().map(Finding::Unmerged));
     found.extend(
         analysis
             .pairs
@@ -359,7 +367,7 @@ mod tests {
         Analysis {
             events: 10,
             lost: 0,
-            lost_by_cause: [0; 6],
+            lost_by_cause: [0; GapCause::ALL.len()],
             gaps: Vec::new(),
             more_gaps: 0,
             end_ns: 1,
@@ -386,6 +394,7 @@ mod tests {
         analysis.more_gaps = 3;
         let leak = |pid, age_ns| CloseWaitLeak {
             conn: 1,
+            host: crate::model::HostId::FIRST,
             netns: 0,
             cgroup: 0,
             workload: None,

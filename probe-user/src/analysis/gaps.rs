@@ -65,6 +65,7 @@ mod tests {
             lost: 2,
             cpu: None,
             cause,
+            host: crate::model::HostId::FIRST,
         }
     }
 

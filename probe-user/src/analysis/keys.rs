@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::model::SocketTuple;
+use crate::model::{HostId, SocketTuple};
 
 pub fn ip_bits(ip: IpAddr) -> u128 {
     match ip {
@@ -19,6 +19,7 @@ pub struct AddrPairKey {
     ips: [u128; 2],
     ports: [u16; 2],
     netns: u32,
+    host: HostId,
 }
 
 impl AddrPairKey {
@@ -27,12 +28,21 @@ impl AddrPairKey {
             ips: [ip_bits(first.ip()), ip_bits(second.ip())],
             ports: [first.port(), second.port()],
             netns,
+            host: HostId::FIRST,
         }
     }
 
-    /// A socket in its namespace, local address first.
-    pub fn socket(netns: u32, tuple: &SocketTuple) -> Self {
-        Self::new(netns, tuple.local, tuple.remote)
+    /// A socket in its namespace on its host, local address first.
+    pub fn socket(host: HostId, netns: u32, tuple: &SocketTuple) -> Self {
+        Self {
+            host,
+            ..Self::new(netns, tuple.local, tuple.remote)
+        }
+    }
+
+    /// The same addresses, only on `host`.
+    pub fn on_host(self, host: HostId) -> Self {
+        Self { host, ..self }
     }
 
     /// A well-mixed 64-bit digest, for tables with a million keys where a 48-byte key
@@ -52,6 +62,7 @@ impl AddrPairKey {
             self.ips[1] as u64,
             (self.ips[1] >> 64) as u64,
             u64::from(self.ports[0]) | u64::from(self.ports[1]) << 16 | u64::from(self.netns) << 32,
+            u64::from(self.host.0),
         ];
         words.iter().fold(0x9e37_79b9_7f4a_7c15, |h, &w| {
             mix(h ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15)

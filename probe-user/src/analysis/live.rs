@@ -4,7 +4,7 @@
 
 use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, TraceInfo},
-    model::{TraceEvent, WorkloadTable},
+    model::{HostId, TraceEvent, WorkloadTable},
     trace::{Damage, TraceEnd, TraceMeta},
 };
 
@@ -30,10 +30,11 @@ impl LiveVerdict {
         self.analyzer.on_event(event);
     }
 
-    /// Names read from the trace, before the events they name.
+    /// Names read from the trace (one host's: a live view follows one recording),
+    /// before the events they name.
     pub fn learn(&mut self, tables: Vec<WorkloadTable>) {
         for table in &tables {
-            self.analyzer.learn(table);
+            self.analyzer.learn(HostId::FIRST, table);
         }
     }
 

@@ -50,7 +50,7 @@ pub use self::{
     result::Analysis,
     rows::ConnectionRow,
     timewait::TIME_WAIT_NS,
-    trace_info::{KernelLimit, TraceInfo},
+    trace_info::{HostInfo, KernelLimit, TraceInfo, UnmergedEnds},
     trend::{PairTrend, Pulse, Trend},
     verdict::{CloseHow, CloseVerdict, ClosedFirst, Side},
     workloads::{Ends, WorkloadBook},

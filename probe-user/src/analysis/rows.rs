@@ -9,7 +9,7 @@ use crate::{
         verdict::{CloseVerdict, Side},
         workloads::Ends,
     },
-    model::{ConnId, Task, Workload},
+    model::{ConnId, HostId, Task, Workload},
     owner::Candidates,
 };
 
@@ -25,6 +25,9 @@ pub struct ConnectionRow {
     pub server: SocketAddr,
     pub client_netns: Option<u32>,
     pub server_netns: Option<u32>,
+    /// Whose trace holds each end (in a replay of several hosts).
+    pub client_host: Option<HostId>,
+    pub server_host: Option<HostId>,
     pub verdict: CloseVerdict,
     pub start_ns: Option<u64>,
     pub end_ns: Option<u64>,
@@ -66,6 +69,8 @@ impl ConnectionRow {
             server,
             client_netns: c.client.map(|e| e.netns),
             server_netns: c.server.map(|e| e.netns),
+            client_host: c.client.map(|e| e.host),
+            server_host: c.server.map(|e| e.host),
             verdict: outcome.verdict,
             start_ns: outcome.start_ns,
             end_ns: outcome.end_ns,
@@ -88,7 +93,12 @@ impl ConnectionRow {
 
     /// The row of a connect that only the refusing host saw: its client port and
     /// socket are unknown.
-    pub fn unseen_client(key: PairKey, outcome: &ConnectionOutcome, ends: Ends) -> Self {
+    pub fn unseen_client(
+        key: PairKey,
+        host: HostId,
+        outcome: &ConnectionOutcome,
+        ends: Ends,
+    ) -> Self {
         let [client_workload, server_workload] = ends;
         Self {
             conn: None,
@@ -98,6 +108,8 @@ impl ConnectionRow {
             server: key.server,
             client_netns: None,
             server_netns: None,
+            client_host: None,
+            server_host: Some(host),
             verdict: outcome.verdict,
             start_ns: outcome.start_ns,
             end_ns: outcome.end_ns,

@@ -2,23 +2,31 @@
 
 use crate::{
     model::{KernelFeatures, TimeWindow, TracepointStatus},
-    trace::{Damage, TraceEnd, TraceMeta},
+    trace::{
+        Damage, TraceEnd, TraceMeta,
+        set::{HostClock, UnmatchedEnds},
+    },
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceInfo {
-    /// The file, as given.
+    /// The files, as given (joined with `, ` when several).
     pub file: String,
+    /// The host name (joined with `, ` when several hosts).
     pub host: String,
+    /// The kernel release (the distinct ones, joined, when several hosts).
     pub kernel: String,
+    /// Wall-clock time of the replay's time 0.
     pub start_unix_ns: u64,
-    /// How the recording stopped; `None` when the file has no end block (cut).
+    /// How the recording stopped; `None` when the file has no end block (cut). With
+    /// several hosts: the first host's.
     pub stop_reason: Option<String>,
     /// Tracepoints the recorder could not attach, with why.
     pub missing_tracepoints: Vec<String>,
-    /// Every tracepoint, attached or not, and how (the trace header's list).
+    /// Every tracepoint, attached or not, and how (the trace header's list; with several
+    /// hosts, the first host's).
     pub tracepoints: Vec<TracepointStatus>,
-    /// What a verdict cannot know on the recording's kernel.
+    /// What a verdict cannot know on the recording's kernel (on any host's).
     pub kernel_limits: Vec<KernelLimit>,
     /// Damage the reader worked around.
     pub damage: Vec<String>,
@@ -26,6 +34,35 @@ pub struct TraceInfo {
     pub window: TimeWindow,
     /// `--close-wait`.
     pub close_wait_ns: u64,
+    /// Every host of the replay (one for a replay of one recording).
+    pub hosts: Vec<HostInfo>,
+    /// Host pairs whose connections' ends could not be matched.
+    pub unmerged: Vec<UnmergedEnds>,
+}
+
+/// One host (recording) of a replay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Unique in the replay (`node#2` for a second recording of `node`).
+    pub name: String,
+    pub hostname: String,
+    pub kernel: String,
+    pub files: Vec<String>,
+    /// Wall-clock time of its trace time 0, by its own clock.
+    pub start_unix_ns: u64,
+    pub clock: Option<HostClock>,
+    /// The name of the host its clock was measured against.
+    pub clock_via: Option<String>,
+    pub stop_reason: Option<String>,
+}
+
+/// Connects on `client` and accepts on `server` (to `port`) that found no other end:
+/// their ends stay two connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmergedEnds {
+    pub client: String,
+    pub server: String,
+    pub ends: UnmatchedEnds,
 }
 
 impl TraceInfo {
@@ -58,6 +95,8 @@ impl TraceInfo {
             damage: damage.iter().map(ToString::to_string).collect(),
             window: TimeWindow::default(),
             close_wait_ns: 0,
+            hosts: Vec::new(),
+            unmerged: Vec::new(),
         }
     }
 }

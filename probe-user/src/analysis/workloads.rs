@@ -13,6 +13,9 @@
 //! unexplained cgroup the host's (host-network pods share it). The other end of a
 //! connection is its own socket when the trace has it, else what holds its address on
 //! the recording node (a pod's address names the pod); a remote address is unknown.
+//!
+//! In a replay of several hosts' traces every key is the host's own: cgroup ids, pids,
+//! namespaces and node-local addresses of one host say nothing about another's.
 
 use std::{net::IpAddr, sync::Arc};
 
@@ -20,7 +23,8 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::{tracker::Connection, verdict::Side},
-    model::{Identity, Scope, Workload, WorkloadKey, WorkloadTable},
+    model::{HostId, Identity, Scope, TraceEvent, Workload, WorkloadKey, WorkloadTable},
+    owner::Owner,
 };
 
 /// Keys remembered per kind at most; a trace holding more names loses the rest.
@@ -49,18 +53,18 @@ pub type Ends = [Option<Arc<Workload>>; 2];
 /// with the aggregates; its entries are shared.)
 #[derive(Clone, Debug, Default)]
 pub struct WorkloadBook {
-    cgroups: FxHashMap<u64, Known>,
-    processes: FxHashMap<u32, Known>,
-    netns: FxHashMap<u32, Known>,
-    addresses: FxHashMap<IpAddr, Known>,
+    cgroups: FxHashMap<(HostId, u64), Known>,
+    processes: FxHashMap<(HostId, u32), Known>,
+    netns: FxHashMap<(HostId, u32), Known>,
+    addresses: FxHashMap<(HostId, IpAddr), Known>,
     /// Entries left out because a map was full.
     pub dropped: u64,
 }
 
 impl WorkloadBook {
-    /// Takes in a table: each entry replaces what an earlier one said about its key;
-    /// an unknown entry withdraws it.
-    pub fn learn(&mut self, table: &WorkloadTable) {
+    /// Takes in a table of `host`'s trace: each entry replaces what an earlier one said
+    /// about its key; an unknown entry withdraws it.
+    pub fn learn(&mut self, host: HostId, table: &WorkloadTable) {
         let shared: Vec<Option<Known>> = table
             .identities
             .iter()
@@ -73,12 +77,12 @@ impl WorkloadBook {
         // An index that points nowhere (a damaged or hostile table) names nothing.
         for (key, index) in table.indexed() {
             if let Some(known) = shared.get(index as usize) {
-                self.set(key, known.clone());
+                self.set(host, key, known.clone());
             }
         }
     }
 
-    fn set(&mut self, key: WorkloadKey, known: Option<Known>) {
+    fn set(&mut self, host: HostId, key: WorkloadKey, known: Option<Known>) {
         fn put<K: std::hash::Hash + Eq>(
             map: &mut FxHashMap<K, Known>,
             key: K,
@@ -95,11 +99,12 @@ impl WorkloadBook {
         }
         let dropped = &mut self.dropped;
         match key {
-            WorkloadKey::Cgroup(id) => put(&mut self.cgroups, id, known, dropped),
-            WorkloadKey::Process(pid) => put(&mut self.processes, pid, known, dropped),
-            WorkloadKey::Netns(inode) => put(&mut self.netns, inode, known, dropped),
+            WorkloadKey::Cgroup(id) => put(&mut self.cgroups, (host, id), known, dropped),
+            WorkloadKey::Process(pid) => put(&mut self.processes, (host, pid), known, dropped),
+            WorkloadKey::Netns(inode) => put(&mut self.netns, (host, inode), known, dropped),
             WorkloadKey::Address(ip) => {
-                put(&mut self.addresses, ip.to_canonical(), known, dropped);
+                let key = (host, ip.to_canonical());
+                put(&mut self.addresses, key, known, dropped);
             }
         }
     }
@@ -114,9 +119,9 @@ impl WorkloadBook {
     /// The workload of a recorded socket in `scope`, owned by `owner_pid`.
     pub fn socket(&self, scope: Scope, owner_pid: Option<u32>) -> Option<Arc<Workload>> {
         let cgroup = (scope.cgroup != 0)
-            .then(|| self.cgroups.get(&scope.cgroup))
+            .then(|| self.cgroups.get(&(scope.host, scope.cgroup)))
             .flatten();
-        let owner = owner_pid.and_then(|pid| self.processes.get(&pid));
+        let owner = owner_pid.and_then(|pid| self.processes.get(&(scope.host, pid)));
         if let Some(w) = cgroup.and_then(Known::workload) {
             return Some(w);
         }
@@ -127,25 +132,42 @@ impl WorkloadBook {
             return None;
         }
         (scope.netns != 0)
-            .then(|| self.netns.get(&scope.netns))
+            .then(|| self.netns.get(&(scope.host, scope.netns)))
             .flatten()
             .and_then(Known::workload)
     }
 
-    /// What holds `ip` on the recording node: a pod's address names the pod.
-    pub fn address(&self, ip: IpAddr) -> Option<Arc<Workload>> {
+    /// What holds `ip` on the recording node `host`: a pod's address names the pod.
+    pub fn address(&self, host: HostId, ip: IpAddr) -> Option<Arc<Workload>> {
         self.addresses
-            .get(&ip.to_canonical())
+            .get(&(host, ip.to_canonical()))
             .and_then(Known::workload)
     }
 
-    /// Both ends of a connection: each end's own socket when the trace has it, else
-    /// what holds its address.
+    /// The workload of the socket an event is about: by its scope and its owner (a
+    /// snapshot's owner is the one `/proc` named).
+    pub fn event(&self, event: &TraceEvent, owner: Option<&Owner>) -> Option<Arc<Workload>> {
+        let scope = event.scope()?;
+        let pid = match event {
+            TraceEvent::Snapshot(s) => s.owner.map(|t| t.pid),
+            _ => owner.and_then(Owner::task).map(|t| t.pid),
+        };
+        self.socket(scope, pid)
+    }
+
+    /// What holds the remote address of the event's socket on its host.
+    pub fn event_peer(&self, event: &TraceEvent) -> Option<Arc<Workload>> {
+        self.address(event.host(), event.tuple()?.remote.ip())
+    }
+
+    /// Both ends of a connection: each end's own socket when a trace has it, else
+    /// what holds its address on the host that recorded the other end.
     pub fn ends(&self, c: &Connection) -> Ends {
         let (client, server) = c.addresses();
+        let recorded_on = |side: Side| c.endpoint(side.other()).map(|e| e.host);
         let end = |side: Side, ip: IpAddr| match c.endpoint(side) {
             Some(e) => self.socket(e.scope(), e.owner.map(|t| t.pid)),
-            None => self.address(ip),
+            None => recorded_on(side).and_then(|host| self.address(host, ip)),
         };
         [
             end(Side::Client, client.ip()),
@@ -173,7 +195,7 @@ mod tests {
             builder.add(*key, identity);
         }
         let mut book = WorkloadBook::default();
-        book.learn(&builder.finish());
+        book.learn(HostId::FIRST, &builder.finish());
         book
     }
 
@@ -181,10 +203,7 @@ mod tests {
         w.map(|w| w.label())
     }
 
-    const SCOPE: Scope = Scope {
-        netns: 10,
-        cgroup: 20,
-    };
+    const SCOPE: Scope = Scope::new(10, 20);
 
     #[test]
     fn the_cgroup_names_first_then_the_owner_then_the_namespace() {
@@ -232,17 +251,35 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let mut b = book(&[(Address(ip), workload("old"))]);
         assert_eq!(
-            name(b.address("::ffff:10.0.0.1".parse().unwrap())),
+            name(b.address(HostId::FIRST, "::ffff:10.0.0.1".parse().unwrap())),
             Some("zk-0/old".into())
         );
         let mut builder = WorkloadTableBuilder::default();
         builder.add(Address(ip), &workload("new"));
-        b.learn(&builder.finish());
-        assert_eq!(name(b.address(ip)), Some("zk-0/new".into()));
+        b.learn(HostId::FIRST, &builder.finish());
+        assert_eq!(name(b.address(HostId::FIRST, ip)), Some("zk-0/new".into()));
         let mut builder = WorkloadTableBuilder::default();
         builder.add(Address(ip), &Identity::Unknown);
-        b.learn(&builder.finish());
-        assert_eq!(b.address(ip), None);
+        b.learn(HostId::FIRST, &builder.finish());
+        assert_eq!(b.address(HostId::FIRST, ip), None);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn one_hosts_names_say_nothing_about_another_hosts_keys() {
+        use WorkloadKey::*;
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let b = book(&[
+            (Cgroup(20), workload("by-cgroup")),
+            (Address(ip), workload("by-address")),
+        ]);
+        let other = HostId(1);
+        let elsewhere = Scope {
+            host: other,
+            ..SCOPE
+        };
+        assert_eq!(name(b.socket(elsewhere, None)), None);
+        assert_eq!(name(b.address(other, ip)), None);
+        assert_eq!(name(b.socket(SCOPE, None)), Some("zk-0/by-cgroup".into()));
     }
 }

@@ -138,7 +138,7 @@ mod tests {
         pid: Option<u32>,
     ) -> DiagSocket {
         DiagSocket {
-            scope: Scope { netns, cgroup: 0 },
+            scope: Scope::new(netns, 0),
             tuple: SocketTuple {
                 local: local.parse().unwrap(),
                 remote: remote.parse().unwrap(),

@@ -287,10 +287,7 @@ pub fn decode_event(
         cpu: u32::from(event.cpu),
         context,
         task,
-        scope: Scope {
-            netns: event.netns,
-            cgroup: event.cgroup_id,
-        },
+        scope: Scope::new(event.netns, event.cgroup_id),
         observation,
     })
 }

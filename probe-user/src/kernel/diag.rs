@@ -223,8 +223,8 @@ fn to_diag_socket(
     };
     Some(DiagSocket {
         scope: Scope {
-            netns,
             cgroup: cgroup_id(response),
+            ..Scope::new(netns, 0)
         },
         tuple: SocketTuple {
             local: canonical(id.source_address, id.source_port),

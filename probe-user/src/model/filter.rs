@@ -132,6 +132,7 @@ mod tests {
             lost: 1,
             cpu: None,
             cause: GapCause::RingFull,
+            host: crate::model::HostId::FIRST,
         });
         assert!(only.keeps(&gap));
     }

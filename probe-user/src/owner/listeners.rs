@@ -14,22 +14,31 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     idmap::ConnIdMap,
-    model::{Comm, Conn, ConnId, SharedWith, Task},
+    model::{Comm, Conn, ConnKey, HostId, SharedWith, Task},
     owner::{Who, candidates::Candidates},
 };
+
+/// A network namespace among those of every host: namespace ids are unique only on
+/// their own host.
+pub type Netns = (HostId, u32);
+
+/// The [`Netns`] a socket lives in.
+pub fn netns_of(conn: &Conn) -> Netns {
+    (conn.scope.host, conn.scope.netns)
+}
 
 /// Where a listening socket listens: its namespace, its local address (canonical: an
 /// IPv4-mapped address is IPv4; the wildcard of its family when bound to any) and
 /// port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ListenerKey {
-    netns: u32,
+    netns: Netns,
     addr: IpAddr,
     port: u16,
 }
 
 impl ListenerKey {
-    fn new(netns: u32, addr: SocketAddr) -> Self {
+    fn new(netns: Netns, addr: SocketAddr) -> Self {
         Self {
             netns,
             addr: addr.ip().to_canonical(),
@@ -40,7 +49,7 @@ impl ListenerKey {
     /// The listeners a child whose local end is `local` may come from, most specific
     /// first: the exact address, the wildcard of its family, and for IPv4 the IPv6
     /// wildcard (a dual-stack listener).
-    fn lookups(netns: u32, local: SocketAddr) -> [Option<Self>; 3] {
+    fn lookups(netns: Netns, local: SocketAddr) -> [Option<Self>; 3] {
         let at = |addr: IpAddr| Some(Self::new(netns, SocketAddr::new(addr, local.port())));
         match local.ip().to_canonical() {
             IpAddr::V4(_) => [
@@ -77,7 +86,7 @@ impl Holder {
 /// not (a socket of the start snapshot that no process holds in `/proc`).
 #[derive(Clone, Debug)]
 struct ListenerSocket {
-    conn: ConnId,
+    conn: ConnKey,
     holders: Vec<Holder>,
     /// Holders the snapshot counted but did not list.
     more: u32,
@@ -136,7 +145,7 @@ impl Listening {
 pub struct Listeners {
     /// By namespace and port (one lookup for every accepted socket): the addresses
     /// listened on, each with its listeners. Nearly always one address.
-    by_port: FxHashMap<(u32, u16), Vec<(IpAddr, Listening)>>,
+    by_port: FxHashMap<(Netns, u16), Vec<(IpAddr, Listening)>>,
     /// Where each listening socket listens, to find it again when it closes.
     keys: ConnIdMap<ListenerKey>,
 }
@@ -146,7 +155,7 @@ impl Listeners {
     /// held by `owner` and `shared_with`.
     pub fn open(&mut self, conn: &Conn, owner: Option<Task>, shared_with: &SharedWith) {
         self.close(conn);
-        let key = ListenerKey::new(conn.scope.netns, conn.tuple.local);
+        let key = ListenerKey::new(netns_of(conn), conn.tuple.local);
         let mut holders: Vec<Holder> = owner.into_iter().map(Holder::of).collect();
         let comm = owner.map(|t| t.comm).filter(|_| shared_with.same_comm());
         holders.extend(shared_with.pids().pids().iter().map(|&pid| Holder {
@@ -164,17 +173,17 @@ impl Listeners {
         };
         let listening = &mut addresses[at].1;
         listening.sockets.push(ListenerSocket {
-            conn: conn.id,
+            conn: conn.key(),
             holders,
             more: shared_with.pids().more(),
         });
         listening.refresh();
-        self.keys.insert(conn.id, key);
+        self.keys.insert(conn.key(), key);
     }
 
     /// A listening socket closed.
     pub fn close(&mut self, conn: &Conn) {
-        let Some(key) = self.keys.remove(&conn.id) else {
+        let Some(key) = self.keys.remove(&conn.key()) else {
             return;
         };
         let port = (key.netns, key.port);
@@ -183,7 +192,7 @@ impl Listeners {
         };
         if let Some(at) = addresses.iter().position(|(addr, _)| *addr == key.addr) {
             let listening = &mut addresses[at].1;
-            listening.sockets.retain(|s| s.conn != conn.id);
+            listening.sockets.retain(|s| s.conn != conn.key());
             if listening.sockets.is_empty() {
                 addresses.swap_remove(at);
             } else {
@@ -204,7 +213,7 @@ impl Listeners {
     }
 
     /// The listeners a child born in `netns` with local end `local` came from.
-    pub fn find(&self, netns: u32, local: SocketAddr) -> Option<ListenerKey> {
+    pub fn find(&self, netns: Netns, local: SocketAddr) -> Option<ListenerKey> {
         let addresses = self.by_port.get(&(netns, local.port()))?;
         ListenerKey::lookups(netns, local)
             .into_iter()
@@ -247,7 +256,7 @@ impl Listeners {
 mod tests {
     use super::*;
     use crate::{
-        model::{PidList, Scope, SocketTuple},
+        model::{ConnId, PidList, Scope, SocketTuple},
         synth::task,
     };
 
@@ -255,6 +264,7 @@ mod tests {
         Conn {
             id,
             scope: Scope {
+                host: HostId::FIRST,
                 netns: 1,
                 cgroup: 0,
             },
@@ -267,7 +277,7 @@ mod tests {
 
     fn owner_at(listeners: &Listeners, local: &str) -> Option<Who> {
         listeners
-            .find(1, local.parse().unwrap())
+            .find((HostId::FIRST, 1), local.parse().unwrap())
             .and_then(|key| listeners.owner_of_children(key))
     }
 
@@ -338,7 +348,9 @@ mod tests {
             Some(task(100, "server")),
             &SharedWith::default(),
         );
-        let key = listeners.find(1, "10.0.0.1:80".parse().unwrap()).unwrap();
+        let key = listeners
+            .find((HostId::FIRST, 1), "10.0.0.1:80".parse().unwrap())
+            .unwrap();
         listeners.learn(key, task(100, "server"));
         assert_eq!(pid(listeners.owner_of_children(key)), Some(100));
         // A forked worker accepted one: from now on, either may.
@@ -348,6 +360,9 @@ mod tests {
         };
         assert_eq!(c.pids(), [100, 101]);
         listeners.close(&listener(1, "0.0.0.0:80"));
-        assert_eq!(listeners.find(1, "10.0.0.1:80".parse().unwrap()), None);
+        assert_eq!(
+            listeners.find((HostId::FIRST, 1), "10.0.0.1:80".parse().unwrap()),
+            None
+        );
     }
 }

@@ -24,11 +24,11 @@ mod listeners;
 use std::collections::VecDeque;
 
 pub use self::candidates::Candidates;
-use self::listeners::{ListenerKey, Listeners};
+use self::listeners::{ListenerKey, Listeners, netns_of};
 use crate::{
     idmap::ConnIdMap,
     model::{
-        Conn, ConnId, ExecContext, SnapshotSocket, SocketRef, Task, TcpState, TraceEvent,
+        Conn, ConnKey, ExecContext, SnapshotSocket, SocketRef, Task, TcpState, TraceEvent,
         Transition,
     },
 };
@@ -124,7 +124,7 @@ pub struct OwnerTracker {
     /// Sockets several processes may hold (rare): of the start snapshot, or accepted
     /// children that closed before their first syscall.
     shared: ConnIdMap<Candidates>,
-    closed: VecDeque<(u64, ConnId)>,
+    closed: VecDeque<(u64, ConnKey)>,
 }
 
 impl OwnerTracker {
@@ -151,7 +151,7 @@ impl OwnerTracker {
         match socket.owner {
             Some(task) if socket.shared_with.is_empty() => {
                 self.sockets.insert(
-                    socket.conn.id,
+                    socket.conn.key(),
                     Known {
                         task,
                         source: OwnerSource::Snapshot,
@@ -160,7 +160,7 @@ impl OwnerTracker {
             }
             Some(task) => {
                 let holders = Candidates::holders_of(&task, &socket.shared_with);
-                self.shared.insert(socket.conn.id, holders);
+                self.shared.insert(socket.conn.key(), holders);
             }
             None => {}
         }
@@ -181,16 +181,16 @@ impl OwnerTracker {
         let owner = if let Some(task) = Self::trusted(t.context, t.task, syscall_only) {
             // An accepted socket's first syscall shows a holder of its listener. (Not an
             // abort: `ss -K` closes sockets from its own task.)
-            if let Some(key) = self.children.remove(&t.conn.id)
+            if let Some(key) = self.children.remove(&t.conn.key())
                 && syscall_only
             {
                 self.listeners.learn(key, task);
             }
             if !self.shared.is_empty() {
-                self.shared.remove(&t.conn.id);
+                self.shared.remove(&t.conn.key());
             }
             self.sockets.insert(
-                t.conn.id,
+                t.conn.key(),
                 Known {
                     task,
                     source: OwnerSource::Socket,
@@ -203,7 +203,7 @@ impl OwnerTracker {
         } else if t.old == TcpState::Listen && t.new == TcpState::SynRecv {
             self.on_child(&t.conn)
         } else {
-            self.remembered(t.conn.id)
+            self.remembered(t.conn.key())
         };
 
         match (t.old, t.new) {
@@ -215,13 +215,13 @@ impl OwnerTracker {
             _ => {}
         }
         if t.new == TcpState::Close {
-            self.closed.push_back((t.ts_ns, t.conn.id));
+            self.closed.push_back((t.ts_ns, t.conn.key()));
             // A child closed before any syscall keeps its candidates for the resets
             // and errors that follow, even once its listener is gone.
-            if let Some(key) = self.children.remove(&t.conn.id)
+            if let Some(key) = self.children.remove(&t.conn.key())
                 && let Some(Who::Candidates(candidates)) = self.listeners.owner_of_children(key)
             {
-                self.shared.insert(t.conn.id, candidates);
+                self.shared.insert(t.conn.key(), candidates);
             }
         }
         owner
@@ -230,18 +230,18 @@ impl OwnerTracker {
     /// A new child socket: it belongs to whoever holds its listener, until it makes a
     /// syscall.
     fn on_child(&mut self, conn: &Conn) -> Option<Owner> {
-        self.sockets.remove(&conn.id);
-        self.shared.remove(&conn.id);
-        let key = self.listeners.find(conn.scope.netns, conn.tuple.local);
+        self.sockets.remove(&conn.key());
+        self.shared.remove(&conn.key());
+        let key = self.listeners.find(netns_of(conn), conn.tuple.local);
         match key {
-            Some(key) => self.children.insert(conn.id, key),
-            None => self.children.remove(&conn.id),
+            Some(key) => self.children.insert(conn.key(), key),
+            None => self.children.remove(&conn.key()),
         };
         let who = key.and_then(|key| self.listeners.owner_of_children(key));
         // One holder: remembered as the socket's owner (even if its listener closes).
         if let Some(Who::Task(task)) = who {
             let source = OwnerSource::Listener;
-            self.sockets.insert(conn.id, Known { task, source });
+            self.sockets.insert(conn.key(), Known { task, source });
         }
         who.map(|who| Owner {
             who,
@@ -252,7 +252,7 @@ impl OwnerTracker {
     /// What is known of a socket's owner without an event of its own: its remembered
     /// owner, or, for an accepted socket before its first syscall, its listener's
     /// holders.
-    fn remembered(&self, id: ConnId) -> Option<Owner> {
+    fn remembered(&self, id: ConnKey) -> Option<Owner> {
         if let Some(known) = self.sockets.get(&id) {
             return Some(known.owner());
         }
@@ -280,7 +280,7 @@ impl OwnerTracker {
                 who: Who::Task(task),
                 source: OwnerSource::Task,
             }),
-            None => self.remembered(conn.id),
+            None => self.remembered(conn.key()),
         }
     }
 
@@ -307,7 +307,7 @@ impl OwnerTracker {
     }
 
     /// The owner a connection is known to have, without an event.
-    pub fn owner_of(&self, conn: ConnId) -> Option<Owner> {
+    pub fn owner_of(&self, conn: ConnKey) -> Option<Owner> {
         self.remembered(conn)
     }
 
@@ -326,7 +326,7 @@ impl OwnerTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Comm, Scope, SocketTuple};
+    use crate::model::{Comm, ConnId, Scope, SocketTuple};
 
     fn task(pid: u32, comm: &str) -> Task {
         Task {
@@ -339,10 +339,7 @@ mod tests {
     fn conn(id: ConnId, local: &str, remote: &str) -> Conn {
         Conn {
             id,
-            scope: Scope {
-                netns: 1,
-                cgroup: 0,
-            },
+            scope: Scope::new(1, 0),
             tuple: SocketTuple {
                 local: local.parse().unwrap(),
                 remote: remote.parse().unwrap(),
@@ -563,7 +560,7 @@ mod tests {
             let holder = Some(task(n, "srv"));
             step(&mut tracker, 4, listener, (Listen, Close), Task, holder);
         }
-        let owner = tracker.owner_of(child.id).expect("its candidates");
+        let owner = tracker.owner_of(child.key()).expect("its candidates");
         let candidates = owner.candidates().expect("not one process");
         assert_eq!(candidates.pids(), [1, 2]);
         assert_eq!(candidates.comm(), Some(&Comm::from_str_lossy("srv")));
@@ -625,7 +622,7 @@ mod tests {
             Task,
             Some(task(1, "a")),
         );
-        assert_eq!(tracker.owner_of(1), None);
+        assert_eq!(tracker.owner_of(ConnKey::first_host(1)), None);
     }
 
     #[test]

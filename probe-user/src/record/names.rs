@@ -236,10 +236,7 @@ mod tests {
 
     #[test]
     fn a_block_names_its_scopes_owners_and_remote_addresses_once() {
-        let scope = Scope {
-            netns: 5,
-            cgroup: 9,
-        };
+        let scope = Scope::new(5, 9);
         let conns = [
             conn(scope, "10.0.0.1:80"),
             conn(scope, "[::ffff:10.0.0.1]:81"),
@@ -274,10 +271,7 @@ mod tests {
     fn keys_are_written_once_and_again_only_when_they_change() {
         let mut names = Names::new(Resolver::new("/nonexistent-tcpchurn-root"));
         // Nothing below a missing root names anything: nothing is written.
-        let scope = Scope {
-            netns: 5,
-            cgroup: 9,
-        };
+        let scope = Scope::new(5, 9);
         let conns = [conn(scope, "10.0.0.1:80")];
         let keys = BlockKeys {
             scopes: &[],

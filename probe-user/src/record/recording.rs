@@ -293,6 +293,7 @@ impl Recording {
             lost,
             cpu,
             cause,
+            host: crate::model::HostId::FIRST,
         }));
     }
 

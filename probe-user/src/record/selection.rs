@@ -110,10 +110,7 @@ mod tests {
         let mut resolver = Resolver::new("/nonexistent-tcpchurn-root");
         let filter = WorkloadFilter::parse(&["shop/web".into()], &[]).unwrap();
         let mut selection = Selection::new(filter);
-        let scope = Scope {
-            netns: 7,
-            cgroup: 8,
-        };
+        let scope = Scope::new(7, 8);
         assert!(!selection.keeps(scope, &mut resolver));
         let decision = selection.decisions[&scope];
         assert!(decision.redecide_at.is_some(), "unknown: asked again later");

@@ -546,10 +546,7 @@ mod tests {
     }
 
     fn scope() -> Scope {
-        Scope {
-            netns: 4_026_531_840,
-            cgroup: 1,
-        }
+        Scope::new(4_026_531_840, 1)
     }
 
     fn state(

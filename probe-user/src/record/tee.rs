@@ -131,6 +131,7 @@ mod tests {
                 lost: 1,
                 cpu: None,
                 cause: crate::model::GapCause::RingFull,
+                host: crate::model::HostId::FIRST,
             }));
         }
         encoder.take_block().unwrap()

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     analysis::{CloseHow, ClosedFirst, ConnectionRow, Side, TIME_WAIT_NS},
-    model::{Comm, Task, Workload},
+    model::{Comm, HostNames, Task, Workload},
     owner::Candidates,
     render::{
         format::{human_duration, round3, secs},
@@ -113,7 +113,8 @@ fn write_row_text(out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
     )
 }
 
-fn time_wait_name(time_wait: [bool; 2]) -> Option<&'static str> {
+/// Which sides entered TIME_WAIT, as the outputs name it.
+pub fn time_wait_name(time_wait: [bool; 2]) -> Option<&'static str> {
     match time_wait {
         [true, true] => Some("both"),
         [true, false] => Some("client"),
@@ -174,6 +175,9 @@ struct JsonConnection<'a> {
     server_conn: Option<u64>,
     client_netns: Option<u32>,
     server_netns: Option<u32>,
+    /// Which host's trace holds each end.
+    client_host: Option<&'a str>,
+    server_host: Option<&'a str>,
     client_container: Option<JsonContainer<'a>>,
     server_container: Option<JsonContainer<'a>>,
     preexisting: bool,
@@ -193,7 +197,11 @@ fn comm_of<'a>(
 }
 
 /// One row as a JSON object (no trailing newline).
-pub fn write_connection_json(out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
+pub fn write_connection_json(
+    out: &mut impl Write,
+    row: &ConnectionRow,
+    hosts: &HostNames,
+) -> io::Result<()> {
     let time_wait_from = row.time_wait_ns.iter().flatten().min().copied();
     let json = JsonConnection {
         conn: row.conn,
@@ -221,6 +229,8 @@ pub fn write_connection_json(out: &mut impl Write, row: &ConnectionRow) -> io::R
         server_conn: row.server_conn,
         client_netns: row.client_netns,
         server_netns: row.server_netns,
+        client_host: row.client_host.map(|h| hosts.name(h)),
+        server_host: row.server_host.map(|h| hosts.name(h)),
         client_container: JsonContainer::of_option(row.client_workload.as_deref()),
         server_container: JsonContainer::of_option(row.server_workload.as_deref()),
         preexisting: row.preexisting,

@@ -4,11 +4,14 @@ use std::fmt::Write as _;
 
 use crate::{
     analysis::{
-        CloseHow, Closes, Finding, KernelLimit, LeakGroup, LoopEvidence, LoopRule, PairReport,
-        PairVerdict, Served, Side, SideCloses, TimeWaitHolders,
+        CloseHow, Closes, Finding, GapWindow, KernelLimit, LeakGroup, LoopEvidence, LoopRule,
+        PairReport, PairVerdict, Served, Side, SideCloses, TimeWaitHolders,
     },
-    model::duration_ns,
-    render::format::{human_bytes, human_duration, human_ms, plural, secs},
+    model::{GapCause, duration_ns},
+    render::{
+        format::{human_bytes, human_duration, human_ms, plural, secs},
+        hosts,
+    },
 };
 
 /// The sentence of a finding.
@@ -19,19 +22,32 @@ pub fn finding(finding: &Finding<'_>) -> String {
             windows,
             more,
         } => {
+            let missing_part = |g: &GapWindow| g.cause == GapCause::MissingPart;
+            let parts_missing = windows.iter().any(missing_part);
             let windows: Vec<String> = windows
                 .iter()
                 .map(|g| {
+                    let what = if missing_part(g) {
+                        "a missing part".to_owned()
+                    } else {
+                        g.lost.to_string()
+                    };
                     format!(
-                        "{} between {:.3} and {:.3} s",
-                        g.lost,
+                        "{what} between {:.3} and {:.3} s",
                         secs(g.from_ns),
                         secs(g.to_ns)
                     )
                 })
                 .collect();
+            let what = match (*lost, parts_missing) {
+                (0, true) => "parts of the recording are missing".to_owned(),
+                (lost, true) => {
+                    format!("{lost} events were lost and parts of the recording are missing")
+                }
+                (lost, false) => format!("{lost} events were lost"),
+            };
             let mut text = format!(
-                "{lost} events were lost, so these verdicts may be incomplete: {}",
+                "{what}, so these verdicts may be incomplete: {}",
                 windows.join(", ")
             );
             if *more > 0 {
@@ -42,6 +58,7 @@ pub fn finding(finding: &Finding<'_>) -> String {
         Finding::NotRecorded(what) => format!("not recorded: {what}"),
         Finding::NotKnown(limit) => format!("not known on this kernel: {}", kernel_limit(*limit)),
         Finding::Damaged(what) => format!("damaged trace: {what}"),
+        Finding::Unmerged(ends) => hosts::unmerged(ends),
         Finding::Pair(pair) => pair_verdict(pair),
         Finding::MorePairs(more) => format!("... and {more} more pairs in the tables below"),
         Finding::NoConnections => {

@@ -2,7 +2,10 @@
 
 use std::io::{self, Write};
 
-use crate::model::RecordSummary;
+use crate::{
+    model::{ExportSummary, RecordSummary},
+    render::format::plural,
+};
 
 /// Writes the summary as the lines `tcpchurn record` prints on stderr.
 pub fn write_summary(out: &mut impl Write, summary: &RecordSummary) -> io::Result<()> {
@@ -67,6 +70,26 @@ pub fn write_summary(out: &mut impl Write, summary: &RecordSummary) -> io::Resul
         out,
         "  written      {} bytes ({per_event:.1} bytes/event)",
         summary.bytes
+    )
+}
+
+/// `tcpchurn export`'s closing lines.
+pub fn write_export_summary(out: &mut impl Write, summary: &ExportSummary) -> io::Result<()> {
+    let [events, connections] = &summary.tables;
+    writeln!(
+        out,
+        "tcpchurn: exported {} from {} ({})",
+        plural(summary.events, "event"),
+        plural(summary.files as u64, "file"),
+        plural(summary.hosts as u64, "host"),
+    )?;
+    writeln!(out, "  {:<12} {}", "events", events.display())?;
+    writeln!(
+        out,
+        "  {:<12} {} ({})",
+        "connections",
+        connections.display(),
+        plural(summary.connections, "connection")
     )
 }
 

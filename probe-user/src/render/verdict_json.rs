@@ -16,6 +16,7 @@ use crate::{
     render::{
         connections::SideCounts,
         format::{round3, secs},
+        hosts::JsonHost,
         sentences,
         workload::JsonContainer,
     },
@@ -46,6 +47,7 @@ struct JsonTrace<'a> {
     file: &'a str,
     gaps: Vec<JsonGap>,
     host: &'a str,
+    hosts: Vec<JsonHost<'a>>,
     kernel: &'a str,
     lost: u64,
     /// What a verdict cannot know on the recording's kernel (sentences).
@@ -82,6 +84,7 @@ struct JsonLeak<'a> {
     age_s: f64,
     comm: Option<String>,
     conn: u64,
+    host: Option<String>,
     container: Option<JsonContainer<'a>>,
     local: String,
     netns: u32,
@@ -262,12 +265,13 @@ impl JsonGap {
 }
 
 impl<'a> JsonLeak<'a> {
-    fn of(leak: &'a CloseWaitLeak) -> Self {
+    fn of(leak: &'a CloseWaitLeak, trace: &TraceInfo) -> Self {
         Self {
             age_at_least: leak.at_least,
             age_s: round3(secs(leak.age_ns)),
             comm: leak.owner.map(|t| t.comm.to_string()),
             conn: leak.conn,
+            host: trace.hosts.get(leak.host.index()).map(|h| h.name.clone()),
             container: JsonContainer::of_option(leak.workload.as_deref()),
             local: leak.local.to_string(),
             netns: leak.netns,
@@ -281,7 +285,11 @@ impl<'a> JsonVerdict<'a> {
     fn of(trace: &'a TraceInfo, analysis: &'a Analysis, rule: &'a LoopRule) -> Self {
         let at = |ns: Option<u64>| ns.map(|ns| round3(secs(ns)));
         Self {
-            close_wait: analysis.close_wait.iter().map(JsonLeak::of).collect(),
+            close_wait: analysis
+                .close_wait
+                .iter()
+                .map(|leak| JsonLeak::of(leak, trace))
+                .collect(),
             close_wait_closed_late: analysis.close_wait_closed_late,
             close_wait_threshold_s: secs(trace.close_wait_ns),
             connections_counted: analysis.connections,
@@ -300,6 +308,7 @@ impl<'a> JsonVerdict<'a> {
                 file: &trace.file,
                 gaps: analysis.gaps.iter().map(JsonGap::of).collect(),
                 host: &trace.host,
+                hosts: trace.hosts.iter().map(JsonHost::of).collect(),
                 kernel: &trace.kernel,
                 lost: analysis.lost,
                 kernel_limits: trace

@@ -9,6 +9,7 @@ use crate::{
     },
     render::{
         format::{human_duration, human_ms, secs},
+        hosts,
         sentences::{self, pair_label},
         style::Style,
         text::{LABEL, clean, table, wrap},
@@ -29,6 +30,15 @@ pub fn write_text(
         "{}",
         wrap(&clean(&trace_line(trace, analysis)), "", "  ")
     )?;
+    if trace.hosts.len() > 1 {
+        for host in &trace.hosts {
+            writeln!(
+                out,
+                "{}",
+                wrap(&clean(&hosts::host_line(host)), "  ", "    ")
+            )?;
+        }
+    }
     writeln!(out)?;
     writeln!(out, "{}", style.bold("VERDICT"))?;
     for line in verdict_lines(trace, analysis, rule) {
@@ -68,8 +78,13 @@ fn trace_line(trace: &TraceInfo, analysis: &Analysis) -> String {
                 .map_or_else(|| "end".to_owned(), |u| format!("{:.1}", secs(u)))
         )
     };
+    let hosts = if trace.hosts.len() > 1 {
+        "hosts"
+    } else {
+        "host"
+    };
     format!(
-        "{}: host {}, kernel {}, {:.1} s, {} events, {} lost{window}",
+        "{}: {hosts} {}, kernel {}, {:.1} s, {} events, {} lost{window}",
         trace.file,
         known(&trace.host),
         known(&trace.kernel),

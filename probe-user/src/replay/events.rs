@@ -1,35 +1,38 @@
-//! `tcpchurn replay --events`: every event of the trace, in file order, with its owner
-//! and its socket's workload.
+//! `tcpchurn replay --events`: every event of the traces, in time order, with its owner,
+//! its socket's workload (and, with several hosts, its host).
 
-use std::{
-    io::{self, Read, Write},
-    sync::Arc,
-};
+use std::io::{self, Write};
 
 use crate::{
     analysis::WorkloadBook,
-    model::{TraceEvent, Workload, WorkloadTable},
-    owner::{Owner, OwnerTracker},
-    render::events::{self, Clock},
-    replay::ReplayOptions,
-    trace::{TraceMeta, TraceReader},
+    model::{HostId, TraceEvent, WorkloadTable},
+    owner::OwnerTracker,
+    render::events::{self, Clock, EventsHeader},
+    replay::{ReplayOptions, Replayed, file},
+    trace::set::Traces,
 };
 
-/// Streams the events that pass the filters to `out`, as text lines or JSON lines.
-pub fn write_events<R: Read>(
-    reader: &mut TraceReader<R>,
+/// Streams the events that pass the filters to `out`, as text lines or JSON lines;
+/// returns the damage the readers worked around.
+pub fn write_events(
+    traces: &Traces,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let mut printer = EventPrinter::new(options, reader.meta());
-    printer.header(out, reader.meta())?;
+) -> anyhow::Result<Replayed> {
+    let mut reader = traces.events();
+    let several = traces.names.several();
+    let mut printer = EventPrinter::new(options, traces.timeline.start_unix_ns, several);
+    printer.header(out, &file::events_header(traces))?;
     while let Some(event) = reader.next_event()? {
         printer.learn(reader.take_workloads());
-        if !printer.print(out, &event)? {
+        if !printer.print(out, &event, traces.names.name(event.host()))? {
             break;
         }
     }
-    Ok(())
+    Ok(Replayed {
+        damage: reader.damage().into_iter().cloned().collect(),
+        end_ns: reader.end_ns(),
+    })
 }
 
 /// Prints events as `--events` asks: filtered, attributed, named, as text or JSON lines.
@@ -38,42 +41,50 @@ pub struct EventPrinter<'a> {
     owners: OwnerTracker,
     book: WorkloadBook,
     clock: Clock,
+    /// Several hosts: the text lines get a HOST column.
+    several: bool,
 }
 
 impl<'a> EventPrinter<'a> {
-    pub fn new(options: &'a ReplayOptions, meta: &TraceMeta) -> Self {
+    /// `start_unix_ns`: wall-clock time of the replay's time 0.
+    pub fn new(options: &'a ReplayOptions, start_unix_ns: u64, several: bool) -> Self {
         let clock = if options.relative_time {
             Clock::Relative
         } else {
-            Clock::WallClock {
-                start_unix_ns: meta.start_unix_ns,
-            }
+            Clock::WallClock { start_unix_ns }
         };
         Self {
             options,
             owners: OwnerTracker::new(),
             book: WorkloadBook::default(),
             clock,
+            several,
         }
     }
 
     /// The text header (nothing for JSON lines).
-    pub fn header(&self, out: &mut impl Write, meta: &TraceMeta) -> io::Result<()> {
+    pub fn header(&self, out: &mut impl Write, header: &EventsHeader) -> io::Result<()> {
         if self.options.json {
             return Ok(());
         }
-        events::write_text_header(out, meta, self.clock)
+        events::write_text_header(out, header, self.clock)
     }
 
-    /// Names read from the trace, before the events they name.
-    pub fn learn(&mut self, tables: Vec<WorkloadTable>) {
-        for table in &tables {
-            self.book.learn(table);
+    /// Names read from the traces (with the host whose trace holds them), before the
+    /// events they name.
+    pub fn learn(&mut self, tables: impl IntoIterator<Item = (HostId, WorkloadTable)>) {
+        for (host, table) in tables {
+            self.book.learn(host, &table);
         }
     }
 
-    /// Prints `event` if it passes the filters; false once past `--until`.
-    pub fn print(&mut self, out: &mut impl Write, event: &TraceEvent) -> io::Result<bool> {
+    /// Prints `event` (of `host`) if it passes the filters; false once past `--until`.
+    pub fn print(
+        &mut self,
+        out: &mut impl Write,
+        event: &TraceEvent,
+        host: &str,
+    ) -> io::Result<bool> {
         let window = &self.options.window;
         if window.is_past_reading(event.ts_ns()) {
             return Ok(false);
@@ -83,41 +94,20 @@ impl<'a> EventPrinter<'a> {
         if !window.contains(event.ts_ns()) || !self.options.filter.keeps(event) {
             return Ok(true);
         }
-        let container = socket_workload(&self.book, event, owner.as_ref());
+        let container = self.book.event(event, owner.as_ref());
         let workloads = &self.options.workloads;
         if !workloads.is_empty()
-            && !workloads.keeps([
-                container.as_deref(),
-                peer_workload(&self.book, event).as_deref(),
-            ])
+            && !workloads.keeps([container.as_deref(), self.book.event_peer(event).as_deref()])
         {
             return Ok(true);
         }
         if self.options.json {
-            events::write_json(out, event, owner.as_ref(), container.as_deref())?;
+            events::write_json(out, event, owner.as_ref(), host, container.as_deref())?;
         } else {
-            events::write_text(out, event, owner.as_ref(), container.as_deref(), self.clock)?;
+            let host = self.several.then_some(host);
+            let container = container.as_deref();
+            events::write_text(out, event, owner.as_ref(), container, self.clock, host)?;
         }
         Ok(true)
     }
-}
-
-/// The workload of the socket an event is about: by its scope and its owner (a
-/// snapshot's owner is the one `/proc` named).
-fn socket_workload(
-    book: &WorkloadBook,
-    event: &TraceEvent,
-    owner: Option<&Owner>,
-) -> Option<Arc<Workload>> {
-    let scope = event.scope()?;
-    let pid = match event {
-        TraceEvent::Snapshot(s) => s.owner.map(|t| t.pid),
-        _ => owner.and_then(Owner::task).map(|t| t.pid),
-    };
-    book.socket(scope, pid)
-}
-
-/// What holds the remote address of the event's socket on the recording node.
-fn peer_workload(book: &WorkloadBook, event: &TraceEvent) -> Option<Arc<Workload>> {
-    book.address(event.tuple()?.remote.ip())
 }

@@ -1,54 +1,96 @@
-//! Opening a trace file for replay.
+//! What the verdict and the events' header say about the traces a replay read: the
+//! hosts, their files, kernels and clocks, and the ends that were not merged.
 
-use std::{
-    fs::File,
-    io::{BufReader, Read as _, Seek as _, Take},
-    path::Path,
+use crate::{
+    analysis::{HostInfo, UnmergedEnds},
+    model::HostId,
+    render::{
+        events::{EventsHeader, HeaderHost},
+        hosts,
+    },
+    trace::{
+        TraceEnd, TraceMeta,
+        set::{ClockBasis, Traces},
+    },
 };
 
-use anyhow::Context as _;
+/// Every host: its files, kernel and clock; `ends`: the end block each host's last
+/// part had, once read.
+pub fn host_infos(traces: &Traces, ends: &[Option<&TraceEnd>]) -> Vec<HostInfo> {
+    traces
+        .set
+        .hosts()
+        .iter()
+        .zip(&traces.timeline.hosts)
+        .map(|(host, placed)| {
+            let meta = host.meta();
+            HostInfo {
+                name: host.name.clone(),
+                hostname: meta.hostname.clone(),
+                kernel: meta.kernel.clone(),
+                files: host.parts.iter().map(|p| p.name.clone()).collect(),
+                start_unix_ns: meta.start_unix_ns,
+                clock: Some(placed.clock),
+                clock_via: clock_via(placed.clock.basis).map(|h| traces.names.name(h).to_owned()),
+                stop_reason: ends
+                    .get(host.id.index())
+                    .copied()
+                    .flatten()
+                    .map(|e| e.stop_reason.clone()),
+            }
+        })
+        .collect()
+}
 
-use crate::trace::{TraceError, TraceReader};
+/// Host pairs whose connections did not meet.
+pub fn unmerged(traces: &Traces) -> Vec<UnmergedEnds> {
+    traces
+        .timeline
+        .unmatched
+        .iter()
+        .map(|&ends| UnmergedEnds {
+            client: traces.names.name(ends.client).to_owned(),
+            server: traces.names.name(ends.server).to_owned(),
+            ends,
+        })
+        .collect()
+}
 
-/// Opens a trace, with the path in every error.
-pub fn open(path: &Path) -> anyhow::Result<TraceReader<BufReader<File>>> {
-    let file = File::open(path).with_context(|| path.display().to_string())?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        anyhow::bail!("{}: is a directory", path.display());
+/// The first line of `--events` text.
+pub fn events_header(traces: &Traces) -> EventsHeader {
+    let several = traces.names.several();
+    EventsHeader {
+        hosts: host_infos(traces, &[])
+            .iter()
+            .map(|h| HeaderHost {
+                name: if several {
+                    h.name.clone()
+                } else {
+                    h.hostname.clone()
+                },
+                kernel: h.kernel.clone(),
+                clock: several.then(|| hosts::clock_sentence(h)),
+            })
+            .collect(),
+        start_unix_ns: traces.timeline.start_unix_ns,
     }
-    reader(BufReader::with_capacity(1 << 20, file), path)
 }
 
-fn reader<R: std::io::Read>(input: R, path: &Path) -> anyhow::Result<TraceReader<R>> {
-    TraceReader::open(input).map_err(|err| match err {
-        TraceError::Io(e) => anyhow::anyhow!("{}: {e}", path.display()),
-        other => anyhow::anyhow!("{}: {other}", path.display()),
-    })
+/// The first line of `--events` text for one trace read as it is written.
+pub fn meta_header(meta: &TraceMeta) -> EventsHeader {
+    EventsHeader {
+        hosts: vec![HeaderHost {
+            name: meta.hostname.clone(),
+            kernel: meta.kernel.clone(),
+            clock: None,
+        }],
+        start_unix_ns: meta.start_unix_ns,
+    }
 }
 
-/// Whether the trace can be read a second time: a regular file, not a pipe.
-pub fn can_read_again(first: &TraceReader<BufReader<File>>) -> bool {
-    first
-        .get_ref()
-        .get_ref()
-        .metadata()
-        .is_ok_and(|m| m.is_file())
-}
-
-/// The file `first` reads, read again from its start up to where `first` stopped (a
-/// trace still being written grows meanwhile): a second pass over the same trace.
-pub fn read_again(
-    first: &TraceReader<BufReader<File>>,
-    path: &Path,
-) -> anyhow::Result<TraceReader<Take<BufReader<File>>>> {
-    let mut file = first
-        .get_ref()
-        .get_ref()
-        .try_clone()
-        .with_context(|| path.display().to_string())?;
-    file.rewind().with_context(|| path.display().to_string())?;
-    reader(
-        BufReader::with_capacity(1 << 20, file).take(first.offset()),
-        path,
-    )
+fn clock_via(basis: ClockBasis) -> Option<HostId> {
+    match basis {
+        ClockBasis::SameBoot { via } | ClockBasis::Exchanges { via, .. } => Some(via),
+        ClockBasis::Reference | ClockBasis::Unknown => None,
+    }
 }

@@ -21,13 +21,13 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     analysis::{Analysis, AnalyzerOptions, LiveVerdict, LoopRule, TraceInfo, Trend},
-    model::duration_ns,
+    model::{HostId, duration_ns},
     render::{
         live::{Live, Status, plain::write_plain},
         style::Style,
         verdict_json,
     },
-    replay::{ReplayOptions, events::EventPrinter},
+    replay::{ReplayOptions, events::EventPrinter, file},
     trace::{
         TraceEnd,
         follow::{Followed, Follower, Parts},
@@ -108,7 +108,9 @@ pub fn follow(
     interval: Duration,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let path = &options.file;
+    let [path] = options.files.as_slice() else {
+        anyhow::bail!("--follow follows one trace file (its rotated parts are followed too)");
+    };
     let file = File::open(path).with_context(|| path.display().to_string())?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         anyhow::bail!("{}: is a directory", path.display());
@@ -143,13 +145,14 @@ fn follow_events(
     stop: &AtomicBool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut printer: Option<EventPrinter<'_>> = None;
+    let mut printer: Option<(EventPrinter<'_>, String)> = None;
     loop {
         match follower.poll()? {
             Followed::Event(event) => {
-                if let Some(printer) = &mut printer {
-                    printer.learn(follower.take_workloads());
-                    if !printer.print(out, &event)? {
+                if let Some((printer, host)) = &mut printer {
+                    let names = follower.take_workloads();
+                    printer.learn(names.into_iter().map(|table| (HostId::FIRST, table)));
+                    if !printer.print(out, &event, host)? {
                         break;
                     }
                 }
@@ -159,9 +162,9 @@ fn follow_events(
                 if printer.is_none()
                     && let Some(meta) = follower.meta()
                 {
-                    let first = EventPrinter::new(options, meta);
-                    first.header(out, meta)?;
-                    printer = Some(first);
+                    let first = EventPrinter::new(options, meta.start_unix_ns, false);
+                    first.header(out, &file::meta_header(meta))?;
+                    printer = Some((first, meta.hostname.clone()));
                 }
             }
             Followed::Pending => {
@@ -227,7 +230,12 @@ fn follow_verdict(
     let mut verdicts = Verdicts {
         options,
         verdict: Some(LiveVerdict::new(
-            options.file.display().to_string(),
+            options
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             AnalyzerOptions {
                 filter: options.filter,
                 window: options.window,

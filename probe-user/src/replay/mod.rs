@@ -1,4 +1,4 @@
-//! `tcpchurn replay`: read a trace, attribute owners, print the verdict or every event;
+//! `tcpchurn replay`: read traces, attribute owners, print the verdict or every event;
 //! or follow a trace that is still being written ([`follow`]).
 
 mod events;
@@ -10,15 +10,11 @@ mod verdict;
 
 use std::io::{self, Write};
 
-pub use self::{
-    events::write_events,
-    file::open,
-    options::ReplayOptions,
-    verdict::{write_connection_table, write_verdict},
-};
-use crate::render::{format::secs, text::clean};
+pub use self::{events::write_events, options::ReplayOptions, verdict::write_verdict};
+pub use crate::trace::set::Traces;
+use crate::{render::notes, trace::set::PartDamage};
 
-/// Runs a replay; warnings about damage go to `err`.
+/// Runs a replay; notes about skipped files and warnings about damage go to `err`.
 pub fn replay(
     options: &ReplayOptions,
     out: &mut impl Write,
@@ -30,47 +26,37 @@ pub fn replay(
             other => other,
         };
     }
-    let mut reader = open(&options.file)?;
-    let table = options.connections && !options.json;
-    if table && !file::can_read_again(&reader) {
+    let traces = Traces::open(&options.files)?;
+    notes::write_skipped(err, traces.set.skipped())?;
+    let table = options.connections && !options.json && !options.events;
+    if let Some(once) = traces.set.read_once().filter(|_| table) {
         anyhow::bail!(
-            "{}: the --connections table reads the trace twice, and this is not a regular \
-             file; use --json --connections, or copy the trace to a file",
-            options.file.display()
+            "{once}: the --connections table reads the trace twice, and this is not a regular \
+             file; use --json --connections, or copy the trace to a file"
         );
     }
     let result = if options.events {
-        write_events(&mut reader, options, out)
+        write_events(&traces, options, out)
     } else {
-        write_verdict(&mut reader, options, out).and_then(|()| {
-            if table {
-                let mut again = file::read_again(&reader, &options.file)?;
-                write_connection_table(&mut again, options, out)?;
-            }
-            Ok(())
-        })
+        write_verdict(&traces, options, out)
     };
-    match result {
+    let replayed = match result {
         Err(e) if is_broken_pipe(&e) => return Ok(()),
         other => other?,
-    }
-    for damage in reader.damage() {
-        let line = format!("{}: {damage}", options.file.display());
-        writeln!(err, "tcpchurn: warning: {}", clean(&line))?;
-    }
+    };
+    notes::write_damage(err, &replayed.damage)?;
     if let Some(since) = options.window.since_ns {
-        let end = reader.end().map_or(reader.last_ts(), |end| end.end_ns);
-        if since > end {
-            writeln!(
-                err,
-                "tcpchurn: warning: --since {:.1} s is past the end of the trace ({:.1} s): \
-                 nothing was replayed",
-                secs(since),
-                secs(end)
-            )?;
-        }
+        notes::write_past_end(err, since, replayed.end_ns)?;
     }
     Ok(())
+}
+
+/// What a replay read, for its notes on stderr.
+pub struct Replayed {
+    /// Damage the readers worked around.
+    pub damage: Vec<PartDamage>,
+    /// Where the replay's timeline ended (as far as it was read).
+    pub end_ns: u64,
 }
 
 /// A reader of our output went away (`tcpchurn replay ... | head`): not an error.

@@ -10,7 +10,8 @@ use crate::{
 /// Validated `replay` options.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
-    pub file: PathBuf,
+    /// Trace files, directories of them, or patterns.
+    pub files: Vec<PathBuf>,
     /// Every event instead of the verdict.
     pub events: bool,
     pub json: bool,
@@ -33,7 +34,7 @@ impl ReplayOptions {
     /// The defaults of `tcpchurn replay FILE`: the text verdict of the whole trace.
     pub fn new(file: impl Into<PathBuf>) -> Self {
         Self {
-            file: file.into(),
+            files: vec![file.into()],
             events: false,
             json: false,
             connections: false,

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use crate::{
     analysis::ConnectionRow,
+    model::HostNames,
     render::connections::{write_connection_json, write_connection_text},
 };
 
@@ -25,7 +26,12 @@ impl RowSink {
         Ok(Self::Json { written: 0 })
     }
 
-    pub fn push(&mut self, out: &mut impl Write, row: &ConnectionRow) -> io::Result<()> {
+    pub fn push(
+        &mut self,
+        out: &mut impl Write,
+        row: &ConnectionRow,
+        hosts: &HostNames,
+    ) -> io::Result<()> {
         match self {
             Self::None => Ok(()),
             Self::Json { written } => {
@@ -33,7 +39,7 @@ impl RowSink {
                     out.write_all(b",")?;
                 }
                 *written += 1;
-                write_connection_json(out, row)
+                write_connection_json(out, row, hosts)
             }
             Self::Text => write_connection_text(out, row),
         }

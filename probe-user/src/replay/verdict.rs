@@ -1,68 +1,59 @@
-//! `tcpchurn replay FILE`: streams the trace through the analysis and renders the
+//! `tcpchurn replay FILE...`: streams the traces through the analysis and renders the
 //! verdict (text or `--json`), with the rows of `--connections`.
 
-use std::io::{self, IsTerminal as _, Read, Write};
+use std::io::{self, IsTerminal as _, Write};
 
 use crate::{
-    analysis::{Analysis, Analyzer, AnalyzerOptions, LoopRule, TraceInfo},
+    analysis::{Analysis, Analyzer, AnalyzerOptions, KernelLimit, LoopRule, TraceInfo},
     model::duration_ns,
     render::{
         connections::CONNECTIONS_HEADER,
         style::{ColorChoice, Style},
         verdict_json, verdict_text,
     },
-    replay::{ReplayOptions, rows::RowSink},
-    trace::TraceReader,
+    replay::{ReplayOptions, Replayed, file, rows::RowSink},
+    trace::set::{SetReader, Traces},
 };
 
-/// Replays the trace into the verdict on `out`. With `--connections`, the JSON
-/// document holds the rows; the text verdict's table comes from
-/// [`write_connection_table`], a second pass.
-pub fn write_verdict<R: Read>(
-    reader: &mut TraceReader<R>,
+/// Replays the traces into the verdict on `out`. With `--connections`, the JSON
+/// document holds the rows; the text verdict's table follows it, from a second pass
+/// over the traces, so that rows are neither held in memory nor written to a file.
+pub fn write_verdict(
+    traces: &Traces,
     options: &ReplayOptions,
     out: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Replayed> {
     let rule = LoopRule::default();
+    let mut reader = traces.events();
     let mut rows = if options.connections && options.json {
         RowSink::json(out)?
     } else {
         RowSink::None
     };
-    let analysis = analyse(reader, options, rule, &mut rows, out)?;
-    let trace = trace_info(reader, options);
+    let analysis = analyse(&mut reader, traces, options, rule, &mut rows, out)?;
+    let trace = trace_info(traces, &reader, options);
     if options.json {
         verdict_json::write_json(out, &trace, &analysis, &rule, options.connections)?;
     } else {
         let style = stdout_style(options.color);
         verdict_text::write_text(out, &trace, &analysis, &rule, style)?;
     }
-    Ok(())
+    if options.connections && !options.json {
+        writeln!(out)?;
+        writeln!(out, "{CONNECTIONS_HEADER}")?;
+        let mut again = traces.events();
+        analyse(&mut again, traces, options, rule, &mut RowSink::Text, out)?;
+    }
+    Ok(Replayed {
+        damage: reader.damage().into_iter().cloned().collect(),
+        end_ns: reader.end_ns(),
+    })
 }
 
-/// The text `--connections` table, which follows the verdict: a second pass over the
-/// trace (given up to where the first one stopped), so that rows are neither held in
-/// memory nor written to a file.
-pub fn write_connection_table<R: Read>(
-    reader: &mut TraceReader<R>,
-    options: &ReplayOptions,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    writeln!(out)?;
-    writeln!(out, "{CONNECTIONS_HEADER}")?;
-    analyse(
-        reader,
-        options,
-        LoopRule::default(),
-        &mut RowSink::Text,
-        out,
-    )?;
-    Ok(())
-}
-
-/// Streams the trace through the analysis, writing rows as connections end.
-fn analyse<R: Read>(
-    reader: &mut TraceReader<R>,
+/// Streams the traces through the analysis, writing rows as connections end.
+fn analyse(
+    reader: &mut SetReader<'_>,
+    traces: &Traces,
     options: &ReplayOptions,
     rule: LoopRule,
     rows: &mut RowSink,
@@ -80,33 +71,93 @@ fn analyse<R: Read>(
         if options.window.is_past_reading(event.ts_ns()) {
             break;
         }
-        for table in reader.take_workloads() {
-            analyzer.learn(&table);
+        for (host, table) in reader.take_workloads() {
+            analyzer.learn(host, &table);
         }
         analyzer.on_event(&event);
         for row in analyzer.drain_rows() {
-            rows.push(out, &row)?;
+            rows.push(out, &row, &traces.names)?;
         }
     }
-    let (analysis, last_rows) = analyzer.finish(reader.end().map_or(0, |e| e.end_ns));
+    let (analysis, last_rows) = analyzer.finish(reader.end_ns());
     for row in &last_rows {
-        rows.push(out, row)?;
+        rows.push(out, row, &traces.names)?;
     }
     Ok(analysis)
 }
 
-/// What the verdict says about the trace itself: its meta and end blocks, the damage
-/// the reader worked around, and the options that shaped the replay.
-fn trace_info<R: Read>(reader: &TraceReader<R>, options: &ReplayOptions) -> TraceInfo {
+/// What the verdict says about the traces themselves: their meta and end blocks, the
+/// hosts and their clocks, the damage the readers worked around, and the options that
+/// shaped the replay.
+fn trace_info(traces: &Traces, reader: &SetReader<'_>, options: &ReplayOptions) -> TraceInfo {
+    let hosts = file::host_infos(traces, &reader.ends());
+    let several = hosts.len() > 1;
+    let files: Vec<&str> = hosts
+        .iter()
+        .flat_map(|h| h.files.iter().map(String::as_str))
+        .collect();
+    let mut kernels: Vec<&str> = hosts.iter().map(|h| h.kernel.as_str()).collect();
+    kernels.dedup();
+    let missing_tracepoints = traces
+        .set
+        .hosts()
+        .iter()
+        .flat_map(|host| {
+            host.meta()
+                .tracepoints
+                .iter()
+                .filter(|t| !t.attached)
+                .map(move |t| {
+                    let what = match &t.detail {
+                        Some(why) => format!("{} ({why})", t.name),
+                        None => t.name.clone(),
+                    };
+                    if several {
+                        format!("{}: {what}", host.name)
+                    } else {
+                        what
+                    }
+                })
+        })
+        .collect();
+    let damage = reader
+        .damage()
+        .iter()
+        .map(|d| {
+            if files.len() > 1 {
+                format!("{}: {}", d.file, d.damage)
+            } else {
+                d.damage.to_string()
+            }
+        })
+        .collect();
+    // A limit of any host's kernel limits what the verdict can know.
+    let mut kernel_limits: Vec<KernelLimit> = Vec::new();
+    for host in traces.set.hosts() {
+        for limit in KernelLimit::of(host.meta().kernel_features.as_ref()) {
+            if !kernel_limits.contains(&limit) {
+                kernel_limits.push(limit);
+            }
+        }
+    }
     TraceInfo {
+        file: files.join(", "),
+        host: if several {
+            traces.names.0.join(", ")
+        } else {
+            hosts[0].hostname.clone()
+        },
+        kernel: kernels.join(", "),
+        start_unix_ns: traces.timeline.start_unix_ns,
+        stop_reason: hosts[0].stop_reason.clone(),
+        missing_tracepoints,
+        tracepoints: traces.set.hosts()[0].meta().tracepoints.clone(),
+        kernel_limits,
+        damage,
         window: options.window,
         close_wait_ns: duration_ns(options.close_wait),
-        ..TraceInfo::of_trace(
-            options.file.display().to_string(),
-            reader.meta(),
-            reader.end(),
-            reader.damage(),
-        )
+        unmerged: file::unmerged(traces),
+        hosts,
     }
 }
 
@@ -130,7 +181,10 @@ mod tests {
         },
         render::connections::CONNECTIONS_HEADER,
         synth::{SERVER_NS, Script},
-        trace::{TraceEnd, TraceMeta, TraceWriter},
+        trace::{
+            TraceEnd, TraceMeta, TraceWriter,
+            set::{Input, PartSource},
+        },
     };
 
     fn trace_file(script: &Script, end_ns: u64) -> Vec<u8> {
@@ -177,10 +231,7 @@ mod tests {
         s.at(40 * S).snapshot(
             Conn {
                 id: 9_999,
-                scope: Scope {
-                    netns: 100,
-                    cgroup: 0,
-                },
+                scope: Scope::new(100, 0),
                 tuple: SocketTuple {
                     local: "10.0.0.3:50009".parse().unwrap(),
                     remote: "10.0.0.1:80".parse().unwrap(),
@@ -199,13 +250,14 @@ mod tests {
     }
 
     fn run(bytes: &[u8], options: &ReplayOptions) -> String {
-        let mut reader = TraceReader::open(bytes).unwrap();
+        let traces = Traces::of(vec![Input {
+            name: "zk.trace".into(),
+            source: PartSource::Memory(bytes.into()),
+            from_directory: false,
+        }])
+        .unwrap();
         let mut out = Vec::new();
-        write_verdict(&mut reader, options, &mut out).unwrap();
-        if options.connections && !options.json {
-            let mut again = TraceReader::open(bytes).unwrap();
-            write_connection_table(&mut again, options, &mut out).unwrap();
-        }
+        write_verdict(&traces, options, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 

@@ -269,10 +269,7 @@ impl Churn {
 }
 
 fn scope() -> Scope {
-    Scope {
-        netns: NETNS,
-        cgroup: 1,
-    }
+    Scope::new(NETNS, 1)
 }
 
 #[cfg(test)]

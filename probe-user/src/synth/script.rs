@@ -52,7 +52,7 @@ impl Script {
         self.next_id += 1;
         Conn {
             id: self.next_id,
-            scope: Scope { netns, cgroup: 0 },
+            scope: Scope::new(netns, 0),
             tuple: tuple(local, remote),
         }
     }
@@ -195,6 +195,7 @@ impl Script {
             lost,
             cpu: Some(0),
             cause: GapCause::RingFull,
+            host: crate::model::HostId::FIRST,
         }));
         self
     }
@@ -254,10 +255,7 @@ impl Script {
         use TcpState::*;
         let client_addr = format!("{client}:{port}");
         let conn = self.socket(CLIENT_NS, &client_addr, server);
-        let server_host = Scope {
-            netns: SERVER_NS,
-            cgroup: 0,
-        };
+        let server_host = Scope::new(SERVER_NS, 0);
         self.tr(conn, Close, SynSent, Some(by))
             .rst_sent(
                 SocketRef::Unmatched {

@@ -8,6 +8,7 @@ pub mod queue;
 mod reader;
 mod records;
 mod sections;
+pub mod set;
 mod varint;
 mod workloads;
 mod writer;

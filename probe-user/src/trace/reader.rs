@@ -55,6 +55,14 @@ pub enum Damage {
     },
     /// Bytes that were skipped while looking for the next intact block.
     Skipped { offset: u64, len: u64 },
+    /// Parts `first..=last` of a rotated recording were not given to the replay,
+    /// although parts before and after them were: nothing is known of their events.
+    MissingParts {
+        first: u32,
+        last: u32,
+        from_ns: u64,
+        to_ns: u64,
+    },
     /// A `Workloads` block was unreadable: the pods and containers it named are
     /// unknown; every event still replays.
     NamesLost { offset: u64, reason: String },
@@ -79,6 +87,25 @@ impl std::fmt::Display for Damage {
             ),
             Self::Skipped { offset, len } => {
                 write!(f, "skipped {len} unreadable bytes at byte {offset}")
+            }
+            Self::MissingParts {
+                first,
+                last,
+                from_ns,
+                to_ns,
+            } => {
+                let parts = if first == last {
+                    format!("part {first}")
+                } else {
+                    format!("parts {first}-{last}")
+                };
+                write!(
+                    f,
+                    "{parts} of the recording not given: nothing is known between {:.3} and \
+                     {:.3} s",
+                    *from_ns as f64 / 1e9,
+                    *to_ns as f64 / 1e9
+                )
             }
             Self::NamesLost { offset, reason } => write!(
                 f,
@@ -461,6 +488,7 @@ impl<R: Read> TraceReader<R> {
             lost: u64::from(records),
             cpu: None,
             cause: GapCause::CorruptBlock,
+            host: crate::model::HostId::FIRST,
         })
     }
 

@@ -239,6 +239,7 @@ impl RecordsEncoder {
                     GapCause::CorruptBlock => 4,
                     GapCause::Recursion => 5,
                     GapCause::Unreported => 6,
+                    GapCause::MissingPart => 7,
                 });
             }
             TraceEvent::Snapshot(s) => {
@@ -441,7 +442,7 @@ impl Definitions {
             let cgroup = defs
                 .var_u64()
                 .ok_or(fail(4 + defs.position(), "bad scope"))?;
-            scopes.push(Scope { netns, cgroup });
+            scopes.push(Scope::new(netns, cgroup));
         }
         let n = bounded_count(&mut defs, defs_len, 3)
             .ok_or(fail(4 + defs.position(), "bad task count"))?;
@@ -749,6 +750,7 @@ fn decode_gap(cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<Gap> {
         4 => GapCause::CorruptBlock,
         5 => GapCause::Recursion,
         6 => GapCause::Unreported,
+        7 => GapCause::MissingPart,
         _ => return None,
     };
     Some(Gap {
@@ -757,6 +759,7 @@ fn decode_gap(cursor: &mut Cursor<'_>, ts_ns: u64) -> Option<Gap> {
         lost,
         cpu,
         cause,
+        host: crate::model::HostId::FIRST,
     })
 }
 
@@ -781,10 +784,7 @@ mod tests {
     }
 
     fn sample_events() -> Vec<TraceEvent> {
-        let scope = Scope {
-            netns: 4_026_532_177,
-            cgroup: 25,
-        };
+        let scope = Scope::new(4_026_532_177, 25);
         let client = Conn {
             id: 7,
             scope,
@@ -792,10 +792,7 @@ mod tests {
         };
         let server = Conn {
             id: 8,
-            scope: Scope {
-                netns: 4_026_532_300,
-                cgroup: 1,
-            },
+            scope: Scope::new(4_026_532_300, 1),
             tuple: v4("10.0.0.1:2181", "10.0.0.2:40001"),
         };
         let v6 = Conn {
@@ -885,6 +882,7 @@ mod tests {
                 lost: 17,
                 cpu: Some(1),
                 cause: GapCause::RingFull,
+                host: crate::model::HostId::FIRST,
             }),
             TraceEvent::Lost(Gap {
                 from_ns: 1_000,
@@ -892,6 +890,7 @@ mod tests {
                 lost: 2,
                 cpu: None,
                 cause: GapCause::Unreported,
+                host: crate::model::HostId::FIRST,
             }),
             TraceEvent::Snapshot(SnapshotSocket {
                 ts_ns: 9_000,
@@ -1063,10 +1062,7 @@ mod tests {
     fn a_churned_connection_costs_few_bytes_per_event() {
         // Ten transitions per connection, the loopback pattern of client + server.
         let mut encoder = RecordsEncoder::default();
-        let scope = Scope {
-            netns: 4_026_531_840,
-            cgroup: 1,
-        };
+        let scope = Scope::new(4_026_531_840, 1);
         let mut ts = 0;
         let mut events = 0u32;
         for i in 0..1000u64 {

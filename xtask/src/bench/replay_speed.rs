@@ -1,6 +1,7 @@
 //! Replay speed: a synthetic trace written through the real trace writer, replayed as
-//! the verdict, as `--events --json`, and by the bare reader; events per CPU second
-//! and per wall second, and peak RSS. A trace twice as long at the same rate shows
+//! the verdict, as `--events --json`, by the bare reader, and exported to Parquet
+//! (`tcpchurn export`: event rows per second); events per CPU second and per wall
+//! second, and peak RSS. A trace twice as long at the same rate shows
 //! whether memory grows with the trace.
 
 use std::{path::Path, process::Command, time::Instant};
@@ -45,6 +46,10 @@ pub struct ModeSpeeds {
     /// The reader alone (`tcpchurn-trace-tool read`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<ModeSpeed>,
+    /// `tcpchurn export -o DIR` (Parquet): an event row per event, plus a connection
+    /// row per connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ModeSpeed>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,6 +90,7 @@ enum Mode {
     Verdict,
     EventsJson,
     Reader,
+    Export,
 }
 
 impl Mode {
@@ -103,6 +109,12 @@ impl Mode {
             Self::Reader => {
                 let mut c = Command::new(&tools.trace_tool);
                 c.arg("read");
+                c
+            }
+            Self::Export => {
+                let mut c = Command::new(&tools.tcpchurn);
+                c.args(["export", "--force", "-o"])
+                    .arg(tools.out_dir.join("export"));
                 c
             }
         };
@@ -148,8 +160,10 @@ fn trace_speed(
         verdict: speed(Mode::Verdict)?,
         events_json: all_modes.then(|| speed(Mode::EventsJson)).transpose()?,
         reader: all_modes.then(|| speed(Mode::Reader)).transpose()?,
+        export: all_modes.then(|| speed(Mode::Export)).transpose()?,
     };
     let _removed = std::fs::remove_file(&file);
+    let _removed = std::fs::remove_dir_all(tools.out_dir.join("export"));
     Ok(TraceSpeed {
         trace: written,
         events: records,

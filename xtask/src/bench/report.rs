@@ -188,10 +188,11 @@ fn print_replay(replay: &ReplaySpeed) {
             "  {:<14} {:>30} {:>30} {:>22}",
             "mode", "Mevents/s per CPU second", "Mevents/s wall", "peak RSS MiB"
         );
-        let modes: [(&str, Option<&ModeSpeed>); 3] = [
+        let modes: [(&str, Option<&ModeSpeed>); 4] = [
             ("verdict", Some(&v.modes.verdict)),
             ("events_json", v.modes.events_json.as_ref()),
             ("reader", v.modes.reader.as_ref()),
+            ("export", v.modes.export.as_ref()),
         ];
         for (mode, m) in modes {
             let Some(m) = m else { continue };

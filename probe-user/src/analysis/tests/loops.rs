@@ -55,10 +55,7 @@ fn refused(s: &mut Script, port: u16, traced_server_host: bool) {
     if traced_server_host {
         s.rst_sent(
             SocketRef::Unmatched {
-                scope: Scope {
-                    netns: SERVER_NS,
-                    cgroup: 0,
-                },
+                scope: Scope::new(SERVER_NS, 0),
                 tuple: tuple("10.0.0.1:81", &format!("10.0.0.2:{port}")),
             },
             ResetReason::NO_SOCKET,
@@ -131,10 +128,7 @@ fn stray_resets_after_an_abort_are_not_refusals() {
     // no-socket RST from the listening port is still not a refused connect.
     s.at(4 * S).rst_sent(
         SocketRef::Unmatched {
-            scope: Scope {
-                netns: SERVER_NS,
-                cgroup: 0,
-            },
+            scope: Scope::new(SERVER_NS, 0),
             tuple: e_server,
         },
         ResetReason::NO_SOCKET,

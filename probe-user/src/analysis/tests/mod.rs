@@ -63,10 +63,7 @@ pub(crate) fn zookeeper_loop(s: &mut Script, attempts: u64) {
     s.snapshot(
         Conn {
             id: 999,
-            scope: Scope {
-                netns: SERVER_NS,
-                cgroup: 0,
-            },
+            scope: Scope::new(SERVER_NS, 0),
             tuple: tuple("0.0.0.0:2181", "0.0.0.0:0"),
         },
         Listen,

@@ -44,10 +44,7 @@ fn the_end_snapshot_gives_the_kernels_time_wait_count() {
         .fin_close(e.client, e.server, app(), java());
     let tw = Conn {
         id: 500,
-        scope: Scope {
-            netns: CLIENT_NS,
-            cgroup: 0,
-        },
+        scope: Scope::new(CLIENT_NS, 0),
         tuple: e.client.tuple,
     };
     s.at(3 * S).snapshot(tw, TcpState::TimeWait, None, true);

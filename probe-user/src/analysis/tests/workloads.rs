@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::{
-    Identity, Named, Runtime, Source, Workload, WorkloadFilter, WorkloadKey, WorkloadTable,
+    HostId, Identity, Named, Runtime, Source, Workload, WorkloadFilter, WorkloadKey, WorkloadTable,
     WorkloadTableBuilder,
 };
 
@@ -50,7 +50,7 @@ fn run_named(
     options: AnalyzerOptions,
 ) -> (Analysis, Vec<ConnectionRow>) {
     let mut analyzer = Analyzer::new(options);
-    analyzer.learn(table);
+    analyzer.learn(HostId::FIRST, table);
     for event in &s.events {
         analyzer.on_event(event);
     }
@@ -88,10 +88,7 @@ fn both_ends_of_every_connection_and_the_pair_are_named() {
 #[test]
 fn an_end_the_trace_did_not_record_is_named_by_its_address() {
     let mut s = Script::default();
-    let server_host = Scope {
-        netns: SERVER_NS,
-        cgroup: 0,
-    };
+    let server_host = Scope::new(SERVER_NS, 0);
     for port in 0..3 {
         s.at(S + port * MS).rst_sent(
             SocketRef::Unmatched {
@@ -144,7 +141,7 @@ fn a_host_process_is_the_host_and_mixed_pairs_name_no_pod() {
     let middle = s.events.len() / 2;
     for (i, event) in s.events.iter().enumerate() {
         if i == middle {
-            analyzer.learn(&names);
+            analyzer.learn(HostId::FIRST, &names);
         }
         analyzer.on_event(event);
     }

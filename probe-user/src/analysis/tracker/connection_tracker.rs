@@ -11,8 +11,8 @@ use crate::{
     },
     idmap::ConnIdMap,
     model::{
-        ConnId, EndpointFilter, ResetReason, SnapshotSocket, SocketRef, SocketTuple, TcpState,
-        TraceEvent, Transition,
+        ConnKey, EndpointFilter, HostId, ResetReason, Scope, SnapshotSocket, SocketRef,
+        SocketTuple, TcpState, TraceEvent, Transition,
     },
     owner::Owner,
 };
@@ -30,10 +30,11 @@ pub trait TrackerSink {
     fn finished(&mut self, connection: &Connection);
     /// A socket of `connection` handed over to a timewait socket at `ts_ns`.
     fn time_wait(&mut self, connection: &Connection, side: Side, ts_ns: u64);
-    /// A new connection uses this 4-tuple in this namespace (which ends a TIME_WAIT).
-    fn tuple_in_use(&mut self, netns: u32, tuple: &SocketTuple);
-    /// A connect refused by a traced host whose client was not traced.
-    fn refused_unseen(&mut self, key: PairKey, ts_ns: u64);
+    /// A new connection uses this 4-tuple in this namespace of this host (which ends a
+    /// TIME_WAIT).
+    fn tuple_in_use(&mut self, host: HostId, netns: u32, tuple: &SocketTuple);
+    /// A connect refused by a traced host (`host`) whose client was not traced.
+    fn refused_unseen(&mut self, key: PairKey, host: HostId, ts_ns: u64);
 }
 
 /// Turns the event stream into connections, each one 4-tuple lifecycle with up to two
@@ -50,7 +51,7 @@ pub struct ConnectionTracker {
     /// slot, the slot's generation when queued).
     closing: VecDeque<(u64, u32, u32)>,
     /// Hand-overs to timewait sockets waiting for [`GRACE_NS`]: (ready at, socket).
-    handovers: VecDeque<(u64, ConnId)>,
+    handovers: VecDeque<(u64, ConnKey)>,
     /// Gaps seen so far: a connection alive across a gap may be incomplete.
     gap_epoch: u32,
     now_ns: u64,
@@ -73,8 +74,8 @@ impl ConnectionTracker {
 
     /// The pair and side of a socket that the tracker may not know (TIME_WAIT and end
     /// snapshot sockets).
-    pub fn classify(&self, netns: u32, tuple: &SocketTuple) -> (PairKey, Side) {
-        self.listeners.classify(netns, tuple)
+    pub fn classify(&self, scope: &Scope, tuple: &SocketTuple) -> (PairKey, Side) {
+        self.listeners.classify(scope, tuple)
     }
 
     /// Processes one event, with the owner the owner tracker attributed to it.
@@ -94,24 +95,24 @@ impl ConnectionTracker {
             TraceEvent::Snapshot(s) if !s.at_end => self.on_snapshot(s, sink),
             TraceEvent::Snapshot(_) => {}
             TraceEvent::ResetReceived(r) => {
-                if let Some(e) = self.endpoint_mut(r.conn.id) {
+                if let Some(e) = self.endpoint_mut(r.conn.key()) {
                     e.rst_received = true;
                 }
             }
             TraceEvent::ResetSent(r) => match r.socket {
                 SocketRef::Conn(conn) => {
-                    if let Some(e) = self.endpoint_mut(conn.id) {
+                    if let Some(e) = self.endpoint_mut(conn.key()) {
                         e.on_reset_sent(r.reason);
                     }
                 }
                 SocketRef::Unmatched { scope, tuple } => {
-                    self.on_unmatched_reset(scope.netns, &tuple, r.reason, ts, sink);
+                    self.on_unmatched_reset(&scope, &tuple, r.reason, ts, sink);
                 }
             },
             TraceEvent::SocketError(e) => {
                 if let SocketRef::Conn(conn) = e.socket
                     && e.errno != 0
-                    && let Some(endpoint) = self.endpoint_mut(conn.id)
+                    && let Some(endpoint) = self.endpoint_mut(conn.key())
                 {
                     endpoint.on_error(e.errno);
                 }
@@ -129,8 +130,8 @@ impl ConnectionTracker {
         self.handovers.clear();
     }
 
-    fn endpoint_mut(&mut self, id: ConnId) -> Option<&mut Endpoint> {
-        let &(slot, side) = self.sockets.get(&id)?;
+    fn endpoint_mut(&mut self, key: ConnKey) -> Option<&mut Endpoint> {
+        let &(slot, side) = self.sockets.get(&key)?;
         self.slots.get_mut(slot)?.endpoint_mut(side)
     }
 
@@ -140,7 +141,7 @@ impl ConnectionTracker {
         owner: Option<&Owner>,
         sink: &mut impl TrackerSink,
     ) {
-        let (slot, side) = match self.sockets.get(&t.conn.id) {
+        let (slot, side) = match self.sockets.get(&t.conn.key()) {
             Some(&found) => found,
             None => match self.first_seen(t) {
                 Some(found) => found,
@@ -167,7 +168,7 @@ impl ConnectionTracker {
         let indexed = endpoint.indexed;
         if handover {
             self.handovers
-                .push_back((t.ts_ns.saturating_add(GRACE_NS), t.conn.id));
+                .push_back((t.ts_ns.saturating_add(GRACE_NS), t.conn.key()));
         }
         if fin_sent_now {
             self.peer_fin(slot, side, t.ts_ns, sink);
@@ -184,10 +185,10 @@ impl ConnectionTracker {
     /// only tell roles apart) or filtered out.
     fn first_seen(&mut self, t: &Transition) -> Option<(u32, Side)> {
         use TcpState::*;
-        let (netns, port) = (t.conn.scope.netns, t.conn.tuple.local.port());
+        let (scope, port) = (&t.conn.scope, t.conn.tuple.local.port());
         match (t.old, t.new) {
-            (_, Listen) => self.listeners.update(netns, port, true),
-            (Listen, Close) => self.listeners.update(netns, port, false),
+            (_, Listen) => self.listeners.update(scope, port, true),
+            (Listen, Close) => self.listeners.update(scope, port, false),
             (Close, Close) => {}
             _ if self.filter.excludes(&t.conn.tuple) => {}
             _ => {
@@ -196,10 +197,11 @@ impl ConnectionTracker {
                     (Listen, SynRecv) => (Side::Server, true),
                     (SynSent, _) => (Side::Client, false),
                     (SynRecv, _) => (Side::Server, false),
-                    _ => (self.listeners.guess_side(netns, &t.conn.tuple), false),
+                    _ => (self.listeners.guess_side(scope, &t.conn.tuple), false),
                 };
-                let mut endpoint = Endpoint::new(t.conn.id, netns, t.conn.tuple, t.old);
-                endpoint.cgroup = t.conn.scope.cgroup;
+                let mut endpoint = Endpoint::new(t.conn.id, scope.netns, t.conn.tuple, t.old);
+                endpoint.host = scope.host;
+                endpoint.cgroup = scope.cgroup;
                 let mut connection = Connection::new(t.ts_ns, self.gap_epoch);
                 if opening {
                     endpoint.opened_ns = Some(t.ts_ns);
@@ -217,12 +219,12 @@ impl ConnectionTracker {
 
     fn on_snapshot(&mut self, s: &SnapshotSocket, sink: &mut impl TrackerSink) {
         use TcpState::*;
-        if self.sockets.contains_key(&s.conn.id) {
+        if self.sockets.contains_key(&s.conn.key()) {
             return;
         }
-        let (netns, port) = (s.conn.scope.netns, s.conn.tuple.local.port());
+        let (scope, port) = (&s.conn.scope, s.conn.tuple.local.port());
         match s.state {
-            Listen => return self.listeners.update(netns, port, true),
+            Listen => return self.listeners.update(scope, port, true),
             // TIME_WAIT sockets are the caller's (see `classify`); nothing else to know.
             TimeWait | Close | NewSynRecv => return,
             _ if self.filter.excludes(&s.conn.tuple) => return,
@@ -231,7 +233,7 @@ impl ConnectionTracker {
         let side = match s.state {
             SynSent => Side::Client,
             SynRecv => Side::Server,
-            _ => self.listeners.guess_side(netns, &s.conn.tuple),
+            _ => self.listeners.guess_side(scope, &s.conn.tuple),
         };
         let mut connection = Connection::new(s.ts_ns, self.gap_epoch);
         connection.preexisting = true;
@@ -250,7 +252,7 @@ impl ConnectionTracker {
     /// in flight to a connection the server aborted.)
     fn on_unmatched_reset(
         &mut self,
-        netns: u32,
+        scope: &Scope,
         tuple: &SocketTuple,
         reason: Option<ResetReason>,
         ts_ns: u64,
@@ -260,7 +262,7 @@ impl ConnectionTracker {
         for side in [Side::Server, Side::Client] {
             let Some(connection) = self
                 .ends
-                .find(tuple, side)
+                .find(scope, tuple, side)
                 .and_then(|slot| self.slots.get_mut(slot))
             else {
                 continue;
@@ -275,21 +277,22 @@ impl ConnectionTracker {
             return;
         }
         if reason == Some(ResetReason::NO_SOCKET)
-            && !self.listeners.is_listening(netns, tuple.local.port())
+            && !self.listeners.is_listening(scope, tuple.local.port())
             && !self.filter.excludes(tuple)
         {
-            sink.refused_unseen(PairKey::new(tuple.remote.ip(), tuple.local), ts_ns);
+            let key = PairKey::new(tuple.remote.ip(), tuple.local);
+            sink.refused_unseen(key, scope.host, ts_ns);
         }
     }
 
     fn track(&mut self, endpoint: Endpoint, side: Side, mut connection: Connection) -> u32 {
-        let id = endpoint.conn;
+        let key = endpoint.key();
         match side {
             Side::Client => connection.client = Some(endpoint),
             Side::Server => connection.server = Some(endpoint),
         }
         let slot = self.slots.allocate(connection);
-        self.sockets.insert(id, (slot, side));
+        self.sockets.insert(key, (slot, side));
         slot
     }
 
@@ -303,9 +306,9 @@ impl ConnectionTracker {
             return;
         }
         endpoint.indexed = true;
-        let (netns, tuple) = (endpoint.netns, endpoint.tuple);
-        sink.tuple_in_use(netns, &tuple);
-        if let Some((client, server)) = self.ends.register(&tuple, side, slot) {
+        let (scope, tuple) = (endpoint.scope(), endpoint.tuple);
+        sink.tuple_in_use(scope.host, scope.netns, &tuple);
+        if let Some((client, server)) = self.ends.register(&scope, &tuple, side, slot) {
             self.merge(client, server);
         }
     }
@@ -328,7 +331,7 @@ impl ConnectionTracker {
         };
         let Some(server) = other.server else { return };
         self.sockets
-            .insert(server.conn, (client_slot, Side::Server));
+            .insert(server.key(), (client_slot, Side::Server));
         let Some(connection) = self.slots.get_mut(client_slot) else {
             return;
         };
@@ -413,9 +416,10 @@ impl ConnectionTracker {
         for side in [Side::Client, Side::Server] {
             if let Some(endpoint) = connection.endpoint_mut(side) {
                 endpoint.resolve(refused);
-                self.sockets.remove(&endpoint.conn);
+                self.sockets.remove(&endpoint.key());
                 if endpoint.indexed {
-                    self.ends.unregister(&endpoint.tuple, side, slot);
+                    self.ends
+                        .unregister(&endpoint.scope(), &endpoint.tuple, side, slot);
                 }
             }
         }
@@ -453,11 +457,11 @@ mod tests {
             self.time_wait.push((side, ts_ns));
         }
 
-        fn tuple_in_use(&mut self, _: u32, _: &SocketTuple) {
+        fn tuple_in_use(&mut self, _: HostId, _: u32, _: &SocketTuple) {
             self.tuples_in_use += 1;
         }
 
-        fn refused_unseen(&mut self, key: PairKey, ts_ns: u64) {
+        fn refused_unseen(&mut self, key: PairKey, _: HostId, ts_ns: u64) {
             self.refused
                 .push((format!("{} -> {}", key.client, key.server), ts_ns));
         }

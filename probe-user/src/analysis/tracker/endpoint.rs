@@ -3,8 +3,8 @@
 use crate::{
     analysis::verdict::CloseStart,
     model::{
-        ConnId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task, TcpCounters, TcpState,
-        Transition,
+        ConnId, ConnKey, HostId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task,
+        TcpCounters, TcpState, Transition,
     },
 };
 
@@ -23,6 +23,8 @@ pub(super) enum Pending {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub conn: ConnId,
+    /// The host whose trace holds it (its `conn` and `netns` are that host's).
+    pub host: HostId,
     pub netns: u32,
     /// Its cgroup v2 id (0: not recorded).
     pub cgroup: u64,
@@ -69,6 +71,7 @@ impl Endpoint {
     pub fn new(conn: ConnId, netns: u32, tuple: SocketTuple, state: TcpState) -> Self {
         Self {
             conn,
+            host: HostId::FIRST,
             netns,
             cgroup: 0,
             tuple,
@@ -98,6 +101,7 @@ impl Endpoint {
     pub fn from_snapshot(s: &SnapshotSocket) -> Self {
         use TcpState::*;
         let mut endpoint = Self::new(s.conn.id, s.conn.scope.netns, s.conn.tuple, s.state);
+        endpoint.host = s.conn.scope.host;
         endpoint.cgroup = s.conn.scope.cgroup;
         endpoint.owner = s.owner;
         endpoint.fin_sent = matches!(s.state, FinWait1 | FinWait2 | Closing | LastAck);
@@ -113,6 +117,14 @@ impl Endpoint {
         endpoint
     }
 
+    /// The socket among those of every host.
+    pub const fn key(&self) -> ConnKey {
+        ConnKey {
+            host: self.host,
+            id: self.conn,
+        }
+    }
+
     fn begin(&mut self, start: CloseStart, ts_ns: u64) {
         if self.start.is_none() {
             self.start = Some((start, ts_ns));
@@ -124,6 +136,7 @@ impl Endpoint {
         Scope {
             netns: self.netns,
             cgroup: self.cgroup,
+            host: self.host,
         }
     }
 

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::{keys::AddrPairKey, tracker::roles::client_view, verdict::Side},
-    model::SocketTuple,
+    model::{Scope, SocketTuple},
 };
 
 /// The sockets of one client-view 4-tuple.
@@ -26,17 +26,31 @@ pub struct EndsIndex {
     ends: FxHashMap<u64, Ends>,
 }
 
-/// The namespace is left out: the two ends of a connection may live in two.
-fn key(tuple: &SocketTuple, side: Side) -> u64 {
+/// The namespace and the host are left out: the two ends of a connection may live in
+/// two namespaces, on two hosts. Except the host over loopback, which never leaves it.
+/// (The namespace stays out even there: an RST sent without a socket may not know it.)
+fn key(scope: &Scope, tuple: &SocketTuple, side: Side) -> u64 {
     let (client, server) = client_view(tuple, side);
-    AddrPairKey::new(0, client, server).fingerprint()
+    if client.ip().is_loopback() {
+        AddrPairKey::new(0, client, server)
+            .on_host(scope.host)
+            .fingerprint()
+    } else {
+        AddrPairKey::new(0, client, server).fingerprint()
+    }
 }
 
 impl EndsIndex {
     /// Registers the socket on `side` of the connection in `slot`. Returns the client's
     /// and the server's slots when this makes a pair to merge (into the client's).
-    pub fn register(&mut self, tuple: &SocketTuple, side: Side, slot: u32) -> Option<(u32, u32)> {
-        let ends = self.ends.entry(key(tuple, side)).or_default();
+    pub fn register(
+        &mut self,
+        scope: &Scope,
+        tuple: &SocketTuple,
+        side: Side,
+        slot: u32,
+    ) -> Option<(u32, u32)> {
+        let ends = self.ends.entry(key(scope, tuple, side)).or_default();
         match side {
             Side::Client => {
                 ends.clients += 1;
@@ -57,8 +71,8 @@ impl EndsIndex {
     }
 
     /// Forgets a registered socket of the connection in `slot`.
-    pub fn unregister(&mut self, tuple: &SocketTuple, side: Side, slot: u32) {
-        let key = key(tuple, side);
+    pub fn unregister(&mut self, scope: &Scope, tuple: &SocketTuple, side: Side, slot: u32) {
+        let key = key(scope, tuple, side);
         let Some(ends) = self.ends.get_mut(&key) else {
             return;
         };
@@ -77,8 +91,8 @@ impl EndsIndex {
     }
 
     /// The connection a socket on `side` with this tuple would belong to.
-    pub fn find(&self, tuple: &SocketTuple, side: Side) -> Option<u32> {
-        let ends = self.ends.get(&key(tuple, side))?;
+    pub fn find(&self, scope: &Scope, tuple: &SocketTuple, side: Side) -> Option<u32> {
+        let ends = self.ends.get(&key(scope, tuple, side))?;
         ends.client.or(ends.server)
     }
 }
@@ -86,22 +100,31 @@ impl EndsIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::tuple;
+    use crate::{model::HostId, synth::tuple};
 
     #[test]
     fn one_client_and_one_server_merge() {
         let mut index = EndsIndex::default();
         let client = tuple("10.0.0.2:40000", "10.0.0.1:80");
-        assert_eq!(index.register(&client, Side::Client, 3), None);
         assert_eq!(
-            index.register(&client.reversed(), Side::Server, 5),
+            index.register(&Scope::default(), &client, Side::Client, 3),
+            None
+        );
+        assert_eq!(
+            index.register(&Scope::default(), &client.reversed(), Side::Server, 5),
             Some((3, 5))
         );
-        assert_eq!(index.find(&client, Side::Client), Some(3));
-        assert_eq!(index.find(&client.reversed(), Side::Server), Some(3));
-        index.unregister(&client, Side::Client, 3);
-        index.unregister(&client.reversed(), Side::Server, 3);
-        assert_eq!(index.find(&client, Side::Client), None);
+        assert_eq!(
+            index.find(&Scope::default(), &client, Side::Client),
+            Some(3)
+        );
+        assert_eq!(
+            index.find(&Scope::default(), &client.reversed(), Side::Server),
+            Some(3)
+        );
+        index.unregister(&Scope::default(), &client, Side::Client, 3);
+        index.unregister(&Scope::default(), &client.reversed(), Side::Server, 3);
+        assert_eq!(index.find(&Scope::default(), &client, Side::Client), None);
         assert!(index.ends.is_empty());
     }
 
@@ -109,14 +132,42 @@ mod tests {
     fn two_clients_on_one_tuple_are_ambiguous() {
         let mut index = EndsIndex::default();
         let client = tuple("10.0.0.2:40000", "10.0.0.1:80");
-        index.register(&client, Side::Client, 1);
-        index.register(&client, Side::Client, 2);
-        assert_eq!(index.register(&client.reversed(), Side::Server, 3), None);
-        index.unregister(&client, Side::Client, 1);
+        index.register(&Scope::default(), &client, Side::Client, 1);
+        index.register(&Scope::default(), &client, Side::Client, 2);
         assert_eq!(
-            index.find(&client, Side::Client),
+            index.register(&Scope::default(), &client.reversed(), Side::Server, 3),
+            None
+        );
+        index.unregister(&Scope::default(), &client, Side::Client, 1);
+        assert_eq!(
+            index.find(&Scope::default(), &client, Side::Client),
             Some(3),
             "the server's slot"
+        );
+    }
+
+    #[test]
+    fn ends_on_two_hosts_merge_except_over_loopback() {
+        let on = |host| Scope {
+            host: HostId(host),
+            ..Scope::default()
+        };
+        let mut index = EndsIndex::default();
+        let client = tuple("10.0.0.2:40000", "10.0.0.1:80");
+        index.register(&on(0), &client, Side::Client, 1);
+        assert_eq!(
+            index.register(&on(1), &client.reversed(), Side::Server, 2),
+            Some((1, 2))
+        );
+        let local = tuple("127.0.0.1:40000", "127.0.0.1:80");
+        index.register(&on(0), &local, Side::Client, 3);
+        assert_eq!(
+            index.register(&on(1), &local.reversed(), Side::Server, 4),
+            None
+        );
+        assert_eq!(
+            index.register(&on(1), &local, Side::Client, 5),
+            Some((5, 4))
         );
     }
 }

@@ -7,16 +7,16 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     analysis::{pairs::PairKey, verdict::Side},
-    model::SocketTuple,
+    model::{HostId, Scope, SocketTuple},
 };
 
-/// The listening sockets of the trace.
+/// The listening sockets of the trace (of every host).
 #[derive(Clone, Debug, Default)]
 pub struct Listeners {
-    /// Per (netns, port).
-    by_netns: FxHashMap<(u32, u16), u32>,
-    /// Per port, in any namespace.
-    by_port: FxHashMap<u16, u32>,
+    /// Per (host, netns, port).
+    by_netns: FxHashMap<(HostId, u32, u16), u32>,
+    /// Per port, in any namespace of the host.
+    by_port: FxHashMap<(HostId, u16), u32>,
 }
 
 /// The (client, server) addresses of a socket on `side`.
@@ -39,19 +39,19 @@ fn bump<K: Hash + Eq>(map: &mut FxHashMap<K, u32>, key: K, open: bool) {
 }
 
 impl Listeners {
-    /// A socket started (`open`) or stopped listening on `port`.
-    pub fn update(&mut self, netns: u32, port: u16, open: bool) {
-        bump(&mut self.by_netns, (netns, port), open);
-        bump(&mut self.by_port, port, open);
+    /// A socket started (`open`) or stopped listening on `port` in `scope`.
+    pub fn update(&mut self, scope: &Scope, port: u16, open: bool) {
+        bump(&mut self.by_netns, (scope.host, scope.netns, port), open);
+        bump(&mut self.by_port, (scope.host, port), open);
     }
 
-    /// Something listens on `port`: in `netns`, or in any namespace when `netns` is
-    /// unknown (0).
-    pub fn is_listening(&self, netns: u32, port: u16) -> bool {
-        if netns == 0 {
-            self.by_port.contains_key(&port)
+    /// Something listens on `port`: in the namespace of `scope`, or in any namespace of
+    /// its host when the namespace is unknown (0).
+    pub fn is_listening(&self, scope: &Scope, port: u16) -> bool {
+        if scope.netns == 0 {
+            self.by_port.contains_key(&(scope.host, port))
         } else {
-            self.by_netns.contains_key(&(netns, port))
+            self.by_netns.contains_key(&(scope.host, scope.netns, port))
         }
     }
 
@@ -59,10 +59,16 @@ impl Listeners {
     /// if something listens on its local port, the client end if something listens on
     /// its peer's port, otherwise the end with the lower port is the server's
     /// (ephemeral ports are high).
-    pub fn guess_side(&self, netns: u32, tuple: &SocketTuple) -> Side {
-        if self.by_netns.contains_key(&(netns, tuple.local.port())) {
+    pub fn guess_side(&self, scope: &Scope, tuple: &SocketTuple) -> Side {
+        if self
+            .by_netns
+            .contains_key(&(scope.host, scope.netns, tuple.local.port()))
+        {
             Side::Server
-        } else if self.by_port.contains_key(&tuple.remote.port()) {
+        } else if self
+            .by_port
+            .contains_key(&(scope.host, tuple.remote.port()))
+        {
             Side::Client
         } else if tuple.local.port() < tuple.remote.port() {
             Side::Server
@@ -73,8 +79,8 @@ impl Listeners {
 
     /// The pair and side of a socket that the tracker may not know (TIME_WAIT and end
     /// snapshot sockets).
-    pub fn classify(&self, netns: u32, tuple: &SocketTuple) -> (PairKey, Side) {
-        let side = self.guess_side(netns, tuple);
+    pub fn classify(&self, scope: &Scope, tuple: &SocketTuple) -> (PairKey, Side) {
+        let side = self.guess_side(scope, tuple);
         let (client, server) = client_view(tuple, side);
         (PairKey::new(client.ip(), server), side)
     }
@@ -83,38 +89,73 @@ impl Listeners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::tuple;
+    use crate::{model::HostId, synth::tuple};
+
+    fn ns(netns: u32) -> Scope {
+        Scope::new(netns, 0)
+    }
 
     #[test]
     fn listeners_make_servers_and_low_ports_guess_the_rest() {
         let mut listeners = Listeners::default();
         let accepted = tuple("10.0.0.1:50000", "10.0.0.2:40000");
         assert_eq!(
-            listeners.guess_side(1, &accepted),
+            listeners.guess_side(&ns(1), &accepted),
             Side::Client,
             "the higher port"
         );
-        listeners.update(1, 50000, true);
-        assert_eq!(listeners.guess_side(1, &accepted), Side::Server);
-        assert_eq!(listeners.guess_side(2, &accepted.reversed()), Side::Client);
-        let (key, side) = listeners.classify(2, &accepted.reversed());
+        listeners.update(&ns(1), 50000, true);
+        assert_eq!(listeners.guess_side(&ns(1), &accepted), Side::Server);
+        assert_eq!(
+            listeners.guess_side(&ns(2), &accepted.reversed()),
+            Side::Client
+        );
+        let (key, side) = listeners.classify(&ns(2), &accepted.reversed());
         assert_eq!(side, Side::Client);
         assert_eq!(
             (key.client.to_string(), key.server.to_string()),
             ("10.0.0.2".into(), "10.0.0.1:50000".into())
         );
-        listeners.update(1, 50000, false);
-        assert!(!listeners.is_listening(1, 50000) && !listeners.is_listening(0, 50000));
+        listeners.update(&ns(1), 50000, false);
+        assert!(!listeners.is_listening(&ns(1), 50000) && !listeners.is_listening(&ns(0), 50000));
     }
 
     #[test]
     fn an_unknown_namespace_asks_every_namespace() {
         let mut listeners = Listeners::default();
-        listeners.update(7, 80, true);
-        listeners.update(8, 80, true);
-        listeners.update(7, 80, false);
-        assert!(listeners.is_listening(0, 80));
-        assert!(!listeners.is_listening(7, 80));
-        assert!(listeners.is_listening(8, 80));
+        listeners.update(&ns(7), 80, true);
+        listeners.update(&ns(8), 80, true);
+        listeners.update(&ns(7), 80, false);
+        assert!(listeners.is_listening(&ns(0), 80));
+        assert!(!listeners.is_listening(&ns(7), 80));
+        assert!(listeners.is_listening(&ns(8), 80));
+    }
+
+    #[test]
+    fn hosts_do_not_share_listeners() {
+        let mut listeners = Listeners::default();
+        listeners.update(&ns(7), 80, true);
+        let other_host = Scope {
+            host: HostId(1),
+            ..ns(7)
+        };
+        assert!(!listeners.is_listening(&other_host, 80));
+        assert!(!listeners.is_listening(
+            &Scope {
+                netns: 0,
+                ..other_host
+            },
+            80
+        ));
+        let accepted = tuple("10.0.0.1:80", "10.0.0.2:40000");
+        assert_eq!(listeners.guess_side(&ns(7), &accepted), Side::Server);
+        assert_eq!(
+            listeners.guess_side(&other_host, &accepted),
+            Side::Server,
+            "the lower port"
+        );
+        let high = tuple("10.0.0.1:80", "10.0.0.2:40");
+        assert_eq!(listeners.guess_side(&ns(7), &high), Side::Server);
+        assert_eq!(listeners.guess_side(&other_host, &high), Side::Client);
     }
 }

@@ -20,6 +20,7 @@ use crate::{
 struct JsonEvent<'a> {
     kind: &'static str,
     ts_ns: u64,
+    host: &'a str,
     conn: Option<u64>,
     netns: u32,
     cgroup: u64,
@@ -75,9 +76,10 @@ struct JsonEvent<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonGap {
+struct JsonGap<'a> {
     kind: &'static str,
     ts_ns: u64,
+    host: &'a str,
     from_ns: u64,
     to_ns: u64,
     lost: u64,
@@ -152,8 +154,7 @@ impl<'a> JsonEvent<'a> {
 
     /// The members every socket event has.
     fn base(
-        kind: &'static str,
-        ts_ns: u64,
+        (kind, ts_ns, host): (&'static str, u64, &'a str),
         socket: EventSocket,
         owner: Option<JsonOwner<'a>>,
         container: Option<&'a Workload>,
@@ -162,6 +163,7 @@ impl<'a> JsonEvent<'a> {
         Self {
             kind,
             ts_ns,
+            host,
             conn: socket.conn,
             netns: socket.netns,
             cgroup: socket.cgroup,
@@ -205,25 +207,29 @@ impl<'a> JsonEvent<'a> {
 )]
 enum JsonLine<'a> {
     Event(JsonEvent<'a>),
-    Gap(JsonGap),
+    Gap(JsonGap<'a>),
 }
 
 impl<'a> JsonLine<'a> {
-    /// `event` with its owner (the attributed one, or for a snapshot the one `/proc`
-    /// named) and its socket's workload.
+    /// `event` (of `host`) with its owner (the attributed one, or for a snapshot the one
+    /// `/proc` named) and its socket's workload.
     fn of(
         event: &'a TraceEvent,
         owner: Option<&'a Owner>,
+        host: &'a str,
         container: Option<&'a Workload>,
     ) -> Self {
         let owner = owner.map(JsonOwner::of);
-        let base =
-            |kind, ts_ns, socket, owner| JsonEvent::base(kind, ts_ns, socket, owner, container);
+        let base = |what, socket, owner| JsonEvent::base(what, socket, owner, container);
         Self::Event(match event {
             TraceEvent::Transition(t) => JsonEvent {
                 old: Some(t.old.name()),
                 new: Some(t.new.name()),
-                ..base("transition", t.ts_ns, EventSocket::of_conn(&t.conn), owner)
+                ..base(
+                    ("transition", t.ts_ns, host),
+                    EventSocket::of_conn(&t.conn),
+                    owner,
+                )
             }
             .with_counters(t.counters.as_ref()),
             TraceEvent::Snapshot(s) => {
@@ -233,35 +239,47 @@ impl<'a> JsonLine<'a> {
                     inode: Some(s.inode),
                     timer_ms: s.timer_ms,
                     at_end: Some(s.at_end),
-                    ..base("snapshot", s.ts_ns, EventSocket::of_conn(&s.conn), found)
+                    ..base(
+                        ("snapshot", s.ts_ns, host),
+                        EventSocket::of_conn(&s.conn),
+                        found,
+                    )
                 }
             }
             TraceEvent::ResetSent(r) => JsonEvent {
                 state: r.state.map(|s| s.name()),
                 reason: Some(r.reason.map(ResetReason::name)),
-                ..base("reset_sent", r.ts_ns, EventSocket::of(&r.socket), owner)
+                ..base(
+                    ("reset_sent", r.ts_ns, host),
+                    EventSocket::of(&r.socket),
+                    owner,
+                )
             },
             TraceEvent::ResetReceived(r) => base(
-                "reset_received",
-                r.ts_ns,
+                ("reset_received", r.ts_ns, host),
                 EventSocket::of_conn(&r.conn),
                 owner,
             ),
             TraceEvent::SocketError(e) => JsonEvent {
                 errno: Some(e.errno),
                 error: Some(errno_name(e.errno)),
-                ..base("socket_error", e.ts_ns, EventSocket::of(&e.socket), owner)
+                ..base(
+                    ("socket_error", e.ts_ns, host),
+                    EventSocket::of(&e.socket),
+                    owner,
+                )
             },
-            TraceEvent::Lost(gap) => return Self::Gap(JsonGap::of(gap)),
+            TraceEvent::Lost(gap) => return Self::Gap(JsonGap::of(gap, host)),
         })
     }
 }
 
-impl JsonGap {
-    fn of(gap: &Gap) -> Self {
+impl<'a> JsonGap<'a> {
+    fn of(gap: &Gap, host: &'a str) -> Self {
         Self {
             kind: "lost",
             ts_ns: gap.to_ns,
+            host,
             from_ns: gap.from_ns,
             to_ns: gap.to_ns,
             lost: gap.lost,
@@ -271,13 +289,15 @@ impl JsonGap {
     }
 }
 
-/// Writes one event as a JSON object on its own line, with its socket's workload.
+/// Writes one event (of `host`) as a JSON object on its own line, with its socket's
+/// workload.
 pub fn write_json(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
+    host: &str,
     container: Option<&Workload>,
 ) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, container))?;
+    serde_json::to_writer(&mut *out, &JsonLine::of(event, owner, host, container))?;
     out.write_all(b"\n")
 }

@@ -6,7 +6,9 @@ pub mod text;
 
 pub use self::{
     json::write_json,
-    text::{Clock, text_header, utc_datetime, write_text, write_text_header},
+    text::{
+        Clock, EventsHeader, HeaderHost, text_header, utc_datetime, write_text, write_text_header,
+    },
 };
 use crate::model::{Conn, SocketRef, SocketTuple};
 
@@ -25,18 +27,18 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
-/// The socket an event is about, as both formats show it.
+/// The socket an event is about, as every format shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct EventSocket {
+pub struct EventSocket {
     /// `None` for a socket the recorder could not match.
-    conn: Option<u64>,
-    netns: u32,
-    cgroup: u64,
-    tuple: SocketTuple,
+    pub conn: Option<u64>,
+    pub netns: u32,
+    pub cgroup: u64,
+    pub tuple: SocketTuple,
 }
 
 impl EventSocket {
-    fn of_conn(conn: &Conn) -> Self {
+    pub fn of_conn(conn: &Conn) -> Self {
         Self {
             conn: Some(conn.id),
             netns: conn.scope.netns,
@@ -45,7 +47,7 @@ impl EventSocket {
         }
     }
 
-    fn of(socket: &SocketRef) -> Self {
+    pub fn of(socket: &SocketRef) -> Self {
         match socket {
             SocketRef::Conn(conn) => Self::of_conn(conn),
             SocketRef::Unmatched { scope, tuple } => Self {
@@ -67,7 +69,6 @@ mod tests {
             TcpCounters, TcpState, TraceEvent, Transition,
         },
         owner::{Candidates, Owner, OwnerSource, Who},
-        trace::TraceMeta,
     };
 
     fn transition() -> TraceEvent {
@@ -75,10 +76,7 @@ mod tests {
             ts_ns: 1_500_000,
             conn: Conn {
                 id: 17,
-                scope: Scope {
-                    netns: 4_026_532_177,
-                    cgroup: 3,
-                },
+                scope: Scope::new(4_026_532_177, 3),
                 tuple: SocketTuple {
                     local: "10.0.0.2:40000".parse().unwrap(),
                     remote: "10.0.0.1:2181".parse().unwrap(),
@@ -106,9 +104,10 @@ mod tests {
     #[test]
     fn json_lines_have_the_documented_keys() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), Some(&owner()), None).unwrap();
+        write_json(&mut out, &transition(), Some(&owner()), "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "transition");
+        assert_eq!(value["host"], "zk-1");
         assert_eq!(value["ts_ns"], 1_500_000);
         assert_eq!(value["conn"], 17);
         assert_eq!(value["netns"], 4_026_532_177u64);
@@ -137,7 +136,7 @@ mod tests {
             ..Workload::default()
         };
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None, Some(&w)).unwrap();
+        write_json(&mut out, &transition(), None, "zk-1", Some(&w)).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let c = &value["container"];
         assert_eq!(
@@ -151,11 +150,19 @@ mod tests {
         );
         assert_eq!(c["id"].as_str().unwrap().len(), 64);
         let mut none = Vec::new();
-        write_json(&mut none, &transition(), None, None).unwrap();
+        write_json(&mut none, &transition(), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&none).unwrap();
         assert!(value["container"].is_null(), "{value}");
         let mut text = Vec::new();
-        write_text(&mut text, &transition(), None, Some(&w), Clock::Relative).unwrap();
+        write_text(
+            &mut text,
+            &transition(),
+            None,
+            Some(&w),
+            Clock::Relative,
+            None,
+        )
+        .unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(
             text.trim_end().ends_with("- -  [infra/zk-0/zookeeper]"),
@@ -166,7 +173,7 @@ mod tests {
     #[test]
     fn unknown_owners_are_null() {
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None, None).unwrap();
+        write_json(&mut out, &transition(), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null());
         assert!(value["comm"].is_null());
@@ -188,7 +195,7 @@ mod tests {
                 .build(),
         );
         let mut out = Vec::new();
-        write_json(&mut out, &TraceEvent::Transition(t), None, None).unwrap();
+        write_json(&mut out, &TraceEvent::Transition(t), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["bytes_sent"], 2_000);
         assert_eq!(value["bytes_acked"], 2_001);
@@ -197,7 +204,7 @@ mod tests {
         assert!(value["retransmits"].is_null(), "not read: {value}");
         // Without counters the keys are absent.
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), None, None).unwrap();
+        write_json(&mut out, &transition(), None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value.get("bytes_sent").is_none(), "{value}");
     }
@@ -213,7 +220,7 @@ mod tests {
             source: OwnerSource::Listener,
         };
         let mut out = Vec::new();
-        write_json(&mut out, &transition(), Some(&candidates), None).unwrap();
+        write_json(&mut out, &transition(), Some(&candidates), "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(value["pid"].is_null() && value["tid"].is_null(), "{value}");
         assert_eq!(value["comm"], "nginx");
@@ -226,6 +233,7 @@ mod tests {
             Some(&candidates),
             None,
             Clock::Relative,
+            None,
         )
         .unwrap();
         let text = String::from_utf8(text).unwrap();
@@ -241,14 +249,16 @@ mod tests {
             lost: 99,
             cpu: None,
             cause: GapCause::RingFull,
+            host: crate::model::HostId::FIRST,
         });
-        write_json(&mut out, &gap, None, None).unwrap();
+        write_json(&mut out, &gap, None, "zk-1", None).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["kind"], "lost");
+        assert_eq!(value["host"], "zk-1");
         assert_eq!(value["lost"], 99);
         assert_eq!(value["cause"], "ring_full");
         let mut text = Vec::new();
-        write_text(&mut text, &gap, None, None, Clock::Relative).unwrap();
+        write_text(&mut text, &gap, None, None, Clock::Relative, None).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("99 events lost"));
     }
 
@@ -261,6 +271,7 @@ mod tests {
             Some(&owner()),
             None,
             Clock::Relative,
+            None,
         )
         .unwrap();
         write_text(
@@ -269,6 +280,7 @@ mod tests {
             None,
             None,
             Clock::WallClock { start_unix_ns: 0 },
+            None,
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -279,7 +291,7 @@ mod tests {
         assert!(lines[0].starts_with("0.001500 "), "{text}");
         assert!(lines[1].starts_with("00:00:00.001500 "), "{text}");
         // Columns line up with the header.
-        let header = text_header(Clock::Relative);
+        let header = text_header(Clock::Relative, false);
         assert_eq!(
             header.find("PID").unwrap() + 3,
             lines[0].find(" zk").unwrap()
@@ -305,12 +317,12 @@ mod tests {
         };
         let json = |event: &TraceEvent| {
             let mut out = Vec::new();
-            write_json(&mut out, event, None, None).unwrap();
+            write_json(&mut out, event, None, "zk-1", None).unwrap();
             serde_json::from_slice::<serde_json::Value>(&out).unwrap()
         };
         let text = |event: &TraceEvent| {
             let mut out = Vec::new();
-            write_text(&mut out, event, None, None, Clock::Relative).unwrap();
+            write_text(&mut out, event, None, None, Clock::Relative, None).unwrap();
             String::from_utf8(out).unwrap()
         };
         let unknown = reset(None);
@@ -384,10 +396,10 @@ mod tests {
                 task: None,
             }));
         }
-        let pid_at = text_header(Clock::Relative).find("PID").unwrap();
+        let pid_at = text_header(Clock::Relative, false).find("PID").unwrap();
         for event in &events {
             let mut out = Vec::new();
-            write_text(&mut out, event, Some(&evil), None, Clock::Relative).unwrap();
+            write_text(&mut out, event, Some(&evil), None, Clock::Relative, None).unwrap();
             let line = String::from_utf8(out).unwrap();
             assert_eq!(line.find("   1234 ").unwrap() + 4, pid_at, "{line}");
             assert!(
@@ -407,6 +419,7 @@ mod tests {
             Some(&candidates),
             None,
             Clock::Relative,
+            None,
         )
         .unwrap();
         let line = String::from_utf8(out).unwrap();
@@ -416,14 +429,59 @@ mod tests {
                 .ends_with("- \\x1b[2J\\x1b]0;PWN\\x07 (one of 2)"),
             "{line}"
         );
-        let meta = TraceMeta {
-            hostname: "\x1b]0;PWN\x07".into(),
-            ..TraceMeta::default()
+        let header = EventsHeader {
+            hosts: vec![HeaderHost {
+                name: "\x1b]0;PWN\x07".into(),
+                ..HeaderHost::default()
+            }],
+            ..EventsHeader::default()
         };
         let mut out = Vec::new();
-        write_text_header(&mut out, &meta, Clock::Relative).unwrap();
+        write_text_header(&mut out, &header, Clock::Relative).unwrap();
         let header = String::from_utf8(out).unwrap();
         assert!(header.starts_with("# \\x1b]0;PWN\\x07 ("), "{header}");
+    }
+
+    #[test]
+    fn several_hosts_get_a_host_column() {
+        let mut out = Vec::new();
+        let header = EventsHeader {
+            hosts: vec![
+                HeaderHost {
+                    name: "node-17".into(),
+                    kernel: "6.18".into(),
+                    clock: Some("the reference clock".into()),
+                },
+                HeaderHost {
+                    name: "zk".into(),
+                    kernel: "6.1".into(),
+                    clock: Some("clock +250.000 ms".into()),
+                },
+            ],
+            start_unix_ns: 0,
+        };
+        write_text_header(&mut out, &header, Clock::Relative).unwrap();
+        write_text(
+            &mut out,
+            &transition(),
+            Some(&owner()),
+            None,
+            Clock::Relative,
+            Some("node-17"),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "# node-17 (6.18, the reference clock), zk (6.1, clock +250.000 ms); replay \
+             starts 1970-01-01 00:00:00 UTC"
+        );
+        assert_eq!(lines[1].find("HOST"), lines[2].find("node-17"), "{text}");
+        assert_eq!(
+            lines[1].find("PID").unwrap() + 3,
+            lines[2].find(" zk").unwrap()
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use crate::{
-    model::{Gap, ResetReason, Task, TraceEvent, Workload},
+    model::{Gap, GapCause, ResetReason, Task, TraceEvent, Workload},
     owner::{Candidates, Owner},
     render::{
         events::{EventSocket, errno_name},
@@ -11,7 +11,6 @@ use crate::{
         text::clean,
         workload::text_label,
     },
-    trace::TraceMeta,
 };
 
 /// How the text view shows time.
@@ -64,34 +63,92 @@ pub fn utc_datetime(unix_ns: u64) -> String {
     )
 }
 
-/// The two header lines of the text view: where and when the trace was recorded, and
-/// the column names.
-pub fn write_text_header(out: &mut impl Write, meta: &TraceMeta, clock: Clock) -> io::Result<()> {
+/// What the first line of the text view says: where and when the traces were recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventsHeader {
+    pub hosts: Vec<HeaderHost>,
+    /// Wall-clock time of the replay's time 0.
+    pub start_unix_ns: u64,
+}
+
+/// One host in [`EventsHeader`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderHost {
+    pub name: String,
+    pub kernel: String,
+    /// How its clock was lined up with the others' (several hosts only).
+    pub clock: Option<String>,
+}
+
+impl EventsHeader {
+    fn several(&self) -> bool {
+        self.hosts.len() > 1
+    }
+}
+
+/// The two header lines of the text view: where and when the traces were recorded,
+/// and the column names.
+pub fn write_text_header(
+    out: &mut impl Write,
+    header: &EventsHeader,
+    clock: Clock,
+) -> io::Result<()> {
+    let hosts: Vec<String> = header
+        .hosts
+        .iter()
+        .map(|h| match &h.clock {
+            Some(clock) => format!(
+                "{} ({}, {})",
+                clean(&h.name),
+                clean(&h.kernel),
+                clean(clock)
+            ),
+            None => format!("{} ({})", clean(&h.name), clean(&h.kernel)),
+        })
+        .collect();
+    let when = if header.several() {
+        "; replay starts"
+    } else {
+        ", recording started"
+    };
     writeln!(
         out,
-        "# {} ({}), recording started {}",
-        clean(&meta.hostname),
-        clean(&meta.kernel),
-        utc_datetime(meta.start_unix_ns)
+        "# {}{when} {}",
+        hosts.join(", "),
+        utc_datetime(header.start_unix_ns)
     )?;
-    writeln!(out, "{}", text_header(clock))
+    writeln!(out, "{}", text_header(clock, header.several()))
 }
 
 /// The width of the EVENT column: the longest event there is, `RST sent
 /// (TCP_INVALID_ACK_SEQUENCE)` (a test checks every one fits).
 const EVENT_WIDTH: usize = 35;
 
-/// Column header for [`write_text`].
-pub fn text_header(clock: Clock) -> String {
+/// Column header for [`write_text`]; `hosts`: with a HOST column.
+pub fn text_header(clock: Clock, hosts: bool) -> String {
     let time = match clock {
         Clock::WallClock { .. } => "TIME (UTC)",
         Clock::Relative => "TIME (s)",
     };
+    let host = if hosts {
+        format!(" {:<12}", "HOST")
+    } else {
+        String::new()
+    };
     format!(
-        "{time:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {:>7} COMM",
+        "{time:<15}{host} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {:>7} COMM",
         "CONN", "NETNS", "LOCAL", "REMOTE", "EVENT", "PID"
     )
 }
+
+/// The HOST column, when there is one.
+fn host_column(host: Option<&str>) -> String {
+    host.map_or_else(String::new, |h| {
+        let h: String = clean(h).chars().take(12).collect();
+        format!(" {h:<12}")
+    })
+}
+
 /// `    PID COMM`, or dashes when the owner is unknown.
 fn who(task: Option<&Task>) -> String {
     match task {
@@ -121,25 +178,28 @@ fn count_and_name(candidates: &Candidates) -> (u64, String) {
 }
 
 /// Writes one event as an aligned text line, ending with its socket's workload when
-/// known; a gap as a line of its own kind.
+/// known; a gap as a line of its own kind. `host`: the event's host, for the HOST
+/// column of a replay of several hosts.
 pub fn write_text(
     out: &mut impl Write,
     event: &TraceEvent,
     owner: Option<&Owner>,
     container: Option<&Workload>,
     clock: Clock,
+    host: Option<&str>,
 ) -> io::Result<()> {
     let Some((socket, what, who)) = described(event, owner) else {
         if let TraceEvent::Lost(gap) = event {
-            return write_gap(out, gap, clock);
+            return write_gap(out, gap, clock, host);
         }
         return Ok(());
     };
     let workload = container.map_or_else(String::new, |w| format!("  [{}]", text_label(w)));
     writeln!(
         out,
-        "{:<15} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {who}{workload}",
+        "{:<15}{} {:>6}  {:<10}  {:<22} {:<22} {:<EVENT_WIDTH$} {who}{workload}",
         clock.format(event.ts_ns()),
+        host_column(host),
         socket
             .conn
             .map_or_else(|| "-".to_owned(), |c| c.to_string()),
@@ -194,12 +254,17 @@ fn described(event: &TraceEvent, owner: Option<&Owner>) -> Option<(EventSocket, 
     Some((socket, what, who))
 }
 
-fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock) -> io::Result<()> {
+fn write_gap(out: &mut impl Write, gap: &Gap, clock: Clock, host: Option<&str>) -> io::Result<()> {
+    let lost = if gap.cause == GapCause::MissingPart {
+        "a part of the recording missing,".to_owned()
+    } else {
+        format!("{} events lost", gap.lost)
+    };
     writeln!(
         out,
-        "{:<15} -- {} events lost between {:.6} and {:.6} s ({}) --",
+        "{:<15}{} -- {lost} between {:.6} and {:.6} s ({}) --",
         clock.format(gap.to_ns),
-        gap.lost,
+        host_column(host),
         secs(gap.from_ns),
         secs(gap.to_ns),
         gap.cause.name()

@@ -310,7 +310,7 @@ mod tests {
         s.at(3 * S).lost(3 * S, 3 * S, 2);
         let mut analyzer = Analyzer::new(AnalyzerOptions::default());
         if let Some(names) = names {
-            analyzer.learn(names);
+            analyzer.learn(crate::model::HostId::FIRST, names);
         }
         for event in &s.events {
             analyzer.on_event(event);
