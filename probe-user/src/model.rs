@@ -209,6 +209,16 @@ impl SocketTuple {
         self.local.is_ipv6()
     }
 
+    /// How many of the four parts (addresses and ports) are known: the kernel gives
+    /// some tuples before they are complete (a connect before its source port is
+    /// picked, a child socket before its peer; docs/kernel-facts.md §1.1).
+    pub fn known_parts(&self) -> u8 {
+        u8::from(!self.local.ip().is_unspecified())
+            + u8::from(self.local.port() != 0)
+            + u8::from(!self.remote.ip().is_unspecified())
+            + u8::from(self.remote.port() != 0)
+    }
+
     /// The same connection seen from the other end.
     pub fn reversed(&self) -> Self {
         Self {

@@ -317,6 +317,87 @@ fn connect_refused(setup: Setup) {
     }
 }
 
+/// A connect whose SYN is dropped (the server's accept queue is full) stays in
+/// SYN_SENT until the retransmitted SYN is answered, a second or more; blocks closed
+/// every 10 ms put its SYN_SENT event, which the kernel gave without a source port, and
+/// the events that name the port in different blocks: the replay still shows the port
+/// the kernel picked, on every event of the connection.
+fn connect_port_across_blocks(v6: bool) {
+    let layout = Layout::new(false, "lb");
+    let scratch = Scratch::new("lifecycle");
+    let (server_ip, client_ip) = layout.addrs(v6);
+    let server_addr = SocketAddr::new(server_ip, PORT).to_string();
+    let trace = scratch.path("t.trace");
+    let mut args = layout.netns_args();
+    args.extend(["--flush-interval".to_owned(), "10ms".to_owned()]);
+    let recorder = record(&trace, args);
+    // Backlog 0: the first connection fills the accept queue, whose owner waits before
+    // accepting it, and the second client's SYN is dropped meanwhile.
+    let wait_ms = 300 * time_scale();
+    let server = Peer::server(
+        Some(layout.server_ns()),
+        &[
+            "--listen",
+            &server_addr,
+            "--count",
+            "2",
+            "--behaviour",
+            "close",
+            "--backlog",
+            "0",
+            "--first-accept-after-ms",
+            &wait_ms.to_string(),
+        ],
+    );
+    let connect = |behaviour| {
+        Peer::client(
+            Some(layout.client_ns()),
+            &["--connect", &server_addr, "--behaviour", behaviour],
+        )
+    };
+    let mut queued = connect("wait-peer");
+    queued.wait_for("connected", Duration::from_secs(10));
+    let mut late = connect("wait-peer");
+    let line = late.wait_for("connected", Duration::from_secs(30));
+    let late_port = line
+        .strip_prefix("connected ")
+        .map(|a| a.parse::<SocketAddr>().unwrap().port())
+        .unwrap();
+    queued.wait();
+    late.wait();
+    server.wait();
+    recorder.stop().unwrap().ensure_success().unwrap();
+
+    let events = replay_events(&trace);
+    let late_conns = conns_where(&events, |e| {
+        event_ip(e, "laddr") == client_ip && e["lport"] == late_port && e["rport"] == PORT
+    });
+    let [conn] = late_conns[..] else {
+        panic!("the late client's connections: {late_conns:?}");
+    };
+    let of_conn: Vec<&Value> = events.iter().filter(|e| e["conn"] == conn).collect();
+    let at = |new: &str| {
+        of_conn
+            .iter()
+            .find(|e| e["new"] == new)
+            .unwrap_or_else(|| panic!("no {new} in {of_conn:?}"))["ts_ns"]
+            .as_u64()
+            .unwrap()
+    };
+    // The SYN was dropped at least once: a retransmission is a second later, a hundred
+    // times the flush interval, so the two events are in different blocks.
+    let waited_ms = (at("ESTABLISHED") - at("SYN_SENT")) / 1_000_000;
+    assert!(
+        waited_ms >= 500,
+        "connected after {waited_ms} ms: no SYN was dropped"
+    );
+    for event in &of_conn {
+        assert_eq!(event["lport"], late_port, "{event}");
+        assert_eq!(event_ip(event, "raddr"), server_ip, "{event}");
+    }
+    eprintln!("lifecycle: the late connect waited {waited_ms} ms in SYN_SENT");
+}
+
 privileged_tests! {
     veth_client_closes_first: client_closes_first(setup(true, false));
     veth_server_closes_first: server_closes_first(setup(true, false));
@@ -336,4 +417,6 @@ privileged_tests! {
     classic_loopback_server_closes_first: server_closes_first(classic(false, false));
     classic_loopback_server_resets: server_resets(classic(false, false));
     classic_veth_server_closes_first: server_closes_first(classic(true, false));
+    loopback_connect_port_across_blocks: connect_port_across_blocks(false);
+    loopback_ipv6_connect_port_across_blocks: connect_port_across_blocks(true);
 }

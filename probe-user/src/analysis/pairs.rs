@@ -202,6 +202,11 @@ pub struct PairStats {
     pub connects: u64,
     pub first_connect_ns: Option<u64>,
     pub last_connect_ns: Option<u64>,
+    /// Rejected connections opened during the trace, and the first and last of their
+    /// connects: the pace of a loop once it runs, whatever came before it.
+    pub rejected_connects: u64,
+    pub first_rejected_ns: Option<u64>,
+    pub last_rejected_ns: Option<u64>,
     /// Indexed by [`ClosedFirst::index`].
     pub closed_first: [u64; 5],
     /// `[client, server, simultaneous][how]`: how each first closer closed.
@@ -248,6 +253,9 @@ impl PairStats {
             connects: 0,
             first_connect_ns: None,
             last_connect_ns: None,
+            rejected_connects: 0,
+            first_rejected_ns: None,
+            last_rejected_ns: None,
             closed_first: [0; 5],
             closed_by: [[0; 5]; 3],
             resets: [0; 2],
@@ -339,6 +347,12 @@ impl PairStats {
         if matches!(class, LoopClass::Rejected | LoopClass::RejectedUntold) {
             self.rejected += 1;
             self.rejected_untold += u64::from(class == LoopClass::RejectedUntold);
+            if let Some(start) = c.start_ns {
+                self.rejected_connects += 1;
+                self.first_rejected_ns =
+                    Some(self.first_rejected_ns.map_or(start, |f| f.min(start)));
+                self.last_rejected_ns = Some(self.last_rejected_ns.map_or(start, |l| l.max(start)));
+            }
             let start = c.start_ns.unwrap_or(0);
             let end = c.end_ns.unwrap_or(start);
             if self.run.len > 0
@@ -374,6 +388,18 @@ impl PairStats {
                 (self.connects - 1) as f64 / ((last - first) as f64 / 1e9)
             }
             _ => 0.0,
+        }
+    }
+
+    /// Rejected connects per second from the first to the last of them: how fast a
+    /// loop goes once the server rejects, not counting the time before (a slow start,
+    /// the connections that took the slots); `None` with fewer than two.
+    pub fn rejects_per_s(&self) -> Option<f64> {
+        match (self.first_rejected_ns, self.last_rejected_ns) {
+            (Some(first), Some(last)) if last > first && self.rejected_connects > 1 => {
+                Some((self.rejected_connects - 1) as f64 / ((last - first) as f64 / 1e9))
+            }
+            _ => None,
         }
     }
 
@@ -489,6 +515,8 @@ mod tests {
         assert_eq!(pair.closed_first, [0, 20, 0, 0, 60]);
         assert_eq!(pair.resets, [0, 20]);
         assert!((pair.connects_per_s() - 79.0 / 14.3).abs() < 0.01);
+        // The loop's own pace, without the healthy connections before it.
+        assert!((pair.rejects_per_s().unwrap() - 19.0 / 13.3).abs() < 0.01);
     }
 
     #[test]

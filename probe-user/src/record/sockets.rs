@@ -160,10 +160,7 @@ pub struct SocketTable {
 }
 
 fn completeness(tuple: &SocketTuple) -> u8 {
-    u8::from(!tuple.local.ip().is_unspecified())
-        + u8::from(tuple.local.port() != 0)
-        + u8::from(!tuple.remote.ip().is_unspecified())
-        + u8::from(tuple.remote.port() != 0)
+    tuple.known_parts()
 }
 
 /// A `sock_diag` snapshot as [`SocketTable::snapshot`] takes it: the sockets one at a

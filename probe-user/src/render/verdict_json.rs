@@ -118,6 +118,9 @@ struct JsonPair {
     rejected: u64,
     /// Of `rejected`, those whose bytes the trace cannot tell (no counters).
     rejected_untold: u64,
+    /// Rejected connects per second, from the first to the last (null with fewer
+    /// than two).
+    rejects_per_s: Option<f64>,
     resets: SideCounts<u64>,
     /// Connections the server closed first after answering.
     served: u64,
@@ -230,6 +233,7 @@ impl JsonPair {
             refused: s.refused,
             rejected: s.rejected,
             rejected_untold: s.rejected_untold,
+            rejects_per_s: s.rejects_per_s().map(round3),
             resets: SideCounts::of(s.resets),
             served: s.served,
             served_median_bytes: SideCounts::of(

@@ -179,7 +179,14 @@ impl<P: Parts> Follower<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{TraceEncoder, queue::SharedQueue, reader::tests::transition};
+    use crate::{
+        model::TcpState,
+        trace::{
+            TraceEncoder,
+            queue::SharedQueue,
+            reader::tests::{CONNECTED, CONNECTING, step, transition},
+        },
+    };
 
     /// The same queue goes on with the next file.
     struct SameQueue(SharedQueue);
@@ -279,5 +286,33 @@ mod tests {
         );
         queue.push(b"x");
         assert!(matches!(follower.poll(), Err(TraceError::NotATrace(_))));
+    }
+
+    /// Following, a connect's block is completed only from what is written: its
+    /// events are not held back for the recorder's next block.
+    #[test]
+    fn a_followed_connect_is_not_held_back_for_its_port() {
+        use TcpState::*;
+        let mut bytes = TraceEncoder::start(&TraceMeta::default());
+        let mut encoder = TraceEncoder::new();
+        encoder.push(&step(1, CONNECTING, Close, SynSent));
+        bytes.extend_from_slice(&encoder.take_block().unwrap());
+        let queue = SharedQueue::default();
+        queue.push(&bytes);
+        let mut follower = Follower::new(queue.clone(), SameQueue(queue.clone()));
+        let mut seen = Vec::new();
+        assert_eq!(drain(&mut follower, &mut seen), Followed::Pending);
+        let port = |f: &Followed| match f {
+            Followed::Event(TraceEvent::Transition(t)) => Some(t.conn.tuple.local.port()),
+            _ => None,
+        };
+        let ports: Vec<u16> = seen.iter().filter_map(port).collect();
+        assert_eq!(ports, [0], "shown at once, its port unknown");
+        encoder.push(&step(2, CONNECTED, SynSent, Established));
+        queue.push(&encoder.take_block().unwrap());
+        seen.clear();
+        assert_eq!(drain(&mut follower, &mut seen), Followed::Pending);
+        let ports: Vec<u16> = seen.iter().filter_map(port).collect();
+        assert_eq!(ports, [53970]);
     }
 }

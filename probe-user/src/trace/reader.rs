@@ -1,8 +1,15 @@
-//! Streaming trace reader. Memory is bounded by one block, whatever the file size;
+//! Streaming trace reader. Memory is bounded by a few blocks, whatever the file size;
 //! damage (a cut tail, a corrupt block, undecodable records) is reported and turned
 //! into gaps in the event stream rather than ending the replay.
+//!
+//! A block whose connections were not all complete when it was written (a connect
+//! before its source port was picked) is completed from the definitions of the next
+//! blocks before its events are handed out: those blocks are read ahead and kept.
 
-use std::io::{self, ErrorKind, Read};
+use std::{
+    collections::VecDeque,
+    io::{self, ErrorKind, Read},
+};
 
 use crate::{
     model::{Gap, GapCause, TraceEvent, WorkloadTable},
@@ -12,7 +19,7 @@ use crate::{
             FORMAT_MINOR,
         },
         meta::{TraceEnd, TraceMeta},
-        records::RecordsDecoder,
+        records::{Definitions, RecordsDecoder},
         workloads,
     },
 };
@@ -129,7 +136,18 @@ pub struct TraceReader<R: Read> {
     rewind: Option<Rewind<R>>,
     /// Where the file starts in the input.
     base: u64,
+    /// Blocks read ahead of the one being decoded, in file order.
+    ahead: VecDeque<Ahead>,
 }
+
+/// How far to read ahead to complete a block's open connections, in trace time from
+/// the block's start: the kernel gives a connect's source port with its next event, the
+/// SYN-ACK, which comes after a round trip, or after SYN retransmissions (1, 3, 7 s
+/// after the connect) when SYNs were dropped. Later than that, the port stays what the
+/// block wrote (0, unknown).
+const LOOKAHEAD_NS: u64 = 10_000_000_000;
+/// And at most this many bytes of blocks read ahead (a recorder's blocks hold about 1 MiB).
+const LOOKAHEAD_BYTES: usize = 16 << 20;
 
 /// Moves an input back to an absolute position.
 pub(super) type Rewind<R> = fn(&mut R, u64) -> io::Result<()>;
@@ -145,12 +163,72 @@ pub enum Polled {
 }
 
 /// What reading the next block found.
+#[derive(Debug)]
 enum BlockRead {
     Block(BlockHeader, Vec<u8>),
     /// The input ended (cut damage is recorded when it ended inside a block).
     Eof,
     /// Following: the block is not complete yet; the input is back at its start.
     Pending,
+}
+
+/// A block read ahead: where it starts, what was read, and the definitions of an
+/// intact records block (parsed once, however many blocks before it look at them).
+#[derive(Debug)]
+struct Ahead {
+    offset: u64,
+    read: BlockRead,
+    definitions: Option<Definitions>,
+}
+
+impl Ahead {
+    fn new(offset: u64, read: BlockRead) -> Self {
+        let definitions = match &read {
+            BlockRead::Block(header, payload)
+                if header.kind == BlockKind::Records as u8
+                    && crc32fast::hash(payload) == header.payload_crc =>
+            {
+                Definitions::parse(payload).ok()
+            }
+            _ => None,
+        };
+        Self {
+            offset,
+            read,
+            definitions,
+        }
+    }
+}
+
+/// How far reading ahead has gone.
+#[derive(Default)]
+struct Reach {
+    /// Start of the last records block read ahead.
+    last_start_ns: u64,
+    /// Payload bytes read ahead.
+    bytes: usize,
+}
+
+impl Reach {
+    /// Completes `decoder`'s open connections from the block read ahead, and counts it.
+    fn complete(&mut self, decoder: &mut RecordsDecoder, ahead: &Ahead) {
+        let BlockRead::Block(header, _) = &ahead.read else {
+            return;
+        };
+        self.bytes += header.payload_len as usize;
+        if let Some(later) = &ahead.definitions {
+            self.last_start_ns = self.last_start_ns.max(header.first_ts_ns);
+            decoder.complete_from(later);
+        }
+    }
+}
+
+/// Nothing is read ahead past the end of the input or an end block.
+fn ends_reading(read: &BlockRead) -> bool {
+    match read {
+        BlockRead::Block(header, _) => header.kind == BlockKind::End as u8,
+        BlockRead::Eof | BlockRead::Pending => true,
+    }
 }
 
 /// What opening a trace that may still be written found.
@@ -238,6 +316,7 @@ impl<R: Read> TraceReader<R> {
             last_ts: 0,
             rewind,
             base,
+            ahead: VecDeque::new(),
         };
         let (header, payload) = match reader.read_block()? {
             BlockRead::Block(header, payload) => (header, payload),
@@ -443,14 +522,16 @@ impl<R: Read> TraceReader<R> {
                     None => self.decoder = None,
                 }
             }
-            if self.finished {
-                return Ok(Polled::Ended);
-            }
-            let block_offset = self.offset;
-            let (header, payload) = match self.read_block()? {
+            let (block_offset, read) = match self.ahead.pop_front() {
+                Some(ahead) => (ahead.offset, ahead.read),
+                None if self.finished => return Ok(Polled::Ended),
+                None => (self.offset, self.read_block()?),
+            };
+            let (header, payload) = match read {
                 BlockRead::Block(header, payload) => (header, payload),
                 BlockRead::Pending => return Ok(Polled::Pending),
                 BlockRead::Eof => {
+                    self.date_cut();
                     if !self.finished && self.end.is_none() {
                         // A clean end of file, but no end block: the recorder was
                         // stopped between two blocks.
@@ -467,7 +548,54 @@ impl<R: Read> TraceReader<R> {
             if let Some(event) = self.on_block(block_offset, &header, payload) {
                 return Ok(Polled::Event(event));
             }
+            self.complete_open_connections(header.first_ts_ns)?;
         }
+    }
+
+    /// A cut found while reading ahead is dated by the last event before it.
+    fn date_cut(&mut self) {
+        let last_ts = self.last_ts;
+        if let Some(Damage::Cut { last_ts_ns, .. }) = self.damage.last_mut() {
+            *last_ts_ns = (*last_ts_ns).max(last_ts);
+        }
+    }
+
+    /// Completes the new block's open connections from the blocks after it, read ahead
+    /// (those that start within [`LOOKAHEAD_NS`] of `block_start_ns`, up to
+    /// [`LOOKAHEAD_BYTES`]) and kept for later. A trace followed as it is written is
+    /// completed only from what is already written: the events are not held back
+    /// waiting for the recorder.
+    fn complete_open_connections(&mut self, block_start_ns: u64) -> io::Result<()> {
+        let Some((mut decoder, offset, records, decoded)) = self.decoder.take() else {
+            return Ok(());
+        };
+        let horizon = block_start_ns.saturating_add(LOOKAHEAD_NS);
+        let mut reach = Reach::default();
+        for ahead in &self.ahead {
+            if !decoder.has_open() {
+                break;
+            }
+            reach.complete(&mut decoder, ahead);
+        }
+        // What is read ahead stops at an ending block, so that one is the last.
+        while decoder.has_open()
+            && reach.last_start_ns <= horizon
+            && reach.bytes < LOOKAHEAD_BYTES
+            && !self.finished
+            && !self.ahead.back().is_some_and(|a| ends_reading(&a.read))
+        {
+            let offset = self.offset;
+            let read = self.read_block()?;
+            if let BlockRead::Pending = read {
+                break;
+            }
+            let ahead = Ahead::new(offset, read);
+            reach.complete(&mut decoder, &ahead);
+            self.ahead.push_back(ahead);
+        }
+        decoder.stop_completing();
+        self.decoder = Some((decoder, offset, records, decoded));
+        Ok(())
     }
 
     /// A `Workloads` block: its names, or the damage that lost them (no events are lost
@@ -545,6 +673,8 @@ impl<R: Read> TraceReader<R> {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
     use crate::{
         model::{Conn, ExecContext, Scope, SocketTuple, TcpState, Transition},
@@ -841,5 +971,220 @@ pub(super) mod tests {
         assert_eq!(reader.collect_events().unwrap().len(), 30);
         assert!(reader.take_workloads().is_empty());
         assert!(reader.damage().is_empty());
+    }
+
+    /// One transition of connection 1 at `ts_ns` µs, with `tuple`.
+    pub fn step(ts_us: u64, tuple: (&str, &str), old: TcpState, new: TcpState) -> TraceEvent {
+        TraceEvent::Transition(Transition {
+            ts_ns: ts_us * 1000,
+            conn: Conn {
+                id: 1,
+                scope: Scope::default(),
+                tuple: SocketTuple {
+                    local: tuple.0.parse().unwrap(),
+                    remote: tuple.1.parse().unwrap(),
+                },
+            },
+            old,
+            new,
+            context: ExecContext::Task,
+            task: None,
+            counters: None,
+        })
+    }
+
+    pub const CONNECTING: (&str, &str) = ("10.0.0.2:0", "10.0.0.1:80");
+    pub const CONNECTED: (&str, &str) = ("10.0.0.2:53970", "10.0.0.1:80");
+
+    fn local_ports(events: &[TraceEvent]) -> Vec<u16> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Transition(t) => Some(t.conn.tuple.local.port()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The connects of connection 1 and 2 in blocks closed after every event, with
+    /// `between` blocks of another connection between the SYN_SENT and the rest.
+    fn connect_across_blocks(between: u64, finish: bool) -> Vec<u8> {
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        writer.push(&step(1, CONNECTING, Close, SynSent)).unwrap();
+        for i in 0..between {
+            writer.push(&transition(100 + i)).unwrap();
+        }
+        writer
+            .push(&step(500, CONNECTED, SynSent, Established))
+            .unwrap();
+        writer
+            .push(&step(600, CONNECTED, Established, FinWait1))
+            .unwrap();
+        if finish {
+            writer.finish(&TraceEnd::default()).unwrap()
+        } else {
+            writer.abandon().unwrap()
+        }
+    }
+
+    /// The kernel gives a connect's source port after its SYN_SENT event; when the
+    /// block closes in between, the next block's definition completes it.
+    #[test]
+    fn a_source_port_given_in_the_next_block_completes_the_connect() {
+        let (events, damage, _) = read_all(&connect_across_blocks(0, true));
+        assert_eq!(local_ports(&events), [53970, 53970, 53970]);
+        assert!(damage.is_empty(), "{damage:?}");
+        // Read one event at a time, the blocks read ahead are not read twice.
+        let (events, _, _) = read_all(&connect_across_blocks(1, true));
+        assert_eq!(local_ports(&events), [53970, 40000, 53970, 53970]);
+    }
+
+    /// Blocks of other connections in between do not stop the reader; a port given
+    /// later than the reader looks ahead stays what the block wrote: 0.
+    #[test]
+    fn a_port_is_looked_for_as_far_as_the_lookahead_goes() {
+        let (events, _, _) = read_all(&connect_across_blocks(50, true));
+        assert_eq!(local_ports(&events).first(), Some(&53970));
+
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        writer.push(&step(1, CONNECTING, Close, SynSent)).unwrap();
+        let later_us = LOOKAHEAD_NS / 1000 + 2;
+        writer.push(&transition(later_us)).unwrap();
+        writer
+            .push(&step(later_us + 1, CONNECTED, SynSent, Established))
+            .unwrap();
+        let (events, _, _) = read_all(&writer.finish(&TraceEnd::default()).unwrap());
+        assert_eq!(local_ports(&events), [0, 40000, 53970]);
+    }
+
+    /// Many connects interleaved over small blocks: every event comes back once, in
+    /// order, each with its connection's port, the blocks read ahead included.
+    #[test]
+    fn interleaved_connects_over_small_blocks_read_back_whole_and_complete() {
+        use TcpState::*;
+        let connect = |id: u64, ts: u64, port: u16, new| {
+            TraceEvent::Transition(Transition {
+                ts_ns: ts,
+                conn: Conn {
+                    id,
+                    scope: Scope::default(),
+                    tuple: SocketTuple {
+                        local: SocketAddr::new([10, 0, 0, 2].into(), port),
+                        remote: "10.0.0.1:80".parse().unwrap(),
+                    },
+                },
+                old: if new == SynSent { Close } else { SynSent },
+                new,
+                context: ExecContext::Task,
+                task: None,
+                counters: None,
+            })
+        };
+        let mut written = Vec::new();
+        // Connection i connects at step i and is answered 1 + i % 13 steps later.
+        let mut answers: Vec<(u64, u64)> = Vec::new();
+        for step in 0..1000u64 {
+            written.push(connect(step, step * 1000, 0, SynSent));
+            answers.push((step + 1 + step % 13, step));
+            answers.sort_unstable();
+            while answers.first().is_some_and(|&(at, _)| at <= step) {
+                let (_, id) = answers.remove(0);
+                written.push(connect(
+                    id,
+                    step * 1000 + 1,
+                    30_000 + id as u16,
+                    Established,
+                ));
+            }
+        }
+        for block_records in [1, 2, 7, 64] {
+            let mut writer = TraceWriter::new(Vec::new(), &meta())
+                .unwrap()
+                .with_block_records(block_records);
+            for event in &written {
+                writer.push(event).unwrap();
+            }
+            let bytes = writer.finish(&TraceEnd::default()).unwrap();
+            let (events, damage, end) = read_all(&bytes);
+            assert!(damage.is_empty() && end.is_some(), "{damage:?}");
+            assert_eq!(events.len(), written.len(), "blocks of {block_records}");
+            for (read, wrote) in events.iter().zip(&written) {
+                let (TraceEvent::Transition(read), TraceEvent::Transition(wrote)) = (read, wrote)
+                else {
+                    unreachable!()
+                };
+                assert_eq!((read.ts_ns, read.conn.id), (wrote.ts_ns, wrote.conn.id));
+                let answered = answers.iter().all(|&(_, id)| id != read.conn.id);
+                let port = if answered {
+                    30_000 + read.conn.id as u16
+                } else {
+                    0
+                };
+                assert_eq!(
+                    read.conn.tuple.local.port(),
+                    port,
+                    "blocks of {block_records}"
+                );
+            }
+        }
+    }
+
+    /// A child socket before 6.15: LISTEN->SYN_RECV names no peer.
+    #[test]
+    fn a_childs_peer_given_in_the_next_block_completes_it() {
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        let child = ("10.0.0.1:80", "0.0.0.0:0");
+        let full = ("10.0.0.1:80", "10.0.0.2:53970");
+        writer.push(&step(1, child, Listen, SynRecv)).unwrap();
+        writer.push(&step(2, full, SynRecv, Established)).unwrap();
+        let (events, _, _) = read_all(&writer.finish(&TraceEnd::default()).unwrap());
+        for event in &events {
+            let TraceEvent::Transition(t) = event else {
+                unreachable!()
+            };
+            assert_eq!(t.conn.tuple.remote, full.1.parse().unwrap());
+        }
+    }
+
+    /// A trace cut while the reader looks ahead: the port is unknown, the cut is dated
+    /// by the last event before it, and every event before the cut replays.
+    #[test]
+    fn a_cut_found_while_looking_ahead_is_dated_by_the_last_event() {
+        use TcpState::*;
+        let mut writer = TraceWriter::new(Vec::new(), &meta())
+            .unwrap()
+            .with_block_records(1);
+        writer.push(&step(1, CONNECTING, Close, SynSent)).unwrap();
+        writer.push(&transition(100)).unwrap();
+        let cut = writer.bytes_written() + 10;
+        writer
+            .push(&step(500, CONNECTED, SynSent, Established))
+            .unwrap();
+        let bytes = writer.abandon().unwrap();
+        let (events, damage, _) = read_all(&bytes[..cut as usize]);
+        assert_eq!(local_ports(&events), [0, 40000]);
+        assert_eq!(
+            damage.as_slice(),
+            [Damage::Cut {
+                offset: damage_offset(&damage),
+                last_ts_ns: 100_000
+            }]
+        );
+    }
+
+    fn damage_offset(damage: &[Damage]) -> u64 {
+        match damage {
+            [Damage::Cut { offset, .. }] => *offset,
+            _ => panic!("{damage:?}"),
+        }
     }
 }

@@ -12,18 +12,23 @@
 //! ```
 //!
 //! Since format 1.1 the definitions may end with sections about some of the records
-//! (a transition's counters, a snapshot socket's other holders): [`super::sections`].
+//! (a transition's counters, a snapshot socket's other holders, the connections a block
+//! leaves open): [`super::sections`].
 //!
 //! Each block is self-contained: a connection that appears in several blocks is
 //! defined again in each (with its latest tuple), so a damaged block loses only its own
-//! events and a reader never needs more than the current block's dictionaries.
+//! events, and a reader needs only its dictionaries (and, for the connections it leaves
+//! open, the next blocks' definitions).
 //! Because the definitions are written when the block is closed, a connect whose
-//! `SYN_SENT` event carried source port 0 gets its real port in the same block.
+//! `SYN_SENT` event carried source port 0 gets its real port in the same block. When
+//! the block closes first, the block says which of its connections are still open
+//! (a section): the reader completes them from the next blocks' definitions
+//! ([`RecordsDecoder::complete_from`]) before it hands out their events.
 
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::{BufMut, BytesMut};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
     model::{
@@ -70,6 +75,9 @@ pub struct RecordsEncoder {
     task_list: Vec<Task>,
     conns: FxHashMap<ConnId, u32>,
     conn_list: Vec<Conn>,
+    /// Connections whose latest event left their tuple open: a connect before its
+    /// source port, a child socket before its peer.
+    open: FxHashSet<ConnId>,
     unmatched_remotes: Vec<IpAddr>,
     body: Vec<u8>,
     sections: SectionsEncoder,
@@ -115,6 +123,9 @@ impl RecordsEncoder {
     }
 
     fn conn_index(&mut self, conn: &Conn) -> u32 {
+        if is_complete(&conn.tuple) {
+            self.open.remove(&conn.id);
+        }
         if let Some(&index) = self.conns.get(&conn.id) {
             // The latest tuple wins: it fixes the source port of a SYN_SENT seen earlier.
             self.conn_list[index as usize] = *conn;
@@ -176,6 +187,15 @@ impl RecordsEncoder {
             TraceEvent::Transition(t) => {
                 self.begin(TAG_TRANSITION, t.ts_ns);
                 let conn = self.conn_index(&t.conn);
+                // Only the start of a connection has a tuple the kernel completes
+                // later; a socket that ends without it never gets one.
+                if matches!(t.new, TcpState::SynSent | TcpState::SynRecv)
+                    && !is_complete(&t.conn.tuple)
+                {
+                    self.open.insert(t.conn.id);
+                } else {
+                    self.open.remove(&t.conn.id);
+                }
                 put_u64(&mut self.body, u64::from(conn));
                 self.body.push(((t.old as u8) << 4) | t.new as u8);
                 let actor = self.actor(t.context, t.task.as_ref());
@@ -276,11 +296,14 @@ impl RecordsEncoder {
         }
         put_u64(defs, conns.len() as u64);
         let mut previous: ConnId = 0;
-        for (conn, scope) in conns.iter().zip(conn_scopes) {
+        for (index, (conn, scope)) in (0u32..).zip(conns.iter().zip(conn_scopes)) {
             put_i64(defs, conn.id.wrapping_sub(previous) as i64);
             previous = conn.id;
             put_u64(defs, u64::from(scope));
             put_tuple(defs, &conn.tuple);
+            if self.open.contains(&conn.id) {
+                self.sections.open_connection(index);
+            }
         }
         self.sections.finish_into(defs);
         let defs_len = u32::try_from(out.len() - defs_at - 4).unwrap_or(u32::MAX);
@@ -307,6 +330,12 @@ impl RecordsEncoder {
         self.finish_into(&mut out)
             .then(|| (out[BLOCK_HEADER_LEN..].to_vec(), records, first_ts))
     }
+}
+
+/// Both ports known: what the kernel completes later is always a port (with its
+/// address, for a child's peer).
+fn is_complete(tuple: &SocketTuple) -> bool {
+    tuple.local.port() != 0 && tuple.remote.port() != 0
 }
 
 fn put_tuple(out: &mut impl BufMut, tuple: &SocketTuple) {
@@ -348,6 +377,8 @@ pub struct RecordsDecoder {
     scopes: Vec<Scope>,
     tasks: Vec<Task>,
     conns: Vec<Conn>,
+    /// Indices of connections still to complete from later blocks.
+    open: Vec<u32>,
     sections: Sections,
     /// Position in the block of the next record.
     record: u32,
@@ -380,10 +411,21 @@ fn bounded_count(cursor: &mut Cursor<'_>, remaining: usize, min_entry: usize) ->
     (count <= remaining / min_entry.max(1)).then_some(count)
 }
 
-impl RecordsDecoder {
-    pub fn new(payload: Vec<u8>, first_ts_ns: u64) -> Result<Self, RecordsError> {
+/// A `Records` block's definitions: what its records name by index.
+#[derive(Debug)]
+pub struct Definitions {
+    scopes: Vec<Scope>,
+    tasks: Vec<Task>,
+    conns: Vec<Conn>,
+    sections: Sections,
+    /// Where the records start in the payload.
+    body_start: usize,
+}
+
+impl Definitions {
+    pub fn parse(payload: &[u8]) -> Result<Self, RecordsError> {
         let fail = |offset, reason| RecordsError { offset, reason };
-        let mut cursor = Cursor::new(&payload);
+        let mut cursor = Cursor::new(payload);
         let defs_len = cursor.u32_le().ok_or(fail(0, "short payload"))? as usize;
         let defs = cursor
             .bytes(defs_len)
@@ -439,18 +481,87 @@ impl RecordsDecoder {
             conns.push(Conn { id, scope, tuple });
         }
         let sections_at = 4 + defs.position();
-        let sections = Sections::parse(&payload, (sections_at, body_start))
+        let sections = Sections::parse(payload, (sections_at, body_start))
             .ok_or(fail(sections_at, "bad definition sections"))?;
+        if sections
+            .open_connections()
+            .iter()
+            .any(|&index| index as usize >= conns.len())
+        {
+            return Err(fail(sections_at, "an open connection that is not defined"));
+        }
+        Ok(Self {
+            scopes,
+            tasks,
+            conns,
+            sections,
+            body_start,
+        })
+    }
+}
+
+impl RecordsDecoder {
+    pub fn new(payload: Vec<u8>, first_ts_ns: u64) -> Result<Self, RecordsError> {
+        let Definitions {
+            scopes,
+            tasks,
+            conns,
+            sections,
+            body_start,
+        } = Definitions::parse(&payload)?;
+        let open = sections.open_connections().to_vec();
         Ok(Self {
             payload,
             pos: body_start,
             scopes,
             tasks,
             conns,
+            open,
             sections,
             record: 0,
             ts: first_ts_ns,
         })
+    }
+
+    /// Whether some of the block's connections had a tuple that was not complete when
+    /// it was written, and may be completed from later blocks.
+    pub fn has_open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// Completes the open connections from a later block's definitions of the same
+    /// ids: the recorder only ever learns more of a tuple. A connection stays open
+    /// while the later block still has it open (or does not define it).
+    pub fn complete_from(&mut self, later: &Definitions) {
+        if self.open.is_empty() {
+            return;
+        }
+        let wanted: FxHashMap<ConnId, u32> = self
+            .open
+            .iter()
+            .filter_map(|&index| Some((self.conns.get(index as usize)?.id, index)))
+            .collect();
+        let still_open: FxHashSet<u32> =
+            later.sections.open_connections().iter().copied().collect();
+        let mut completed = FxHashSet::default();
+        for (later_index, found) in (0u32..).zip(&later.conns) {
+            let Some(&index) = wanted.get(&found.id) else {
+                continue;
+            };
+            let conn = &mut self.conns[index as usize];
+            if found.tuple.known_parts() > conn.tuple.known_parts() {
+                conn.tuple = found.tuple;
+            }
+            if !still_open.contains(&later_index) {
+                completed.insert(index);
+            }
+        }
+        self.open.retain(|index| !completed.contains(index));
+    }
+
+    /// Stops completing: what is still open stays as the block wrote it.
+    pub fn stop_completing(&mut self) {
+        self.open.clear();
     }
 
     fn actor(&self, raw: u64) -> Option<(ExecContext, Option<Task>)> {
@@ -868,6 +979,53 @@ mod tests {
             };
             assert_eq!(t.conn.tuple.local.port(), 53970);
         }
+    }
+
+    /// A block closed between a connect's SYN_SENT and its next event says the
+    /// connection is open; a listener (no peer, ever) and a completed connect are not.
+    #[test]
+    fn a_block_names_the_connections_it_leaves_open() {
+        let transition = |id, tuple, old, new| {
+            TraceEvent::Transition(Transition {
+                ts_ns: id,
+                conn: Conn {
+                    id,
+                    scope: Scope::default(),
+                    tuple,
+                },
+                old,
+                new,
+                context: ExecContext::Task,
+                task: None,
+                counters: None,
+            })
+        };
+        use TcpState::*;
+        let mut encoder = RecordsEncoder::default();
+        let listener = v4("10.0.0.1:80", "0.0.0.0:0");
+        encoder.push(&transition(1, listener, Close, Listen));
+        encoder.push(&transition(
+            2,
+            v4("10.0.0.2:0", "10.0.0.1:80"),
+            Close,
+            SynSent,
+        ));
+        encoder.push(&transition(
+            3,
+            v4("10.0.0.2:0", "10.0.0.1:81"),
+            Close,
+            SynSent,
+        ));
+        let done = v4("10.0.0.2:41000", "10.0.0.1:81");
+        encoder.push(&transition(3, done, SynSent, Established));
+        let (payload, _, _) = encoder.finish().unwrap();
+        let definitions = Definitions::parse(&payload).unwrap();
+        assert_eq!(definitions.sections.open_connections(), [1]);
+        // Nothing open: no section at all.
+        encoder.push(&transition(4, done, Established, FinWait1));
+        let (payload, _, _) = encoder.finish().unwrap();
+        let definitions = Definitions::parse(&payload).unwrap();
+        assert!(definitions.sections.open_connections().is_empty());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! counters := gap fields:u8 [bytes_sent:var] [bytes_acked:var] [bytes_received:var]
 //!             [segs_in:var segs_out:var] [retransmits:var] [srtt_us:var]   (kind 1)
 //! holders  := gap flags:u8 more:var n:var pid:var{n}     (kind 2)
+//! open     := gap                                         (kind 3; gap: connections
+//!                                                          skipped, not records)
 //! ```
 //!
 //! A 1.0 reader stops reading the definitions after the connections, so the sections
@@ -17,7 +19,10 @@
 //! counters of a transition (`fields` holds the [`probe_common::counter_field`] bits of
 //! the values that follow, and bit 7 whether the peer's FIN had been processed), and the other
 //! processes holding a snapshot socket (`flags` bit 0: they all share the first owner's
-//! name).
+//! name). Kind 3 is about connections, not records: those of the block's definitions
+//! whose tuple was not complete when the block was written (a connect before its source
+//! port was picked, a child socket before its peer was known), so a reader looks for
+//! the rest of the tuple in the next blocks' definitions of the same ids.
 
 use bytes::BufMut;
 use probe_common::counter_field;
@@ -29,6 +34,7 @@ use crate::{
 
 const KIND_COUNTERS: u8 = 1;
 const KIND_HOLDERS: u8 = 2;
+const KIND_OPEN_CONNECTIONS: u8 = 3;
 
 /// Bit 7 of a counters entry's `fields`: the peer's FIN had been processed.
 const PEER_FIN: u8 = 1 << 7;
@@ -71,6 +77,7 @@ impl SectionWriter {
 pub struct SectionsEncoder {
     counters: SectionWriter,
     holders: SectionWriter,
+    open_connections: SectionWriter,
 }
 
 impl SectionsEncoder {
@@ -110,15 +117,23 @@ impl SectionsEncoder {
         }
     }
 
+    /// The block's connection `index` (increasing from call to call) has a tuple that
+    /// is not complete yet.
+    pub fn open_connection(&mut self, index: u32) {
+        self.open_connections.begin(index);
+    }
+
     /// Approximate encoded size so far.
     pub fn encoded_len(&self) -> usize {
-        self.counters.body.len() + self.holders.body.len()
+        self.counters.body.len() + self.holders.body.len() + self.open_connections.body.len()
     }
 
     /// Appends the sections (none when empty) to the definitions.
     pub fn finish_into(&self, out: &mut impl BufMut) {
         self.counters.finish_into(KIND_COUNTERS, out);
         self.holders.finish_into(KIND_HOLDERS, out);
+        self.open_connections
+            .finish_into(KIND_OPEN_CONNECTIONS, out);
     }
 }
 
@@ -211,6 +226,8 @@ impl<T: Copy> SectionReader<T> {
 pub struct Sections {
     counters: SectionReader<TcpCounters>,
     holders: SectionReader<SharedWith>,
+    /// Indices of the block's connections whose tuple was not complete (kind 3).
+    open_connections: Vec<u32>,
 }
 
 fn read_counters(cursor: &mut Cursor<'_>) -> Option<TcpCounters> {
@@ -265,6 +282,17 @@ fn read_holders(cursor: &mut Cursor<'_>) -> Option<SharedWith> {
     ))
 }
 
+/// A kind 3 body: `n:var gap:var{n}`, each gap the connections skipped since the
+/// previous index.
+fn read_open_connections(payload: &[u8], body: (usize, usize)) -> Option<Vec<u32>> {
+    let mut reader = SectionReader::new(payload, body, 1, |_| Some(()))?;
+    let mut indices = Vec::new();
+    while reader.left > 0 {
+        indices.push(reader.decode(payload)?.0);
+    }
+    Some(indices)
+}
+
 impl Sections {
     /// Finds the sections in `payload[start..end]` (the end of a block's definitions);
     /// `None` when one of a known kind cannot be what it says. Unknown kinds (later
@@ -273,6 +301,7 @@ impl Sections {
         let mut sections = Self {
             counters: SectionReader::empty(read_counters),
             holders: SectionReader::empty(read_holders),
+            open_connections: Vec::new(),
         };
         let mut cursor = Cursor::new(payload.get(start..end)?);
         while let Some(kind) = cursor.u8() {
@@ -287,10 +316,19 @@ impl Sections {
                 KIND_HOLDERS => {
                     sections.holders = SectionReader::new(payload, body, 4, read_holders)?;
                 }
+                KIND_OPEN_CONNECTIONS => {
+                    sections.open_connections = read_open_connections(payload, body)?;
+                }
                 _ => {}
             }
         }
         Some(sections)
+    }
+
+    /// Indices of the block's connections whose tuple was not complete when it was
+    /// written, increasing (none in files from before kind 3).
+    pub fn open_connections(&self) -> &[u32] {
+        &self.open_connections
     }
 
     /// Every entry has been read (or there were none): records have nothing to add.

@@ -7,13 +7,15 @@ use std::{
 };
 
 /// How to listen.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct ListenOptions {
     /// `SO_REUSEPORT`: several processes listen on the same address and port, the
     /// kernel spreads connections over their sockets.
     pub reuseport: bool,
     /// `IPV6_V6ONLY`: an IPv6 wildcard listener that leaves IPv4 to another socket.
     pub v6only: bool,
+    /// The `listen()` backlog.
+    pub backlog: libc::c_int,
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -38,7 +40,7 @@ fn enable(fd: libc::c_int, level: libc::c_int, option: libc::c_int) -> io::Resul
     })
 }
 
-/// A socket listening on `addr` (backlog 128) with `options`.
+/// A socket listening on `addr` with `options`.
 pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListener> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
@@ -63,7 +65,7 @@ pub fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListene
     // SAFETY: `storage` holds a sockaddr of `len` bytes for `family`.
     check(unsafe { libc::bind(fd, (&raw const storage).cast(), len) })?;
     // SAFETY: a bound socket.
-    check(unsafe { libc::listen(fd, 128) })?;
+    check(unsafe { libc::listen(fd, options.backlog) })?;
     Ok(listener)
 }
 

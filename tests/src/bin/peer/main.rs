@@ -107,6 +107,13 @@ enum Role {
         /// Listen with IPV6_V6ONLY (an IPv6 wildcard leaving IPv4 to another socket).
         #[arg(long)]
         v6only: bool,
+        /// The listen backlog. With 0 the accept queue holds one connection: the kernel
+        /// drops the SYNs that come while it is there, and the clients retransmit them.
+        #[arg(long, default_value_t = 128)]
+        backlog: i32,
+        /// Milliseconds to wait after listening before the first accept.
+        #[arg(long, default_value_t = 0)]
+        first_accept_after_ms: u64,
         #[command(flatten)]
         sizes: Sizes,
     },
@@ -264,6 +271,7 @@ struct Serving {
     behaviour: Behaviour,
     limit: Option<usize>,
     delay: Duration,
+    first_accept_after: Duration,
     over_limit: Behaviour,
     sizes: Sizes,
 }
@@ -276,6 +284,7 @@ fn server(
 ) -> io::Result<()> {
     let listener = listen(listen_on, options)?;
     say(&format!("listening {}", listener.local_addr()?));
+    thread::sleep(serving.first_accept_after);
     for _ in 0..workers {
         // SAFETY: the peer is single-threaded here; the child only runs the accept loop.
         match unsafe { libc::fork() } {
@@ -301,6 +310,7 @@ fn accept_loop(listener: &TcpListener, serving: Serving) -> io::Result<()> {
         delay,
         over_limit,
         sizes,
+        ..
     } = serving;
     let mut held: Vec<TcpStream> = Vec::new();
     let mut accepted = 0;
@@ -453,6 +463,8 @@ fn main() {
             workers,
             reuseport,
             v6only,
+            backlog,
+            first_accept_after_ms,
             sizes,
         } => {
             let serving = Serving {
@@ -460,10 +472,15 @@ fn main() {
                 behaviour,
                 limit,
                 delay: Duration::from_millis(delay_ms),
+                first_accept_after: Duration::from_millis(first_accept_after_ms),
                 over_limit,
                 sizes,
             };
-            let options = ListenOptions { reuseport, v6only };
+            let options = ListenOptions {
+                reuseport,
+                v6only,
+                backlog,
+            };
             if let Err(e) = server(listen, options, workers, serving) {
                 say(&format!("error {e}"));
                 std::process::exit(1);
