@@ -24,6 +24,7 @@ pub mod ready;
 pub mod recorder;
 pub mod replay;
 pub mod runner;
+pub mod sockopt;
 pub mod spawn;
 pub mod synth;
 pub mod tmux;

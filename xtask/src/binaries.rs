@@ -6,16 +6,19 @@ use tcpchurn_harness::{exec::run_shown, workspace};
 
 use crate::cargo::cargo;
 
+/// The cargo arguments that build the release `tcpchurn`.
+pub const BUILD_TCPCHURN: [&str; 6] = [
+    "build",
+    "--release",
+    "-p",
+    "probe-user",
+    "--bin",
+    "tcpchurn",
+];
+
 /// Builds the release `tcpchurn` and returns its path.
 pub fn build_tcpchurn() -> anyhow::Result<PathBuf> {
-    run_shown(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "probe-user",
-        "--bin",
-        "tcpchurn",
-    ]))?;
+    run_shown(cargo().args(BUILD_TCPCHURN))?;
     Ok(workspace::release_bin("tcpchurn"))
 }
 

@@ -32,7 +32,10 @@ use std::{
 };
 
 use clap::Parser;
-use tcpchurn_harness::churn::{ChurnReport, CloseMode};
+use tcpchurn_harness::{
+    churn::{ChurnReport, CloseMode},
+    sockopt::set_linger_zero,
+};
 
 #[derive(Debug, Parser)]
 #[command(about = "TCP churn load generator (loopback client/server pairs)")]
@@ -96,30 +99,6 @@ fn wait_eof(stream: &mut TcpStream) -> io::Result<()> {
 struct Shape {
     close: CloseMode,
     payload: bool,
-}
-
-/// Makes `close()` abort the connection with an RST (linger on, zero seconds).
-fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a valid socket fd, with a pointer to a live `linger` of the
-    // size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn serve_one(mut stream: TcpStream, shape: Shape) -> io::Result<()> {

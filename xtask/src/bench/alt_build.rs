@@ -10,6 +10,8 @@ use std::{path::PathBuf, process::Command};
 use anyhow::Context as _;
 use tcpchurn_harness::{exec, workspace};
 
+use crate::binaries::BUILD_TCPCHURN;
+
 /// Builds `tcpchurn` at `rev` and returns the binary's path.
 pub fn build_rev(rev: &str) -> anyhow::Result<PathBuf> {
     let root = workspace::root();
@@ -40,14 +42,7 @@ pub fn build_rev(rev: &str) -> anyhow::Result<PathBuf> {
         Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .current_dir(&src)
             .env("CARGO_TARGET_DIR", &target_dir)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "probe-user",
-                "--bin",
-                "tcpchurn",
-            ]),
+            .args(BUILD_TCPCHURN),
     )
     .with_context(|| format!("building tcpchurn at {rev}"))?;
     // One target directory for every revision: keep this revision's binary apart.

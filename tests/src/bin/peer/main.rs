@@ -12,12 +12,12 @@ mod listen;
 use std::{
     io::{self, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd as _,
     thread,
     time::Duration,
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tcpchurn_harness::sockopt::set_linger_zero;
 
 use crate::{
     exchange::{ERROR_LINE, read_bytes, read_to_end, write_bytes},
@@ -148,28 +148,6 @@ fn say(line: &str) {
     let mut out = io::stdout().lock();
     let _written = writeln!(out, "{line}");
     let _flushed = out.flush();
-}
-
-fn set_linger_zero(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid fd and a correctly sized linger struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            u32::try_from(size_of::<libc::linger>()).unwrap_or(8),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn read_to_eof(stream: &mut TcpStream) -> io::Result<()> {
