@@ -15,11 +15,15 @@ use tcpchurn_harness::{
     runner::in_ci,
 };
 use tcpchurn_tests::{
-    Netns, Scratch, kernel_has_btf, netns, record, replay_events, require_root,
+    Netns, Scratch, kernel_has_btf, lost_total, netns, record, replay_events, require_root,
     state_change_attachment,
 };
 
-const CONNECTIONS_PER_PAIR: u64 = 3000;
+/// Connections per client. The whole run (2 namespaces x 2 pairs x 10 transitions per
+/// connection, about 155 bytes per ring record) fits in the default 16 MiB ring even if
+/// the recorder is not scheduled at all while the churn runs: this test checks tags,
+/// not a busy machine's ring capacity (the benchmark measures that).
+const CONNECTIONS_PER_PAIR: u64 = 1000;
 
 /// Where cgroup v2 is mounted, if anywhere.
 fn cgroup2_root() -> Option<PathBuf> {
@@ -127,6 +131,7 @@ fn check_scopes(names: (&str, &str), args: &[String]) -> String {
     }
     let b_cgroup = cgroup.as_ref().map_or(own_cgroup, |cg| Some(inode(&cg.0)));
     let events = replay_events(&trace);
+    assert_eq!(lost_total(&events), 0, "events were lost: the run must fit the ring");
     let mut checked = 0u64;
     for event in events.iter().filter(|e| e["kind"] == "transition") {
         let ports = [
