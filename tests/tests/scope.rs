@@ -131,7 +131,11 @@ fn check_scopes(names: (&str, &str), args: &[String]) -> String {
     }
     let b_cgroup = cgroup.as_ref().map_or(own_cgroup, |cg| Some(inode(&cg.0)));
     let events = replay_events(&trace);
-    assert_eq!(lost_total(&events), 0, "events were lost: the run must fit the ring");
+    assert_eq!(
+        lost_total(&events),
+        0,
+        "events were lost: the run must fit the ring"
+    );
     let mut checked = 0u64;
     for event in events.iter().filter(|e| e["kind"] == "transition") {
         let ports = [
