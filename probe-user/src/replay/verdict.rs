@@ -1,7 +1,10 @@
 //! `tcpchurn replay FILE...`: streams the traces through the analysis and renders the
 //! verdict (text or `--json`), with the rows of `--connections`.
 
-use std::io::{self, IsTerminal as _, Write};
+use std::{
+    io::{self, IsTerminal as _, Write},
+    ops::ControlFlow,
+};
 
 use crate::{
     analysis::{Analysis, Analyzer, AnalyzerOptions, KernelLimit, LoopRule, TraceInfo},
@@ -67,18 +70,19 @@ fn analyse(
         rule,
         connections: rows.wants_rows(),
     });
-    while let Some(event) = reader.next_event()? {
+    reader.for_each_event(|names, event| -> anyhow::Result<_> {
         if options.window.is_past_reading(event.ts_ns()) {
-            break;
+            return Ok(ControlFlow::Break(()));
         }
-        for (host, table) in reader.take_workloads() {
+        for (host, table) in names {
             analyzer.learn(host, &table);
         }
-        analyzer.on_event(&event);
+        analyzer.on_event(event);
         for row in analyzer.drain_rows() {
             rows.push(out, &row, &traces.names)?;
         }
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
     let (analysis, last_rows) = analyzer.finish(reader.end_ns());
     for row in &last_rows {
         rows.push(out, row, &traces.names)?;

@@ -138,6 +138,8 @@ pub struct TraceReader<R: Read> {
     base: u64,
     /// Blocks read ahead of the one being decoded, in file order.
     ahead: VecDeque<Ahead>,
+    /// The event [`TraceReader::advance`] found, read in place (events are large).
+    current: Option<TraceEvent>,
 }
 
 /// How far to read ahead to complete a block's open connections, in trace time from
@@ -159,6 +161,14 @@ pub enum Polled {
     /// The next block is not complete yet: poll again once more bytes may be there.
     Pending,
     /// The file is over: its end block was read, or (not following) its input ended.
+    Ended,
+}
+
+/// What [`TraceReader::poll`] found; an event is left in `current`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Event,
+    Pending,
     Ended,
 }
 
@@ -317,6 +327,7 @@ impl<R: Read> TraceReader<R> {
             rewind,
             base,
             ahead: VecDeque::new(),
+            current: None,
         };
         let (header, payload) = match reader.read_block()? {
             BlockRead::Block(header, payload) => (header, payload),
@@ -504,32 +515,65 @@ impl<R: Read> TraceReader<R> {
     /// The next event, or whether more may come ([`Polled::Pending`] only when
     /// following a trace that is still written).
     pub fn poll_event(&mut self) -> Result<Polled, TraceError> {
+        Ok(match self.poll()? {
+            Step::Event => self.current.take().map_or(Polled::Ended, Polled::Event),
+            Step::Pending => Polled::Pending,
+            Step::Ended => Polled::Ended,
+        })
+    }
+
+    /// Moves to the next event, read in place: `true` when there is one, then
+    /// [`TraceReader::current`] holds it until the next call. For a loop that looks at
+    /// every event of a large trace without moving each one (a pending block of a
+    /// followed trace ends it, as in [`TraceReader::next_event`]).
+    pub fn advance(&mut self) -> Result<bool, TraceError> {
+        Ok(matches!(self.poll()?, Step::Event))
+    }
+
+    /// The event the last [`TraceReader::advance`] found.
+    pub fn current(&self) -> Option<&TraceEvent> {
+        self.current.as_ref()
+    }
+
+    pub fn current_mut(&mut self) -> Option<&mut TraceEvent> {
+        self.current.as_mut()
+    }
+
+    /// Takes the event the last [`TraceReader::advance`] found.
+    pub fn take_current(&mut self) -> Option<TraceEvent> {
+        self.current.take()
+    }
+
+    /// Reads up to the next event and leaves it in `current` (`None` otherwise).
+    fn poll(&mut self) -> Result<Step, TraceError> {
+        self.current = None;
         loop {
             if let Some((decoder, block_offset, records, decoded)) = &mut self.decoder {
-                match decoder.next() {
-                    Some(Ok(event)) => {
+                match decoder.next_into(&mut self.current) {
+                    Some(Ok(())) => {
                         *decoded += 1;
-                        self.last_ts = self.last_ts.max(event.ts_ns());
-                        return Ok(Polled::Event(event));
+                        let ts_ns = self.current.as_ref().map_or(0, TraceEvent::ts_ns);
+                        self.last_ts = self.last_ts.max(ts_ns);
+                        return Ok(Step::Event);
                     }
                     Some(Err(err)) => {
                         let (offset, remaining) = (*block_offset, records.saturating_sub(*decoded));
                         self.decoder = None;
                         let last = self.last_ts;
-                        let gap = self.corrupt(offset, remaining, last, err.to_string());
-                        return Ok(Polled::Event(gap));
+                        self.current = Some(self.corrupt(offset, remaining, last, err.to_string()));
+                        return Ok(Step::Event);
                     }
                     None => self.decoder = None,
                 }
             }
             let (block_offset, read) = match self.ahead.pop_front() {
                 Some(ahead) => (ahead.offset, ahead.read),
-                None if self.finished => return Ok(Polled::Ended),
+                None if self.finished => return Ok(Step::Ended),
                 None => (self.offset, self.read_block()?),
             };
             let (header, payload) = match read {
                 BlockRead::Block(header, payload) => (header, payload),
-                BlockRead::Pending => return Ok(Polled::Pending),
+                BlockRead::Pending => return Ok(Step::Pending),
                 BlockRead::Eof => {
                     self.date_cut();
                     if !self.finished && self.end.is_none() {
@@ -538,7 +582,7 @@ impl<R: Read> TraceReader<R> {
                         self.cut(self.offset);
                     }
                     self.finished = true;
-                    return Ok(Polled::Ended);
+                    return Ok(Step::Ended);
                 }
             };
             if header.kind == BlockKind::Workloads as u8 {
@@ -546,7 +590,8 @@ impl<R: Read> TraceReader<R> {
                 continue;
             }
             if let Some(event) = self.on_block(block_offset, &header, payload) {
-                return Ok(Polled::Event(event));
+                self.current = Some(event);
+                return Ok(Step::Event);
             }
             self.complete_open_connections(header.first_ts_ns)?;
         }

@@ -589,40 +589,47 @@ impl RecordsDecoder {
     }
 
     /// The next event, `None` at the end of the block.
+    #[cfg(test)]
     pub fn next(&mut self) -> Option<Result<TraceEvent, RecordsError>> {
+        let mut slot = None;
+        Some(self.next_into(&mut slot)?.and_then(|()| {
+            slot.ok_or(RecordsError {
+                offset: self.pos,
+                reason: "truncated or malformed record",
+            })
+        }))
+    }
+
+    /// Decodes the next event into `slot` (events are large: the reader keeps one and
+    /// decodes every event into it); `None` at the end of the block. After an error
+    /// `slot` is `None`.
+    pub fn next_into(&mut self, slot: &mut Option<TraceEvent>) -> Option<Result<(), RecordsError>> {
         if self.pos >= self.payload.len() {
             return None;
         }
         let start = self.pos;
         let mut cursor = Cursor::new(&self.payload[start..]);
-        let result = self.decode_one(&mut cursor).ok_or(RecordsError {
-            offset: start,
-            reason: "truncated or malformed record",
-        });
+        *slot = self.decode_one(&mut cursor);
         let consumed = cursor.position();
-        let mut result = result;
-        if let Ok(event) = &mut result
-            && !self.sections.is_done()
-            && self.attach_sections(event).is_err()
-        {
-            result = Err(RecordsError {
-                offset: start,
-                reason: "malformed section entry for this record",
-            });
-        }
-        match result {
-            Ok(event) => {
-                self.pos = start + consumed;
-                self.ts = event.ts_ns();
-                self.record = self.record.saturating_add(1);
-                Some(Ok(event))
+        let reason = match slot {
+            None => "truncated or malformed record",
+            Some(event) => {
+                if self.sections.is_done() || self.attach_sections(event).is_ok() {
+                    self.pos = start + consumed;
+                    self.ts = event.ts_ns();
+                    self.record = self.record.saturating_add(1);
+                    return Some(Ok(()));
+                }
+                "malformed section entry for this record"
             }
-            Err(err) => {
-                // Nothing after a bad record can be trusted: stop this block.
-                self.pos = self.payload.len();
-                Some(Err(err))
-            }
-        }
+        };
+        // Nothing after a bad record can be trusted: stop this block.
+        *slot = None;
+        self.pos = self.payload.len();
+        Some(Err(RecordsError {
+            offset: start,
+            reason,
+        }))
     }
 
     /// Adds to the event what the block's sections say about its record.

@@ -138,6 +138,8 @@ pub struct HostStream<'a> {
     damage: Vec<PartDamage>,
     /// Names read before the event returned last.
     names: Vec<WorkloadTable>,
+    /// The current event when it came from `queued` rather than from the reader.
+    popped: Option<TraceEvent>,
 }
 
 impl<'a> HostStream<'a> {
@@ -155,6 +157,7 @@ impl<'a> HostStream<'a> {
             end: None,
             damage: Vec::new(),
             names: Vec::new(),
+            popped: None,
         }
     }
 
@@ -185,40 +188,61 @@ impl<'a> HostStream<'a> {
         std::mem::take(&mut self.names)
     }
 
-    fn place(&self, mut event: TraceEvent) -> TraceEvent {
-        event.set_host(self.host);
-        event.shift(self.shift_ns);
-        event
-    }
-
     /// The next event of this host, in file order.
     pub fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        Ok(self
+            .popped
+            .take()
+            .or_else(|| self.reader.as_mut().and_then(PartReader::take_current)))
+    }
+
+    /// Moves to the next event of this host, in file order, read in place: `true` when
+    /// there is one, then [`HostStream::current`] holds it until the next call.
+    pub fn advance(&mut self) -> Result<bool, SetError> {
+        self.popped = None;
         loop {
-            if let Some(event) = self.queued.pop_front() {
-                return Ok(Some(self.place(event)));
+            if let Some(mut event) = self.queued.pop_front() {
+                place(&mut event, self.host, self.shift_ns);
+                self.popped = Some(event);
+                return Ok(true);
             }
             if let Some(reader) = &mut self.reader {
                 let name = &self.parts[self.next_part - 1].name;
-                let event = reader.next_event().map_err(|error| SetError::Trace {
+                reader.advance().map_err(|error| SetError::Trace {
                     file: name.clone(),
                     error,
                 })?;
-                self.names.extend(reader.take_workloads());
-                match event {
+                let names = reader.take_workloads();
+                // Names are rare (one table per flush at most): skip the extend per event.
+                if !names.is_empty() {
+                    self.names.extend(names);
+                }
+                match reader.current_mut() {
                     Some(TraceEvent::Snapshot(s)) if self.skip_start_snapshot && !s.at_end => {}
                     Some(event) => {
                         self.last_ts = self.last_ts.max(event.ts_ns());
-                        return Ok(Some(self.place(event)));
+                        place(event, self.host, self.shift_ns);
+                        return Ok(true);
                     }
                     None => self.close_part(),
                 }
                 continue;
             }
             if self.next_part == self.parts.len() {
-                return Ok(None);
+                return Ok(false);
             }
             self.open_next()?;
         }
+    }
+
+    /// The event the last [`HostStream::advance`] found.
+    pub fn current(&self) -> Option<&TraceEvent> {
+        self.popped
+            .as_ref()
+            .or_else(|| self.reader.as_ref().and_then(PartReader::current))
     }
 
     fn close_part(&mut self) {
@@ -279,4 +303,10 @@ impl<'a> HostStream<'a> {
         self.reader = Some(reader);
         Ok(())
     }
+}
+
+/// Puts an event on the replay's timeline, in place.
+fn place(event: &mut TraceEvent, host: HostId, shift_ns: u64) {
+    event.set_host(host);
+    event.shift(shift_ns);
 }

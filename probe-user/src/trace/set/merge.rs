@@ -51,6 +51,10 @@ impl<S: EventSource> Merge<S> {
         &self.sources
     }
 
+    pub fn sources_mut(&mut self) -> &mut [S] {
+        &mut self.sources
+    }
+
     fn refill(&mut self, source: usize) -> Result<(), SetError> {
         if let Some(event) = self.sources[source].next_event()? {
             self.order.push(Reverse((event.ts_ns(), source)));
@@ -61,10 +65,14 @@ impl<S: EventSource> Merge<S> {
     }
 
     pub fn next_event(&mut self) -> Result<Option<TraceEvent>, SetError> {
+        // One source needs no ordering: pass its events through.
         if let [only] = self.sources.as_mut_slice() {
             let event = only.next_event()?;
-            self.names
-                .extend(only.take_workloads().into_iter().map(|table| (0, table)));
+            let names = only.take_workloads();
+            // Names are rare (one table per flush at most): skip the extend per event.
+            if !names.is_empty() {
+                self.names.extend(names.into_iter().map(|table| (0, table)));
+            }
             return Ok(event);
         }
         if !self.started {

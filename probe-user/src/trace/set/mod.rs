@@ -18,7 +18,7 @@ pub mod inputs;
 pub mod merge;
 pub mod parts;
 
-use std::{collections::BTreeMap, io};
+use std::{collections::BTreeMap, io, ops::ControlFlow};
 
 use self::{
     clock::{Agreement, PairOffset, host_clocks},
@@ -420,10 +420,47 @@ impl SetReader<'_> {
         self.merge.next_event()
     }
 
+    /// Shows `visit` every event from here on, with the names read before it, until it
+    /// breaks. One host's events are read in place rather than moved through the merge:
+    /// events are large, and a replay of one recording moves millions of them.
+    pub fn for_each_event<E: From<SetError>>(
+        &mut self,
+        mut visit: impl FnMut(Vec<(HostId, WorkloadTable)>, &TraceEvent) -> Result<ControlFlow<()>, E>,
+    ) -> Result<(), E> {
+        if let [only] = self.merge.sources_mut() {
+            let host = only.host();
+            while only.advance()? {
+                let names = only.take_workloads();
+                let names = if names.is_empty() {
+                    Vec::new()
+                } else {
+                    names.into_iter().map(|table| (host, table)).collect()
+                };
+                let Some(event) = only.current() else {
+                    break;
+                };
+                if visit(names, event)?.is_break() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        while let Some(event) = self.next_event()? {
+            if visit(self.take_workloads(), &event)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The names (`Workloads` blocks) read before the event returned last, with the
     /// host whose trace holds them: learn them before that event.
     pub fn take_workloads(&mut self) -> Vec<(HostId, WorkloadTable)> {
         let names = self.merge.take_workloads();
+        // Called after every event; names are rare.
+        if names.is_empty() {
+            return Vec::new();
+        }
         let sources = self.merge.sources();
         names
             .into_iter()

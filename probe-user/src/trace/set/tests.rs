@@ -368,3 +368,37 @@ fn a_pipe_is_read_once() {
         "{refused:?}"
     );
 }
+
+/// Every event as [`SetReader::for_each_event`] shows it, in place.
+fn visit_all(set: &TraceSet) -> Vec<TraceEvent> {
+    let timeline = set.timeline().unwrap();
+    let mut reader = set.events(&timeline);
+    let mut events = Vec::new();
+    reader
+        .for_each_event(|_, event| -> Result<_, SetError> {
+            events.push(event.clone());
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+    events
+}
+
+#[test]
+fn visiting_in_place_sees_what_reading_moves() {
+    // One host in parts (the openings left out), one with a part missing (a gap
+    // queued before the part's first event), and two hosts (the merge).
+    let sets = || {
+        let (_, parts) = rotated();
+        let part = |i: usize| input(&format!("t.trace.{i}"), parts[i].clone());
+        [
+            vec![input("t.trace", parts[0].clone()), part(1), part(2)],
+            vec![input("t.trace", parts[0].clone()), part(2)],
+            two_hosts(7 * S, false),
+        ]
+    };
+    for (moved, visited) in sets().into_iter().zip(sets()) {
+        let (expected, _, _) = read_all(&TraceSet::open(moved).unwrap());
+        assert!(!expected.is_empty());
+        assert_eq!(visit_all(&TraceSet::open(visited).unwrap()), expected);
+    }
+}
