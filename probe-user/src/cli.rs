@@ -140,6 +140,13 @@ pub struct RecordArgs {
     /// without /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "FILE", default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
+    /// Nice value (-20 to 19) of the threads that drain the ring buffer and write the
+    /// trace: on a saturated machine a recorder at the default priority waits behind
+    /// the load while the kernel fills the ring and drops what does not fit. Default:
+    /// -10, unless tcpchurn was started with a nice value of its own (nice(1)), which it
+    /// keeps. They take only the CPU the events need.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: Option<i32>,
     /// How often the ring buffer is drained when no wake-up came (testing knob).
     #[arg(long = "poll-interval", value_name = "DURATION", default_value = "20ms", value_parser = parse_duration, hide = true)]
     pub poll_interval: Duration,
@@ -214,6 +221,7 @@ impl RecordArgs {
             btf: self.btf.clone(),
             poll_interval: self.poll_interval,
             wakeup_bytes: self.wakeup_bytes,
+            nice: self.nice,
             tp_btf: !self.no_tp_btf,
             live: self.live,
             metrics: self.metrics,

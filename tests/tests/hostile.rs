@@ -1028,6 +1028,45 @@ fn thread_capabilities(pid: u32) -> Vec<(String, [u64; 3])> {
         .collect()
 }
 
+/// `(thread name, nice value)` of each thread of `pid` (`proc_pid_stat(5)`: the 19th
+/// field; the name in parentheses may hold spaces).
+fn thread_nice(pid: u32) -> Vec<(String, i32)> {
+    let mut threads: Vec<(String, i32)> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let stat = fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            let (head, tail) = stat.rsplit_once(") ").unwrap();
+            let name = head.split_once(" (").unwrap().1.to_owned();
+            let nice = tail.split_whitespace().nth(16).unwrap().parse().unwrap();
+            (name, nice)
+        })
+        .collect();
+    threads.sort();
+    threads
+}
+
+#[test]
+fn the_threads_that_drain_and_write_run_at_a_raised_priority() {
+    if !require_root("the_threads_that_drain_and_write_run_at_a_raised_priority") {
+        return;
+    }
+    let ns = netns("nice");
+    let scratch = Scratch::new("nice");
+    // The default, and one asked for; the live view's analysis keeps the default
+    // priority (it may fall behind without losing anything).
+    for (extra, raised) in [(&["--live"][..], -10), (&["--live", "--nice", "3"][..], 3)] {
+        let recorder = record(&scratch.path("t.trace"), netns_args(&ns, extra));
+        let threads = thread_nice(recorder.pid());
+        recorder.stop().unwrap().ensure_success().unwrap();
+        let expected = [
+            ("tcpchurn".to_owned(), raised),
+            ("tcpchurn-live".to_owned(), 0),
+            ("tcpchurn-writer".to_owned(), raised),
+        ];
+        assert_eq!(threads, expected, "{extra:?}");
+    }
+}
+
 /// Whether the trace's end snapshot holds a listening socket.
 fn listens_at_end(path: &Path) -> bool {
     replay_events(path)

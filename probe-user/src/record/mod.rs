@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod names;
 pub mod observer;
 pub mod options;
+pub mod priority;
 mod privileges;
 pub mod recording;
 pub mod selection;
@@ -66,9 +67,24 @@ pub fn record(options: RecordOptions) -> anyhow::Result<RecordSummary> {
     let stop_request = Arc::new(Notify::new());
     let (tee, watchers) = watchers::Watchers::start(&options, metrics, Arc::clone(&stop_request))?;
     let watched = driver::Watched { tee, stop_request };
+    // After the watchers' threads start (they keep the default priority), before the
+    // writer's (it inherits this one's).
+    raise_priority(options.nice);
     let summary = runtime.block_on(driver::run(&options, &tracefs, &btf, dir, watched));
     watchers.finish();
     summary
+}
+
+/// Raises the draining thread's priority; a recorder that cannot still records, and
+/// says so when the priority was asked for.
+fn raise_priority(asked: Option<i32>) {
+    match priority::raise(asked) {
+        Ok(priority) => log::debug!("scheduling priority: {priority:?}"),
+        Err(err) if asked.is_some() => {
+            log::warn!("--nice: {err}; recording at the current priority")
+        }
+        Err(err) => log::debug!("raising the scheduling priority: {err}"),
+    }
 }
 
 /// glibc serves allocations below a threshold that grows, once large blocks have been

@@ -45,6 +45,9 @@ pub struct RecordOptions {
     pub btf: PathBuf,
     /// Ring fill level that wakes the reader early (0: a quarter of the ring).
     pub wakeup_bytes: u64,
+    /// `--nice`: the drain and writer threads' nice value (`None`: see
+    /// [`crate::record::priority`]).
+    pub nice: Option<i32>,
     /// Use the BTF-enabled raw tracepoint for state changes when kernel BTF allows it.
     pub tp_btf: bool,
     /// `--live`: the verdict as it forms, on the terminal (or as text blocks).
@@ -75,6 +78,7 @@ impl Default for RecordOptions {
             rotate: None,
             btf: PathBuf::from(btf::VMLINUX),
             wakeup_bytes: 0,
+            nice: None,
             tp_btf: true,
             live: false,
             metrics: None,
