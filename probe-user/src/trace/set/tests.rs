@@ -376,7 +376,7 @@ fn visit_all(set: &TraceSet) -> Vec<TraceEvent> {
     let mut events = Vec::new();
     reader
         .for_each_event(|_, event| -> Result<_, SetError> {
-            events.push(event.clone());
+            events.push(*event);
             Ok(ControlFlow::Continue(()))
         })
         .unwrap();
