@@ -18,8 +18,8 @@ use std::{
 use serde_json::Value;
 use tcpchurn_harness::workspace;
 use tcpchurn_tests::{
-    DuckDb, Netns, Peer, Scratch, Topology, netns, privileged_tests, record, replay_verdict,
-    rewrite_meta, tcpchurn, topology,
+    DuckDb, Netns, Peer, Scratch, Topology, kernel_has_btf, netns, privileged_tests, record,
+    replay_events, replay_verdict, rewrite_meta, tcpchurn, topology,
 };
 
 /// The verdict's pairs, by "client -> server", with what both replays must agree on.
@@ -397,6 +397,26 @@ fn duckdb_reads_the_exports() {
         together.display()
     ));
     assert_eq!(u(&rows[0]["n"]), events);
+    // The counters the transitions carry: as many, and the same sum, as in the JSON.
+    let (mut carried, mut acked) = (0u64, 0u64);
+    for trace in [&client, &server] {
+        for acked_here in replay_events(trace)
+            .iter()
+            .filter_map(|e| e["bytes_acked"].as_u64())
+        {
+            carried += 1;
+            acked += acked_here;
+        }
+    }
+    if kernel_has_btf() {
+        assert!(carried > 0, "no transition carried counters");
+    }
+    let rows = duckdb.query(&format!(
+        "SELECT count(bytes_acked) AS c, CAST(coalesce(sum(bytes_acked), 0) AS BIGINT) AS s \
+         FROM '{}/both/events.parquet'",
+        together.display()
+    ));
+    assert_eq!((u(&rows[0]["c"]), u(&rows[0]["s"])), (carried, acked));
 
     let queries = doc_queries();
     assert!(queries.len() >= 4, "{:?}", queries.keys());

@@ -2,7 +2,8 @@
 //! their proper types (times as UTC timestamps, ports as u16, states and other names as
 //! dictionary strings), plus the host. Gaps fill the gap columns and leave the socket's
 //! null. The socket's workload (`container` in JSON) is flattened into `pod_namespace`,
-//! `pod`, `container`, `container_id` and `container_runtime`.
+//! `pod`, `container`, `container_id` and `container_runtime`. The counters a
+//! transition carries (`bytes_sent` ... `srtt_us`) come last.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use arrow_array::{
 };
 
 use crate::{
-    model::{Comm, Gap, SnapshotSocket, Task, TraceEvent, Workload},
+    model::{Comm, Gap, SnapshotSocket, Task, TcpCounters, TraceEvent, Workload},
     owner::{Candidates, Owner, OwnerSource},
     render::{
         events::{EventSocket, errno_name},
@@ -99,6 +100,51 @@ pub struct EventColumns {
     cause: Names,
     cpu: UInt32Builder,
     workload: WorkloadColumns,
+    counters: CounterColumns,
+}
+
+/// A transition's `tcp_sock` counters: null on the other rows, and where the kernel
+/// gave no value.
+#[derive(Default)]
+struct CounterColumns {
+    bytes_sent: UInt64Builder,
+    bytes_acked: UInt64Builder,
+    bytes_received: UInt64Builder,
+    segs_in: UInt32Builder,
+    segs_out: UInt32Builder,
+    retransmits: UInt32Builder,
+    srtt_us: UInt32Builder,
+}
+
+impl CounterColumns {
+    fn push(&mut self, counters: Option<&TcpCounters>) {
+        self.bytes_sent
+            .append_option(counters.and_then(TcpCounters::bytes_sent));
+        self.bytes_acked
+            .append_option(counters.and_then(TcpCounters::bytes_acked));
+        self.bytes_received
+            .append_option(counters.and_then(TcpCounters::bytes_received));
+        self.segs_in
+            .append_option(counters.and_then(TcpCounters::segs_in));
+        self.segs_out
+            .append_option(counters.and_then(TcpCounters::segs_out));
+        self.retransmits
+            .append_option(counters.and_then(TcpCounters::retransmits));
+        self.srtt_us
+            .append_option(counters.and_then(TcpCounters::srtt_us));
+    }
+
+    fn take(&mut self) -> [ArrayRef; 7] {
+        [
+            Arc::new(self.bytes_sent.finish()),
+            Arc::new(self.bytes_acked.finish()),
+            Arc::new(self.bytes_received.finish()),
+            Arc::new(self.segs_in.finish()),
+            Arc::new(self.segs_out.finish()),
+            Arc::new(self.retransmits.finish()),
+            Arc::new(self.srtt_us.finish()),
+        ]
+    }
 }
 
 /// What one row holds beyond the socket.
@@ -152,6 +198,7 @@ impl EventColumns {
             cause: names(),
             cpu: UInt32Builder::new(),
             workload: WorkloadColumns::default(),
+            counters: CounterColumns::default(),
         }
     }
 
@@ -222,6 +269,10 @@ impl EventColumns {
         self.extra(&extra);
         self.gap(None);
         self.workload.push(workload);
+        self.counters.push(match event {
+            TraceEvent::Transition(t) => t.counters.as_ref(),
+            _ => None,
+        });
     }
 
     fn push_gap(&mut self, gap: &Gap, host: &str) {
@@ -230,6 +281,7 @@ impl EventColumns {
         self.extra(&Extra::default());
         self.gap(Some(gap));
         self.workload.push(None);
+        self.counters.push(None);
     }
 
     fn common(&mut self, kind: &str, ts_ns: u64, host: &str) {
@@ -325,6 +377,13 @@ impl Columns for EventColumns {
         ("container", true),
         ("container_id", true),
         ("container_runtime", true),
+        ("bytes_sent", true),
+        ("bytes_acked", true),
+        ("bytes_received", true),
+        ("segs_in", true),
+        ("segs_out", true),
+        ("retransmits", true),
+        ("srtt_us", true),
     ];
 
     fn rows(&self) -> usize {
@@ -366,6 +425,7 @@ impl Columns for EventColumns {
             Arc::new(self.cpu.finish()),
         ];
         arrays.extend(self.workload.take());
+        arrays.extend(self.counters.take());
         arrays
     }
 }

@@ -128,8 +128,8 @@ mod tests {
     use crate::{
         analysis::{Analyzer, AnalyzerOptions},
         model::{
-            HostId, HostNames, Identity, Named, Source, Workload, WorkloadKey, WorkloadTable,
-            WorkloadTableBuilder,
+            HostId, HostNames, Identity, Named, Source, TcpCounters, Workload, WorkloadKey,
+            WorkloadTable, WorkloadTableBuilder,
         },
         synth::{Script, task},
     };
@@ -211,6 +211,56 @@ mod tests {
         let names = column.as_dictionary::<Int32Type>();
         let names = names.downcast_dict::<StringArray>().unwrap();
         names.into_iter().map(|s| s.map(str::to_owned)).collect()
+    }
+
+    /// Column `name` of `batch`, as u64 (null as `None`).
+    fn numbers(schema: &SchemaRef, batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
+        use arrow_array::{
+            cast::AsArray,
+            types::{UInt32Type, UInt64Type},
+        };
+        let column = batch.column(schema.index_of(name).unwrap());
+        match column.data_type() {
+            DataType::UInt64 => column.as_primitive::<UInt64Type>().iter().collect(),
+            _ => column
+                .as_primitive::<UInt32Type>()
+                .iter()
+                .map(|v| v.map(u64::from))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_counters_a_transition_carries_fill_their_columns() {
+        let mut s = Script::default();
+        let e = s.ends("10.0.0.2:40000", "10.0.0.1:80");
+        s.at(1_000).open(e, task(7, "curl"));
+        s.at(2_000_000)
+            .answered_then_closed(e, (80, 1200), task(7, "curl"), task(42, "nginx"));
+        // The kernel gave no byte counts here: unknown, not 0.
+        s.counted(TcpCounters::builder().retransmits(2).build());
+        let (events, _) = tables(&s, &WorkloadTable::default());
+        let (schema, batches) = read(events);
+        let column = |name| -> Vec<Option<u64>> {
+            batches
+                .iter()
+                .flat_map(|b| numbers(&schema, b, name))
+                .collect()
+        };
+        let (sent, received) = (column("bytes_sent"), column("bytes_received"));
+        // The server starts closing with its answer sent and the request received.
+        let closing = sent.iter().position(Option::is_some).unwrap();
+        assert_eq!((sent[closing], received[closing]), (Some(1200), Some(80)));
+        assert_eq!(column("srtt_us")[closing], Some(50));
+        assert_eq!(sent.iter().filter(|v| v.is_some()).count(), 3);
+        // The last transition: retransmits known, bytes not.
+        assert_eq!(column("retransmits").last(), Some(&Some(2)));
+        assert_eq!(sent.last(), Some(&None));
+        // The handshake carries none.
+        assert_eq!(sent[0], None);
+        assert_eq!(column("segs_in")[closing], Some(4));
+        assert_eq!(column("bytes_acked")[closing], Some(1200));
+        assert_eq!(column("segs_out")[closing], Some(4));
     }
 
     #[test]
