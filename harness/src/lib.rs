@@ -16,6 +16,7 @@ pub mod duckdb;
 pub mod exec;
 pub mod interrupt;
 pub mod lines;
+pub mod load_args;
 pub mod netns;
 pub mod process;
 pub mod procfs;

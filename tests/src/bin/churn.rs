@@ -34,6 +34,7 @@ use std::{
 use clap::Parser;
 use tcpchurn_harness::{
     churn::{ChurnReport, CloseMode},
+    load_args,
     sockopt::set_linger_zero,
 };
 
@@ -41,10 +42,10 @@ use tcpchurn_harness::{
 #[command(about = "TCP churn load generator (loopback client/server pairs)")]
 struct Cli {
     /// Client/server pairs (one listening port and two threads each).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pairs: u16,
     /// How long to churn, in seconds (fractions allowed).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = load_args::positive_seconds)]
     duration: f64,
     /// Which side closes first, or `reset`: the server aborts with an RST.
     #[arg(long, value_enum, default_value_t = CloseMode::Client)]
@@ -212,11 +213,6 @@ fn client(target: SocketAddr, shape: Shape, count: u64, deadline: Instant) -> Cl
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(cli.pairs > 0, "--pairs must be at least 1");
-    anyhow::ensure!(
-        cli.duration > 0.0 && cli.duration.is_finite(),
-        "--duration must be positive"
-    );
     let shape = Shape {
         close: cli.close,
         payload: !cli.no_payload,

@@ -18,16 +18,16 @@ use std::{
 };
 
 use clap::Parser;
-use tcpchurn_harness::udp_flood::UdpFloodReport;
+use tcpchurn_harness::{load_args, udp_flood::UdpFloodReport};
 
 #[derive(Debug, Parser)]
 #[command(about = "UDP flood over loopback (softirq load without TCP)")]
 struct Cli {
     /// Sender/receiver pairs (two threads each).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pairs: u16,
     /// How long to send, in seconds (fractions allowed).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = load_args::positive_seconds)]
     duration: f64,
     /// First receiving port; pair i receives on PORT + i.
     #[arg(long, default_value_t = 23_300)]
@@ -81,11 +81,6 @@ fn net_rx_softirqs() -> u64 {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::ensure!(cli.pairs > 0, "--pairs must be at least 1");
-    anyhow::ensure!(
-        cli.duration > 0.0 && cli.duration.is_finite(),
-        "--duration must be positive"
-    );
     let mut pairs = Vec::new();
     for i in 0..cli.pairs {
         let port = cli
