@@ -4,7 +4,8 @@
 //! blocks; a writer thread does the file I/O (write + fdatasync per block), so a slow
 //! disk never stalls the reader. If the disk falls behind, the channel fills, the
 //! reader waits, the ring fills and the kernel counts the loss: nothing is dropped
-//! silently and memory stays bounded.
+//! silently and memory stays bounded. Both run at a raised priority ([`priority`]), so
+//! that a saturated machine does not keep them off the CPU while the ring fills.
 //!
 //! With `--live` or `--metrics`, the blocks written are also handed to an analysis
 //! thread ([`observer`]) through a [`tee`] that never makes the recorder wait; it
