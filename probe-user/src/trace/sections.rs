@@ -195,16 +195,16 @@ impl<T: Copy> SectionReader<T> {
     /// section is malformed.
     fn take(&mut self, payload: &[u8], record: u32) -> Result<Option<T>, ()> {
         loop {
-            // Most records have no entry: look at the one ahead without moving it.
-            match &self.ahead {
-                Some((at, _)) if *at > record => return Ok(None),
-                Some(_) => {}
+            let (at, value) = match self.ahead.take() {
+                Some(entry) => entry,
                 None if self.left == 0 => return Ok(None),
-                None => self.ahead = Some(self.decode(payload).ok_or(())?),
+                None => self.decode(payload).ok_or(())?,
+            };
+            if at > record {
+                self.ahead = Some((at, value));
+                return Ok(None);
             }
-            if let Some((at, value)) = self.ahead.take_if(|(at, _)| *at <= record)
-                && at == record
-            {
+            if at == record {
                 return Ok(Some(value));
             }
         }
