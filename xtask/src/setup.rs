@@ -28,7 +28,14 @@ pub struct SetupArgs {
     /// Also install ZooKeeper and a JRE (for the ZooKeeper scenario).
     #[arg(long)]
     pub zookeeper: bool,
+    /// Also install the other tracers `cargo xtask bench` compares with (bpftrace, and
+    /// libbpf-tools' tcpstates).
+    #[arg(long)]
+    pub bench_peers: bool,
 }
+
+/// The tracers the benchmark runs next to tcpchurn when they are installed.
+const BENCH_PEER_PACKAGES: [&str; 2] = ["bpftrace", "libbpf-tools"];
 
 fn nightly_has_rust_src() -> bool {
     try_stdout("rustup", &["+nightly", "component", "list", "--installed"])
@@ -79,6 +86,9 @@ pub fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     }
     if args.zookeeper {
         zookeeper::install()?;
+    }
+    if args.bench_peers {
+        install_missing(&BENCH_PEER_PACKAGES)?;
     }
     crate::dist::install_tools()?;
     duckdb::install()?;

@@ -39,6 +39,7 @@ pub fn test(args: &TestArgs) -> anyhow::Result<()> {
     if !args.no_setup {
         setup(&SetupArgs {
             zookeeper: is_root(),
+            ..SetupArgs::default()
         })?;
         setup_containers::install()?;
     }

@@ -70,7 +70,7 @@ fn build(args: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     // The same tools as the tests (bpf-linker, bpftool for the kernel-cost pass).
-    setup(&SetupArgs { zookeeper: false })?;
+    setup(&SetupArgs::default())?;
     build_tcpchurn()?;
     build_test_binaries(&[
         "tcpchurn-churn",

@@ -73,6 +73,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
     if !args.no_setup {
         setup(&SetupArgs {
             zookeeper: args.zookeeper,
+            ..SetupArgs::default()
         })?;
     }
     let binaries = Binaries::build()?;

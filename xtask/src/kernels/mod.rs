@@ -246,7 +246,10 @@ pub fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
     let tools = if args.no_install {
         install::Tools::existing(&cache)
     } else {
-        crate::setup::setup(&crate::setup::SetupArgs { zookeeper: true })?;
+        crate::setup::setup(&crate::setup::SetupArgs {
+            zookeeper: true,
+            ..Default::default()
+        })?;
         install::install(&cache)?
     };
     let (tcpchurn, suites) = build()?;

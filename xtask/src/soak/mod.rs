@@ -51,7 +51,7 @@ pub fn soak(args: &SoakArgs) -> anyhow::Result<()> {
     if !is_root() {
         bail!("the soak test needs root (eBPF, network namespaces)");
     }
-    setup(&SetupArgs { zookeeper: false })?;
+    setup(&SetupArgs::default())?;
     let binaries = Binaries::build()?;
     catch_interrupts()?;
     let dir = workspace::root().join("target/soak");
