@@ -48,6 +48,24 @@ pub fn lost_total(events: &[Value]) -> u64 {
         .sum()
 }
 
+/// Events lost, summed over the trace's gap records: those with a cause tcpchurn
+/// controls (a full ring, runs the kernel skipped and counted), and those no kernel
+/// counter reported (cause `unreported`: transitions the kernel never showed the
+/// programs, found from broken chains, docs/kernel-facts.md §4.1).
+pub fn lost_by_cause(events: &[Value]) -> (u64, u64) {
+    let gaps = events.iter().filter(|e| e["kind"] == "lost");
+    let (mut counted, mut unreported) = (0, 0);
+    for gap in gaps {
+        let lost = gap["lost"].as_u64().unwrap();
+        if gap["cause"] == "unreported" {
+            unreported += lost;
+        } else {
+            counted += lost;
+        }
+    }
+    (counted, unreported)
+}
+
 /// An address field of an event (`laddr`, `raddr`), IPv4-mapped ones as IPv4.
 pub fn event_ip(event: &Value, key: &str) -> IpAddr {
     event[key]

@@ -30,7 +30,7 @@ pub use tcpchurn_harness::{Netns, Recorder, Recording, Topology, runner::time_sc
 pub use crate::{
     binaries::{peer_bin, tcpchurn_bin},
     duckdb::DuckDb,
-    events::{conns_where, count_kind, event_ip, lost_total, transitions_of},
+    events::{conns_where, count_kind, event_ip, lost_by_cause, lost_total, transitions_of},
     kernel::{kernel_has_btf, test_btf, test_classic_path},
     layout::Layout,
     peer::Peer,
