@@ -534,7 +534,14 @@ pub struct ProbeConfig {
     /// Ring-buffer fill level (bytes) above which an event forces a consumer wake-up.
     /// Below it, events are submitted without wake-ups and the recorder polls on a timer.
     pub wakeup_threshold: u64,
+    /// Events go to ring `cpu & ring_mask`: one ring per CPU, or per group of CPUs, up
+    /// to [`MAX_RINGS`] (a power of two less one).
+    pub ring_mask: u64,
 }
+
+/// The most ring buffers events are spread over (`EVENTS`, `EVENTS_1`, ...): two CPUs
+/// reserving in one ring contend for its lock (docs/bench.md, "Per-CPU rings").
+pub const MAX_RINGS: u32 = 4;
 
 impl ProbeConfig {
     /// The configuration compiled into the object: every event kind disabled.
@@ -548,6 +555,7 @@ impl ProbeConfig {
         counters: CounterOffsets::UNKNOWN,
         filter: KernelFilter::NONE,
         wakeup_threshold: 0,
+        ring_mask: 0,
     };
 }
 
@@ -566,4 +574,4 @@ const _: () = assert!(size_of::<SockOffsets>() == 48);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
 const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
 const _: () = assert!(size_of::<CounterOffsets>() == 40);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 48 + 48 + 40 + 56 + 8);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 48 + 48 + 40 + 56 + 8 + 8);

@@ -42,6 +42,27 @@ mod probe {
     #[map]
     static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 
+    /// The other CPUs' rings (`ProbeConfig::ring_mask`); unused ones are one page.
+    #[map]
+    static EVENTS_1: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+    #[map]
+    static EVENTS_2: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+    #[map]
+    static EVENTS_3: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+    /// This CPU's ring: CPUs sharing one ring contend for its lock on every reserve.
+    #[inline(always)]
+    fn cpu_ring() -> &'static RingBuf {
+        // SAFETY: a helper without arguments.
+        let cpu = u64::from(unsafe { bpf_get_smp_processor_id() });
+        match cpu & config(&CONFIG.ring_mask) {
+            0 => &EVENTS,
+            1 => &EVENTS_1,
+            2 => &EVENTS_2,
+            _ => &EVENTS_3,
+        }
+    }
+
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
@@ -638,16 +659,17 @@ mod probe {
             origin,
         };
         let family = origin.family;
+        let ring = cpu_ring();
         if matches!(counters, CountersFrom::None) {
-            let Some(mut entry) = EVENTS.reserve::<KernelEvent>(0) else {
+            let Some(mut entry) = ring.reserve::<KernelEvent>(0) else {
                 bump(counter::RING_FULL + family);
                 return;
             };
             // SAFETY: a reserved, exclusively owned, 8-byte aligned slot of the right size.
             unsafe { event.write(entry.as_mut_ptr()) };
-            submit_entry(entry, family);
+            submit_entry(entry, family, ring);
         } else {
-            let Some(mut entry) = EVENTS.reserve::<CountedEvent>(0) else {
+            let Some(mut entry) = ring.reserve::<CountedEvent>(0) else {
                 bump(counter::RING_FULL + family);
                 return;
             };
@@ -657,7 +679,7 @@ mod probe {
                 event.write(&raw mut (*slot).event);
                 write_counters(&raw mut (*slot).counters, counters);
             }
-            submit_entry(entry, family);
+            submit_entry(entry, family, ring);
         }
     }
 
@@ -881,12 +903,12 @@ mod probe {
     /// low that 16 events could cross it. `family`: the program family whose counter
     /// slot counts it (`probe_common::counter`).
     #[inline(always)]
-    fn submit_entry<T>(entry: RingBufEntry<T>, family: u32) {
+    fn submit_entry<T>(entry: RingBufEntry<T>, family: u32, ring: &RingBuf) {
         let submitted = bump(counter::SUBMITTED + family);
         let threshold = config(&CONFIG.wakeup_threshold);
         let check =
             threshold <= 16 * size_of::<CountedEvent>() as u64 || submitted.is_multiple_of(16);
-        let flags = if check && EVENTS.query(0) >= threshold {
+        let flags = if check && ring.query(0) >= threshold {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP

@@ -121,7 +121,8 @@ pub struct RecordArgs {
     /// container.
     #[arg(long = "host-root", value_name = "DIR", default_value = "/")]
     pub host_root: PathBuf,
-    /// Kernel ring-buffer size (power of two; K/M suffixes).
+    /// Kernel ring-buffer size in all (power of two; K/M suffixes), split into one ring
+    /// per CPU, or per group of CPUs past four.
     #[arg(long = "ring-size", value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub ring_size: u64,
     /// How often recorded events are written and synced to disk.

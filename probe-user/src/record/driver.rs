@@ -289,7 +289,7 @@ impl<'a> Recorder<'a> {
             started,
         } = self;
         let counters = probe.detach().unwrap_or_default();
-        ring.drain(|item| recording.ingest(item));
+        ring.drain_all(|item| recording.ingest(item));
         let now = monotonic_now();
         recording.account(counters, now);
         if let Some(error) = recording.first_decode_error() {

@@ -4,6 +4,7 @@
 mod attach;
 mod counters;
 mod ring;
+mod ring_layout;
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _},
@@ -19,6 +20,7 @@ use probe_common::{
     BtfStateOffsets, KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig,
 };
 
+use self::ring_layout::RingLayout;
 pub use self::{counters::KernelCounters, ring::EventRing};
 use crate::{
     kernel::{
@@ -183,7 +185,12 @@ fn kernel_filter(filters: &Filters) -> KernelFilter {
 }
 
 /// The constants the kernel program runs with.
-fn probe_config(layouts: &Layouts, btf: &KernelBtf, options: &ProbeOptions) -> ProbeConfig {
+fn probe_config(
+    layouts: &Layouts,
+    btf: &KernelBtf,
+    options: &ProbeOptions,
+    rings: RingLayout,
+) -> ProbeConfig {
     ProbeConfig {
         state_change: layouts.state_change.kernel_fields(),
         send_reset: layouts
@@ -202,7 +209,9 @@ fn probe_config(layouts: &Layouts, btf: &KernelBtf, options: &ProbeOptions) -> P
         btf_state: btf.state.clone().unwrap_or(BtfStateOffsets::UNKNOWN),
         counters: btf.counters,
         filter: kernel_filter(&options.filters),
-        wakeup_threshold: options.wakeup_threshold,
+        // Each ring wakes the reader at the same fill fraction as one ring would.
+        wakeup_threshold: options.wakeup_threshold / u64::from(rings.count),
+        ring_mask: rings.mask(),
     }
 }
 
@@ -219,17 +228,19 @@ impl KernelProbe {
             return Err(KernelError::NoObject);
         }
         let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
-        let config = probe_config(&layouts, btf, options);
+        let rings = RingLayout::new(options.ring_bytes, possible_cpus());
+        let config = probe_config(&layouts, btf, options, rings);
         debug!("kernel program config: {config:?}");
         // aya's loader parses /sys/kernel/btf/vmlinux as it is made, for CO-RE
         // relocations, which Rust programs do not have: that copy (megabytes) is dropped
         // at once, before the one the `tp_btf` programs are loaded against is read.
         let mut loader = EbpfLoader::new();
         loader.btf(None);
-        let mut ebpf = loader
-            .override_global("CONFIG", &config, true)
-            .map_max_entries("EVENTS", options.ring_bytes)
-            .load(PROBE_OBJECT)?;
+        loader.override_global("CONFIG", &config, true);
+        for (name, bytes) in rings.map_sizes() {
+            loader.map_max_entries(name, bytes);
+        }
+        let mut ebpf = loader.load(PROBE_OBJECT)?;
 
         // The socket lock tells whether an event runs in its owner's context; only
         // without its offset do the softirq tracepoints run, on every softirq.
@@ -247,7 +258,7 @@ impl KernelProbe {
         release_freed_memory();
 
         let features = kernel_features(&layouts, &tracepoints);
-        let (ring, counters) = take_maps(&mut ebpf, options.ring_bytes)?;
+        let (ring, counters) = take_maps(&mut ebpf, rings)?;
         Ok((
             Self {
                 features,
@@ -391,20 +402,25 @@ fn running_kernel_btf() -> Result<aya::Btf, String> {
         .map_err(|err| format!("reading {}: {err}", path.display()))
 }
 
-/// The ring buffer (of `ring_bytes`) and the counters, owned apart from the programs so
+/// The ring buffers in use (`rings`) and the counters, owned apart from the programs so
 /// that both can be read after detaching.
 fn take_maps(
     ebpf: &mut Ebpf,
-    ring_bytes: u32,
+    rings: RingLayout,
 ) -> Result<(EventRing, PerCpuArray<MapData, u64>), KernelError> {
     let mut take = |name, missing| ebpf.take_map(name).ok_or(KernelError::Missing(missing));
     let map_error = |what| move |source| KernelError::Map { what, source };
-    let Map::RingBuf(ring) = take("EVENTS", "EVENTS map")? else {
-        return Err(KernelError::Missing("EVENTS ring buffer"));
-    };
+    let mut ring_maps = Vec::new();
+    for name in ring_layout::RING_MAPS.iter().take(rings.count as usize) {
+        let Map::RingBuf(ring) = take(*name, "ring buffer map")? else {
+            return Err(KernelError::Missing("ring buffer map"));
+        };
+        ring_maps.push(ring);
+    }
     let counters = PerCpuArray::try_from(take("COUNTERS", "COUNTERS map")?)
         .map_err(map_error("COUNTERS map"))?;
-    let ring = EventRing::new(&ring, ring_bytes).map_err(KernelError::Poll)?;
+    let maps: Vec<&MapData> = ring_maps.iter().collect();
+    let ring = EventRing::new(&maps, rings.bytes_each).map_err(KernelError::Poll)?;
     Ok((ring, counters))
 }
 

@@ -12,16 +12,35 @@
 //! (the only one the reader may write), the producer position in the second, the data
 //! after it. Each record has an 8-byte header: its length, with a busy bit while the
 //! producer fills it and a discard bit; records are 8-byte aligned.
+//!
+//! Events are spread over one ring per CPU (or group of CPUs): CPUs reserving in one
+//! ring contend for its lock. A socket's transitions can run on several CPUs, so the
+//! rings are merged in event-time order. The program reads the event time after
+//! reserving its record, so a record reserved after a ring was read is later than the
+//! read; records are handed out up to [`HOLD_NS`] before the read began, which also
+//! covers a record still being written (it holds back its ring's later ones).
 
 use std::{
     io,
     os::fd::{AsFd as _, AsRawFd, OwnedFd, RawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, AtomicU64, Ordering, fence},
+    task::Poll,
 };
 
 use aya::maps::MapData;
+use probe_common::KernelEvent;
 use tokio::io::{Interest, unix::AsyncFd};
+
+use crate::kernel::host::monotonic_now;
+
+/// How long before a merge begins its records must be: longer than a program can take
+/// from reserving its record to reading the clock (a softirq interrupting it runs at
+/// most 2 ms before the kernel defers the rest, `MAX_SOFTIRQ_TIME`, `kernel/softirq.c`).
+const HOLD_NS: u64 = 5_000_000;
+
+// The merge reads a record's time from its first 8 bytes.
+const _: () = assert!(std::mem::offset_of!(KernelEvent, ts_ns) == 0);
 
 /// `BPF_RINGBUF_BUSY_BIT`, `BPF_RINGBUF_DISCARD_BIT`, `BPF_RINGBUF_HDR_SZ`
 /// (`include/uapi/linux/bpf.h`).
@@ -191,10 +210,108 @@ impl Mapped {
     }
 }
 
+/// A committed record not yet consumed: its ring position, payload length and time.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    pos: u64,
+    len: u64,
+    /// Discarded by the producer or malformed: skipped, never handed out.
+    skip: bool,
+    ts_ns: u64,
+}
+
+impl Mapped {
+    /// Lists the committed records from the consumer position on, up to the first one
+    /// still being written, without consuming them.
+    fn scan(&self, out: &mut Vec<Pending>) {
+        let mask = self.size - 1;
+        let producer = self.producer_pos();
+        let mut pos = self.pos;
+        while pos != producer {
+            let at = pos & mask;
+            // SAFETY: as in `drain`.
+            let header = unsafe { &*self.data(at).cast::<AtomicU32>() }.load(Ordering::Acquire);
+            if header & BUSY != 0 {
+                break;
+            }
+            let len = u64::from(header & !(BUSY | DISCARD));
+            let skip = header & DISCARD != 0 || len > self.size - HEADER;
+            let ts_ns = if skip || len < 8 {
+                0
+            } else {
+                // SAFETY: the payload starts 8-byte aligned right after the header, and
+                // an aligned word never wraps.
+                unsafe { self.data((at + HEADER) & mask).cast::<u64>().read() }
+            };
+            out.push(Pending {
+                pos,
+                len,
+                skip,
+                ts_ns,
+            });
+            pos += (HEADER + len).next_multiple_of(8);
+        }
+    }
+
+    /// Hands out a record [`Self::scan`] listed.
+    fn hand_out_pending(&mut self, record: Pending, each: &mut impl FnMut(&[u8])) {
+        if !record.skip {
+            let mask = self.size - 1;
+            self.hand_out((record.pos + HEADER) & mask, record.len, each);
+        }
+    }
+
+    /// Frees every record up to and including `record`.
+    fn consume_through(&mut self, record: Pending) {
+        self.pos = record.pos + (HEADER + record.len).next_multiple_of(8);
+        self.consumer_pos().store(self.pos, Ordering::Release);
+    }
+}
+
+/// Hands out the records of `rings` in event-time order, those up to `cutoff_ns`, and
+/// frees them; later ones wait for the next call. `pending` and `heads` are scratch
+/// space kept between calls.
+fn merge(
+    rings: &mut [Mapped],
+    pending: &mut [Vec<Pending>],
+    heads: &mut Vec<usize>,
+    cutoff_ns: u64,
+    each: &mut impl FnMut(&[u8]),
+) {
+    for (ring, list) in rings.iter().zip(pending.iter_mut()) {
+        list.clear();
+        ring.scan(list);
+    }
+    heads.clear();
+    heads.resize(rings.len(), 0);
+    loop {
+        // The earliest head (a skipped record goes at once: it only frees space).
+        let mut next: Option<(usize, u64)> = None;
+        for (i, list) in pending.iter().enumerate() {
+            if let Some(record) = list.get(heads[i]) {
+                let ts = if record.skip { 0 } else { record.ts_ns };
+                if ts <= cutoff_ns && next.is_none_or(|(_, best)| ts < best) {
+                    next = Some((i, ts));
+                }
+            }
+        }
+        let Some((i, _)) = next else { break };
+        rings[i].hand_out_pending(pending[i][heads[i]], each);
+        heads[i] += 1;
+    }
+    for ((ring, list), &head) in rings.iter_mut().zip(pending.iter()).zip(heads.iter()) {
+        if let Some(&last) = head.checked_sub(1).and_then(|h| list.get(h)) {
+            ring.consume_through(last);
+        }
+    }
+}
+
 /// See the module documentation.
 pub struct EventRing {
-    fd: AsyncFd<RingFd>,
-    ring: Mapped,
+    fds: Vec<AsyncFd<RingFd>>,
+    rings: Vec<Mapped>,
+    pending: Vec<Vec<Pending>>,
+    heads: Vec<usize>,
 }
 
 impl std::fmt::Debug for EventRing {
@@ -204,29 +321,79 @@ impl std::fmt::Debug for EventRing {
 }
 
 impl EventRing {
-    /// Maps the ring buffer `map` of `size` bytes. Must be called inside a tokio
+    /// Maps the ring buffers `maps` of `size` bytes each. Must be called inside a tokio
     /// runtime.
-    pub(super) fn new(map: &MapData, size: u32) -> io::Result<Self> {
-        let fd = map.fd().as_fd().try_clone_to_owned()?;
-        let ring = Mapped::new(fd.as_raw_fd(), size)?;
-        // SAFETY: `RingFd` owns the fd, and the AsyncFd owns it: it stays open and
-        // unchanged for as long as it is registered.
-        let fd = unsafe { AsyncFd::register_with_interest(RingFd(fd), Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)?;
-        Ok(Self { fd, ring })
+    pub(super) fn new(maps: &[&MapData], size: u32) -> io::Result<Self> {
+        let mut fds = Vec::with_capacity(maps.len());
+        let mut rings = Vec::with_capacity(maps.len());
+        for map in maps {
+            let fd = map.fd().as_fd().try_clone_to_owned()?;
+            rings.push(Mapped::new(fd.as_raw_fd(), size)?);
+            // SAFETY: `RingFd` owns the fd, and the AsyncFd owns it: it stays open and
+            // unchanged for as long as it is registered.
+            let fd = unsafe { AsyncFd::register_with_interest(RingFd(fd), Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?;
+            fds.push(fd);
+        }
+        Ok(Self {
+            fds,
+            pending: vec![Vec::new(); rings.len()],
+            rings,
+            heads: Vec::new(),
+        })
     }
 
-    /// Waits until the kernel wakes the reader, then hands every pending event to `each`.
-    pub async fn drain_when_woken(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
-        let mut guard = self.fd.readable().await?;
-        self.ring.drain(&mut each);
-        guard.clear_ready();
+    /// Waits until the kernel wakes the reader of any ring, then hands the pending
+    /// events to `each`.
+    pub async fn drain_when_woken(&mut self, each: impl FnMut(&[u8])) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut woken = false;
+            for fd in &self.fds {
+                match fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(mut guard)) => {
+                        // Cleared before the rings are read: a wake-up during the read
+                        // sets it again.
+                        guard.clear_ready();
+                        woken = true;
+                    }
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                    Poll::Pending => {}
+                }
+            }
+            if woken {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await?;
+        self.drain(each);
         Ok(())
     }
 
-    /// Hands every pending event to `each`, without waiting.
-    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) {
-        self.ring.drain(&mut each);
+    /// Hands the pending events to `each`, without waiting: with several rings, those
+    /// older than [`HOLD_NS`], in time order.
+    pub fn drain(&mut self, each: impl FnMut(&[u8])) {
+        self.drain_before(monotonic_now().saturating_sub(HOLD_NS), each);
+    }
+
+    /// Hands every event to `each`: the programs are detached, nothing older comes.
+    pub fn drain_all(&mut self, each: impl FnMut(&[u8])) {
+        self.drain_before(u64::MAX, each);
+    }
+
+    fn drain_before(&mut self, cutoff_ns: u64, mut each: impl FnMut(&[u8])) {
+        if let [ring] = &mut self.rings[..] {
+            ring.drain(&mut each);
+        } else {
+            merge(
+                &mut self.rings,
+                &mut self.pending,
+                &mut self.heads,
+                cutoff_ns,
+                &mut each,
+            );
+        }
     }
 }
 
@@ -329,5 +496,80 @@ mod tests {
         assert_eq!(ring.mapped.pos, busy_at);
         ring.produce(busy_at, &[3; 16], 0);
         assert_eq!(ring.drained(), vec![vec![3; 16]]);
+    }
+
+    /// A 16-byte record payload whose event time is `ts`.
+    fn at(ts: u64) -> Vec<u8> {
+        let mut payload = ts.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[7; 8]);
+        payload
+    }
+
+    fn merged(
+        rings: &mut [Mapped],
+        pending: &mut [Vec<Pending>],
+        heads: &mut Vec<usize>,
+        cutoff: u64,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        merge(rings, pending, heads, cutoff, &mut |item: &[u8]| {
+            out.push(u64::from_le_bytes(item[..8].try_into().unwrap()));
+        });
+        out
+    }
+
+    #[test]
+    fn rings_merge_in_time_order_and_keep_what_is_newer_than_the_cutoff() {
+        let (mut a, mut b) = (FakeRing::new(512, 64), FakeRing::new(512, 64));
+        let pos = a.produce(0, &at(10), 0);
+        let a_end = a.produce(pos, &at(30), 0);
+        let pos = b.produce(0, &at(0), DISCARD);
+        let pos = b.produce(pos, &at(20), 0);
+        let b_held = pos;
+        let b_end = b.produce(pos, &at(40), 0);
+        let FakeRing {
+            mapped: a_ring,
+            _memory: _a,
+        } = a;
+        let FakeRing {
+            mapped: b_ring,
+            _memory: _b,
+        } = b;
+        let mut rings = vec![a_ring, b_ring];
+        let mut pending = vec![Vec::new(), Vec::new()];
+        let mut heads = Vec::new();
+
+        assert_eq!(
+            merged(&mut rings, &mut pending, &mut heads, 35),
+            [10, 20, 30]
+        );
+        // What went out is freed; the held record stays in its ring.
+        assert_eq!(rings[0].consumer_pos().load(Ordering::Relaxed), a_end);
+        assert_eq!(rings[1].consumer_pos().load(Ordering::Relaxed), b_held);
+        assert_eq!(merged(&mut rings, &mut pending, &mut heads, 35), [0u64; 0]);
+        assert_eq!(merged(&mut rings, &mut pending, &mut heads, u64::MAX), [40]);
+        assert_eq!(rings[1].consumer_pos().load(Ordering::Relaxed), b_end);
+    }
+
+    #[test]
+    fn a_record_still_being_written_holds_back_its_ring() {
+        let (mut a, mut b) = (FakeRing::new(512, 64), FakeRing::new(512, 64));
+        let busy = a.produce(0, &at(5), BUSY);
+        a.produce(busy, &at(15), 0);
+        b.produce(0, &at(10), 0);
+        let FakeRing {
+            mapped: a_ring,
+            _memory: _a,
+        } = a;
+        let FakeRing {
+            mapped: b_ring,
+            _memory: _b,
+        } = b;
+        let mut rings = vec![a_ring, b_ring];
+        let mut pending = vec![Vec::new(), Vec::new()];
+        let mut heads = Vec::new();
+        // Ring a's records wait behind the busy one; b's goes out.
+        assert_eq!(merged(&mut rings, &mut pending, &mut heads, u64::MAX), [10]);
+        assert_eq!(rings[0].pos, 0);
     }
 }
