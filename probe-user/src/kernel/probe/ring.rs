@@ -505,17 +505,44 @@ mod tests {
         payload
     }
 
-    fn merged(
-        rings: &mut [Mapped],
-        pending: &mut [Vec<Pending>],
-        heads: &mut Vec<usize>,
-        cutoff: u64,
-    ) -> Vec<u64> {
-        let mut out = Vec::new();
-        merge(rings, pending, heads, cutoff, &mut |item: &[u8]| {
-            out.push(u64::from_le_bytes(item[..8].try_into().unwrap()));
-        });
-        out
+    /// Fake rings merged the way the recorder merges its per-CPU rings.
+    struct Merged {
+        rings: Vec<Mapped>,
+        pending: Vec<Vec<Pending>>,
+        heads: Vec<usize>,
+        _memory: Vec<Vec<u64>>,
+    }
+
+    impl Merged {
+        fn new(fakes: [FakeRing; 2]) -> Self {
+            let (rings, memory): (Vec<_>, Vec<_>) =
+                fakes.into_iter().map(|f| (f.mapped, f._memory)).unzip();
+            Self {
+                pending: vec![Vec::new(); rings.len()],
+                rings,
+                heads: Vec::new(),
+                _memory: memory,
+            }
+        }
+
+        /// The times of the records handed out up to `cutoff`.
+        fn up_to(&mut self, cutoff: u64) -> Vec<u64> {
+            let mut out = Vec::new();
+            let Self {
+                rings,
+                pending,
+                heads,
+                ..
+            } = self;
+            merge(rings, pending, heads, cutoff, &mut |item: &[u8]| {
+                out.push(u64::from_le_bytes(item[..8].try_into().unwrap()));
+            });
+            out
+        }
+
+        fn consumed(&self, ring: usize) -> u64 {
+            self.rings[ring].consumer_pos().load(Ordering::Relaxed)
+        }
     }
 
     #[test]
@@ -524,31 +551,16 @@ mod tests {
         let pos = a.produce(0, &at(10), 0);
         let a_end = a.produce(pos, &at(30), 0);
         let pos = b.produce(0, &at(0), DISCARD);
-        let pos = b.produce(pos, &at(20), 0);
-        let b_held = pos;
-        let b_end = b.produce(pos, &at(40), 0);
-        let FakeRing {
-            mapped: a_ring,
-            _memory: _a,
-        } = a;
-        let FakeRing {
-            mapped: b_ring,
-            _memory: _b,
-        } = b;
-        let mut rings = vec![a_ring, b_ring];
-        let mut pending = vec![Vec::new(), Vec::new()];
-        let mut heads = Vec::new();
+        let b_held = b.produce(pos, &at(20), 0);
+        let b_end = b.produce(b_held, &at(40), 0);
+        let mut merged = Merged::new([a, b]);
 
-        assert_eq!(
-            merged(&mut rings, &mut pending, &mut heads, 35),
-            [10, 20, 30]
-        );
+        assert_eq!(merged.up_to(35), [10, 20, 30]);
         // What went out is freed; the held record stays in its ring.
-        assert_eq!(rings[0].consumer_pos().load(Ordering::Relaxed), a_end);
-        assert_eq!(rings[1].consumer_pos().load(Ordering::Relaxed), b_held);
-        assert_eq!(merged(&mut rings, &mut pending, &mut heads, 35), [0u64; 0]);
-        assert_eq!(merged(&mut rings, &mut pending, &mut heads, u64::MAX), [40]);
-        assert_eq!(rings[1].consumer_pos().load(Ordering::Relaxed), b_end);
+        assert_eq!((merged.consumed(0), merged.consumed(1)), (a_end, b_held));
+        assert_eq!(merged.up_to(35), [0u64; 0]);
+        assert_eq!(merged.up_to(u64::MAX), [40]);
+        assert_eq!(merged.consumed(1), b_end);
     }
 
     #[test]
@@ -557,19 +569,9 @@ mod tests {
         let busy = a.produce(0, &at(5), BUSY);
         a.produce(busy, &at(15), 0);
         b.produce(0, &at(10), 0);
-        let FakeRing {
-            mapped: a_ring,
-            _memory: _a,
-        } = a;
-        let FakeRing {
-            mapped: b_ring,
-            _memory: _b,
-        } = b;
-        let mut rings = vec![a_ring, b_ring];
-        let mut pending = vec![Vec::new(), Vec::new()];
-        let mut heads = Vec::new();
+        let mut merged = Merged::new([a, b]);
         // Ring a's records wait behind the busy one; b's goes out.
-        assert_eq!(merged(&mut rings, &mut pending, &mut heads, u64::MAX), [10]);
-        assert_eq!(rings[0].pos, 0);
+        assert_eq!(merged.up_to(u64::MAX), [10]);
+        assert_eq!(merged.consumed(0), 0);
     }
 }
