@@ -116,14 +116,22 @@ impl Recording {
         // and moving them costs a memcpy call per event.
         match &decode::decode(bytes, &self.layouts) {
             Ok(decoded) => {
-                if let Some(event) = &self.table.observe(decoded)
-                    && selected(event, self.selection.as_mut(), self.names.as_mut())
-                {
-                    if matches!(event, TraceEvent::Transition(_)) {
-                        self.transitions += 1;
+                let Self {
+                    table,
+                    selection,
+                    names,
+                    transitions,
+                    encoder,
+                    ..
+                } = self;
+                table.observe_with(decoded, |event| {
+                    if selected(event, selection.as_mut(), names.as_mut()) {
+                        if matches!(event, TraceEvent::Transition(_)) {
+                            *transitions += 1;
+                        }
+                        encoder.push(event);
                     }
-                    self.encoder.push(event);
-                }
+                });
             }
             Err(err) => {
                 self.decode_failed += 1;
