@@ -360,15 +360,16 @@ impl SocketTable {
     }
 
     /// Turns one decoded kernel event into a trace event; `None` when filtered out.
+    #[cfg(test)]
     pub fn observe(&mut self, event: &Decoded) -> Option<TraceEvent> {
         let mut made = None;
         self.observe_with(event, |trace_event| made = Some(*trace_event));
         made
     }
 
-    /// [`Self::observe`], handing the trace event to `sink` instead of returning it:
-    /// a 140-byte value returned through an `Option` is copied twice, which took a
-    /// sixth of the recorder's time on a churn (docs/bench.md).
+    /// Turns one decoded kernel event into a trace event and hands it to `sink`,
+    /// unless filtered out. A sink, not a return value: a 140-byte value returned
+    /// through an `Option` is copied once more per transition.
     pub fn observe_with(&mut self, event: &Decoded, sink: impl FnOnce(&TraceEvent)) {
         let made = match event.observation {
             Observation::StateChange {

@@ -189,12 +189,13 @@ impl RecordsEncoder {
                 let conn = self.conn_index(&t.conn);
                 // Only the start of a connection has a tuple the kernel completes
                 // later; a socket that ends without it never gets one.
-                if matches!(t.new, TcpState::SynSent | TcpState::SynRecv)
-                    && !is_complete(&t.conn.tuple)
-                {
-                    self.open.insert(t.conn.id);
-                } else {
-                    self.open.remove(&t.conn.id);
+                // (`conn_index` already took a complete tuple out of `open`.)
+                if !is_complete(&t.conn.tuple) {
+                    if matches!(t.new, TcpState::SynSent | TcpState::SynRecv) {
+                        self.open.insert(t.conn.id);
+                    } else {
+                        self.open.remove(&t.conn.id);
+                    }
                 }
                 put_u64(&mut self.body, u64::from(conn));
                 self.body.push(((t.old as u8) << 4) | t.new as u8);
