@@ -240,7 +240,6 @@ pub fn decode_event(
         tid,
         comm: Comm::new(event.comm),
     });
-    // Built in place: a match bound to a local first is copied into the result.
     Ok(Decoded {
         ts_ns: event.ts_ns,
         cpu: u32::from(event.cpu),
