@@ -230,6 +230,48 @@ pub fn decode_event(
     let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
     let record = &event.record[..];
     let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
+    let observation = match kind {
+        EventKind::StateChange => {
+            let layout = &layouts.state_change;
+            Observation::StateChange {
+                skaddr: field(layout.skaddr)?,
+                old: state(field(layout.oldstate)?)?,
+                new: state(field(layout.newstate)?)?,
+                tuple: tuple_from(record, &layout.tuple)?,
+                counters: counters.map(TcpCounters::from_kernel),
+            }
+        }
+        EventKind::SendReset => send_reset(
+            layouts
+                .send_reset
+                .as_ref()
+                .ok_or(DecodeError::NoLayout(kind))?,
+            record,
+        )?,
+        EventKind::ReceiveReset => {
+            let layout = layouts
+                .receive_reset
+                .as_ref()
+                .ok_or(DecodeError::NoLayout(kind))?;
+            Observation::ReceiveReset {
+                skaddr: field(layout.skaddr)?,
+                tuple: tuple_from(record, &layout.tuple)?,
+            }
+        }
+        EventKind::ErrorReport => {
+            let layout = layouts
+                .error_report
+                .as_ref()
+                .ok_or(DecodeError::NoLayout(kind))?;
+            let raw = field(layout.error)? as u32;
+            Observation::ErrorReport {
+                skaddr: layout.skaddr.map(field).transpose()?.unwrap_or(0),
+                // The kernel reports a positive errno; be lenient about a negative one.
+                errno: (raw as i32).abs(),
+                tuple: tuple_from(record, &layout.tuple)?,
+            }
+        }
+    };
     let context = ExecContext::from_u8(event.context);
     let pid = (event.pid_tgid >> 32) as u32;
     let tid = event.pid_tgid as u32;
@@ -246,48 +288,7 @@ pub fn decode_event(
         context,
         task,
         scope: Scope::new(event.netns, event.cgroup_id),
-        observation: match kind {
-            EventKind::StateChange => {
-                let layout = &layouts.state_change;
-                Observation::StateChange {
-                    skaddr: field(layout.skaddr)?,
-                    old: state(field(layout.oldstate)?)?,
-                    new: state(field(layout.newstate)?)?,
-                    tuple: tuple_from(record, &layout.tuple)?,
-                    counters: counters.map(TcpCounters::from_kernel),
-                }
-            }
-            EventKind::SendReset => send_reset(
-                layouts
-                    .send_reset
-                    .as_ref()
-                    .ok_or(DecodeError::NoLayout(kind))?,
-                record,
-            )?,
-            EventKind::ReceiveReset => {
-                let layout = layouts
-                    .receive_reset
-                    .as_ref()
-                    .ok_or(DecodeError::NoLayout(kind))?;
-                Observation::ReceiveReset {
-                    skaddr: field(layout.skaddr)?,
-                    tuple: tuple_from(record, &layout.tuple)?,
-                }
-            }
-            EventKind::ErrorReport => {
-                let layout = layouts
-                    .error_report
-                    .as_ref()
-                    .ok_or(DecodeError::NoLayout(kind))?;
-                let raw = field(layout.error)? as u32;
-                Observation::ErrorReport {
-                    skaddr: layout.skaddr.map(field).transpose()?.unwrap_or(0),
-                    // The kernel reports a positive errno; be lenient about a negative one.
-                    errno: (raw as i32).abs(),
-                    tuple: tuple_from(record, &layout.tuple)?,
-                }
-            }
-        },
+        observation,
     })
 }
 

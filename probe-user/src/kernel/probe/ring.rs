@@ -175,7 +175,6 @@ impl Mapped {
 
     /// Hands every committed record to `each`, in order, and frees its space.
     fn drain(&mut self, each: &mut impl FnMut(&[u8])) {
-        let mask = self.size - 1;
         let mut producer = self.producer_pos();
         let mut pos = self.pos;
         loop {
@@ -189,22 +188,13 @@ impl Mapped {
                     return;
                 }
             }
-            let at = pos & mask;
-            // SAFETY: headers are 8-byte aligned and never wrap (the ring size is a
-            // multiple of the page size); the kernel commits a record with a fully
-            // ordered exchange, paired with this acquire load.
-            let header = unsafe { &*self.data(at).cast::<AtomicU32>() }.load(Ordering::Acquire);
-            if header & BUSY != 0 {
+            // Short of the producer position, `None` is a record still being written.
+            let Some(record) = self.peek(pos, producer) else {
                 self.publish(pos);
                 return;
-            }
-            let len = u64::from(header & !(BUSY | DISCARD));
-            let next = pos + (HEADER + len).next_multiple_of(8);
-            self.prefetch(next);
-            if header & DISCARD == 0 && len <= self.size - HEADER {
-                self.hand_out((at + HEADER) & mask, len, each);
-            }
-            pos = next;
+            };
+            self.hand_out_pending(record, each);
+            pos = record.next();
         }
     }
 
@@ -287,7 +277,9 @@ impl Mapped {
         }
         let mask = self.size - 1;
         let at = pos & mask;
-        // SAFETY: as in `drain`.
+        // SAFETY: headers are 8-byte aligned and never wrap (the ring size is a
+        // multiple of the page size); the kernel commits a record with a fully
+        // ordered exchange, paired with this acquire load.
         let header = unsafe { &*self.data(at).cast::<AtomicU32>() }.load(Ordering::Acquire);
         if header & BUSY != 0 {
             return None;

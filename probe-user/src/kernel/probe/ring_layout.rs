@@ -23,8 +23,7 @@ impl RingLayout {
     /// rings as CPUs, rounded down to a power of two, at most [`MAX_RINGS`], and none
     /// smaller than a page.
     pub fn new(total: u32, cpus: u32) -> Self {
-        let mut count = cpus.clamp(1, MAX_RINGS);
-        count = 1 << (u32::BITS - 1 - count.leading_zeros());
+        let mut count = 1 << cpus.clamp(1, MAX_RINGS).ilog2();
         while count > 1 && total / count < MIN_RING_BYTES {
             count /= 2;
         }
@@ -37,7 +36,7 @@ impl RingLayout {
     /// The size to give each ring map: unused ones get the smallest ring.
     pub fn map_sizes(self) -> impl Iterator<Item = (&'static str, u32)> {
         RING_MAPS.into_iter().enumerate().map(move |(i, name)| {
-            let used = u32::try_from(i).is_ok_and(|i| i < self.count);
+            let used = i < self.count as usize;
             (
                 name,
                 if used {
