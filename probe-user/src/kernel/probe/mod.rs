@@ -20,7 +20,7 @@ use probe_common::{
     BtfStateOffsets, KernelFilter, MAX_FILTER_NETNS, MAX_FILTER_PORTS, ProbeConfig,
 };
 
-use self::ring_layout::RingLayout;
+use self::ring_layout::{RingLayout, RingTooSmall, page_size};
 pub use self::{counters::KernelCounters, ring::EventRing};
 use crate::{
     kernel::{
@@ -56,6 +56,8 @@ pub enum KernelError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error(transparent)]
+    RingSize(#[from] RingTooSmall),
     #[error("polling the ring buffer: {0}")]
     Poll(#[source] std::io::Error),
     #[error("{what}: {source}")]
@@ -228,7 +230,7 @@ impl KernelProbe {
             return Err(KernelError::NoObject);
         }
         let (mut layouts, mut tracepoints) = read_layouts(tracefs)?;
-        let rings = RingLayout::new(options.ring_bytes, possible_cpus());
+        let rings = RingLayout::new(options.ring_bytes, possible_cpus(), page_size())?;
         let config = probe_config(&layouts, btf, options, rings);
         debug!("kernel program config: {config:?}");
         // aya's loader parses /sys/kernel/btf/vmlinux as it is made, for CO-RE

@@ -114,8 +114,7 @@ unsafe impl Send for Mapped {}
 
 impl Mapped {
     fn new(fd: RawFd, size: u32) -> io::Result<Self> {
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        let page = usize::try_from(super::ring_layout::page_size())
             .map_err(|_| io::ErrorKind::InvalidData)?;
         let size_bytes = usize::try_from(size).map_err(|_| io::ErrorKind::InvalidInput)?;
         if !size.is_power_of_two() || size_bytes % page != 0 {
