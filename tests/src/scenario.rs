@@ -2,7 +2,11 @@
 //! namespace over loopback): peers on one port, the recorder started first, and the
 //! replay of what it recorded.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    thread,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use tcpchurn_harness::{Netns, Recorder};
@@ -131,6 +135,21 @@ impl Scenario {
             count(self.layout.client_ns(), false),
             count(self.layout.server_ns(), true),
         )
+    }
+
+    /// [`Self::ss_time_wait`] once it shows `expected`, or as it is after 5 s. The
+    /// peers exit as soon as they have closed; the last FIN's ACK, which moves the
+    /// closing socket into TIME_WAIT, may still be on its way (hundreds of
+    /// milliseconds in an emulated kernel VM with two vCPUs).
+    pub fn ss_time_wait_reaching(&self, expected: (u64, u64)) -> (u64, u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self.ss_time_wait();
+            if seen == expected || Instant::now() > deadline {
+                return seen;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops recording.

@@ -46,10 +46,10 @@ struct ThreeConnections {
 /// Three connections where `closer` (`client` or `server`) closes first and the other
 /// side waits for it.
 fn three_closed_by(s: &mut Scenario, closer: &str) -> ThreeConnections {
-    let (server_behaviour, client_behaviour) = if closer == "client" {
-        ("wait-peer", "close")
+    let (server_behaviour, client_behaviour, time_wait) = if closer == "client" {
+        ("wait-peer", "close", (3, 0))
     } else {
-        ("close", "wait-peer")
+        ("close", "wait-peer", (0, 3))
     };
     let server = s.server(&["--count", "3", "--behaviour", server_behaviour]);
     let client = s.client(&[
@@ -63,8 +63,8 @@ fn three_closed_by(s: &mut Scenario, closer: &str) -> ThreeConnections {
     let (server_pid, client_pid) = (server.pid(), client.pid());
     client.wait();
     server.wait();
-    thread::sleep(Duration::from_millis(200));
-    let ss = s.ss_time_wait();
+    // Waits for the kernel, then the test checks what `ss` shows.
+    let ss = s.ss_time_wait_reaching(time_wait);
     ThreeConnections {
         verdict: s.verdict(&[]),
         ss,
