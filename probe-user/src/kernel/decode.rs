@@ -354,6 +354,13 @@ pub(crate) mod tests {
             self
         }
 
+        /// The event's time and CPU.
+        pub(crate) fn at(mut self, ts_ns: u64, cpu: u16) -> Self {
+            self.0.ts_ns = ts_ns;
+            self.0.cpu = cpu;
+            self
+        }
+
         pub(crate) fn context(mut self, context: ExecContext) -> Self {
             self.0.context = context as u8;
             if context == ExecContext::Softirq {

@@ -409,6 +409,94 @@ mod tests {
     use super::*;
     use crate::kernel::decode::tests::{layouts_6_18, state_change_v4};
 
+    /// The recorder's work per event without a kernel: a server-closes-first churn of
+    /// `conns` connections (ten transitions each, the closes with counters), encoded
+    /// as the ring hands it over. `cargo test --release -p probe-user --lib
+    /// ingest_speed -- --ignored --nocapture`; `INGEST_CONNS` sets the count. Run under
+    /// `valgrind --tool=callgrind` for instruction counts that do not vary between
+    /// runs (docs/bench.md, "Recorder: the work per event").
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn ingest_speed() {
+        let conns: u64 = std::env::var("INGEST_CONNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        let mut events = churn_events(conns.min(10_000));
+        let mut recording = Recording::new(layouts_6_18(), 0, Filters::default());
+        let started = std::time::Instant::now();
+        let mut written = 0;
+        for round in 0..conns.div_ceil(10_000) {
+            for (ts_ns, bytes) in &mut events {
+                bytes[..8].copy_from_slice(&(*ts_ns + round * 10_000_000_000).to_le_bytes());
+                recording.ingest(bytes);
+            }
+            written += recording.take_full_blocks().map_or(0, |b| b.len());
+        }
+        let elapsed = started.elapsed();
+        let total = conns.div_ceil(10_000) * 10_000 * 10;
+        println!(
+            "ingest: {total} events in {elapsed:?}: {:.1} ns/event, {written} bytes in full blocks",
+            elapsed.as_nanos() as f64 / total as f64
+        );
+        assert_eq!(recording.transitions(), total);
+    }
+
+    /// Ten transitions per connection on reused socket addresses, in time order: the
+    /// client's connect (source port 0 first), the server's child, the server's close
+    /// first, the client's close after it. Each entry: its time, and its ring bytes.
+    fn churn_events(conns: u64) -> Vec<(u64, Vec<u8>)> {
+        use probe_common::TcpCounters;
+        const ESTABLISHED: u32 = 1;
+        const SYN_SENT: u32 = 2;
+        const SYN_RECV: u32 = 3;
+        const FIN_WAIT1: u32 = 4;
+        const FIN_WAIT2: u32 = 5;
+        const CLOSE: u32 = 7;
+        const CLOSE_WAIT: u32 = 8;
+        const LAST_ACK: u32 = 9;
+        const LISTEN: u32 = 10;
+        let (client_ip, server_ip) = ([10, 0, 0, 2], [10, 0, 0, 1]);
+        let mut out = Vec::new();
+        let mut ts_ns = 1_000;
+        for i in 0..conns {
+            let port = 1024 + (i % 60_000) as u16;
+            let client_sk = 0xffff_8881_0000_0000 + (i % 256) * 0x800;
+            let server_sk = 0xffff_8881_4000_0000 + (i % 256) * 0x800;
+            let steps = [
+                (client_sk, CLOSE, SYN_SENT, 0, false, false),
+                (server_sk, LISTEN, SYN_RECV, port, true, false),
+                (client_sk, SYN_SENT, ESTABLISHED, port, false, false),
+                (server_sk, SYN_RECV, ESTABLISHED, port, true, false),
+                (server_sk, ESTABLISHED, FIN_WAIT1, port, true, true),
+                (client_sk, ESTABLISHED, CLOSE_WAIT, port, false, true),
+                (server_sk, FIN_WAIT1, FIN_WAIT2, port, true, false),
+                (client_sk, CLOSE_WAIT, LAST_ACK, port, false, false),
+                (server_sk, FIN_WAIT2, CLOSE, port, true, true),
+                (client_sk, LAST_ACK, CLOSE, port, false, true),
+            ];
+            for (sk, old, new, port, server, counted) in steps {
+                let raw = if server {
+                    state_change_v4(old, new, 80, port, server_ip, client_ip)
+                } else {
+                    state_change_v4(old, new, port, 80, client_ip, server_ip)
+                };
+                let raw = raw.put(8, &sk.to_le_bytes()).at(ts_ns, (i % 2) as u16);
+                let bytes = if counted {
+                    raw.counted_bytes(TcpCounters {
+                        known: probe_common::counter_field::ALL,
+                        ..TcpCounters::UNKNOWN
+                    })
+                } else {
+                    raw.bytes()
+                };
+                out.push((ts_ns, bytes));
+                ts_ns += 1_000;
+            }
+        }
+        out
+    }
+
     fn transition(recording: &mut Recording, old: u32, new: u32) {
         let event = state_change_v4(old, new, 40_000, 80, [10, 0, 0, 2], [10, 0, 0, 1]);
         recording.ingest(&event.bytes());

@@ -157,6 +157,11 @@ pub struct SocketTable {
     /// Closed sockets in order of closing: `(closed_at, skaddr)`.
     closed: VecDeque<(u64, u64)>,
     breaks: ChainBreaks,
+    /// The trace event of the latest state change, filled in field by field: a
+    /// `Transition` built and then moved into a `TraceEvent` cost a 136-byte copy per
+    /// event, one of the recorder's largest (docs/bench.md, "Recorder: the work per
+    /// event").
+    transition: TraceEvent,
 }
 
 fn completeness(tuple: &SocketTuple) -> u8 {
@@ -181,6 +186,19 @@ impl SocketTable {
             filters,
             closed: VecDeque::new(),
             breaks: ChainBreaks::default(),
+            transition: TraceEvent::Transition(Transition {
+                ts_ns: 0,
+                conn: Conn {
+                    id: 0,
+                    scope: Scope::new(0, 0),
+                    tuple: SocketTuple::UNSPECIFIED,
+                },
+                old: TcpState::Close,
+                new: TcpState::Close,
+                context: ExecContext::Unknown,
+                task: None,
+                counters: None,
+            }),
         }
     }
 
@@ -479,16 +497,20 @@ impl SocketTable {
             self.sweep(event.ts_ns);
         }
         self.note_cpu(event.cpu, skaddr, event.ts_ns);
-        if self.keep(&conn) {
-            sink(&TraceEvent::Transition(Transition {
-                ts_ns: self.rel(event.ts_ns),
-                conn,
-                old,
-                new,
-                context: event.context,
-                task: event.task,
-                counters,
-            }));
+        if !self.keep(&conn) {
+            return;
+        }
+        let ts_ns = self.rel(event.ts_ns);
+        // Always a transition: made one in `new`, and only written here.
+        if let TraceEvent::Transition(slot) = &mut self.transition {
+            slot.ts_ns = ts_ns;
+            slot.conn = conn;
+            slot.old = old;
+            slot.new = new;
+            slot.context = event.context;
+            slot.task = event.task;
+            slot.counters = counters;
+            sink(&self.transition);
         }
     }
 

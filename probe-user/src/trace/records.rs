@@ -123,12 +123,17 @@ impl RecordsEncoder {
     }
 
     fn conn_index(&mut self, conn: &Conn) -> u32 {
-        if is_complete(&conn.tuple) {
+        if !self.open.is_empty() && is_complete(&conn.tuple) {
             self.open.remove(&conn.id);
         }
         if let Some(&index) = self.conns.get(&conn.id) {
             // The latest tuple wins: it fixes the source port of a SYN_SENT seen earlier.
-            self.conn_list[index as usize] = *conn;
+            // A complete one with the same scope can only be the same again.
+            if let Some(known) = self.conn_list.get_mut(index as usize)
+                && !(known.tuple.known_parts() == 4 && known.scope == conn.scope)
+            {
+                *known = *conn;
+            }
             return index;
         }
         let index = u32::try_from(self.conn_list.len()).unwrap_or(u32::MAX);
