@@ -4,10 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use probe_common::{CountedEvent, EventKind, ExecContext, KernelEvent};
+use probe_common::{CountedEvent, EventKind, ExecContext, KernelEvent, RECORD_BYTES};
 
 use crate::{
-    kernel::layouts::{Field, Layouts, ResetAddrs, SendResetLayout, TupleFields},
+    kernel::layouts::{
+        Field, Layouts, ResetAddrs, SendResetLayout, StateChangeLayout, TupleFields,
+    },
     model::{Comm, ResetReason, Scope, SocketTuple, Task, TcpCounters, TcpState},
 };
 
@@ -128,6 +130,59 @@ pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
     }
 }
 
+/// A state change in any layout tracefs describes.
+fn state_change(
+    layout: &StateChangeLayout,
+    record: &[u8],
+    counters: Option<&probe_common::TcpCounters>,
+) -> Result<Observation, DecodeError> {
+    let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
+    Ok(Observation::StateChange {
+        skaddr: field(layout.skaddr)?,
+        old: state(field(layout.oldstate)?)?,
+        new: state(field(layout.newstate)?)?,
+        tuple: tuple_from(record, &layout.tuple)?,
+        counters: counters.map(TcpCounters::from_kernel),
+    })
+}
+
+/// A state change in the fixed layout of the `tp_btf` program (the tracefs layout
+/// since 5.6): loads at constant offsets of the record, without the layout's lookups
+/// and bounds checks (the recorder's largest instruction count per event).
+fn fixed_state_change(
+    record: &[u8; RECORD_BYTES],
+    counters: Option<&probe_common::TcpCounters>,
+) -> Result<Observation, DecodeError> {
+    use probe_common::state_record as r;
+    let bytes16 = |at: usize| -> [u8; 16] { std::array::from_fn(|i| record[at + i]) };
+    let bytes4 = |at: usize| [record[at], record[at + 1], record[at + 2], record[at + 3]];
+    let bytes8 = |at: usize| -> [u8; 8] { std::array::from_fn(|i| record[at + i]) };
+    let u16_at = |at: usize| u16::from_le_bytes([record[at], record[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes(bytes4(at));
+    let skaddr = u64::from_le_bytes(bytes8(r::SKADDR));
+    let (local, remote) = match u64::from(u16_at(r::FAMILY)) {
+        AF_INET => (
+            IpAddr::V4(Ipv4Addr::from(bytes4(r::SADDR))),
+            IpAddr::V4(Ipv4Addr::from(bytes4(r::DADDR))),
+        ),
+        AF_INET6 => (
+            IpAddr::V6(Ipv6Addr::from(bytes16(r::SADDR_V6))),
+            IpAddr::V6(Ipv6Addr::from(bytes16(r::DADDR_V6))),
+        ),
+        other => return Err(DecodeError::Family(other)),
+    };
+    Ok(Observation::StateChange {
+        skaddr,
+        old: state(u64::from(u32_at(r::OLDSTATE)))?,
+        new: state(u64::from(u32_at(r::NEWSTATE)))?,
+        tuple: SocketTuple {
+            local: SocketAddr::new(canonical(local), u16_at(r::SPORT)),
+            remote: SocketAddr::new(canonical(remote), u16_at(r::DPORT)),
+        },
+        counters: counters.map(TcpCounters::from_kernel),
+    })
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     // A dual-stack socket talking to an IPv4 peer reports v4-mapped addresses; the
     // peer's socket reports plain IPv4. Canonical form lets both ends meet.
@@ -231,16 +286,10 @@ pub fn decode_event(
     let record = &event.record[..];
     let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
     let observation = match kind {
-        EventKind::StateChange => {
-            let layout = &layouts.state_change;
-            Observation::StateChange {
-                skaddr: field(layout.skaddr)?,
-                old: state(field(layout.oldstate)?)?,
-                new: state(field(layout.newstate)?)?,
-                tuple: tuple_from(record, &layout.tuple)?,
-                counters: counters.map(TcpCounters::from_kernel),
-            }
+        EventKind::StateChange if layouts.state_change == StateChangeLayout::TP_BTF => {
+            fixed_state_change(&event.record, counters)?
         }
+        EventKind::StateChange => state_change(&layouts.state_change, record, counters)?,
         EventKind::SendReset => send_reset(
             layouts
                 .send_reset
@@ -474,6 +523,42 @@ pub(crate) mod tests {
             panic!()
         };
         assert_eq!(tuple.local, "10.0.0.1:80".parse().unwrap());
+    }
+
+    /// The fixed-offset decoder and the layout-driven one agree on the layout they
+    /// share, for IPv4, IPv6, v4-mapped and the 127.0.0.6 artefact, and on errors.
+    #[test]
+    fn the_fixed_layout_decodes_as_the_layout_driven_one() {
+        let v6 = |text: &str| text.parse::<Ipv6Addr>().unwrap().octets();
+        let mapped = |ip: [u8; 4]| Ipv4Addr::from(ip).to_ipv6_mapped().octets();
+        let counters = probe_common::TcpCounters {
+            bytes_sent: 5,
+            known: probe_common::counter_field::BYTES_SENT,
+            ..probe_common::TcpCounters::UNKNOWN
+        };
+        let events = [
+            state_change_v4(7, 2, 0, 2181, [10, 0, 0, 2], [10, 0, 0, 1]),
+            state_change_v4(2, 1, 40000, 80, [127, 0, 0, 6], [0; 4])
+                .put(28, &10u16.to_le_bytes())
+                .put(40, &v6("fd00::2"))
+                .put(56, &v6("fd00::1")),
+            state_change_v4(10, 3, 80, 40000, [0; 4], [0; 4])
+                .put(28, &10u16.to_le_bytes())
+                .put(40, &mapped([10, 0, 0, 1]))
+                .put(56, &mapped([10, 0, 0, 2])),
+            state_change_v4(1, 4, 1, 2, [1, 2, 3, 4], [5, 6, 7, 8]).put(28, &7u16.to_le_bytes()),
+            state_change_v4(1, 99, 1, 2, [1, 2, 3, 4], [5, 6, 7, 8]),
+        ];
+        assert_eq!(layouts_6_18().state_change, StateChangeLayout::TP_BTF);
+        for raw in events {
+            let record = &raw.0.record;
+            for with in [None, Some(&counters)] {
+                assert_eq!(
+                    fixed_state_change(record, with),
+                    state_change(&StateChangeLayout::TP_BTF, record, with),
+                );
+            }
+        }
     }
 
     #[test]
