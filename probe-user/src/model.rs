@@ -205,6 +205,19 @@ impl Scope {
     }
 }
 
+/// An address of a tuple, or `None` where the kernel gave none: the unspecified
+/// address (`0.0.0.0`, `::`) stands for "not given" (a child socket's peer before 6.15,
+/// docs/kernel-facts.md §1.1; a listener's wildcard address or missing peer).
+pub fn known_ip(ip: IpAddr) -> Option<IpAddr> {
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// A port of a tuple, or `None` where the kernel gave none: port 0 stands for "not
+/// given" (a connect's source port before it is picked, docs/kernel-facts.md §1.1).
+pub fn known_port(port: u16) -> Option<u16> {
+    (port != 0).then_some(port)
+}
+
 /// The local and remote ends of a socket, as that socket sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SocketTuple {
@@ -226,10 +239,11 @@ impl SocketTuple {
     /// some tuples before they are complete (a connect before its source port is
     /// picked, a child socket before its peer; docs/kernel-facts.md §1.1).
     pub fn known_parts(&self) -> u8 {
-        u8::from(!self.local.ip().is_unspecified())
-            + u8::from(self.local.port() != 0)
-            + u8::from(!self.remote.ip().is_unspecified())
-            + u8::from(self.remote.port() != 0)
+        let [local, remote] = [self.local, self.remote];
+        u8::from(known_ip(local.ip()).is_some())
+            + u8::from(known_port(local.port()).is_some())
+            + u8::from(known_ip(remote.ip()).is_some())
+            + u8::from(known_port(remote.port()).is_some())
     }
 
     /// The same connection seen from the other end.

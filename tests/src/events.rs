@@ -66,12 +66,9 @@ pub fn lost_by_cause(events: &[Value]) -> (u64, u64) {
     (counted, unreported)
 }
 
-/// An address field of an event (`laddr`, `raddr`), IPv4-mapped ones as IPv4.
-pub fn event_ip(event: &Value, key: &str) -> IpAddr {
-    event[key]
-        .as_str()
-        .unwrap()
-        .parse::<IpAddr>()
-        .unwrap()
-        .to_canonical()
+/// An address field of an event (`laddr`, `raddr`), IPv4-mapped ones as IPv4; `None`
+/// when it is null (the kernel gave no address).
+pub fn event_ip(event: &Value, key: &str) -> Option<IpAddr> {
+    let text = event[key].as_str()?;
+    Some(text.parse::<IpAddr>().unwrap().to_canonical())
 }

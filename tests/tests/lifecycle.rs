@@ -13,7 +13,8 @@ use serde_json::Value;
 use tcpchurn::trace::KernelFeatures;
 use tcpchurn_tests::{
     Layout, Peer, Scratch, attachment, conns_where, event_ip, expected_reason, kernel_features,
-    privileged_tests, record, replay_events, state_change_attachment, time_scale, transitions_of,
+    privileged_tests, record, replay_events, state_change_attachment, tcpchurn, time_scale,
+    transitions_of,
 };
 
 const PORT: u16 = 4181;
@@ -120,10 +121,14 @@ fn run(setup: Setup, server_behaviour: &str, client_behaviour: &str, listen: boo
     let error_reports = attachment(&trace, "sock:inet_sk_error_report");
     let features = kernel_features(&trace);
     let client_conns = conns_where(&events, |e| {
-        event_ip(e, "laddr") == client_ip && event_ip(e, "raddr") == server_ip && e["rport"] == PORT
+        event_ip(e, "laddr") == Some(client_ip)
+            && event_ip(e, "raddr") == Some(server_ip)
+            && e["rport"] == PORT
     });
     let server_conns = conns_where(&events, |e| {
-        event_ip(e, "laddr") == server_ip && e["lport"] == PORT && event_ip(e, "raddr") == client_ip
+        event_ip(e, "laddr") == Some(server_ip)
+            && e["lport"] == PORT
+            && event_ip(e, "raddr") == Some(client_ip)
     });
     assert!(
         client_conns.len() <= 1,
@@ -370,7 +375,7 @@ fn connect_port_across_blocks(v6: bool) {
 
     let events = replay_events(&trace);
     let late_conns = conns_where(&events, |e| {
-        event_ip(e, "laddr") == client_ip && e["lport"] == late_port && e["rport"] == PORT
+        event_ip(e, "laddr") == Some(client_ip) && e["lport"] == late_port && e["rport"] == PORT
     });
     let [conn] = late_conns[..] else {
         panic!("the late client's connections: {late_conns:?}");
@@ -393,9 +398,103 @@ fn connect_port_across_blocks(v6: bool) {
     );
     for event in &of_conn {
         assert_eq!(event["lport"], late_port, "{event}");
-        assert_eq!(event_ip(event, "raddr"), server_ip, "{event}");
+        assert_eq!(event_ip(event, "raddr"), Some(server_ip), "{event}");
     }
     eprintln!("lifecycle: the late connect waited {waited_ms} ms in SYN_SENT");
+}
+
+/// A connect that fails before a source port is picked never gets one. With a one-port
+/// `ip_local_port_range`, a held connection takes the port, and a second connect to the
+/// same server fails with EADDRNOTAVAIL: CLOSE->SYN_SENT then SYN_SENT->CLOSE, both with
+/// source port 0 from the kernel (docs/kernel-facts.md §1.1), as in a TIME_WAIT
+/// incident that exhausts the local ports. The replay shows the port as unknown: null
+/// in JSON, `*` in text, never 0.
+fn connect_without_a_port(v6: bool) {
+    const ONLY_PORT: u16 = 40_000;
+    let layout = Layout::new(false, "lp");
+    let range = format!("net.ipv4.ip_local_port_range={ONLY_PORT} {ONLY_PORT}");
+    layout
+        .client_ns()
+        .run("sysctl", &["-q", "-w", &range])
+        .unwrap();
+    let scratch = Scratch::new("lifecycle");
+    let (server_ip, client_ip) = layout.addrs(v6);
+    let server_addr = SocketAddr::new(server_ip, PORT).to_string();
+    let trace = scratch.path("t.trace");
+    let recorder = record(&trace, layout.netns_args());
+    let server = Peer::server(
+        Some(layout.server_ns()),
+        &[
+            "--listen",
+            &server_addr,
+            "--count",
+            "1",
+            "--behaviour",
+            "hold",
+        ],
+    );
+    let mut client = Peer::client(
+        Some(layout.client_ns()),
+        &[
+            "--connect",
+            &server_addr,
+            "--count",
+            "2",
+            "--behaviour",
+            "hold",
+        ],
+    );
+    let held = client.wait_for("connected", Duration::from_secs(10));
+    assert_eq!(
+        held,
+        format!("connected {}", SocketAddr::new(client_ip, ONLY_PORT))
+    );
+    let failed = client.wait_for("error", Duration::from_secs(10));
+    assert_eq!(failed, format!("error {}", libc::EADDRNOTAVAIL));
+    client.wait_for("done", Duration::from_secs(10));
+    recorder.stop().unwrap().ensure_success().unwrap();
+    client.kill();
+    server.kill();
+
+    let events = replay_events(&trace);
+    let portless = conns_where(&events, |e| {
+        e["kind"] == "transition" && e["rport"] == PORT && e["lport"].is_null()
+    });
+    let [conn] = portless[..] else {
+        panic!("connections to {server_addr} without a source port: {portless:?}");
+    };
+    assert_eq!(
+        transitions_of(&events, conn),
+        ["CLOSE->SYN_SENT", "SYN_SENT->CLOSE"]
+    );
+    for event in events.iter().filter(|e| e["conn"] == conn) {
+        assert!(event["lport"].is_null(), "{event}");
+        assert_eq!(event_ip(event, "laddr"), Some(client_ip), "{event}");
+        assert_eq!(event_ip(event, "raddr"), Some(server_ip), "{event}");
+        assert_eq!(event["rport"], PORT, "{event}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["lport"] == ONLY_PORT && e["rport"] == PORT),
+        "the held connection has the one port"
+    );
+
+    let replayed = tcpchurn(&["replay", "--events", trace.to_str().unwrap()]);
+    assert!(replayed.status.success(), "{replayed:?}");
+    let text = String::from_utf8(replayed.stdout).unwrap();
+    let local = if v6 {
+        format!("[{client_ip}]:*")
+    } else {
+        format!("{client_ip}:*")
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(&local)).collect();
+    let [syn_sent, closed] = lines[..] else {
+        panic!("lines with {local}:\n{text}");
+    };
+    assert!(syn_sent.contains("CLOSE -> SYN_SENT"), "{syn_sent}");
+    assert!(closed.contains("SYN_SENT -> CLOSE"), "{closed}");
+    eprintln!("lifecycle: a connect without a port shows as {local}");
 }
 
 privileged_tests! {
@@ -419,4 +518,6 @@ privileged_tests! {
     classic_veth_server_closes_first: server_closes_first(classic(true, false));
     loopback_connect_port_across_blocks: connect_port_across_blocks(false);
     loopback_ipv6_connect_port_across_blocks: connect_port_across_blocks(true);
+    loopback_connect_without_a_port: connect_without_a_port(false);
+    loopback_ipv6_connect_without_a_port: connect_without_a_port(true);
 }

@@ -391,10 +391,15 @@ fn follow_a_rotating_recording() {
 ///
 /// A connect's SYN_SENT has no source port from the kernel; a whole file completes it
 /// from the blocks after it, while following shows what is written so far: the
-/// followed event may have port 0 where the part has the port (docs/trace-format.md).
+/// followed event may have no port (null, never 0) where the part has the port
+/// (docs/trace-format.md).
 fn same_event(followed: &Value, part: &Value) -> bool {
     const OWNER: [&str; 4] = ["pid", "tid", "comm", "owner_source"];
-    let completed_later = followed["new"] == "SYN_SENT" && followed["lport"] == 0;
+    assert_ne!(
+        followed["lport"], 0,
+        "an unknown port shown as 0: {followed}"
+    );
+    let completed_later = followed["new"] == "SYN_SENT" && followed["lport"].is_null();
     let strip = |event: &Value| {
         let mut event = event.clone();
         for key in OWNER {

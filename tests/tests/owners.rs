@@ -58,8 +58,8 @@ fn server_side(events: &[Value], server: SocketAddr) -> Vec<(u16, &Value)> {
     events
         .iter()
         .filter(|e| e["kind"] == "transition")
-        .filter(|e| e["lport"] == server.port() && e["rport"] != 0)
-        .filter(|e| event_ip(e, "laddr") == server.ip().to_canonical())
+        .filter(|e| e["lport"] == server.port() && !e["rport"].is_null())
+        .filter(|e| event_ip(e, "laddr") == Some(server.ip().to_canonical()))
         .map(|e| (u16::try_from(e["rport"].as_u64().unwrap()).unwrap(), e))
         .collect()
 }

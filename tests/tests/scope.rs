@@ -144,10 +144,11 @@ fn check_scopes(names: (&str, &str), args: &[String]) -> String {
     );
     let mut checked = 0u64;
     for event in events.iter().filter(|e| e["kind"] == "transition") {
-        let ports = [
-            event["lport"].as_u64().unwrap(),
-            event["rport"].as_u64().unwrap(),
-        ];
+        // A listener has no peer port (null).
+        let ports: Vec<u64> = ["lport", "rport"]
+            .iter()
+            .filter_map(|key| event[*key].as_u64())
+            .collect();
         let (netns, cgroup) = if ports.iter().any(|p| (23_100..23_102).contains(p)) {
             (a.inode, own_cgroup)
         } else if ports.iter().any(|p| (24_100..24_102).contains(p)) {

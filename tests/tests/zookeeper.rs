@@ -122,24 +122,26 @@ fn ends(events: &[Value], topology: &Topology, server: bool) -> BTreeMap<u64, En
             continue;
         };
         if event["netns"] != netns
-            || event_ip(event, "laddr") != IpAddr::from(local_ip)
-            || event_ip(event, "raddr") != IpAddr::from(remote_ip)
+            || event_ip(event, "laddr") != Some(IpAddr::from(local_ip))
+            || event_ip(event, "raddr") != Some(IpAddr::from(remote_ip))
         {
             continue;
         }
-        let (lport, rport) = (
-            u16::try_from(event["lport"].as_u64().unwrap()).unwrap(),
-            u16::try_from(event["rport"].as_u64().unwrap()).unwrap(),
-        );
-        if (server && lport != PORT) || (!server && rport != PORT) {
+        // A port the kernel did not give is null, never 0.
+        let port = |key: &str| event[key].as_u64().map(|p| u16::try_from(p).unwrap());
+        let (lport, rport) = (port("lport"), port("rport"));
+        if (server && lport != Some(PORT)) || (!server && rport != Some(PORT)) {
             continue;
         }
         let end = ends.entry(conn).or_default();
-        // The SYN_SENT event has port 0; later events carry the real one.
-        if lport != 0 {
+        // A connect's SYN_SENT fires before its source port is picked; the replay
+        // completes it from later events, and where it cannot the port stays null.
+        if let Some(lport) = lport {
             end.local_port = lport;
         }
-        end.remote_port = rport;
+        if let Some(rport) = rport {
+            end.remote_port = rport;
+        }
         match event["kind"].as_str().unwrap() {
             "transition" => {
                 let transition = format!(

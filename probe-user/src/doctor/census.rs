@@ -18,6 +18,7 @@ use crate::{
         TcpState,
         doctor::{Holder, HolderOwner, HolderSource},
     },
+    render::address::{EndpointText, IpText},
 };
 
 /// The states whose holders the doctor lists.
@@ -90,15 +91,15 @@ pub fn holders(sockets: &[DiagSocket], top: usize) -> Vec<Holder> {
                 s.state,
                 netns,
                 fd_owner(s).or(listener_owner),
-                Some(s.tuple.local.to_string()),
-                s.tuple.remote.ip().to_string(),
+                Some(EndpointText(s.tuple.local).to_string()),
+                IpText(s.tuple.remote.ip()).to_string(),
             ),
             None => (
                 s.state,
                 netns,
                 fd_owner(s),
                 None,
-                s.tuple.remote.to_string(),
+                EndpointText(s.tuple.remote).to_string(),
             ),
         };
         *groups.entry(key).or_insert(0) += 1;

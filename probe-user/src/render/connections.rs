@@ -13,6 +13,7 @@ use crate::{
     model::{Comm, HostNames, Task, Workload},
     owner::Candidates,
     render::{
+        address::EndpointText,
         format::{human_duration, round3, secs},
         text::clean,
         workload::{JsonContainer, text_label},
@@ -26,7 +27,7 @@ pub const CONNECTIONS_HEADER: &str = "CONN   CLIENT                    PID COMM 
 
 /// An address, cut to fit its column.
 fn addr(a: SocketAddr) -> String {
-    let text = a.to_string();
+    let text = EndpointText(a).to_string();
     if text.chars().count() > 21 {
         let cut: String = text.chars().take(20).collect();
         format!("{cut}…")
@@ -205,8 +206,8 @@ pub fn write_connection_json(
     let time_wait_from = row.time_wait_ns.iter().flatten().min().copied();
     let json = JsonConnection {
         conn: row.conn,
-        client: row.client.to_string(),
-        server: row.server.to_string(),
+        client: EndpointText(row.client).to_string(),
+        server: EndpointText(row.server).to_string(),
         closed_first: row.verdict.closed_first.name(),
         how: row.verdict.how.map(CloseHow::name),
         lifetime_ms: row.lifetime_ns().map(|ns| round3(ns as f64 / 1e6)),

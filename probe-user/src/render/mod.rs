@@ -6,9 +6,11 @@
 //! - `--connections` rows: [`connections`]; `--events`: [`events`];
 //! - `tcpchurn record`'s closing lines: [`summary`]; its live views: [`live`] and
 //!   [`metrics`]; `tcpchurn doctor`: [`doctor`];
-//! - shared: [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
+//! - shared: [`address`] (addresses and ports, an unknown part as `*` or null),
+//!   [`format`](mod@format) (numbers and durations), [`text`] (wrapping, tables),
 //!   [`style`] (colour), [`workload`] (pods and containers in both formats).
 
+pub mod address;
 pub mod connections;
 pub mod doctor;
 pub mod events;

@@ -9,6 +9,7 @@ use crate::{
     },
     model::{GapCause, duration_ns},
     render::{
+        address::{EndpointText, IpText},
         format::{human_bytes, human_duration, human_ms, plural, secs},
         hosts,
     },
@@ -96,9 +97,9 @@ pub fn pair_label(pair: &PairReport) -> String {
     };
     format!(
         "{}{} -> {}{}",
-        pair.stats.key.client,
+        IpText(pair.stats.key.client),
         named(Side::Client),
-        pair.stats.key.server,
+        EndpointText(pair.stats.key.server),
         named(Side::Server)
     )
 }

@@ -14,6 +14,7 @@ use crate::{
     },
     model::TracepointStatus,
     render::{
+        address::{EndpointText, IpText},
         connections::SideCounts,
         format::{round3, secs},
         hosts::JsonHost,
@@ -203,7 +204,7 @@ impl JsonPair {
         Self {
             bytes: SideCounts::of([total(0), total(1)]),
             bytes_counted: SideCounts::of(s.bytes_known),
-            client: s.key.client.to_string(),
+            client: IpText(s.key.client).to_string(),
             client_pod: s.pod(Side::Client).map(str::to_owned),
             closed_by: JsonClosedBy {
                 client: by(ClosedFirst::Client),
@@ -241,7 +242,7 @@ impl JsonPair {
                     .each_ref()
                     .map(|h| h.quantile(0.5).map(f64::round)),
             ),
-            server: s.key.server.to_string(),
+            server: EndpointText(s.key.server).to_string(),
             server_close_p99_ms: ms(s.server_close_delay.quantile_ms(0.99)),
             server_pod: s.pod(Side::Server).map(str::to_owned),
             time_wait: SideCounts::of(s.time_wait_live),
@@ -273,9 +274,9 @@ impl<'a> JsonLeak<'a> {
             conn: leak.conn,
             host: trace.hosts.get(leak.host.index()).map(|h| h.name.clone()),
             container: JsonContainer::of_option(leak.workload.as_deref()),
-            local: leak.local.to_string(),
+            local: EndpointText(leak.local).to_string(),
             netns: leak.netns,
-            peer: leak.peer.to_string(),
+            peer: EndpointText(leak.peer).to_string(),
             pid: leak.owner.map(|t| t.pid),
         }
     }

@@ -8,6 +8,7 @@ use crate::{
         Analysis, ClosedFirst, Finding, LoopRule, PairReport, Severity, TraceInfo, findings,
     },
     render::{
+        address::EndpointText,
         format::{human_duration, human_ms, secs},
         hosts,
         sentences::{self, pair_label},
@@ -268,7 +269,11 @@ fn write_leaks(
             writeln!(
                 out,
                 "{:<LABEL$}{pid:>10} {comm:<15} {:>6}{}",
-                format!("{} <- {}", leak.local, leak.peer),
+                format!(
+                    "{} <- {}",
+                    EndpointText(leak.local),
+                    EndpointText(leak.peer)
+                ),
                 human_duration(leak.age_ns),
                 if leak.at_least { "+" } else { "" }
             )?;

@@ -11,6 +11,7 @@ use crate::{
     model::{Gap, ResetReason, SnapshotSocket, TcpCounters, TraceEvent, Workload},
     owner::{Candidates, Owner, OwnerSource},
     render::{
+        address::{ip_value, port_value},
         events::{EventSocket, errno_name},
         workload::JsonContainer,
     },
@@ -25,10 +26,11 @@ struct JsonEvent<'a> {
     netns: u32,
     cgroup: u64,
     family: &'static str,
-    laddr: String,
-    lport: u16,
-    raddr: String,
-    rport: u16,
+    /// The tuple: null where the kernel gave no address or port (render::address).
+    laddr: Option<String>,
+    lport: Option<u16>,
+    raddr: Option<String>,
+    rport: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     old: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,10 +170,10 @@ impl<'a> JsonEvent<'a> {
             netns: socket.netns,
             cgroup: socket.cgroup,
             family: if tuple.is_ipv6() { "ipv6" } else { "ipv4" },
-            laddr: tuple.local.ip().to_string(),
-            lport: tuple.local.port(),
-            raddr: tuple.remote.ip().to_string(),
-            rport: tuple.remote.port(),
+            laddr: ip_value(tuple.local.ip()),
+            lport: port_value(tuple.local.port()),
+            raddr: ip_value(tuple.remote.ip()),
+            rport: port_value(tuple.remote.port()),
             old: None,
             new: None,
             state: None,

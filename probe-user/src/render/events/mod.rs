@@ -170,6 +170,49 @@ mod tests {
         );
     }
 
+    /// A connect before its source port is picked, a child socket before its peer
+    /// (docs/kernel-facts.md §1.1): the parts the kernel did not give are null in JSON
+    /// and `*` in text, never 0 or 0.0.0.0.
+    #[test]
+    fn tuple_parts_the_kernel_did_not_give_are_unknown() {
+        let with_tuple = |local: &str, remote: &str| {
+            let TraceEvent::Transition(mut t) = transition() else {
+                unreachable!()
+            };
+            t.conn.tuple = SocketTuple {
+                local: local.parse().unwrap(),
+                remote: remote.parse().unwrap(),
+            };
+            TraceEvent::Transition(t)
+        };
+        let render = |event: &TraceEvent| {
+            let mut json = Vec::new();
+            write_json(&mut json, event, None, "zk-1", None).unwrap();
+            let mut text = Vec::new();
+            write_text(&mut text, event, None, None, Clock::Relative, None).unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            (value, String::from_utf8(text).unwrap())
+        };
+        let (value, text) = render(&with_tuple("10.0.0.2:0", "10.0.0.1:2181"));
+        assert_eq!(value["laddr"], "10.0.0.2");
+        assert!(value["lport"].is_null(), "{value}");
+        assert_eq!(value["rport"], 2181);
+        assert!(text.contains(" 10.0.0.2:* "), "{text}");
+        assert!(!text.contains(":0 "), "{text}");
+        let (value, text) = render(&with_tuple("[fd00::1]:2181", "[::]:0"));
+        assert_eq!(value["family"], "ipv6");
+        assert_eq!(
+            (&value["laddr"], &value["lport"]),
+            (&serde_json::json!("fd00::1"), &serde_json::json!(2181))
+        );
+        assert!(
+            value["raddr"].is_null() && value["rport"].is_null(),
+            "{value}"
+        );
+        assert!(text.contains(" [fd00::1]:2181 "), "{text}");
+        assert!(text.contains(" *:* "), "{text}");
+    }
+
     #[test]
     fn unknown_owners_are_null() {
         let mut out = Vec::new();

@@ -6,6 +6,7 @@ use crate::{
     model::{Gap, GapCause, ResetReason, Task, TraceEvent, Workload},
     owner::{Candidates, Owner},
     render::{
+        address::EndpointText,
         events::{EventSocket, errno_name},
         format::secs,
         text::clean,
@@ -204,8 +205,8 @@ pub fn write_text(
             .conn
             .map_or_else(|| "-".to_owned(), |c| c.to_string()),
         socket.netns,
-        socket.tuple.local.to_string(),
-        socket.tuple.remote.to_string(),
+        EndpointText(socket.tuple.local),
+        EndpointText(socket.tuple.remote),
         what,
     )
 }

@@ -13,6 +13,7 @@ use ratatui::{
 use crate::{
     analysis::{Analysis, LoopRule, Severity},
     render::{
+        address::EndpointText,
         format::human_duration,
         live::{
             Live, ViewState,
@@ -174,7 +175,11 @@ fn leak_table(analysis: &Analysis) -> Table<'static> {
             if leak.at_least { "+" } else { "" }
         );
         Row::new([
-            Cell::from(format!("{} <- {}", leak.local, leak.peer)),
+            Cell::from(format!(
+                "{} <- {}",
+                EndpointText(leak.local),
+                EndpointText(leak.peer)
+            )),
             Cell::from(pid),
             Cell::from(comm),
             Cell::from(age),

@@ -16,7 +16,11 @@ use self::books::{PairCounts, SIDES};
 use crate::{
     analysis::{CloseHow, Side, leak_groups},
     model::GapCause,
-    render::{live::Live, text::clean},
+    render::{
+        address::{endpoint_label, ip_label},
+        live::Live,
+        text::clean,
+    },
 };
 
 /// The content type of [`exposition`].
@@ -218,7 +222,7 @@ pub fn exposition(
     let split = book.split(&analysis.pairs);
     for (pair, counts) in &split.labeled {
         let (stats, key) = (&pair.stats, pair.stats.key);
-        let (client, server) = (key.client.to_string(), key.server.to_string());
+        let (client, server) = (ip_label(key.client), endpoint_label(key.server));
         let pods = [stats.pod(Side::Client), stats.pod(Side::Server)];
         families.pair(
             &PairLabels::new(&client, &server, pods),

@@ -19,6 +19,7 @@ use crate::{
     analysis::{CloseHow, ConnectionRow, Side, TIME_WAIT_NS},
     model::HostNames,
     render::{
+        address::{EndpointText, ip_value, port_value},
         connections::time_wait_name,
         format::round3,
         parquet::{Columns, Names, wall_clock, workload::WorkloadColumns},
@@ -119,12 +120,12 @@ impl ConnectionColumns {
     }
 
     fn addresses(&mut self, client: SocketAddr, server: SocketAddr) {
-        self.client.append_value(client.to_string());
-        self.server.append_value(server.to_string());
-        self.client_addr.append_value(client.ip().to_string());
-        self.client_port.append_value(client.port());
-        self.server_addr.append_value(server.ip().to_string());
-        self.server_port.append_value(server.port());
+        self.client.append_value(EndpointText(client).to_string());
+        self.server.append_value(EndpointText(server).to_string());
+        self.client_addr.append_option(ip_value(client.ip()));
+        self.client_port.append_option(port_value(client.port()));
+        self.server_addr.append_option(ip_value(server.ip()));
+        self.server_port.append_option(port_value(server.port()));
     }
 
     /// One connection.
@@ -191,10 +192,10 @@ impl Columns for ConnectionColumns {
         ("conn", true),
         ("client", false),
         ("server", false),
-        ("client_addr", false),
-        ("client_port", false),
-        ("server_addr", false),
-        ("server_port", false),
+        ("client_addr", true),
+        ("client_port", true),
+        ("server_addr", true),
+        ("server_port", true),
         ("closed_first", false),
         ("how", true),
         ("lifetime_ms", true),

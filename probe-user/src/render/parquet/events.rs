@@ -19,6 +19,7 @@ use crate::{
     model::{Comm, Gap, SnapshotSocket, Task, TcpCounters, TraceEvent, Workload},
     owner::{Candidates, Owner, OwnerSource},
     render::{
+        address::{ip_value, port_value},
         events::{EventSocket, errno_name},
         parquet::{Columns, Names, wall_clock, workload::WorkloadColumns},
     },
@@ -301,11 +302,13 @@ impl EventColumns {
         self.family
             .append_option(tuple.map(|t| if t.is_ipv6() { "ipv6" } else { "ipv4" }));
         self.laddr
-            .append_option(tuple.map(|t| t.local.ip().to_string()));
-        self.lport.append_option(tuple.map(|t| t.local.port()));
+            .append_option(tuple.and_then(|t| ip_value(t.local.ip())));
+        self.lport
+            .append_option(tuple.and_then(|t| port_value(t.local.port())));
         self.raddr
-            .append_option(tuple.map(|t| t.remote.ip().to_string()));
-        self.rport.append_option(tuple.map(|t| t.remote.port()));
+            .append_option(tuple.and_then(|t| ip_value(t.remote.ip())));
+        self.rport
+            .append_option(tuple.and_then(|t| port_value(t.remote.port())));
     }
 
     fn extra(&mut self, e: &Extra<'_>) {

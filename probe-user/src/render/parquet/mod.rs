@@ -128,8 +128,8 @@ mod tests {
     use crate::{
         analysis::{Analyzer, AnalyzerOptions},
         model::{
-            HostId, HostNames, Identity, Named, Source, TcpCounters, Workload, WorkloadKey,
-            WorkloadTable, WorkloadTableBuilder,
+            HostId, HostNames, Identity, Named, Source, TcpCounters, TcpState, Workload,
+            WorkloadKey, WorkloadTable, WorkloadTableBuilder,
         },
         synth::{Script, task},
     };
@@ -202,6 +202,38 @@ mod tests {
             schema.field_with_name("start_time").unwrap().data_type(),
             &timestamp_type()
         );
+    }
+
+    /// A connect that failed before its source port was picked (EADDRNOTAVAIL,
+    /// docs/kernel-facts.md §1.1): the port is null in both tables, never 0.
+    #[test]
+    fn a_port_the_kernel_never_gave_is_null() {
+        use arrow_array::{StringArray, cast::AsArray, types::UInt16Type};
+        let mut s = Script::default();
+        let c = s.socket(crate::synth::CLIENT_NS, "10.0.0.2:0", "10.0.0.1:2181");
+        s.at(1_000)
+            .tr(c, TcpState::Close, TcpState::SynSent, Some(task(7, "app")));
+        s.tr(c, TcpState::SynSent, TcpState::Close, Some(task(7, "app")));
+        let (events, connections) = tables(&s, &WorkloadTable::default());
+        let (schema, batches) = read(events);
+        let ports = |batch: &RecordBatch, name: &str| -> Vec<Option<u16>> {
+            let column = batch.column(batch.schema().index_of(name).unwrap()).clone();
+            column.as_primitive::<UInt16Type>().iter().collect()
+        };
+        assert!(schema.field_with_name("lport").unwrap().is_nullable());
+        assert_eq!(ports(&batches[0], "lport"), [None, None]);
+        assert_eq!(ports(&batches[0], "rport"), [Some(2181), Some(2181)]);
+        let (schema, batches) = read(connections);
+        let row = &batches[0];
+        assert_eq!(ports(row, "client_port"), [None]);
+        assert_eq!(ports(row, "server_port"), [Some(2181)]);
+        let text = |name: &str| {
+            let column = row.column(schema.index_of(name).unwrap());
+            let text: &StringArray = column.as_string();
+            text.value(0).to_owned()
+        };
+        assert_eq!(text("client"), "10.0.0.2:*");
+        assert_eq!(text("client_addr"), "10.0.0.2");
     }
 
     /// The names in dictionary column `name` of `batch` (null as `None`).
