@@ -12,9 +12,9 @@ use std::{net::SocketAddr, time::Duration};
 use serde_json::Value;
 use tcpchurn::trace::KernelFeatures;
 use tcpchurn_tests::{
-    Layout, Peer, Scratch, attachment, conns_where, event_ip, expected_reason, kernel_features,
-    privileged_tests, record, replay_events, state_change_attachment, tcpchurn, time_scale,
-    transitions_of,
+    Layout, Peer, Scratch, attachment, connections_of, conns_where, event_ip, expected_reason,
+    kernel_features, privileged_tests, record, replay_events, state_change_attachment, tcpchurn,
+    time_scale, transitions_of,
 };
 
 const PORT: u16 = 4181;
@@ -494,7 +494,34 @@ fn connect_without_a_port(v6: bool) {
     };
     assert!(syn_sent.contains("CLOSE -> SYN_SENT"), "{syn_sent}");
     assert!(closed.contains("SYN_SENT -> CLOSE"), "{closed}");
-    eprintln!("lifecycle: a connect without a port shows as {local}");
+
+    // The verdict says why: no free local port, not a timeout.
+    let path = trace.to_str().unwrap();
+    let replayed = tcpchurn(&["replay", "--json", "--connections", path]);
+    let verdict: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let failed = connections_of(&verdict, PORT)
+        .into_iter()
+        .find(|c| c["conn"] == conn)
+        .unwrap_or_else(|| panic!("no connection {conn}: {verdict:#}"));
+    assert_eq!(failed["how"], "no_port", "{failed}");
+    assert_eq!(failed["closed_first"], "client", "{failed}");
+    let pairs = verdict["pairs"].as_array().unwrap();
+    let pair = pairs
+        .iter()
+        .find(|p| p["server"] == server_addr)
+        .unwrap_or_else(|| panic!("no pair toward {server_addr}: {verdict:#}"));
+    assert_eq!(pair["no_port"], 1, "{pair:#}");
+    assert_eq!(pair["timed_out"], 0, "{pair:#}");
+    assert_eq!(pair["closed_by"]["client"]["no_port"], 1, "{pair:#}");
+    let replayed = tcpchurn(&["replay", "--color", "never", path]);
+    let text = String::from_utf8(replayed.stdout).unwrap();
+    // The verdict wraps at 80 columns.
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("1/1 found no free local port (EADDRNOTAVAIL"),
+        "{text}"
+    );
+    eprintln!("lifecycle: a connect without a port shows as {local}, and its verdict says why");
 }
 
 privileged_tests! {

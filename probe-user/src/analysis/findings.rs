@@ -131,13 +131,15 @@ pub struct SideCloses {
     /// Closed first by `side`, refusals not counted.
     pub closed: u64,
     pub ended: u64,
-    /// How, by [`CloseHow::index`], refusals not counted.
-    pub how: [u64; 5],
+    /// How, by [`CloseHow::index`], refusals and connects without a port not counted.
+    pub how: [u64; CloseHow::COUNT],
     /// Of the FIN closes, those then followed by the closer's RST.
     pub fin_then_rst: u64,
     /// For a reconnect loop: the 99th percentile of handshake → close, in ms.
     pub within_ms: Option<f64>,
     pub refused: u64,
+    /// Connects that found no free local port (the client's side only).
+    pub no_port: u64,
 }
 
 /// Which side holds more TIME_WAIT at the end.
@@ -261,20 +263,23 @@ fn served(pair: &PairReport, closes: &Closes) -> Option<Served> {
     })
 }
 
-/// What `side` closed first, refusals apart.
+/// What `side` closed first, refusals and connects without a port apart: neither
+/// reached a connection.
 fn side_closes(pair: &PairReport, side: Side, ended: u64) -> SideCloses {
     let stats = &pair.stats;
     let first = ClosedFirst::from_side(side);
     let mut how = stats.closed_by[first.index()];
     let refused = std::mem::take(&mut how[CloseHow::Refused.index()]);
+    let no_port = std::mem::take(&mut how[CloseHow::NoPort.index()]);
     SideCloses {
         side,
-        closed: stats.closed_first[first.index()] - refused,
+        closed: stats.closed_first[first.index()] - refused - no_port,
         ended,
         how,
         fin_then_rst: stats.fin_then_rst[side.index()].min(how[CloseHow::Fin.index()]),
         within_ms: None,
         refused,
+        no_port,
     }
 }
 

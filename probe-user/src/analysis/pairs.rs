@@ -210,13 +210,15 @@ pub struct PairStats {
     /// Indexed by [`ClosedFirst::index`].
     pub closed_first: [u64; 5],
     /// `[client, server, simultaneous][how]`: how each first closer closed.
-    pub closed_by: [[u64; 5]; 3],
+    pub closed_by: [[u64; CloseHow::COUNT]; 3],
     /// Connections in which each side sent at least one RST.
     pub resets: [u64; 2],
     /// Connections each side closed first with a FIN and then reset anyway.
     pub fin_then_rst: [u64; 2],
     pub refused: u64,
     pub timed_out: u64,
+    /// Connects that found no free local port ([`CloseHow::NoPort`]).
+    pub no_port: u64,
     /// Connections whose events may be incomplete (lost events while they lived).
     pub incomplete: u64,
     pub lifetime: LogHistogram,
@@ -257,11 +259,12 @@ impl PairStats {
             first_rejected_ns: None,
             last_rejected_ns: None,
             closed_first: [0; 5],
-            closed_by: [[0; 5]; 3],
+            closed_by: [[0; CloseHow::COUNT]; 3],
             resets: [0; 2],
             fin_then_rst: [0; 2],
             refused: 0,
             timed_out: 0,
+            no_port: 0,
             incomplete: 0,
             lifetime: LogHistogram::default(),
             server_close_delay: LogHistogram::default(),
@@ -310,6 +313,7 @@ impl PairStats {
             match how {
                 CloseHow::Refused => self.refused += 1,
                 CloseHow::Timeout => self.timed_out += 1,
+                CloseHow::NoPort => self.no_port += 1,
                 _ => {}
             }
         }

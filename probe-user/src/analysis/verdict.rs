@@ -95,15 +95,22 @@ pub enum CloseHow {
     Timeout,
     /// The connect failed with another error (EHOSTUNREACH, ENETUNREACH...).
     Unreachable,
+    /// The connect never sent a SYN: no local port was free toward its destination
+    /// (`connect()` failed with EADDRNOTAVAIL; docs/kernel-facts.md §1.1).
+    NoPort,
 }
 
 impl CloseHow {
-    pub const ALL: [Self; 5] = [
+    /// How many there are: the length of arrays indexed by [`Self::index`].
+    pub const COUNT: usize = 6;
+
+    pub const ALL: [Self; Self::COUNT] = [
         Self::Fin,
         Self::Rst,
         Self::Refused,
         Self::Timeout,
         Self::Unreachable,
+        Self::NoPort,
     ];
 
     pub const fn index(self) -> usize {
@@ -117,6 +124,7 @@ impl CloseHow {
             Self::Refused => "refused",
             Self::Timeout => "timeout",
             Self::Unreachable => "unreachable",
+            Self::NoPort => "no_port",
         }
     }
 }
@@ -164,6 +172,9 @@ pub enum CloseStart {
     TimedOut,
     /// The connect failed with another error (ICMP unreachable...).
     Unreachable,
+    /// The connect found no free local port: SYN_SENT → CLOSE with no error report and
+    /// a source port never picked.
+    NoLocalPort,
     /// → CLOSE from an open state with no RST seen in either direction.
     Abort,
 }
@@ -183,6 +194,8 @@ impl CloseStart {
             Self::Refused => CloseVerdict::new(ClosedFirst::Server, CloseHow::Refused),
             Self::TimedOut => CloseVerdict::new(ClosedFirst::Client, CloseHow::Timeout),
             Self::Unreachable => CloseVerdict::new(ClosedFirst::Unknown, CloseHow::Unreachable),
+            // The client's own kernel ended it, before anything reached the server.
+            Self::NoLocalPort => CloseVerdict::new(ClosedFirst::Client, CloseHow::NoPort),
             Self::Abort => CloseVerdict {
                 closed_first: ClosedFirst::Unknown,
                 how: None,
@@ -195,7 +208,10 @@ impl CloseStart {
     }
 
     const fn is_connect_failure(self) -> bool {
-        matches!(self, Self::Refused | Self::TimedOut | Self::Unreachable)
+        matches!(
+            self,
+            Self::Refused | Self::TimedOut | Self::Unreachable | Self::NoLocalPort
+        )
     }
 }
 

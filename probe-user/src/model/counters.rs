@@ -81,8 +81,11 @@ impl TcpCounters {
 
     /// The counters a kernel event carried.
     pub fn from_kernel(raw: &probe_common::TcpCounters) -> Self {
+        // `srtt_us` stays 0 until the first RTT sample; after one it is at least 1
+        // (`tcp_rtt_estimator()`): 0 is no RTT yet, not an RTT of 0.
+        let no_rtt = if raw.srtt_us8 == 0 { field::SRTT } else { 0 };
         Self {
-            known: raw.known & field::ALL,
+            known: raw.known & field::ALL & !no_rtt,
             peer_fin: raw.peer_fin != 0,
             bytes_sent: raw.bytes_sent,
             bytes_acked: raw.bytes_acked,
@@ -175,5 +178,20 @@ mod tests {
             .peer_fin(true)
             .build();
         assert_eq!(built, c);
+    }
+
+    /// A socket closed before its first RTT sample (a refused or failed connect) has
+    /// `srtt_us` 0 with the read succeeding: no RTT, not an RTT of 0.
+    #[test]
+    fn no_rtt_sample_is_an_unknown_rtt() {
+        let raw = probe_common::TcpCounters {
+            known: field::ALL,
+            ..probe_common::TcpCounters::UNKNOWN
+        };
+        let c = TcpCounters::from_kernel(&raw);
+        assert_eq!(c.srtt_us(), None);
+        assert_eq!(c.bytes_sent(), Some(0));
+        let one = probe_common::TcpCounters { srtt_us8: 1, ..raw };
+        assert_eq!(TcpCounters::from_kernel(&one).srtt_us(), Some(0));
     }
 }

@@ -177,17 +177,27 @@ fn side_closes(closes: &SideCloses) -> String {
     if closes.refused > 0 {
         write!(text, ", {}/{ended} refused", closes.refused).unwrap_or_default();
     }
+    if closes.no_port > 0 {
+        write!(
+            text,
+            ", {}/{ended} found no free local port (EADDRNOTAVAIL: the client's port range \
+             toward this server is used up, by open or TIME_WAIT sockets)",
+            closes.no_port
+        )
+        .unwrap_or_default();
+    }
     text
 }
 
 /// "FIN", "RST", "FIN or RST", "timeout"...
-fn how_words(counts: &[u64; 5]) -> String {
+fn how_words(counts: &[u64; CloseHow::COUNT]) -> String {
     let named: Vec<&str> = CloseHow::ALL
         .iter()
         .filter(|how| counts[how.index()] > 0)
         .map(|how| match how {
             CloseHow::Fin => "FIN",
             CloseHow::Rst => "RST",
+            CloseHow::NoPort => "no free local port",
             other => other.name(),
         })
         .collect();
@@ -277,7 +287,7 @@ mod tests {
     use super::*;
 
     fn server_fins(fin_then_rst: u64) -> SideCloses {
-        let mut how = [0; 5];
+        let mut how = [0; CloseHow::COUNT];
         how[CloseHow::Fin.index()] = 34;
         SideCloses {
             side: Side::Server,
@@ -287,6 +297,7 @@ mod tests {
             fin_then_rst,
             within_ms: Some(1.7),
             refused: 0,
+            no_port: 0,
         }
     }
 
@@ -307,13 +318,20 @@ mod tests {
     #[test]
     fn refusals_and_unknown_means_are_said() {
         let mut closes = server_fins(0);
-        closes.how = [0; 5];
+        closes.how = [0; CloseHow::COUNT];
         closes.closed = 0;
         closes.refused = 3;
         closes.ended = 3;
         assert_eq!(side_closes(&closes), ", 3/3 refused");
-        assert_eq!(how_words(&[0; 5]), "unknown means");
-        assert_eq!(how_words(&[1, 1, 0, 1, 0]), "FIN or RST or timeout");
+        closes.refused = 0;
+        closes.no_port = 3;
+        assert_eq!(
+            side_closes(&closes),
+            ", 3/3 found no free local port (EADDRNOTAVAIL: the client's port range toward \
+             this server is used up, by open or TIME_WAIT sockets)"
+        );
+        assert_eq!(how_words(&[0; CloseHow::COUNT]), "unknown means");
+        assert_eq!(how_words(&[1, 1, 0, 1, 0, 0]), "FIN or RST or timeout");
     }
 
     #[test]

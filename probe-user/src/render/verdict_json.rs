@@ -111,6 +111,8 @@ struct JsonPair {
     incomplete: u64,
     last_connect_s: Option<f64>,
     median_lifetime_ms: Option<f64>,
+    /// Connects that found no free local port (EADDRNOTAVAIL).
+    no_port: u64,
     p99_lifetime_ms: Option<f64>,
     preexisting: u64,
     reconnect_loop: bool,
@@ -157,6 +159,7 @@ struct JsonClosedBy {
 #[derive(Serialize)]
 struct JsonHow {
     fin: u64,
+    no_port: u64,
     refused: u64,
     rst: u64,
     timeout: u64,
@@ -181,7 +184,7 @@ impl Serialize for JsonPairs<'_> {
 }
 
 impl JsonHow {
-    fn of(counts: [u64; 5]) -> Self {
+    fn of(counts: [u64; CloseHow::COUNT]) -> Self {
         let count = |how: CloseHow| counts[how.index()];
         Self {
             fin: count(CloseHow::Fin),
@@ -189,6 +192,7 @@ impl JsonHow {
             rst: count(CloseHow::Rst),
             timeout: count(CloseHow::Timeout),
             unreachable: count(CloseHow::Unreachable),
+            no_port: count(CloseHow::NoPort),
         }
     }
 }
@@ -249,6 +253,7 @@ impl JsonPair {
             time_wait_kernel: end_snapshot.then(|| SideCounts::of(s.time_wait_observed)),
             time_wait_peak: SideCounts::of(s.time_wait_peak),
             timed_out: s.timed_out,
+            no_port: s.no_port,
             verdict: sentences::pair_verdict(&PairVerdict::of(pair, end_snapshot)),
         }
     }

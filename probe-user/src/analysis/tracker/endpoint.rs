@@ -159,6 +159,9 @@ impl Endpoint {
                 let start = match self.errno {
                     Some(111) => CloseStart::Refused,
                     _ if self.rst_received || refused_by_server => CloseStart::Refused,
+                    // `inet_hash_connect()` found no port: nothing was sent, and
+                    // `connect()` returned the error without reporting it on the socket.
+                    None if self.tuple.local.port() == 0 => CloseStart::NoLocalPort,
                     Some(110) | None => CloseStart::TimedOut,
                     Some(_) => CloseStart::Unreachable,
                 };
@@ -407,6 +410,19 @@ mod tests {
             assert_eq!(e.start, Some((expected, 1)), "errno {errno:?}, rst {rst}");
             assert_eq!(e.pending, Pending::None);
         }
+    }
+
+    #[test]
+    fn a_connect_that_never_got_a_port_found_none_free() {
+        let (mut e, _) = after(SynSent, &[(SynSent, Close)]);
+        e.tuple.local.set_port(0);
+        e.resolve(false);
+        assert_eq!(e.start, Some((CloseStart::NoLocalPort, 1)));
+        // A reported error still decides (the port may be missing from the trace).
+        let (mut e, _) = after(SynSent, &[(SynSent, Close)]);
+        e.tuple.local.set_port(0);
+        e.on_error(111);
+        assert_eq!(e.start, Some((CloseStart::Refused, 1)));
     }
 
     #[test]

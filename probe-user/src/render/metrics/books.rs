@@ -10,14 +10,14 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::analysis::{ClosedFirst, PairKey, PairReport};
+use crate::analysis::{CloseHow, ClosedFirst, PairKey, PairReport};
 
 /// A pair's counters, as the metrics show them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PairCounts {
     pub connections: u64,
-    /// `[client, server, simultaneous][how]`, by [`crate::analysis::CloseHow::index`].
-    pub closed_by: [[u64; 5]; 3],
+    /// `[client, server, simultaneous][how]`, by [`CloseHow::index`].
+    pub closed_by: [[u64; CloseHow::COUNT]; 3],
     /// Connections with an RST from the client, the server.
     pub resets: [u64; 2],
 }

@@ -113,7 +113,7 @@ impl Families {
             closed_first: counter(
                 &registry,
                 "tcpchurn_closed_first_total",
-                "Connections by who closed first (side: client, server, simultaneous) and how (fin, rst, refused, timeout, unreachable)",
+                "Connections by who closed first (side: client, server, simultaneous) and how (fin, rst, refused, timeout, unreachable, no_port)",
                 &pair_and(&["side", "how"]),
             )?,
             resets: counter(
