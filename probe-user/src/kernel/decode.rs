@@ -101,9 +101,38 @@ pub fn kernel_event(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     Ok(read_pod(bytes))
 }
 
+/// Decodes the ring-buffer entries of one kernel, whose layouts it knows.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoder {
+    layouts: Layouts,
+    /// The state change comes in the `tp_btf` program's fixed layout: decided once,
+    /// since comparing two layouts costs tens of instructions.
+    fixed_state_change: bool,
+}
+
+impl Decoder {
+    pub fn new(layouts: Layouts) -> Self {
+        Self {
+            layouts,
+            fixed_state_change: layouts.state_change == StateChangeLayout::TP_BTF,
+        }
+    }
+
+    /// Decodes one entry (see [`decode`]).
+    #[inline]
+    pub fn decode(&self, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+        decode_entry(bytes, &self.layouts, self.fixed_state_change)
+    }
+}
+
 /// Decodes one ring-buffer entry: a [`KernelEvent`], or a [`CountedEvent`] (a state
 /// change with its socket's counters), told apart by their length.
 pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
+    Decoder::new(*layouts).decode(bytes)
+}
+
+#[inline]
+fn decode_entry(bytes: &[u8], layouts: &Layouts, fixed: bool) -> Result<Decoded, DecodeError> {
     const PLAIN: usize = size_of::<KernelEvent>();
     const COUNTED: usize = size_of::<CountedEvent>();
     // Ring-buffer records are 8-byte aligned: decode in place, without copying the
@@ -114,17 +143,17 @@ pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
             // SAFETY: the length and alignment match, and every bit pattern is a valid
             // KernelEvent (integers and byte arrays only).
             let event = unsafe { &*bytes.as_ptr().cast::<KernelEvent>() };
-            decode_event(event, None, layouts)
+            decode_event(event, None, layouts, fixed)
         }
-        PLAIN => decode_event(&read_pod::<KernelEvent>(bytes), None, layouts),
+        PLAIN => decode_event(&read_pod::<KernelEvent>(bytes), None, layouts, fixed),
         COUNTED if aligned => {
             // SAFETY: as above, for a CountedEvent.
             let counted = unsafe { &*bytes.as_ptr().cast::<CountedEvent>() };
-            decode_event(&counted.event, Some(&counted.counters), layouts)
+            decode_event(&counted.event, Some(&counted.counters), layouts, fixed)
         }
         COUNTED => {
             let counted = read_pod::<CountedEvent>(bytes);
-            decode_event(&counted.event, Some(&counted.counters), layouts)
+            decode_event(&counted.event, Some(&counted.counters), layouts, fixed)
         }
         other => Err(DecodeError::Size(other)),
     }
@@ -149,6 +178,7 @@ fn state_change(
 /// A state change in the fixed layout of the `tp_btf` program (the tracefs layout
 /// since 5.6): loads at constant offsets of the record, without the layout's lookups
 /// and bounds checks (the recorder's largest instruction count per event).
+#[inline]
 fn fixed_state_change(
     record: &[u8; RECORD_BYTES],
     counters: Option<&probe_common::TcpCounters>,
@@ -276,19 +306,19 @@ fn send_reset(layout: &SendResetLayout, record: &[u8]) -> Result<Observation, De
     })
 }
 
-/// Decodes one event; `counters` are those the kernel appended to a state change.
-pub fn decode_event(
+/// Decodes one event; `counters` are those the kernel appended to a state change;
+/// `fixed`: the state change is in [`StateChangeLayout::TP_BTF`].
+fn decode_event(
     event: &KernelEvent,
     counters: Option<&probe_common::TcpCounters>,
     layouts: &Layouts,
+    fixed: bool,
 ) -> Result<Decoded, DecodeError> {
     let kind = EventKind::from_u8(event.kind).ok_or(DecodeError::Kind(event.kind))?;
     let record = &event.record[..];
     let field = |f: Field| f.read_uint(record).ok_or(DecodeError::Field);
     let observation = match kind {
-        EventKind::StateChange if layouts.state_change == StateChangeLayout::TP_BTF => {
-            fixed_state_change(&event.record, counters)?
-        }
+        EventKind::StateChange if fixed => fixed_state_change(&event.record, counters)?,
         EventKind::StateChange => state_change(&layouts.state_change, record, counters)?,
         EventKind::SendReset => send_reset(
             layouts

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::{
     kernel::{
-        decode,
+        decode::Decoder,
         diag::{DiagSocket, Snapshot},
         layouts::Layouts,
         probe::KernelCounters,
@@ -30,7 +30,7 @@ const BLOCK_TARGET_BYTES: usize = 1 << 20;
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Recording {
-    layouts: Layouts,
+    decoder: Decoder,
     table: SocketTable,
     encoder: TraceEncoder,
     start_monotonic_ns: u64,
@@ -82,7 +82,7 @@ fn selected(
 impl Recording {
     pub fn new(layouts: Layouts, start_monotonic_ns: u64, filters: Filters) -> Self {
         Self {
-            layouts,
+            decoder: Decoder::new(layouts),
             table: SocketTable::new(start_monotonic_ns, filters),
             encoder: TraceEncoder::new(),
             start_monotonic_ns,
@@ -114,7 +114,7 @@ impl Recording {
     pub fn ingest(&mut self, bytes: &[u8]) {
         // Borrowed, not moved: a decoded event and a trace event are 144 bytes each,
         // and moving them costs a memcpy call per event.
-        match &decode::decode(bytes, &self.layouts) {
+        match &self.decoder.decode(bytes) {
             Ok(decoded) => {
                 let Self {
                     table,
