@@ -118,17 +118,12 @@ impl Decoder {
         }
     }
 
-    /// Decodes one entry (see [`decode`]).
+    /// Decodes one ring-buffer entry: a [`KernelEvent`], or a [`CountedEvent`] (a
+    /// state change with its socket's counters), told apart by their length.
     #[inline]
     pub fn decode(&self, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         decode_entry(bytes, &self.layouts, self.fixed_state_change)
     }
-}
-
-/// Decodes one ring-buffer entry: a [`KernelEvent`], or a [`CountedEvent`] (a state
-/// change with its socket's counters), told apart by their length.
-pub fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
-    Decoder::new(*layouts).decode(bytes)
 }
 
 #[inline]
@@ -376,6 +371,10 @@ pub(crate) mod tests {
     use probe_common::{RECORD_BYTES, RECORD_START};
 
     use super::*;
+
+    fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
+        Decoder::new(*layouts).decode(bytes)
+    }
     use crate::kernel::{
         layouts::{ErrorReportLayout, ReceiveResetLayout, SendResetLayout, StateChangeLayout},
         tracefs::FormatFile,

@@ -4,7 +4,7 @@ use crate::{
     analysis::verdict::CloseStart,
     model::{
         ConnId, ConnKey, HostId, ResetReason, Scope, SnapshotSocket, SocketTuple, Task,
-        TcpCounters, TcpState, Transition,
+        TcpCounters, TcpState, Transition, known_port,
     },
 };
 
@@ -161,7 +161,9 @@ impl Endpoint {
                     _ if self.rst_received || refused_by_server => CloseStart::Refused,
                     // `inet_hash_connect()` found no port: nothing was sent, and
                     // `connect()` returned the error without reporting it on the socket.
-                    None if self.tuple.local.port() == 0 => CloseStart::NoLocalPort,
+                    None if known_port(self.tuple.local.port()).is_none() => {
+                        CloseStart::NoLocalPort
+                    }
                     Some(110) | None => CloseStart::TimedOut,
                     Some(_) => CloseStart::Unreachable,
                 };
