@@ -338,6 +338,12 @@ pub struct SockOffsets {
     /// `sk_lock_owned`: a reset's socket may be a listener, which softirq processes
     /// without the lock, or a TIME_WAIT or request socket, which has none.
     pub sk_state: u32,
+    /// `offsetof(struct net, net_cookie)` (8 bytes, set once, never reused in a boot),
+    /// 0 if unknown: the key under which each CPU remembers the namespaces it saw
+    /// (`docs/kernel-facts.md` §4.6).
+    pub net_cookie: u32,
+    /// Keeps the size a multiple of 8 (no implicit padding in `ProbeConfig`).
+    pub reserved: u32,
 }
 
 impl SockOffsets {
@@ -354,6 +360,8 @@ impl SockOffsets {
         skb_valid: 0,
         sk_lock_owned: 0,
         sk_state: 0,
+        net_cookie: 0,
+        reserved: 0,
     };
 }
 
@@ -570,8 +578,8 @@ mod pod {
 
 const _: () = assert!(size_of::<FieldSpec>() == 4);
 const _: () = assert!(size_of::<KernelFields>() == 36);
-const _: () = assert!(size_of::<SockOffsets>() == 48);
+const _: () = assert!(size_of::<SockOffsets>() == 56);
 const _: () = assert!(size_of::<KernelFilter>() == 16 + 32 + 8);
 const _: () = assert!(size_of::<BtfStateOffsets>() == 48);
 const _: () = assert!(size_of::<CounterOffsets>() == 40);
-const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 48 + 48 + 40 + 56 + 8 + 8);
+const _: () = assert!(size_of::<ProbeConfig>() == 4 * 36 + 56 + 48 + 40 + 56 + 8 + 8);

@@ -87,6 +87,14 @@ mod probe {
     #[map]
     static LAST_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
+    /// Per CPU, the namespaces this CPU saw, by their `net_cookie` (see [`netns_inum`]):
+    /// slot `cookie % NETNS_SLOTS` holds the cookie's low 32 bits over the namespace's
+    /// inode number, 0 when empty. Cookies count the namespaces created since boot: two
+    /// alive with the same low 32 bits would need four billion created in between.
+    #[map]
+    static NETNS_SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(NETNS_SLOTS as u32, 0);
+    const NETNS_SLOTS: u64 = 16;
+
     /// Per CPU: 1 once this CPU has logged that a socket's namespace was unreadable.
     #[map]
     static WARNED: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
@@ -420,7 +428,43 @@ mod probe {
             return None;
         }
         let net: u64 = read_kernel(sk + u64::from(offsets.sk_net))?;
-        read_kernel(net + u64::from(offsets.net_inum))
+        netns_inum(KernelAddress(net))
+    }
+
+    /// The inode number of the network namespace `net` is, through this CPU's
+    /// [`NETNS_SEEN`] when the kernel has `net_cookie`.
+    ///
+    /// `ns.inum` shares its cache line with the namespace's reference count, which the
+    /// creation and the release of every socket in the namespace write: on a node
+    /// churning connections the line moves between CPUs, and loading the inode number
+    /// was the state-change program's costliest instruction (docs/kernel-facts.md §4.6).
+    /// `net_cookie` is written once, and never reused in a boot.
+    #[inline(always)]
+    fn netns_inum<L: Loader>(net: L) -> Option<u32> {
+        let offsets = config(&CONFIG.sock);
+        if offsets.net_cookie == 0 {
+            return net.read(offsets.net_inum);
+        }
+        let cookie: u64 = net.read(offsets.net_cookie).unwrap_or(0);
+        if cookie == 0 {
+            return net.read(offsets.net_inum);
+        }
+        let tag = cookie << 32;
+        let slot = NETNS_SEEN.get_ptr_mut((cookie % NETNS_SLOTS) as u32);
+        if let Some(slot) = slot {
+            // SAFETY: a per-CPU slot. One 8-byte load: a run nested in this one (a
+            // softirq) writes whole slots, never half of one.
+            let seen = unsafe { slot.read_volatile() };
+            if seen != 0 && seen & !u64::from(u32::MAX) == tag {
+                return Some(seen as u32);
+            }
+        }
+        let inum: u32 = net.read(offsets.net_inum)?;
+        if let Some(slot) = slot {
+            // SAFETY: as above; one 8-byte store.
+            unsafe { slot.write_volatile(tag | u64::from(inum)) };
+        }
+        Some(inum)
     }
 
     fn socket_cgroup(sk: u64) -> Option<u64> {
@@ -442,7 +486,7 @@ mod probe {
         }
         let dev: u64 = read_kernel(skb + u64::from(offsets.skb_dev))?;
         let net: u64 = read_kernel(dev + u64::from(offsets.dev_net))?;
-        read_kernel(net + u64::from(offsets.net_inum))
+        netns_inum(KernelAddress(net))
     }
 
     /// Says once per CPU that a socket's namespace could not be read although BTF gave
@@ -784,21 +828,21 @@ mod probe {
                 let tp = unsafe { bpf_skc_to_tcp_sock(sk.cast_mut().cast()) };
                 if tp.is_null() {
                     // SAFETY: see above.
-                    unsafe { fill_counters(out, SockAddress(sk as u64)) };
+                    unsafe { fill_counters(out, KernelAddress(sk as u64)) };
                 } else {
                     // SAFETY: see above.
-                    unsafe { fill_counters(out, SockBtf(tp.cast::<u8>().cast_const())) };
+                    unsafe { fill_counters(out, BtfStruct(tp.cast::<u8>().cast_const())) };
                 }
             }
             // SAFETY: see above.
-            CountersFrom::Probe(sk) => unsafe { fill_counters(out, SockAddress(sk)) },
+            CountersFrom::Probe(sk) => unsafe { fill_counters(out, KernelAddress(sk)) },
             CountersFrom::None => {}
         }
     }
 
-    /// How a socket's members are loaded: direct loads from a BTF pointer, or
+    /// How a kernel structure's members are loaded: direct loads from a BTF pointer, or
     /// `bpf_probe_read_kernel` at its address.
-    trait SockLoader: Copy {
+    trait Loader: Copy {
         /// Loads the member at byte offset `at` into `into`; false when it could not.
         fn load<T: Copy>(self, at: u32, into: &mut T) -> bool;
 
@@ -809,14 +853,21 @@ mod probe {
             self.load(at, &mut value);
             value
         }
+
+        /// The member at byte offset `at`, if it could be loaded.
+        #[inline(always)]
+        fn read<T: Copy + Default>(self, at: u32) -> Option<T> {
+            let mut value = T::default();
+            self.load(at, &mut value).then_some(value)
+        }
     }
 
-    /// A BTF pointer to the socket, not NULL: as `struct sock` (members past it need
-    /// the `struct tcp_sock` view).
+    /// A BTF pointer, not NULL: a socket as `struct sock` (members past it need the
+    /// `struct tcp_sock` view), or a `struct net` loaded from one.
     #[derive(Clone, Copy)]
-    struct SockBtf(*const u8);
+    struct BtfStruct(*const u8);
 
-    impl SockLoader for SockBtf {
+    impl Loader for BtfStruct {
         #[inline(always)]
         fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
             *into = btf_load(self.0, at);
@@ -824,11 +875,11 @@ mod probe {
         }
     }
 
-    /// A socket's kernel address, read with `bpf_probe_read_kernel`.
+    /// A socket's (or namespace's) kernel address, read with `bpf_probe_read_kernel`.
     #[derive(Clone, Copy)]
-    struct SockAddress(u64);
+    struct KernelAddress(u64);
 
-    impl SockLoader for SockAddress {
+    impl Loader for KernelAddress {
         #[inline(always)]
         fn load<T: Copy>(self, at: u32, into: &mut T) -> bool {
             match read_kernel::<T>(self.0 + u64::from(at)) {
@@ -847,7 +898,7 @@ mod probe {
     /// # Safety
     /// `out` points into a reserved, exclusively owned ring-buffer slot.
     #[inline(never)]
-    unsafe fn fill_counters<S: SockLoader>(out: *mut TcpCounters, source: S) {
+    unsafe fn fill_counters<S: Loader>(out: *mut TcpCounters, source: S) {
         let off = config(&CONFIG.counters);
         let wanted = off.known as u8;
         let mut known = 0u8;
@@ -988,7 +1039,7 @@ mod probe {
             if net.is_null() {
                 0
             } else {
-                btf_load::<u32>(net, sock.net_inum)
+                netns_inum(BtfStruct(net)).unwrap_or(0)
             }
         } else {
             0
@@ -1014,7 +1065,7 @@ mod probe {
         };
 
         let mut record: Words = [0; RECORD_WORDS];
-        let family = load_addresses(SockBtf(sk), &mut record);
+        let family = load_addresses(BtfStruct(sk), &mut record);
         record[state_record::SKADDR / 8] = sk as u64;
         record[state_record::OLDSTATE / 8] = u64::from(oldstate) | (u64::from(newstate) << 32);
         record[state_record::SPORT / 8] = u64::from(sport)
@@ -1040,7 +1091,7 @@ mod probe {
     /// tracepoints' `TP_STORE_ADDRS` does, and returns the socket's family for the
     /// ports word. A member that cannot be loaded reads as 0.
     #[inline(always)]
-    fn load_addresses<S: SockLoader>(sk: S, record: &mut Words) -> u16 {
+    fn load_addresses<S: Loader>(sk: S, record: &mut Words) -> u16 {
         let off = config(&CONFIG.btf_state);
         let family: u16 = sk.get(off.family);
         let saddr = u64::from(sk.get::<u32>(off.saddr));
@@ -1070,7 +1121,7 @@ mod probe {
     fn error_report_raw(ctx: &RawTracePointContext) {
         let sk: u64 = ctx.arg(0);
         let off = config(&CONFIG.btf_state);
-        let socket = SockAddress(sk);
+        let socket = KernelAddress(sk);
         if sk == 0 || off.valid == 0 || u64::from(socket.get::<u16>(off.protocol)) != IPPROTO_TCP {
             return;
         }

@@ -97,6 +97,94 @@ fn reused_socket_addresses_keep_their_own_namespace_and_cgroup_classic_tracepoin
     assert!(how.starts_with("classic tracepoint"), "{how}");
 }
 
+// Each CPU remembers the namespaces it saw by their `net_cookie`, not their address
+// (docs/kernel-facts.md §4.6): a namespace created after another was deleted often gets
+// the deleted one's `struct net` back from the slab, and must still be tagged with its
+// own inode number.
+#[test]
+fn a_namespace_created_where_a_deleted_one_was_keeps_its_own_inode() {
+    if !require_root("a_namespace_created_where_a_deleted_one_was_keeps_its_own_inode") {
+        return;
+    }
+    let how = check_successive_namespaces("snb", &[]);
+    if kernel_has_btf() {
+        assert_eq!(how, "tp_btf");
+    }
+}
+
+#[test]
+fn a_namespace_created_where_a_deleted_one_was_keeps_its_own_inode_classic_tracepoint() {
+    if !require_root("a_namespace_created_where_a_deleted_one_was_keeps_its_own_inode_classic") {
+        return;
+    }
+    let how = check_successive_namespaces("snc", &["--no-tp-btf".into()]);
+    assert!(how.starts_with("classic tracepoint"), "{how}");
+}
+
+/// Namespaces one after another under one recorder started with `args`, each churning a
+/// few connections on its own port and deleted before the next is created; checks every
+/// transition's namespace. Returns how state changes were recorded.
+fn check_successive_namespaces(tag: &str, args: &[String]) -> String {
+    const ROUNDS: u16 = 6;
+    const FIRST_PORT: u16 = 25_100;
+    let scratch = Scratch::new(&format!("successive-{tag}"));
+    let mut recorder_args: Vec<String> = (0..ROUNDS)
+        .flat_map(|i| ["--port".to_owned(), (FIRST_PORT + i).to_string()])
+        .collect();
+    recorder_args.push("--no-snapshot".into());
+    recorder_args.extend_from_slice(args);
+    let trace = scratch.path("t.trace");
+    let recorder = record(&trace, recorder_args);
+    let mut inodes = Vec::new();
+    let mut expected = 0;
+    for i in 0..ROUNDS {
+        let ns = netns(&format!("{tag}{i}"));
+        let load = ChurnLoad {
+            pairs: 1,
+            duration_s: 30.0,
+            close: CloseMode::Client,
+            payload: false,
+            port: FIRST_PORT + i,
+            count: Some(50),
+        };
+        let bin = Path::new(env!("CARGO_BIN_EXE_tcpchurn-churn"));
+        expected += load
+            .start(bin, &ns, None)
+            .unwrap()
+            .finish()
+            .unwrap()
+            .expected_transitions;
+        inodes.push(ns.inode);
+        drop(ns);
+        // The kernel frees a deleted namespace in a work item: give it the time, so the
+        // next one is likely to get its memory.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    recorder.stop().unwrap().ensure_success().unwrap();
+
+    let events = replay_events(&trace);
+    let (counted, unreported) = lost_by_cause(&events);
+    assert_eq!(counted, 0, "events were lost");
+    let mut checked = 0u64;
+    for event in events.iter().filter(|e| e["kind"] == "transition") {
+        let round = ["lport", "rport"]
+            .iter()
+            .filter_map(|key| event[*key].as_u64())
+            .find_map(|port| {
+                let round = port.checked_sub(u64::from(FIRST_PORT))?;
+                (round < u64::from(ROUNDS)).then_some(round)
+            })
+            .unwrap_or_else(|| panic!("a transition of no round: {event}"));
+        assert_eq!(event["netns"], inodes[round as usize], "{event}");
+        checked += 1;
+    }
+    assert!(
+        checked <= expected && expected - checked <= 5 * unreported,
+        "{checked} transitions recorded, {expected} made, {unreported} lost unreported"
+    );
+    state_change_attachment(&trace)
+}
+
 /// Churns two namespaces at once under one recorder started with `args`, and checks
 /// every transition's namespace and cgroup. Returns how state changes were recorded.
 fn check_scopes(names: (&str, &str), args: &[String]) -> String {

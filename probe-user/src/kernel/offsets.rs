@@ -161,6 +161,10 @@ pub fn sock_offsets(btf: &Btf) -> OffsetReport {
         report.offsets.sk_net = sk_net;
         report.offsets.net_inum = net_inum;
         report.offsets.netns_valid = 1;
+        // Optional: without it every event loads the inode number itself.
+        if let Ok(cookie) = integer(btf, "net", &["net_cookie"], 8) {
+            report.offsets.net_cookie = cookie;
+        }
     }
     if let Some([sk_cgroup, cgroup_kn, kn_id]) = report.part(
         "cgroup",
@@ -340,6 +344,9 @@ mod tests {
         assert_eq!(report.offsets.netns_valid, 1);
         assert_eq!(report.offsets.sk_net, 48);
         assert_eq!(report.offsets.net_inum, 144);
+        // The miniature's `struct net` has no `net_cookie`: no cache, every event loads
+        // the inode number itself.
+        assert_eq!(report.offsets.net_cookie, 0);
         assert_eq!(report.offsets.cgroup_valid, 1);
         assert_eq!(
             (
@@ -393,6 +400,11 @@ mod tests {
         assert_eq!(report.offsets.skb_valid, 1, "{:?}", report.missing);
         // The lock follows sock_common (its spinlock first); skc_state is in sock_common.
         let sock = report.offsets;
+        // `net_cookie` (the namespace cache's key) is an 8-byte member of its own.
+        assert!(
+            sock.net_cookie != 0 && sock.net_cookie.is_multiple_of(8),
+            "{sock:?}"
+        );
         assert!(sock.sk_lock_owned > sock.sk_state, "{sock:?}");
         assert!(sock.sk_state > 0 && sock.sk_state < 32, "{sock:?}");
         let state = btf_state_offsets(&btf).unwrap();
