@@ -89,8 +89,9 @@ mod probe {
 
     /// Per CPU, the namespaces this CPU saw, by their `net_cookie` (see [`netns_inum`]):
     /// slot `cookie % NETNS_SLOTS` holds the cookie's low 32 bits over the namespace's
-    /// inode number, 0 when empty. Cookies count the namespaces created since boot: two
-    /// alive with the same low 32 bits would need four billion created in between.
+    /// inode number, 0 when empty. Cookies are unique in a boot and grow with the
+    /// namespaces created (in per-CPU batches of 4096): two alive with the same low 32
+    /// bits would need about four billion created in between.
     #[map]
     static NETNS_SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(NETNS_SLOTS as u32, 0);
     const NETNS_SLOTS: u64 = 16;
@@ -431,7 +432,7 @@ mod probe {
         netns_inum(KernelAddress(net))
     }
 
-    /// The inode number of the network namespace `net` is, through this CPU's
+    /// The inode number of the network namespace at `net`, through this CPU's
     /// [`NETNS_SEEN`] when the kernel has `net_cookie`.
     ///
     /// `ns.inum` shares its cache line with the namespace's reference count, which the
