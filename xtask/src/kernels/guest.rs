@@ -142,6 +142,8 @@ pub struct KernelResult {
     pub preempt: String,
     /// `yes`, `no`, or `hidden`.
     pub btf: String,
+    /// The guest's CPUs (`nproc` there), `?` until it says.
+    pub cpus: String,
     pub attachments: Option<Attachments>,
     pub suites: Vec<(String, SuiteOutcome)>,
     pub elapsed: Duration,
@@ -158,6 +160,7 @@ impl KernelResult {
             version: image.version.clone(),
             preempt: String::new(),
             btf: "?".into(),
+            cpus: "?".into(),
             attachments: None,
             suites: Vec::new(),
             elapsed: guest.elapsed,
@@ -172,6 +175,7 @@ impl KernelResult {
                 "kernel" => result.release = rest.trim().to_owned(),
                 "preempt" => result.preempt = rest.trim().to_owned(),
                 "btf" => result.btf = rest.trim().to_owned(),
+                "cpus" => result.cpus = rest.trim().to_owned(),
                 "attach" => result.attachments = Attachments::from_replay(rest),
                 "attach-failed" => result.problem = Some(Problem::Attach(rest.to_owned())),
                 "suite" => {

@@ -28,6 +28,7 @@ if [ "$mode" = nobtf ] && [ "$btf" = yes ]; then
     btf=hidden
 fi
 say btf "$btf"
+say cpus "$(nproc)"
 
 # What the recorder attaches here: a short recording, described by replay.
 # shellcheck disable=SC2086

@@ -22,6 +22,11 @@ pub struct KernelSpec {
     pub in_ci: bool,
     /// Run with the kernel's BTF hidden (classic tracepoints only).
     pub hide_btf: bool,
+    /// vCPUs of its guest, unless `--cpus` says otherwise. Two give the recorder a ring
+    /// per CPU, merged by event time (docs/kernel-facts.md §4.5). Under TCG, two vCPUs
+    /// cost 6.12's suites no time and slow 6.1's down 1.5-2x (docs/kernels.md): CI runs
+    /// 6.12 with two, 6.1 with one.
+    pub cpus: u32,
 }
 
 /// The matrix: the LTS kernels production nodes run (Debian 12 and many cloud images
@@ -32,30 +37,35 @@ pub const MATRIX: [KernelSpec; 6] = [
         meta_package: "linux-image-amd64",
         in_ci: true,
         hide_btf: false,
+        cpus: 1,
     },
     KernelSpec {
         name: "6.1-cloud",
         meta_package: "linux-image-cloud-amd64",
         in_ci: false,
         hide_btf: false,
+        cpus: 1,
     },
     KernelSpec {
         name: "6.1-rt",
         meta_package: "linux-image-rt-amd64",
         in_ci: true,
         hide_btf: false,
+        cpus: 1,
     },
     KernelSpec {
         name: "6.12",
         meta_package: "linux-image-6.12-amd64",
         in_ci: true,
         hide_btf: false,
+        cpus: 2,
     },
     KernelSpec {
         name: "6.12-rt",
         meta_package: "linux-image-6.12-rt-amd64",
         in_ci: false,
         hide_btf: false,
+        cpus: 1,
     },
     // Not in CI until the classic error-report pairing survives an emulated CPU's
     // stalls (docs/kernels.md): 4 of 14 lifecycle tests fail there.
@@ -64,6 +74,7 @@ pub const MATRIX: [KernelSpec; 6] = [
         meta_package: "linux-image-amd64",
         in_ci: false,
         hide_btf: true,
+        cpus: 1,
     },
 ];
 

@@ -53,9 +53,10 @@ pub struct KernelsArgs {
     /// `$XDG_CACHE_HOME/tcpchurn/kernels`, or `~/.cache/tcpchurn/kernels`).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-    /// vCPUs per guest.
-    #[arg(long, default_value_t = 1)]
-    pub cpus: u32,
+    /// vCPUs per guest (default: each kernel's own, from the matrix: two for 6.12, one
+    /// for the others).
+    #[arg(long)]
+    pub cpus: Option<u32>,
     /// Guest memory.
     #[arg(long, default_value = "2G")]
     pub memory: String,
@@ -292,11 +293,10 @@ pub fn kernels(args: &KernelsArgs) -> anyhow::Result<()> {
     }
     println!("{}", table::render(&results, &suites));
     println!(
-        "kernels: {} kernels in {:.1} min under {}, {} vCPU each; logs in {}",
+        "kernels: {} kernels in {:.1} min under {}; logs in {}",
         results.len(),
         started.elapsed().as_secs_f64() / 60.0,
         accel.name(),
-        args.cpus,
         work.join("logs").display()
     );
     let failed: Vec<_> = results
@@ -323,7 +323,8 @@ struct Prepared<'a> {
     tcpchurn: &'a Path,
     suites: &'a [Suite],
     accel: Accel,
-    cpus: u32,
+    /// `--cpus`, over each kernel's own.
+    cpus: Option<u32>,
     memory: &'a str,
     logs: PathBuf,
 }
@@ -370,7 +371,7 @@ impl Prepared<'_> {
                 tools: self.tools,
                 vmlinuz: &image.vmlinuz,
                 accel: self.accel,
-                cpus: self.cpus,
+                cpus: self.cpus.unwrap_or(image.spec.cpus),
                 memory: self.memory,
                 exec: self.exec(image),
                 timeout: SUITE_TIMEOUT * u32::try_from(self.suites.len()).unwrap_or(1)

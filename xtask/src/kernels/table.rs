@@ -35,6 +35,7 @@ pub fn render(results: &[KernelResult], suites: &[Suite]) -> String {
         "RELEASE".to_owned(),
         "PREEMPT".to_owned(),
         "BTF".to_owned(),
+        "CPUS".to_owned(),
         "STATE".to_owned(),
         "ERRORS".to_owned(),
     ];
@@ -52,6 +53,7 @@ pub fn render(results: &[KernelResult], suites: &[Suite]) -> String {
                 r.preempt.clone()
             },
             r.btf.clone(),
+            r.cpus.clone(),
             attach.state_changes,
             attach.error_reports,
         ];
