@@ -126,7 +126,7 @@ fn a_namespace_created_where_a_deleted_one_was_keeps_its_own_inode_classic_trace
 /// transition's namespace. Returns how state changes were recorded.
 fn check_successive_namespaces(tag: &str, args: &[String]) -> String {
     const ROUNDS: u16 = 6;
-    const FIRST_PORT: u16 = 25_100;
+    const FIRST_PORT: u16 = 27_100;
     let scratch = Scratch::new(&format!("successive-{tag}"));
     let mut recorder_args: Vec<String> = (0..ROUNDS)
         .flat_map(|i| ["--port".to_owned(), (FIRST_PORT + i).to_string()])
