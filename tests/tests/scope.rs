@@ -8,7 +8,11 @@
     reason = "tests: a failed step must fail the test loudly"
 )]
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
 
 use tcpchurn_harness::{
     churn::{ChurnLoad, CloseMode, RunningChurn},
@@ -136,6 +140,7 @@ fn check_successive_namespaces(tag: &str, args: &[String]) -> String {
     let trace = scratch.path("t.trace");
     let recorder = record(&trace, recorder_args);
     let mut inodes = Vec::new();
+    let mut holders = Vec::new();
     let mut expected = 0;
     for i in 0..ROUNDS {
         let ns = netns(&format!("{tag}{i}"));
@@ -154,13 +159,18 @@ fn check_successive_namespaces(tag: &str, args: &[String]) -> String {
             .finish()
             .unwrap()
             .expected_transitions;
-        inodes.push(ns.inode);
+        let inode = ns.inode;
+        inodes.push(inode);
         drop(ns);
-        // The kernel frees a deleted namespace in a work item: give it the time, so the
-        // next one is likely to get its memory.
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        holders.push(hold_inode_number(inode));
     }
     recorder.stop().unwrap().ensure_success().unwrap();
+    drop(holders);
+    // Distinct numbers, or a stale number could not be told from the right one.
+    let mut distinct = inodes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), inodes.len(), "{inodes:?}");
 
     let events = replay_events(&trace);
     let (counted, unreported) = lost_by_cause(&events);
@@ -183,6 +193,56 @@ fn check_successive_namespaces(tag: &str, args: &[String]) -> String {
         "{checked} transitions recorded, {expected} made, {unreported} lost unreported"
     );
     state_change_attachment(&trace)
+}
+
+/// Processes in UTS namespaces of their own, killed on drop.
+struct Holders(Vec<Child>);
+
+impl Drop for Holders {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Once the deleted namespace numbered `inode` is freed, takes its number with a UTS
+/// namespace. Every namespace gets its number from one allocator, lowest free first
+/// (`proc_alloc_inum()`, fs/proc/generic.c), so the next network namespace gets another
+/// number while it likely gets the freed one's memory (`struct net` comes from a slab):
+/// a cache keyed by the address would then give the old number. The kernel frees a
+/// deleted namespace in a work item, so this retries until the number is free.
+fn hold_inode_number(inode: u64) -> Holders {
+    let mut holders = Holders(Vec::new());
+    let own = std::fs::read_link("/proc/self/ns/uts").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let child = Command::new("unshare")
+            .args(["--uts", "sleep", "600"])
+            .spawn()
+            .unwrap();
+        let path = PathBuf::from(format!("/proc/{}/ns/uts", child.id()));
+        holders.0.push(child);
+        // The child is in this process's namespace until `unshare` has made its own.
+        let held = loop {
+            let link = std::fs::read_link(&path).unwrap();
+            if link != own {
+                let text = link.to_str().unwrap();
+                let number = text.strip_prefix("uts:[").unwrap().trim_end_matches(']');
+                break number.parse::<u64>().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if held == inode {
+            return holders;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace number {inode} was not freed within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Churns two namespaces at once under one recorder started with `args`, and checks
