@@ -48,7 +48,7 @@ impl Drop for Cgroup {
             if std::fs::remove_dir(&self.0).is_ok() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
@@ -201,8 +201,9 @@ struct Holders(Vec<Child>);
 impl Drop for Holders {
     fn drop(&mut self) {
         for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
+            // A child that already exited is fine: it holds nothing any more.
+            let _killed = child.kill();
+            let _reaped = child.wait();
         }
     }
 }
