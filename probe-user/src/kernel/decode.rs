@@ -371,14 +371,15 @@ pub(crate) mod tests {
     use probe_common::{RECORD_BYTES, RECORD_START};
 
     use super::*;
-
-    fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
-        Decoder::new(*layouts).decode(bytes)
-    }
     use crate::kernel::{
         layouts::{ErrorReportLayout, ReceiveResetLayout, SendResetLayout, StateChangeLayout},
         tracefs::FormatFile,
     };
+
+    /// One entry, through a [`Decoder`] made for `layouts`.
+    fn decode(bytes: &[u8], layouts: &Layouts) -> Result<Decoded, DecodeError> {
+        Decoder::new(*layouts).decode(bytes)
+    }
 
     pub(crate) fn layouts_6_18() -> Layouts {
         let parse = |text: &str| FormatFile::parse(text).unwrap();

@@ -197,7 +197,6 @@ fn how_words(counts: &[u64; CloseHow::COUNT]) -> String {
         .map(|how| match how {
             CloseHow::Fin => "FIN",
             CloseHow::Rst => "RST",
-            CloseHow::NoPort => "no free local port",
             other => other.name(),
         })
         .collect();
